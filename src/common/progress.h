@@ -1,0 +1,26 @@
+// Progress lines on stderr for long runs: "<label> i/N  <extra>  ETA 1m23s".
+// Results never go here; they go to stdout or JSON.
+#pragma once
+#include <string>
+
+namespace sr {
+
+class Progress {
+ public:
+  Progress(std::string label, int total, bool enabled = true);
+  // Reports that `done` of `total` steps are finished; `extra` is appended verbatim.
+  void update(int done, const std::string& extra = "");
+  void finish(const std::string& extra = "");
+  double elapsed() const;
+
+ private:
+  std::string label_;
+  int total_;
+  bool enabled_;
+  double start_, last_print_ = -1;
+};
+
+std::string format_duration(double seconds);  // "42s", "3m05s", "1h02m"
+std::string format_bytes(double bytes);       // "1.5 GiB"
+
+}  // namespace sr

@@ -1,0 +1,21 @@
+// What the process and machine look like right now: memory (Linux /proc) and cores.
+// Used for progress reports, benchmarks and for refusing runs that cannot fit.
+#pragma once
+#include <cstdint>
+
+namespace sr {
+
+int64_t current_rss_bytes();     // VmRSS of this process, 0 if unknown
+int64_t peak_rss_bytes();        // VmHWM (high-water mark of the resident set), 0 if unknown
+void reset_peak_rss();           // best effort: writes 5 to /proc/self/clear_refs (resets VmHWM)
+int64_t available_memory_bytes();  // MemAvailable from /proc/meminfo, 0 if unknown
+int physical_cores();            // hardware threads available to this process (>= 1)
+
+// Sets the intra-op thread count of libtorch (and OpenBLAS through it).
+// n <= 0 means one thread per available core.
+void set_threads(int n);
+int threads();
+
+double now_seconds();            // monotonic clock
+
+}  // namespace sr

@@ -1,0 +1,48 @@
+// Shared helpers for the test suite: where the shared data lives, skipping when
+// it is absent, temporary folders, and running the CLI.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace sr::test {
+
+// Path under ../shared (SIGNROUND_SHARED_DIR), e.g. shared("models/stories260K/tok512.bin").
+std::string shared(const std::string& rel);
+// Path under the repository root.
+std::string repo(const std::string& rel);
+// Path of the built CLI binary.
+std::string cli();
+
+// True if ../shared/<rel> exists; otherwise records why the test is skipped.
+bool have_shared(const std::string& rel);
+
+// A fresh empty folder under the system temp dir, removed when the object dies.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& rel) const { return path_ + "/" + rel; }
+
+ private:
+  std::string path_;
+};
+
+struct CommandResult {
+  int exit_code;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+// Runs a shell command line, capturing stdout and stderr.
+CommandResult run_command(const std::string& cmdline);
+
+}  // namespace sr::test
+
+// Skips the current test with a clear message when ../shared/<rel> is missing.
+#define SR_REQUIRE_SHARED(rel)                                                    \
+  do {                                                                            \
+    if (!::sr::test::have_shared(rel))                                            \
+      GTEST_SKIP() << "needs " << ::sr::test::shared(rel)                         \
+                   << " (set -DSIGNROUND_SHARED_DIR=... to the project's shared data)"; \
+  } while (0)
