@@ -274,9 +274,13 @@ at::Tensor Model::logits(const at::Tensor& hidden) const {
   return at::linear(rms_norm(hidden, final_norm_, config_.rms_eps), lm_head_);
 }
 
+at::Tensor Model::run_block(int64_t i, const BlockWeights& w, const at::Tensor& hidden,
+                            const at::Tensor& positions, const RopeTables& rope) const {
+  return sr::block_forward(config_, w, hidden, positions, rope, input_hooks_ ? input_hooks_(i) : InputHook());
+}
+
 at::Tensor Model::block_forward(int64_t i, const at::Tensor& hidden, const at::Tensor& positions) const {
-  const int64_t T = hidden.size(1);
-  return sr::block_forward(config_, load_block(i), hidden, positions, rope(T));
+  return run_block(i, load_block(i), hidden, positions, rope(hidden.size(1)));
 }
 
 at::Tensor Model::forward(const at::Tensor& tokens) const {

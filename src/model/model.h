@@ -62,6 +62,14 @@ class Model {
   at::Tensor logits(const at::Tensor& hidden) const;       // [.., D] -> [.., V] (final norm + lm_head)
   // The entry point: block i on `hidden` [B, T, D] at `positions` [T].
   at::Tensor block_forward(int64_t i, const at::Tensor& hidden, const at::Tensor& positions) const;
+  // Block i with the given weights (e.g. from load_block), applying this model's
+  // input hooks (activation quantization of a quantized model), if any.
+  at::Tensor run_block(int64_t i, const BlockWeights& w, const at::Tensor& hidden, const at::Tensor& positions,
+                       const RopeTables& rope) const;
+  // Installs per-block input hooks (activation quantization recorded with a
+  // quantized model); nullptr removes them.
+  void set_input_hooks(std::function<InputHook(int64_t block)> hooks) { input_hooks_ = std::move(hooks); }
+
   // Whole model: tokens [B, T] -> logits [B, T, V], loading each block once.
   at::Tensor forward(const at::Tensor& tokens) const;
 
@@ -85,6 +93,7 @@ class Model {
   std::string tokenizer_error_;   // why tokenizer_ is null
   at::Tensor embedding_, lm_head_, final_norm_;
   mutable RopeTables rope_;
+  std::function<InputHook(int64_t)> input_hooks_;
 };
 
 }  // namespace sr

@@ -170,19 +170,4 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
   return out;
 }
 
-void check_utf8(std::string_view t, const std::string& source) {
-  size_t i = 0;
-  while (i < t.size()) {
-    const unsigned char c = static_cast<unsigned char>(t[i]);
-    size_t n = utf8_len(c);
-    bool ok = !(c >= 0x80 && n == 1) && i + n <= t.size();
-    for (size_t k = 1; ok && k < n; ++k) ok = (static_cast<unsigned char>(t[i + k]) & 0xC0) == 0x80;
-    // reject overlong 2-byte forms and surrogates, the common corruptions
-    if (ok && n == 2) ok = c >= 0xC2;
-    if (ok && n == 3 && c == 0xED) ok = static_cast<unsigned char>(t[i + 1]) < 0xA0;
-    SR_CHECK(ok, "[text] ", source, ": not valid UTF-8 at byte offset ", i);
-    i += n;
-  }
-}
-
 }  // namespace sr

@@ -69,8 +69,4 @@ class Tokenizer {
 Vocabulary read_sentencepiece_model(const std::string& path);     // tokenizer.model (protobuf)
 Vocabulary read_llama2c_vocabulary(const std::string& path, int32_t vocab_size);  // tokenizer.bin
 
-// Returns the input if it is valid UTF-8; otherwise throws naming `source` and
-// the byte offset of the first invalid sequence.
-void check_utf8(std::string_view text, const std::string& source);
-
 }  // namespace sr
