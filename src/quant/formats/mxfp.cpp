@@ -100,7 +100,7 @@ struct Kernel {
            : in.has_beta              ? r.amax * in.beta
                                       : r.amax;
     if (!rceil) {
-      r.e0 = r.am == 0 ? 1.0f : float(codec::floor_log2(r.am)) - emax;
+      r.e0 = (r.am == 0 ? 1.0f : float(codec::floor_log2(r.am))) - emax;
     } else {
       const float y = r.am / max_norm;
       r.e0 = r.am == 0 ? 1.0f : (y == 0 ? -127.0f : float(codec::ceil_log2(y)));
