@@ -1,0 +1,166 @@
+// Internal to quant/formats: the fused CPU path shared by the format families.
+//
+// Each family's composed reference (torch ops + autograd through ste()) defines the numbers;
+// the fused path recomputes them with one pass of plain C++ loops per group (at::parallel_for
+// over groups) and must agree bit for bit on the forward value (tests compare int32 views).
+// Its backward is written out by hand from the same formulas and is checked against the
+// reference's autograd (within fp32 rounding, since the summation order differs).
+//
+// A kernel K provides, for one group row of length L:
+//   static constexpr bool kHasZp;
+//   void forward(const GroupIn& in, float* w_hat, float& scale, float& zp) const;
+//   void backward(const GroupIn& in, const float* g, float* gv, float& galpha,
+//                 float& gbeta) const;     // gv may be null (v's gradient not wanted)
+// Kernels are small value types; they are copied into the autograd graph.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "common/error.h"
+#include "common/torch.h"
+#include "quant/formats/group.h"
+
+namespace sr::fused {
+
+// One group row and its tunables. Absent tunables have has_* = false (and value 1 / null).
+struct GroupIn {
+  const float* w = nullptr;  // [L]
+  const float* v = nullptr;  // [L] or null
+  int64_t L = 0;
+  float alpha = 1.0f, beta = 1.0f, init = 1.0f;
+  bool has_alpha = false, has_beta = false, has_init = false;
+};
+
+// The forward value of ste(f, x) computed with the same two fp32 operations as the reference,
+// so that signed zeros agree (a rounded zero comes out +0.0).
+inline float ste_value(float f, float x) { return (f - x) + x; }
+
+// Round half to even without a libm call (vectorizable with SSE2): exact for every fp32.
+// For |x| < 2^23, adding and subtracting 2^23 rounds to an integer in the current (RNE) mode;
+// larger magnitudes are integers already. Keeps the sign of zero like std::nearbyint.
+inline float rne(float x) {
+  const float two23 = 8388608.0f;
+  float a = std::fabs(x);
+  float r = a < two23 ? (a + two23) - two23 : a;
+  return std::copysign(r, x);
+}
+
+// torch.clamp(x, lo, hi) on one value, NaN propagating like ATen's.
+inline float clamp(float x, float lo, float hi) {
+  float y = x < lo ? lo : x;
+  return hi < y ? hi : y;
+}
+
+// torch.sign as fp32 (0 for ±0).
+inline float sign(float x) { return float((0.0f < x) - (x < 0.0f)); }
+
+// Grain for at::parallel_for over groups: about 32k elements per task.
+inline int64_t grain_for(int64_t L) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(L, 1)); }
+
+inline const float* opt_ptr(const at::Tensor& t) { return t.defined() ? t.data_ptr<float>() : nullptr; }
+
+inline GroupIn group_in(const at::Tensor& wg, const Tunables& t, int64_t i) {
+  GroupIn in;
+  in.L = wg.size(1);
+  in.w = wg.data_ptr<float>() + i * in.L;
+  if (t.v.defined()) in.v = t.v.data_ptr<float>() + i * in.L;
+  if (t.alpha.defined()) in.alpha = t.alpha.data_ptr<float>()[i], in.has_alpha = true;
+  if (t.beta.defined()) in.beta = t.beta.data_ptr<float>()[i], in.has_beta = true;
+  if (t.init_scale.defined()) in.init = t.init_scale.data_ptr<float>()[i], in.has_init = true;
+  return in;
+}
+
+// Holder that lets a kernel value ride in AutogradContext::saved_data.
+template <class K>
+struct KernelHolder : torch::CustomClassHolder {
+  explicit KernelHolder(const K& k) : kernel(k) {}
+  K kernel;
+};
+
+inline Tunables contiguous_detached(const Tunables& t) {
+  auto c = [](const at::Tensor& x) { return x.defined() ? x.detach().contiguous() : x; };
+  return Tunables{c(t.v), c(t.alpha), c(t.beta), c(t.init_scale)};
+}
+
+// Forward over all groups: returns {w_hat [N, L], scale [N], zp [N]}.
+template <class K>
+std::vector<at::Tensor> run_forward(const K& k, const at::Tensor& wg, const Tunables& t) {
+  const int64_t n = wg.size(0), L = wg.size(1);
+  auto w_hat = at::empty_like(wg);
+  auto scale = at::empty({n}, wg.options());
+  auto zp = at::zeros({n}, wg.options());
+  float* out = w_hat.data_ptr<float>();
+  float* ps = scale.data_ptr<float>();
+  float* pz = zp.data_ptr<float>();
+  at::parallel_for(0, n, grain_for(L), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) k.forward(group_in(wg, t, i), out + i * L, ps[i], pz[i]);
+  });
+  return {w_hat, scale, zp};
+}
+
+// Backward over all groups: returns {grad_v [N, L] or undefined, grad_alpha [N], grad_beta [N]}.
+template <class K>
+std::vector<at::Tensor> run_backward(const K& k, const at::Tensor& wg, const Tunables& t,
+                                     const at::Tensor& grad, bool want_v) {
+  const int64_t n = wg.size(0), L = wg.size(1);
+  auto g = grad.contiguous();
+  at::Tensor gv = want_v ? at::empty_like(wg) : at::Tensor();
+  auto ga = at::zeros({n}, wg.options());
+  auto gb = at::zeros({n}, wg.options());
+  const float* pg = g.data_ptr<float>();
+  float* pgv = want_v ? gv.data_ptr<float>() : nullptr;
+  float* pa = ga.data_ptr<float>();
+  float* pb = gb.data_ptr<float>();
+  at::parallel_for(0, n, grain_for(L), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i)
+      k.backward(group_in(wg, t, i), pg + i * L, pgv ? pgv + i * L : nullptr, pa[i], pb[i]);
+  });
+  return {gv, ga, gb};
+}
+
+// The autograd Function around a kernel. Inputs: the grouped weight [N, L] (no gradient),
+// then v, alpha, beta (tunable) and init_scale (constant). Outputs: w_hat [N, L] (differentiable
+// with respect to v, alpha, beta), scale and zp (non-differentiable).
+template <class K>
+struct FusedQdqFunction : torch::autograd::Function<FusedQdqFunction<K>> {
+  using Ctx = torch::autograd::AutogradContext;
+  using List = torch::autograd::variable_list;
+  using Opt = c10::optional<at::Tensor>;
+
+  static List forward(Ctx* ctx, const at::Tensor& wg, const Opt& v, const Opt& alpha,
+                      const Opt& beta, const Opt& init, K kernel) {
+    auto val = [](const Opt& o) { return o.has_value() ? *o : at::Tensor(); };
+    Tunables t = contiguous_detached({val(v), val(alpha), val(beta), val(init)});
+    auto w = wg.detach().contiguous();
+    auto outs = run_forward(kernel, w, t);
+    ctx->save_for_backward({w, t.v, t.alpha, t.beta, t.init_scale});
+    ctx->saved_data["kernel"] = c10::IValue::make_capsule(c10::make_intrusive<KernelHolder<K>>(kernel));
+    ctx->mark_non_differentiable({outs[1], outs[2]});
+    return outs;
+  }
+
+  static List backward(Ctx* ctx, List grads) {
+    auto saved = ctx->get_saved_variables();
+    auto holder = c10::static_intrusive_pointer_cast<KernelHolder<K>>(
+        ctx->saved_data["kernel"].toCapsule());
+    Tunables t{saved[1], saved[2], saved[3], saved[4]};
+    List out(6);
+    if (!grads[0].defined()) return out;
+    auto r = run_backward(holder->kernel, saved[0], t, grads[0], t.v.defined());
+    if (t.v.defined()) out[1] = r[0];
+    if (t.alpha.defined()) out[2] = r[1];
+    if (t.beta.defined()) out[3] = r[2];
+    return out;
+  }
+};
+
+// Runs kernel k over the grouped weight wg [N, L] with tunables t through the autograd Function.
+// REQUIRES: fused_eligible(wg, t); wg fp32 [N, L]; t checked with check_tunables.
+template <class K>
+std::vector<at::Tensor> apply(const K& k, const at::Tensor& wg, const Tunables& t) {
+  auto opt = [](const at::Tensor& x) { return x.defined() ? c10::optional<at::Tensor>(x) : c10::nullopt; };
+  return FusedQdqFunction<K>::apply(wg, opt(t.v), opt(t.alpha), opt(t.beta), opt(t.init_scale), k);
+}
+
+}  // namespace sr::fused

@@ -1,0 +1,363 @@
+// INT qdq: composed reference, fused CPU kernel, encode/decode and the §3.3.1 search.
+// The formulas are in int_quant.h; the reference below is their literal transcription.
+#include "quant/formats/int_quant.h"
+
+#include <limits>
+
+#include "common/error.h"
+#include "common/half.h"
+#include "quant/formats/fused.h"
+
+namespace sr::int_quant {
+namespace {
+
+float maxq_of(const Format& f) { return float((1 << f.bits) - 1); }
+float nmax_of(const Format& f) { return float(1 << (f.bits - 1)); }
+
+struct Prepared {
+  GroupLayout g;
+  at::Tensor wg;  // [N, L] fp32
+};
+
+Prepared prepare(const at::Tensor& w, const Format& f, const Tunables& t, const char* fn) {
+  check_format(f, fn);
+  auto g = group_layout(w.sizes(), f.group_size);
+  check_tunables(t, g, fn);
+  return {g, to_groups(w.to(at::kFloat), g, 0.0)};
+}
+
+// The scale as stored: fp16 (straight-through) unless fp32 scales were asked for.
+at::Tensor round_scale(const at::Tensor& r, const Format& f) {
+  if (!f.scale_fp16) return r;
+  return ste(r.detach().to(at::kHalf).to(at::kFloat), r);
+}
+
+at::Tensor rne_ste(const at::Tensor& x) { return ste(at::round(x.detach()), x); }
+
+// Everything the asym/sym reference computes; q is the integer level (asym: code; sym: signed).
+struct Parts {
+  at::Tensor w_hat, s, zp, q;  // [N, L], [N], [N], [N, L]
+};
+
+Parts asym_reference(const at::Tensor& wg, const Format& f, const Tunables& t) {
+  const float maxq = maxq_of(f);
+  auto wmin = at::clamp_max(at::amin(wg, 1), 0);
+  auto wmax = at::clamp_min(at::amax(wg, 1), 0);
+  if (t.alpha.defined()) wmin = wmin * t.alpha;
+  if (t.beta.defined()) wmax = wmax * t.beta;
+  auto s = at::clamp_min(round_scale((wmax - wmin) / maxq, f), scale_floor(f));
+  auto zp = rne_ste(-wmin / s);
+  auto sc = s.unsqueeze(1), z = zp.unsqueeze(1);
+  auto u = wg / sc;
+  if (t.v.defined()) u = u + t.v;
+  auto q = at::clamp(rne_ste(u) + z, 0, maxq);
+  return {sc * (q - z), s, zp, q};
+}
+
+// The signed scale before rounding: init·β in init-scale mode, else m/nmax (§1.2).
+at::Tensor sym_base_scale(const at::Tensor& wg, const Format& f, const Tunables& t) {
+  if (t.init_scale.defined()) return t.beta.defined() ? t.init_scale * t.beta : t.init_scale;
+  auto a = -at::clamp_max(at::amin(wg, 1), 0);
+  auto c = at::clamp_min(at::amax(wg, 1), 0);
+  if (t.alpha.defined()) a = a * t.alpha;
+  if (t.beta.defined()) c = c * t.beta;
+  return at::where(c < a, a, -c) / nmax_of(f);
+}
+
+Parts sym_reference(const at::Tensor& wg, const Format& f, const Tunables& t) {
+  const float nmax = nmax_of(f), th = scale_floor(f);
+  auto s = round_scale(sym_base_scale(wg, f, t), f);
+  s = at::where(s < 0, at::clamp_max(s, -th), at::clamp_min(s, th));
+  auto sc = s.unsqueeze(1);
+  auto u = wg / sc;
+  if (t.v.defined()) u = u + t.v;
+  auto q = at::clamp(rne_ste(u), -nmax, nmax - 1);
+  return {sc * q, s, at::full_like(s, nmax), q};
+}
+
+Parts reference_parts(const at::Tensor& wg, const Format& f, const Tunables& t) {
+  return f.sym ? sym_reference(wg, f, t) : asym_reference(wg, f, t);
+}
+
+// ---------------------------------------------------------------------------------------
+// Fused kernel: the same arithmetic, one group at a time.
+
+struct Kernel {
+  static constexpr bool kHasZp = true;
+  bool sym = true, fp16 = true;
+  float maxq = 15, nmax = 8, th = 1e-5f;
+
+  float round_scale(float r) const {
+    return fp16 ? fused::ste_value(f16_to_f32(f32_to_f16(r)), r) : r;
+  }
+  static void min_max(const fused::GroupIn& in, float& wmin0, float& wmax0) {
+    float mn = in.w[0], mx = in.w[0];
+    for (int64_t j = 1; j < in.L; ++j) mn = std::min(mn, in.w[j]), mx = std::max(mx, in.w[j]);
+    wmin0 = mn < 0 ? mn : 0.0f;
+    wmax0 = mx > 0 ? mx : 0.0f;
+  }
+  float level(const fused::GroupIn& in, int64_t j, float s) const {
+    float u = in.w[j] / s;
+    if (in.v) u = u + in.v[j];
+    return fused::ste_value(fused::rne(u), u);
+  }
+
+  // asym: s, zp and the pieces the backward needs
+  struct Asym { float wmin0, wmax0, wmin, s16, s, z; };
+  Asym asym_scale(const fused::GroupIn& in) const {
+    Asym a;
+    min_max(in, a.wmin0, a.wmax0);
+    a.wmin = in.has_alpha ? a.wmin0 * in.alpha : a.wmin0;
+    float wmax = in.has_beta ? a.wmax0 * in.beta : a.wmax0;
+    a.s16 = round_scale((wmax - a.wmin) / maxq);
+    a.s = a.s16 < th ? th : a.s16;
+    float zr = -a.wmin / a.s;
+    a.z = fused::ste_value(fused::rne(zr), zr);
+    return a;
+  }
+
+  struct Sym { float wmin0 = 0, wmax0 = 0, a = 0, c = 0, s16, s; };
+  Sym sym_scale(const fused::GroupIn& in) const {
+    Sym y;
+    float base;
+    if (in.has_init) {
+      base = in.has_beta ? in.init * in.beta : in.init;
+    } else {
+      min_max(in, y.wmin0, y.wmax0);
+      y.a = in.has_alpha ? -y.wmin0 * in.alpha : -y.wmin0;
+      y.c = in.has_beta ? y.wmax0 * in.beta : y.wmax0;
+      base = (y.c < y.a ? y.a : -y.c) / nmax;
+    }
+    y.s16 = round_scale(base);
+    y.s = y.s16 < 0 ? (-th < y.s16 ? -th : y.s16) : (y.s16 < th ? th : y.s16);
+    return y;
+  }
+
+  void forward(const fused::GroupIn& in, float* out, float& scale, float& zp) const {
+    if (sym) {
+      const float s = sym_scale(in).s;
+      for (int64_t j = 0; j < in.L; ++j) out[j] = s * fused::clamp(level(in, j, s), -nmax, nmax - 1);
+      scale = s, zp = nmax;
+    } else {
+      const Asym a = asym_scale(in);
+      for (int64_t j = 0; j < in.L; ++j)
+        out[j] = a.s * (fused::clamp(level(in, j, a.s) + a.z, 0.0f, maxq) - a.z);
+      scale = a.s, zp = a.z;
+    }
+  }
+
+  void backward(const fused::GroupIn& in, const float* g, float* gv, float& ga, float& gb) const {
+    sym ? backward_sym(in, g, gv, ga, gb) : backward_asym(in, g, gv, ga, gb);
+  }
+
+  void backward_asym(const fused::GroupIn& in, const float* g, float* gv, float& ga,
+                     float& gb) const {
+    const Asym a = asym_scale(in);
+    const float s = a.s;
+    float gs = 0, gz = 0;
+    for (int64_t j = 0; j < in.L; ++j) {
+      const float q1 = level(in, j, s) + a.z;
+      const bool inside = q1 >= 0.0f && q1 <= maxq;
+      const float gq = inside ? g[j] * s : 0.0f;  // dL/d(level): through ŵ = s·(q - z)
+      if (gv) gv[j] = gq;
+      gs += g[j] * (fused::clamp(q1, 0.0f, maxq) - a.z) - gq * in.w[j] / (s * s);
+      gz += gq - g[j] * s;
+    }
+    gs += gz * a.wmin / (s * s);                  // zp = rne(-wmin/s)
+    float gwmin = -gz / s;
+    const float gr = a.s16 >= th ? gs : 0.0f;     // magnitude floor cuts the gradient
+    gwmin -= gr / maxq;
+    ga = gwmin * a.wmin0;
+    gb = gr / maxq * a.wmax0;
+  }
+
+  void backward_sym(const fused::GroupIn& in, const float* g, float* gv, float& ga,
+                    float& gb) const {
+    const Sym y = sym_scale(in);
+    const float s = y.s;
+    float gs = 0;
+    for (int64_t j = 0; j < in.L; ++j) {
+      const float q0 = level(in, j, s);
+      const bool inside = q0 >= -nmax && q0 <= nmax - 1;
+      const float gq = inside ? g[j] * s : 0.0f;
+      if (gv) gv[j] = gq;
+      gs += g[j] * fused::clamp(q0, -nmax, nmax - 1) - gq * in.w[j] / (s * s);
+    }
+    const bool pass = y.s16 < 0 ? y.s16 <= -th : y.s16 >= th;
+    const float gbase = pass ? gs : 0.0f;
+    if (in.has_init) {
+      gb = gbase * in.init;
+      return;
+    }
+    const float gm = gbase / nmax;
+    if (y.c < y.a) ga = gm * -y.wmin0;
+    else gb = -gm * y.wmax0;
+  }
+};
+
+Kernel make_kernel(const Format& f) {
+  Kernel k;
+  k.sym = f.sym, k.fp16 = f.scale_fp16;
+  k.maxq = maxq_of(f), k.nmax = nmax_of(f), k.th = scale_floor(f);
+  return k;
+}
+
+}  // namespace
+
+void check_format(const Format& f, const char* fn) {
+  SR_CHECK(f.bits >= 2 && f.bits <= 8, "[", fn, "] INT bits must be in [2, 8], got ", f.bits);
+  SR_CHECK(f.group_size > 0 || f.group_size == -1 || f.group_size == 0, "[", fn,
+           "] group_size must be > 0, -1 or 0, got ", f.group_size);
+}
+
+float scale_floor(const Format& f) { return f.scale_fp16 ? f16_to_f32(f32_to_f16(1e-5f)) : 1e-8f; }
+
+QdqResult reference_result(const Prepared& p, const Format& f, const Tunables& t) {
+  auto parts = reference_parts(p.wg, f, t);
+  return {from_groups(parts.w_hat, p.g), parts.s, parts.zp};
+}
+
+QdqResult fused_result(const Prepared& p, const Format& f, const Tunables& t) {
+  SR_CHECK(fused_eligible(p.wg, t), "[int_quant::qdq_fused] needs CPU fp32 tensors and w without "
+           "requires_grad");
+  auto outs = fused::apply(make_kernel(f), p.wg, t);
+  return {from_groups(outs[0], p.g), outs[1], outs[2]};
+}
+
+QdqResult qdq_reference(const at::Tensor& w, const Format& f, const Tunables& t) {
+  return reference_result(prepare(w, f, t, "int_quant::qdq_reference"), f, t);
+}
+
+QdqResult qdq_fused(const at::Tensor& w, const Format& f, const Tunables& t) {
+  return fused_result(prepare(w, f, t, "int_quant::qdq_fused"), f, t);
+}
+
+QdqResult qdq(const at::Tensor& w, const Format& f, const Tunables& t) {
+  auto p = prepare(w, f, t, "int_quant::qdq");
+  return fused_eligible(p.wg, t) ? fused_result(p, f, t) : reference_result(p, f, t);
+}
+
+Encoded encode(const at::Tensor& w, const Format& f, const Tunables& t) {
+  at::NoGradGuard no_grad;
+  auto p = prepare(w, f, t, "int_quant::encode");
+  auto parts = reference_parts(p.wg, f, t);
+  auto codes = f.sym ? parts.q + nmax_of(f) : parts.q;
+  Encoded e;
+  e.codes = from_groups(codes, p.g).to(at::kByte);
+  e.scales = groups_to_matrix(parts.s, p.g).to(f.scale_fp16 ? at::kHalf : at::kFloat);
+  e.zeros = groups_to_matrix(parts.zp, p.g).to(at::kByte);
+  return e;
+}
+
+at::Tensor decode(const Encoded& e, const Format& f) {
+  check_format(f, "int_quant::decode");
+  SR_CHECK(e.codes.defined() && e.codes.scalar_type() == at::kByte,
+           "[int_quant::decode] expected uint8 codes");
+  auto g = group_layout(e.codes.sizes(), f.group_size);
+  auto s = matrix_to_groups(e.scales.to(at::kFloat), g).unsqueeze(1);
+  auto z = matrix_to_groups(e.zeros.to(at::kFloat), g).unsqueeze(1);
+  auto c = to_groups(e.codes.to(at::kFloat), g, 0.0);
+  return from_groups(s * (c - z), g);
+}
+
+// ---------------------------------------------------------------------------------------
+// §3.3.1 search.
+namespace {
+
+constexpr float kInitScaleFloor = 1e-5f;  // q_scale_thresh applied to the searched scale
+
+// Effective nmax' of each candidate in search order: baseline nmax, then k = -K..K, k != 0.
+std::vector<float> candidate_nmax(int bits) {
+  const double nmax = double(1 << (bits - 1));
+  const int k_max = bits == 2 ? 90 : 100;
+  const double step = bits == 2 ? 0.01 : 2.0 * 0.75 * nmax / 200.0;
+  std::vector<float> out{float(nmax)};
+  for (int k = -k_max; k <= k_max; ++k)
+    if (k != 0) out.push_back(float(nmax - step * k));
+  return out;
+}
+
+at::Tensor floor_keep_sign(const at::Tensor& s) {
+  return at::where(s < 0, at::clamp_max(s, -kInitScaleFloor), at::clamp_min(s, kInitScaleFloor));
+}
+
+// The signed element of largest magnitude per row (first one on ties).
+float signed_absmax(const float* w, int64_t L) {
+  float best = w[0];
+  for (int64_t j = 1; j < L; ++j)
+    if (std::fabs(w[j]) > std::fabs(best)) best = w[j];
+  return best;
+}
+
+float candidate_loss(const float* w, const float* q, int64_t L, float is, float s, float nmax) {
+  float e = 0;
+  for (int64_t j = 0; j < L; ++j) {
+    const float l = fused::clamp(fused::rne(is * w[j]), -nmax, nmax - 1);
+    const float d = s * l - w[j];
+    e += q[j] * (d * d);
+  }
+  return e;
+}
+
+float search_group(const float* w, const float* q, int64_t L, const std::vector<float>& cands,
+                   float nmax) {
+  const float gmax = signed_absmax(w, L);
+  if (gmax == 0) return kInitScaleFloor;
+  float best_s = 0, best_e = std::numeric_limits<float>::infinity();
+  for (float nk : cands) {
+    const float is = -nk / gmax;
+    const float s = 1.0f / is;
+    const float e = candidate_loss(w, q, L, is, s, nmax);
+    if (e < best_e) best_e = e, best_s = s;
+  }
+  return best_s < 0 ? std::min(best_s, -kInitScaleFloor) : std::max(best_s, kInitScaleFloor);
+}
+
+}  // namespace
+
+at::Tensor search_init_scale_reference(const at::Tensor& wg, const Format& f,
+                                       const at::Tensor& importance) {
+  check_format(f, "int_quant::search_init_scale");
+  at::NoGradGuard no_grad;
+  const float nmax = nmax_of(f);
+  auto w = wg.to(at::kFloat);
+  auto q = importance.to(at::kFloat);
+  auto gmax = w.gather(1, w.abs().argmax(1, /*keepdim=*/true)).squeeze(1);
+  at::Tensor best_s, best_e;
+  for (float nk : candidate_nmax(f.bits)) {
+    auto is = at::where(gmax == 0, at::zeros_like(gmax), -nk / gmax);
+    auto s = recip(is);
+    auto l = at::clamp(at::round(is.unsqueeze(1) * w), -nmax, nmax - 1);
+    auto e = (q * (s.unsqueeze(1) * l - w).square()).sum(1);
+    if (!best_s.defined()) {
+      best_s = s, best_e = e;
+      continue;
+    }
+    auto better = e < best_e;
+    best_s = at::where(better, s, best_s);
+    best_e = at::where(better, e, best_e);
+  }
+  return floor_keep_sign(best_s);
+}
+
+at::Tensor search_init_scale(const at::Tensor& wg, const Format& f, const at::Tensor& importance) {
+  check_format(f, "int_quant::search_init_scale");
+  SR_CHECK(wg.dim() == 2 && importance.sizes() == wg.sizes(), "[int_quant::search_init_scale] "
+           "expected wg [N, L] and importance of the same shape, got ", wg.sizes(), " and ",
+           importance.sizes());
+  if (!wg.device().is_cpu()) return search_init_scale_reference(wg, f, importance);
+  auto w = wg.detach().to(at::kFloat).contiguous();
+  auto q = importance.detach().to(at::kFloat).contiguous();
+  const int64_t n = w.size(0), L = w.size(1);
+  const auto cands = candidate_nmax(f.bits);
+  const float nmax = nmax_of(f);
+  auto out = at::empty({n}, w.options());
+  const float *pw = w.data_ptr<float>(), *pq = q.data_ptr<float>();
+  float* po = out.data_ptr<float>();
+  at::parallel_for(0, n, std::max<int64_t>(1, 2048 / L), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) po[i] = search_group(pw + i * L, pq + i * L, L, cands, nmax);
+  });
+  return out;
+}
+
+}  // namespace sr::int_quant

@@ -1,0 +1,314 @@
+#include "quant/scheme.h"
+
+#include <algorithm>
+#include <cctype>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "common/error.h"
+
+namespace sr {
+namespace {
+
+std::string lower(std::string s) {
+  for (auto& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+std::string upper(std::string s) {
+  for (auto& c : s) c = char(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+std::string trim(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t\n\r'\"");
+  if (b == std::string::npos) return "";
+  return s.substr(b, s.find_last_not_of(" \t\n\r'\"") - b + 1);
+}
+
+bool is_float(DataType t) { return t == DataType::Float16 || t == DataType::BFloat16; }
+bool is_mx(DataType t) { return t == DataType::MxFp || t == DataType::MxFpRceil; }
+
+// A weight-side scheme as auto-round normalizes it: act_group_size defaults to group_size,
+// act_sym to sym, act_data_type to data_type when act_bits < 16 (else "float").
+QuantScheme make(int bits, int64_t g, bool sym, DataType dt, int act_bits = 16,
+                 DataType act_dt = DataType::BFloat16, int64_t act_g = -2, bool act_dynamic = true) {
+  QuantScheme s;
+  s.bits = bits, s.group_size = g, s.sym = sym, s.data_type = dt;
+  s.act_bits = act_bits;
+  s.act_group_size = act_g == -2 ? g : act_g;
+  s.act_sym = true;
+  s.act_data_type = act_bits < 16 ? act_dt : DataType::BFloat16;
+  s.act_dynamic = act_dynamic;
+  return s;
+}
+
+std::vector<std::pair<std::string, QuantScheme>> build_presets() {
+  using D = DataType;
+  return {
+      {"W2A16", make(2, 128, true, D::Int)},
+      {"W2A16G64", make(2, 64, true, D::Int)},
+      {"W2A16G32", make(2, 32, true, D::Int)},
+      {"W3A16", make(3, 128, true, D::Int)},
+      {"W4A16", make(4, 128, true, D::Int)},
+      {"W5A16", make(5, 128, true, D::Int)},
+      {"W6A16", make(6, 128, true, D::Int)},
+      {"W8A16", make(8, 128, true, D::Int)},
+      {"MXFP4", make(4, 32, true, D::MxFp, 4, D::MxFp, 32)},
+      {"MXFP8", make(8, 32, true, D::MxFp, 8, D::MxFp, 32)},
+      {"MXFP4_RCEIL", make(4, 32, true, D::MxFp, 4, D::MxFpRceil, 32)},
+      {"MXFP8_RCEIL", make(8, 32, true, D::MxFp, 8, D::MxFpRceil, 32)},
+      {"NVFP4", make(4, 16, true, D::NvFp, 4, D::NvFp, 16, /*act_dynamic=*/false)},
+      {"FPW8A16", make(8, 0, true, D::Fp8)},
+      {"FP8_STATIC", make(8, -1, true, D::Fp8, 8, D::Fp8, 0, /*act_dynamic=*/false)},
+      {"INT8", make(8, -1, true, D::Int, 8, D::Int, -1)},
+      {"INT4", make(4, -1, true, D::Int, 4, D::Int, -1)},
+      {"BF16", make(16, 128, true, D::BFloat16)},
+  };
+}
+
+const std::map<std::string, std::string>& preset_aliases() {
+  static const std::map<std::string, std::string> m = {
+      {"W8A8", "INT8"}, {"INT8_W8A8", "INT8"}, {"W4A4", "INT4"}};
+  return m;
+}
+
+std::string preset_list() {
+  std::string out;
+  for (const auto& [name, s] : preset_schemes()) out += (out.empty() ? "" : ", ") + name;
+  return out;
+}
+
+void check_group(int64_t g, const char* what) {
+  SR_CHECK(g > 0 || g == -1 || g == 0, "[QuantScheme] ", what, " must be > 0, -1 or 0, got ", g);
+}
+
+// Checks one side (weight or activation) of a quantized scheme.
+void check_side(int bits, int64_t g, DataType dt, const char* side) {
+  const std::string dts = to_string(dt);
+  switch (dt) {
+    case DataType::Int:
+      SR_CHECK(bits >= 2 && bits <= 8, "[QuantScheme] ", side, " int bits must be 2..8, got ", bits);
+      check_group(g, side);
+      break;
+    case DataType::MxFp:
+    case DataType::MxFpRceil:
+      SR_CHECK(bits == 4 || bits == 8, "[QuantScheme] ", side, " ", dts,
+               " supports 4 (E2M1) or 8 (E4M3) bits, got ", bits);
+      SR_CHECK(g > 0, "[QuantScheme] ", side, " ", dts, " needs a group size > 0, got ", g);
+      break;
+    case DataType::NvFp:
+      SR_CHECK(bits == 4 && g == 16, "[QuantScheme] ", side,
+               " nv_fp needs bits 4 and group size 16, got bits ", bits, ", group ", g);
+      break;
+    case DataType::Fp8:
+      SR_CHECK(bits == 8, "[QuantScheme] ", side, " fp8 needs bits 8, got ", bits);
+      check_group(g, side);
+      break;
+    default:
+      sr::fail("[QuantScheme] ", side, " data_type ", dts, " is not quantized but bits = ", bits);
+  }
+}
+
+template <class T>
+T get_field(const nlohmann::json& j, const char* key) {
+  try {
+    return j.at(key).get<T>();
+  } catch (const nlohmann::json::exception& e) {
+    sr::fail("[QuantScheme] field '", key, "': ", e.what());
+  }
+}
+
+// Applies the fields present in object j onto s; act_* defaults follow auto-round.
+void apply_fields(QuantScheme& s, const nlohmann::json& j) {
+  static const char* kKnown[] = {"scheme",        "bits",      "group_size",   "sym",
+                                 "data_type",     "act_bits",  "act_group_size", "act_sym",
+                                 "act_data_type", "act_dynamic"};
+  for (const auto& [key, val] : j.items()) {
+    SR_CHECK(std::find(std::begin(kKnown), std::end(kKnown), key) != std::end(kKnown),
+             "[QuantScheme] unknown field '", key, "'");
+  }
+  const bool had_act_group = j.contains("act_group_size"), had_act_sym = j.contains("act_sym");
+  const bool had_act_dt = j.contains("act_data_type");
+  if (j.contains("bits")) s.bits = get_field<int>(j, "bits");
+  if (j.contains("group_size")) s.group_size = get_field<int64_t>(j, "group_size");
+  if (j.contains("sym")) s.sym = get_field<bool>(j, "sym");
+  if (j.contains("data_type")) s.data_type = parse_data_type(get_field<std::string>(j, "data_type"), s.bits);
+  if (j.contains("act_bits")) s.act_bits = get_field<int>(j, "act_bits");
+  if (had_act_group) s.act_group_size = get_field<int64_t>(j, "act_group_size");
+  else if (j.contains("group_size") && !s.act_quantized()) s.act_group_size = s.group_size;
+  if (had_act_sym) s.act_sym = get_field<bool>(j, "act_sym");
+  if (had_act_dt) s.act_data_type = parse_data_type(get_field<std::string>(j, "act_data_type"), s.act_bits);
+  else if (j.contains("act_bits")) s.act_data_type = s.act_quantized() ? s.data_type : DataType::BFloat16;
+  if (j.contains("act_dynamic")) s.act_dynamic = get_field<bool>(j, "act_dynamic");
+}
+
+// "key=value,key=value" -> JSON object (numbers and booleans typed, the rest strings).
+nlohmann::json fields_to_json(const std::string& text) {
+  nlohmann::json j = nlohmann::json::object();
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    const auto eq = item.find('=');
+    SR_CHECK(eq != std::string::npos, "[parse_scheme] expected key=value, got '", item, "'");
+    const std::string key = lower(trim(item.substr(0, eq))), val = trim(item.substr(eq + 1));
+    const std::string lv = lower(val);
+    if (lv == "true" || lv == "false") j[key] = lv == "true";
+    else if (!val.empty() && (std::isdigit(static_cast<unsigned char>(val[0])) || val[0] == '-'))
+      j[key] = std::stoll(val);
+    else j[key] = val;
+  }
+  return j;
+}
+
+}  // namespace
+
+const char* to_string(DataType t) {
+  switch (t) {
+    case DataType::Int: return "int";
+    case DataType::MxFp: return "mx_fp";
+    case DataType::MxFpRceil: return "mx_fp_rceil";
+    case DataType::NvFp: return "nv_fp";
+    case DataType::Fp8: return "fp8";
+    case DataType::Float16: return "fp16";
+    case DataType::BFloat16: return "bf16";
+  }
+  return "?";
+}
+
+DataType parse_data_type(const std::string& text, int bits) {
+  const std::string s = lower(trim(text));
+  static const std::map<std::string, DataType> kNames = {
+      {"int", DataType::Int},          {"mx_fp", DataType::MxFp},
+      {"mx_fp4", DataType::MxFp},      {"mx_fp8", DataType::MxFp},
+      {"mx_fp_rceil", DataType::MxFpRceil}, {"mx_fp4_rceil", DataType::MxFpRceil},
+      {"mx_fp8_rceil", DataType::MxFpRceil}, {"nv_fp", DataType::NvFp},
+      {"nv_fp4", DataType::NvFp},      {"nv_fp4_with_static_gs", DataType::NvFp},
+      {"fp8", DataType::Fp8},          {"fp8_e4m3", DataType::Fp8},
+      {"fp8_sym", DataType::Fp8},      {"fp8_static", DataType::Fp8},
+      {"fp16", DataType::Float16},     {"float16", DataType::Float16},
+      {"bf16", DataType::BFloat16},    {"bfloat16", DataType::BFloat16},
+      {"float", DataType::BFloat16}};
+  if (s == "fp") return bits == 8 ? DataType::Fp8 : DataType::BFloat16;
+  auto it = kNames.find(s);
+  if (it != kNames.end()) return it->second;
+  std::string names;
+  for (const auto& [k, v] : kNames) names += (names.empty() ? "" : ", ") + k;
+  sr::fail("[QuantScheme] unknown data_type '", text, "' — expected one of: fp, ", names);
+}
+
+std::string QuantScheme::name() const {
+  for (const auto& [n, s] : preset_schemes())
+    if (s == *this) return n;
+  std::ostringstream os;
+  os << to_string(data_type);
+  if (quantized()) os << bits << (sym ? " sym" : " asym") << " g" << group_size;
+  os << " / ";
+  if (act_quantized())
+    os << "a:" << to_string(act_data_type) << act_bits << " g" << act_group_size
+       << (act_dynamic ? " dynamic" : " static");
+  else
+    os << "a16";
+  return os.str();
+}
+
+nlohmann::json QuantScheme::to_json() const {
+  return {{"bits", bits},
+          {"group_size", group_size},
+          {"sym", sym},
+          {"data_type", to_string(data_type)},
+          {"act_bits", act_bits},
+          {"act_group_size", act_group_size},
+          {"act_sym", act_sym},
+          {"act_data_type", to_string(act_data_type)},
+          {"act_dynamic", act_dynamic}};
+}
+
+QuantScheme QuantScheme::from_json(const nlohmann::json& j) {
+  if (j.is_string()) return preset_scheme(j.get<std::string>());
+  SR_CHECK(j.is_object(), "[QuantScheme] expected a preset name or an object, got ", j.dump());
+  QuantScheme s;  // auto-round QuantizationScheme defaults: int4 sym g128
+  if (j.contains("scheme")) s = preset_scheme(get_field<std::string>(j, "scheme"));
+  apply_fields(s, j);
+  s.validate();
+  return s;
+}
+
+void QuantScheme::validate() const {
+  if (bits >= 16) {
+    SR_CHECK(is_float(data_type), "[QuantScheme] bits ", bits, " needs data_type fp16/bf16, got ",
+             to_string(data_type));
+  } else {
+    check_side(bits, group_size, data_type, "weight");
+  }
+  if (act_quantized()) check_side(act_bits, act_group_size, act_data_type, "activation");
+  else SR_CHECK(act_bits >= 16, "[QuantScheme] act_bits must be <= 8 or >= 16, got ", act_bits);
+}
+
+bool QuantScheme::operator==(const QuantScheme& o) const {
+  const bool same_w = bits == o.bits && group_size == o.group_size && sym == o.sym &&
+                      data_type == o.data_type;
+  if (!same_w || act_bits != o.act_bits) return false;
+  if (act_bits >= 16) return true;
+  return act_group_size == o.act_group_size && act_sym == o.act_sym &&
+         act_data_type == o.act_data_type && act_dynamic == o.act_dynamic;
+}
+
+const std::vector<std::pair<std::string, QuantScheme>>& preset_schemes() {
+  static const auto presets = build_presets();
+  return presets;
+}
+
+QuantScheme preset_scheme(const std::string& name) {
+  std::string key = upper(trim(name));
+  auto alias = preset_aliases().find(key);
+  if (alias != preset_aliases().end()) key = alias->second;
+  for (const auto& [n, s] : preset_schemes())
+    if (n == key) return s;
+  sr::fail("[QuantScheme] unknown scheme '", name, "' — presets: ", preset_list());
+}
+
+QuantScheme parse_scheme(const std::string& text) {
+  const std::string t = trim(text);
+  SR_CHECK(!t.empty(), "[parse_scheme] empty scheme");
+  if (t[0] == '{') {
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(t);
+    } catch (const nlohmann::json::exception& e) {
+      sr::fail("[parse_scheme] invalid JSON scheme: ", e.what());
+    }
+    return QuantScheme::from_json(j);
+  }
+  if (t.find('=') != std::string::npos) return QuantScheme::from_json(fields_to_json(t));
+  return preset_scheme(t);
+}
+
+FitResult fits(const QuantScheme& s, int64_t out, int64_t in) {
+  std::ostringstream why;
+  if (!s.quantized()) return {};
+  if (s.data_type == DataType::Int && !s.act_quantized() && (out % 32 != 0 || in % 32 != 0)) {
+    why << "INT weight-only layers need out and in divisible by 32 (export packs 32-bit words), "
+        << "got [" << out << ", " << in << "]";
+    return {false, why.str()};
+  }
+  const bool block = is_mx(s.data_type) || s.data_type == DataType::NvFp;
+  if (block && s.group_size > 0 && in % s.group_size != 0) {
+    why << to_string(s.data_type) << " layers need in divisible by the group size "
+        << s.group_size << ", got in = " << in;
+    return {false, why.str()};
+  }
+  return {};
+}
+
+int64_t layer_bits(const QuantScheme& s, int64_t out, int64_t in, bool ignore_scale_zp_bits) {
+  const int64_t n = out * in;
+  if (s.bits >= 16 || ignore_scale_zp_bits) return int64_t(s.bits) * n;
+  const int64_t groups = s.group_size > 0   ? out * ((in + s.group_size - 1) / s.group_size)
+                         : s.group_size == -1 ? out
+                                              : 1;
+  const int scale_bits = is_mx(s.data_type) || s.data_type == DataType::NvFp ? 8 : 16;
+  const int zp_bits = (!s.sym || s.data_type == DataType::Int) ? s.bits : 0;
+  return int64_t(s.bits) * n + groups * (scale_bits + zp_bits);
+}
+
+}  // namespace sr

@@ -1,0 +1,93 @@
+// QuantScheme: how one layer's weight (and input activation) is quantized, the named presets
+// of auto-round (spec §0.6, auto_round/schemes.py), parsing from a preset name, from explicit
+// fields or from JSON (the per-layer override file and the fake-quant export record hold this
+// JSON), the §0.1 shape check and the §4.3 bit cost.
+//
+// JSON form (every field written; on reading, absent fields take auto-round's defaults):
+//   {"bits": 4, "group_size": 128, "sym": true, "data_type": "int",
+//    "act_bits": 16, "act_group_size": 128, "act_sym": true, "act_data_type": "bf16",
+//    "act_dynamic": true}
+//   A JSON string is a preset name; an object may name a base preset under "scheme" and
+//   override some fields: {"scheme": "W2A16", "group_size": 64}.
+// data_type strings: "int", "mx_fp", "mx_fp_rceil", "nv_fp", "fp8", "fp16", "bf16"; accepted
+//   aliases: "fp" (fp8 at 8 bits, bf16 at 16), "float"/"bfloat16" (bf16), "float16" (fp16),
+//   "mx_fp4"/"mx_fp8", "nv_fp4", "nv_fp4_with_static_gs", "fp8_e4m3", "fp8_sym", "fp8_static".
+#pragma once
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace sr {
+
+// Frozen numeric values (style.md #3): never renumber; retired ids stay commented in place.
+enum class DataType : int {
+  Int = 0,        // INT, sym (signed full-range scale) or asym (zero point)
+  MxFp = 1,       // MXFP4 (E2M1) / MXFP8 (E4M3), E8M0 scale per 32, floor rule
+  MxFpRceil = 2,  // as MxFp with the RCEIL shared-exponent rule
+  NvFp = 3,       // NVFP4: E2M1, E4M3 scale per 16, fp32 global scale
+  Fp8 = 4,        // FP8 E4M3 with fp32 scales (per tensor / row / group)
+  Float16 = 5,    // not quantized, fp16
+  BFloat16 = 6,   // not quantized, bf16 (auto-round "fp" at 16 bits, "float")
+};
+
+const char* to_string(DataType t);
+// Parses a data_type string (aliases above); `bits` resolves "fp". Throws sr::Error listing
+// the accepted names.
+DataType parse_data_type(const std::string& s, int bits);
+
+struct QuantScheme {
+  int bits = 4;
+  int64_t group_size = 128;  // G (group.h): > 0, -1 per row, 0 per tensor
+  bool sym = true;
+  DataType data_type = DataType::Int;
+  int act_bits = 16;              // <= 8: activations are qdq'd (§1.6)
+  int64_t act_group_size = 128;   // -1 per token row, 0 per tensor
+  bool act_sym = true;
+  DataType act_data_type = DataType::BFloat16;
+  bool act_dynamic = true;        // false: static (calibrated act_max; FP8_STATIC, NVFP4's gs)
+
+  bool quantized() const { return bits < 16; }
+  bool act_quantized() const { return act_bits <= 8; }
+
+  // The preset name when the scheme equals a preset (operator==), else a description such as
+  // "int3 asym g64 / a16".
+  std::string name() const;
+  nlohmann::json to_json() const;
+  // Throws sr::Error (naming the field) on unknown fields, wrong types or invalid values.
+  static QuantScheme from_json(const nlohmann::json& j);
+  // Throws sr::Error explaining the first inconsistency (bits vs data_type, group sizes).
+  void validate() const;
+
+  // auto-round's equality: activation fields are ignored when both act_bits >= 16.
+  bool operator==(const QuantScheme& o) const;
+  bool operator!=(const QuantScheme& o) const { return !(*this == o); }
+};
+
+// The presets of §0.6 in a fixed order: W2A16 W2A16G64 W2A16G32 W3A16 W4A16 W5A16 W6A16 W8A16
+// MXFP4 MXFP8 MXFP4_RCEIL MXFP8_RCEIL NVFP4 FPW8A16 FP8_STATIC INT8 INT4 BF16.
+const std::vector<std::pair<std::string, QuantScheme>>& preset_schemes();
+// Case-insensitive preset lookup; also accepts W8A8 / INT8_W8A8 (INT8) and W4A4 (INT4).
+// Throws sr::Error listing the presets when unknown.
+QuantScheme preset_scheme(const std::string& name);
+
+// Parses "W4A16" (a preset, any case), a JSON object text, or comma-separated key=value
+// fields with an optional base preset: "scheme=W2A16,group_size=64" or "bits=3,sym=false".
+QuantScheme parse_scheme(const std::string& text);
+
+// §0.1: whether a weight [out, in] can use the scheme, else it stays in 16 bit. INT
+// weight-only needs out % 32 == 0 and in % 32 == 0; MX/NV need in % G == 0.
+struct FitResult {
+  bool ok = true;
+  std::string reason;  // empty when ok
+};
+FitResult fits(const QuantScheme& s, int64_t out, int64_t in);
+
+// §4.3 bit cost of a weight [out, in]: b·n plus n_g·(scale_bits + zp_bits) unless b >= 16 or
+// ignore_scale_zp_bits. scale_bits = 8 for MX/NV, else 16; zp_bits = b for INT (sym too) and
+// for any asym, else 0; n_g = out·ceil(in/G), out (G = -1) or 1 (G = 0).
+int64_t layer_bits(const QuantScheme& s, int64_t out, int64_t in, bool ignore_scale_zp_bits);
+
+}  // namespace sr
