@@ -210,6 +210,69 @@ TEST_P(Frozen, OffsetsShiftCodesByWholeSteps) {
   EXPECT_LT(shifted, candidates * 3 / 5) << ggml_type_name(t);
 }
 
+// The contract's rounding rule, computed here independently: q = clamp(rne(t + v)) with
+// t = (x + min) / scale (asym) or x / scale (sym), in fp32, rne = std::nearbyint in the
+// default round-to-nearest-even mode (spec §0 notation). Offsets are chosen so that
+// t + v lands exactly on a half-integer for most elements: an encoder that rounds
+// ties away from zero, or computes t with a reciprocal multiply (1 ulp off), fails.
+TEST_P(Frozen, CodesFollowTheContractAtExactTies) {
+  const GgmlType t = GetParam();
+  for (const Row& r : corner_rows()) {
+    const GgmlRowParams p = ggml_search_row_ref(t, r.x.data(), kN);
+    std::vector<float> v(kN, 0.0f), target(kN, 0.0f);
+    for (int64_t e = 0; e < kN; ++e) {
+      const size_t g = size_t(e / p.group);
+      if (!p.scale[g]) continue;
+      const float xe = r.x[size_t(e)];
+      target[size_t(e)] = p.asymmetric ? (xe + p.min[g]) / p.scale[g] : xe / p.scale[g];
+      v[size_t(e)] = (std::floor(target[size_t(e)]) + 0.5f) - target[size_t(e)];
+    }
+    std::vector<int16_t> q(kN);
+    ggml_unpack_row_codes(t, encode(p, r.x.data(), v.data()).data(), kN, q.data());
+    int ties = 0;
+    for (int64_t e = 0; e < kN; ++e) {
+      if (!p.scale[size_t(e / p.group)]) continue;
+      const float f = target[size_t(e)] + v[size_t(e)];
+      const float rne = std::nearbyint(f);
+      ties += f - std::floor(f) == 0.5f && std::fabs(f) < 64;
+      const int expect = int(std::max<float>(float(p.code_min), std::min<float>(float(p.code_max), rne)));
+      ASSERT_EQ(q[e], expect) << ggml_type_name(t) << " " << r.name << " element " << e << " t + v = " << f;
+    }
+    if (r.name == "gaussian") EXPECT_GT(ties, kN / 2) << "the offsets should create exact ties";
+  }
+}
+
+// llama.cpp's legacy ref rule (GgmlRounding::kLlamaRef) at ties: the fp32 block scale,
+// a reciprocal multiply, then half up (Q4/Q5: trunc(t + 8.5) etc.) or, for Q8_0,
+// half away from zero.
+class FrozenLegacy : public ::testing::TestWithParam<GgmlType> {};
+
+TEST_P(FrozenLegacy, LlamaRefRuleRoundsTiesLikeLlamaCpp) {
+  const GgmlType t = GetParam();
+  const Row r = corner_rows()[0];
+  const GgmlRowParams p = ggml_search_row_ref(t, r.x.data(), kN);
+  const bool asym = p.asymmetric;
+  std::vector<float> v(kN), s(kN);
+  int half_up_differs_from_even = 0;
+  for (int64_t e = 0; e < kN; ++e) {
+    const size_t b = size_t(e / 32);
+    const float id = p.ref_scale[b] ? 1.0f / p.ref_scale[b] : 0.0f;
+    s[size_t(e)] = asym ? (r.x[size_t(e)] - p.ref_min[b]) * id : r.x[size_t(e)] * id;
+    v[size_t(e)] = (std::floor(s[size_t(e)]) + 0.5f) - s[size_t(e)];
+  }
+  std::vector<int16_t> q(kN);
+  ggml_unpack_row_codes(t, encode(p, r.x.data(), v.data(), GgmlRounding::kLlamaRef).data(), kN, q.data());
+  for (int64_t e = 0; e < kN; ++e) {
+    const float f = s[size_t(e)] + v[size_t(e)];
+    // Q8_0: half away from zero; Q4/Q5: half up (trunc of a positive t + bias + 0.5).
+    int expect = t == GgmlType::Q8_0 ? int(std::round(f)) : int(std::floor(f + 0.5f));
+    expect = std::max(p.code_min, std::min(p.code_max, expect));
+    ASSERT_EQ(q[e], expect) << ggml_type_name(t) << " element " << e << " t + v = " << f;
+    half_up_differs_from_even += expect != std::max(p.code_min, std::min(p.code_max, int(std::nearbyint(f))));
+  }
+  EXPECT_GT(half_up_differs_from_even, kN / 8) << "the ties must tell the two rules apart";
+}
+
 TEST_P(Frozen, ReencodingDecodedBlocksWithTheirOwnParamsIsTheIdentity) {
   const GgmlType t = GetParam();
   for (const Row& r : corner_rows()) {
@@ -249,6 +312,10 @@ TEST_P(Frozen, RejectsNonFiniteInputsAndMissingRefScales) {
 }
 
 INSTANTIATE_TEST_SUITE_P(BlockTypes, Frozen, ::testing::ValuesIn(kBlockTypes),
+                         [](const ::testing::TestParamInfo<GgmlType>& i) { return ggml_type_name(i.param); });
+INSTANTIATE_TEST_SUITE_P(LegacyTypes, FrozenLegacy,
+                         ::testing::Values(GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1,
+                                           GgmlType::Q8_0),
                          [](const ::testing::TestParamInfo<GgmlType>& i) { return ggml_type_name(i.param); });
 
 TEST(FrozenTypes, OnlyBlockTypesHaveParams) {
