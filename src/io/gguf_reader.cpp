@@ -14,8 +14,10 @@ namespace sr {
 namespace {
 
 constexpr uint32_t kMaxDims = 4;             // GGML_MAX_DIMS
-constexpr uint64_t kMinKvBytes = 8 + 4 + 1;  // empty-length key is rejected, but count it as 0
-constexpr uint64_t kMinTensorInfoBytes = 8 + 4 + 8 + 4 + 8;  // name len, n_dims, one ne, type, offset
+// Fewest bytes one metadata entry / tensor info can take, to bound the header counts
+// by the file size before anything is allocated.
+constexpr uint64_t kMinKvBytes = 8 + 4 + 1;                  // key length, type, 1-byte value
+constexpr uint64_t kMinTensorInfoBytes = 8 + 4 + 8 + 4 + 8;  // name length, n_dims, one ne, type, offset
 
 class Cursor {
  public:

@@ -5,8 +5,9 @@
 // size, offset, alignment and data range is checked against the file size with
 // overflow-safe arithmetic; duplicate keys and duplicate tensor names are rejected,
 // as are unknown value types, unknown or retired ggml type ids, rows that are not a
-// whole number of blocks, misaligned or overlapping tensor data, nested arrays and
-// bool bytes other than 0/1. Every failure throws sr::Error naming the file and,
+// whole number of blocks, misaligned or overlapping tensor data, nested arrays,
+// bool bytes other than 0/1, and tensors with 0 or more than 4 dimensions (llama.cpp
+// never writes 0). Unlike llama.cpp, gaps between tensors are allowed. Every failure throws sr::Error naming the file and,
 // where there is one, the key or tensor, what was expected and what was found.
 // Tensor data is not touched until asked for.
 //

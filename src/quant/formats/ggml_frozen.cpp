@@ -216,7 +216,9 @@ GgmlRowParams ggml_search_row_weighted(GgmlType type, const float* x, int64_t n,
   SR_CHECK(weights, "[ggml] the weighted ", ggml_type_name(type), " search needs importance weights");
   std::vector<uint8_t> blocks(ggml_row_bytes(type, n));
   ggml_codec(type).quantize_row_weighted(x, blocks.data(), n, weights);
-  return params_from_blocks(bc, blocks.data(), n);
+  GgmlRowParams p = params_from_blocks(bc, blocks.data(), n);
+  if (type == GgmlType::Q8_0) fill_legacy_ref(p, x);  // llama.cpp's Q8_0 ignores the weights
+  return p;
 }
 
 GgmlRowParams ggml_row_params_from_blocks(GgmlType type, const void* blocks, int64_t n) {

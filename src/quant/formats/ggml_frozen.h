@@ -23,7 +23,9 @@
 //
 // With v = 0 and GgmlRounding::kLlamaRef, encode(search_ref(x)) reproduces
 // quantize_row_ref(x) byte for byte for every type, and encode(search_weighted(x, w))
-// reproduces quantize_row_weighted(x, w) for the k-quants. kStoredGrid (the default,
+// reproduces quantize_row_weighted(x, w) for the k-quants and Q8_0. (The legacy
+// imatrix encoders keep the codes of their own scale search; re-rounding those
+// against the stored scale, as encode does, moves each element closer or leaves it.) kStoredGrid (the default,
 // the SignRound rule above) coincides with kLlamaRef for the k-quants. For the legacy
 // types llama.cpp's ref encoder rounds against the fp32 scale before it is stored as
 // fp16 (half up; Q8_0 half away from zero), so kLlamaRef keeps that rule there
@@ -56,7 +58,8 @@ struct GgmlRowParams {
   std::vector<float> min;       // [n / group] effective min (0 for symmetric types)
   std::vector<uint8_t> blocks;  // [ggml_row_bytes(type, n)] the searched row as stored
   // kLlamaRef for legacy types only: the fp32 block scale and minimum llama.cpp rounds
-  // against, [n / 32]; empty unless the params come from ggml_search_row_ref.
+  // against, [n / 32]; filled by ggml_search_row_ref (and the weighted Q8_0 search,
+  // which is the ref one), empty otherwise.
   std::vector<float> ref_scale;
   std::vector<float> ref_min;
 
