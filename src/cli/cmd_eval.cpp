@@ -10,6 +10,7 @@
 #include "eval/perplexity.h"
 #include "io/text.h"
 #include "model/model.h"
+#include "quant/act_hooks.h"
 
 namespace sr::cli {
 
@@ -62,6 +63,9 @@ int cmd_eval(int argc, char** argv) {
   OpenOptions oo;
   oo.tokenizer_path = a.str("tokenizer");
   auto model = Model::open(a.required("model"), oo);
+  const int act_layers = install_activation_quantization(*model);
+  if (act_layers > 0 && !a.flag("quiet"))
+    std::fprintf(stderr, "eval: activations of %d layers quantized as the model's quantization.json says\n", act_layers);
   std::unique_ptr<Model> base;
   if (a.has("kld-base")) base = Model::open(a.required("kld-base"), oo);
   const std::string text = read_text_file(a.required("text"));

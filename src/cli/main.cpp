@@ -7,6 +7,7 @@
 
 #include "cli/commands.h"
 #include "common/error.h"
+#include "common/sysinfo.h"
 
 namespace {
 
@@ -18,6 +19,7 @@ struct Command {
 
 constexpr Command kCommands[] = {
     {"inspect", sr::cli::cmd_inspect, "architecture, tensors, dtypes, parameter count and size of a model"},
+    {"quantize", sr::cli::cmd_quantize, "RTN, optimized RTN or SignRound (v1/V2) quantization, then export"},
     {"eval", sr::cli::cmd_eval, "perplexity (llama.cpp protocol or windows) and KL divergence to a base model"},
 };
 
@@ -29,6 +31,7 @@ void print_usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  sr::ensure_passive_openmp(argv);
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     print_usage();
     return argc < 2 ? 2 : 0;

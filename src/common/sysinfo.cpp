@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <string>
 
@@ -51,6 +52,12 @@ void set_threads(int n) {
 }
 
 int threads() { return at::get_num_threads(); }
+
+void ensure_passive_openmp(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
+  setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
+  execv("/proc/self/exe", argv);  // only returns on failure: carry on with the default policy
+}
 
 double now_seconds() {
   using clock = std::chrono::steady_clock;

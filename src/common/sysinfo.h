@@ -18,4 +18,13 @@ int threads();
 
 double now_seconds();            // monotonic clock
 
+// Call first thing in main(). libtorch runs elementwise ops on OpenMP threads and
+// OpenBLAS runs GEMMs on its own; with libgomp's default wait policy, idle OpenMP
+// threads spin after every parallel region and steal the GEMM threads' cores
+// (measured: SignRound tuning 2.5-4x slower, docs/decisions.md). libgomp reads
+// OMP_WAIT_POLICY only at load time, before main(), so when the variable is unset
+// this sets OMP_WAIT_POLICY=PASSIVE and re-executes the program (/proc/self/exe,
+// same arguments). A value the user set is respected. Returns if exec fails.
+void ensure_passive_openmp(char** argv);
+
 }  // namespace sr

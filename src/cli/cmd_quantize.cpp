@@ -1,0 +1,193 @@
+// signround quantize: RTN, optimized RTN or SignRound (v1 / V2) block by block,
+// then export in the requested formats. Flags follow auto-round's names
+// (underscores or dashes both work).
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "common/error.h"
+#include "common/progress.h"
+#include "common/sysinfo.h"
+#include "export/export_job.h"
+#include "tune/pipeline.h"
+
+namespace sr::cli {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::vector<FlagSpec> quantize_flags() {
+  auto f = common_flags();
+  std::vector<FlagSpec> own = {
+      {"model", true, "source model: HF folder, .gguf or llama2.c .bin", ""},
+      {"output-dir", true, "where the quantized model is written", ""},
+      {"format", true, "comma list of export formats", "fake"},
+      {"scheme", true, "preset (W4A16, W2A16G64, MXFP4, NVFP4, ...) or key=value fields", "W4A16"},
+      {"bits", true, "override the scheme's weight bits", ""},
+      {"group-size", true, "override the scheme's group size (-1 per channel, 0 per tensor)", ""},
+      {"sym", false, "symmetric INT weights", ""},
+      {"asym", false, "asymmetric INT weights", ""},
+      {"data-type", true, "override the scheme's weight data type (int, mx_fp, nv_fp, fp8)", ""},
+      {"act-bits", true, "override the scheme's activation bits", ""},
+      {"layer-config", true, "JSON mapping layer names/regexes to schemes", ""},
+      {"quant-lm-head", false, "also quantize lm_head (untied models)", ""},
+      {"iters", true, "SignRound iterations per block; 0 = (optimized) RTN", "200"},
+      {"recipe", true, "default | best | light (auto-round's presets)", "default"},
+      {"disable-opt-rtn", false, "with --iters 0: plain RTN instead of optimized RTN", ""},
+      {"enable-alg-ext", false, "SignRoundV2 (the default for sym INT, MX and NV schemes)", ""},
+      {"disable-alg-ext", false, "SignRound v1 instead of V2", ""},
+      {"lr", true, "learning rate of v", "1/iters"},
+      {"minmax-lr", true, "learning rate of the scale multipliers", "lr"},
+      {"batch-size", true, "samples per tuning step", "8"},
+      {"gradient-accumulate-steps", true, "mini-batches accumulated per step", "1"},
+      {"nblocks", true, "decoder blocks tuned together", "1"},
+      {"not-use-best-mse", false, "keep the last iteration instead of the best", ""},
+      {"disable-minmax-tuning", false, "tune only the rounding offsets v", ""},
+      {"disable-quanted-input", false, "tune on full-precision inputs instead of quantized-path ones", ""},
+      {"dataset", true, "calibration text (plain text or JSONL with a \"text\" field)", ""},
+      {"nsamples", true, "calibration samples", "128"},
+      {"seqlen", true, "tokens per calibration sample (capped at the model's context)", "2048"},
+      {"seed", true, "random seed (sample choice, mini-batch order)", "42"},
+      {"cache-dtype", true, "fp32 | bf16 storage of the activation caches", "fp32"},
+      {"max-shard-size", true, "split safetensors outputs into shards of at most this many MB", "0 (one file)"},
+      {"resume", false, "continue an interrupted run from <output_dir>.partial", ""},
+      {"json", false, "print the run record as JSON", ""},
+      {"quiet", false, "no progress on stderr", ""},
+  };
+  f.insert(f.end(), own.begin(), own.end());
+  return f;
+}
+
+QuantScheme scheme_from_flags(const Args& a) {
+  QuantScheme s = parse_scheme(a.str("scheme", "W4A16"));
+  if (a.has("data-type")) s.data_type = parse_data_type(a.str("data-type"), int(a.integer("bits", s.bits)));
+  if (a.has("bits")) s.bits = int(a.integer("bits", s.bits));
+  if (a.has("group-size")) s.group_size = a.integer("group-size", s.group_size);
+  SR_CHECK(!(a.flag("sym") && a.flag("asym")), "--sym and --asym exclude each other");
+  if (a.flag("sym")) s.sym = true;
+  if (a.flag("asym")) s.sym = false;
+  if (a.has("act-bits")) s.act_bits = int(a.integer("act-bits", s.act_bits));
+  s.validate();
+  return s;
+}
+
+// auto-round's recipes (spec §2.6): defaults that explicit flags override.
+void apply_recipe(const std::string& r, QuantizeOptions& o) {
+  if (r == "default") return;
+  if (r == "best") { o.tune.iters = 1000; o.calib.nsamples = 512; return; }
+  if (r == "light") { o.tune.iters = 50; o.tune.lr = 5e-3; return; }
+  fail("--recipe must be default, best or light, got '", r, "'");
+}
+
+QuantizeOptions options_from_flags(const Args& a) {
+  QuantizeOptions o;
+  o.calib.nsamples = 128;
+  o.calib.seqlen = 2048;
+  apply_recipe(a.str("recipe", "default"), o);
+  TuneOptions& t = o.tune;
+  t.iters = a.integer("iters", t.iters);
+  SR_CHECK(t.iters >= 0, "--iters must be >= 0, got ", t.iters);
+  t.lr = a.number("lr", t.lr);
+  t.minmax_lr = a.number("minmax-lr", t.minmax_lr);
+  t.batch_size = a.integer("batch-size", 8);
+  t.gradient_accumulate_steps = a.integer("gradient-accumulate-steps", 1);
+  t.not_use_best_mse = a.flag("not-use-best-mse");
+  t.enable_minmax_tuning = !a.flag("disable-minmax-tuning");
+  SR_CHECK(!(a.flag("enable-alg-ext") && a.flag("disable-alg-ext")), "--enable_alg_ext and --disable_alg_ext exclude each other");
+  t.alg_ext = !a.flag("disable-alg-ext");
+  t.seed = uint64_t(a.integer("seed", 42));
+  t.method = t.iters > 0 ? Method::SignRound : a.flag("disable-opt-rtn") ? Method::Rtn : Method::OptRtn;
+  o.calib.dataset = a.str("dataset");
+  o.calib.nsamples = a.integer("nsamples", o.calib.nsamples);
+  o.calib.seqlen = a.integer("seqlen", o.calib.seqlen);
+  o.calib.seed = t.seed;
+  o.nblocks = a.integer("nblocks", 1);
+  o.enable_quanted_input = !a.flag("disable-quanted-input");
+  const std::string cache = a.str("cache-dtype", "fp32");
+  SR_CHECK(cache == "fp32" || cache == "bf16" || cache == "float32" || cache == "bfloat16",
+           "--cache_dtype must be fp32 or bf16, got '", cache, "'");
+  o.cache_bf16 = cache == "bf16" || cache == "bfloat16";
+  o.resume = a.flag("resume");
+  o.progress = !a.flag("quiet");
+  return o;
+}
+
+nlohmann::json settings_json(const QuantizeOptions& o, const std::string& model, const LayerPlan& plan) {
+  const TuneOptions& t = o.tune;
+  const char* method = t.method == Method::Rtn ? "rtn" : t.method == Method::OptRtn ? "opt_rtn"
+                       : t.alg_ext ? "signround_v2" : "signround_v1";
+  return {{"model", fs::absolute(model).string()}, {"method", method}, {"layers", nlohmann::json::parse(plan.to_json().dump())},
+          {"iters", t.iters}, {"lr", t.lr}, {"minmax_lr", t.minmax_lr}, {"batch_size", t.batch_size},
+          {"gradient_accumulate_steps", t.gradient_accumulate_steps}, {"not_use_best_mse", t.not_use_best_mse},
+          {"enable_minmax_tuning", t.enable_minmax_tuning}, {"seed", t.seed}, {"dataset", o.calib.dataset},
+          {"nsamples", o.calib.nsamples}, {"seqlen", o.calib.seqlen}, {"nblocks", o.nblocks},
+          {"enable_quanted_input", o.enable_quanted_input}, {"cache_bf16", o.cache_bf16}, {"threads", threads()}};
+}
+
+std::string format_dir(const std::string& out, const std::string& format, size_t n_formats) {
+  if (n_formats == 1) return out;
+  std::string f = format;
+  for (char& ch : f) if (ch == ':') ch = '-';
+  return (fs::path(out) / f).string();
+}
+
+}  // namespace
+
+int cmd_quantize(int argc, char** argv) {
+  const auto specs = quantize_flags();
+  Args a("quantize", specs, argc, argv, 2);
+  if (a.flag("help")) {
+    std::cout << Args::usage("quantize", "quantize a model (RTN, optimized RTN, SignRound v1/V2) and export it", specs);
+    return 0;
+  }
+  apply_common(a);
+  const double t0 = now_seconds();
+  QuantizeOptions o = options_from_flags(a);
+  const std::string out_dir = a.required("output-dir");
+  std::vector<std::string> formats = a.list("format");
+  if (formats.empty()) formats = {"fake"};
+  OpenOptions oo;
+  oo.tokenizer_path = a.str("tokenizer");
+  auto model = Model::open(a.required("model"), oo);
+  PlanOptions po{scheme_from_flags(a), a.str("layer-config"), a.flag("quant-lm-head")};
+  LayerPlan plan = make_layer_plan(*model, po);
+  SR_CHECK(o.tune.method == Method::Rtn || !o.calib.dataset.empty(), "--dataset is required for optimized RTN and "
+           "SignRound (e.g. ../shared/data/calib_stories.txt); for data-free RTN pass --iters 0 --disable_opt_rtn");
+  SR_CHECK(plan.layers.empty() || !plan.find("lm_head") || !plan.find("lm_head")->quantized(),
+           "--quant_lm_head is not supported yet");
+  const std::string state_dir = out_dir + ".partial";
+  nlohmann::json settings = settings_json(o, a.str("model"), plan);
+  nlohmann::json record = run_quantization(*model, plan, o, state_dir, settings);
+  record["settings"] = settings;
+  record["average_bits"] = plan.average_bits();
+  ExportJob job;
+  job.model = model.get();
+  job.plan = &plan;
+  job.block_layers = [&](int64_t b) { return load_saved_block(state_dir, b); };
+  job.max_shard_bytes = uint64_t(a.integer("max-shard-size", 0)) << 20;
+  for (const std::string& f : formats) {
+    const double te = now_seconds();
+    job.record = record;
+    export_model(f, job, format_dir(out_dir, f, formats.size()));
+    record["export_seconds"][f] = now_seconds() - te;
+  }
+  fs::remove_all(state_dir);
+  record["seconds_total"] = now_seconds() - t0;
+  record["peak_rss_bytes"] = peak_rss_bytes();
+  if (a.flag("json")) {
+    std::cout << record.dump(2) << "\n";
+    return 0;
+  }
+  std::printf("output     %s (%s)\n", out_dir.c_str(), a.str("format", "fake").c_str());
+  std::printf("method     %s, %lld of %zu layers quantized, %.3f bits/weight (spec 4.3)\n",
+              settings["method"].get<std::string>().c_str(), (long long)plan.quantized_count(), plan.layers.size(),
+              plan.average_bits());
+  std::printf("time       %s, peak memory %s\n", format_duration(record["seconds_total"].get<double>()).c_str(),
+              format_bytes(double(record["peak_rss_bytes"].get<int64_t>())).c_str());
+  return 0;
+}
+
+}  // namespace sr::cli

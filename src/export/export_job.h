@@ -1,0 +1,38 @@
+// What every export format receives: the source model, the layer plan, the
+// quantized layers block by block (read from the tuning state, so the whole model
+// is never held), lm_head's when quantized, and the run record to store alongside.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "model/model.h"
+#include "tune/layer_plan.h"
+#include "tune/quantized_layer.h"
+
+namespace sr {
+
+struct ExportJob {
+  const Model* model = nullptr;
+  const LayerPlan* plan = nullptr;
+  std::function<std::vector<QuantizedLayer>(int64_t block)> block_layers;
+  std::vector<QuantizedLayer> head_layers;  // lm_head, if quantized
+  nlohmann::json record;                    // run record (settings, stats)
+  uint64_t max_shard_bytes = 0;             // 0: one safetensors file
+};
+
+// Writes `job` in `format` ("fake", ...) to `out_dir`, under a temporary name
+// renamed only when complete. Throws sr::Error naming the format if unknown or if
+// a layer's scheme cannot be stored in it.
+void export_model(const std::string& format, const ExportJob& job, const std::string& out_dir);
+
+// "quantization.json" written beside every exported model: format, per-layer
+// schemes and calibrated activation maxima (what eval needs to apply activation
+// quantization).
+nlohmann::json quantization_record(const std::string& format, const ExportJob& job,
+                                   const std::vector<QuantizedLayer>& all_layers);
+
+}  // namespace sr

@@ -1,0 +1,64 @@
+// --format fake: a plain Hugging Face folder whose quantized projections hold their
+// dequantized (fake-quant) values in the source dtype (F32 stays F32), plus
+// quantization.json recording every layer's scheme so eval applies activation
+// quantization where the scheme has it. Loadable by transformers as a normal model.
+#include <filesystem>
+
+#include "common/atomic_file.h"
+#include "common/error.h"
+#include "export/export_job.h"
+#include "export/hf_folder.h"
+
+namespace sr {
+namespace fs = std::filesystem;
+
+nlohmann::json quantization_record(const std::string& format, const ExportJob& job,
+                                   const std::vector<QuantizedLayer>& all) {
+  nlohmann::json layers = nlohmann::json::object(), act = nlohmann::json::object();
+  for (const LayerChoice& c : job.plan->layers) layers[c.name] = c.scheme.to_json();
+  for (const QuantizedLayer& l : all)
+    if (l.act.act_max.defined()) act[l.name] = l.act.act_max.item<double>();
+  return {{"format", format}, {"quantizer", "signround"}, {"layers", layers}, {"act_max", act},
+          {"average_bits", job.plan->average_bits()}};
+}
+
+static void export_fake(const ExportJob& job, const std::string& out_dir) {
+  const Model& m = *job.model;
+  const ModelConfig& c = m.config();
+  const at::ScalarType dtype = source_dtype(m);
+  AtomicPath out(out_dir);
+  fs::create_directories(out.temp());
+  SafetensorsStreamWriter st(out.temp(), job.max_shard_bytes);
+  add_tensor(st, "model.embed_tokens.weight", m.embedding(), dtype);
+  std::vector<QuantizedLayer> all;
+  for (int64_t b = 0; b < c.n_layers; ++b) {
+    BlockWeights w = m.load_block(b);
+    for (QuantizedLayer& l : job.block_layers(b)) {
+      const LayerChoice* ch = job.plan->find(l.name);
+      SR_CHECK(ch, "[export fake] layer ", l.name, " is not in the plan");
+      w.weight(ch->proj) = l.dequantized();
+      all.push_back(std::move(l));
+    }
+    add_block_tensors(st, c, b, w, dtype);
+  }
+  add_tensor(st, "model.norm.weight", m.final_norm(), dtype);
+  if (!c.tie_embeddings) {
+    at::Tensor head = m.lm_head();
+    for (const QuantizedLayer& l : job.head_layers) head = l.dequantized(), all.push_back(l);
+    add_tensor(st, "lm_head.weight", head, dtype);
+  }
+  st.set_metadata({{"format", "pt"}});
+  st.finish();
+  write_json(out.temp(), "config.json", hf_config(m));
+  copy_tokenizer_files(m, out.temp());
+  write_json(out.temp(), "quantization.json", quantization_record("fake", job, all));
+  write_json(out.temp(), "signround_run.json", job.record);
+  out.commit();
+}
+
+void export_model(const std::string& format, const ExportJob& job, const std::string& out_dir) {
+  if (format == "fake") return export_fake(job, out_dir);
+  fail("--format ", format, " is not supported (supported: fake)");
+}
+
+}  // namespace sr

@@ -1,0 +1,89 @@
+#include "export/hf_folder.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+#include "common/error.h"
+#include "model/tensor_convert.h"
+
+namespace sr {
+namespace fs = std::filesystem;
+
+at::ScalarType source_dtype(const Model& model) {
+  const std::string& d = model.config().dtype;
+  if (d == "F16") return at::kHalf;
+  if (d == "BF16") return at::kBFloat16;
+  return at::kFloat;
+}
+
+static std::string source_dir(const Model& model) {
+  return fs::is_directory(model.path()) ? model.path() : fs::path(model.path()).parent_path().string();
+}
+
+nlohmann::json hf_config(const Model& model, const nlohmann::json& extra) {
+  nlohmann::json j;
+  const fs::path own = fs::path(model.path()) / "config.json";
+  if (model.format() == "safetensors" && fs::exists(own)) {
+    j = nlohmann::json::parse(std::ifstream(own));
+  } else {
+    const ModelConfig& c = model.config();
+    j = {{"architectures", {"LlamaForCausalLM"}}, {"model_type", "llama"},
+         {"hidden_size", c.hidden}, {"intermediate_size", c.intermediate},
+         {"num_hidden_layers", c.n_layers}, {"num_attention_heads", c.n_heads},
+         {"num_key_value_heads", c.n_kv_heads}, {"head_dim", c.head_dim},
+         {"vocab_size", c.vocab}, {"max_position_embeddings", c.max_position},
+         {"rope_theta", c.rope_theta}, {"rms_norm_eps", c.rms_eps},
+         {"tie_word_embeddings", c.tie_embeddings}, {"hidden_act", "silu"},
+         {"bos_token_id", c.bos_id}, {"eos_token_id", c.eos_id},
+         {"torch_dtype", source_dtype(model) == at::kFloat ? "float32" : source_dtype(model) == at::kHalf ? "float16" : "bfloat16"}};
+  }
+  j.update(extra);
+  return j;
+}
+
+void copy_tokenizer_files(const Model& model, const std::string& dir) {
+  const fs::path src = source_dir(model);
+  for (const char* f : {"tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                        "generation_config.json", "tokenizer.bin"}) {
+    if (fs::exists(src / f)) fs::copy_file(src / f, fs::path(dir) / f, fs::copy_options::overwrite_existing);
+  }
+  const std::string tok = "tok" + std::to_string(model.config().vocab) + ".bin";
+  if (fs::exists(src / tok) && !fs::exists(src / "tokenizer.bin"))
+    fs::copy_file(src / tok, fs::path(dir) / "tokenizer.bin", fs::copy_options::overwrite_existing);
+}
+
+void add_tensor(SafetensorsStreamWriter& out, const std::string& name, const at::Tensor& t) {
+  at::Tensor c = t.detach().cpu().contiguous();
+  out.add(name, dtype_name(c.scalar_type()), c.sizes().vec(), c.data_ptr(), uint64_t(c.nbytes()));
+}
+
+void add_tensor(SafetensorsStreamWriter& out, const std::string& name, const at::Tensor& t, at::ScalarType dtype) {
+  add_tensor(out, name, t.to(dtype));
+}
+
+void add_block_tensors(SafetensorsStreamWriter& out, const ModelConfig& c, int64_t b, const BlockWeights& w,
+                       at::ScalarType dtype, const std::vector<Proj>& skip) {
+  const std::string pre = "model.layers." + std::to_string(b) + ".";
+  add_tensor(out, pre + "input_layernorm.weight", w.attn_norm, dtype);
+  for (Proj p : kAllProjs) {
+    if (std::find(skip.begin(), skip.end(), p) != skip.end()) continue;
+    add_tensor(out, pre + proj_module(p) + ".weight", w.weight(p), dtype);
+    if (w.b[int(p)].defined()) add_tensor(out, pre + proj_module(p) + ".bias", w.b[int(p)], dtype);
+  }
+  for (Proj p : skip)
+    if (w.b[int(p)].defined()) add_tensor(out, pre + proj_module(p) + ".bias", w.b[int(p)], dtype);
+  if (c.qk_norm) {
+    add_tensor(out, pre + "self_attn.q_norm.weight", w.q_norm, dtype);
+    add_tensor(out, pre + "self_attn.k_norm.weight", w.k_norm, dtype);
+  }
+  add_tensor(out, pre + "post_attention_layernorm.weight", w.ffn_norm, dtype);
+}
+
+void write_json(const std::string& dir, const std::string& name, const nlohmann::json& json) {
+  std::ofstream out(fs::path(dir) / name);
+  out << json.dump(2) << "\n";
+  SR_CHECK(out.good(), "[export] cannot write ", (fs::path(dir) / name).string());
+}
+
+}  // namespace sr

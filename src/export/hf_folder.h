@@ -1,0 +1,40 @@
+// Pieces of a Hugging Face model folder shared by the safetensors export formats:
+// the config, the tokenizer files, and the HF-named tensors of a block.
+#pragma once
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/torch.h"
+#include "io/safetensors_stream.h"
+#include "model/model.h"
+
+namespace sr {
+
+// The storage dtype for unquantized tensors: the source's F32/F16/BF16, else F32.
+at::ScalarType source_dtype(const Model& model);
+
+// config.json: the source's own for HF folders, else generated from ModelConfig
+// (LlamaForCausalLM), with `extra` merged at the top level (quantization_config).
+nlohmann::json hf_config(const Model& model, const nlohmann::json& extra = nlohmann::json::object());
+
+// Copies the tokenizer files found beside the source (tokenizer.model, tokenizer.json,
+// tokenizer_config.json, special_tokens_map.json, generation_config.json, or a
+// llama2.c tokenizer.bin / tok<V>.bin) into `dir`.
+void copy_tokenizer_files(const Model& model, const std::string& dir);
+
+// Adds `t` (cast to `dtype`, made contiguous) to the writer under `name`.
+void add_tensor(SafetensorsStreamWriter& out, const std::string& name, const at::Tensor& t, at::ScalarType dtype);
+void add_tensor(SafetensorsStreamWriter& out, const std::string& name, const at::Tensor& t);  // dtype kept
+
+// The non-projection tensors of block b (norms, q/k norms) and the projections not
+// listed in `skip` (weights and biases), HF-named, cast to `dtype`.
+void add_block_tensors(SafetensorsStreamWriter& out, const ModelConfig& c, int64_t b, const BlockWeights& w,
+                       at::ScalarType dtype, const std::vector<Proj>& skip = {});
+
+// Writes `json` to dir/name.
+void write_json(const std::string& dir, const std::string& name, const nlohmann::json& json);
+
+}  // namespace sr

@@ -1,0 +1,45 @@
+// Writes a model's tensors into one or more safetensors shards in a folder, one
+// tensor at a time, without knowing the list in advance: tensor bytes go to a
+// temporary data file per shard, and finish() prepends each shard's header (one
+// extra sequential copy of the data, bounded memory). With max_shard_bytes > 0 a
+// new shard starts when the current one would exceed it, and
+// model.safetensors.index.json maps every tensor to its shard, as transformers
+// expects ("model-00001-of-00003.safetensors", ...).
+// The caller makes the folder itself atomic (write into a temporary folder, rename).
+#pragma once
+#include <cstdint>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace sr {
+
+class SafetensorsStreamWriter {
+ public:
+  SafetensorsStreamWriter(std::string dir, uint64_t max_shard_bytes = 0, std::string base = "model");
+  ~SafetensorsStreamWriter();  // removes temporary data files if finish() was not reached
+
+  // REQUIRES: dtype is a plain dtype; nbytes matches shape; name not added before.
+  void add(const std::string& name, const std::string& dtype, const std::vector<int64_t>& shape,
+           const void* data, uint64_t nbytes);
+  void set_metadata(std::map<std::string, std::string> m) { metadata_ = std::move(m); }
+  // Writes the shard files (and the index when sharded); returns their file names.
+  std::vector<std::string> finish();
+  uint64_t bytes_written() const { return total_; }
+
+ private:
+  struct Entry { std::string name, dtype; std::vector<int64_t> shape; uint64_t begin, end; };
+  struct Shard { std::string data_path; std::vector<Entry> entries; uint64_t bytes = 0; };
+  void open_shard();
+
+  std::string dir_, base_;
+  uint64_t max_shard_ = 0, total_ = 0;
+  std::vector<Shard> shards_;
+  std::ofstream data_;
+  std::map<std::string, std::string> metadata_;
+  std::map<std::string, int> names_;
+  bool finished_ = false;
+};
+
+}  // namespace sr

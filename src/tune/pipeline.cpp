@@ -1,0 +1,194 @@
+#include "tune/pipeline.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "common/error.h"
+#include "common/progress.h"
+#include "common/sysinfo.h"
+
+namespace sr {
+namespace fs = std::filesystem;
+
+int64_t cache_bytes(int64_t n, int64_t t, int64_t d, bool bf16) { return 2 * n * t * d * (bf16 ? 2 : 4); }
+
+namespace {
+
+std::string block_file(const std::string& dir, int64_t b) {
+  char name[64];
+  std::snprintf(name, sizeof name, "block_%05lld.safetensors", (long long)b);
+  return (fs::path(dir) / name).string();
+}
+
+// The two activation caches and what every unit needs to see of the data.
+struct Caches {
+  at::Tensor x_fp, x_q;  // [N, T, D]
+  at::Tensor mask;       // [N, T]
+  bool active() const { return x_fp.defined(); }
+};
+
+// Rows per forward call: keeps one call's activations near 256 MB.
+int64_t rows_per_call(const ModelConfig& c, int64_t T) {
+  const int64_t per_row = 4 * (c.n_heads * T * T + T * (3 * c.intermediate + 4 * c.hidden));
+  return std::max<int64_t>(1, (256LL << 20) / std::max<int64_t>(per_row, 1));
+}
+
+// x <- unit(x) in place, call by call. `observe` sees each block's projection inputs.
+void forward_in_place(const ModelConfig& c, at::Tensor& x, const std::vector<BlockWeights>& w,
+                      const std::vector<InputHook>& hooks, const RopeTables& rope) {
+  at::NoGradGuard ng;
+  const int64_t N = x.size(0), step = rows_per_call(c, x.size(1));
+  for (int64_t r = 0; r < N; r += step) {
+    const int64_t b = std::min(step, N - r);
+    auto slice = x.narrow(0, r, b);
+    slice.copy_(unit_forward(c, w, hooks, slice.to(at::kFloat), rope));
+  }
+}
+
+// FP reference pass hooks: Σx² per input channel (imatrix, §3.2) and max|x| (act_max).
+struct Observer {
+  std::map<std::string, at::Tensor> imatrix, act_max;
+  InputHook hook_for(int64_t block, const LayerPlan& plan) {
+    return [this, block, &plan](Proj p, const at::Tensor& x) {
+      const LayerChoice* c = plan.find(block, p);
+      if (!c || !c->quantized()) return x;
+      auto flat = x.detach().reshape({-1, x.size(-1)});
+      auto sq = flat.pow(2).sum(0);
+      auto& im = imatrix[c->name];
+      im = im.defined() ? im + sq : sq;
+      auto mx = flat.abs().max();
+      auto& am = act_max[c->name];
+      am = am.defined() ? at::maximum(am, mx) : mx;
+      return x;
+    };
+  }
+};
+
+nlohmann::json check_or_write_fingerprint(const std::string& dir, const nlohmann::json& fp, bool resume) {
+  const fs::path run = fs::path(dir) / "run.json";
+  if (fs::exists(run)) {
+    SR_CHECK(resume, "[quantize] ", dir, " holds an unfinished run; pass --resume to continue it, or delete the folder");
+    nlohmann::json old = nlohmann::json::parse(std::ifstream(run));
+    SR_CHECK(old == fp, "[quantize] --resume: the unfinished run in ", dir,
+             " used different settings; delete the folder to start over.\n  saved: ", old.dump(),
+             "\n  now:   ", fp.dump());
+    return old;
+  }
+  fs::create_directories(dir);
+  std::ofstream(run) << fp.dump(2);
+  return fp;
+}
+
+}  // namespace
+
+std::vector<QuantizedLayer> load_saved_block(const std::string& state_dir, int64_t b) {
+  const std::string f = block_file(state_dir, b);
+  return fs::exists(f) ? load_block_state(f) : std::vector<QuantizedLayer>{};
+}
+
+nlohmann::json run_quantization(const Model& model, const LayerPlan& plan, const QuantizeOptions& opt,
+                                const std::string& state_dir, const nlohmann::json& fingerprint) {
+  const ModelConfig& c = model.config();
+  const double t_start = now_seconds();
+  check_or_write_fingerprint(state_dir, fingerprint, opt.resume);
+  const bool needs_data = opt.tune.method != Method::Rtn;
+  SR_CHECK(opt.nblocks >= 1 && opt.nblocks <= c.n_layers, "--nblocks must be in [1, ", c.n_layers, "], got ", opt.nblocks);
+  SR_CHECK(opt.tune.batch_size >= 1 && opt.tune.gradient_accumulate_steps >= 1,
+           "--batch_size and --gradient_accumulate_steps must be positive");
+  nlohmann::json record = {{"units", nlohmann::json::array()}};
+
+  Caches caches;
+  int64_t T = 1;
+  if (needs_data) {
+    CalibOptions co = opt.calib;
+    if (co.seqlen > c.max_position) {
+      std::fprintf(stderr, "note: --seqlen %lld exceeds the model's %lld positions; using %lld\n",
+                   (long long)co.seqlen, (long long)c.max_position, (long long)c.max_position);
+      co.seqlen = c.max_position;
+    }
+    CalibData data = load_calibration(model.tokenizer(), co);
+    T = co.seqlen;
+    const int64_t N = data.tokens.size(0);
+    const int64_t need = cache_bytes(N, T, c.hidden, opt.cache_bf16);
+    const int64_t avail = available_memory_bytes();
+    std::fprintf(stderr, "calibration: %lld samples x %lld tokens (%s); activation caches %s%s\n", (long long)N,
+                 (long long)T, data.mode.c_str(), format_bytes(double(need)).c_str(),
+                 opt.cache_bf16 ? " (bf16)" : "");
+    SR_CHECK(avail == 0 || need < avail * 8 / 10, "[quantize] the activation caches need ", format_bytes(double(need)),
+             " but only ", format_bytes(double(avail)), " is available; lower --nsamples or --seqlen, or pass --cache_dtype bf16");
+    at::NoGradGuard ng;
+    caches.x_fp = model.embed(data.tokens).to(opt.cache_bf16 ? at::kBFloat16 : at::kFloat);
+    caches.x_q = caches.x_fp.clone();
+    caches.mask = data.mask;
+    record["calibration"] = {{"samples", N}, {"seqlen", T}, {"mode", data.mode}, {"available", data.available},
+                             {"cache_bytes", need}};
+  }
+  const RopeTables& rope = model.rope(std::max<int64_t>(T, 1));
+  const int64_t n_units = (c.n_layers + opt.nblocks - 1) / opt.nblocks;
+  Progress progress("block", int(c.n_layers), opt.progress);
+  for (int64_t u = 0; u < n_units; ++u) {
+    const double t0 = now_seconds();
+    UnitInput in;
+    for (int64_t b = u * opt.nblocks; b < std::min(c.n_layers, (u + 1) * opt.nblocks); ++b) {
+      in.blocks.push_back(b);
+      in.fp.push_back(model.load_block(b));
+    }
+    // Resume: a unit whose every block is saved is replayed, not re-tuned.
+    bool saved = opt.resume;
+    for (int64_t b : in.blocks) saved = saved && fs::exists(block_file(state_dir, b));
+    UnitResult res;
+    if (saved) {
+      res.quantized = in.fp;
+      for (size_t j = 0; j < in.blocks.size(); ++j)
+        for (QuantizedLayer& l : load_saved_block(state_dir, in.blocks[j])) {
+          const LayerChoice* ch = plan.find(l.name);
+          SR_CHECK(ch, "[quantize] saved layer ", l.name, " is not in the plan");
+          res.quantized[j].weight(ch->proj) = l.dequantized();
+          res.layers.push_back(std::move(l));
+        }
+      res.stats = {{"blocks", in.blocks}, {"resumed", true}};
+    }
+    Observer obs;
+    if (caches.active()) {
+      if (!opt.enable_quanted_input) caches.x_q.copy_(caches.x_fp);
+      std::vector<InputHook> observe;
+      for (int64_t b : in.blocks) observe.push_back(saved ? InputHook() : obs.hook_for(b, plan));
+      forward_in_place(c, caches.x_fp, in.fp, observe, rope);  // x_fp becomes Y_ref
+      in.imatrix = std::move(obs.imatrix);
+      in.act_max = std::move(obs.act_max);
+      in.x_in = caches.x_q;
+      in.y_ref = caches.x_fp;
+      in.mask = caches.mask;
+    }
+    if (!saved) {
+      res = quantize_unit(c, plan, in, rope, opt.tune);
+      std::map<int64_t, std::vector<QuantizedLayer>> per_block;
+      for (const QuantizedLayer& l : res.layers) per_block[plan.find(l.name)->block].push_back(l);
+      for (int64_t b : in.blocks) save_block_state(block_file(state_dir, b), per_block[b], res.stats);
+    }
+    if (caches.active()) {
+      std::map<std::string, ActQuantState> act;
+      for (const QuantizedLayer& l : res.layers) act[l.name] = l.act;
+      std::vector<InputHook> hooks;
+      for (int64_t b : in.blocks) hooks.push_back(activation_hook(plan, b, act));
+      forward_in_place(c, caches.x_q, res.quantized, hooks, rope);  // X_q for the next unit
+    }
+    res.stats["seconds_total"] = now_seconds() - t0;
+    record["units"].push_back(res.stats);
+    char extra[160] = "";
+    if (res.stats.contains("loss_best"))
+      std::snprintf(extra, sizeof extra, "loss %.4g -> %.4g (iter %lld)  %.1fs", res.stats["loss_first"].get<double>(),
+                    res.stats["loss_best"].get<double>(), (long long)res.stats["best_iter"].get<int64_t>(),
+                    now_seconds() - t0);
+    else
+      std::snprintf(extra, sizeof extra, "%s  %.1fs", saved ? "resumed" : res.stats.value("method", "").c_str(),
+                    now_seconds() - t0);
+    progress.update(int(in.blocks.back() + 1), extra);
+  }
+  record["seconds"] = now_seconds() - t_start;
+  record["peak_rss_bytes"] = peak_rss_bytes();
+  return record;
+}
+
+}  // namespace sr

@@ -1,0 +1,50 @@
+// The quantization run, block by block (spec §2.2-2.3):
+//   1. calibration samples -> embeddings = block 0's inputs, cached once (FP path
+//      X_fp and quantized path X_q, identical at block 0);
+//   2. per unit of nblocks blocks: the FP reference pass turns X_fp into Y_ref in
+//      place (collecting the imatrix and act_max on the way), the unit is quantized
+//      to map X_q onto Y_ref, then X_q is pushed through the quantized unit;
+//   3. each unit's result is saved in <output_dir>.partial/ so --resume continues
+//      after the last finished unit (replaying the finished units' forwards to
+//      rebuild the caches, bit-identically);
+//   4. export/ then writes the requested formats from the saved state (cli/ drives it).
+// Plain RTN needs no data and skips the caches.
+// Resident memory: the two caches [N, T, D] plus one unit's weights and graph.
+#pragma once
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "tune/calibration.h"
+#include "tune/layer_plan.h"
+#include "tune/unit_quantizer.h"
+
+namespace sr {
+
+struct QuantizeOptions {
+  TuneOptions tune;
+  CalibOptions calib;
+  int64_t nblocks = 1;
+  bool enable_quanted_input = true;       // tune on quantized-path inputs (§2.3)
+  bool cache_bf16 = false;                // store the activation caches in bf16
+  bool resume = false;
+  bool progress = true;
+};
+
+// Quantizes every unit of `model` per `plan`, saving each unit's layers under
+// `state_dir` (block_NNNNN.safetensors, written atomically). With opt.resume,
+// units already saved there are reused (their settings must match: `fingerprint`
+// is compared with the state's run.json). Returns the run record: settings,
+// per-unit stats, times, peak memory. Throws sr::Error when the caches cannot fit
+// in the available memory.
+nlohmann::json run_quantization(const Model& model, const LayerPlan& plan, const QuantizeOptions& opt,
+                                const std::string& state_dir, const nlohmann::json& fingerprint);
+
+// The quantized layers of block `b` saved in `state_dir` (empty if none).
+std::vector<QuantizedLayer> load_saved_block(const std::string& state_dir, int64_t b);
+
+// Bytes the two activation caches will take.
+int64_t cache_bytes(int64_t nsamples, int64_t seqlen, int64_t hidden, bool bf16);
+
+}  // namespace sr

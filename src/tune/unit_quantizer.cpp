@@ -1,0 +1,286 @@
+#include "tune/unit_quantizer.h"
+
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <optional>
+#include <random>
+
+#include "common/error.h"
+#include "common/sysinfo.h"
+#include "quant/formats/nvfp.h"
+
+namespace sr {
+namespace {
+
+// One quantized linear of the unit while it is being quantized.
+struct LayerJob {
+  const LayerChoice* choice;
+  size_t pos;            // index of its block in the unit
+  at::Tensor w;          // FP weight [O, I] fp32
+  WeightQuantParams p;   // tunables (v, alpha, beta) + init scale / global scale
+  double lr = 0, minmax_lr = 0;
+  ActQuantState act;
+};
+
+// Snapshot of every job's tunables (v, alpha, beta), for best-iteration selection.
+using Snapshot = std::vector<Tunables>;
+
+std::vector<LayerJob> make_jobs(const LayerPlan& plan, const UnitInput& in) {
+  std::vector<LayerJob> jobs;
+  for (size_t j = 0; j < in.blocks.size(); ++j) {
+    for (Proj p : kAllProjs) {
+      const LayerChoice* c = plan.find(in.blocks[j], p);
+      if (!c || !c->quantized()) continue;
+      LayerJob job{c, j, in.fp[j].weight(p).detach().to(at::kFloat), {}, 0, 0, {}};
+      if (auto it = in.act_max.find(c->name); it != in.act_max.end()) job.act.act_max = it->second;
+      jobs.push_back(std::move(job));
+    }
+  }
+  return jobs;
+}
+
+at::Tensor imatrix_of(const UnitInput& in, const std::string& name) {
+  auto it = in.imatrix.find(name);
+  return it == in.imatrix.end() ? at::Tensor() : it->second;
+}
+
+// NVFP4: q/k/v share one global scale, and so do gate/up (the min of theirs, §1.4).
+void fuse_nv_global_scales(std::vector<LayerJob>& jobs) {
+  const std::vector<std::vector<Proj>> groups = {{Proj::Q, Proj::K, Proj::V}, {Proj::Gate, Proj::Up}};
+  for (const auto& group : groups) {
+    std::map<size_t, std::vector<LayerJob*>> by_block;
+    for (LayerJob& j : jobs)
+      if (j.choice->scheme.data_type == DataType::NvFp &&
+          std::find(group.begin(), group.end(), j.choice->proj) != group.end())
+        by_block[j.pos].push_back(&j);
+    for (auto& [pos, members] : by_block) {
+      std::vector<at::Tensor> gs;
+      for (LayerJob* m : members) {
+        if (!m->p.global_scale.defined()) m->p.global_scale = nvfp::global_scale(m->w);
+        gs.push_back(m->p.global_scale);
+      }
+      at::Tensor fused = nvfp::fuse_global_scales(gs);
+      for (LayerJob* m : members) m->p.global_scale = fused;
+    }
+  }
+}
+
+// Random permutation of sample indices served in consecutive slices of `size`; when
+// fewer than `size` remain it reshuffles and restarts (auto-round's IndexSampler).
+class IndexSampler {
+ public:
+  IndexSampler(int64_t n, int64_t size, uint64_t seed) : order_(size_t(n)), size_(size), rng_(seed) {
+    std::iota(order_.begin(), order_.end(), 0);
+    std::shuffle(order_.begin(), order_.end(), rng_);
+  }
+  std::vector<int64_t> next() {
+    if (at_ + size_ > int64_t(order_.size())) {
+      std::shuffle(order_.begin(), order_.end(), rng_);
+      at_ = 0;
+    }
+    std::vector<int64_t> out(order_.begin() + at_, order_.begin() + at_ + size_);
+    at_ += size_;
+    return out;
+  }
+
+ private:
+  std::vector<int64_t> order_;
+  int64_t size_, at_ = 0;
+  std::mt19937_64 rng_;
+};
+
+enum class LossKind { MaskedMse, PlainMse, OutlierFilteredMse };
+
+// §2.4 / §3.5. P, R: [b, T, D]; M: [b, T] bool. Means run over ALL elements (masked ones too).
+at::Tensor unit_loss(const at::Tensor& P, const at::Tensor& R, const at::Tensor& M, LossKind kind, bool sum) {
+  at::Tensor d = P - R;
+  if (kind == LossKind::OutlierFilteredMse) {
+    at::Tensor keep = at::ones_like(d);
+    {
+      at::NoGradGuard ng;
+      const int64_t k = std::max<int64_t>(1, d.numel() / 1000);
+      auto idx = std::get<1>(d.detach().abs().reshape(-1).topk(k));
+      keep.view(-1).index_fill_(0, idx, 0.0);
+    }
+    d = d * keep;
+  }
+  if (kind != LossKind::PlainMse) d = d * M.unsqueeze(-1).to(d.scalar_type());
+  return sum ? d.pow(2).sum() : d.pow(2).mean();
+}
+
+LossKind loss_kind(const std::vector<LayerJob>& jobs, const TuneOptions& opt) {
+  bool v2 = false, filter = false;
+  for (const LayerJob& j : jobs) {
+    const QuantScheme& s = j.choice->scheme;
+    if (opt.alg_ext && uses_v2_wrapper(s)) {
+      v2 = true;
+      filter |= s.bits < 4 || (s.act_quantized() && s.act_bits <= 4);
+    }
+  }
+  if (!v2) return LossKind::MaskedMse;
+  // ⚠ spec §3.5: without the filter, v2 falls back to the unmasked MSE.
+  return filter ? LossKind::OutlierFilteredMse : LossKind::PlainMse;
+}
+
+double layer_lr(const QuantScheme& s, const TuneOptions& opt) {
+  if (opt.lr > 0) return opt.lr;
+  const double iters = double(std::max<int64_t>(opt.iters, 1));
+  return (opt.iters >= 1000 && s.bits <= 3) ? 2.0 / iters : 1.0 / iters;
+}
+
+Snapshot snapshot(const std::vector<LayerJob>& jobs) {
+  Snapshot s;
+  for (const LayerJob& j : jobs) {
+    Tunables t = j.p.t;
+    for (at::Tensor* x : {&t.v, &t.alpha, &t.beta})
+      if (x->defined()) *x = x->detach().clone();
+    s.push_back(t);
+  }
+  return s;
+}
+
+// Weights of the unit's blocks with every job's qdq'd weight substituted.
+std::vector<BlockWeights> quantized_weights(const UnitInput& in, const std::vector<LayerJob>& jobs) {
+  std::vector<BlockWeights> w = in.fp;
+  for (const LayerJob& j : jobs) w[j.pos].weight(j.choice->proj) = qdq_weight(j.w, j.choice->scheme, j.p).w_hat;
+  return w;
+}
+
+std::vector<InputHook> unit_hooks(const LayerPlan& plan, const UnitInput& in, const std::vector<LayerJob>& jobs) {
+  std::map<std::string, ActQuantState> act;
+  for (const LayerJob& j : jobs) act[j.choice->name] = j.act;
+  std::vector<InputHook> hooks;
+  for (int64_t b : in.blocks) hooks.push_back(activation_hook(plan, b, act));
+  return hooks;
+}
+
+void sign_sgd_step(std::vector<LayerJob>& jobs, int64_t i, int64_t iters) {
+  at::NoGradGuard ng;
+  const double decay = 1.0 - double(i) / double(iters);  // LinearLR(1 -> 0)
+  for (LayerJob& j : jobs) {
+    auto step = [&](at::Tensor& p, double lr) {
+      if (!p.defined() || !p.grad().defined()) return;
+      p.sub_(p.grad().sign() * (lr * decay));
+      p.mutable_grad().zero_();
+    };
+    step(j.p.t.v, j.lr);
+    step(j.p.t.alpha, j.minmax_lr);
+    step(j.p.t.beta, j.minmax_lr);
+  }
+}
+
+void restore(std::vector<LayerJob>& jobs, const Snapshot& s) {
+  for (size_t k = 0; k < jobs.size(); ++k) {
+    jobs[k].p.t.v = s[k].v;
+    jobs[k].p.t.alpha = s[k].alpha;
+    jobs[k].p.t.beta = s[k].beta;
+  }
+}
+
+// The sign-SGD loop of §2.6 on the unit's jobs; leaves the selected parameters in them.
+nlohmann::json tune(const ModelConfig& config, const LayerPlan& plan, const UnitInput& in,
+                    std::vector<LayerJob>& jobs, const RopeTables& rope, const TuneOptions& opt) {
+  const int64_t N = in.x_in.size(0);
+  const int64_t global_bs = std::min(N, opt.batch_size * opt.gradient_accumulate_steps);
+  const bool sum = opt.gradient_accumulate_steps > 1;
+  const LossKind kind = loss_kind(jobs, opt);
+  IndexSampler sampler(N, global_bs, opt.seed * 1000003ULL + uint64_t(in.blocks.front()));
+  const std::vector<InputHook> hooks = unit_hooks(plan, in, jobs);
+  double best = std::numeric_limits<double>::infinity(), first = 0;
+  int64_t best_iter = -1;
+  Snapshot chosen;
+  for (int64_t i = 0; i < opt.iters; ++i) {
+    std::vector<int64_t> idx = sampler.next();
+    double total = 0;
+    for (int64_t c = 0; c < global_bs; c += opt.batch_size) {
+      auto rows = at::tensor(std::vector<int64_t>(idx.begin() + c, idx.begin() + std::min(global_bs, c + opt.batch_size)));
+      for (LayerJob& j : jobs) clamp_params_(j.p);
+      auto P = unit_forward(config, quantized_weights(in, jobs), hooks, in.x_in.index_select(0, rows).to(at::kFloat), rope);
+      auto L = unit_loss(P, in.y_ref.index_select(0, rows).to(at::kFloat), in.mask.index_select(0, rows), kind, sum);
+      total += L.item<double>();
+      (L * 1000.0).backward();
+    }
+    SR_CHECK(std::isfinite(total), "[signround] block ", in.blocks.front(), ": loss became ", total, " at iteration ", i);
+    if (i == 0) first = total;
+    if (total < best) {
+      best = total;
+      best_iter = i;
+      if (!opt.not_use_best_mse) chosen = snapshot(jobs);
+    }
+    if (opt.not_use_best_mse && i == opt.iters - 1) chosen = snapshot(jobs);
+    sign_sgd_step(jobs, i, opt.iters);
+  }
+  restore(jobs, chosen);
+  return {{"loss_first", first}, {"loss_best", best}, {"best_iter", best_iter},
+          {"loss", kind == LossKind::MaskedMse ? "masked_mse" : kind == LossKind::PlainMse ? "mse" : "outlier_filtered_mse"}};
+}
+
+}  // namespace
+
+InputHook activation_hook(const LayerPlan& plan, int64_t block, const std::map<std::string, ActQuantState>& act) {
+  std::array<std::optional<std::pair<QuantScheme, ActQuantState>>, kProjCount> per_proj;
+  bool any = false;
+  for (Proj p : kAllProjs) {
+    const LayerChoice* c = plan.find(block, p);
+    if (!c || !c->quantized() || !c->scheme.act_quantized()) continue;
+    auto it = act.find(c->name);
+    per_proj[int(p)] = std::make_pair(c->scheme, it == act.end() ? ActQuantState{} : it->second);
+    any = true;
+  }
+  if (!any) return nullptr;
+  return [per_proj](Proj p, const at::Tensor& x) {
+    const auto& e = per_proj[int(p)];
+    return e ? qdq_act(x, e->first, e->second) : x;
+  };
+}
+
+at::Tensor unit_forward(const ModelConfig& config, const std::vector<BlockWeights>& weights,
+                        const std::vector<InputHook>& hooks, const at::Tensor& x, const RopeTables& rope) {
+  auto positions = at::arange(x.size(1), at::kLong);
+  at::Tensor h = x;
+  for (size_t j = 0; j < weights.size(); ++j) h = block_forward(config, weights[j], h, positions, rope, hooks[j]);
+  return h;
+}
+
+UnitResult quantize_unit(const ModelConfig& config, const LayerPlan& plan, const UnitInput& in,
+                         const RopeTables& rope, const TuneOptions& opt) {
+  const double t0 = now_seconds();
+  std::vector<LayerJob> jobs = make_jobs(plan, in);
+  nlohmann::json stats = {{"blocks", in.blocks}};
+  if (opt.method == Method::SignRound && opt.iters > 0 && !jobs.empty()) {
+    for (LayerJob& j : jobs) {
+      const QuantScheme& s = j.choice->scheme;
+      const TuneMode mode = opt.alg_ext && uses_v2_wrapper(s) ? TuneMode::V2 : TuneMode::V1;
+      j.p = make_weight_params(j.w, s, mode, mode == TuneMode::V2 ? imatrix_of(in, j.choice->name) : at::Tensor());
+      if (!opt.enable_minmax_tuning) j.p.t.alpha = j.p.t.beta = at::Tensor();
+      j.lr = layer_lr(s, opt);
+      j.minmax_lr = opt.minmax_lr > 0 ? opt.minmax_lr : j.lr;
+    }
+    fuse_nv_global_scales(jobs);
+    stats.update(tune(config, plan, in, jobs, rope, opt));
+    stats["method"] = opt.alg_ext ? "signround_v2" : "signround_v1";
+  } else {
+    fuse_nv_global_scales(jobs);
+    for (LayerJob& j : jobs) {
+      const at::Tensor gs = j.p.global_scale;
+      j.p = opt.method == Method::Rtn ? rtn(j.w, j.choice->scheme, gs).params
+                                      : opt_rtn(j.w, j.choice->scheme, imatrix_of(in, j.choice->name), gs).params;
+    }
+    stats["method"] = opt.method == Method::Rtn ? "rtn" : "opt_rtn";
+  }
+  UnitResult r;
+  r.quantized = in.fp;
+  at::NoGradGuard ng;
+  for (LayerJob& j : jobs) {
+    clamp_params_(j.p);
+    QuantizedLayer q{j.choice->name, j.choice->scheme, encode_weight(j.w, j.choice->scheme, j.p), j.act};
+    r.quantized[j.pos].weight(j.choice->proj) = q.dequantized();
+    r.layers.push_back(std::move(q));
+  }
+  stats["seconds"] = now_seconds() - t0;
+  r.stats = stats;
+  return r;
+}
+
+}  // namespace sr

@@ -1,0 +1,68 @@
+// Quantizing one "unit" of the model — nblocks consecutive decoder blocks
+// (nblocks = 1 by default) — given its cached calibration activations:
+//   RTN             plain rounding, no data (spec §2.8)
+//   optimized RTN   imatrix-weighted initial-scale search, then rounding (§2.8, §3.3)
+//   SignRound       sign-SGD on the rounding offsets v and scale multipliers (§2.4-2.6);
+//                   V2 (alg_ext) adds the imatrix-weighted init scale with β in [0, 2]
+//                   and the outlier-filtered loss (§3.1-3.5)
+// The unit is tuned to reproduce the FP unit's outputs `y_ref` from the
+// quantized-path inputs `x_in` (§2.3).
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/torch.h"
+#include "model/llama.h"
+#include "tune/layer_plan.h"
+#include "tune/quantized_layer.h"
+
+namespace sr {
+
+enum class Method { Rtn, OptRtn, SignRound };
+
+struct TuneOptions {
+  Method method = Method::SignRound;
+  int64_t iters = 200;
+  double lr = 0;          // 0: auto, 1/iters (2/iters for layers of <= 3 bits when iters >= 1000)
+  double minmax_lr = 0;   // 0: lr
+  int64_t batch_size = 8;
+  int64_t gradient_accumulate_steps = 1;
+  bool not_use_best_mse = false;
+  bool enable_minmax_tuning = true;
+  bool alg_ext = true;    // SignRoundV2 for schemes that have it (sym int, MX, NV)
+  uint64_t seed = 42;
+};
+
+struct UnitInput {
+  std::vector<int64_t> blocks;           // consecutive block indices
+  std::vector<BlockWeights> fp;          // their full-precision weights
+  at::Tensor x_in;                       // [N, T, D] tuning inputs (any float dtype)
+  at::Tensor y_ref;                      // [N, T, D] FP outputs of the unit
+  at::Tensor mask;                       // [N, T] bool token-validity mask
+  std::map<std::string, at::Tensor> imatrix;  // layer name -> [I] Σ x² over the FP pass
+  std::map<std::string, at::Tensor> act_max;  // layer name -> scalar max |x| over the FP pass
+};
+
+struct UnitResult {
+  std::vector<QuantizedLayer> layers;     // every quantized layer of the unit
+  std::vector<BlockWeights> quantized;    // fake-quant weights, one per block
+  nlohmann::json stats;                   // method, losses, best iteration, seconds
+};
+
+// REQUIRES: for SignRound and OptRtn, x_in/y_ref/mask filled; for Rtn they may be undefined.
+UnitResult quantize_unit(const ModelConfig& config, const LayerPlan& plan, const UnitInput& in,
+                         const RopeTables& rope, const TuneOptions& opt);
+
+// The input hook that quantizes activations of the block's act-quantized layers
+// (nullptr when none is). `act` supplies calibrated act_max per layer name.
+InputHook activation_hook(const LayerPlan& plan, int64_t block, const std::map<std::string, ActQuantState>& act);
+
+// The forward of the unit with the given (fake-quant or FP) weights.
+at::Tensor unit_forward(const ModelConfig& config, const std::vector<BlockWeights>& weights,
+                        const std::vector<InputHook>& hooks, const at::Tensor& x, const RopeTables& rope);
+
+}  // namespace sr
