@@ -54,6 +54,7 @@ std::vector<FlagSpec> quantize_flags() {
       {"cache-dtype", true, "fp32 | bf16 storage of the activation caches", "fp32"},
       {"max-shard-size", true, "split safetensors outputs into shards of at most this many MB", "0 (one file)"},
       {"resume", false, "continue an interrupted run from <output_dir>.partial", ""},
+      {"stop-after-units", true, "testing aid: stop (as if killed) after this many units", ""},
       {"json", false, "print the run record as JSON", ""},
       {"quiet", false, "no progress on stderr", ""},
   };
@@ -111,6 +112,7 @@ QuantizeOptions options_from_flags(const Args& a) {
            "--cache_dtype must be fp32 or bf16, got '", cache, "'");
   o.cache_bf16 = cache == "bf16" || cache == "bfloat16";
   o.resume = a.flag("resume");
+  o.stop_after_units = a.integer("stop-after-units", -1);
   o.progress = !a.flag("quiet");
   return o;
 }

@@ -107,7 +107,17 @@ nlohmann::json run_quantization(const Model& model, const LayerPlan& plan, const
                    (long long)co.seqlen, (long long)c.max_position, (long long)c.max_position);
       co.seqlen = c.max_position;
     }
-    CalibData data = load_calibration(model.tokenizer(), co);
+    CalibData data;
+    if (opt.calib_tokens.defined()) {
+      data.tokens = opt.calib_tokens.to(at::kLong);
+      data.mask = at::ones(data.tokens.sizes(), at::kBool);
+      data.mask.select(1, data.tokens.size(1) - 1).fill_(false);
+      data.mode = "given";
+      data.available = data.tokens.size(0);
+      co.seqlen = data.tokens.size(1);
+    } else {
+      data = load_calibration(model.tokenizer(), co);
+    }
     T = co.seqlen;
     const int64_t N = data.tokens.size(0);
     const int64_t need = cache_bytes(N, T, c.hidden, opt.cache_bf16);
@@ -185,6 +195,8 @@ nlohmann::json run_quantization(const Model& model, const LayerPlan& plan, const
       std::snprintf(extra, sizeof extra, "%s  %.1fs", saved ? "resumed" : res.stats.value("method", "").c_str(),
                     now_seconds() - t0);
     progress.update(int(in.blocks.back() + 1), extra);
+    SR_CHECK(opt.stop_after_units < 0 || u + 1 < opt.stop_after_units, "[quantize] stopped after ", u + 1,
+             " units as asked (--stop_after_units); continue with --resume");
   }
   record["seconds"] = now_seconds() - t_start;
   record["peak_rss_bytes"] = peak_rss_bytes();

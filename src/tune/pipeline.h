@@ -25,11 +25,13 @@ namespace sr {
 struct QuantizeOptions {
   TuneOptions tune;
   CalibOptions calib;
+  at::Tensor calib_tokens;                // [N, T] int64: use these instead of calib.dataset
   int64_t nblocks = 1;
   bool enable_quanted_input = true;       // tune on quantized-path inputs (§2.3)
   bool cache_bf16 = false;                // store the activation caches in bf16
   bool resume = false;
   bool progress = true;
+  int64_t stop_after_units = -1;          // testing aid: throw after this many units (simulates a kill)
 };
 
 // Quantizes every unit of `model` per `plan`, saving each unit's layers under

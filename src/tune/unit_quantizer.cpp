@@ -212,7 +212,10 @@ nlohmann::json tune(const ModelConfig& config, const LayerPlan& plan, const Unit
     sign_sgd_step(jobs, i, opt.iters);
   }
   restore(jobs, chosen);
-  return {{"loss_first", first}, {"loss_best", best}, {"best_iter", best_iter},
+  double max_v = 0;
+  for (const LayerJob& j : jobs)
+    if (j.p.t.v.defined()) max_v = std::max(max_v, j.p.t.v.abs().max().item<double>());
+  return {{"max_abs_v", max_v}, {"loss_first", first}, {"loss_best", best}, {"best_iter", best_iter},
           {"loss", kind == LossKind::MaskedMse ? "masked_mse" : kind == LossKind::PlainMse ? "mse" : "outlier_filtered_mse"}};
 }
 
