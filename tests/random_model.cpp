@@ -5,7 +5,9 @@
 #include <nlohmann/json.hpp>
 
 #include "common/torch.h"
+#include "export/gguf_from_model.h"
 #include "io/safetensors.h"
+#include "model/model.h"
 
 namespace sr::test {
 namespace fs = std::filesystem;
@@ -80,6 +82,7 @@ std::string write_random_hf_model(const std::string& dir, const RandomModelSpec&
       {"tie_word_embeddings", s.tied},       {"hidden_act", "silu"},
       {"bos_token_id", 1},                   {"eos_token_id", 2},
       {"torch_dtype", s.dtype == "F32" ? "float32" : s.dtype == "F16" ? "float16" : "bfloat16"}};
+  cfg["rope_scaling"] = s.rope_scaling_json.empty() ? nlohmann::json() : nlohmann::json::parse(s.rope_scaling_json);
   std::ofstream(fs::path(dir) / "config.json") << cfg.dump(2);
   std::vector<Named> all = random_tensors(s);
   if (s.shards <= 1) {
@@ -97,6 +100,29 @@ std::string write_random_hf_model(const std::string& dir, const RandomModelSpec&
   }
   std::ofstream(fs::path(dir) / "model.safetensors.index.json") << index.dump(2);
   return dir;
+}
+
+Vocabulary synthetic_vocabulary(int64_t size) {
+  Vocabulary v;
+  v.source = "synthetic vocabulary";
+  for (int64_t i = 0; i < size; ++i) {
+    v.pieces.push_back(i == 0 ? "<unk>" : i == 1 ? "<s>" : i == 2 ? "</s>" : "\xE2\x96\x81t" + std::to_string(i));
+    v.scores.push_back(i < 3 ? 0.0f : -float(i));
+    v.kinds.push_back(i == 0 ? PieceKind::Unknown : i < 3 ? PieceKind::Control : PieceKind::Normal);
+  }
+  return v;
+}
+
+std::string write_random_gguf_model(const std::string& dir, const RandomModelSpec& spec, const std::string& mix) {
+  auto m = Model::open(write_random_hf_model(dir + "/hf", spec));
+  const Vocabulary vocab = synthetic_vocabulary(spec.vocab);
+  GgufModelExportOptions opt;
+  opt.vocabulary = &vocab;
+  opt.progress = false;
+  opt.plan.log = false;
+  const std::string path = dir + "/model-" + mix + ".gguf";
+  export_gguf(*m, path, parse_gguf_mix(mix), opt);
+  return path;
 }
 
 }  // namespace sr::test

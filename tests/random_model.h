@@ -6,6 +6,7 @@
 #include <string>
 
 #include "model/config.h"
+#include "tokenizer/tokenizer.h"
 
 namespace sr::test {
 
@@ -18,9 +19,19 @@ struct RandomModelSpec {
   int shards = 1;                         // > 1 writes model.safetensors.index.json
   uint64_t seed = 1;
   double scale = 0.05;                    // std of the random weights
+  std::string rope_scaling_json;          // config.json "rope_scaling" object; empty: null
 };
 
 // Writes the model into folder `dir` (created). Returns dir.
 std::string write_random_hf_model(const std::string& dir, const RandomModelSpec& spec);
+
+// A SentencePiece-style vocabulary of `size` >= 3 pieces: <unk>, <s>, </s>, then
+// "▁t3", "▁t4", ... (scores decreasing), for models that need one to be written.
+Vocabulary synthetic_vocabulary(int64_t size);
+
+// write_random_hf_model into dir/hf, then that model as dir/model-<mix>.gguf with the
+// synthetic vocabulary (export_gguf, ref encoders). Returns the .gguf path.
+std::string write_random_gguf_model(const std::string& dir, const RandomModelSpec& spec,
+                                    const std::string& mix = "f32");
 
 }  // namespace sr::test

@@ -59,33 +59,29 @@ struct Moments {
 
 }  // namespace
 
-EvalResult evaluate_batch(const Model& model, const EvalBatch& batch, const EvalOptions& opt, const Model* base) {
-  at::NoGradGuard no_grad;
-  const double t0 = now_seconds();
-  const int64_t N = batch.inputs.size(0), S = batch.targets.size(1), V = model.config().vocab;
-  if (base)
-    SR_CHECK(base->config().vocab == V, "--kld-base: the base model's vocabulary (", base->config().vocab,
-             ") differs from the evaluated model's (", V, ")");
+namespace {
+
+LayerwiseOptions scored_window(const EvalBatch& batch, const EvalOptions& opt) {
   LayerwiseOptions lw;
   lw.first_position = batch.first;
-  lw.position_count = S;
+  lw.position_count = batch.targets.size(1);
   lw.progress = opt.progress;
-  // Base log-probs of all scored positions, when a KLD base is given.
-  at::Tensor base_logp;
-  if (base) {
-    base_logp = at::empty({N, S, V}, at::kFloat);
-    run_layerwise(*base, batch.inputs, lw, [&](int64_t row, const at::Tensor& logits) {
-      base_logp.narrow(0, row, logits.size(0)).copy_(at::log_softmax(logits, -1));
-    });
-  }
+  return lw;
+}
+
+// The evaluated model's pass; `base_logp` [N, S, V] is undefined without a KLD base.
+EvalResult score_model(const Model& model, const EvalBatch& batch, const EvalOptions& opt,
+                       const at::Tensor& base_logp) {
+  at::NoGradGuard no_grad;
+  const bool has_base = base_logp.defined();
   Moments nll, kld, top1;
-  const double t_model = now_seconds();
-  run_layerwise(model, batch.inputs, lw, [&](int64_t row, const at::Tensor& logits) {
+  const double t0 = now_seconds();
+  run_layerwise(model, batch.inputs, scored_window(batch, opt), [&](int64_t row, const at::Tensor& logits) {
     const int64_t b = logits.size(0);
     auto logp = at::log_softmax(logits, -1);  // [b, S, V]
     auto target = batch.targets.narrow(0, row, b).unsqueeze(-1);
     nll.add(-logp.gather(-1, target).reshape(-1));
-    if (base) {
+    if (has_base) {
       auto bl = base_logp.narrow(0, row, b);
       kld.add((bl.exp() * (bl - logp)).sum(-1).reshape(-1));
       top1.add((bl.argmax(-1) == logp.argmax(-1)).to(at::kDouble).reshape(-1));
@@ -93,22 +89,54 @@ EvalResult evaluate_batch(const Model& model, const EvalBatch& batch, const Eval
   });
   EvalResult r;
   r.tokens = nll.n;
-  r.chunks = N;
-  r.processed_tokens = N * batch.inputs.size(1);
+  r.chunks = batch.inputs.size(0);
+  r.processed_tokens = r.chunks * batch.inputs.size(1);
   r.nll = nll.mean();
   r.nll_stderr = nll.stderr_();
   r.ppl = std::exp(r.nll);
   r.ppl_stderr = r.ppl * r.nll_stderr;
-  if (base) {
+  if (has_base) {
     r.has_kld = true;
     r.kld = kld.mean();
     r.kld_stderr = kld.stderr_();
     r.top1 = top1.mean();
     r.top1_stderr = top1.n > 1 ? std::sqrt(r.top1 * (1 - r.top1) / double(top1.n - 1)) : 0;
   }
-  const double t1 = now_seconds();
-  r.seconds = t1 - t0;
-  r.tokens_per_second = t1 > t_model ? double(r.processed_tokens) / (t1 - t_model) : 0;
+  r.seconds = now_seconds() - t0;
+  r.tokens_per_second = r.seconds > 0 ? double(r.processed_tokens) / r.seconds : 0;
+  return r;
+}
+
+}  // namespace
+
+at::Tensor scored_log_probs(const Model& base, const EvalBatch& batch, const EvalOptions& opt) {
+  at::NoGradGuard no_grad;
+  const int64_t N = batch.inputs.size(0), S = batch.targets.size(1), V = base.config().vocab;
+  at::Tensor out = at::empty({N, S, V}, at::kFloat);
+  run_layerwise(base, batch.inputs, scored_window(batch, opt), [&](int64_t row, const at::Tensor& logits) {
+    out.narrow(0, row, logits.size(0)).copy_(at::log_softmax(logits, -1));
+  });
+  return out;
+}
+
+EvalResult evaluate_batch_against(const Model& model, const EvalBatch& batch, const EvalOptions& opt,
+                                  const at::Tensor& base_log_probs) {
+  const int64_t N = batch.inputs.size(0), S = batch.targets.size(1), V = model.config().vocab;
+  SR_CHECK(base_log_probs.dim() == 3 && base_log_probs.size(0) == N && base_log_probs.size(1) == S,
+           "[eval] base log-probs of shape ", base_log_probs.sizes(), " do not cover the batch's ", N, " x ", S,
+           " scored positions");
+  SR_CHECK(base_log_probs.size(2) == V, "--kld-base: the base model's vocabulary (", base_log_probs.size(2),
+           ") differs from the evaluated model's (", V, ")");
+  return score_model(model, batch, opt, base_log_probs);
+}
+
+EvalResult evaluate_batch(const Model& model, const EvalBatch& batch, const EvalOptions& opt, const Model* base) {
+  if (!base) return score_model(model, batch, opt, at::Tensor());
+  const double t0 = now_seconds();
+  SR_CHECK(base->config().vocab == model.config().vocab, "--kld-base: the base model's vocabulary (",
+           base->config().vocab, ") differs from the evaluated model's (", model.config().vocab, ")");
+  EvalResult r = evaluate_batch_against(model, batch, opt, scored_log_probs(*base, batch, opt));
+  r.seconds = now_seconds() - t0;  // includes the base model's pass
   return r;
 }
 

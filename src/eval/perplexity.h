@@ -63,4 +63,13 @@ EvalResult evaluate_text(const Model& model, const std::string& text, const Eval
 EvalResult evaluate_batch(const Model& model, const EvalBatch& batch, const EvalOptions& opt,
                           const Model* base = nullptr);
 
+// Log-probabilities [N, S, V] (fp32) of `base` at the batch's scored positions: what
+// the KLD compares against. Compute them once to compare several models with one base.
+at::Tensor scored_log_probs(const Model& base, const EvalBatch& batch, const EvalOptions& opt);
+// evaluate_batch with a KLD base given by its scored_log_probs (seconds and
+// tokens_per_second then cover the evaluated model's pass only). Throws if the shape
+// does not match the batch and the model's vocabulary.
+EvalResult evaluate_batch_against(const Model& model, const EvalBatch& batch, const EvalOptions& opt,
+                                  const at::Tensor& base_log_probs);
+
 }  // namespace sr

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace sr {
 
@@ -10,12 +11,16 @@ enum class Arch { Llama, Mistral, Qwen2, Qwen3 };
 
 // RoPE frequency scaling. "none" or Llama-3.x "llama3" (smoothly divides the low
 // frequencies by `factor`), or "linear" (positions divided by `factor`).
+// freq_factors, when not empty, divides each inverse frequency as well: that is how
+// GGUF files carry Llama-3 scaling (the rope_freqs.weight tensor, which
+// convert_hf_to_gguf computes from the llama3 parameters).
 struct RopeScaling {
   std::string type = "none";
   double factor = 1.0;
   double low_freq_factor = 1.0;
   double high_freq_factor = 4.0;
   int64_t original_max_position = 8192;
+  std::vector<float> freq_factors;  // [head_dim / 2], or empty
 };
 
 struct ModelConfig {

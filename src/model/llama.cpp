@@ -28,6 +28,11 @@ static at::Tensor inverse_frequencies(const ModelConfig& c) {
   auto exponent = at::arange(0, c.head_dim, 2, at::kLong).to(at::kFloat) / double(c.head_dim);
   auto inv = 1.0 / at::pow(at::scalar_tensor(c.rope_theta, at::kFloat), exponent);
   const RopeScaling& s = c.rope_scaling;
+  if (!s.freq_factors.empty()) {
+    SR_CHECK(int64_t(s.freq_factors.size()) == half, "[rope] ", s.freq_factors.size(),
+             " frequency factors for head_dim ", c.head_dim, " (expected ", half, ")");
+    inv = inv / at::from_blob(const_cast<float*>(s.freq_factors.data()), {half}, at::kFloat);
+  }
   if (s.type == "linear") return inv / s.factor;
   if (s.type != "llama3") return inv;
   // Llama 3.1: keep high frequencies, divide low ones by `factor`, blend in between.

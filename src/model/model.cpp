@@ -10,6 +10,8 @@
 #include "common/error.h"
 #include "io/llama2c.h"
 #include "io/safetensors.h"
+#include "model/gguf_names.h"
+#include "model/rope_layout.h"
 #include "model/tensor_convert.h"
 
 namespace sr {
@@ -30,49 +32,6 @@ bool starts_with_gguf(const std::string& path) {
   char m[4] = {};
   in.read(m, 4);
   return in.gcount() == 4 && std::memcmp(m, "GGUF", 4) == 0;
-}
-
-// HF name -> GGUF (llama.cpp) name, for the per-block and top-level tensors.
-struct NamePair { const char* hf; const char* gguf; };
-constexpr NamePair kGgufBlockNames[] = {
-    {"input_layernorm.weight", "attn_norm.weight"},
-    {"post_attention_layernorm.weight", "ffn_norm.weight"},
-    {"self_attn.q_proj.weight", "attn_q.weight"},   {"self_attn.k_proj.weight", "attn_k.weight"},
-    {"self_attn.v_proj.weight", "attn_v.weight"},   {"self_attn.o_proj.weight", "attn_output.weight"},
-    {"self_attn.q_proj.bias", "attn_q.bias"},       {"self_attn.k_proj.bias", "attn_k.bias"},
-    {"self_attn.v_proj.bias", "attn_v.bias"},       {"self_attn.q_norm.weight", "attn_q_norm.weight"},
-    {"self_attn.k_norm.weight", "attn_k_norm.weight"},
-    {"mlp.gate_proj.weight", "ffn_gate.weight"},    {"mlp.up_proj.weight", "ffn_up.weight"},
-    {"mlp.down_proj.weight", "ffn_down.weight"},
-};
-constexpr NamePair kGgufTopNames[] = {
-    {"model.embed_tokens.weight", "token_embd.weight"},
-    {"model.norm.weight", "output_norm.weight"},
-    {"lm_head.weight", "output.weight"},
-};
-
-std::string gguf_name(const std::string& hf) {
-  for (const NamePair& p : kGgufTopNames) if (hf == p.hf) return p.gguf;
-  const std::string prefix = "model.layers.";
-  if (hf.compare(0, prefix.size(), prefix) == 0) {
-    const size_t dot = hf.find('.', prefix.size());
-    const std::string idx = hf.substr(prefix.size(), dot - prefix.size());
-    const std::string rest = hf.substr(dot + 1);
-    for (const NamePair& p : kGgufBlockNames) if (rest == p.hf) return "blk." + idx + "." + p.gguf;
-  }
-  return hf;
-}
-
-// Rows of a q or k projection stored with RoPE pairs (2i, 2i+1) -> HF pairs (i, i + hd/2).
-at::Tensor uninterleave_rows(const at::Tensor& w, int64_t heads) {
-  const int64_t out = w.size(0);
-  const int64_t hd = out / heads;
-  auto tail = w.sizes().slice(1).vec();
-  std::vector<int64_t> shape = {heads, hd / 2, 2};
-  shape.insert(shape.end(), tail.begin(), tail.end());
-  std::vector<int64_t> flat = {out};
-  flat.insert(flat.end(), tail.begin(), tail.end());
-  return w.reshape(shape).transpose(1, 2).reshape(flat).contiguous();
 }
 
 std::unique_ptr<Tokenizer> find_tokenizer(const std::string& override_path, const std::string& model_dir,
@@ -154,7 +113,9 @@ std::unique_ptr<Model> Model::open(const std::string& path, const OpenOptions& o
     dir = fs::path(path).parent_path().string();
   }
   if (dir.empty()) dir = ".";
-  if (!m->tokenizer_) {
+  // A GGUF file carries its own tokenizer (or says why it cannot be used); only
+  // --tokenizer replaces it. Other formats look beside the model.
+  if (m->format_ != "gguf" || !opt.tokenizer_path.empty()) {
     m->tokenizer_ = find_tokenizer(opt.tokenizer_path, dir, m->config_.vocab, m->tokenizer_error_);
     if (m->tokenizer_ && m->format_ == "safetensors") {
       Vocabulary v = m->tokenizer_->vocabulary();
@@ -176,7 +137,7 @@ const Tokenizer& Model::tokenizer() const {
 }
 
 std::string Model::stored_name(const std::string& hf) const {
-  return format_ == "gguf" ? gguf_name(hf) : hf;
+  return format_ == "gguf" ? gguf_tensor_name(hf) : hf;
 }
 
 at::Tensor Model::load_tensor(const std::string& hf, const std::vector<int64_t>& shape) const {
@@ -208,6 +169,7 @@ void Model::load_resident() {
   for (auto& n : expected) wanted.insert(stored_name(n));
   for (const std::string& n : store_.names()) {
     if (wanted.count(n) || n.find("rotary_emb.inv_freq") != std::string::npos) continue;
+    if (format_ == "gguf" && n == "rope_freqs.weight") continue;  // read into config_.rope_scaling
     if (c.tie_embeddings && n == stored_name("lm_head.weight")) continue;  // some exports keep a tied copy
     fail("[model] ", path_, ": unexpected tensor ", store_.get(n).describe(), " for a ", c.arch_name,
          " model (different architecture or a quantized export this reader does not know?)");
@@ -248,11 +210,11 @@ BlockWeights Model::load_block(int64_t i) const {
     w.k_norm = load_tensor(pre + "self_attn.k_norm.weight", {c.head_dim});
   }
   if (qk_interleaved_) {
-    w.weight(Proj::Q) = uninterleave_rows(w.weight(Proj::Q), c.n_heads);
-    w.weight(Proj::K) = uninterleave_rows(w.weight(Proj::K), c.n_kv_heads);
+    w.weight(Proj::Q) = uninterleave_qk_rows(w.weight(Proj::Q), c.n_heads);
+    w.weight(Proj::K) = uninterleave_qk_rows(w.weight(Proj::K), c.n_kv_heads);
     if (w.b[int(Proj::Q)].defined()) {
-      w.b[int(Proj::Q)] = uninterleave_rows(w.b[int(Proj::Q)], c.n_heads);
-      w.b[int(Proj::K)] = uninterleave_rows(w.b[int(Proj::K)], c.n_kv_heads);
+      w.b[int(Proj::Q)] = uninterleave_qk_rows(w.b[int(Proj::Q)], c.n_heads);
+      w.b[int(Proj::K)] = uninterleave_qk_rows(w.b[int(Proj::K)], c.n_kv_heads);
     }
   }
   return w;
@@ -306,7 +268,7 @@ std::vector<LinearInfo> Model::linears() const {
 int64_t Model::parameter_count() const {
   int64_t n = 0;
   for (const std::string& name : store_.names()) {
-    if (name.find("rotary_emb") != std::string::npos) continue;
+    if (name.find("rotary_emb") != std::string::npos || name == "rope_freqs.weight") continue;
     if (config_.tie_embeddings && name == stored_name("lm_head.weight")) continue;
     n += store_.get(name).numel();
   }

@@ -1,8 +1,12 @@
 #include "model/tensor_convert.h"
 
+#include <algorithm>
+#include <cctype>
+
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "io/safetensors.h"
+#include "quant/formats/ggml_types.h"
 
 namespace sr {
 namespace {
@@ -13,6 +17,36 @@ constexpr DtypeRow kDtypes[] = {
     {"I8", at::kChar},   {"U8", at::kByte},   {"I16", at::kShort},     {"I32", at::kInt},
     {"I64", at::kLong},  {"BOOL", at::kBool},
 };
+
+// The ggml block type an entry's dtype names ("Q4_K", "Q8_0"), or nullptr if it
+// names none we can decode. F32/F16/BF16 are handled as plain dtypes instead.
+const GgmlTypeTraits* ggml_block_codec(const std::string& dtype) {
+  for (GgmlType t : ggml_supported_types()) {
+    const GgmlTypeTraits& tr = ggml_type_traits(t);
+    if (tr.block_size == 1) continue;
+    std::string name = tr.name;
+    for (char& ch : name) ch = char(std::toupper(static_cast<unsigned char>(ch)));
+    if (name == dtype) return &tr;
+  }
+  return nullptr;
+}
+
+// Decodes whole rows in parallel: rows are independent and each decodes to the same
+// bits whatever thread runs it, so the result is deterministic.
+at::Tensor dequantize_entry(const TensorEntry& e, const GgmlTypeTraits& tr) {
+  const int64_t n = e.shape.empty() ? 1 : e.shape.back();
+  const int64_t rows = n ? e.numel() / n : 0;
+  const uint64_t row_bytes = ggml_row_bytes(tr.type, n);
+  SR_CHECK(row_bytes * uint64_t(rows) == e.nbytes, "[model] tensor ", e.describe(), ": ", e.nbytes,
+           " bytes, expected ", row_bytes * uint64_t(rows), " for ", rows, " rows of ", n, " ", tr.name, " elements");
+  at::Tensor out = at::empty(at::IntArrayRef(e.shape), at::kFloat);
+  float* y = out.data_ptr<float>();
+  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(n, 1));
+  at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
+    tr.dequantize_row(e.data + uint64_t(begin) * row_bytes, y + begin * n, (end - begin) * n);
+  });
+  return out;
+}
 
 }  // namespace
 
@@ -34,7 +68,10 @@ at::Tensor entry_to_float(const TensorEntry& e) {
   if (e.dtype == "F32" || e.dtype == "F16" || e.dtype == "BF16")
     return at::from_blob(const_cast<uint8_t*>(e.data), at::IntArrayRef(e.shape), scalar_type_of(e.dtype))
         .to(at::kFloat, /*non_blocking=*/false, /*copy=*/true);
-  fail("[model] tensor ", e.describe(), ": dtype ", e.dtype, " is not supported for weights (F32, F16, BF16)");
+  if (const GgmlTypeTraits* tr = ggml_block_codec(e.dtype)) return dequantize_entry(e, *tr);
+  fail("[model] tensor ", e.describe(), ": dtype ", e.dtype,
+       " is not supported for weights (F32, F16, BF16 and the ggml block types Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K "
+       "Q3_K Q4_K Q5_K Q6_K)");
 }
 
 void save_tensors(const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& tensors,

@@ -12,7 +12,8 @@
 namespace sr {
 
 // Returns a new contiguous fp32 tensor with e.shape. Supports F32, F16, BF16 and
-// the ggml block types (dequantized). Throws naming the tensor otherwise.
+// the ggml block types with a codec (dtype "Q4_0", "Q4_K", ...: decoded bit-exactly as
+// ggml does, rows in parallel over at::parallel_for). Throws naming the tensor otherwise.
 at::Tensor entry_to_float(const TensorEntry& e);
 
 // Returns a copy with the stored dtype kept (F32, F16, BF16, F64, I8, U8, I16, I32, I64, BOOL).

@@ -4,6 +4,9 @@
 
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
+
+#include "random_model.h"
 
 #include "testutil.h"
 
@@ -42,6 +45,28 @@ TEST(Cli, InspectDemoModel) {
   EXPECT_EQ(j["tensors"].size(), 39u);
   auto t = test::run_command(test::cli() + " inspect --model " + demo_model());
   EXPECT_NE(t.out.find("LlamaForCausalLM"), std::string::npos);
+}
+
+// GGUF files go through the same Model::open: inspect lists their ggml types, eval
+// uses their embedded tokenizer (a random model with a synthetic vocabulary here).
+TEST(Cli, InspectAndEvalAGgufFile) {
+  test::TempDir dir;
+  test::RandomModelSpec spec;
+  const std::string gguf = test::write_random_gguf_model(dir.path(), spec, "q4_0");
+  auto r = test::run_command(test::cli() + " inspect --model " + gguf + " --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["format"], "gguf");
+  EXPECT_EQ(j["architecture"], "llama");
+  EXPECT_EQ(j["vocab_size"].get<int64_t>(), spec.vocab);
+  std::set<std::string> dtypes;
+  for (const auto& t : j["tensors"]) dtypes.insert(t["dtype"].get<std::string>());
+  EXPECT_EQ(dtypes, std::set<std::string>({"F32", "Q4_0", "Q8_0"}));
+  std::ofstream(dir / "text.txt") << std::string(2000, ' ');  // spaces: "▁" pieces of the vocabulary
+  r = test::run_command(test::cli() + " eval --model " + gguf + " --text " + dir / "text.txt" +
+                        " --ctx 16 --chunks 2 --json --quiet");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_GT(nlohmann::json::parse(r.out)["ppl"].get<double>(), 1.0);
 }
 
 struct BadCall {

@@ -1,0 +1,127 @@
+// Streaming "llama" GGUF model writer (contract in gguf_export.h).
+#include "export/gguf_export.h"
+
+#include <filesystem>
+
+#include "common/error.h"
+#include "export/gguf_encode.h"
+#include "export/gguf_metadata.h"
+#include "model/gguf_names.h"
+#include "model/rope_layout.h"
+
+namespace sr {
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Heads whose rows convert_hf_to_gguf.py interleaves for this tensor; 0 if none.
+int64_t interleaved_heads(const std::string& gguf_name, const ModelConfig& c) {
+  if (ends_with(gguf_name, ".attn_q.weight")) return c.n_heads;
+  if (ends_with(gguf_name, ".attn_k.weight")) return c.n_kv_heads;
+  return 0;
+}
+
+void check_plan(const std::vector<GgufTensorPlan>& plan, const ModelConfig& c, const std::string& path) {
+  const std::vector<GgufTensorPlan> want = gguf_tensor_list(c);
+  SR_CHECK(plan.size() == want.size(), "[gguf] ", path, ": the plan has ", plan.size(), " tensors, the model needs ",
+           want.size());
+  for (size_t i = 0; i < plan.size(); ++i)
+    SR_CHECK(plan[i].name == want[i].name && plan[i].shape == want[i].shape, "[gguf] ", path, ": plan entry ", i,
+             " is '", plan[i].name, "' ", at::IntArrayRef(plan[i].shape), ", expected '", want[i].name, "' ",
+             at::IntArrayRef(want[i].shape), " (plans come from plan_gguf_types for the same config)");
+}
+
+std::string default_name(const std::string& path) { return std::filesystem::path(path).stem().string(); }
+
+}  // namespace
+
+GgufModelWriter::GgufModelWriter(const std::string& path, const ModelConfig& c, const Vocabulary& vocab,
+                                 GgufMix mix, std::vector<GgufTensorPlan> plan, const GgufExportOptions& opt)
+    : config_(c), plan_(std::move(plan)) {
+  check_plan(plan_, c, path);
+  out_ = std::make_unique<GgufWriter>(path, opt.alignment);
+  const std::string name = opt.model_name.empty() ? default_name(path) : opt.model_name;
+  for (auto& [key, value] : gguf_model_metadata(c, vocab, mix, name)) out_->set(key, std::move(value));
+  for (size_t i = 0; i < plan_.size(); ++i) {
+    out_->add_tensor(plan_[i].name, plan_[i].type, plan_[i].shape);
+    index_[plan_[i].name] = i;
+  }
+  given_.assign(plan_.size(), false);
+  const std::vector<float> freqs = gguf_rope_freq_factors(c);
+  if (!freqs.empty()) {  // not the caller's to give: derived from the configuration
+    const size_t i = index_of("rope_freqs.weight");
+    given_[i] = true;
+    submit(i, ggml_encode_rows(plan_[i].type, freqs.data(), 1, int64_t(freqs.size())));
+  }
+}
+
+size_t GgufModelWriter::index_of(const std::string& name) const {
+  auto it = index_.find(gguf_tensor_name(name));
+  SR_CHECK(it != index_.end(), "[gguf] ", out_->path(), ": the model has no tensor '", name, "' (GGUF name '",
+           gguf_tensor_name(name), "')");
+  return it->second;
+}
+
+const GgufTensorPlan& GgufModelWriter::planned(const std::string& name) const { return plan_[index_of(name)]; }
+
+// Permutes q/k rows from the HF order into llama.cpp's interleaved order.
+std::vector<uint8_t> GgufModelWriter::to_gguf_rows(size_t i, std::vector<uint8_t> bytes) const {
+  const GgufTensorPlan& t = plan_[i];
+  const int64_t heads = interleaved_heads(t.name, config_);
+  if (heads == 0) return bytes;
+  const uint64_t row_bytes = ggml_row_bytes(t.type, t.shape.back());
+  return permute_byte_rows(bytes.data(), row_bytes, interleaved_row_sources(t.shape[0], heads));
+}
+
+void GgufModelWriter::write_float(const std::string& name, const at::Tensor& w, const at::Tensor& imatrix) {
+  const size_t i = index_of(name);
+  const GgufTensorPlan& t = plan_[i];
+  SR_CHECK(!given_[i], "[gguf] ", out_->path(), ": tensor ", t.name, " given twice");
+  SR_CHECK(w.sizes() == at::IntArrayRef(t.shape), "[gguf] ", out_->path(), ": tensor ", t.name, " given with shape ",
+           w.sizes(), ", expected ", at::IntArrayRef(t.shape));
+  const int64_t n = t.shape.back(), rows = w.numel() / std::max<int64_t>(n, 1);
+  at::Tensor x = w.detach().to(at::kFloat).contiguous();
+  at::Tensor imx;
+  if (imatrix.defined()) {
+    SR_CHECK(t.weight_matrix && imatrix.numel() == n, "[gguf] ", out_->path(), ": imatrix for ", t.name, " has ",
+             imatrix.numel(), " values, expected ", n, " (one per input column of a weight matrix)");
+    imx = imatrix.detach().to(at::kFloat).contiguous();
+  }
+  std::vector<uint8_t> bytes = ggml_encode_rows(t.type, x.data_ptr<float>(), rows, n,
+                                                imx.defined() ? imx.data_ptr<float>() : nullptr);
+  given_[i] = true;
+  submit(i, to_gguf_rows(i, std::move(bytes)));
+}
+
+void GgufModelWriter::write_encoded(const std::string& name, const void* data, uint64_t nbytes) {
+  const size_t i = index_of(name);
+  const GgufTensorPlan& t = plan_[i];
+  const uint64_t want = out_->tensor_bytes(t.name);
+  SR_CHECK(nbytes == want, "[gguf] ", out_->path(), ": tensor ", t.name, " needs ", want, " bytes of ",
+           ggml_type_name(t.type), ", got ", nbytes);
+  SR_CHECK(!given_[i], "[gguf] ", out_->path(), ": tensor ", t.name, " given twice");
+  given_[i] = true;
+  const auto* p = static_cast<const uint8_t*>(data);
+  submit(i, to_gguf_rows(i, std::vector<uint8_t>(p, p + nbytes)));
+}
+
+// Writes tensor i now if it is next, else holds it; then drains what became writable.
+void GgufModelWriter::submit(size_t i, std::vector<uint8_t> bytes) {
+  pending_[i] = std::move(bytes);
+  for (auto it = pending_.find(next_); it != pending_.end(); it = pending_.find(next_)) {
+    out_->write_tensor(plan_[next_].name, it->second.data(), it->second.size());
+    pending_.erase(it);
+    ++next_;
+  }
+}
+
+void GgufModelWriter::finish() {
+  for (size_t i = 0; i < plan_.size(); ++i)
+    SR_CHECK(given_[i], "[gguf] ", out_->path(), ": tensor ", plan_[i].name, " (", hf_tensor_name(plan_[i].name),
+             ") was never given");
+  out_->finish();
+}
+
+}  // namespace sr

@@ -1,0 +1,90 @@
+// Streaming writer of "llama" GGUF model files that llama.cpp loads.
+//
+// What it writes (details in docs/gguf.md): GGUF v3, 32-byte alignment; the metadata
+// of export/gguf_metadata.h; the tensors of a plan (export/gguf_plan.h: llama.cpp's
+// names, llama-quantize's order, one ggml type each). Weights are given in the Hugging
+// Face layout; the q and k projections' rows are permuted into the interleaved RoPE
+// order exactly as convert_hf_to_gguf.py does (model/rope_layout.h), so llama.cpp
+// computes the same model. 1-D tensors (norms) are stored F32.
+//
+// Use:
+//   auto plan = plan_gguf_types(config, GgufMix::Q4_K_M);
+//   GgufModelWriter w(path, config, vocab, GgufMix::Q4_K_M, plan);
+//   w.write_float("model.embed_tokens.weight", emb);         // quantized with the plan's type
+//   w.write_float("model.layers.0.mlp.down_proj.weight", W, imatrix);   // imatrix-weighted
+//   w.write_encoded("model.layers.0.self_attn.q_proj.weight", bytes, n); // SignRound's blocks
+//   ... every tensor once, any order ...
+//   w.finish();
+// Each tensor may be given once, by HF or GGUF name, in any order. Data reach the file
+// in the plan's order: a tensor given before its turn is held (encoded) in memory until
+// the tensors before it arrive, so giving the top-level tensors (output, output_norm,
+// token_embd) first and then the blocks in order keeps memory at one tensor.
+// rope_freqs.weight (Llama-3 scaling) is computed and written by the writer itself.
+//
+// Output goes to a temporary file renamed into place by finish() (io/gguf_writer.h);
+// a writer destroyed before finish() leaves nothing behind. Not thread-safe; the rows
+// of one tensor are encoded in parallel (deterministically).
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/torch.h"
+#include "export/gguf_plan.h"
+#include "io/gguf_writer.h"
+#include "model/config.h"
+#include "tokenizer/tokenizer.h"
+
+namespace sr {
+
+struct GgufExportOptions {
+  std::string model_name;  // general.name; empty: the output file name without extension
+  uint32_t alignment = kGgufDefaultAlignment;
+};
+
+class GgufModelWriter {
+ public:
+  // Declares the metadata and every tensor of `plan`, which must list exactly the
+  // tensors of gguf_tensor_list(c) (names and shapes; throws otherwise). `mix` sets
+  // general.file_type. Throws naming `path` on any problem.
+  GgufModelWriter(const std::string& path, const ModelConfig& c, const Vocabulary& vocab, GgufMix mix,
+                  std::vector<GgufTensorPlan> plan, const GgufExportOptions& opt = {});
+  GgufModelWriter(const GgufModelWriter&) = delete;
+  GgufModelWriter& operator=(const GgufModelWriter&) = delete;
+
+  const std::vector<GgufTensorPlan>& plan() const { return plan_; }
+  // The plan entry of a tensor given by HF or GGUF name; throws if there is none.
+  const GgufTensorPlan& planned(const std::string& name) const;
+
+  // Encodes w (fp32 or any float dtype; the plan's shape, HF layout) with the plan's
+  // type: llama.cpp's ref encoder, or its imatrix encoder when imatrix [in] is given
+  // (weight matrices only). Throws on a shape mismatch, a tensor given twice, or a
+  // non-finite value where the type stores it.
+  void write_float(const std::string& name, const at::Tensor& w, const at::Tensor& imatrix = {});
+
+  // Ready ggml bytes of the plan's type (e.g. SignRound's frozen-parameter blocks):
+  // nbytes = rows * ggml_row_bytes(type, in), rows in the HF order (q/k rows are
+  // permuted here like fp32 rows). Throws on a size mismatch or a tensor given twice.
+  void write_encoded(const std::string& name, const void* data, uint64_t nbytes);
+
+  // Throws naming the first tensor not given; otherwise completes and renames the file.
+  void finish();
+
+ private:
+  size_t index_of(const std::string& name) const;
+  std::vector<uint8_t> to_gguf_rows(size_t index, std::vector<uint8_t> bytes) const;
+  void submit(size_t index, std::vector<uint8_t> bytes);
+
+  ModelConfig config_;
+  std::vector<GgufTensorPlan> plan_;
+  std::unordered_map<std::string, size_t> index_;  // GGUF name -> position in plan_
+  std::vector<bool> given_;
+  std::map<size_t, std::vector<uint8_t>> pending_;  // given before their turn
+  size_t next_ = 0;                                 // next plan_ position to write
+  std::unique_ptr<GgufWriter> out_;
+};
+
+}  // namespace sr

@@ -1,0 +1,64 @@
+#include "export/gguf_from_model.h"
+
+#include "common/error.h"
+#include "common/progress.h"
+#include "model/gguf_names.h"
+
+namespace sr {
+namespace {
+
+// imatrix entries keyed by GGUF name; throws for names that are no tensor of `w`.
+std::map<std::string, at::Tensor> imatrix_by_gguf_name(const GgufModelWriter& w,
+                                                       const std::map<std::string, at::Tensor>& in) {
+  std::map<std::string, at::Tensor> out;
+  for (const auto& [name, values] : in) out[w.planned(name).name] = values;
+  return out;
+}
+
+struct Sink {
+  GgufModelWriter& w;
+  const std::map<std::string, at::Tensor>& imatrix;
+
+  void put(const std::string& hf_name, const at::Tensor& t) {
+    auto it = imatrix.find(gguf_tensor_name(hf_name));
+    w.write_float(hf_name, t, it == imatrix.end() ? at::Tensor() : it->second);
+  }
+};
+
+// Tensors outside the blocks first: they come first in llama-quantize's order.
+void write_top_level(const Model& m, Sink& s) {
+  if (!m.config().tie_embeddings) s.put("lm_head.weight", m.lm_head());
+  s.put("model.norm.weight", m.final_norm());
+  s.put("model.embed_tokens.weight", m.embedding());
+}
+
+void write_block(const Model& m, int64_t i, Sink& s) {
+  const BlockWeights b = m.load_block(i);
+  const std::string pre = "model.layers." + std::to_string(i) + ".";
+  s.put(pre + "input_layernorm.weight", b.attn_norm);
+  s.put(pre + "post_attention_layernorm.weight", b.ffn_norm);
+  for (Proj p : kAllProjs) s.put(layer_name(i, p) + ".weight", b.w[int(p)]);
+}
+
+}  // namespace
+
+std::vector<GgufTensorPlan> export_gguf(const Model& m, const std::string& path, GgufMix mix,
+                                        const GgufModelExportOptions& opt) {
+  GgufPlanOptions plan_opt = opt.plan;
+  plan_opt.has_imatrix = plan_opt.has_imatrix || !opt.imatrix.empty();
+  const Vocabulary& vocab = opt.vocabulary ? *opt.vocabulary : m.tokenizer().vocabulary();
+  GgufModelWriter w(path, m.config(), vocab, mix, plan_gguf_types(m.config(), mix, plan_opt), opt.file);
+  const std::map<std::string, at::Tensor> imatrix = imatrix_by_gguf_name(w, opt.imatrix);
+  Sink sink{w, imatrix};
+  write_top_level(m, sink);
+  Progress progress(std::string("gguf ") + gguf_mix_info(mix).name, int(m.config().n_layers), opt.progress);
+  for (int64_t i = 0; i < m.config().n_layers; ++i) {
+    write_block(m, i, sink);
+    progress.update(int(i + 1));
+  }
+  progress.finish();
+  w.finish();
+  return w.plan();
+}
+
+}  // namespace sr

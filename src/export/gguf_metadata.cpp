@@ -1,0 +1,89 @@
+#include "export/gguf_metadata.h"
+
+#include <cmath>
+
+#include "common/error.h"
+#include "tokenizer/gguf_vocab.h"
+
+namespace sr {
+namespace {
+
+using Entries = std::vector<std::pair<std::string, GgufValue>>;
+
+GgufValue u32(int64_t v) { return GgufValue::scalar<uint32_t>(uint32_t(v)); }
+GgufValue f32(double v) { return GgufValue::scalar<float>(float(v)); }
+
+void add_hyper_parameters(const ModelConfig& c, Entries& e) {
+  e.emplace_back("llama.block_count", u32(c.n_layers));
+  e.emplace_back("llama.context_length", u32(c.max_position));
+  e.emplace_back("llama.embedding_length", u32(c.hidden));
+  e.emplace_back("llama.feed_forward_length", u32(c.intermediate));
+  e.emplace_back("llama.attention.head_count", u32(c.n_heads));
+  e.emplace_back("llama.attention.head_count_kv", u32(c.n_kv_heads));
+  e.emplace_back("llama.rope.freq_base", f32(c.rope_theta));
+  e.emplace_back("llama.attention.layer_norm_rms_epsilon", f32(c.rms_eps));
+  e.emplace_back("llama.attention.key_length", u32(c.head_dim));
+  e.emplace_back("llama.attention.value_length", u32(c.head_dim));
+}
+
+void add_rope(const ModelConfig& c, Entries& e) {
+  e.emplace_back("llama.vocab_size", u32(c.vocab));
+  e.emplace_back("llama.rope.dimension_count", u32(c.head_dim));
+  if (c.rope_scaling.type == "linear") {
+    e.emplace_back("llama.rope.scaling.type", GgufValue::string("linear"));
+    e.emplace_back("llama.rope.scaling.factor", f32(c.rope_scaling.factor));
+  }
+}
+
+// llama.cpp needs one token per embedding row: like convert_hf_to_gguf.py, fill the
+// rows past the tokenizer with unused "[PAD<i>]" tokens.
+Vocabulary padded_vocabulary(Vocabulary v, int64_t rows) {
+  for (int64_t i = 1; int64_t(v.pieces.size()) < rows; ++i) {
+    v.pieces.push_back("[PAD" + std::to_string(i) + "]");
+    v.scores.push_back(-1000.0f);
+    v.kinds.push_back(PieceKind::Unused);
+  }
+  return v;
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, GgufValue>> gguf_model_metadata(const ModelConfig& c, const Vocabulary& vocab,
+                                                                   GgufMix mix, const std::string& model_name) {
+  SR_CHECK(int64_t(vocab.pieces.size()) <= c.vocab, "[gguf] the tokenizer (", vocab.source, ") has ",
+           vocab.pieces.size(), " tokens but the model's vocabulary is only ", c.vocab);
+  Entries e;
+  e.emplace_back("general.architecture", GgufValue::string("llama"));
+  e.emplace_back("general.type", GgufValue::string("model"));
+  e.emplace_back("general.name", GgufValue::string(model_name));
+  add_hyper_parameters(c, e);
+  e.emplace_back("general.file_type", u32(gguf_mix_info(mix).file_type));
+  add_rope(c, e);
+  for (auto& kv : gguf_vocabulary_metadata(padded_vocabulary(vocab, c.vocab))) e.push_back(std::move(kv));
+  e.emplace_back("general.quantization_version", u32(kGgmlQuantizationVersion));
+  return e;
+}
+
+std::vector<float> gguf_rope_freq_factors(const ModelConfig& c) {
+  const RopeScaling& s = c.rope_scaling;
+  if (!s.freq_factors.empty()) return s.freq_factors;
+  if (s.type != "llama3") return {};
+  // convert_hf_to_gguf.py LlamaModel.generate_extra_tensors, float32 as in its torch code.
+  const float factor = float(s.factor), lo = float(s.low_freq_factor), hi = float(s.high_freq_factor);
+  const float old_ctx = float(s.original_max_position);
+  const float low_wavelen = old_ctx / lo, high_wavelen = old_ctx / hi;
+  std::vector<float> out;
+  for (int64_t i = 0; i < c.head_dim; i += 2) {
+    const float freq = 1.0f / std::pow(float(c.rope_theta), float(i) / float(c.head_dim));
+    const float wavelen = float(2 * M_PI) / freq;
+    if (wavelen < high_wavelen) out.push_back(1.0f);
+    else if (wavelen > low_wavelen) out.push_back(factor);
+    else {
+      const float smooth = (old_ctx / wavelen - lo) / (hi - lo);
+      out.push_back(1.0f / ((1 - smooth) / factor + smooth));
+    }
+  }
+  return out;
+}
+
+}  // namespace sr

@@ -1,0 +1,270 @@
+// llama.cpp's per-tensor type rules for the "llama" architecture (contract and the
+// rules in words: gguf_plan.h; table: docs/gguf.md).
+#include "export/gguf_plan.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+
+#include "common/error.h"
+#include "model/gguf_names.h"
+
+namespace sr {
+namespace {
+
+using T = GgmlType;
+
+const std::vector<GgufMixInfo> kMixes = {
+    {GgufMix::Q2_K, "q2_k", 10, T::Q2_K},     {GgufMix::Q2_K_S, "q2_k_s", 21, T::Q2_K},
+    {GgufMix::Q3_K_S, "q3_k_s", 11, T::Q3_K}, {GgufMix::Q3_K_M, "q3_k_m", 12, T::Q3_K},
+    {GgufMix::Q3_K_L, "q3_k_l", 13, T::Q3_K}, {GgufMix::Q4_0, "q4_0", 2, T::Q4_0},
+    {GgufMix::Q4_1, "q4_1", 3, T::Q4_1},      {GgufMix::Q4_K_S, "q4_k_s", 14, T::Q4_K},
+    {GgufMix::Q4_K_M, "q4_k_m", 15, T::Q4_K}, {GgufMix::Q5_0, "q5_0", 8, T::Q5_0},
+    {GgufMix::Q5_1, "q5_1", 9, T::Q5_1},      {GgufMix::Q5_K_S, "q5_k_s", 16, T::Q5_K},
+    {GgufMix::Q5_K_M, "q5_k_m", 17, T::Q5_K}, {GgufMix::Q6_K, "q6_k", 18, T::Q6_K},
+    {GgufMix::Q8_0, "q8_0", 7, T::Q8_0},      {GgufMix::F16, "f16", 1, T::F16},
+    {GgufMix::BF16, "bf16", 32, T::BF16},     {GgufMix::F32, "f32", 0, T::F32},
+};
+
+// The tensors llama_tensor_get_type has rules for (the part of the name after "blk.<i>.").
+enum class Role : uint8_t { Other, AttnV, AttnOutput, FfnDown };
+
+// When a rule applies, from the layer index i of n layers and the model's shape.
+enum class When : uint8_t {
+  Always,
+  GqaAtLeast4,         // n_heads / n_kv_heads >= 4
+  FirstTwo,            // i < 2
+  FirstFour,           // i < 4
+  FirstEighth,         // i < n/8
+  FirstSixteenth,      // i < n/16
+  MoreBits,            // use_more_bits(i, n)
+  ImatrixFirstEighth,  // an imatrix is given and i < n/8
+};
+
+struct Rule { Role role; GgufMix mix; When when; GgmlType type; };
+
+// llama_tensor_get_type's branches for the mixes above, "llama" architecture. For one
+// (role, mix), the first rule whose condition holds decides; none: the base type.
+constexpr Rule kRules[] = {
+    {Role::AttnV, GgufMix::Q2_K, When::GqaAtLeast4, T::Q4_K},
+    {Role::AttnV, GgufMix::Q2_K, When::Always, T::Q3_K},
+    {Role::AttnV, GgufMix::Q2_K_S, When::GqaAtLeast4, T::Q4_K},
+    {Role::AttnV, GgufMix::Q3_K_M, When::FirstTwo, T::Q5_K},
+    {Role::AttnV, GgufMix::Q3_K_M, When::Always, T::Q4_K},
+    {Role::AttnV, GgufMix::Q3_K_L, When::Always, T::Q5_K},
+    {Role::AttnV, GgufMix::Q4_K_M, When::MoreBits, T::Q6_K},
+    {Role::AttnV, GgufMix::Q5_K_M, When::MoreBits, T::Q6_K},
+    {Role::AttnV, GgufMix::Q4_K_S, When::FirstFour, T::Q5_K},
+    {Role::FfnDown, GgufMix::Q2_K, When::Always, T::Q3_K},
+    {Role::FfnDown, GgufMix::Q2_K_S, When::FirstEighth, T::Q4_K},
+    {Role::FfnDown, GgufMix::Q3_K_M, When::FirstSixteenth, T::Q5_K},
+    {Role::FfnDown, GgufMix::Q3_K_M, When::Always, T::Q4_K},
+    {Role::FfnDown, GgufMix::Q3_K_L, When::Always, T::Q5_K},
+    {Role::FfnDown, GgufMix::Q4_K_M, When::MoreBits, T::Q6_K},
+    {Role::FfnDown, GgufMix::Q5_K_M, When::MoreBits, T::Q6_K},
+    {Role::FfnDown, GgufMix::Q4_K_S, When::FirstEighth, T::Q5_K},
+    {Role::FfnDown, GgufMix::Q4_0, When::ImatrixFirstEighth, T::Q4_1},
+    {Role::FfnDown, GgufMix::Q5_0, When::ImatrixFirstEighth, T::Q5_1},
+    {Role::AttnOutput, GgufMix::Q2_K, When::Always, T::Q3_K},
+    {Role::AttnOutput, GgufMix::Q3_K_M, When::Always, T::Q4_K},
+    {Role::AttnOutput, GgufMix::Q3_K_L, When::Always, T::Q5_K},
+};
+
+// Replacement when a row is not a whole number of blocks (llama.cpp's
+// convert_incompatible_tensor switch; IQ4_NL replaced by Q4_0, see the header).
+struct Fallback { GgmlType from, to; };
+constexpr Fallback kFallbacks[] = {
+    {T::Q2_K, T::Q4_0}, {T::Q3_K, T::Q4_0}, {T::Q4_K, T::Q5_0}, {T::Q5_K, T::Q5_1}, {T::Q6_K, T::Q8_0},
+};
+
+struct Context {
+  const ModelConfig& c;
+  const GgufMixInfo& mix;
+  const GgufPlanOptions& opt;
+};
+
+void note(const GgufPlanOptions& opt, const std::string& msg) {
+  if (opt.log) std::fprintf(stderr, "[gguf] %s\n", msg.c_str());
+}
+
+Role role_of(const std::string& name) {
+  auto ends_with = [&](const char* s) {
+    const std::string suffix = std::string(".") + s;
+    return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  if (ends_with("attn_v.weight")) return Role::AttnV;
+  if (ends_with("attn_output.weight")) return Role::AttnOutput;
+  if (ends_with("ffn_down.weight")) return Role::FfnDown;
+  return Role::Other;
+}
+
+bool holds(When w, int64_t i, const Context& x) {
+  const int64_t n = x.c.n_layers;
+  switch (w) {
+    case When::Always: return true;
+    case When::GqaAtLeast4: return x.c.n_heads / x.c.n_kv_heads >= 4;
+    case When::FirstTwo: return i < 2;
+    case When::FirstFour: return i < 4;
+    case When::FirstEighth: return i < n / 8;
+    case When::FirstSixteenth: return i < n / 16;
+    case When::MoreBits: return gguf_use_more_bits(i, n);
+    case When::ImatrixFirstEighth: return x.opt.has_imatrix && i < n / 8;
+  }
+  return false;
+}
+
+// llama.cpp's LLM_TYPE_70B for "llama": 80 layers with grouped-query attention.
+bool is_70b_shaped(const ModelConfig& c) { return c.n_layers == 80 && c.n_heads != c.n_kv_heads; }
+
+// The output matrix (or the tied embedding, which serves as the output).
+GgmlType output_type(const GgufTensorPlan& t, const Context& x) {
+  const GgmlType base = x.mix.base;
+  if (t.shape.back() % ggml_type_traits(base).block_size != 0) return T::Q8_0;
+  return base == T::Q8_0 ? T::Q8_0 : T::Q6_K;
+}
+
+GgmlType block_rule_type(const GgufTensorPlan& t, const Context& x) {
+  const Role role = role_of(t.name);
+  const int64_t i = gguf_layer_of(t.name);
+  GgmlType type = x.mix.base;
+  for (const Rule& r : kRules) {
+    if (r.role == role && r.mix == x.mix.mix && holds(r.when, i, x)) {
+      type = r.type;
+      break;
+    }
+  }
+  // The 70B attn_v bump applies after the mix's own rule, whatever the mix.
+  if (role == Role::AttnV && is_70b_shaped(x.c) && (type == T::Q3_K || type == T::Q4_K)) type = T::Q5_K;
+  return type;
+}
+
+// llama_tensor_get_type before its fallback.
+GgmlType rule_type(const GgufTensorPlan& t, const Context& x) {
+  const bool is_output = t.name == "output.weight" || (x.c.tie_embeddings && t.name == "token_embd.weight");
+  if (is_output) return output_type(t, x);
+  if (t.name == "token_embd.weight") return x.mix.base;
+  return block_rule_type(t, x);
+}
+
+bool fits(GgmlType type, int64_t row) { return row % ggml_type_traits(type).block_size == 0; }
+
+GgmlType apply_fallback(const GgufTensorPlan& t, GgmlType type, const Context& x) {
+  const int64_t row = t.shape.back();
+  if (fits(type, row)) return type;
+  const Fallback* fb = nullptr;
+  for (const Fallback& f : kFallbacks) if (f.from == type) fb = &f;
+  SR_CHECK(fb, "[gguf] tensor ", t.name, ": rows of ", row, " elements are not a multiple of ",
+           ggml_type_traits(type).block_size, ", required for ", ggml_type_name(type),
+           ", which has no fallback (llama-quantize refuses such models too); give this tensor an override "
+           "or use an f16/bf16/f32 mix");
+  GgmlType to = fits(fb->to, row) ? fb->to : T::F16;
+  note(x.opt, "tensor " + t.name + ": rows of " + std::to_string(row) + " elements are not a multiple of " +
+                  std::to_string(ggml_type_traits(type).block_size) + " (" + ggml_type_name(type) +
+                  "); using fallback " + ggml_type_name(to) +
+                  (fb->to == T::Q4_0 ? " (llama.cpp would use iq4_nl, which signround does not encode)" : ""));
+  return to;
+}
+
+// Overrides keyed by GGUF name (HF names translated); throws for names not in `plan`.
+std::map<std::string, GgmlType> gguf_overrides(const std::vector<GgufTensorPlan>& plan,
+                                               const std::map<std::string, GgmlType>& overrides) {
+  std::map<std::string, GgmlType> out;
+  for (const auto& [name, type] : overrides) {
+    const std::string g = gguf_tensor_name(name);
+    const bool known = std::any_of(plan.begin(), plan.end(), [&](const GgufTensorPlan& t) { return t.name == g; });
+    SR_CHECK(known, "[gguf] override for tensor '", name, "': the model has no such tensor (GGUF name '", g, "')");
+    ggml_codec(type);  // throws for types without a codec
+    out[g] = type;
+  }
+  return out;
+}
+
+void apply_override(GgufTensorPlan& t, GgmlType type, const Context& x) {
+  SR_CHECK(fits(type, t.shape.back()), "[gguf] override for tensor ", t.name, ": rows of ", t.shape.back(),
+           " elements are not a multiple of ", ggml_type_traits(type).block_size, ", required for ",
+           ggml_type_name(type));
+  if (type != t.type) note(x.opt, "tensor " + t.name + ": override " + ggml_type_name(type) + " (mix rule: " +
+                                      ggml_type_name(t.type) + ")");
+  t.type = type;
+  t.why = "override";
+}
+
+// Rule, fallback and override for one tensor.
+void plan_tensor(GgufTensorPlan& t, const std::map<std::string, GgmlType>& overrides, const Context& x) {
+  if (!t.weight_matrix) return;  // 1-D tensors stay F32
+  const GgmlType base = x.mix.base;
+  const bool quantized_mix = ggml_type_traits(base).block_size > 1;
+  const GgmlType ruled = quantized_mix ? rule_type(t, x) : base;
+  t.type = ruled;
+  if (ruled != base) t.why = "mix rule";
+  auto o = overrides.find(t.name);
+  if (o != overrides.end()) return apply_override(t, o->second, x);
+  t.type = apply_fallback(t, ruled, x);
+  if (t.type != ruled) t.why = "fallback";
+}
+
+}  // namespace
+
+const std::vector<GgufMixInfo>& gguf_mixes() { return kMixes; }
+
+const GgufMixInfo& gguf_mix_info(GgufMix mix) {
+  for (const GgufMixInfo& m : kMixes) if (m.mix == mix) return m;
+  fail("[gguf] unknown mix id ", int(mix));
+}
+
+GgufMix parse_gguf_mix(const std::string& name) {
+  std::string lower = name;
+  for (char& ch : lower) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+  std::string known;
+  for (const GgufMixInfo& m : kMixes) {
+    if (lower == m.name) return m.mix;
+    known += (known.empty() ? "" : ", ") + std::string(m.name);
+  }
+  fail("[gguf] unknown GGUF mix '", name, "' (known: ", known, ")");
+}
+
+bool gguf_use_more_bits(int64_t i, int64_t n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
+
+std::vector<GgufTensorPlan> gguf_tensor_list(const ModelConfig& c) {
+  SR_CHECK(!c.qkv_bias && !c.qk_norm, "[gguf] ", c.arch_name, " models (q/k/v bias or q/k norm) cannot be written "
+           "as GGUF architecture 'llama'");
+  const int64_t D = c.hidden, F = c.intermediate, q = c.q_dim(), kv = c.kv_dim();
+  std::vector<GgufTensorPlan> out;
+  auto add = [&](std::string name, std::vector<int64_t> shape) {
+    GgufTensorPlan t;
+    t.name = std::move(name);
+    t.weight_matrix = shape.size() == 2;
+    t.shape = std::move(shape);
+    out.push_back(std::move(t));
+  };
+  if (!c.tie_embeddings) add("output.weight", {c.vocab, D});
+  add("output_norm.weight", {D});
+  if (!c.rope_scaling.freq_factors.empty() || c.rope_scaling.type == "llama3") add("rope_freqs.weight", {c.head_dim / 2});
+  add("token_embd.weight", {c.vocab, D});
+  for (int64_t i = 0; i < c.n_layers; ++i) {
+    const std::string p = "blk." + std::to_string(i) + ".";
+    add(p + "attn_k.weight", {kv, D});
+    add(p + "attn_norm.weight", {D});
+    add(p + "attn_output.weight", {D, q});
+    add(p + "attn_q.weight", {q, D});
+    add(p + "attn_v.weight", {kv, D});
+    add(p + "ffn_down.weight", {D, F});
+    add(p + "ffn_gate.weight", {F, D});
+    add(p + "ffn_norm.weight", {D});
+    add(p + "ffn_up.weight", {F, D});
+  }
+  return out;
+}
+
+std::vector<GgufTensorPlan> plan_gguf_types(const ModelConfig& c, GgufMix mix, const GgufPlanOptions& opt) {
+  const Context x{c, gguf_mix_info(mix), opt};
+  std::vector<GgufTensorPlan> plan = gguf_tensor_list(c);
+  const std::map<std::string, GgmlType> overrides = gguf_overrides(plan, opt.overrides);
+  if (mix == GgufMix::Q2_K_S && !opt.has_imatrix)
+    note(opt, "q2_k_s without an imatrix: llama-quantize refuses this (its Q2_K is poor without importance "
+              "weights); continuing");
+  for (GgufTensorPlan& t : plan) plan_tensor(t, overrides, x);
+  return plan;
+}
+
+}  // namespace sr

@@ -1,0 +1,91 @@
+// Which ggml type each tensor of a Llama model gets in a GGUF file: llama.cpp's
+// per-tensor rules for its quantization mixes ("Q4_K_M" and friends), ported from
+// llama-quantize (llama.cpp c392e50, src/llama-quant.cpp: llama_tensor_get_type,
+// use_more_bits and the fallback for rows that are not a whole number of blocks) for
+// the "llama" architecture, plus per-tensor overrides (mixed-precision search).
+//
+// The rules, for a model of n layers (i = layer index, n_gqa = heads / kv heads); a
+// mix's base type applies where no rule says otherwise (table in docs/gguf.md):
+//   output.weight (token_embd.weight if tied)  Q6_K (Q8_0 for q8_0; Q8_0 if the row is
+//                                              not a multiple of the base block size)
+//   attn_v   q2_k: Q4_K if n_gqa >= 4 else Q3_K;  q2_k_s: Q4_K if n_gqa >= 4;
+//            q3_k_m: Q5_K for i < 2 else Q4_K;  q3_k_l: Q5_K;  q4_k_s: Q5_K for i < 4;
+//            q4_k_m, q5_k_m: Q6_K where use_more_bits(i, n);
+//            70B-shaped models (80 layers with GQA): Q3_K/Q4_K become Q5_K
+//   ffn_down q2_k: Q3_K;  q2_k_s: Q4_K for i < n/8;  q3_k_m: Q5_K for i < n/16 else
+//            Q4_K;  q3_k_l: Q5_K;  q4_k_s: Q5_K for i < n/8;  q4_k_m, q5_k_m: Q6_K
+//            where use_more_bits;  q4_0/q5_0 with an imatrix: Q4_1/Q5_1 for i < n/8
+//   attn_output  q2_k: Q3_K;  q3_k_m: Q4_K;  q3_k_l: Q5_K
+//   use_more_bits(i, n) = i < n/8 || i >= 7n/8 || (i - n/8) % 3 == 2
+//   1-D tensors (norms, rope_freqs) stay F32; f16/bf16/f32 mixes apply no rules.
+// Fallback (row length not a multiple of the chosen block size), logged on stderr:
+//   Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, Q2_K/Q3_K -> Q4_0 (llama.cpp: IQ4_NL,
+//   which signround does not encode; Q4_0 has the same 4.5 bits per weight), then F16
+//   if the row is still not a multiple; a legacy type (Q4_0..Q8_0) has no fallback:
+//   like llama.cpp, planning throws (use an override or a float mix for such models).
+// llama.cpp's MoE (n_expert) and Falcon branches do not apply to "llama" models here.
+//
+// Thread-safety: pure functions.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+#include "quant/formats/ggml_types.h"
+
+namespace sr {
+
+enum class GgufMix : uint8_t {
+  Q2_K, Q2_K_S, Q3_K_S, Q3_K_M, Q3_K_L, Q4_0, Q4_1, Q4_K_S, Q4_K_M,
+  Q5_0, Q5_1, Q5_K_S, Q5_K_M, Q6_K, Q8_0, F16, BF16, F32,
+};
+
+struct GgufMixInfo {
+  GgufMix mix;
+  const char* name;    // "q4_k_m"
+  uint32_t file_type;  // llama_ftype, stored as general.file_type (15 for q4_k_m)
+  GgmlType base;       // type of the weight matrices no rule changes
+};
+
+const std::vector<GgufMixInfo>& gguf_mixes();  // every mix, in enum order
+const GgufMixInfo& gguf_mix_info(GgufMix mix);
+// Case-insensitive ("Q4_K_M", "q4_k_m"). Throws sr::Error listing the mixes.
+GgufMix parse_gguf_mix(const std::string& name);
+
+// One tensor of the file, in llama-quantize's order.
+struct GgufTensorPlan {
+  std::string name;            // GGUF name ("blk.3.ffn_down.weight")
+  std::vector<int64_t> shape;  // row-major, outermost first: [out, in] for weights
+  GgmlType type = GgmlType::F32;
+  bool weight_matrix = false;  // 2-D: the mix applies (false: norms, rope_freqs stay F32)
+  std::string why;             // "" if the mix's base type, else the rule, fallback or override
+};
+
+struct GgufPlanOptions {
+  bool has_imatrix = false;  // llama.cpp's q4_0/q5_0 ffn_down rule depends on it
+  // Tensor name (GGUF "blk.0.attn_q.weight" or HF "model.layers.0.self_attn.q_proj.weight")
+  // -> type, replacing the rule's choice; the row length must be a multiple of its
+  // block size (throws otherwise), no fallback applies.
+  std::map<std::string, GgmlType> overrides;
+  bool log = true;  // report fallbacks and overrides on stderr
+};
+
+// The tensors a "llama" GGUF holds for `c` (names and shapes; types F32), in
+// llama-quantize's order: tensors outside the blocks first (output, output_norm,
+// rope_freqs if c has freq factors or llama3 scaling, token_embd: by name), then block
+// by block, each block's tensors by name (attn_k, attn_norm, attn_output, attn_q,
+// attn_v, ffn_down, ffn_gate, ffn_norm, ffn_up). No output.weight if tied.
+// Throws for configurations GGUF "llama" cannot hold (q/k/v bias, q/k norm).
+std::vector<GgufTensorPlan> gguf_tensor_list(const ModelConfig& c);
+
+// gguf_tensor_list with each tensor's type chosen for `mix` (rules above). Throws
+// sr::Error naming the tensor for an override naming no tensor, a type without a
+// codec, or a row length no type of the fallback chain fits.
+std::vector<GgufTensorPlan> plan_gguf_types(const ModelConfig& c, GgufMix mix, const GgufPlanOptions& opt = {});
+
+// llama.cpp's use_more_bits(i_layer, n_layers) (exposed for tests).
+bool gguf_use_more_bits(int64_t i_layer, int64_t n_layers);
+
+}  // namespace sr
