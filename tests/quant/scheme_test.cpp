@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "quant/qdq.h"
 
 namespace sr {
 namespace {
@@ -19,6 +20,12 @@ TEST(DataTypeIds, AreFrozen) {
   EXPECT_EQ(int(DataType::Fp8), 4);
   EXPECT_EQ(int(DataType::Float16), 5);
   EXPECT_EQ(int(DataType::BFloat16), 6);
+  EXPECT_EQ(int(mxfp::Element::E2M1), 0);
+  EXPECT_EQ(int(mxfp::Element::E4M3), 1);
+  EXPECT_EQ(int(mxfp::ScaleRule::Floor), 0);
+  EXPECT_EQ(int(mxfp::ScaleRule::Rceil), 1);
+  EXPECT_EQ(int(TuneMode::V1), 0);
+  EXPECT_EQ(int(TuneMode::V2), 1);
 }
 
 struct PresetRow {

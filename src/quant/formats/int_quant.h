@@ -62,7 +62,8 @@ QdqResult qdq_reference(const at::Tensor& w, const Format& f, const Tunables& t 
 QdqResult qdq_fused(const at::Tensor& w, const Format& f, const Tunables& t = {});
 
 // Codes and scales of the qdq above (no gradient): codes [O, I] uint8 in [0, 2^b-1],
-// scales [O, C] fp16, zeros [O, C] uint8 (sym: nmax).
+// scales [O, C] fp16 (fp32 when !scale_fp16), zeros [O, C] uint8 holding the TRUE zero point
+// (sym: nmax; the GPTQ packing's "zp - 1" convention of §5.1 is export's business).
 Encoded encode(const at::Tensor& w, const Format& f, const Tunables& t = {});
 // s·(code - zero) as fp32 [O, I]; equals qdq(w).w_hat bit for bit for e = encode(w).
 // REQUIRES: e.codes, e.scales, e.zeros shaped as encode() makes them for f (else sr::Error).
