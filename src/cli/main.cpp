@@ -1,8 +1,52 @@
-// signround CLI entry point: the only place that catches errors and sets the exit code.
+// signround CLI entry point: dispatches subcommands and is the only place that
+// catches errors, prints them and turns them into a non-zero exit code.
 #include <cstdio>
+#include <cstring>
 #include <exception>
+#include <string>
+
+#include "cli/commands.h"
+#include "common/error.h"
+
+namespace {
+
+struct Command {
+  const char* name;
+  int (*run)(int, char**);
+  const char* summary;
+};
+
+constexpr Command kCommands[] = {
+    {"inspect", sr::cli::cmd_inspect, "architecture, tensors, dtypes, parameter count and size of a model"},
+    {"eval", sr::cli::cmd_eval, "perplexity (llama.cpp protocol or windows) and KL divergence to a base model"},
+};
+
+void print_usage() {
+  std::fprintf(stderr, "usage: signround <command> [flags]   (signround <command> --help)\n\ncommands:\n");
+  for (const Command& c : kCommands) std::fprintf(stderr, "  %-10s %s\n", c.name, c.summary);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
-  std::fprintf(stderr, "signround: no subcommands yet\n");
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    print_usage();
+    return argc < 2 ? 2 : 0;
+  }
+  for (const Command& c : kCommands) {
+    if (std::strcmp(argv[1], c.name) != 0) continue;
+    try {
+      return c.run(argc, argv);
+    } catch (const sr::Error& e) {
+      std::fprintf(stderr, "signround %s: error: %s\n", c.name, e.what());
+      return 1;
+    } catch (const std::exception& e) {
+      // libtorch (c10::Error) and the standard library land here.
+      std::fprintf(stderr, "signround %s: internal error: %s\n", c.name, e.what());
+      return 3;
+    }
+  }
+  std::fprintf(stderr, "signround: unknown command '%s'\n", argv[1]);
+  print_usage();
   return 2;
 }

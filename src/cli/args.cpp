@@ -1,0 +1,121 @@
+#include "cli/args.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <sstream>
+
+#include "common/error.h"
+#include "common/sysinfo.h"
+
+namespace sr::cli {
+namespace {
+
+std::string canonical(std::string s) {
+  std::replace(s.begin(), s.end(), '_', '-');
+  return s;
+}
+
+const FlagSpec* find_spec(const std::vector<FlagSpec>& specs, const std::string& name) {
+  for (const FlagSpec& s : specs) if (s.name == name) return &s;
+  return nullptr;
+}
+
+}  // namespace
+
+Args::Args(const std::string& command, const std::vector<FlagSpec>& specs, int argc, char** argv, int first)
+    : command_(command) {
+  for (int i = first; i < argc; ++i) {
+    std::string arg = argv[i];
+    SR_CHECK(arg.size() > 2 && arg.compare(0, 2, "--") == 0, "signround ", command, ": unexpected argument '", arg,
+             "' (flags start with --; see signround ", command, " --help)");
+    std::string name = arg.substr(2), value;
+    bool has_inline = false;
+    if (auto eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+      has_inline = true;
+    }
+    name = canonical(name);
+    const FlagSpec* spec = find_spec(specs, name);
+    SR_CHECK(spec, "signround ", command, ": unknown flag --", name, " (see signround ", command, " --help)");
+    if (spec->takes_value && !has_inline) {
+      SR_CHECK(i + 1 < argc, "signround ", command, ": --", name, " needs a value");
+      value = argv[++i];
+    }
+    SR_CHECK(spec->takes_value || !has_inline || value == "true" || value == "1", "signround ", command, ": --",
+             name, " is a switch and takes no value");
+    values_[name] = value;
+  }
+}
+
+bool Args::has(const std::string& name) const { return values_.count(name) > 0; }
+
+std::string Args::str(const std::string& name, const std::string& fallback) const {
+  auto it = values_.find(name);
+  return it == values_.end() ? fallback : it->second;
+}
+
+std::string Args::required(const std::string& name) const {
+  SR_CHECK(has(name) && !str(name).empty(), "signround ", command_, ": --", name, " is required");
+  return str(name);
+}
+
+int64_t Args::integer(const std::string& name, int64_t fallback) const {
+  if (!has(name)) return fallback;
+  const std::string v = str(name);
+  char* end = nullptr;
+  errno = 0;
+  long long x = std::strtoll(v.c_str(), &end, 10);
+  SR_CHECK(!v.empty() && end && *end == '\0' && errno == 0, "signround ", command_, ": --", name,
+           " expects an integer, got '", v, "'");
+  return x;
+}
+
+double Args::number(const std::string& name, double fallback) const {
+  if (!has(name)) return fallback;
+  const std::string v = str(name);
+  char* end = nullptr;
+  errno = 0;
+  double x = std::strtod(v.c_str(), &end);
+  SR_CHECK(!v.empty() && end && *end == '\0' && errno == 0, "signround ", command_, ": --", name,
+           " expects a number, got '", v, "'");
+  return x;
+}
+
+std::vector<std::string> Args::list(const std::string& name) const {
+  std::vector<std::string> out;
+  std::stringstream ss(str(name));
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+std::string Args::usage(const std::string& command, const std::string& summary, const std::vector<FlagSpec>& specs) {
+  std::ostringstream os;
+  os << "usage: signround " << command << " [flags]\n  " << summary << "\n\nflags:\n";
+  for (const FlagSpec& s : specs) {
+    std::string left = "  --" + s.name + (s.takes_value ? " VALUE" : "");
+    os << left << std::string(left.size() < 28 ? 28 - left.size() : 1, ' ') << s.help;
+    if (!s.fallback.empty()) os << " (default: " << s.fallback << ")";
+    os << "\n";
+  }
+  return os.str();
+}
+
+std::vector<FlagSpec> common_flags() {
+  return {
+      {"threads", true, "compute threads", "one per core"},
+      {"tokenizer", true, "tokenizer file overriding the one found beside the model", ""},
+      {"help", false, "show this help", ""},
+  };
+}
+
+void apply_common(const Args& a) {
+  const int64_t t = a.integer("threads", 0);
+  SR_CHECK(t >= 0 && t <= 1024, "--threads must be between 1 and 1024, got ", t);
+  set_threads(int(t));
+}
+
+}  // namespace sr::cli

@@ -1,0 +1,107 @@
+// signround inspect --model PATH [--json]: what a model is made of.
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "common/progress.h"
+#include "model/model.h"
+
+namespace sr::cli {
+
+namespace {
+
+std::vector<FlagSpec> inspect_flags() {
+  auto f = common_flags();
+  f.push_back({"model", true, "model: HF folder, .gguf file or llama2.c .bin", ""});
+  f.push_back({"json", false, "print one JSON object instead of tables", ""});
+  return f;
+}
+
+uint64_t size_on_disk(const std::string& path) {
+  namespace fs = std::filesystem;
+  if (!fs::is_directory(path)) return fs::file_size(path);
+  uint64_t n = 0;
+  for (auto& e : fs::directory_iterator(path))
+    if (e.is_regular_file()) n += e.file_size();
+  return n;
+}
+
+nlohmann::json describe(const Model& m) {
+  const ModelConfig& c = m.config();
+  nlohmann::json j;
+  j["path"] = m.path();
+  j["format"] = m.format();
+  j["architecture"] = c.arch_name;
+  j["hidden_size"] = c.hidden;
+  j["intermediate_size"] = c.intermediate;
+  j["num_hidden_layers"] = c.n_layers;
+  j["num_attention_heads"] = c.n_heads;
+  j["num_key_value_heads"] = c.n_kv_heads;
+  j["head_dim"] = c.head_dim;
+  j["vocab_size"] = c.vocab;
+  j["max_position_embeddings"] = c.max_position;
+  j["rope_theta"] = c.rope_theta;
+  j["rope_scaling"] = c.rope_scaling.type;
+  j["rms_norm_eps"] = c.rms_eps;
+  j["tie_word_embeddings"] = c.tie_embeddings;
+  j["parameters"] = m.parameter_count();
+  j["size_bytes"] = size_on_disk(m.path());
+  j["tokenizer"] = m.has_tokenizer() ? m.tokenizer().vocabulary().source : "";
+  nlohmann::json tensors = nlohmann::json::array();
+  for (const std::string& n : m.tensors().names()) {
+    const TensorEntry& e = m.tensors().get(n);
+    tensors.push_back({{"name", n}, {"shape", e.shape}, {"dtype", e.dtype}, {"bytes", e.nbytes}});
+  }
+  j["tensors"] = tensors;
+  return j;
+}
+
+}  // namespace
+
+int cmd_inspect(int argc, char** argv) {
+  const auto specs = inspect_flags();
+  Args a("inspect", specs, argc, argv, 2);
+  if (a.flag("help")) {
+    std::cout << Args::usage("inspect", "architecture, shapes, dtypes, parameter count and size of a model", specs);
+    return 0;
+  }
+  apply_common(a);
+  OpenOptions opt;
+  opt.tokenizer_path = a.str("tokenizer");
+  auto model = Model::open(a.required("model"), opt);
+  nlohmann::json j = describe(*model);
+  if (a.flag("json")) {
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  std::map<std::string, int64_t> dtype_count;
+  for (auto& t : j["tensors"]) dtype_count[t["dtype"].get<std::string>()] += 1;
+  std::string dtypes;
+  for (auto& [d, n] : dtype_count) dtypes += (dtypes.empty() ? "" : ", ") + d + " x" + std::to_string(n);
+  std::printf("model          %s (%s)\n", model->path().c_str(), model->format().c_str());
+  std::printf("architecture   %s\n", j["architecture"].get<std::string>().c_str());
+  const ModelConfig& c = model->config();
+  std::printf("shape          %lld layers, hidden %lld, intermediate %lld, heads %lld/%lld kv, head_dim %lld\n",
+              (long long)c.n_layers, (long long)c.hidden, (long long)c.intermediate, (long long)c.n_heads,
+              (long long)c.n_kv_heads, (long long)c.head_dim);
+  std::printf("vocab          %lld%s\n", (long long)c.vocab, c.tie_embeddings ? " (tied embeddings)" : "");
+  std::printf("rope           theta %g, scaling %s, max positions %lld\n", c.rope_theta, c.rope_scaling.type.c_str(),
+              (long long)c.max_position);
+  std::printf("parameters     %lld\n", (long long)model->parameter_count());
+  std::printf("size           %s on disk\n", format_bytes(double(j["size_bytes"].get<uint64_t>())).c_str());
+  std::printf("dtypes         %s\n", dtypes.c_str());
+  std::printf("tokenizer      %s\n", model->has_tokenizer() ? j["tokenizer"].get<std::string>().c_str() : "(none)");
+  std::printf("\n%-52s %-16s %s\n", "tensor", "shape", "dtype");
+  for (auto& t : j["tensors"]) {
+    std::string shape;
+    for (auto& d : t["shape"]) shape += (shape.empty() ? "" : "x") + std::to_string(d.get<int64_t>());
+    std::printf("%-52s %-16s %s\n", t["name"].get<std::string>().c_str(), shape.c_str(),
+                t["dtype"].get<std::string>().c_str());
+  }
+  return 0;
+}
+
+}  // namespace sr::cli

@@ -1,0 +1,66 @@
+// Perplexity and KL divergence of a model over a tokenized text.
+//
+// Protocols (the scored window is the part that matters; spelled out here):
+//   llamacpp  llama-perplexity's: the whole text is tokenized with BOS first and
+//             cut into chunks of ctx tokens (a trailing partial chunk is dropped);
+//             each chunk's first token is replaced by BOS; only the second half
+//             is scored: logits at positions [ctx/2, ctx-2] predict tokens
+//             [ctx/2+1, ctx-1], i.e. ctx-1-ctx/2 tokens per chunk.
+//   windows   the text is tokenized without BOS and cut into non-overlapping
+//             windows of ctx tokens; each window is fed as BOS + window and all
+//             ctx tokens of the window are scored.
+// PPL = exp(mean NLL); its uncertainty is llama.cpp's: ppl * stderr(NLL).
+// KLD (with a base model): mean over scored positions of
+//   KL(p_base || p_model) = sum_v p_base(v) (log p_base(v) - log p_model(v)),
+// plus the share of positions where both models rank the same token first.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/model.h"
+
+namespace sr {
+
+enum class Protocol { LlamaCpp, Windows };
+Protocol parse_protocol(const std::string& s);  // "llamacpp" | "windows"; throws otherwise
+
+struct EvalOptions {
+  int64_t ctx = 512;
+  int64_t chunks = -1;  // -1: every complete chunk
+  Protocol protocol = Protocol::LlamaCpp;
+  bool progress = true;
+};
+
+struct EvalResult {
+  double ppl = 0, ppl_stderr = 0;
+  double nll = 0, nll_stderr = 0;  // mean NLL (nats) and its standard error
+  int64_t tokens = 0;              // scored tokens
+  int64_t chunks = 0;
+  int64_t processed_tokens = 0;    // chunks * sequence length fed to the model
+  bool has_kld = false;
+  double kld = 0, kld_stderr = 0;
+  double top1 = 0, top1_stderr = 0;  // share in [0, 1]
+  double seconds = 0;            // wall time, including the base model's pass for KLD
+  double tokens_per_second = 0;  // processed tokens / seconds of the evaluated model's pass
+};
+
+// The [N, T] token matrix and the scored positions of a protocol.
+struct EvalBatch {
+  at::Tensor inputs;     // [N, T] int64, what the model sees
+  at::Tensor targets;    // [N, S] int64, the token predicted at each scored position
+  int64_t first = 0;     // logits at positions [first, first + S) are scored
+};
+
+// REQUIRES: `ids` is the text tokenized WITH BOS for llamacpp, WITHOUT for windows.
+// Throws if the text yields no complete chunk (names how many tokens are needed).
+EvalBatch make_eval_batch(const std::vector<int32_t>& ids, int32_t bos_id, const EvalOptions& opt);
+
+// Tokenizes `text` as the protocol says and evaluates. `base` (optional) must
+// share the vocabulary; it sees the same inputs.
+EvalResult evaluate_text(const Model& model, const std::string& text, const EvalOptions& opt,
+                         const Model* base = nullptr);
+EvalResult evaluate_batch(const Model& model, const EvalBatch& batch, const EvalOptions& opt,
+                          const Model* base = nullptr);
+
+}  // namespace sr

@@ -1,0 +1,88 @@
+#include "io/text.h"
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "common/error.h"
+
+namespace sr {
+namespace {
+
+size_t utf8_len(unsigned char c) {
+  if (c < 0x80) return 1;
+  if ((c >> 5) == 0x6) return 2;
+  if ((c >> 4) == 0xE) return 3;
+  if ((c >> 3) == 0x1E) return 4;
+  return 1;
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+}  // namespace
+
+void check_utf8(std::string_view t, const std::string& source) {
+  size_t i = 0;
+  while (i < t.size()) {
+    const unsigned char c = static_cast<unsigned char>(t[i]);
+    size_t n = utf8_len(c);
+    bool ok = !(c >= 0x80 && n == 1) && i + n <= t.size();
+    for (size_t k = 1; ok && k < n; ++k) ok = (static_cast<unsigned char>(t[i + k]) & 0xC0) == 0x80;
+    // reject overlong 2-byte forms and surrogates, the common corruptions
+    if (ok && n == 2) ok = c >= 0xC2;
+    if (ok && n == 3 && c == 0xED) ok = static_cast<unsigned char>(t[i + 1]) < 0xA0;
+    SR_CHECK(ok, "[text] ", source, ": not valid UTF-8 at byte offset ", i);
+    i += n;
+  }
+}
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  SR_CHECK(in, "[text] cannot read ", path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string s = ss.str();
+  SR_CHECK(!s.empty(), "[text] ", path, " is empty");
+  check_utf8(s, path);
+  return s;
+}
+
+std::vector<std::string> read_documents(const std::string& path) {
+  const std::string text = read_text_file(path);
+  std::vector<std::string> docs;
+  std::istringstream in(text);
+  std::string line;
+  if (ends_with(path, ".jsonl") || ends_with(path, ".json")) {
+    int lineno = 0;
+    while (std::getline(in, line)) {
+      ++lineno;
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      nlohmann::json j;
+      try {
+        j = nlohmann::json::parse(line);
+      } catch (const nlohmann::json::exception& ex) {
+        fail("[dataset] ", path, ":", lineno, ": not a JSON object: ", ex.what());
+      }
+      SR_CHECK(j.is_object() && j.contains("text") && j["text"].is_string(), "[dataset] ", path, ":", lineno,
+               ": expected an object with a string field \"text\"");
+      docs.push_back(j["text"].get<std::string>());
+    }
+  } else {
+    std::string doc;
+    while (std::getline(in, line)) {
+      if (line.find_first_not_of(" \t\r") == std::string::npos) {
+        if (!doc.empty()) docs.push_back(doc);
+        doc.clear();
+        continue;
+      }
+      doc += (doc.empty() ? "" : "\n") + line;
+    }
+    if (!doc.empty()) docs.push_back(doc);
+  }
+  SR_CHECK(!docs.empty(), "[dataset] ", path, ": no documents");
+  return docs;
+}
+
+}  // namespace sr

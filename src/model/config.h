@@ -1,0 +1,55 @@
+// Hyper-parameters of a Llama-family decoder, whatever file they came from
+// (Hugging Face config.json, GGUF llama.* metadata, llama2.c header).
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace sr {
+
+enum class Arch { Llama, Mistral, Qwen2, Qwen3 };
+
+// RoPE frequency scaling. "none" or Llama-3.x "llama3" (smoothly divides the low
+// frequencies by `factor`), or "linear" (positions divided by `factor`).
+struct RopeScaling {
+  std::string type = "none";
+  double factor = 1.0;
+  double low_freq_factor = 1.0;
+  double high_freq_factor = 4.0;
+  int64_t original_max_position = 8192;
+};
+
+struct ModelConfig {
+  Arch arch = Arch::Llama;
+  std::string arch_name = "LlamaForCausalLM";  // as written in config.json's "architectures"
+  int64_t hidden = 0;        // D: residual stream width
+  int64_t intermediate = 0;  // F: MLP width
+  int64_t n_layers = 0;      // L
+  int64_t n_heads = 0;       // H
+  int64_t n_kv_heads = 0;    // KV (GQA: H % KV == 0)
+  int64_t head_dim = 0;      // hd (usually D / H)
+  int64_t vocab = 0;         // V
+  int64_t max_position = 0;  // context the model was trained for
+  double rope_theta = 10000.0;
+  RopeScaling rope_scaling;
+  double rms_eps = 1e-5;
+  int64_t sliding_window = 0;  // Mistral: attend only to the last W positions (0 = off)
+  bool tie_embeddings = false;  // lm_head shares the embedding matrix
+  bool qkv_bias = false;        // Qwen2: q/k/v projections carry a bias
+  bool qk_norm = false;         // Qwen3: RMSNorm over head_dim on q and k before RoPE
+  int32_t bos_id = 1, eos_id = 2;
+  std::string dtype = "F32";    // storage dtype of the source weights
+
+  int64_t q_dim() const { return n_heads * head_dim; }
+  int64_t kv_dim() const { return n_kv_heads * head_dim; }
+};
+
+std::string arch_label(Arch a);  // "llama", "mistral", "qwen2", "qwen3"
+
+// Parses a Hugging Face config.json. Throws sr::Error naming `path` for an
+// unsupported architecture, a missing or inconsistent field.
+ModelConfig parse_hf_config(const std::string& json_text, const std::string& path);
+
+// Checks internal consistency (divisibility, positive sizes); throws naming `source`.
+void validate_config(const ModelConfig& c, const std::string& source);
+
+}  // namespace sr

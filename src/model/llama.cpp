@@ -1,0 +1,123 @@
+#include "model/llama.h"
+
+#include <cmath>
+
+#include "common/error.h"
+
+namespace sr {
+
+const char* proj_module(Proj p) {
+  static const char* names[kProjCount] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                                          "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
+                                          "mlp.down_proj"};
+  return names[int(p)];
+}
+
+const char* proj_short(Proj p) {
+  static const char* names[kProjCount] = {"q", "k", "v", "o", "gate", "up", "down"};
+  return names[int(p)];
+}
+
+std::string layer_name(int64_t block, Proj p) {
+  return "model.layers." + std::to_string(block) + "." + proj_module(p);
+}
+
+// Inverse frequencies of the hd/2 rotation pairs, with Llama-3 / linear scaling.
+static at::Tensor inverse_frequencies(const ModelConfig& c) {
+  const int64_t half = c.head_dim / 2;
+  auto exponent = at::arange(0, c.head_dim, 2, at::kLong).to(at::kFloat) / double(c.head_dim);
+  auto inv = 1.0 / at::pow(at::scalar_tensor(c.rope_theta, at::kFloat), exponent);
+  const RopeScaling& s = c.rope_scaling;
+  if (s.type == "linear") return inv / s.factor;
+  if (s.type != "llama3") return inv;
+  // Llama 3.1: keep high frequencies, divide low ones by `factor`, blend in between.
+  const double low_wavelen = s.original_max_position / s.low_freq_factor;
+  const double high_wavelen = s.original_max_position / s.high_freq_factor;
+  auto out = inv.clone();
+  auto p = out.accessor<float, 1>();
+  for (int64_t i = 0; i < half; ++i) {
+    const double f = p[i], wavelen = 2 * M_PI / f;
+    if (wavelen < high_wavelen) continue;
+    if (wavelen > low_wavelen) { p[i] = float(f / s.factor); continue; }
+    const double smooth = (s.original_max_position / wavelen - s.low_freq_factor) /
+                          (s.high_freq_factor - s.low_freq_factor);
+    p[i] = float((1 - smooth) * f / s.factor + smooth * f);
+  }
+  return out;
+}
+
+RopeTables make_rope_tables(const ModelConfig& c, int64_t n) {
+  auto inv = inverse_frequencies(c);                           // [hd/2]
+  auto angles = at::outer(at::arange(n, at::kFloat), inv);     // [n, hd/2]
+  auto emb = at::cat({angles, angles}, -1);                    // [n, hd]
+  return {emb.cos(), emb.sin()};
+}
+
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  return x * at::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + eps) * weight;
+}
+
+namespace {
+
+at::Tensor project(const BlockWeights& w, Proj p, const at::Tensor& x, const InputHook& hook) {
+  const at::Tensor in = hook ? hook(p, x) : x;
+  const at::Tensor& bias = w.b[int(p)];
+  return bias.defined() ? at::linear(in, w.w[int(p)], bias) : at::linear(in, w.w[int(p)]);
+}
+
+// x: [B, heads, T, hd]; cos/sin: [T, hd].
+at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  const int64_t half = x.size(-1) / 2;
+  auto x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);
+  return x * cos + at::cat({-x2, x1}, -1) * sin;
+}
+
+// Additive mask [T, T]: 0 where query i may attend key j (j <= i, and within the
+// sliding window if any), -inf elsewhere.
+at::Tensor attention_mask(int64_t T, int64_t window, const at::TensorOptions& opt) {
+  auto mask = at::full({T, T}, -std::numeric_limits<float>::infinity(), opt).triu(1);
+  if (window > 0 && window < T) mask = mask + at::full({T, T}, -std::numeric_limits<float>::infinity(), opt).tril(-window);
+  return mask;
+}
+
+at::Tensor attention(const ModelConfig& c, const BlockWeights& w, const at::Tensor& x,
+                     const at::Tensor& positions, const RopeTables& rope, const InputHook& hook) {
+  const int64_t B = x.size(0), T = x.size(1), H = c.n_heads, KV = c.n_kv_heads, hd = c.head_dim;
+  const int64_t G = H / KV;  // query heads per kv head
+  auto q = project(w, Proj::Q, x, hook).view({B, T, H, hd}).transpose(1, 2);   // [B, H, T, hd]
+  auto k = project(w, Proj::K, x, hook).view({B, T, KV, hd}).transpose(1, 2);  // [B, KV, T, hd]
+  auto v = project(w, Proj::V, x, hook).view({B, T, KV, hd}).transpose(1, 2);
+  if (c.qk_norm) {
+    q = rms_norm(q, w.q_norm, c.rms_eps);
+    k = rms_norm(k, w.k_norm, c.rms_eps);
+  }
+  auto cos = rope.cos.index_select(0, positions), sin = rope.sin.index_select(0, positions);
+  q = apply_rope(q, cos, sin);
+  k = apply_rope(k, cos, sin);
+  // GQA without copying k/v: the G query heads sharing kv head j are stacked
+  // along the token axis, so one batched matmul per kv head does the work.
+  auto qg = q.reshape({B, KV, G * T, hd});
+  auto scores = at::matmul(qg, k.transpose(-2, -1)) * (1.0 / std::sqrt(double(hd)));  // [B, KV, G*T, T]
+  scores = scores.view({B, KV, G, T, T}) + attention_mask(T, c.sliding_window, x.options());
+  auto probs = at::softmax(scores, -1).view({B, KV, G * T, T});
+  auto out = at::matmul(probs, v).view({B, H, T, hd}).transpose(1, 2).reshape({B, T, H * hd});
+  return project(w, Proj::O, out, hook);
+}
+
+at::Tensor mlp(const BlockWeights& w, const at::Tensor& x, const InputHook& hook) {
+  auto gate = project(w, Proj::Gate, x, hook);
+  auto up = project(w, Proj::Up, x, hook);
+  return project(w, Proj::Down, at::silu(gate) * up, hook);
+}
+
+}  // namespace
+
+at::Tensor block_forward(const ModelConfig& c, const BlockWeights& w, const at::Tensor& x,
+                         const at::Tensor& positions, const RopeTables& rope, const InputHook& hook) {
+  SR_CHECK(x.dim() == 3 && x.size(2) == c.hidden, "[block_forward] expected hidden [B, T, ", c.hidden,
+           "], got ", x.sizes());
+  auto h = x + attention(c, w, rms_norm(x, w.attn_norm, c.rms_eps), positions, rope, hook);
+  return h + mlp(w, rms_norm(h, w.ffn_norm, c.rms_eps), hook);
+}
+
+}  // namespace sr

@@ -1,0 +1,316 @@
+#include "model/model.h"
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "common/error.h"
+#include "io/llama2c.h"
+#include "io/safetensors.h"
+#include "model/tensor_convert.h"
+
+namespace sr {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  SR_CHECK(in, "cannot read ", path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+bool starts_with_gguf(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char m[4] = {};
+  in.read(m, 4);
+  return in.gcount() == 4 && std::memcmp(m, "GGUF", 4) == 0;
+}
+
+// HF name -> GGUF (llama.cpp) name, for the per-block and top-level tensors.
+struct NamePair { const char* hf; const char* gguf; };
+constexpr NamePair kGgufBlockNames[] = {
+    {"input_layernorm.weight", "attn_norm.weight"},
+    {"post_attention_layernorm.weight", "ffn_norm.weight"},
+    {"self_attn.q_proj.weight", "attn_q.weight"},   {"self_attn.k_proj.weight", "attn_k.weight"},
+    {"self_attn.v_proj.weight", "attn_v.weight"},   {"self_attn.o_proj.weight", "attn_output.weight"},
+    {"self_attn.q_proj.bias", "attn_q.bias"},       {"self_attn.k_proj.bias", "attn_k.bias"},
+    {"self_attn.v_proj.bias", "attn_v.bias"},       {"self_attn.q_norm.weight", "attn_q_norm.weight"},
+    {"self_attn.k_norm.weight", "attn_k_norm.weight"},
+    {"mlp.gate_proj.weight", "ffn_gate.weight"},    {"mlp.up_proj.weight", "ffn_up.weight"},
+    {"mlp.down_proj.weight", "ffn_down.weight"},
+};
+constexpr NamePair kGgufTopNames[] = {
+    {"model.embed_tokens.weight", "token_embd.weight"},
+    {"model.norm.weight", "output_norm.weight"},
+    {"lm_head.weight", "output.weight"},
+};
+
+std::string gguf_name(const std::string& hf) {
+  for (const NamePair& p : kGgufTopNames) if (hf == p.hf) return p.gguf;
+  const std::string prefix = "model.layers.";
+  if (hf.compare(0, prefix.size(), prefix) == 0) {
+    const size_t dot = hf.find('.', prefix.size());
+    const std::string idx = hf.substr(prefix.size(), dot - prefix.size());
+    const std::string rest = hf.substr(dot + 1);
+    for (const NamePair& p : kGgufBlockNames) if (rest == p.hf) return "blk." + idx + "." + p.gguf;
+  }
+  return hf;
+}
+
+// Rows of a q or k projection stored with RoPE pairs (2i, 2i+1) -> HF pairs (i, i + hd/2).
+at::Tensor uninterleave_rows(const at::Tensor& w, int64_t heads) {
+  const int64_t out = w.size(0);
+  const int64_t hd = out / heads;
+  auto tail = w.sizes().slice(1).vec();
+  std::vector<int64_t> shape = {heads, hd / 2, 2};
+  shape.insert(shape.end(), tail.begin(), tail.end());
+  std::vector<int64_t> flat = {out};
+  flat.insert(flat.end(), tail.begin(), tail.end());
+  return w.reshape(shape).transpose(1, 2).reshape(flat).contiguous();
+}
+
+std::unique_ptr<Tokenizer> find_tokenizer(const std::string& override_path, const std::string& model_dir,
+                                          int64_t vocab, std::string& why_not) {
+  auto from_file = [&](const std::string& p) -> std::unique_ptr<Tokenizer> {
+    const std::string name = fs::path(p).filename().string();
+    if (name == "tokenizer.json")
+      fail("[tokenizer] ", p, ": Hugging Face tokenizer.json (byte-level BPE) is not supported yet; "
+           "pass a SentencePiece tokenizer.model or llama2.c tokenizer.bin with --tokenizer");
+    if (fs::path(p).extension() == ".bin") return std::make_unique<Tokenizer>(read_llama2c_vocabulary(p, int32_t(vocab)));
+    return std::make_unique<Tokenizer>(read_sentencepiece_model(p));
+  };
+  if (!override_path.empty()) {
+    SR_CHECK(fs::exists(override_path), "[tokenizer] --tokenizer ", override_path, " does not exist");
+    return from_file(override_path);
+  }
+  for (const std::string& cand : {std::string("tokenizer.model"), std::string("tokenizer.bin"),
+                                  "tok" + std::to_string(vocab) + ".bin"}) {
+    const fs::path p = fs::path(model_dir) / cand;
+    if (fs::exists(p)) return from_file(p.string());
+  }
+  if (fs::exists(fs::path(model_dir) / "tokenizer.json"))
+    why_not = model_dir + " only has tokenizer.json (Hugging Face byte-level BPE), which is not supported yet; "
+              "pass a SentencePiece tokenizer.model or llama2.c tokenizer.bin with --tokenizer";
+  else
+    why_not = "no tokenizer.model, tokenizer.bin or tok" + std::to_string(vocab) + ".bin next to the model in " +
+              model_dir + "; pass one with --tokenizer";
+  return nullptr;
+}
+
+// tokenizer_config.json may switch BOS off (add_bos_token: false).
+void apply_tokenizer_config(const std::string& dir, Vocabulary& v) {
+  const fs::path p = fs::path(dir) / "tokenizer_config.json";
+  if (!fs::exists(p)) return;
+  try {
+    auto j = nlohmann::json::parse(slurp(p.string()));
+    if (j.contains("add_bos_token") && j["add_bos_token"].is_boolean()) v.add_bos = j["add_bos_token"].get<bool>();
+  } catch (const nlohmann::json::exception& ex) {
+    fail("[tokenizer] ", p.string(), ": not valid JSON: ", ex.what());
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<Model> Model::open(const std::string& path, const OpenOptions& opt) {
+  SR_CHECK(fs::exists(path), "[model] ", path, " does not exist");
+  std::unique_ptr<Model> m(new Model());
+  m->path_ = path;
+  std::string dir;
+  if (fs::is_directory(path)) {
+    const fs::path cfg = fs::path(path) / "config.json";
+    SR_CHECK(fs::exists(cfg), "[model] ", path, " is a folder without config.json (expected a Hugging Face model folder)");
+    m->config_ = parse_hf_config(slurp(cfg.string()), cfg.string());
+    m->store_ = read_safetensors_folder(path);
+    m->format_ = "safetensors";
+    dir = path;
+  } else if (starts_with_gguf(path)) {
+    m->init_gguf(path);
+    dir = fs::path(path).parent_path().string();
+  } else {
+    SR_CHECK(fs::path(path).extension() != ".safetensors", "[model] ", path,
+             ": pass the Hugging Face folder (with config.json), not the .safetensors file");
+    Llama2cHeader h = read_llama2c(path, m->store_);
+    ModelConfig& c = m->config_;
+    c.hidden = h.dim;
+    c.intermediate = h.hidden_dim;
+    c.n_layers = h.n_layers;
+    c.n_heads = h.n_heads;
+    c.n_kv_heads = h.n_kv_heads;
+    c.head_dim = h.dim / h.n_heads;
+    c.vocab = h.vocab_size;
+    c.max_position = h.seq_len;
+    c.tie_embeddings = h.shared_classifier;
+    c.rms_eps = 1e-5;  // run.c's rmsnorm constant
+    c.arch_name = "llama2.c";
+    validate_config(c, path);
+    m->format_ = "llama2c";
+    m->qk_interleaved_ = true;
+    dir = fs::path(path).parent_path().string();
+  }
+  if (dir.empty()) dir = ".";
+  if (!m->tokenizer_) {
+    m->tokenizer_ = find_tokenizer(opt.tokenizer_path, dir, m->config_.vocab, m->tokenizer_error_);
+    if (m->tokenizer_ && m->format_ == "safetensors") {
+      Vocabulary v = m->tokenizer_->vocabulary();
+      apply_tokenizer_config(dir, v);
+      m->tokenizer_ = std::make_unique<Tokenizer>(std::move(v));
+    }
+  }
+  if (m->tokenizer_)
+    SR_CHECK(m->tokenizer_->vocab_size() <= m->config_.vocab, "[model] ", path, ": tokenizer ",
+             m->tokenizer_->vocabulary().source, " has ", m->tokenizer_->vocab_size(),
+             " tokens but the model's vocabulary is ", m->config_.vocab);
+  m->load_resident();
+  return m;
+}
+
+const Tokenizer& Model::tokenizer() const {
+  SR_CHECK(tokenizer_, "[model] ", path_, ": ", tokenizer_error_);
+  return *tokenizer_;
+}
+
+std::string Model::stored_name(const std::string& hf) const {
+  return format_ == "gguf" ? gguf_name(hf) : hf;
+}
+
+at::Tensor Model::load_tensor(const std::string& hf, const std::vector<int64_t>& shape) const {
+  const std::string name = stored_name(hf);
+  const TensorEntry* e = store_.find(name);
+  SR_CHECK(e, "[model] ", path_, ": tensor '", name, "' is missing");
+  SR_CHECK(e->shape == shape, "[model] ", path_, ": tensor ", e->describe(), " should have shape ",
+           at::IntArrayRef(shape));
+  at::Tensor t = entry_to_float(*e);
+  store_.release(*e);
+  return t;
+}
+
+void Model::load_resident() {
+  const ModelConfig& c = config_;
+  // Every stored tensor must be one the model uses: extras mean a different architecture.
+  std::vector<std::string> expected = {"model.embed_tokens.weight", "model.norm.weight"};
+  if (!c.tie_embeddings) expected.push_back("lm_head.weight");
+  for (int64_t i = 0; i < c.n_layers; ++i) {
+    const std::string pre = "model.layers." + std::to_string(i) + ".";
+    for (const char* s : {"input_layernorm.weight", "post_attention_layernorm.weight"}) expected.push_back(pre + s);
+    for (Proj p : kAllProjs) expected.push_back(pre + proj_module(p) + ".weight");
+    if (c.qkv_bias)
+      for (Proj p : {Proj::Q, Proj::K, Proj::V}) expected.push_back(pre + proj_module(p) + ".bias");
+    if (c.qk_norm)
+      for (const char* s : {"self_attn.q_norm.weight", "self_attn.k_norm.weight"}) expected.push_back(pre + s);
+  }
+  std::set<std::string> wanted;
+  for (auto& n : expected) wanted.insert(stored_name(n));
+  for (const std::string& n : store_.names()) {
+    if (wanted.count(n) || n.find("rotary_emb.inv_freq") != std::string::npos) continue;
+    if (c.tie_embeddings && n == stored_name("lm_head.weight")) continue;  // some exports keep a tied copy
+    fail("[model] ", path_, ": unexpected tensor ", store_.get(n).describe(), " for a ", c.arch_name,
+         " model (different architecture or a quantized export this reader does not know?)");
+  }
+  for (auto& n : wanted) SR_CHECK(store_.has(n), "[model] ", path_, ": tensor '", n, "' is missing");
+
+  embedding_ = load_tensor("model.embed_tokens.weight", {c.vocab, c.hidden});
+  final_norm_ = load_tensor("model.norm.weight", {c.hidden});
+  lm_head_ = c.tie_embeddings ? embedding_ : load_tensor("lm_head.weight", {c.vocab, c.hidden});
+  if (store_.size() > 0) config_.dtype = store_.get(stored_name("model.norm.weight")).dtype;
+  // Validate every block's shapes up front so errors surface at open, not mid-run.
+  for (int64_t i = 0; i < c.n_layers; ++i) {
+    for (Proj p : kAllProjs) {
+      const auto& e = store_.get(stored_name(layer_name(i, p) + ".weight"));
+      const int64_t q = c.q_dim(), kv = c.kv_dim(), D = c.hidden, F = c.intermediate;
+      const std::vector<int64_t> shapes[kProjCount] = {{q, D}, {kv, D}, {kv, D}, {D, q}, {F, D}, {F, D}, {D, F}};
+      SR_CHECK(e.shape == shapes[int(p)], "[model] ", path_, ": tensor ", e.describe(), " should have shape ",
+               at::IntArrayRef(shapes[int(p)]));
+    }
+  }
+}
+
+BlockWeights Model::load_block(int64_t i) const {
+  const ModelConfig& c = config_;
+  SR_CHECK(i >= 0 && i < c.n_layers, "[model] block ", i, " out of range [0, ", c.n_layers, ")");
+  const std::string pre = "model.layers." + std::to_string(i) + ".";
+  const int64_t q = c.q_dim(), kv = c.kv_dim(), D = c.hidden, F = c.intermediate;
+  const std::vector<int64_t> shapes[kProjCount] = {{q, D}, {kv, D}, {kv, D}, {D, q}, {F, D}, {F, D}, {D, F}};
+  BlockWeights w;
+  w.attn_norm = load_tensor(pre + "input_layernorm.weight", {D});
+  w.ffn_norm = load_tensor(pre + "post_attention_layernorm.weight", {D});
+  for (Proj p : kAllProjs) w.w[int(p)] = load_tensor(pre + proj_module(p) + ".weight", shapes[int(p)]);
+  if (c.qkv_bias)
+    for (Proj p : {Proj::Q, Proj::K, Proj::V})
+      w.b[int(p)] = load_tensor(pre + proj_module(p) + ".bias", {shapes[int(p)][0]});
+  if (c.qk_norm) {
+    w.q_norm = load_tensor(pre + "self_attn.q_norm.weight", {c.head_dim});
+    w.k_norm = load_tensor(pre + "self_attn.k_norm.weight", {c.head_dim});
+  }
+  if (qk_interleaved_) {
+    w.weight(Proj::Q) = uninterleave_rows(w.weight(Proj::Q), c.n_heads);
+    w.weight(Proj::K) = uninterleave_rows(w.weight(Proj::K), c.n_kv_heads);
+    if (w.b[int(Proj::Q)].defined()) {
+      w.b[int(Proj::Q)] = uninterleave_rows(w.b[int(Proj::Q)], c.n_heads);
+      w.b[int(Proj::K)] = uninterleave_rows(w.b[int(Proj::K)], c.n_kv_heads);
+    }
+  }
+  return w;
+}
+
+const RopeTables& Model::rope(int64_t n) const {
+  if (!rope_.cos.defined() || rope_.cos.size(0) < n)
+    rope_ = make_rope_tables(config_, std::max<int64_t>(n, config_.max_position));
+  return rope_;
+}
+
+at::Tensor Model::embed(const at::Tensor& tokens) const {
+  SR_CHECK(tokens.numel() == 0 || (tokens.min().item<int64_t>() >= 0 && tokens.max().item<int64_t>() < config_.vocab),
+           "[model] token ids must lie in [0, ", config_.vocab, ")");
+  return at::embedding(embedding_, tokens);
+}
+
+at::Tensor Model::logits(const at::Tensor& hidden) const {
+  return at::linear(rms_norm(hidden, final_norm_, config_.rms_eps), lm_head_);
+}
+
+at::Tensor Model::run_block(int64_t i, const BlockWeights& w, const at::Tensor& hidden,
+                            const at::Tensor& positions, const RopeTables& rope) const {
+  return sr::block_forward(config_, w, hidden, positions, rope, input_hooks_ ? input_hooks_(i) : InputHook());
+}
+
+at::Tensor Model::block_forward(int64_t i, const at::Tensor& hidden, const at::Tensor& positions) const {
+  return run_block(i, load_block(i), hidden, positions, rope(hidden.size(1)));
+}
+
+at::Tensor Model::forward(const at::Tensor& tokens) const {
+  const int64_t T = tokens.size(1);
+  auto positions = at::arange(T, at::kLong);
+  auto h = embed(tokens);
+  for (int64_t i = 0; i < config_.n_layers; ++i) h = block_forward(i, h, positions);
+  return logits(h);
+}
+
+std::vector<LinearInfo> Model::linears() const {
+  const ModelConfig& c = config_;
+  const int64_t q = c.q_dim(), kv = c.kv_dim(), D = c.hidden, F = c.intermediate;
+  const int64_t outs[kProjCount] = {q, kv, kv, D, F, F, D};
+  const int64_t ins[kProjCount] = {D, D, D, q, D, D, F};
+  std::vector<LinearInfo> out;
+  for (int64_t i = 0; i < c.n_layers; ++i)
+    for (Proj p : kAllProjs) out.push_back({layer_name(i, p), i, p, outs[int(p)], ins[int(p)]});
+  out.push_back({"lm_head", -1, Proj::Q, c.vocab, D});
+  return out;
+}
+
+int64_t Model::parameter_count() const {
+  int64_t n = 0;
+  for (const std::string& name : store_.names()) {
+    if (name.find("rotary_emb") != std::string::npos) continue;
+    if (config_.tie_embeddings && name == stored_name("lm_head.weight")) continue;
+    n += store_.get(name).numel();
+  }
+  return n;
+}
+
+}  // namespace sr

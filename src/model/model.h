@@ -1,0 +1,99 @@
+// A Llama-family model opened from disk: configuration, tokenizer and weights,
+// with the weights left in their memory-mapped files and materialised one block
+// at a time. Resident while walking the blocks: the embedding, the final norm,
+// lm_head and whichever block the caller holds.
+//
+// Formats (detected from the path):
+//   folder with config.json       Hugging Face: model.safetensors or sharded + index; F32/F16/BF16
+//   file starting with "GGUF"     GGUF v2/v3, architecture "llama"
+//   other file                    llama2.c legacy checkpoint (.bin)
+// Whatever the source, weights come out in the Hugging Face layout and names
+// (q/k rows of llama2.c and GGUF files are un-permuted from the interleaved RoPE
+// layout), as fp32 tensors.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/torch.h"
+#include "io/tensor_store.h"
+#include "model/config.h"
+#include "model/llama.h"
+#include "tokenizer/tokenizer.h"
+
+namespace sr {
+
+struct OpenOptions {
+  std::string tokenizer_path;  // overrides the tokenizer found beside the model
+};
+
+// One weight matrix of the model as stored: for inspect and quantization planning.
+struct LinearInfo {
+  std::string name;   // HF module name, e.g. "model.layers.3.mlp.down_proj"
+  int64_t block;      // -1 for lm_head / embeddings
+  Proj proj;          // meaningful when block >= 0
+  int64_t out, in;
+};
+
+class Model {
+ public:
+  // Opens and validates `path` (see above). Throws sr::Error naming the file and
+  // tensor on anything missing, mis-shaped or unsupported.
+  static std::unique_ptr<Model> open(const std::string& path, const OpenOptions& opt = {});
+
+  const ModelConfig& config() const { return config_; }
+  const std::string& path() const { return path_; }
+  const std::string& format() const { return format_; }  // "safetensors", "gguf", "llama2c"
+  const TensorStore& tensors() const { return store_; }
+
+  bool has_tokenizer() const { return tokenizer_ != nullptr; }
+  // Throws explaining why no tokenizer was found (and how to pass one).
+  const Tokenizer& tokenizer() const;
+
+  // Block i's weights as fresh fp32 tensors (the caller may modify them).
+  BlockWeights load_block(int64_t i) const;
+  const at::Tensor& embedding() const { return embedding_; }  // [V, D]
+  const at::Tensor& lm_head() const { return lm_head_; }      // [V, D] (same storage if tied)
+  const at::Tensor& final_norm() const { return final_norm_; }  // [D]
+  // RoPE tables covering at least n positions.
+  const RopeTables& rope(int64_t n) const;
+
+  at::Tensor embed(const at::Tensor& tokens) const;        // [B, T] int64 -> [B, T, D]
+  at::Tensor logits(const at::Tensor& hidden) const;       // [.., D] -> [.., V] (final norm + lm_head)
+  // The entry point: block i on `hidden` [B, T, D] at `positions` [T].
+  at::Tensor block_forward(int64_t i, const at::Tensor& hidden, const at::Tensor& positions) const;
+  // Block i with the given weights (e.g. from load_block), applying this model's
+  // input hooks (activation quantization of a quantized model), if any.
+  at::Tensor run_block(int64_t i, const BlockWeights& w, const at::Tensor& hidden, const at::Tensor& positions,
+                       const RopeTables& rope) const;
+  // Installs per-block input hooks (activation quantization recorded with a
+  // quantized model); nullptr removes them.
+  void set_input_hooks(std::function<InputHook(int64_t block)> hooks) { input_hooks_ = std::move(hooks); }
+
+  // Whole model: tokens [B, T] -> logits [B, T, V], loading each block once.
+  at::Tensor forward(const at::Tensor& tokens) const;
+
+  std::vector<LinearInfo> linears() const;  // block projections in order, then lm_head
+  int64_t parameter_count() const;          // all weights, counting a tied matrix once
+
+  // Name under which a canonical (HF) weight is stored in this model's files.
+  std::string stored_name(const std::string& hf_name) const;
+
+ private:
+  Model() = default;
+  at::Tensor load_tensor(const std::string& hf_name, const std::vector<int64_t>& shape) const;
+  void load_resident();
+  void init_gguf(const std::string& path);  // model_gguf.cpp
+
+  ModelConfig config_;
+  std::string path_, format_;
+  TensorStore store_;
+  bool qk_interleaved_ = false;   // q/k rows stored in the adjacent-pairs RoPE layout
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::string tokenizer_error_;   // why tokenizer_ is null
+  at::Tensor embedding_, lm_head_, final_norm_;
+  mutable RopeTables rope_;
+  std::function<InputHook(int64_t)> input_hooks_;
+};
+
+}  // namespace sr

@@ -1,0 +1,173 @@
+#include "tokenizer/tokenizer.h"
+
+#include <cstdio>
+#include <queue>
+
+#include "common/error.h"
+
+namespace sr {
+namespace {
+
+const std::string kSpace = "\xE2\x96\x81";  // U+2581, SentencePiece's visible space
+
+// Length in bytes of the UTF-8 character starting with byte c (1 for invalid lead bytes).
+size_t utf8_len(unsigned char c) {
+  if (c < 0x80) return 1;
+  if ((c >> 5) == 0x6) return 2;
+  if ((c >> 4) == 0xE) return 3;
+  if ((c >> 3) == 0x1E) return 4;
+  return 1;
+}
+
+// A symbol of the merge list: a byte range of the normalized text plus neighbours.
+struct Symbol {
+  int prev, next;
+  size_t begin, len;  // len == 0: merged away
+};
+
+struct Candidate {
+  float score;
+  int left;
+  size_t total_len;  // left.len + right.len when queued; stale if it changed
+  bool operator<(const Candidate& o) const {
+    return score < o.score || (score == o.score && left > o.left);  // max score, then leftmost
+  }
+};
+
+}  // namespace
+
+Tokenizer::Tokenizer(Vocabulary vocab) : vocab_(std::move(vocab)) {
+  const size_t n = vocab_.pieces.size();
+  SR_CHECK(n > 0 && vocab_.scores.size() == n && vocab_.kinds.size() == n, "[tokenizer] ",
+           vocab_.source, ": inconsistent vocabulary (", n, " pieces, ", vocab_.scores.size(), " scores, ",
+           vocab_.kinds.size(), " kinds)");
+  for (int32_t id : {vocab_.unk_id, vocab_.bos_id, vocab_.eos_id})
+    SR_CHECK(id >= -1 && id < int32_t(n), "[tokenizer] ", vocab_.source, ": special token id ", id,
+             " outside the vocabulary of ", n);
+  for (int& b : byte_ids_) b = -1;
+  for (size_t i = 0; i < n; ++i) {
+    const std::string& p = vocab_.pieces[i];
+    if (vocab_.kinds[i] == PieceKind::Byte) {
+      unsigned v = 0;
+      if (p.size() == 6 && std::sscanf(p.c_str(), "<0x%02X>", &v) == 1 && v < 256) byte_ids_[v] = int32_t(i);
+      continue;
+    }
+    // Control/unknown pieces ("<s>") never come out of merging characters of text.
+    if (vocab_.kinds[i] == PieceKind::Control || vocab_.kinds[i] == PieceKind::Unknown) continue;
+    ids_.emplace(p, int32_t(i));
+  }
+}
+
+std::string Tokenizer::normalize(std::string_view text) const {
+  std::string s;
+  s.reserve(text.size() + 8);
+  if (vocab_.remove_extra_whitespaces) {
+    bool pending_space = false;
+    for (char c : text) {
+      if (c == ' ') { pending_space = !s.empty(); continue; }
+      if (pending_space) s += ' ';
+      pending_space = false;
+      s += c;
+    }
+  } else {
+    s.assign(text);
+  }
+  if (vocab_.add_dummy_prefix && !s.empty()) s.insert(s.begin(), ' ');
+  std::string out;
+  out.reserve(s.size() * 2);
+  for (char c : s) {
+    if (c == ' ') out += kSpace;
+    else out += c;
+  }
+  return out;
+}
+
+void Tokenizer::emit_symbol(std::string_view sym, std::vector<int32_t>& out) const {
+  auto it = ids_.find(std::string(sym));
+  if (it != ids_.end()) {
+    out.push_back(it->second);
+    return;
+  }
+  for (unsigned char c : sym) {
+    const int32_t b = byte_ids_[c];
+    out.push_back(b >= 0 ? b : vocab_.unk_id);
+  }
+}
+
+std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
+  const std::string s = normalize(text);
+  std::vector<Symbol> sym;
+  for (size_t i = 0; i < s.size();) {
+    size_t l = std::min(utf8_len(static_cast<unsigned char>(s[i])), s.size() - i);
+    sym.push_back({int(sym.size()) - 1, int(sym.size()) + 1, i, l});
+    i += l;
+  }
+  if (sym.empty()) return {};
+  sym.back().next = -1;
+
+  std::priority_queue<Candidate> queue;
+  auto try_pair = [&](int left) {
+    if (left < 0 || sym[left].next < 0) return;
+    const Symbol& a = sym[left];
+    const Symbol& b = sym[a.next];
+    auto it = ids_.find(s.substr(a.begin, a.len + b.len));
+    if (it != ids_.end()) queue.push({vocab_.scores[it->second], left, a.len + b.len});
+  };
+  for (int i = 0; i + 1 < int(sym.size()); ++i) try_pair(i);
+
+  while (!queue.empty()) {
+    Candidate c = queue.top();
+    queue.pop();
+    Symbol& a = sym[c.left];
+    if (a.len == 0 || a.next < 0) continue;
+    Symbol& b = sym[a.next];
+    if (a.len + b.len != c.total_len) continue;  // stale: a neighbour was merged meanwhile
+    a.len += b.len;
+    b.len = 0;
+    a.next = b.next;
+    if (a.next >= 0) sym[a.next].prev = c.left;
+    try_pair(a.prev);
+    try_pair(c.left);
+  }
+
+  std::vector<int32_t> out;
+  out.reserve(sym.size());
+  for (int i = 0; i >= 0; i = sym[i].next) emit_symbol(std::string_view(s).substr(sym[i].begin, sym[i].len), out);
+  return out;
+}
+
+std::vector<int32_t> Tokenizer::encode_with_bos(std::string_view text) const {
+  std::vector<int32_t> ids;
+  if (vocab_.add_bos && vocab_.bos_id >= 0) ids.push_back(vocab_.bos_id);
+  std::vector<int32_t> body = encode(text);
+  ids.insert(ids.end(), body.begin(), body.end());
+  return ids;
+}
+
+std::string Tokenizer::piece(int32_t id) const {
+  SR_CHECK(id >= 0 && id < vocab_size(), "[tokenizer] token id ", id, " outside the vocabulary of ",
+           vocab_size());
+  return vocab_.pieces[size_t(id)];
+}
+
+std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
+  std::string out;
+  for (int32_t id : ids) {
+    const std::string p = piece(id);
+    const PieceKind k = vocab_.kinds[size_t(id)];
+    if (k == PieceKind::Control || k == PieceKind::Unknown) continue;
+    if (k == PieceKind::Byte) {
+      unsigned v = 0;
+      if (std::sscanf(p.c_str(), "<0x%02X>", &v) == 1) out += char(v);
+      continue;
+    }
+    for (size_t i = 0; i < p.size();) {
+      if (p.compare(i, kSpace.size(), kSpace) == 0) { out += ' '; i += kSpace.size(); }
+      else out += p[i++];
+    }
+  }
+  if (vocab_.add_dummy_prefix && !out.empty() && out[0] == ' ') out.erase(0, 1);
+  return out;
+}
+
+}  // namespace sr

@@ -1,0 +1,57 @@
+// Which layers are quantized, and with which scheme (spec §0.1, §2.7).
+//
+// Candidates: every Linear inside the decoder blocks; lm_head only with
+// quant_lm_head (refused for tied embeddings, as auto-round does). A per-layer
+// override file maps layer names or regular expressions to schemes:
+//   {"model.layers.0.mlp.down_proj": "W8A16",           <- exact name (wins)
+//    "mlp\\.down_proj": {"bits": 4, "group_size": 64},   <- regex (std::regex_search), first match
+//    "model.layers.3.self_attn.q_proj": "BF16"}          <- keep in 16 bit
+// Values are anything QuantScheme::from_json accepts. This is the same file the
+// mixed-precision search writes. Layers whose shape does not fit their scheme
+// stay 16-bit with the reason recorded.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "model/model.h"
+#include "quant/scheme.h"
+
+namespace sr {
+
+struct LayerChoice {
+  std::string name;   // HF module name, e.g. "model.layers.2.mlp.up_proj" or "lm_head"
+  int64_t block = -1;  // -1 for lm_head
+  Proj proj = Proj::Q;
+  int64_t out = 0, in = 0;
+  QuantScheme scheme;  // what the layer gets (bits 16 = kept as is)
+  std::string source;  // "default", "override: <key>", "kept: <reason>"
+  bool quantized() const { return scheme.quantized(); }
+};
+
+struct LayerPlan {
+  std::vector<LayerChoice> layers;  // block projections in order, then lm_head if candidate
+
+  const LayerChoice* find(const std::string& name) const;
+  const LayerChoice* find(int64_t block, Proj p) const;
+  // {"layers": {name: scheme JSON}, ...} — the record written next to quantized models,
+  // readable back as an override file.
+  nlohmann::ordered_json to_json() const;
+  int64_t quantized_count() const;
+  // Σ layer_bits / Σ weights over the quantized candidates (spec §4.3).
+  double average_bits(bool ignore_scale_zp_bits = false) const;
+};
+
+struct PlanOptions {
+  QuantScheme scheme;            // the default for every candidate
+  std::string override_file;     // optional JSON (see above)
+  bool quant_lm_head = false;
+};
+
+// Throws sr::Error naming the override file and key on malformed entries, and
+// naming the key when it matches no layer.
+LayerPlan make_layer_plan(const Model& model, const PlanOptions& opt);
+
+}  // namespace sr

@@ -1,0 +1,102 @@
+#include "random_model.h"
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "common/torch.h"
+#include "io/safetensors.h"
+
+namespace sr::test {
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Named { std::string name; at::Tensor t; };
+
+std::vector<Named> random_tensors(const RandomModelSpec& s) {
+  at::manual_seed(s.seed);
+  const int64_t hd = s.hidden / s.heads, D = s.hidden, F = s.intermediate;
+  const bool qwen2 = s.arch == "Qwen2ForCausalLM", qwen3 = s.arch == "Qwen3ForCausalLM";
+  std::vector<Named> out;
+  auto add = [&](const std::string& n, std::vector<int64_t> shape, bool norm = false) {
+    at::Tensor t = norm ? 1.0 + 0.1 * at::randn(shape) : s.scale * at::randn(shape);
+    out.push_back({n, t});
+  };
+  add("model.embed_tokens.weight", {s.vocab, D});
+  for (int64_t l = 0; l < s.layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    add(p + "input_layernorm.weight", {D}, true);
+    add(p + "self_attn.q_proj.weight", {s.heads * hd, D});
+    add(p + "self_attn.k_proj.weight", {s.kv_heads * hd, D});
+    add(p + "self_attn.v_proj.weight", {s.kv_heads * hd, D});
+    if (qwen2) {
+      add(p + "self_attn.q_proj.bias", {s.heads * hd});
+      add(p + "self_attn.k_proj.bias", {s.kv_heads * hd});
+      add(p + "self_attn.v_proj.bias", {s.kv_heads * hd});
+    }
+    if (qwen3) {
+      add(p + "self_attn.q_norm.weight", {hd}, true);
+      add(p + "self_attn.k_norm.weight", {hd}, true);
+    }
+    add(p + "self_attn.o_proj.weight", {D, s.heads * hd});
+    add(p + "post_attention_layernorm.weight", {D}, true);
+    add(p + "mlp.gate_proj.weight", {F, D});
+    add(p + "mlp.up_proj.weight", {F, D});
+    add(p + "mlp.down_proj.weight", {D, F});
+  }
+  add("model.norm.weight", {D}, true);
+  if (!s.tied) add("lm_head.weight", {s.vocab, D});
+  return out;
+}
+
+at::ScalarType scalar_type(const std::string& dtype) {
+  if (dtype == "F16") return at::kHalf;
+  if (dtype == "BF16") return at::kBFloat16;
+  return at::kFloat;
+}
+
+void write_shard(const std::string& path, const std::vector<Named>& ts, const std::string& dtype) {
+  SafetensorsWriter w;
+  for (auto& n : ts) w.declare(n.name, dtype, n.t.sizes().vec());
+  w.begin(path);
+  for (auto& n : ts) {
+    at::Tensor c = n.t.to(scalar_type(dtype)).contiguous();
+    w.write(n.name, c.data_ptr(), uint64_t(c.numel() * c.element_size()));
+  }
+  w.finish();
+}
+
+}  // namespace
+
+std::string write_random_hf_model(const std::string& dir, const RandomModelSpec& s) {
+  fs::create_directories(dir);
+  nlohmann::json cfg = {
+      {"architectures", {s.arch}},          {"hidden_size", s.hidden},
+      {"intermediate_size", s.intermediate}, {"num_hidden_layers", s.layers},
+      {"num_attention_heads", s.heads},      {"num_key_value_heads", s.kv_heads},
+      {"vocab_size", s.vocab},               {"max_position_embeddings", s.max_position},
+      {"rope_theta", 10000.0},               {"rms_norm_eps", 1e-5},
+      {"tie_word_embeddings", s.tied},       {"hidden_act", "silu"},
+      {"bos_token_id", 1},                   {"eos_token_id", 2},
+      {"torch_dtype", s.dtype == "F32" ? "float32" : s.dtype == "F16" ? "float16" : "bfloat16"}};
+  std::ofstream(fs::path(dir) / "config.json") << cfg.dump(2);
+  std::vector<Named> all = random_tensors(s);
+  if (s.shards <= 1) {
+    write_shard((fs::path(dir) / "model.safetensors").string(), all, s.dtype);
+    return dir;
+  }
+  nlohmann::json index = {{"metadata", {{"total_size", 0}}}, {"weight_map", nlohmann::json::object()}};
+  const size_t per = (all.size() + size_t(s.shards) - 1) / size_t(s.shards);
+  for (int k = 0; k < s.shards; ++k) {
+    char name[64];
+    std::snprintf(name, sizeof name, "model-%05d-of-%05d.safetensors", k + 1, s.shards);
+    std::vector<Named> part(all.begin() + std::min(all.size(), k * per), all.begin() + std::min(all.size(), (k + 1) * per));
+    for (auto& n : part) index["weight_map"][n.name] = name;
+    write_shard((fs::path(dir) / name).string(), part, s.dtype);
+  }
+  std::ofstream(fs::path(dir) / "model.safetensors.index.json") << index.dump(2);
+  return dir;
+}
+
+}  // namespace sr::test
