@@ -3,7 +3,8 @@
 // to a plain elementwise libtorch op of the same size (y = x*2 + 1) as the memory-bandwidth
 // yardstick. Target: fused forward >= 25% of the yardstick's elements/s.
 //
-// Usage: qdq_throughput [rows cols] [threads]     (defaults 4096 4096, all cores)
+// Usage: qdq_throughput [rows cols [threads [filter]]]   (defaults 4096 4096, all cores, all
+//        formats; filter keeps the formats whose name contains it)
 #include <algorithm>
 #include <cstdio>
 #include <functional>
@@ -117,7 +118,9 @@ int main(int argc, char** argv) {
   std::printf("yardstick y = x*2+1: %.1f Melem/s (%.2f ms)\n\n", n / yard / 1e6, yard * 1e3);
   std::printf("%-22s %-9s %12s %9s %12s %9s\n", "format", "path", "fwd Melem/s", "fwd/yard",
               "bwd Melem/s", "bwd/yard");
+  const std::string filter = argc >= 5 ? argv[4] : "";
   for (const auto& c : cases()) {
+    if (c.name.find(filter) == std::string::npos) continue;
     auto p = sr::make_weight_params(w, c.scheme, c.mode);
     const QuantScheme s = c.scheme;
     QdqFn fused = [s](const at::Tensor& x, const sr::WeightQuantParams& q) { return sr::qdq_weight(x, s, q); };

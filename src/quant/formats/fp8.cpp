@@ -64,7 +64,7 @@ struct Kernel {
     float x = in.w[j] / s;
     return in.v ? x + in.v[j] : x;
   }
-  static float element(float xc) { return fused::ste_value(codec::e4m3_round(xc), xc); }
+  static float element(float xc) { return fused::ste_value(fused::e4m3_round(xc), xc); }
 
   void forward(const fused::GroupIn& in, float* out, float& scale, float& zp) const {
     float s0;
@@ -77,14 +77,16 @@ struct Kernel {
     float s0;
     const float amax = amax_of(in);
     const float s = s_of(amax, in, s0);
-    float gs = 0;
+    float gt = 0, gw = 0;  // Σ g·t and Σ (dL/dx)·w: ∂ŵ/∂s = t, ∂x/∂s = -w/s²
     for (int64_t j = 0; j < in.L; ++j) {
       const float x = x_of(in, j, s);
       const bool inside = x >= -kMax && x <= kMax;
       const float dx = inside ? g[j] * s : 0.0f;
       if (gv) gv[j] = dx;
-      gs += g[j] * element(fused::clamp(x, -kMax, kMax)) - dx * in.w[j] / (s * s);
+      gt += g[j] * element(fused::clamp(x, -kMax, kMax));
+      gw += dx * in.w[j];
     }
+    const float gs = gt - gw / (s * s);
     if (in.has_beta && s0 >= kScaleFloor) gb = gs / kMax * amax;
   }
 };

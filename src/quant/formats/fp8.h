@@ -26,13 +26,18 @@ struct Format {
 // and tensor_max is undefined.
 QdqResult qdq(const at::Tensor& w, const Format& f, const Tunables& t = {},
               const at::Tensor& tensor_max = {});
+// The composed-ops reference (autograd through ste(); any device; gradients to w too).
 QdqResult qdq_reference(const at::Tensor& w, const Format& f, const Tunables& t = {},
                         const at::Tensor& tensor_max = {});
+// The fused CPU kernel (dynamic scales only), bit-identical forward.
+// REQUIRES: fused_eligible(w, t).
 QdqResult qdq_fused(const at::Tensor& w, const Format& f, const Tunables& t = {});
 
-// codes [O, I] uint8 E4M3 bytes, scales [O, C] fp32.
+// codes [O, I] uint8 E4M3 bytes, scales [O, C] fp32. No gradient.
 Encoded encode(const at::Tensor& w, const Format& f, const Tunables& t = {},
                const at::Tensor& tensor_max = {});
+// element · s as fp32 [O, I]; decode(encode(w)) == qdq(w).w_hat bit for bit.
+// REQUIRES: codes/scales shaped as encode() makes them for f (else sr::Error).
 at::Tensor decode(const Encoded& e, const Format& f);
 
 }  // namespace sr::fp8

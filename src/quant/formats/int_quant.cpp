@@ -154,16 +154,17 @@ struct Kernel {
                      float& gb) const {
     const Asym a = asym_scale(in);
     const float s = a.s;
-    float gs = 0, gz = 0;
+    float gq_sum = 0, gw = 0, gz = 0;  // Σ g·(q - z), Σ gq·w (∂u/∂s = -w/s²), dL/dzp
     for (int64_t j = 0; j < in.L; ++j) {
       const float q1 = level(in, j, s) + a.z;
       const bool inside = q1 >= 0.0f && q1 <= maxq;
       const float gq = inside ? g[j] * s : 0.0f;  // dL/d(level): through ŵ = s·(q - z)
       if (gv) gv[j] = gq;
-      gs += g[j] * (fused::clamp(q1, 0.0f, maxq) - a.z) - gq * in.w[j] / (s * s);
+      gq_sum += g[j] * (fused::clamp(q1, 0.0f, maxq) - a.z);
+      gw += gq * in.w[j];
       gz += gq - g[j] * s;
     }
-    gs += gz * a.wmin / (s * s);                  // zp = rne(-wmin/s)
+    const float gs = gq_sum + (gz * a.wmin - gw) / (s * s);  // zp = rne(-wmin/s) adds gz·wmin/s²
     float gwmin = -gz / s;
     const float gr = a.s16 >= th ? gs : 0.0f;     // magnitude floor cuts the gradient
     gwmin -= gr / maxq;
@@ -175,14 +176,16 @@ struct Kernel {
                     float& gb) const {
     const Sym y = sym_scale(in);
     const float s = y.s;
-    float gs = 0;
+    float gq_sum = 0, gw = 0;
     for (int64_t j = 0; j < in.L; ++j) {
       const float q0 = level(in, j, s);
       const bool inside = q0 >= -nmax && q0 <= nmax - 1;
       const float gq = inside ? g[j] * s : 0.0f;
       if (gv) gv[j] = gq;
-      gs += g[j] * fused::clamp(q0, -nmax, nmax - 1) - gq * in.w[j] / (s * s);
+      gq_sum += g[j] * fused::clamp(q0, -nmax, nmax - 1);
+      gw += gq * in.w[j];
     }
+    const float gs = gq_sum - gw / (s * s);
     const bool pass = y.s16 < 0 ? y.s16 <= -th : y.s16 >= th;
     const float gbase = pass ? gs : 0.0f;
     if (in.has_init) {

@@ -80,7 +80,10 @@ struct Kernel {
     r.rk = r.k == 0 ? 0.0f : 1.0f / r.k;
     return r;
   }
-  static float element(float xc) { return xc == 0 ? 0.0f : codec::e2m1_round(xc); }
+  static float element(float xc) {
+    const float t = fused::e2m1_round(xc);
+    return xc == 0 ? 0.0f : t;
+  }
   static float x_of(const fused::GroupIn& in, int64_t j, float k) {
     float x = in.w[j] * k;
     return in.v ? x + in.v[j] : x;

@@ -42,8 +42,10 @@ at::Tensor fuse_global_scales(at::TensorList scales);
 // (fp32 holding E4M3 values), zp undefined. Fused on CPU when eligible.
 QdqResult qdq(const at::Tensor& w, const Format& f, const Tunables& t = {},
               const at::Tensor& gs = {});
+// The composed-ops reference (autograd through ste(); any device; gradients to w too).
 QdqResult qdq_reference(const at::Tensor& w, const Format& f, const Tunables& t = {},
                         const at::Tensor& gs = {});
+// The fused CPU kernel, bit-identical forward. REQUIRES: fused_eligible(w, t).
 QdqResult qdq_fused(const at::Tensor& w, const Format& f, const Tunables& t = {},
                     const at::Tensor& gs = {});
 
@@ -51,9 +53,11 @@ QdqResult qdq_fused(const at::Tensor& w, const Format& f, const Tunables& t = {}
 // gs = 2688·recip(act_max); act_max undefined means the tensor's own max (dynamic). x [.., I].
 at::Tensor qdq_act(const at::Tensor& x, const Format& f, const at::Tensor& act_max = {});
 
-// codes [O, I] uint8 E2M1, scales [O, C] uint8 E4M3 bytes, global_scale [1] fp32.
+// codes [O, I] uint8 E2M1, scales [O, C] uint8 E4M3 bytes, global_scale [1] fp32. No gradient.
 Encoded encode(const at::Tensor& w, const Format& f, const Tunables& t = {},
                const at::Tensor& gs = {});
+// f·recip(recip(sb·recip(gs))) as fp32 [O, I]; decode(encode(w)) == qdq(w).w_hat bit for bit.
+// REQUIRES: codes, scales and global_scale as encode() makes them (else sr::Error).
 at::Tensor decode(const Encoded& e, const Format& f);
 
 // §3.3.3: per block, the amax multiplier among 1.0 (baseline) then 0.50, 0.51, ..., 1.51
