@@ -249,6 +249,23 @@ TEST(IntSearch, FusedLoopMatchesReferenceAndNeverLosesToBaseline) {
   }
 }
 
+TEST(NvSearch, BlockLoopMatchesComposedReference) {
+  auto w = weight(32, 128, 11);
+  auto g = group_layout(w.sizes(), 16);
+  auto wg = to_groups(w, g, 0.0);
+  auto imp = at::rand({g.n_groups, 16}, at::make_generator<at::CPUGeneratorImpl>(4)) + 0.1;
+  auto fast = nvfp::search_init_scale(wg, {}, imp);
+  auto ref = nvfp::search_init_scale_reference(wg, {}, imp);
+  auto gs = nvfp::global_scale(wg);
+  auto loss = [&](const at::Tensor& init) {
+    auto r = nvfp::qdq_reference(wg, {}, Tunables{{}, {}, {}, init}, gs).w_hat;
+    return (imp * (r - wg).square()).sum(1);
+  };
+  EXPECT_TRUE(at::allclose(loss(fast), loss(ref), 1e-5, 1e-12));
+  EXPECT_GE((fast == ref).to(at::kFloat).mean().item<float>(), 0.95f);
+  EXPECT_TRUE((loss(fast) <= loss(at::ones_like(fast)) * (1 + 1e-5)).all().item<bool>());
+}
+
 TEST(Searches, OptimizedRtnIsNoWorseThanRtnUnderTheImatrix) {
   auto w = weight(64, 256, 8);
   auto imatrix = at::rand({256}, at::make_generator<at::CPUGeneratorImpl>(5)) * 4 + 0.05;

@@ -192,16 +192,62 @@ at::Tensor decode(const Encoded& e, const Format& f) {
   return from_groups(to_groups(codec::e2m1_decode(e.codes), g, 0.0) * recip(k), g);
 }
 
-at::Tensor search_init_scale(const at::Tensor& wg, const Format& f, const at::Tensor& importance) {
-  SR_CHECK(f.group_size == 16, "[nvfp::search_init_scale] NVFP4 needs group_size 16");
-  const auto gs = global_scale(wg);  // this layer alone (§3.3.3)
+namespace {
+
+std::vector<float> search_candidates() {
   std::vector<float> cands{1.0f};
   for (int c = 50; c <= 151; ++c)
     if (c != 100) cands.push_back(float(c / 100.0));
+  return cands;
+}
+
+// Best candidate of one block: the kernel's own forward (so ŵ equals the qdq's) per candidate.
+float search_block(const Kernel& k, const float* w, const float* q, int64_t L,
+                   const std::vector<float>& cands) {
+  float buf[64], scale, zp, best_e = INFINITY, best_c = 1.0f;
+  fused::GroupIn in;
+  in.w = w, in.L = L, in.has_init = true;
+  for (float c : cands) {
+    in.init = c;
+    k.forward(in, buf, scale, zp);
+    float e = 0;
+    for (int64_t j = 0; j < L; ++j) e += q[j] * ((buf[j] - w[j]) * (buf[j] - w[j]));
+    if (e < best_e) best_e = e, best_c = c;
+  }
+  return best_c;
+}
+
+}  // namespace
+
+at::Tensor search_init_scale_reference(const at::Tensor& wg, const Format& f,
+                                       const at::Tensor& importance) {
+  SR_CHECK(f.group_size == 16, "[nvfp::search_init_scale] NVFP4 needs group_size 16");
+  const auto gs = global_scale(wg);  // this layer alone (§3.3.3)
   auto run = [&](const at::Tensor& init) {
-    return qdq(wg, f, Tunables{at::Tensor(), at::Tensor(), at::Tensor(), init}, gs).w_hat;
+    return qdq_reference(wg, f, Tunables{at::Tensor(), at::Tensor(), at::Tensor(), init}, gs).w_hat;
   };
-  return search_best_multiplier(wg, importance, cands, run);
+  return search_best_multiplier(wg, importance, search_candidates(), run);
+}
+
+at::Tensor search_init_scale(const at::Tensor& wg, const Format& f, const at::Tensor& importance) {
+  SR_CHECK(f.group_size == 16, "[nvfp::search_init_scale] NVFP4 needs group_size 16");
+  SR_CHECK(wg.dim() == 2 && wg.size(1) == 16 && importance.sizes() == wg.sizes(),
+           "[nvfp::search_init_scale] expected wg [N, 16] and importance of the same shape, got ",
+           wg.sizes(), " and ", importance.sizes());
+  if (!wg.device().is_cpu()) return search_init_scale_reference(wg, f, importance);
+  at::NoGradGuard no_grad;
+  auto w = wg.detach().to(at::kFloat).contiguous();
+  auto q = importance.detach().to(at::kFloat).contiguous();
+  const Kernel k = make_kernel(global_scale(w));
+  const auto cands = search_candidates();
+  const int64_t n = w.size(0), L = w.size(1);
+  auto out = at::empty({n}, w.options());
+  const float *pw = w.data_ptr<float>(), *pq = q.data_ptr<float>();
+  float* po = out.data_ptr<float>();
+  at::parallel_for(0, n, 256, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) po[i] = search_block(k, pw + i * L, pq + i * L, L, cands);
+  });
+  return out;
 }
 
 }  // namespace sr::nvfp

@@ -61,8 +61,11 @@ Encoded encode(const at::Tensor& w, const Format& f, const Tunables& t = {},
 at::Tensor decode(const Encoded& e, const Format& f);
 
 // §3.3.3: per block, the amax multiplier among 1.0 (baseline) then 0.50, 0.51, ..., 1.51
-// (without 1.00) minimising Σ importance·(ŵ - w)² with gs from wg alone. wg, importance
-// [N, L]. Returns [N].
+// (without 1.00) minimising Σ importance·(ŵ - w)² with gs from wg alone (strictly lower wins).
+// wg, importance [N, 16]. Returns [N]. A CPU loop over blocks when wg is on the CPU.
 at::Tensor search_init_scale(const at::Tensor& wg, const Format& f, const at::Tensor& importance);
+// The same search through full composed qdq calls (any device); reference for the test.
+at::Tensor search_init_scale_reference(const at::Tensor& wg, const Format& f,
+                                       const at::Tensor& importance);
 
 }  // namespace sr::nvfp
