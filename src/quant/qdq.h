@@ -73,7 +73,8 @@ struct ActQuantState {
 
 // Activation qdq for the input x [.., I] of a quantized linear (W4A4 / W8A8 / MX / NV):
 // v = 0, nothing tuned except act_max_scale; gradients flow to x (and act_max_scale) through
-// the straight-through estimators. Returns x unchanged when !s.act_quantized(); otherwise the
+// the straight-through estimators, including the path through the per-token / per-block
+// scale. Fused CPU kernels for fp32 CPU inputs, the composed reference otherwise. Returns x unchanged when !s.act_quantized(); otherwise the
 // result has x's dtype. Dynamic schemes ignore `st`; static FP8 requires st.act_max.
 at::Tensor qdq_act(const at::Tensor& x, const QuantScheme& s, const ActQuantState& st = {});
 

@@ -30,8 +30,9 @@
 //   ∂ŵ/∂s = (q - zp) - [inside]·w/s (plus the zero-point path for asym: zp = rne(-wmin/s)
 //   passes -wmin/s's gradient); s's gradient is 0 when the magnitude floor is active.
 //   α, β receive it through wmin = wmin0·α, wmax = wmax0·β (sym: through whichever of a, c
-//   set m; init-scale mode: through s = init·β only). w itself gets the reference's autograd
-//   gradient only on the reference path (the fused path needs w without requires_grad).
+//   set m; init-scale mode: through s = init·β only).
+//   ∂ŵ/∂w (activations; both paths): 1 inside the range (w/s then ·s), plus the path through
+//   the group's min/max (amin/amax: split evenly among ties) into s and zp.
 // One deliberate difference from auto-round: the scale's gradient is kept in fp32 (auto-round
 // passes it through an fp16 tensor, rounding it and flushing tiny values to 0) — see
 // docs/decisions.md "Quantization formats".

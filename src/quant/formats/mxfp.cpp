@@ -85,7 +85,6 @@ Parts reference_parts(const at::Tensor& wg, const Format& f, const Tunables& t) 
 // ---------------------------------------------------------------------------------------
 
 struct Kernel {
-  static constexpr bool kHasZp = false;
   bool e2m1 = true, rceil = false;
   int emax = 2, min_exp = 0;
   float max_norm = 6.0f, min_normal = 1.0f;  // min_normal = 2^min_exp
@@ -134,7 +133,8 @@ struct Kernel {
     return xc == 0 ? 0.0f : r;
   }
 
-  void backward(const fused::GroupIn& in, const float* g, float* gv, float& ga, float& gb) const {
+  void backward(const fused::GroupIn& in, const float* g, float* gv, float* gx, float& ga,
+                float& gb) const {
     const Scale r = this->scale(in);
     const float s = r.s;
     float gt = 0, gw = 0;  // Σ g·t and Σ (dL/dx)·w: ∂ŵ/∂S = t, ∂x/∂S = -w/S²
@@ -145,14 +145,22 @@ struct Kernel {
       const bool inside = x >= -max_norm && x <= max_norm;
       const float dx = inside ? g[j] * s * slope(xc, t) : 0.0f;  // dL/dx
       if (gv) gv[j] = dx;
+      if (gx) gx[j] = dx * r.inv_s;  // x = w/S
       gt += g[j] * t;
       gw += dx * in.w[j];
     }
     const float gs = gt - gw / (s * s);
-    if (!in.has_beta || r.am == 0 || r.e0 < -127.0f || r.e0 > 127.0f) return;
+    if (r.am == 0 || r.e0 < -127.0f || r.e0 > 127.0f) return;
     if (rceil && r.am / max_norm == 0) return;
     const float gam = gs * s * kLn2 / (r.am * kLn2);  // dS/dE = S·ln2, dE/dam = 1/(am·ln2)
-    gb = gam * r.amax * (in.has_init ? in.init : 1.0f);
+    if (in.has_beta) gb = gam * r.amax * (in.has_init ? in.init : 1.0f);
+    fused::add_amax_grad(in, gx, gam * coef(in));  // am = amax·coef
+  }
+  static float coef(const fused::GroupIn& in) {
+    return in.has_init && in.has_beta ? in.init * in.beta
+           : in.has_init              ? in.init
+           : in.has_beta              ? in.beta
+                                      : 1.0f;
   }
 };
 
@@ -171,8 +179,7 @@ QdqResult reference_result(const Prepared& p, const Format& f, const Tunables& t
 }
 
 QdqResult fused_result(const Prepared& p, const Format& f, const Tunables& t) {
-  SR_CHECK(fused_eligible(p.wg, t), "[mxfp::qdq_fused] needs CPU fp32 tensors and w without "
-           "requires_grad");
+  SR_CHECK(fused_eligible(p.wg, t), "[mxfp::qdq_fused] needs CPU fp32 tensors");
   auto outs = fused::apply(make_kernel(f), p.wg, t);
   return {from_groups(outs[0], p.g), outs[1], at::Tensor()};
 }

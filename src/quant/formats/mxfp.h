@@ -25,6 +25,8 @@
 //   β (and nothing else; α is never used) gets ∂ŵ/∂E = ln2·2^E·(...) through 2^E, then
 //   ∂E/∂amax = 1/(amax·ln2) (floor_ste / ceil_ste of log2), zero where E is clamped at ±127 and
 //   for amax == 0 (auto-round produces NaN there; docs/decisions.md).
+//   ∂ŵ/∂w (activations): r(x) directly, plus the path through E into max|block| (all of it to
+//   the first element of largest magnitude, as torch's max(dim) backward routes it).
 #pragma once
 #include "quant/formats/group.h"
 

@@ -60,7 +60,6 @@ Parts reference_parts(const at::Tensor& wg, const Tunables& t, const at::Tensor&
 // ---------------------------------------------------------------------------------------
 
 struct Kernel {
-  static constexpr bool kHasZp = false;
   float gs = 1.0f, rgs = 1.0f;  // global scale and recip(gs)
 
   struct Scale { float amax, sb0, sb, d, k, rk; };
@@ -96,7 +95,8 @@ struct Kernel {
     scale = r.sb, zp = 0;
   }
 
-  void backward(const fused::GroupIn& in, const float* g, float* gv, float& ga, float& gb) const {
+  void backward(const fused::GroupIn& in, const float* g, float* gv, float* gx, float& ga,
+                float& gb) const {
     const Scale r = this->scale(in);
     const float dk_rk = r.k == 0 ? 0.0f : -1.0f / (r.k * r.k);  // d recip(k) / dk
     float gk = 0;
@@ -106,11 +106,17 @@ struct Kernel {
       const bool pass = x >= -6.0f && x <= 6.0f && xc != 0;
       const float dx = pass ? g[j] * r.rk : 0.0f;
       if (gv) gv[j] = dx;
+      if (gx) gx[j] = dx * r.k;  // x = w·k
       gk += g[j] * element(xc) * dk_rk + dx * in.w[j];
     }
-    if (!in.has_beta || r.d == 0 || r.sb0 < -448.0f || r.sb0 > 448.0f) return;
-    const float gsb = gk * (-1.0f / (r.d * r.d)) * rgs;
-    gb = gsb * gs * kInvSix * r.amax * (in.has_init ? in.init : 1.0f);
+    if (r.d == 0 || r.sb0 < -448.0f || r.sb0 > 448.0f) return;
+    const float gm = gk * (-1.0f / (r.d * r.d)) * rgs * gs * kInvSix;  // dL/dm, m = amax·coef
+    if (in.has_beta) gb = gm * r.amax * (in.has_init ? in.init : 1.0f);
+    const float coef = in.has_beta && in.has_init ? in.beta * in.init
+                       : in.has_beta              ? in.beta
+                       : in.has_init              ? in.init
+                                                  : 1.0f;
+    fused::add_amax_grad(in, gx, gm * coef);
   }
 };
 
@@ -127,8 +133,7 @@ QdqResult reference_result(const Prepared& p, const Tunables& t) {
 }
 
 QdqResult fused_result(const Prepared& p, const Tunables& t) {
-  SR_CHECK(fused_eligible(p.wg, t), "[nvfp::qdq_fused] needs CPU fp32 tensors and w without "
-           "requires_grad");
+  SR_CHECK(fused_eligible(p.wg, t), "[nvfp::qdq_fused] needs CPU fp32 tensors");
   auto outs = fused::apply(make_kernel(p.gs), p.wg, t);
   return {from_groups(outs[0], p.g), outs[1], at::Tensor()};
 }
@@ -168,7 +173,7 @@ at::Tensor qdq_act(const at::Tensor& x, const Format& f, const at::Tensor& act_m
     at::NoGradGuard no_grad;
     gs = (recip(act_max.detach().to(at::kFloat).abs().max()) * kGlobalNumerator).reshape({1});
   }
-  return qdq_reference(x, f, {}, gs).w_hat;
+  return qdq(x, f, {}, gs).w_hat;
 }
 
 Encoded encode(const at::Tensor& w, const Format& f, const Tunables& t, const at::Tensor& gs) {

@@ -22,6 +22,8 @@
 // slope is sign(x)² ). β gets the gradient through k (both in x = w·k and in ŵ = f·recip(k)),
 // then through the E4M3 cast (straight-through) and the ±448 clamp into m. An all-zero block
 // (k = 0) gives zero gradient (auto-round: NaN, docs/decisions.md). No gradient to gs.
+// ∂ŵ/∂w (activations): k·recip(k) (≈ 1) where -6 <= x <= 6 and x != 0 directly, plus the path
+// through sb into the block's max |w| (to its first element of largest magnitude).
 #pragma once
 #include "quant/formats/group.h"
 
