@@ -109,11 +109,11 @@ at::Tensor qdq_act(const at::Tensor& x, const QuantScheme& s, const ActQuantStat
   at::Tensor y;
   switch (s.act_data_type) {
     case DataType::Int:
-      y = int_quant::qdq_reference(x, {s.act_bits, s.act_sym, s.act_group_size, true}).w_hat;
+      y = int_quant::qdq(x, {s.act_bits, s.act_sym, s.act_group_size, true}).w_hat;
       break;
     case DataType::MxFp:
     case DataType::MxFpRceil:
-      y = mxfp::qdq_reference(x, mx_format_of(s.act_bits, s.act_group_size, s.act_data_type)).w_hat;
+      y = mxfp::qdq(x, mx_format_of(s.act_bits, s.act_group_size, s.act_data_type)).w_hat;
       break;
     case DataType::NvFp:
       y = nvfp::qdq_act(x, {s.act_group_size}, s.act_dynamic ? at::Tensor() : st.act_max);
@@ -127,7 +127,7 @@ at::Tensor qdq_act(const at::Tensor& x, const QuantScheme& s, const ActQuantStat
         const auto g = group_layout(x.sizes(), s.act_group_size);
         if (st.act_max_scale.defined()) t.beta = st.act_max_scale.to(at::kFloat).reshape({1}).expand({g.n_groups});
       }
-      y = fp8::qdq_reference(x, {s.act_group_size}, t, tmax).w_hat;
+      y = fp8::qdq(x, {s.act_group_size}, t, tmax).w_hat;
       break;
     }
     default: sr::fail("[qdq_act] activation data_type ", to_string(s.act_data_type), " at ",

@@ -73,7 +73,8 @@ struct ActQuantState {
 
 // Activation qdq for the input x [.., I] of a quantized linear (W4A4 / W8A8 / MX / NV):
 // v = 0, nothing tuned except act_max_scale; gradients flow to x (and act_max_scale) through
-// the straight-through estimators. Returns x unchanged when !s.act_quantized(); otherwise the
+// the straight-through estimators, including the path through the per-token / per-block
+// scale. Fused CPU kernels for fp32 CPU inputs, the composed reference otherwise. Returns x unchanged when !s.act_quantized(); otherwise the
 // result has x's dtype. Dynamic schemes ignore `st`; static FP8 requires st.act_max.
 at::Tensor qdq_act(const at::Tensor& x, const QuantScheme& s, const ActQuantState& st = {});
 
@@ -93,6 +94,9 @@ at::Tensor search_init_scale(const at::Tensor& w, const QuantScheme& s,
 // Whole-layer round-to-nearest (§2.8): plain qdq with v = 0, α = β = 1 (RTN), or the §3.3
 // search followed by plain rounding with the found init scale (optimized RTN; falls back to
 // RTN for schemes without a search). NV uses global_scale when given, else this layer's.
+// Policy stays with the caller: auto-round forces plain RTN for 8-bit INT (W8A16/W8A8) and
+// for MoE experts, and divides the opt-RTN imatrix by the number of batch rows — a uniform
+// factor, which changes no per-group argmin here.
 struct RtnResult {
   at::Tensor w_hat;         // [O, I] fp32 fake-quant weight
   Encoded encoded;          // what export packs

@@ -419,6 +419,42 @@ TEST(Fused, ForwardBitIdenticalAndGradientsMatchReference) {
   }
 }
 
+// Activations: no tunables, the input itself requires grad (the scale path included).
+TEST(Fused, InputGradientsMatchReference) {
+  for (const auto& c : cases()) {
+    SCOPED_TRACE(c.name);
+    auto base = test_weight(6, 80, 8) * 40;  // activation-like magnitudes
+    base[2][7] = -base[2][6];                // a +x/-x tie in one group's max |x|
+    auto coef = at::randn(base.sizes(), at::make_generator<at::CPUGeneratorImpl>(4));
+    auto xr = base.clone().set_requires_grad(true), xf = base.clone().set_requires_grad(true);
+    auto ref = c.qdq(xr, {}, false);
+    auto fus = c.qdq(xf, {}, true);
+    ASSERT_TRUE(same_bits(fus.w_hat, ref.w_hat));
+    (ref.w_hat * coef).sum().backward();
+    (fus.w_hat * coef).sum().backward();
+    EXPECT_TRUE(close(xf.grad(), xr.grad(), 1e-4, 1e-5));
+  }
+}
+
+TEST(Fused, StaticFp8ScaleAndInputGradients) {
+  auto base = test_weight(4, 64, 12) * 40;
+  auto coef = at::randn(base.sizes(), at::make_generator<at::CPUGeneratorImpl>(5));
+  auto tmax = at::tensor({3.0f});
+  at::Tensor gx[2], gb[2], y[2];
+  for (int fu = 0; fu < 2; ++fu) {
+    auto x = base.clone().set_requires_grad(true);
+    auto scale = at::tensor({0.7f}).set_requires_grad(true);
+    Tunables t;
+    t.beta = scale.expand({4});
+    auto r = fu ? fp8::qdq(x, {-1}, t, tmax) : fp8::qdq_reference(x, {-1}, t, tmax);
+    (r.w_hat * coef).sum().backward();
+    y[fu] = r.w_hat, gx[fu] = x.grad(), gb[fu] = scale.grad();
+  }
+  EXPECT_TRUE(same_bits(y[1], y[0]));
+  EXPECT_TRUE(close(gx[1], gx[0], 1e-5, 1e-6));
+  EXPECT_TRUE(close(gb[1], gb[0], 1e-4, 1e-6));
+}
+
 TEST(Fused, DecodeOfEncodeEqualsQdqBitForBit) {
   for (const auto& c : cases()) {
     SCOPED_TRACE(c.name);

@@ -177,6 +177,24 @@ TEST(TensorCodecs, AgreeWithScalarBitForBit) {
   EXPECT_THROW(e2m1_decode(vec({16.0f}).to(at::kByte)), sr::Error);
 }
 
+TEST(FusedRounding, BranchFreeTwinsEqualTheCodecsOnTheirDomain) {
+  for (float x : sweep()) {
+    if (std::isnan(x)) continue;
+    const float a6 = std::fmin(std::fmax(x, -6.0f), 6.0f), a448 = std::fmin(std::fmax(x, -448.0f), 448.0f);
+    EXPECT_EQ(bits(fused::e2m1_round(a6)), bits(e2m1_round(a6))) << x;
+    EXPECT_EQ(bits(fused::e4m3_round(a448)), bits(e4m3_round(a448))) << x;
+    EXPECT_EQ(bits(fused::e2m1_round(a6 / 64)), bits(e2m1_round(a6 / 64))) << x;
+    EXPECT_EQ(bits(fused::e4m3_round(a448 / 1e6f)), bits(e4m3_round(a448 / 1e6f))) << x;
+  }
+  for (int c = 0; c < 256; ++c) {  // every E4M3 value and every midpoint between neighbours
+    const float v = e4m3_decode(uint8_t(c)), n = e4m3_decode(uint8_t(c + 1 < 256 ? c + 1 : c));
+    if (std::isnan(v) || std::isnan(n) || std::fabs(v) > 448) continue;
+    const float mid = 0.5f * (v + n);
+    EXPECT_EQ(bits(fused::e4m3_round(v)), bits(v)) << c;
+    if (std::fabs(mid) <= 448) EXPECT_EQ(bits(fused::e4m3_round(mid)), bits(e4m3_round(mid))) << c;
+  }
+}
+
 TEST(FusedRne, EqualsNearbyint) {
   for (float x : sweep()) EXPECT_EQ(bits(fused::rne(x)), bits(std::nearbyint(x))) << x;
   for (float x : {0.5f, 1.5f, 2.5f, -0.5f, -2.5f, 4194304.5f, 8388607.5f, 8388608.0f, -0.3f})

@@ -49,9 +49,11 @@ Parts reference_parts(const at::Tensor& wg, const Tunables& t, const at::Tensor&
 }
 
 struct Kernel {
-  static constexpr bool kHasZp = false;
+  bool has_tmax = false;  // static amax (calibrated act_max), one value for every group
+  float tmax = 0;
 
-  static float amax_of(const fused::GroupIn& in) {
+  float amax_of(const fused::GroupIn& in) const {
+    if (has_tmax) return tmax;
     float a = 0;
     for (int64_t j = 0; j < in.L; ++j) a = std::max(a, std::fabs(in.w[j]));
     return a;
@@ -64,7 +66,7 @@ struct Kernel {
     float x = in.w[j] / s;
     return in.v ? x + in.v[j] : x;
   }
-  static float element(float xc) { return fused::ste_value(codec::e4m3_round(xc), xc); }
+  static float element(float xc) { return fused::ste_value(fused::e4m3_round(xc), xc); }
 
   void forward(const fused::GroupIn& in, float* out, float& scale, float& zp) const {
     float s0;
@@ -73,19 +75,26 @@ struct Kernel {
     scale = s, zp = 0;
   }
 
-  void backward(const fused::GroupIn& in, const float* g, float* gv, float& ga, float& gb) const {
+  void backward(const fused::GroupIn& in, const float* g, float* gv, float* gx, float& ga,
+                float& gb) const {
     float s0;
     const float amax = amax_of(in);
     const float s = s_of(amax, in, s0);
-    float gs = 0;
+    float gt = 0, gw = 0;  // Σ g·t and Σ (dL/dx)·w: ∂ŵ/∂s = t, ∂x/∂s = -w/s²
     for (int64_t j = 0; j < in.L; ++j) {
       const float x = x_of(in, j, s);
       const bool inside = x >= -kMax && x <= kMax;
       const float dx = inside ? g[j] * s : 0.0f;
       if (gv) gv[j] = dx;
-      gs += g[j] * element(fused::clamp(x, -kMax, kMax)) - dx * in.w[j] / (s * s);
+      if (gx) gx[j] = dx / s;  // x = w/s
+      gt += g[j] * element(fused::clamp(x, -kMax, kMax));
+      gw += dx * in.w[j];
     }
-    if (in.has_beta && s0 >= kScaleFloor) gb = gs / kMax * amax;
+    const float gs = gt - gw / (s * s);
+    if (s0 < kScaleFloor) return;  // s sits on its floor: no gradient to the scale
+    const float gm = gs / kMax;        // dL/dm, m = amax·β
+    if (in.has_beta) gb = gm * amax;
+    if (!has_tmax) fused::add_amax_grad(in, gx, gm * (in.has_beta ? in.beta : 1.0f));
   }
 };
 
@@ -94,10 +103,14 @@ QdqResult reference_result(const Prepared& p, const Tunables& t, const at::Tenso
   return {from_groups(parts.w_hat, p.g), parts.s, at::Tensor()};
 }
 
-QdqResult fused_result(const Prepared& p, const Tunables& t) {
-  SR_CHECK(fused_eligible(p.wg, t), "[fp8::qdq_fused] needs CPU fp32 tensors and w without "
-           "requires_grad");
-  auto outs = fused::apply(Kernel{}, p.wg, t);
+QdqResult fused_result(const Prepared& p, const Tunables& t, const at::Tensor& tmax = {}) {
+  SR_CHECK(fused_eligible(p.wg, t), "[fp8::qdq_fused] needs CPU fp32 tensors");
+  Kernel k;
+  if (tmax.defined()) {
+    SR_CHECK(tmax.numel() == 1, "[fp8::qdq_fused] a static tensor_max must have one element");
+    k.has_tmax = true, k.tmax = tmax.detach().to(at::kFloat).item<float>();
+  }
+  auto outs = fused::apply(k, p.wg, t);
   return {from_groups(outs[0], p.g), outs[1], at::Tensor()};
 }
 
@@ -114,7 +127,8 @@ QdqResult qdq_fused(const at::Tensor& w, const Format& f, const Tunables& t) {
 
 QdqResult qdq(const at::Tensor& w, const Format& f, const Tunables& t, const at::Tensor& tensor_max) {
   auto p = prepare(w, f, t, "fp8::qdq");
-  if (!tensor_max.defined() && fused_eligible(p.wg, t)) return fused_result(p, t);
+  const bool scalar_max = !tensor_max.defined() || tensor_max.numel() == 1;
+  if (scalar_max && fused_eligible(p.wg, t)) return fused_result(p, t, tensor_max);
   return reference_result(p, t, tensor_max);
 }
 

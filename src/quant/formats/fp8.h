@@ -10,7 +10,8 @@
 //
 // Gradient contract: ∂ŵ/∂v = s inside [-448, 448], 0 outside (the E4M3 cast is straight-
 // through); β gets Σ g·(t - [inside]·w/s)·amax/448 through s, 0 when s sits on its floor.
-// The reference path also passes gradients to w (activations); the fused path does not.
+// ∂ŵ/∂w (activations): [inside] directly, plus the path through s into max|group| (first
+// element of largest magnitude) unless the max is static.
 #pragma once
 #include "quant/formats/group.h"
 
@@ -23,16 +24,21 @@ struct Format {
 // Quantize-dequantize w [O, I]. Tunables: v, beta (alpha and init_scale ignored).
 // tensor_max: a static amax replacing the per-group max (one element, or [N]); undefined =
 // dynamic. Returns ŵ [O, I] fp32, scale [N] fp32, zp undefined. Fused on CPU when eligible
-// and tensor_max is undefined.
+// and tensor_max has at most one element.
 QdqResult qdq(const at::Tensor& w, const Format& f, const Tunables& t = {},
               const at::Tensor& tensor_max = {});
+// The composed-ops reference (autograd through ste(); any device; gradients to w too).
 QdqResult qdq_reference(const at::Tensor& w, const Format& f, const Tunables& t = {},
                         const at::Tensor& tensor_max = {});
+// The fused CPU kernel (dynamic scales), bit-identical forward.
+// REQUIRES: fused_eligible(w, t).
 QdqResult qdq_fused(const at::Tensor& w, const Format& f, const Tunables& t = {});
 
-// codes [O, I] uint8 E4M3 bytes, scales [O, C] fp32.
+// codes [O, I] uint8 E4M3 bytes, scales [O, C] fp32. No gradient.
 Encoded encode(const at::Tensor& w, const Format& f, const Tunables& t = {},
                const at::Tensor& tensor_max = {});
+// element · s as fp32 [O, I]; decode(encode(w)) == qdq(w).w_hat bit for bit.
+// REQUIRES: codes/scales shaped as encode() makes them for f (else sr::Error).
 at::Tensor decode(const Encoded& e, const Format& f);
 
 }  // namespace sr::fp8

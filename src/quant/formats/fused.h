@@ -7,14 +7,17 @@
 // reference's autograd (within fp32 rounding, since the summation order differs).
 //
 // A kernel K provides, for one group row of length L:
-//   static constexpr bool kHasZp;
 //   void forward(const GroupIn& in, float* w_hat, float& scale, float& zp) const;
-//   void backward(const GroupIn& in, const float* g, float* gv, float& galpha,
-//                 float& gbeta) const;     // gv may be null (v's gradient not wanted)
+//   void backward(const GroupIn& in, const float* g, float* gv, float* gx, float& galpha,
+//                 float& gbeta) const;
+// gv (dL/dv) and gx (dL/dw, for activations: the direct path plus the path through the
+// group's statistics, routed like torch's min/max backward) may be null when not wanted.
 // Kernels are small value types; they are copied into the autograd graph.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "common/error.h"
@@ -46,6 +49,34 @@ inline float rne(float x) {
   return std::copysign(r, x);
 }
 
+// Branch-free twins of codec::e2m1_round / codec::e4m3_round for the hot loops, bit-identical
+// on their domain (tested against the codecs): they compute the same rne(a/step)·step with the
+// division by the power-of-two step replaced by an exact multiplication.
+// REQUIRES: |x| <= 6 (e2m1) or |x| <= 448 (e4m3), x not NaN — the kernels clamp first.
+// step = 2^(e-1) with e = floor(log2|x|) clamped to [0, 2]: 0.5 below 2, 1 in [2, 4), 2 above.
+inline float e2m1_round(float x) {
+  const float a = std::fabs(x);
+  uint32_t u;
+  std::memcpy(&u, &a, 4);
+  const int e = std::min(std::max(int(u >> 23) - 127, 0), 2);
+  const uint32_t step_bits = uint32_t(e - 1 + 127) << 23, inv_bits = uint32_t(1 - e + 127) << 23;
+  float step, inv;
+  std::memcpy(&step, &step_bits, 4);
+  std::memcpy(&inv, &inv_bits, 4);
+  return std::copysign(rne(a * inv) * step, x);
+}
+inline float e4m3_round(float x) {
+  const float a = std::fabs(x);
+  uint32_t u;
+  std::memcpy(&u, &a, 4);
+  const int e = std::max(int(u >> 23) - 127, -6);  // zero and fp32 subnormals land on -6
+  const uint32_t step_bits = uint32_t(e - 3 + 127) << 23, inv_bits = uint32_t(3 - e + 127) << 23;
+  float step, inv;
+  std::memcpy(&step, &step_bits, 4);
+  std::memcpy(&inv, &inv_bits, 4);
+  return std::copysign(rne(a * inv) * step, x);
+}
+
 // torch.clamp(x, lo, hi) on one value, NaN propagating like ATen's.
 inline float clamp(float x, float lo, float hi) {
   float y = x < lo ? lo : x;
@@ -54,6 +85,31 @@ inline float clamp(float x, float lo, float hi) {
 
 // torch.sign as fp32 (0 for ±0).
 inline float sign(float x) { return float((0.0f < x) - (x < 0.0f)); }
+
+// Index of the first element of largest |w| (torch's CPU max(dim) returns the first on ties).
+inline int64_t first_argmax_abs(const float* w, int64_t L) {
+  int64_t best = 0;
+  for (int64_t j = 1; j < L; ++j)
+    if (std::fabs(w[j]) > std::fabs(w[best])) best = j;
+  return best;
+}
+
+// Adds g·∂(max|w|)/∂w to gx: all of it to the first argmax, times sign(w) (abs' backward).
+inline void add_amax_grad(const GroupIn& in, float* gx, float g) {
+  if (!gx) return;
+  const int64_t i = first_argmax_abs(in.w, in.L);
+  gx[i] += g * sign(in.w[i]);
+}
+
+// Adds g·∂(amin or amax of w)/∂w to gx: split evenly among the elements equal to `extreme`
+// (torch's amin/amax backward).
+inline void add_extreme_grad(const GroupIn& in, float* gx, float extreme, float g) {
+  if (!gx) return;
+  int64_t count = 0;
+  for (int64_t j = 0; j < in.L; ++j) count += in.w[j] == extreme;
+  for (int64_t j = 0; j < in.L; ++j)
+    if (in.w[j] == extreme) gx[j] += g / float(count);
+}
 
 // Grain for at::parallel_for over groups: about 32k elements per task.
 inline int64_t grain_for(int64_t L) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(L, 1)); }
@@ -99,29 +155,33 @@ std::vector<at::Tensor> run_forward(const K& k, const at::Tensor& wg, const Tuna
   return {w_hat, scale, zp};
 }
 
-// Backward over all groups: returns {grad_v [N, L] or undefined, grad_alpha [N], grad_beta [N]}.
+// Backward over all groups: returns {grad_v [N, L] or undefined, grad_alpha [N], grad_beta [N],
+// grad_w [N, L] or undefined}.
 template <class K>
 std::vector<at::Tensor> run_backward(const K& k, const at::Tensor& wg, const Tunables& t,
-                                     const at::Tensor& grad, bool want_v) {
+                                     const at::Tensor& grad, bool want_v, bool want_w) {
   const int64_t n = wg.size(0), L = wg.size(1);
   auto g = grad.contiguous();
   at::Tensor gv = want_v ? at::empty_like(wg) : at::Tensor();
+  at::Tensor gx = want_w ? at::empty_like(wg) : at::Tensor();
   auto ga = at::zeros({n}, wg.options());
   auto gb = at::zeros({n}, wg.options());
   const float* pg = g.data_ptr<float>();
   float* pgv = want_v ? gv.data_ptr<float>() : nullptr;
+  float* pgx = want_w ? gx.data_ptr<float>() : nullptr;
   float* pa = ga.data_ptr<float>();
   float* pb = gb.data_ptr<float>();
   at::parallel_for(0, n, grain_for(L), [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i)
-      k.backward(group_in(wg, t, i), pg + i * L, pgv ? pgv + i * L : nullptr, pa[i], pb[i]);
+      k.backward(group_in(wg, t, i), pg + i * L, pgv ? pgv + i * L : nullptr,
+                 pgx ? pgx + i * L : nullptr, pa[i], pb[i]);
   });
-  return {gv, ga, gb};
+  return {gv, ga, gb, gx};
 }
 
-// The autograd Function around a kernel. Inputs: the grouped weight [N, L] (no gradient),
-// then v, alpha, beta (tunable) and init_scale (constant). Outputs: w_hat [N, L] (differentiable
-// with respect to v, alpha, beta), scale and zp (non-differentiable).
+// The autograd Function around a kernel. Inputs: the grouped weight [N, L] (differentiable when
+// it requires grad: activations), then v, alpha, beta (tunable) and init_scale (constant).
+// Outputs: w_hat [N, L] (differentiable), scale and zp (non-differentiable).
 template <class K>
 struct FusedQdqFunction : torch::autograd::Function<FusedQdqFunction<K>> {
   using Ctx = torch::autograd::AutogradContext;
@@ -136,6 +196,7 @@ struct FusedQdqFunction : torch::autograd::Function<FusedQdqFunction<K>> {
     auto outs = run_forward(kernel, w, t);
     ctx->save_for_backward({w, t.v, t.alpha, t.beta, t.init_scale});
     ctx->saved_data["kernel"] = c10::IValue::make_capsule(c10::make_intrusive<KernelHolder<K>>(kernel));
+    ctx->saved_data["want_w"] = wg.requires_grad();
     ctx->mark_non_differentiable({outs[1], outs[2]});
     return outs;
   }
@@ -147,7 +208,9 @@ struct FusedQdqFunction : torch::autograd::Function<FusedQdqFunction<K>> {
     Tunables t{saved[1], saved[2], saved[3], saved[4]};
     List out(6);
     if (!grads[0].defined()) return out;
-    auto r = run_backward(holder->kernel, saved[0], t, grads[0], t.v.defined());
+    const bool want_w = ctx->saved_data["want_w"].toBool();
+    auto r = run_backward(holder->kernel, saved[0], t, grads[0], t.v.defined(), want_w);
+    if (want_w) out[0] = r[3];
     if (t.v.defined()) out[1] = r[0];
     if (t.alpha.defined()) out[2] = r[1];
     if (t.beta.defined()) out[3] = r[2];

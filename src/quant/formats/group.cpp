@@ -123,7 +123,7 @@ bool fused_eligible(const at::Tensor& w, const Tunables& t) {
   auto cpu32 = [](const at::Tensor& x) {
     return !x.defined() || (x.device().is_cpu() && x.scalar_type() == at::kFloat);
   };
-  return cpu32(w) && !w.requires_grad() && cpu32(t.v) && cpu32(t.alpha) && cpu32(t.beta) &&
+  return cpu32(w) && cpu32(t.v) && cpu32(t.alpha) && cpu32(t.beta) &&
          cpu32(t.init_scale) && !(t.init_scale.defined() && t.init_scale.requires_grad());
 }
 

@@ -105,8 +105,8 @@ at::Tensor search_best_multiplier(const at::Tensor& wg, const at::Tensor& import
                                   const std::vector<float>& candidates,
                                   const std::function<at::Tensor(const at::Tensor&)>& qdq_with_init);
 
-// True when the fused CPU kernels can serve this call: CPU, fp32, and no gradient wanted for
-// w itself (they return gradients for v and the scale multipliers only).
+// True when the fused CPU kernels can serve this call: every tensor on the CPU in fp32 and
+// init_scale not requiring grad (it is a constant of the search).
 bool fused_eligible(const at::Tensor& w, const Tunables& t);
 
 }  // namespace sr

@@ -30,8 +30,9 @@
 //   ∂ŵ/∂s = (q - zp) - [inside]·w/s (plus the zero-point path for asym: zp = rne(-wmin/s)
 //   passes -wmin/s's gradient); s's gradient is 0 when the magnitude floor is active.
 //   α, β receive it through wmin = wmin0·α, wmax = wmax0·β (sym: through whichever of a, c
-//   set m; init-scale mode: through s = init·β only). w itself gets the reference's autograd
-//   gradient only on the reference path (the fused path needs w without requires_grad).
+//   set m; init-scale mode: through s = init·β only).
+//   ∂ŵ/∂w (activations; both paths): 1 inside the range (w/s then ·s), plus the path through
+//   the group's min/max (amin/amax: split evenly among ties) into s and zp.
 // One deliberate difference from auto-round: the scale's gradient is kept in fp32 (auto-round
 // passes it through an fp16 tensor, rounding it and flushing tiny values to 0) — see
 // docs/decisions.md "Quantization formats".
@@ -62,7 +63,8 @@ QdqResult qdq_reference(const at::Tensor& w, const Format& f, const Tunables& t 
 QdqResult qdq_fused(const at::Tensor& w, const Format& f, const Tunables& t = {});
 
 // Codes and scales of the qdq above (no gradient): codes [O, I] uint8 in [0, 2^b-1],
-// scales [O, C] fp16, zeros [O, C] uint8 (sym: nmax).
+// scales [O, C] fp16 (fp32 when !scale_fp16), zeros [O, C] uint8 holding the TRUE zero point
+// (sym: nmax; the GPTQ packing's "zp - 1" convention of §5.1 is export's business).
 Encoded encode(const at::Tensor& w, const Format& f, const Tunables& t = {});
 // s·(code - zero) as fp32 [O, I]; equals qdq(w).w_hat bit for bit for e = encode(w).
 // REQUIRES: e.codes, e.scales, e.zeros shaped as encode() makes them for f (else sr::Error).

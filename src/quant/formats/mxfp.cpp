@@ -85,12 +85,11 @@ Parts reference_parts(const at::Tensor& wg, const Format& f, const Tunables& t) 
 // ---------------------------------------------------------------------------------------
 
 struct Kernel {
-  static constexpr bool kHasZp = false;
   bool e2m1 = true, rceil = false;
   int emax = 2, min_exp = 0;
-  float max_norm = 6.0f;
+  float max_norm = 6.0f, min_normal = 1.0f;  // min_normal = 2^min_exp
 
-  struct Scale { float amax, am, e0, e, s; };
+  struct Scale { float amax, am, e0, e, s, inv_s; };
   Scale scale(const fused::GroupIn& in) const {
     Scale r;
     r.amax = 0;
@@ -107,47 +106,61 @@ struct Kernel {
     }
     r.e = fused::clamp(r.e0, -127.0f, 127.0f);
     r.s = codec::pow2(int(r.e));
+    r.inv_s = codec::pow2(-int(r.e));  // exact: w·inv_s == w/s bit for bit
     return r;
   }
+  // ±0 gives +0 (sign(0) = 0 in quant_element); other values keep their sign.
   float element(float xc) const {
-    if (xc == 0) return 0.0f;
-    return e2m1 ? codec::e2m1_round(xc) : codec::e4m3_round(xc);
+    const float t = e2m1 ? fused::e2m1_round(xc) : fused::e4m3_round(xc);
+    return xc == 0 ? 0.0f : t;
   }
-  float x_of(const fused::GroupIn& in, int64_t j, float s) const {
-    float x = in.w[j] / s;
+  static float x_of(const fused::GroupIn& in, int64_t j, float inv_s) {
+    float x = in.w[j] * inv_s;
     return in.v ? x + in.v[j] : x;
   }
 
   void forward(const fused::GroupIn& in, float* out, float& scale, float& zp) const {
     const Scale r = this->scale(in);
     for (int64_t j = 0; j < in.L; ++j)
-      out[j] = element(fused::clamp(x_of(in, j, r.s), -max_norm, max_norm)) * r.s;
+      out[j] = element(fused::clamp(x_of(in, j, r.inv_s), -max_norm, max_norm)) * r.s;
     scale = r.e, zp = 0;
   }
 
-  // Straight-through slope of quant_element at xc (see mxfp.h).
+  // Straight-through slope of quant_element at xc (see mxfp.h): t/xc where the private
+  // exponent floor(log2|xc|) >= min_exp, i.e. |xc| >= 2^min_exp; 1 below; 0 at xc == 0.
   float slope(float xc, float t) const {
-    if (xc == 0) return 0.0f;
-    return codec::floor_log2(xc) >= min_exp ? t / xc : 1.0f;
+    const float r = std::fabs(xc) >= min_normal ? t / xc : 1.0f;
+    return xc == 0 ? 0.0f : r;
   }
 
-  void backward(const fused::GroupIn& in, const float* g, float* gv, float& ga, float& gb) const {
+  void backward(const fused::GroupIn& in, const float* g, float* gv, float* gx, float& ga,
+                float& gb) const {
     const Scale r = this->scale(in);
     const float s = r.s;
-    float gs = 0;
+    float gt = 0, gw = 0;  // Σ g·t and Σ (dL/dx)·w: ∂ŵ/∂S = t, ∂x/∂S = -w/S²
     for (int64_t j = 0; j < in.L; ++j) {
-      const float x = x_of(in, j, s);
+      const float x = x_of(in, j, r.inv_s);
       const float xc = fused::clamp(x, -max_norm, max_norm);
       const float t = element(xc);
       const bool inside = x >= -max_norm && x <= max_norm;
       const float dx = inside ? g[j] * s * slope(xc, t) : 0.0f;  // dL/dx
       if (gv) gv[j] = dx;
-      gs += g[j] * t - dx * in.w[j] / (s * s);
+      if (gx) gx[j] = dx * r.inv_s;  // x = w/S
+      gt += g[j] * t;
+      gw += dx * in.w[j];
     }
-    if (!in.has_beta || r.am == 0 || r.e0 < -127.0f || r.e0 > 127.0f) return;
+    const float gs = gt - gw / (s * s);
+    if (r.am == 0 || r.e0 < -127.0f || r.e0 > 127.0f) return;
     if (rceil && r.am / max_norm == 0) return;
     const float gam = gs * s * kLn2 / (r.am * kLn2);  // dS/dE = S·ln2, dE/dam = 1/(am·ln2)
-    gb = gam * r.amax * (in.has_init ? in.init : 1.0f);
+    if (in.has_beta) gb = gam * r.amax * (in.has_init ? in.init : 1.0f);
+    fused::add_amax_grad(in, gx, gam * coef(in));  // am = amax·coef
+  }
+  static float coef(const fused::GroupIn& in) {
+    return in.has_init && in.has_beta ? in.init * in.beta
+           : in.has_init              ? in.init
+           : in.has_beta              ? in.beta
+                                      : 1.0f;
   }
 };
 
@@ -156,6 +169,7 @@ Kernel make_kernel(const Format& f) {
   Kernel k;
   k.e2m1 = f.element == Element::E2M1, k.rceil = f.rule == ScaleRule::Rceil;
   k.emax = info.emax, k.min_exp = info.min_exp, k.max_norm = info.max_norm;
+  k.min_normal = codec::pow2(info.min_exp);
   return k;
 }
 
@@ -165,8 +179,7 @@ QdqResult reference_result(const Prepared& p, const Format& f, const Tunables& t
 }
 
 QdqResult fused_result(const Prepared& p, const Format& f, const Tunables& t) {
-  SR_CHECK(fused_eligible(p.wg, t), "[mxfp::qdq_fused] needs CPU fp32 tensors and w without "
-           "requires_grad");
+  SR_CHECK(fused_eligible(p.wg, t), "[mxfp::qdq_fused] needs CPU fp32 tensors");
   auto outs = fused::apply(make_kernel(f), p.wg, t);
   return {from_groups(outs[0], p.g), outs[1], at::Tensor()};
 }

@@ -25,6 +25,8 @@
 //   β (and nothing else; α is never used) gets ∂ŵ/∂E = ln2·2^E·(...) through 2^E, then
 //   ∂E/∂amax = 1/(amax·ln2) (floor_ste / ceil_ste of log2), zero where E is clamped at ±127 and
 //   for amax == 0 (auto-round produces NaN there; docs/decisions.md).
+//   ∂ŵ/∂w (activations): r(x) directly, plus the path through E into max|block| (all of it to
+//   the first element of largest magnitude, as torch's max(dim) backward routes it).
 #pragma once
 #include "quant/formats/group.h"
 
@@ -55,12 +57,16 @@ int shared_exponent(float amax, const Format& f);
 // Quantize-dequantize w [O, I]. Tunables: v, beta, init_scale (alpha ignored). Returns
 // ŵ [O, I] fp32, scale [N] = E (integer-valued fp32), zp undefined. Fused on CPU when eligible.
 QdqResult qdq(const at::Tensor& w, const Format& f, const Tunables& t = {});
+// The composed-ops reference (autograd through ste(); any device; gradients to w too).
 QdqResult qdq_reference(const at::Tensor& w, const Format& f, const Tunables& t = {});
+// The fused CPU kernel, bit-identical forward. REQUIRES: fused_eligible(w, t).
 QdqResult qdq_fused(const at::Tensor& w, const Format& f, const Tunables& t = {});
 
 // codes [O, I] uint8 (E2M1 code in the low nibble, or the E4M3 byte), scales [O, C] uint8
-// E8M0 bytes. decode(encode(w)) == qdq(w).w_hat bit for bit.
+// E8M0 bytes. No gradient.
 Encoded encode(const at::Tensor& w, const Format& f, const Tunables& t = {});
+// element · 2^E as fp32 [O, I]; decode(encode(w)) == qdq(w).w_hat bit for bit.
+// REQUIRES: codes/scales shaped as encode() makes them for f (else sr::Error).
 at::Tensor decode(const Encoded& e, const Format& f);
 
 // §3.3.2: per block, the amax multiplier in {1 (baseline), 0.5, 2} whose full qdq (v = 0)

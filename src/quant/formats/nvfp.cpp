@@ -60,7 +60,6 @@ Parts reference_parts(const at::Tensor& wg, const Tunables& t, const at::Tensor&
 // ---------------------------------------------------------------------------------------
 
 struct Kernel {
-  static constexpr bool kHasZp = false;
   float gs = 1.0f, rgs = 1.0f;  // global scale and recip(gs)
 
   struct Scale { float amax, sb0, sb, d, k, rk; };
@@ -80,7 +79,10 @@ struct Kernel {
     r.rk = r.k == 0 ? 0.0f : 1.0f / r.k;
     return r;
   }
-  static float element(float xc) { return xc == 0 ? 0.0f : codec::e2m1_round(xc); }
+  static float element(float xc) {
+    const float t = fused::e2m1_round(xc);
+    return xc == 0 ? 0.0f : t;
+  }
   static float x_of(const fused::GroupIn& in, int64_t j, float k) {
     float x = in.w[j] * k;
     return in.v ? x + in.v[j] : x;
@@ -93,7 +95,8 @@ struct Kernel {
     scale = r.sb, zp = 0;
   }
 
-  void backward(const fused::GroupIn& in, const float* g, float* gv, float& ga, float& gb) const {
+  void backward(const fused::GroupIn& in, const float* g, float* gv, float* gx, float& ga,
+                float& gb) const {
     const Scale r = this->scale(in);
     const float dk_rk = r.k == 0 ? 0.0f : -1.0f / (r.k * r.k);  // d recip(k) / dk
     float gk = 0;
@@ -103,11 +106,17 @@ struct Kernel {
       const bool pass = x >= -6.0f && x <= 6.0f && xc != 0;
       const float dx = pass ? g[j] * r.rk : 0.0f;
       if (gv) gv[j] = dx;
+      if (gx) gx[j] = dx * r.k;  // x = w·k
       gk += g[j] * element(xc) * dk_rk + dx * in.w[j];
     }
-    if (!in.has_beta || r.d == 0 || r.sb0 < -448.0f || r.sb0 > 448.0f) return;
-    const float gsb = gk * (-1.0f / (r.d * r.d)) * rgs;
-    gb = gsb * gs * kInvSix * r.amax * (in.has_init ? in.init : 1.0f);
+    if (r.d == 0 || r.sb0 < -448.0f || r.sb0 > 448.0f) return;
+    const float gm = gk * (-1.0f / (r.d * r.d)) * rgs * gs * kInvSix;  // dL/dm, m = amax·coef
+    if (in.has_beta) gb = gm * r.amax * (in.has_init ? in.init : 1.0f);
+    const float coef = in.has_beta && in.has_init ? in.beta * in.init
+                       : in.has_beta              ? in.beta
+                       : in.has_init              ? in.init
+                                                  : 1.0f;
+    fused::add_amax_grad(in, gx, gm * coef);
   }
 };
 
@@ -124,8 +133,7 @@ QdqResult reference_result(const Prepared& p, const Tunables& t) {
 }
 
 QdqResult fused_result(const Prepared& p, const Tunables& t) {
-  SR_CHECK(fused_eligible(p.wg, t), "[nvfp::qdq_fused] needs CPU fp32 tensors and w without "
-           "requires_grad");
+  SR_CHECK(fused_eligible(p.wg, t), "[nvfp::qdq_fused] needs CPU fp32 tensors");
   auto outs = fused::apply(make_kernel(p.gs), p.wg, t);
   return {from_groups(outs[0], p.g), outs[1], at::Tensor()};
 }
@@ -165,7 +173,7 @@ at::Tensor qdq_act(const at::Tensor& x, const Format& f, const at::Tensor& act_m
     at::NoGradGuard no_grad;
     gs = (recip(act_max.detach().to(at::kFloat).abs().max()) * kGlobalNumerator).reshape({1});
   }
-  return qdq_reference(x, f, {}, gs).w_hat;
+  return qdq(x, f, {}, gs).w_hat;
 }
 
 Encoded encode(const at::Tensor& w, const Format& f, const Tunables& t, const at::Tensor& gs) {
@@ -189,16 +197,62 @@ at::Tensor decode(const Encoded& e, const Format& f) {
   return from_groups(to_groups(codec::e2m1_decode(e.codes), g, 0.0) * recip(k), g);
 }
 
-at::Tensor search_init_scale(const at::Tensor& wg, const Format& f, const at::Tensor& importance) {
-  SR_CHECK(f.group_size == 16, "[nvfp::search_init_scale] NVFP4 needs group_size 16");
-  const auto gs = global_scale(wg);  // this layer alone (§3.3.3)
+namespace {
+
+std::vector<float> search_candidates() {
   std::vector<float> cands{1.0f};
   for (int c = 50; c <= 151; ++c)
     if (c != 100) cands.push_back(float(c / 100.0));
+  return cands;
+}
+
+// Best candidate of one block: the kernel's own forward (so ŵ equals the qdq's) per candidate.
+float search_block(const Kernel& k, const float* w, const float* q, int64_t L,
+                   const std::vector<float>& cands) {
+  float buf[64], scale, zp, best_e = INFINITY, best_c = 1.0f;
+  fused::GroupIn in;
+  in.w = w, in.L = L, in.has_init = true;
+  for (float c : cands) {
+    in.init = c;
+    k.forward(in, buf, scale, zp);
+    float e = 0;
+    for (int64_t j = 0; j < L; ++j) e += q[j] * ((buf[j] - w[j]) * (buf[j] - w[j]));
+    if (e < best_e) best_e = e, best_c = c;
+  }
+  return best_c;
+}
+
+}  // namespace
+
+at::Tensor search_init_scale_reference(const at::Tensor& wg, const Format& f,
+                                       const at::Tensor& importance) {
+  SR_CHECK(f.group_size == 16, "[nvfp::search_init_scale] NVFP4 needs group_size 16");
+  const auto gs = global_scale(wg);  // this layer alone (§3.3.3)
   auto run = [&](const at::Tensor& init) {
-    return qdq(wg, f, Tunables{at::Tensor(), at::Tensor(), at::Tensor(), init}, gs).w_hat;
+    return qdq_reference(wg, f, Tunables{at::Tensor(), at::Tensor(), at::Tensor(), init}, gs).w_hat;
   };
-  return search_best_multiplier(wg, importance, cands, run);
+  return search_best_multiplier(wg, importance, search_candidates(), run);
+}
+
+at::Tensor search_init_scale(const at::Tensor& wg, const Format& f, const at::Tensor& importance) {
+  SR_CHECK(f.group_size == 16, "[nvfp::search_init_scale] NVFP4 needs group_size 16");
+  SR_CHECK(wg.dim() == 2 && wg.size(1) == 16 && importance.sizes() == wg.sizes(),
+           "[nvfp::search_init_scale] expected wg [N, 16] and importance of the same shape, got ",
+           wg.sizes(), " and ", importance.sizes());
+  if (!wg.device().is_cpu()) return search_init_scale_reference(wg, f, importance);
+  at::NoGradGuard no_grad;
+  auto w = wg.detach().to(at::kFloat).contiguous();
+  auto q = importance.detach().to(at::kFloat).contiguous();
+  const Kernel k = make_kernel(global_scale(w));
+  const auto cands = search_candidates();
+  const int64_t n = w.size(0), L = w.size(1);
+  auto out = at::empty({n}, w.options());
+  const float *pw = w.data_ptr<float>(), *pq = q.data_ptr<float>();
+  float* po = out.data_ptr<float>();
+  at::parallel_for(0, n, 256, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) po[i] = search_block(k, pw + i * L, pq + i * L, L, cands);
+  });
+  return out;
 }
 
 }  // namespace sr::nvfp

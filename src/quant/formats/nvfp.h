@@ -22,6 +22,8 @@
 // slope is sign(x)² ). β gets the gradient through k (both in x = w·k and in ŵ = f·recip(k)),
 // then through the E4M3 cast (straight-through) and the ±448 clamp into m. An all-zero block
 // (k = 0) gives zero gradient (auto-round: NaN, docs/decisions.md). No gradient to gs.
+// ∂ŵ/∂w (activations): k·recip(k) (≈ 1) where -6 <= x <= 6 and x != 0 directly, plus the path
+// through sb into the block's max |w| (to its first element of largest magnitude).
 #pragma once
 #include "quant/formats/group.h"
 
@@ -42,8 +44,10 @@ at::Tensor fuse_global_scales(at::TensorList scales);
 // (fp32 holding E4M3 values), zp undefined. Fused on CPU when eligible.
 QdqResult qdq(const at::Tensor& w, const Format& f, const Tunables& t = {},
               const at::Tensor& gs = {});
+// The composed-ops reference (autograd through ste(); any device; gradients to w too).
 QdqResult qdq_reference(const at::Tensor& w, const Format& f, const Tunables& t = {},
                         const at::Tensor& gs = {});
+// The fused CPU kernel, bit-identical forward. REQUIRES: fused_eligible(w, t).
 QdqResult qdq_fused(const at::Tensor& w, const Format& f, const Tunables& t = {},
                     const at::Tensor& gs = {});
 
@@ -51,14 +55,19 @@ QdqResult qdq_fused(const at::Tensor& w, const Format& f, const Tunables& t = {}
 // gs = 2688·recip(act_max); act_max undefined means the tensor's own max (dynamic). x [.., I].
 at::Tensor qdq_act(const at::Tensor& x, const Format& f, const at::Tensor& act_max = {});
 
-// codes [O, I] uint8 E2M1, scales [O, C] uint8 E4M3 bytes, global_scale [1] fp32.
+// codes [O, I] uint8 E2M1, scales [O, C] uint8 E4M3 bytes, global_scale [1] fp32. No gradient.
 Encoded encode(const at::Tensor& w, const Format& f, const Tunables& t = {},
                const at::Tensor& gs = {});
+// f·recip(recip(sb·recip(gs))) as fp32 [O, I]; decode(encode(w)) == qdq(w).w_hat bit for bit.
+// REQUIRES: codes, scales and global_scale as encode() makes them (else sr::Error).
 at::Tensor decode(const Encoded& e, const Format& f);
 
 // §3.3.3: per block, the amax multiplier among 1.0 (baseline) then 0.50, 0.51, ..., 1.51
-// (without 1.00) minimising Σ importance·(ŵ - w)² with gs from wg alone. wg, importance
-// [N, L]. Returns [N].
+// (without 1.00) minimising Σ importance·(ŵ - w)² with gs from wg alone (strictly lower wins).
+// wg, importance [N, 16]. Returns [N]. A CPU loop over blocks when wg is on the CPU.
 at::Tensor search_init_scale(const at::Tensor& wg, const Format& f, const at::Tensor& importance);
+// The same search through full composed qdq calls (any device); reference for the test.
+at::Tensor search_init_scale_reference(const at::Tensor& wg, const Format& f,
+                                       const at::Tensor& importance);
 
 }  // namespace sr::nvfp
