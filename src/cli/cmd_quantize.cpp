@@ -151,6 +151,7 @@ int cmd_quantize(int argc, char** argv) {
   const std::string out_dir = a.required("output-dir");
   std::vector<std::string> formats = a.list("format");
   if (formats.empty()) formats = {"fake"};
+  for (const std::string& f : formats) check_export_format(f);
   OpenOptions oo;
   oo.tokenizer_path = a.str("tokenizer");
   auto model = Model::open(a.required("model"), oo);

@@ -29,6 +29,13 @@ struct ExportJob {
 // a layer's scheme cannot be stored in it.
 void export_model(const std::string& format, const ExportJob& job, const std::string& out_dir);
 
+// Throws sr::Error listing the supported formats unless `format` is one of them.
+// Called before quantizing, so a typo never costs a tuning run.
+void check_export_format(const std::string& format);
+
+// The formats, one function each (export/<format>_export.cpp).
+void export_fake(const ExportJob& job, const std::string& out_dir);
+
 // "quantization.json" written beside every exported model: format, per-layer
 // schemes and calibrated activation maxima (what eval needs to apply activation
 // quantization).

@@ -22,7 +22,7 @@ nlohmann::json quantization_record(const std::string& format, const ExportJob& j
           {"average_bits", job.plan->average_bits()}};
 }
 
-static void export_fake(const ExportJob& job, const std::string& out_dir) {
+void export_fake(const ExportJob& job, const std::string& out_dir) {
   const Model& m = *job.model;
   const ModelConfig& c = m.config();
   const at::ScalarType dtype = source_dtype(m);
@@ -56,9 +56,5 @@ static void export_fake(const ExportJob& job, const std::string& out_dir) {
   out.commit();
 }
 
-void export_model(const std::string& format, const ExportJob& job, const std::string& out_dir) {
-  if (format == "fake") return export_fake(job, out_dir);
-  fail("--format ", format, " is not supported (supported: fake)");
-}
 
 }  // namespace sr
