@@ -103,6 +103,7 @@ Timing time_case(const QdqFn& fn, const at::Tensor& w, sr::WeightQuantParams& p,
 }  // namespace
 
 int main(int argc, char** argv) {
+  sr::configure_process(argv);
   const int64_t rows = argc >= 3 ? std::atoll(argv[1]) : 4096;
   const int64_t cols = argc >= 3 ? std::atoll(argv[2]) : 4096;
   sr::set_threads(argc >= 4 ? std::atoi(argv[3]) : 0);

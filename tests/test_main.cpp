@@ -5,7 +5,7 @@
 #include "common/sysinfo.h"
 
 int main(int argc, char** argv) {
-  sr::ensure_passive_openmp(argv);
+  sr::configure_process(argv);
   sr::set_threads(0);
   testing::InitGoogleTest(&argc, argv);
   return RUN_ALL_TESTS();

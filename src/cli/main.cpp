@@ -31,7 +31,7 @@ void print_usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  sr::ensure_passive_openmp(argv);
+  sr::configure_process(argv);
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     print_usage();
     return argc < 2 ? 2 : 0;

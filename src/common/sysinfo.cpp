@@ -1,5 +1,6 @@
 #include "common/sysinfo.h"
 
+#include <malloc.h>
 #include <sched.h>
 #include <unistd.h>
 
@@ -53,10 +54,14 @@ void set_threads(int n) {
 
 int threads() { return at::get_num_threads(); }
 
-void ensure_passive_openmp(char** argv) {
-  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
-  setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
-  execv("/proc/self/exe", argv);  // only returns on failure: carry on with the default policy
+void configure_process(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") == nullptr) {
+    setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
+    execv("/proc/self/exe", argv);  // only returns on failure: carry on with the default policy
+  }
+  mallopt(M_MMAP_MAX, 0);                    // no per-allocation mmap/munmap
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);        // return heap memory only beyond 1 GiB free at the top
+  mallopt(M_TOP_PAD, 64 << 20);              // grow the heap in 64 MB steps
 }
 
 double now_seconds() {

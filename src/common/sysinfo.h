@@ -18,13 +18,19 @@ int threads();
 
 double now_seconds();            // monotonic clock
 
-// Call first thing in main(). libtorch runs elementwise ops on OpenMP threads and
-// OpenBLAS runs GEMMs on its own; with libgomp's default wait policy, idle OpenMP
-// threads spin after every parallel region and steal the GEMM threads' cores
-// (measured: SignRound tuning 2.5-4x slower, docs/decisions.md). libgomp reads
-// OMP_WAIT_POLICY only at load time, before main(), so when the variable is unset
-// this sets OMP_WAIT_POLICY=PASSIVE and re-executes the program (/proc/self/exe,
-// same arguments). A value the user set is respected. Returns if exec fails.
-void ensure_passive_openmp(char** argv);
+// Call first thing in main() of every executable. Two process-wide settings that
+// libtorch on this stack needs and cannot set itself (measurements in
+// docs/decisions.md, "Process settings"):
+//  - OpenMP wait policy: libtorch runs elementwise ops on OpenMP threads, OpenBLAS
+//    runs GEMMs on its own pthreads; idle OpenMP threads spinning after every
+//    parallel region steal the GEMM threads' cores (SignRound tuning 2.5-4x slower).
+//    libgomp reads OMP_WAIT_POLICY only when it loads, before main(), so when the
+//    variable is unset this sets OMP_WAIT_POLICY=PASSIVE and re-executes the program
+//    (/proc/self/exe, same arguments). A value the user set is respected.
+//  - glibc malloc: large tensors are mmap'd and unmapped on every allocation by
+//    default, so each training step pays page faults on fresh zeroed pages; serving
+//    every allocation from the heap and never trimming it makes steps ~30% faster
+//    at the price of keeping the peak working set resident.
+void configure_process(char** argv);
 
 }  // namespace sr
