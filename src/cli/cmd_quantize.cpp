@@ -159,8 +159,6 @@ int cmd_quantize(int argc, char** argv) {
   LayerPlan plan = make_layer_plan(*model, po);
   SR_CHECK(o.tune.method == Method::Rtn || !o.calib.dataset.empty(), "--dataset is required for optimized RTN and "
            "SignRound (e.g. ../shared/data/calib_stories.txt); for data-free RTN pass --iters 0 --disable_opt_rtn");
-  SR_CHECK(plan.layers.empty() || !plan.find("lm_head") || !plan.find("lm_head")->quantized(),
-           "--quant_lm_head is not supported yet");
   const std::string state_dir = out_dir + ".partial";
   nlohmann::json settings = settings_json(o, a.str("model"), plan);
   nlohmann::json record = run_quantization(*model, plan, o, state_dir, settings);
@@ -170,6 +168,7 @@ int cmd_quantize(int argc, char** argv) {
   job.model = model.get();
   job.plan = &plan;
   job.block_layers = [&](int64_t b) { return load_saved_block(state_dir, b); };
+  job.head_layers = load_saved_head(state_dir);
   job.max_shard_bytes = uint64_t(a.integer("max-shard-size", 0)) << 20;
   for (const std::string& f : formats) {
     const double te = now_seconds();

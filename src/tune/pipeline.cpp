@@ -65,6 +65,37 @@ struct Observer {
   }
 };
 
+std::string head_file(const std::string& dir) { return (fs::path(dir) / "lm_head.safetensors").string(); }
+
+// §2.7: lm_head after all blocks, on the final hidden states of both paths (normed
+// in place: the caches are not needed any more).
+nlohmann::json quantize_lm_head(const Model& model, const LayerPlan& plan, const QuantizeOptions& opt, Caches& caches,
+                                const std::string& state_dir) {
+  const std::string file = head_file(state_dir);
+  if (opt.resume && fs::exists(file)) return {{"layer", "lm_head"}, {"resumed", true}};
+  HeadInput in;
+  in.weight = model.lm_head();
+  if (caches.active()) {
+    at::NoGradGuard ng;
+    const double eps = model.config().rms_eps;
+    for (at::Tensor* x : {&caches.x_fp, &caches.x_q})
+      for (int64_t r = 0; r < x->size(0); ++r) {
+        auto row = x->narrow(0, r, 1);
+        row.copy_(rms_norm(row.to(at::kFloat), model.final_norm(), eps));
+      }
+    auto flat = caches.x_fp.reshape({-1, caches.x_fp.size(-1)}).to(at::kFloat);
+    in.imatrix = flat.pow(2).sum(0);
+    in.act_max = flat.abs().max();
+    in.x_fp = caches.x_fp;
+    in.x_q = caches.x_q;
+    in.mask = caches.mask;
+  }
+  UnitResult r = quantize_head(plan, in, opt.tune);
+  save_block_state(file, r.layers, r.stats);
+  std::fprintf(stderr, "lm_head  %s  %.1fs\n", r.stats.value("method", "").c_str(), r.stats["seconds"].get<double>());
+  return r.stats;
+}
+
 nlohmann::json check_or_write_fingerprint(const std::string& dir, const nlohmann::json& fp, bool resume) {
   const fs::path run = fs::path(dir) / "run.json";
   if (fs::exists(run)) {
@@ -81,6 +112,11 @@ nlohmann::json check_or_write_fingerprint(const std::string& dir, const nlohmann
 }
 
 }  // namespace
+
+std::vector<QuantizedLayer> load_saved_head(const std::string& state_dir) {
+  const std::string f = head_file(state_dir);
+  return fs::exists(f) ? load_block_state(f) : std::vector<QuantizedLayer>{};
+}
 
 std::vector<QuantizedLayer> load_saved_block(const std::string& state_dir, int64_t b) {
   const std::string f = block_file(state_dir, b);
@@ -198,6 +234,8 @@ nlohmann::json run_quantization(const Model& model, const LayerPlan& plan, const
     SR_CHECK(opt.stop_after_units < 0 || u + 1 < opt.stop_after_units, "[quantize] stopped after ", u + 1,
              " units as asked (--stop_after_units); continue with --resume");
   }
+  if (const LayerChoice* head = plan.find("lm_head"); head && head->quantized())
+    record["lm_head"] = quantize_lm_head(model, plan, opt, caches, state_dir);
   record["seconds"] = now_seconds() - t_start;
   record["peak_rss_bytes"] = peak_rss_bytes();
   return record;

@@ -4,10 +4,12 @@
 //   2. per unit of nblocks blocks: the FP reference pass turns X_fp into Y_ref in
 //      place (collecting the imatrix and act_max on the way), the unit is quantized
 //      to map X_q onto Y_ref, then X_q is pushed through the quantized unit;
-//   3. each unit's result is saved in <output_dir>.partial/ so --resume continues
+//   3. with --quant_lm_head, lm_head is quantized last on the final hidden states
+//      (spec §2.7);
+//   4. each unit's result is saved in <output_dir>.partial/ so --resume continues
 //      after the last finished unit (replaying the finished units' forwards to
 //      rebuild the caches, bit-identically);
-//   4. export/ then writes the requested formats from the saved state (cli/ drives it).
+//   5. export/ then writes the requested formats from the saved state (cli/ drives it).
 // Plain RTN needs no data and skips the caches.
 // Resident memory: the two caches [N, T, D] plus one unit's weights and graph.
 #pragma once
@@ -45,6 +47,8 @@ nlohmann::json run_quantization(const Model& model, const LayerPlan& plan, const
 
 // The quantized layers of block `b` saved in `state_dir` (empty if none).
 std::vector<QuantizedLayer> load_saved_block(const std::string& state_dir, int64_t b);
+// lm_head's, when --quant_lm_head quantized it (empty otherwise).
+std::vector<QuantizedLayer> load_saved_head(const std::string& state_dir);
 
 // Bytes the two activation caches will take.
 int64_t cache_bytes(int64_t nsamples, int64_t seqlen, int64_t hidden, bool bf16);

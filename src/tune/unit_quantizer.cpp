@@ -178,30 +178,39 @@ void restore(std::vector<LayerJob>& jobs, const Snapshot& s) {
   }
 }
 
-// The sign-SGD loop of §2.6 on the unit's jobs; leaves the selected parameters in them.
-nlohmann::json tune(const ModelConfig& config, const LayerPlan& plan, const UnitInput& in,
-                    std::vector<LayerJob>& jobs, const RopeTables& rope, const TuneOptions& opt) {
-  const int64_t N = in.x_in.size(0);
-  const int64_t global_bs = std::min(N, opt.batch_size * opt.gradient_accumulate_steps);
-  const bool sum = opt.gradient_accumulate_steps > 1;
-  const LossKind kind = loss_kind(jobs, opt);
-  IndexSampler sampler(N, global_bs, opt.seed * 1000003ULL + uint64_t(in.blocks.front()));
-  const std::vector<InputHook> hooks = unit_hooks(plan, in, jobs);
+// One tuning problem for the sign-SGD loop: how to predict the target from the
+// jobs' current parameters for a set of calibration rows.
+struct TuneProblem {
+  int64_t samples = 0;
+  uint64_t seed = 0;
+  int64_t batch_size = 8;   // rows per forward
+  int64_t accumulate = 1;   // forwards per step (gradient accumulation)
+  bool sum_reduction = false;
+  LossKind kind = LossKind::MaskedMse;
+  std::string what;         // "block 3", "lm_head": for messages
+  std::function<at::Tensor(const at::Tensor& rows)> predict;  // uses the jobs' current qdq weights
+  std::function<at::Tensor(const at::Tensor& rows)> target;   // no gradient
+  std::function<at::Tensor(const at::Tensor& rows)> mask;     // [b, T] bool
+};
+
+// The sign-SGD loop of §2.6; leaves the selected parameters in the jobs.
+nlohmann::json tune(const TuneProblem& pb, std::vector<LayerJob>& jobs, const TuneOptions& opt) {
+  const int64_t global_bs = std::min(pb.samples, pb.batch_size * pb.accumulate);
+  IndexSampler sampler(pb.samples, global_bs, pb.seed);
   double best = std::numeric_limits<double>::infinity(), first = 0;
   int64_t best_iter = -1;
   Snapshot chosen;
   for (int64_t i = 0; i < opt.iters; ++i) {
     std::vector<int64_t> idx = sampler.next();
     double total = 0;
-    for (int64_t c = 0; c < global_bs; c += opt.batch_size) {
-      auto rows = at::tensor(std::vector<int64_t>(idx.begin() + c, idx.begin() + std::min(global_bs, c + opt.batch_size)));
+    for (int64_t c = 0; c < global_bs; c += pb.batch_size) {
+      auto rows = at::tensor(std::vector<int64_t>(idx.begin() + c, idx.begin() + std::min(global_bs, c + pb.batch_size)));
       for (LayerJob& j : jobs) clamp_params_(j.p);
-      auto P = unit_forward(config, quantized_weights(in, jobs), hooks, in.x_in.index_select(0, rows).to(at::kFloat), rope);
-      auto L = unit_loss(P, in.y_ref.index_select(0, rows).to(at::kFloat), in.mask.index_select(0, rows), kind, sum);
+      auto L = unit_loss(pb.predict(rows), pb.target(rows), pb.mask(rows), pb.kind, pb.sum_reduction);
       total += L.item<double>();
       (L * 1000.0).backward();
     }
-    SR_CHECK(std::isfinite(total), "[signround] block ", in.blocks.front(), ": loss became ", total, " at iteration ", i);
+    SR_CHECK(std::isfinite(total), "[signround] ", pb.what, ": loss became ", total, " at iteration ", i);
     if (i == 0) first = total;
     if (total < best) {
       best = total;
@@ -216,7 +225,50 @@ nlohmann::json tune(const ModelConfig& config, const LayerPlan& plan, const Unit
   for (const LayerJob& j : jobs)
     if (j.p.t.v.defined()) max_v = std::max(max_v, j.p.t.v.abs().max().item<double>());
   return {{"max_abs_v", max_v}, {"loss_first", first}, {"loss_best", best}, {"best_iter", best_iter},
-          {"loss", kind == LossKind::MaskedMse ? "masked_mse" : kind == LossKind::PlainMse ? "mse" : "outlier_filtered_mse"}};
+          {"loss", pb.kind == LossKind::MaskedMse ? "masked_mse" : pb.kind == LossKind::PlainMse ? "mse" : "outlier_filtered_mse"}};
+}
+
+// SignRound parameters of every job (§1.7, §3.1, §3.4), or its RTN / opt-RTN params.
+void init_params(std::vector<LayerJob>& jobs, const std::map<std::string, at::Tensor>& imatrix,
+                 const TuneOptions& opt, bool tuning) {
+  auto im = [&](const std::string& name) {
+    auto it = imatrix.find(name);
+    return it == imatrix.end() ? at::Tensor() : it->second;
+  };
+  if (!tuning) {
+    fuse_nv_global_scales(jobs);
+    for (LayerJob& j : jobs) {
+      const at::Tensor gs = j.p.global_scale;
+      j.p = opt.method == Method::Rtn ? rtn(j.w, j.choice->scheme, gs).params
+                                      : opt_rtn(j.w, j.choice->scheme, im(j.choice->name), gs).params;
+    }
+    return;
+  }
+  for (LayerJob& j : jobs) {
+    const QuantScheme& s = j.choice->scheme;
+    const TuneMode mode = opt.alg_ext && uses_v2_wrapper(s) ? TuneMode::V2 : TuneMode::V1;
+    j.p = make_weight_params(j.w, s, mode, mode == TuneMode::V2 ? im(j.choice->name) : at::Tensor());
+    if (!opt.enable_minmax_tuning) j.p.t.alpha = j.p.t.beta = at::Tensor();
+    j.lr = layer_lr(s, opt);
+    j.minmax_lr = opt.minmax_lr > 0 ? opt.minmax_lr : j.lr;
+  }
+  fuse_nv_global_scales(jobs);
+}
+
+const char* method_name(const TuneOptions& opt, bool tuning) {
+  if (tuning) return opt.alg_ext ? "signround_v2" : "signround_v1";
+  return opt.method == Method::Rtn ? "rtn" : "opt_rtn";
+}
+
+// Final parameters -> encoded layers (what the state and export store).
+std::vector<QuantizedLayer> encode_jobs(std::vector<LayerJob>& jobs) {
+  at::NoGradGuard ng;
+  std::vector<QuantizedLayer> out;
+  for (LayerJob& j : jobs) {
+    clamp_params_(j.p);
+    out.push_back({j.choice->name, j.choice->scheme, encode_weight(j.w, j.choice->scheme, j.p), j.act});
+  }
+  return out;
 }
 
 }  // namespace
@@ -250,37 +302,72 @@ UnitResult quantize_unit(const ModelConfig& config, const LayerPlan& plan, const
                          const RopeTables& rope, const TuneOptions& opt) {
   const double t0 = now_seconds();
   std::vector<LayerJob> jobs = make_jobs(plan, in);
-  nlohmann::json stats = {{"blocks", in.blocks}};
-  if (opt.method == Method::SignRound && opt.iters > 0 && !jobs.empty()) {
-    for (LayerJob& j : jobs) {
-      const QuantScheme& s = j.choice->scheme;
-      const TuneMode mode = opt.alg_ext && uses_v2_wrapper(s) ? TuneMode::V2 : TuneMode::V1;
-      j.p = make_weight_params(j.w, s, mode, mode == TuneMode::V2 ? imatrix_of(in, j.choice->name) : at::Tensor());
-      if (!opt.enable_minmax_tuning) j.p.t.alpha = j.p.t.beta = at::Tensor();
-      j.lr = layer_lr(s, opt);
-      j.minmax_lr = opt.minmax_lr > 0 ? opt.minmax_lr : j.lr;
-    }
-    fuse_nv_global_scales(jobs);
-    stats.update(tune(config, plan, in, jobs, rope, opt));
-    stats["method"] = opt.alg_ext ? "signround_v2" : "signround_v1";
-  } else {
-    fuse_nv_global_scales(jobs);
-    for (LayerJob& j : jobs) {
-      const at::Tensor gs = j.p.global_scale;
-      j.p = opt.method == Method::Rtn ? rtn(j.w, j.choice->scheme, gs).params
-                                      : opt_rtn(j.w, j.choice->scheme, imatrix_of(in, j.choice->name), gs).params;
-    }
-    stats["method"] = opt.method == Method::Rtn ? "rtn" : "opt_rtn";
+  const bool tuning = opt.method == Method::SignRound && opt.iters > 0 && !jobs.empty();
+  nlohmann::json stats = {{"blocks", in.blocks}, {"method", method_name(opt, tuning)}};
+  init_params(jobs, in.imatrix, opt, tuning);
+  if (tuning) {
+    const std::vector<InputHook> hooks = unit_hooks(plan, in, jobs);
+    TuneProblem pb;
+    pb.samples = in.x_in.size(0);
+    pb.seed = opt.seed * 1000003ULL + uint64_t(in.blocks.front());
+    pb.batch_size = opt.batch_size;
+    pb.accumulate = opt.gradient_accumulate_steps;
+    pb.sum_reduction = opt.gradient_accumulate_steps > 1;
+    pb.kind = loss_kind(jobs, opt);
+    pb.what = "block " + std::to_string(in.blocks.front());
+    pb.predict = [&](const at::Tensor& rows) {
+      return unit_forward(config, quantized_weights(in, jobs), hooks, in.x_in.index_select(0, rows).to(at::kFloat), rope);
+    };
+    pb.target = [&](const at::Tensor& rows) { return in.y_ref.index_select(0, rows).to(at::kFloat); };
+    pb.mask = [&](const at::Tensor& rows) { return in.mask.index_select(0, rows); };
+    stats.update(tune(pb, jobs, opt));
   }
   UnitResult r;
+  r.layers = encode_jobs(jobs);
   r.quantized = in.fp;
-  at::NoGradGuard ng;
-  for (LayerJob& j : jobs) {
-    clamp_params_(j.p);
-    QuantizedLayer q{j.choice->name, j.choice->scheme, encode_weight(j.w, j.choice->scheme, j.p), j.act};
-    r.quantized[j.pos].weight(j.choice->proj) = q.dequantized();
-    r.layers.push_back(std::move(q));
+  for (size_t k = 0; k < jobs.size(); ++k) r.quantized[jobs[k].pos].weight(jobs[k].choice->proj) = r.layers[k].dequantized();
+  stats["seconds"] = now_seconds() - t0;
+  r.stats = stats;
+  return r;
+}
+
+UnitResult quantize_head(const LayerPlan& plan, const HeadInput& in, const TuneOptions& opt) {
+  const double t0 = now_seconds();
+  const LayerChoice* c = plan.find("lm_head");
+  SR_CHECK(c && c->quantized(), "[signround] quantize_head: lm_head is not quantized in the plan");
+  std::vector<LayerJob> jobs = {{c, 0, in.weight.detach().to(at::kFloat), {}, 0, 0, {}}};
+  jobs[0].act.act_max = in.act_max;
+  const bool tuning = opt.method == Method::SignRound && opt.iters > 0 && in.x_q.defined();
+  nlohmann::json stats = {{"layer", "lm_head"}, {"method", method_name(opt, tuning)}};
+  std::map<std::string, at::Tensor> imatrix;
+  if (in.imatrix.defined()) imatrix["lm_head"] = in.imatrix;
+  init_params(jobs, imatrix, opt, tuning);
+  if (tuning) {
+    // §2.7: lm_head is tuned alone on its cached inputs, one sample per forward with the
+    // mini-batch accumulated (reduction "sum"), against the FP layer's logits.
+    const QuantScheme& s = c->scheme;
+    const ActQuantState act = jobs[0].act;
+    TuneProblem pb;
+    pb.samples = in.x_q.size(0);
+    pb.seed = opt.seed * 1000003ULL + 999983ULL;
+    pb.batch_size = 1;
+    pb.accumulate = opt.batch_size * opt.gradient_accumulate_steps;
+    pb.sum_reduction = true;
+    pb.kind = LossKind::MaskedMse;
+    pb.what = "lm_head";
+    pb.predict = [&](const at::Tensor& rows) {
+      auto x = qdq_act(in.x_q.index_select(0, rows).to(at::kFloat), s, act);
+      return at::linear(x, qdq_weight(jobs[0].w, s, jobs[0].p).w_hat);
+    };
+    pb.target = [&](const at::Tensor& rows) {
+      at::NoGradGuard ng;
+      return at::linear(in.x_fp.index_select(0, rows).to(at::kFloat), jobs[0].w);
+    };
+    pb.mask = [&](const at::Tensor& rows) { return in.mask.index_select(0, rows); };
+    stats.update(tune(pb, jobs, opt));
   }
+  UnitResult r;
+  r.layers = encode_jobs(jobs);
   stats["seconds"] = now_seconds() - t0;
   r.stats = stats;
   return r;

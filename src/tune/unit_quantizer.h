@@ -57,6 +57,20 @@ struct UnitResult {
 UnitResult quantize_unit(const ModelConfig& config, const LayerPlan& plan, const UnitInput& in,
                          const RopeTables& rope, const TuneOptions& opt);
 
+// lm_head's inputs (after the final norm), for §2.7.
+struct HeadInput {
+  at::Tensor weight;    // [V, D] FP lm_head
+  at::Tensor x_fp;      // [N, T, D] FP-path inputs, or undefined (RTN)
+  at::Tensor x_q;       // [N, T, D] quantized-path inputs, or undefined (RTN)
+  at::Tensor mask;      // [N, T]
+  at::Tensor imatrix;   // [D] Σ x² over the FP inputs, or undefined
+  at::Tensor act_max;   // scalar, or undefined
+};
+
+// Quantizes lm_head alone (spec §2.7): tuned with sign-SGD on its cached inputs when
+// SignRound runs with data, else RTN / optimized RTN. Returns one layer.
+UnitResult quantize_head(const LayerPlan& plan, const HeadInput& in, const TuneOptions& opt);
+
 // The input hook that quantizes activations of the block's act-quantized layers
 // (nullptr when none is). `act` supplies calibrated act_max per layer name.
 InputHook activation_hook(const LayerPlan& plan, int64_t block, const std::map<std::string, ActQuantState>& act);

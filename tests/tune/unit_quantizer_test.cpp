@@ -152,3 +152,38 @@ TEST(UnitQuantizer, SameSeedSameResultDifferentSeedDifferent) {
 
 }  // namespace
 }  // namespace sr
+
+namespace sr {
+namespace {
+
+// §2.7: lm_head tuned alone on its inputs beats its RTN quantization.
+TEST(UnitQuantizer, LmHeadTuningBeatsRtn) {
+  test::TempDir dir;
+  test::RandomModelSpec s;
+  s.hidden = 128;
+  s.vocab = 256;
+  auto model = Model::open(test::write_random_hf_model(dir.path(), s));
+  LayerPlan plan = make_layer_plan(*model, {parse_scheme("W2A16G64"), "", true});
+  ASSERT_TRUE(plan.find("lm_head") && plan.find("lm_head")->quantized());
+  at::manual_seed(5);
+  HeadInput in;
+  in.weight = model->lm_head();
+  in.x_fp = at::randn({8, 16, 128});
+  in.x_q = in.x_fp + 0.05 * at::randn({8, 16, 128});
+  in.mask = at::ones({8, 16}, at::kBool);
+  auto loss = [&](const UnitResult& r) {
+    at::NoGradGuard ng;
+    return (at::linear(in.x_q, r.layers[0].dequantized()) - at::linear(in.x_fp, in.weight)).pow(2).mean().item<double>();
+  };
+  TuneOptions rtn_opt;
+  rtn_opt.method = Method::Rtn;
+  TuneOptions opt;
+  opt.iters = 40;
+  opt.batch_size = 4;
+  const double l_rtn = loss(quantize_head(plan, in, rtn_opt)), l_sr = loss(quantize_head(plan, in, opt));
+  std::printf("lm_head: RTN %.4g  SignRound %.4g\n", l_rtn, l_sr);
+  EXPECT_LT(l_sr, l_rtn);
+}
+
+}  // namespace
+}  // namespace sr
