@@ -138,7 +138,7 @@ nlohmann::json run_quantization(const Model& model, const LayerPlan& plan, const
   int64_t T = 1;
   if (needs_data) {
     CalibOptions co = opt.calib;
-    if (co.seqlen > c.max_position) {
+    if (co.seqlen > c.max_position && !opt.calib_tokens.defined()) {
       std::fprintf(stderr, "note: --seqlen %lld exceeds the model's %lld positions; using %lld\n",
                    (long long)co.seqlen, (long long)c.max_position, (long long)c.max_position);
       co.seqlen = c.max_position;
