@@ -24,7 +24,7 @@ while [ $# -gt 0 ]; do
     *) echo "unknown option $1" >&2; exit 2;;
   esac
 done
-SR=build/src/signround
+SR=${SIGNROUND:-build/src/signround}
 DATA=../shared/data/calib_stories.txt
 TEXT=../shared/data/tinystories_val.txt
 mkdir -p "$OUT"
