@@ -83,14 +83,19 @@ int run(int argc, char** argv) {
     at::NoGradGuard ng;
     in.y_ref = unit_forward(model->config(), in.fp, {nullptr}, in.x_in, rope);
   }
+  // Per-iteration time = (time at 1 + iters iterations - time at 1 iteration) / iters: the
+  // once-per-block work (initial-scale search, final encode) cancels out.
   TuneOptions opt;
-  opt.iters = 1;
   opt.batch_size = s.B;
-  quantize_unit(model->config(), plan, in, rope, opt);  // warm-up
-  opt.iters = iters;
-  const double t0 = now_seconds();
-  quantize_unit(model->config(), plan, in, rope, opt);
-  const double per_iter = (now_seconds() - t0) / iters;
+  auto timed = [&](int64_t n) {
+    opt.iters = n;
+    const double t0 = now_seconds();
+    quantize_unit(model->config(), plan, in, rope, opt);
+    return now_seconds() - t0;
+  };
+  timed(1);  // warm-up
+  const double t_one = timed(1);
+  const double per_iter = (timed(1 + iters) - t_one) / iters;
   const double gemm = time_gemms(s, 3);
   const double flops = iteration_flops(s, true), gemm_flops = iteration_flops(s, false);
   std::printf("shape %s: D %lld F %lld heads %lld/%lld, %lld x %lld tokens per step, %d threads\n", s.name,
