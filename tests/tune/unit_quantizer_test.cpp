@@ -39,6 +39,20 @@ std::unique_ptr<Fixture> make_fixture(const std::string& scheme) {
   return f;
 }
 
+// Block 0 of the fixture with its FP outputs as the target.
+UnitInput block0_input(const Fixture& f) {
+  UnitInput in;
+  in.blocks = {0};
+  in.fp = {f.model->load_block(0)};
+  {
+    at::NoGradGuard ng;
+    in.y_ref = unit_forward(f.model->config(), in.fp, {nullptr}, f.x, f.model->rope(f.x.size(1)));
+  }
+  in.x_in = f.x;
+  in.mask = f.mask;
+  return in;
+}
+
 double block_loss(const ModelConfig& c, const std::vector<BlockWeights>& w, const at::Tensor& x, const at::Tensor& y,
                   const RopeTables& rope) {
   at::NoGradGuard ng;
@@ -90,15 +104,7 @@ TEST(UnitQuantizer, OffsetsMoveAndStayWithinTheSignSgdBound) {
   auto f = make_fixture("W2A16G64");
   const ModelConfig& c = f->model->config();
   const RopeTables& rope = f->model->rope(32);
-  UnitInput in;
-  in.blocks = {0};
-  in.fp = {f->model->load_block(0)};
-  {
-    at::NoGradGuard ng;
-    in.y_ref = unit_forward(c, in.fp, {nullptr}, f->x, rope);
-  }
-  in.x_in = f->x;
-  in.mask = f->mask;
+  UnitInput in = block0_input(*f);
   TuneOptions opt;
   opt.iters = 40;
   opt.batch_size = 4;
@@ -124,15 +130,7 @@ TEST(UnitQuantizer, SameSeedSameResultDifferentSeedDifferent) {
   auto f = make_fixture("W2A16G64");
   const ModelConfig& c = f->model->config();
   const RopeTables& rope = f->model->rope(32);
-  UnitInput in;
-  in.blocks = {0};
-  in.fp = {f->model->load_block(0)};
-  {
-    at::NoGradGuard ng;
-    in.y_ref = unit_forward(c, in.fp, {nullptr}, f->x, rope);
-  }
-  in.x_in = f->x;
-  in.mask = f->mask;
+  UnitInput in = block0_input(*f);
   auto run = [&](uint64_t seed) {
     TuneOptions opt;
     opt.iters = 20;
