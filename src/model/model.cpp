@@ -11,6 +11,7 @@
 #include "io/llama2c.h"
 #include "io/safetensors.h"
 #include "model/gguf_names.h"
+#include "model/packed_weights.h"
 #include "model/rope_layout.h"
 #include "model/tensor_convert.h"
 
@@ -84,9 +85,15 @@ std::unique_ptr<Model> Model::open(const std::string& path, const OpenOptions& o
   if (fs::is_directory(path)) {
     const fs::path cfg = fs::path(path) / "config.json";
     SR_CHECK(fs::exists(cfg), "[model] ", path, " is a folder without config.json (expected a Hugging Face model folder)");
-    m->config_ = parse_hf_config(slurp(cfg.string()), cfg.string());
+    const std::string config_text = slurp(cfg.string());
+    m->config_ = parse_hf_config(config_text, cfg.string());
     m->store_ = read_safetensors_folder(path);
     m->format_ = "safetensors";
+    if (auto qc = parse_quant_config(nlohmann::json::parse(config_text), cfg.string())) {
+      std::vector<LinearShape> shapes;
+      for (const LinearInfo& li : m->linears()) shapes.push_back({li.name, li.out, li.in});
+      m->packed_ = std::make_shared<PackedWeights>(m->store_, std::move(*qc), shapes);
+    }
     dir = path;
   } else if (starts_with_gguf(path)) {
     m->init_gguf(path);
@@ -141,6 +148,12 @@ std::string Model::stored_name(const std::string& hf) const {
 }
 
 at::Tensor Model::load_tensor(const std::string& hf, const std::vector<int64_t>& shape) const {
+  if (packed_ && packed_->packed(hf)) {
+    at::Tensor t = packed_->dequantize(hf);
+    SR_CHECK(t.sizes() == at::IntArrayRef(shape), "[model] ", path_, ": packed ", hf, " decodes to ", t.sizes(),
+             ", expected ", at::IntArrayRef(shape));
+    return t;
+  }
   const std::string name = stored_name(hf);
   const TensorEntry* e = store_.find(name);
   SR_CHECK(e, "[model] ", path_, ": tensor '", name, "' is missing");
@@ -166,7 +179,10 @@ void Model::load_resident() {
       for (const char* s : {"self_attn.q_norm.weight", "self_attn.k_norm.weight"}) expected.push_back(pre + s);
   }
   std::set<std::string> wanted;
-  for (auto& n : expected) wanted.insert(stored_name(n));
+  for (auto& n : expected)
+    if (!packed_ || !packed_->packed(n)) wanted.insert(stored_name(n));
+  if (packed_)
+    for (const std::string& n : packed_->stored_tensors()) wanted.insert(n);
   for (const std::string& n : store_.names()) {
     if (wanted.count(n) || n.find("rotary_emb.inv_freq") != std::string::npos) continue;
     if (format_ == "gguf" && n == "rope_freqs.weight") continue;  // read into config_.rope_scaling
@@ -183,6 +199,7 @@ void Model::load_resident() {
   // Validate every block's shapes up front so errors surface at open, not mid-run.
   for (int64_t i = 0; i < c.n_layers; ++i) {
     for (Proj p : kAllProjs) {
+      if (packed_ && packed_->packed(layer_name(i, p) + ".weight")) continue;  // checked by PackedWeights
       const auto& e = store_.get(stored_name(layer_name(i, p) + ".weight"));
       const int64_t q = c.q_dim(), kv = c.kv_dim(), D = c.hidden, F = c.intermediate;
       const std::vector<int64_t> shapes[kProjCount] = {{q, D}, {kv, D}, {kv, D}, {D, q}, {F, D}, {F, D}, {D, F}};
