@@ -161,6 +161,7 @@ int cmd_quantize(int argc, char** argv) {
            "SignRound (e.g. ../shared/data/calib_stories.txt); for data-free RTN pass --iters 0 --disable_opt_rtn");
   SR_CHECK(plan.layers.empty() || !plan.find("lm_head") || !plan.find("lm_head")->quantized(),
            "--quant_lm_head is not supported yet");
+  for (const std::string& f : formats) check_export_plan(f, plan, o.tune.method != Method::Rtn);
   const std::string state_dir = out_dir + ".partial";
   nlohmann::json settings = settings_json(o, a.str("model"), plan);
   nlohmann::json record = run_quantization(*model, plan, o, state_dir, settings);
