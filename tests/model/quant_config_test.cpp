@@ -49,7 +49,8 @@ TEST(QuantConfig, GptqDynamicAndModules) {
                                {"desc_act", false},
                                {"dynamic", {{"-:.*model\\.layers\\.1\\.self_attn\\.q_proj.*", nlohmann::json::object()},
                                             {"+:.*down_proj.*", {{"bits", 8}, {"group_size", 32}, {"sym", true}}}}},
-                               {"modules_in_block_to_quantize", {{"self_attn.q_proj", "mlp.down_proj"}}}});
+                               {"modules_in_block_to_quantize",
+                                nlohmann::json::array({nlohmann::json::array({"self_attn.q_proj", "mlp.down_proj"})})}});
   EXPECT_EQ(c.zero_offset, 1);
   EXPECT_EQ(c.layer("model.layers.1.self_attn.q_proj").family, PackedFamily::None);
   EXPECT_EQ(c.layer("model.layers.0.self_attn.q_proj").bits, 4);
