@@ -57,7 +57,7 @@ void write_packed_folder(const ExportJob& job, const std::string& out_dir, const
     add_tensor(st, "model.embed_tokens.weight", m.embedding(), dtype);
     for (int64_t b = 0; b < c.n_layers; ++b) {
       const std::vector<Proj> packed = add_block_layers(st, job, b, spec.pack, record);
-      add_block_tensors(st, c, b, m.load_block(b), dtype, packed);
+      add_block_tensors(st, c, b, m.load_block(b, packed), dtype, packed);
     }
     add_tensor(st, "model.norm.weight", m.final_norm(), dtype);
     if (!c.tie_embeddings) {

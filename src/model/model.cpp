@@ -1,5 +1,6 @@
 #include "model/model.h"
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -209,7 +210,7 @@ void Model::load_resident() {
   }
 }
 
-BlockWeights Model::load_block(int64_t i) const {
+BlockWeights Model::load_block(int64_t i, const std::vector<Proj>& skip) const {
   const ModelConfig& c = config_;
   SR_CHECK(i >= 0 && i < c.n_layers, "[model] block ", i, " out of range [0, ", c.n_layers, ")");
   const std::string pre = "model.layers." + std::to_string(i) + ".";
@@ -218,7 +219,9 @@ BlockWeights Model::load_block(int64_t i) const {
   BlockWeights w;
   w.attn_norm = load_tensor(pre + "input_layernorm.weight", {D});
   w.ffn_norm = load_tensor(pre + "post_attention_layernorm.weight", {D});
-  for (Proj p : kAllProjs) w.w[int(p)] = load_tensor(pre + proj_module(p) + ".weight", shapes[int(p)]);
+  for (Proj p : kAllProjs)
+    if (std::find(skip.begin(), skip.end(), p) == skip.end())
+      w.w[int(p)] = load_tensor(pre + proj_module(p) + ".weight", shapes[int(p)]);
   if (c.qkv_bias)
     for (Proj p : {Proj::Q, Proj::K, Proj::V})
       w.b[int(p)] = load_tensor(pre + proj_module(p) + ".bias", {shapes[int(p)][0]});
@@ -227,8 +230,8 @@ BlockWeights Model::load_block(int64_t i) const {
     w.k_norm = load_tensor(pre + "self_attn.k_norm.weight", {c.head_dim});
   }
   if (qk_interleaved_) {
-    w.weight(Proj::Q) = uninterleave_qk_rows(w.weight(Proj::Q), c.n_heads);
-    w.weight(Proj::K) = uninterleave_qk_rows(w.weight(Proj::K), c.n_kv_heads);
+    if (w.weight(Proj::Q).defined()) w.weight(Proj::Q) = uninterleave_qk_rows(w.weight(Proj::Q), c.n_heads);
+    if (w.weight(Proj::K).defined()) w.weight(Proj::K) = uninterleave_qk_rows(w.weight(Proj::K), c.n_kv_heads);
     if (w.b[int(Proj::Q)].defined()) {
       w.b[int(Proj::Q)] = uninterleave_qk_rows(w.b[int(Proj::Q)], c.n_heads);
       w.b[int(Proj::K)] = uninterleave_qk_rows(w.b[int(Proj::K)], c.n_kv_heads);
@@ -284,7 +287,14 @@ std::vector<LinearInfo> Model::linears() const {
 
 int64_t Model::parameter_count() const {
   int64_t n = 0;
+  std::set<std::string> packed;  // a packed linear counts as its [out, in] weight
+  if (packed_) {
+    for (const std::string& t : packed_->stored_tensors()) packed.insert(t);
+    for (const LinearInfo& l : linears())
+      if (packed_->packed(l.name + ".weight")) n += l.out * l.in;
+  }
   for (const std::string& name : store_.names()) {
+    if (packed.count(name)) continue;
     if (name.find("rotary_emb") != std::string::npos || name == "rope_freqs.weight") continue;
     if (config_.tie_embeddings && name == stored_name("lm_head.weight")) continue;
     n += store_.get(name).numel();

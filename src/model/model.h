@@ -54,8 +54,10 @@ class Model {
   // Throws explaining why no tokenizer was found (and how to pass one).
   const Tokenizer& tokenizer() const;
 
-  // Block i's weights as fresh fp32 tensors (the caller may modify them).
-  BlockWeights load_block(int64_t i) const;
+  // Block i's weights as fresh fp32 tensors (the caller may modify them). Projections in
+  // `skip` are left undefined (their biases are still loaded): exporters that replace them
+  // need not decode them.
+  BlockWeights load_block(int64_t i, const std::vector<Proj>& skip = {}) const;
   const at::Tensor& embedding() const { return embedding_; }  // [V, D]
   const at::Tensor& lm_head() const { return lm_head_; }      // [V, D] (same storage if tied)
   const at::Tensor& final_norm() const { return final_norm_; }  // [D]

@@ -200,6 +200,7 @@ TEST(SafetensorsExport, ConfigKeysAndZeroConventions) {
     EXPECT_EQ(m->tensors().get(q + ".qzeros").shape, (std::vector<int64_t>{2, 32}));
     EXPECT_EQ(m->tensors().get(q + ".qweight").shape, (std::vector<int64_t>{32, 256}));
     EXPECT_TRUE(m->tensors().has(q + ".g_idx"));
+    EXPECT_EQ(m->parameter_count(), run.model->parameter_count());  // packed linears count as [O, I]
     EXPECT_FALSE(Model::open(dir / "ar")->tensors().has(q + ".g_idx"));
   }
   {  // asym INT: "auto_round", zero point stored as is.
