@@ -320,6 +320,28 @@ TEST(SafetensorsExport, BiasesAndF16SourceAcrossFormats) {
   EXPECT_TRUE(at::equal(ar->forward(tokens), gq->forward(tokens)));
 }
 
+TEST(SafetensorsExport, KeptLayersFromLlama2cSource) {
+  // stories260K (llama2.c, interleaved q/k rows): its MLP (172 wide) stays 16-bit by the shape
+  // rule, so extra_config / dynamic carry 16-bit entries and the kept layers are plain tensors.
+  SR_REQUIRE_SHARED("models/stories260K/stories260K.bin");
+  test::TempDir dir;
+  QRun run = quantize(test::shared("models/stories260K/stories260K.bin"), preset_scheme("W4A16"), dir.path(), false);
+  export_model("fake", run.job(), dir / "fake");
+  export_model("auto_round", run.job(), dir / "ar");
+  export_model("auto_gptq", run.job(), dir / "gq");
+  const auto ex = read_json(dir / "ar/config.json")["quantization_config"]["extra_config"];
+  EXPECT_EQ(ex["model.layers.4.mlp.up_proj"], (nlohmann::json{{"bits", 16}, {"data_type", "fp"}}));
+  EXPECT_EQ(ex.size(), 15u);
+  auto fake = Model::open(dir / "fake");
+  auto tokens = at::randint(0, 512, {2, 16}, at::kLong);
+  for (const char* f : {"ar", "gq"}) {
+    auto m = Model::open(dir / f);
+    EXPECT_TRUE(m->tensors().has("model.layers.4.mlp.up_proj.weight")) << f;
+    EXPECT_TRUE(m->tensors().has("model.layers.4.self_attn.q_proj.qweight")) << f;
+    EXPECT_TRUE(at::equal(m->forward(tokens), fake->forward(tokens))) << f;
+  }
+}
+
 // --- refusals before quantizing -------------------------------------------------------
 
 std::string plan_error(const std::string& format, const std::string& scheme, bool calibrated = true,
