@@ -65,7 +65,7 @@ int cmd_eval(int argc, char** argv) {
   auto model = Model::open(a.required("model"), oo);
   const int act_layers = install_activation_quantization(*model);
   if (act_layers > 0 && !a.flag("quiet"))
-    std::fprintf(stderr, "eval: activations of %d layers quantized as the model's quantization.json says\n", act_layers);
+    std::fprintf(stderr, "eval: activations of %d layers quantized as recorded with the model (quantization.json or config.json)\n", act_layers);
   std::unique_ptr<Model> base;
   if (a.has("kld-base")) base = Model::open(a.required("kld-base"), oo);
   const std::string text = read_text_file(a.required("text"));

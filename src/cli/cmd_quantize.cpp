@@ -159,6 +159,7 @@ int cmd_quantize(int argc, char** argv) {
   LayerPlan plan = make_layer_plan(*model, po);
   SR_CHECK(o.tune.method == Method::Rtn || !o.calib.dataset.empty(), "--dataset is required for optimized RTN and "
            "SignRound (e.g. ../shared/data/calib_stories.txt); for data-free RTN pass --iters 0 --disable_opt_rtn");
+  for (const std::string& f : formats) check_export_plan(f, plan, o.tune.method != Method::Rtn);
   const std::string state_dir = out_dir + ".partial";
   nlohmann::json settings = settings_json(o, a.str("model"), plan);
   nlohmann::json record = run_quantization(*model, plan, o, state_dir, settings);

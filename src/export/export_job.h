@@ -33,6 +33,11 @@ void export_model(const std::string& format, const ExportJob& job, const std::st
 // Called before quantizing, so a typo never costs a tuning run.
 void check_export_format(const std::string& format);
 
+// Throws sr::Error naming the layer and scheme when `format` cannot store a layer of
+// `plan` (e.g. MXFP4 to auto_gptq). `calibrated`: the run collects act_max (not plain
+// RTN). Called before quantizing, with check_export_format.
+void check_export_plan(const std::string& format, const LayerPlan& plan, bool calibrated);
+
 // The formats, one function each (export/<format>_export.cpp).
 void export_fake(const ExportJob& job, const std::string& out_dir);
 

@@ -4,6 +4,7 @@
 
 #include "common/error.h"
 #include "export/export_job.h"
+#include "export/packed_export.h"
 
 namespace sr {
 namespace {
@@ -11,11 +12,14 @@ namespace {
 struct FormatRow {
   const char* name;
   void (*write)(const ExportJob&, const std::string&);
+  void (*check_plan)(const LayerPlan&, bool calibrated) = nullptr;  // nullptr: stores any plan
 };
 
 const std::vector<FormatRow>& formats() {
   static const std::vector<FormatRow> rows = {
       {"fake", export_fake},
+      {"auto_round", export_auto_round, check_auto_round_plan},
+      {"auto_gptq", export_auto_gptq, check_auto_gptq_plan},
   };
   return rows;
 }
@@ -35,6 +39,11 @@ std::string supported() {
 
 void check_export_format(const std::string& format) {
   SR_CHECK(find(format), "--format ", format, " is not supported (supported: ", supported(), ")");
+}
+
+void check_export_plan(const std::string& format, const LayerPlan& plan, bool calibrated) {
+  check_export_format(format);
+  if (find(format)->check_plan) find(format)->check_plan(plan, calibrated);
 }
 
 void export_model(const std::string& format, const ExportJob& job, const std::string& out_dir) {

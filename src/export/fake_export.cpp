@@ -37,7 +37,7 @@ void export_fake(const ExportJob& job, const std::string& out_dir) {
       const LayerChoice* ch = job.plan->find(l.name);
       SR_CHECK(ch, "[export fake] layer ", l.name, " is not in the plan");
       w.weight(ch->proj) = l.dequantized();
-      all.push_back(std::move(l));
+      all.push_back({l.name, l.scheme, {}, l.act});  // the record needs no codes: never hold the model
     }
     add_block_tensors(st, c, b, w, dtype);
   }

@@ -38,6 +38,7 @@ nlohmann::json hf_config(const Model& model, const nlohmann::json& extra) {
          {"bos_token_id", c.bos_id}, {"eos_token_id", c.eos_id},
          {"torch_dtype", source_dtype(model) == at::kFloat ? "float32" : source_dtype(model) == at::kHalf ? "float16" : "bfloat16"}};
   }
+  j.erase("quantization_config");  // a quantized source's; the format adds its own
   j.update(extra);
   return j;
 }

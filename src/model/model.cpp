@@ -1,5 +1,6 @@
 #include "model/model.h"
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -11,6 +12,7 @@
 #include "io/llama2c.h"
 #include "io/safetensors.h"
 #include "model/gguf_names.h"
+#include "model/packed_weights.h"
 #include "model/rope_layout.h"
 #include "model/tensor_convert.h"
 
@@ -84,9 +86,15 @@ std::unique_ptr<Model> Model::open(const std::string& path, const OpenOptions& o
   if (fs::is_directory(path)) {
     const fs::path cfg = fs::path(path) / "config.json";
     SR_CHECK(fs::exists(cfg), "[model] ", path, " is a folder without config.json (expected a Hugging Face model folder)");
-    m->config_ = parse_hf_config(slurp(cfg.string()), cfg.string());
+    const std::string config_text = slurp(cfg.string());
+    m->config_ = parse_hf_config(config_text, cfg.string());
     m->store_ = read_safetensors_folder(path);
     m->format_ = "safetensors";
+    if (auto qc = parse_quant_config(nlohmann::json::parse(config_text), cfg.string())) {
+      std::vector<LinearShape> shapes;
+      for (const LinearInfo& li : m->linears()) shapes.push_back({li.name, li.out, li.in});
+      m->packed_ = std::make_shared<PackedWeights>(m->store_, std::move(*qc), shapes);
+    }
     dir = path;
   } else if (starts_with_gguf(path)) {
     m->init_gguf(path);
@@ -141,6 +149,12 @@ std::string Model::stored_name(const std::string& hf) const {
 }
 
 at::Tensor Model::load_tensor(const std::string& hf, const std::vector<int64_t>& shape) const {
+  if (packed_ && packed_->packed(hf)) {
+    at::Tensor t = packed_->dequantize(hf);
+    SR_CHECK(t.sizes() == at::IntArrayRef(shape), "[model] ", path_, ": packed ", hf, " decodes to ", t.sizes(),
+             ", expected ", at::IntArrayRef(shape));
+    return t;
+  }
   const std::string name = stored_name(hf);
   const TensorEntry* e = store_.find(name);
   SR_CHECK(e, "[model] ", path_, ": tensor '", name, "' is missing");
@@ -166,7 +180,10 @@ void Model::load_resident() {
       for (const char* s : {"self_attn.q_norm.weight", "self_attn.k_norm.weight"}) expected.push_back(pre + s);
   }
   std::set<std::string> wanted;
-  for (auto& n : expected) wanted.insert(stored_name(n));
+  for (auto& n : expected)
+    if (!packed_ || !packed_->packed(n)) wanted.insert(stored_name(n));
+  if (packed_)
+    for (const std::string& n : packed_->stored_tensors()) wanted.insert(n);
   for (const std::string& n : store_.names()) {
     if (wanted.count(n) || n.find("rotary_emb.inv_freq") != std::string::npos) continue;
     if (format_ == "gguf" && n == "rope_freqs.weight") continue;  // read into config_.rope_scaling
@@ -183,6 +200,7 @@ void Model::load_resident() {
   // Validate every block's shapes up front so errors surface at open, not mid-run.
   for (int64_t i = 0; i < c.n_layers; ++i) {
     for (Proj p : kAllProjs) {
+      if (packed_ && packed_->packed(layer_name(i, p) + ".weight")) continue;  // checked by PackedWeights
       const auto& e = store_.get(stored_name(layer_name(i, p) + ".weight"));
       const int64_t q = c.q_dim(), kv = c.kv_dim(), D = c.hidden, F = c.intermediate;
       const std::vector<int64_t> shapes[kProjCount] = {{q, D}, {kv, D}, {kv, D}, {D, q}, {F, D}, {F, D}, {D, F}};
@@ -192,7 +210,7 @@ void Model::load_resident() {
   }
 }
 
-BlockWeights Model::load_block(int64_t i) const {
+BlockWeights Model::load_block(int64_t i, const std::vector<Proj>& skip) const {
   const ModelConfig& c = config_;
   SR_CHECK(i >= 0 && i < c.n_layers, "[model] block ", i, " out of range [0, ", c.n_layers, ")");
   const std::string pre = "model.layers." + std::to_string(i) + ".";
@@ -201,7 +219,9 @@ BlockWeights Model::load_block(int64_t i) const {
   BlockWeights w;
   w.attn_norm = load_tensor(pre + "input_layernorm.weight", {D});
   w.ffn_norm = load_tensor(pre + "post_attention_layernorm.weight", {D});
-  for (Proj p : kAllProjs) w.w[int(p)] = load_tensor(pre + proj_module(p) + ".weight", shapes[int(p)]);
+  for (Proj p : kAllProjs)
+    if (std::find(skip.begin(), skip.end(), p) == skip.end())
+      w.w[int(p)] = load_tensor(pre + proj_module(p) + ".weight", shapes[int(p)]);
   if (c.qkv_bias)
     for (Proj p : {Proj::Q, Proj::K, Proj::V})
       w.b[int(p)] = load_tensor(pre + proj_module(p) + ".bias", {shapes[int(p)][0]});
@@ -210,8 +230,8 @@ BlockWeights Model::load_block(int64_t i) const {
     w.k_norm = load_tensor(pre + "self_attn.k_norm.weight", {c.head_dim});
   }
   if (qk_interleaved_) {
-    w.weight(Proj::Q) = uninterleave_qk_rows(w.weight(Proj::Q), c.n_heads);
-    w.weight(Proj::K) = uninterleave_qk_rows(w.weight(Proj::K), c.n_kv_heads);
+    if (w.weight(Proj::Q).defined()) w.weight(Proj::Q) = uninterleave_qk_rows(w.weight(Proj::Q), c.n_heads);
+    if (w.weight(Proj::K).defined()) w.weight(Proj::K) = uninterleave_qk_rows(w.weight(Proj::K), c.n_kv_heads);
     if (w.b[int(Proj::Q)].defined()) {
       w.b[int(Proj::Q)] = uninterleave_qk_rows(w.b[int(Proj::Q)], c.n_heads);
       w.b[int(Proj::K)] = uninterleave_qk_rows(w.b[int(Proj::K)], c.n_kv_heads);
@@ -267,7 +287,14 @@ std::vector<LinearInfo> Model::linears() const {
 
 int64_t Model::parameter_count() const {
   int64_t n = 0;
+  std::set<std::string> packed;  // a packed linear counts as its [out, in] weight
+  if (packed_) {
+    for (const std::string& t : packed_->stored_tensors()) packed.insert(t);
+    for (const LinearInfo& l : linears())
+      if (packed_->packed(l.name + ".weight")) n += l.out * l.in;
+  }
   for (const std::string& name : store_.names()) {
+    if (packed.count(name)) continue;
     if (name.find("rotary_emb") != std::string::npos || name == "rope_freqs.weight") continue;
     if (config_.tie_embeddings && name == stored_name("lm_head.weight")) continue;
     n += store_.get(name).numel();

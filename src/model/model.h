@@ -7,6 +7,8 @@
 //   folder with config.json       Hugging Face: model.safetensors or sharded + index; F32/F16/BF16
 //   file starting with "GGUF"     GGUF v2/v3, architecture "llama"
 //   other file                    llama2.c legacy checkpoint (.bin)
+// A folder whose config.json has a quantization_config (auto_round, GPTQ) has its packed
+// linears dequantized to fp32 as blocks are loaded (model/packed_weights.h).
 // Whatever the source, weights come out in the Hugging Face layout and names
 // (q/k rows of llama2.c and GGUF files are un-permuted from the interleaved RoPE
 // layout), as fp32 tensors.
@@ -22,6 +24,8 @@
 #include "tokenizer/tokenizer.h"
 
 namespace sr {
+
+class PackedWeights;  // model/packed_weights.h
 
 struct OpenOptions {
   std::string tokenizer_path;  // overrides the tokenizer found beside the model
@@ -50,8 +54,10 @@ class Model {
   // Throws explaining why no tokenizer was found (and how to pass one).
   const Tokenizer& tokenizer() const;
 
-  // Block i's weights as fresh fp32 tensors (the caller may modify them).
-  BlockWeights load_block(int64_t i) const;
+  // Block i's weights as fresh fp32 tensors (the caller may modify them). Projections in
+  // `skip` are left undefined (their biases are still loaded): exporters that replace them
+  // need not decode them.
+  BlockWeights load_block(int64_t i, const std::vector<Proj>& skip = {}) const;
   const at::Tensor& embedding() const { return embedding_; }  // [V, D]
   const at::Tensor& lm_head() const { return lm_head_; }      // [V, D] (same storage if tied)
   const at::Tensor& final_norm() const { return final_norm_; }  // [D]
@@ -78,6 +84,8 @@ class Model {
 
   // Name under which a canonical (HF) weight is stored in this model's files.
   std::string stored_name(const std::string& hf_name) const;
+  // The packed linears of a quantized folder (auto_round / GPTQ), or nullptr.
+  const PackedWeights* packed_weights() const { return packed_.get(); }
 
  private:
   Model() = default;
@@ -94,6 +102,7 @@ class Model {
   at::Tensor embedding_, lm_head_, final_norm_;
   mutable RopeTables rope_;
   std::function<InputHook(int64_t)> input_hooks_;
+  std::shared_ptr<const PackedWeights> packed_;  // quantized folders only
 };
 
 }  // namespace sr
