@@ -40,9 +40,14 @@ std::vector<LayerJob> make_jobs(const LayerPlan& plan, const UnitInput& in) {
   return jobs;
 }
 
-at::Tensor imatrix_of(const UnitInput& in, const std::string& name) {
-  auto it = in.imatrix.find(name);
-  return it == in.imatrix.end() ? at::Tensor() : it->second;
+// The layer's importance as the scheme's searches want it: auto-round's Σx² (§3.2), or for
+// GGUF types llama.cpp's imatrix, the mean of x² over the calibration tokens (so that opt-RTN
+// reproduces llama-quantize --imatrix exactly; the searches are scale-invariant otherwise).
+at::Tensor imatrix_of(const UnitInput& in, const LayerChoice& c) {
+  auto it = in.imatrix.find(c.name);
+  if (it == in.imatrix.end()) return at::Tensor();
+  if (!c.scheme.is_gguf() || !in.x_in.defined()) return it->second;
+  return it->second / double(in.x_in.size(0) * in.x_in.size(1));
 }
 
 // NVFP4: q/k/v share one global scale, and so do gate/up (the min of theirs, §1.4).
@@ -115,7 +120,9 @@ LossKind loss_kind(const std::vector<LayerJob>& jobs, const TuneOptions& opt) {
     const QuantScheme& s = j.choice->scheme;
     if (opt.alg_ext && uses_v2_wrapper(s)) {
       v2 = true;
-      filter |= s.bits < 4 || (s.act_quantized() && s.act_bits <= 4);
+      // §3.1: only the init-scale wrapper's schemes decide on the filter; GGUF types (the
+      // frozen-parameter wrapper) leave it off.
+      if (!s.is_gguf()) filter |= s.bits < 4 || (s.act_quantized() && s.act_bits <= 4);
     }
   }
   if (!v2) return LossKind::MaskedMse;
@@ -255,7 +262,7 @@ UnitResult quantize_unit(const ModelConfig& config, const LayerPlan& plan, const
     for (LayerJob& j : jobs) {
       const QuantScheme& s = j.choice->scheme;
       const TuneMode mode = opt.alg_ext && uses_v2_wrapper(s) ? TuneMode::V2 : TuneMode::V1;
-      j.p = make_weight_params(j.w, s, mode, mode == TuneMode::V2 ? imatrix_of(in, j.choice->name) : at::Tensor());
+      j.p = make_weight_params(j.w, s, mode, mode == TuneMode::V2 ? imatrix_of(in, *j.choice) : at::Tensor());
       if (!opt.enable_minmax_tuning) j.p.t.alpha = j.p.t.beta = at::Tensor();
       j.lr = layer_lr(s, opt);
       j.minmax_lr = opt.minmax_lr > 0 ? opt.minmax_lr : j.lr;
@@ -268,7 +275,7 @@ UnitResult quantize_unit(const ModelConfig& config, const LayerPlan& plan, const
     for (LayerJob& j : jobs) {
       const at::Tensor gs = j.p.global_scale;
       j.p = opt.method == Method::Rtn ? rtn(j.w, j.choice->scheme, gs).params
-                                      : opt_rtn(j.w, j.choice->scheme, imatrix_of(in, j.choice->name), gs).params;
+                                      : opt_rtn(j.w, j.choice->scheme, imatrix_of(in, *j.choice), gs).params;
     }
     stats["method"] = opt.method == Method::Rtn ? "rtn" : "opt_rtn";
   }
