@@ -47,19 +47,24 @@ std::string model_name(const Model& m) {
   return fs::is_directory(p) ? p.filename().string() : p.stem().string();
 }
 
-// Metadata recording how the file was made.
+// Metadata recording how the file was made: general.quantized_by and one compact
+// "signround.recipe" string (e.g. "signround_v2 iters=200 nsamples=128 seqlen=512 seed=42
+// dataset=calib_stories.txt"), kept short so that the file is no larger than llama-quantize's
+// with its imatrix entries.
 std::vector<std::pair<std::string, GgufValue>> run_metadata(const nlohmann::json& record) {
-  std::vector<std::pair<std::string, GgufValue>> kv = {{"general.quantized_by", GgufValue::string("signround")}};
   const nlohmann::json settings = record.value("settings", nlohmann::json::object());
-  if (settings.contains("method"))
-    kv.emplace_back("signround.method", GgufValue::string(settings["method"].get<std::string>()));
-  for (const char* key : {"iters", "nsamples", "seqlen", "seed"})
-    if (settings.contains(key) && settings[key].is_number_integer())
-      kv.emplace_back(std::string("signround.") + key, GgufValue::scalar<uint32_t>(settings[key].get<uint32_t>()));
-  if (settings.contains("dataset") && !settings["dataset"].get<std::string>().empty())
-    kv.emplace_back("signround.dataset",
-                    GgufValue::string(fs::path(settings["dataset"].get<std::string>()).filename().string()));
-  return kv;
+  const std::string method = settings.value("method", std::string("rtn"));
+  std::string recipe = method;
+  auto add = [&](const char* key) {
+    if (!settings.contains(key)) return;
+    const nlohmann::json& v = settings[key];
+    recipe += std::string(" ") + key + "=" +
+              (v.is_string() ? fs::path(v.get<std::string>()).filename().string() : v.dump());
+  };
+  if (method.rfind("signround", 0) == 0) add("iters");
+  if (method != "rtn")
+    for (const char* key : {"nsamples", "seqlen", "seed", "dataset"}) add(key);
+  return {{"general.quantized_by", GgufValue::string("signround")}, {"signround.recipe", GgufValue::string(recipe)}};
 }
 
 // Writes the quantized layers of one block as tuned and the rest of it as the plan says.

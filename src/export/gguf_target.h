@@ -18,8 +18,9 @@
 //             <model-name>-<MIX>.gguf (e.g. tinystories-llama-4m-Q4_K_M.gguf) and
 //             signround_run.json (the run record).
 //   metadata  llama.cpp's model metadata (gguf_metadata.h) plus general.quantized_by =
-//             "signround" and signround.method / iters / nsamples / seqlen / seed / dataset
-//             (unknown keys are ignored by llama.cpp).
+//             "signround" and signround.recipe = "<method> iters=.. nsamples=.. seqlen=..
+//             seed=.. dataset=<file name>" (the fields the method uses; llama.cpp ignores
+//             unknown keys).
 #pragma once
 #include <map>
 #include <string>
