@@ -12,6 +12,7 @@
 #include "common/progress.h"
 #include "common/sysinfo.h"
 #include "export/export_job.h"
+#include "export/gguf_target.h"
 #include "tune/pipeline.h"
 
 namespace sr::cli {
@@ -24,8 +25,10 @@ std::vector<FlagSpec> quantize_flags() {
   std::vector<FlagSpec> own = {
       {"model", true, "source model: HF folder, .gguf or llama2.c .bin", ""},
       {"output-dir", true, "where the quantized model is written", ""},
-      {"format", true, "comma list of export formats", "fake"},
-      {"scheme", true, "preset (W4A16, W2A16G64, MXFP4, NVFP4, ...) or key=value fields", "W4A16"},
+      {"format", true, "comma list of export formats: fake, gguf:<mix> (q2_k ... q8_0; a .gguf output path or "
+                       "a folder)", "fake"},
+      {"scheme", true, "preset (W4A16, W2A16G64, MXFP4, NVFP4, gguf:q4_k, ...) or key=value fields",
+       "W4A16; with --format gguf:<mix>, the mix's types"},
       {"bits", true, "override the scheme's weight bits", ""},
       {"group-size", true, "override the scheme's group size (-1 per channel, 0 per tensor)", ""},
       {"sym", false, "symmetric INT weights", ""},
@@ -60,6 +63,12 @@ std::vector<FlagSpec> quantize_flags() {
   };
   f.insert(f.end(), own.begin(), own.end());
   return f;
+}
+
+bool scheme_flags_given(const Args& a) {
+  for (const char* f : {"scheme", "bits", "group-size", "sym", "asym", "data-type", "act-bits"})
+    if (a.has(f)) return true;
+  return false;
 }
 
 QuantScheme scheme_from_flags(const Args& a) {
@@ -129,6 +138,36 @@ nlohmann::json settings_json(const QuantizeOptions& o, const std::string& model,
           {"enable_quanted_input", o.enable_quanted_input}, {"cache_bf16", o.cache_bf16}, {"threads", threads()}};
 }
 
+// The GGUF target among `formats`, if any, with the rules for combining it: one mix per run,
+// and beside it only formats that store any scheme (fake). Returns "" when there is none.
+std::string gguf_target_of(const std::vector<std::string>& formats) {
+  std::string gguf;
+  for (const std::string& f : formats) {
+    if (!is_gguf_format(f)) continue;
+    SR_CHECK(gguf.empty(), "--format: one run quantizes to one GGUF mix (its per-layer types differ), got ", gguf,
+             " and ", f, "; run them separately");
+    gguf = f;
+  }
+  if (gguf.empty()) return gguf;
+  for (const std::string& f : formats)
+    SR_CHECK(f == gguf || f == "fake", "--format ", gguf, " quantizes the layers to ggml block types, which --format ",
+             f, " cannot store (its schemes and the mix's do not agree); export ", f, " in a separate run");
+  return gguf;
+}
+
+// PlanOptions for a GGUF target: the mix defines the scheme; an explicit --scheme must agree.
+PlanOptions gguf_plan_options(const Args& a, const std::string& format, const Model& model, bool has_imatrix) {
+  const GgufMix mix = gguf_format_mix(format);
+  PlanOptions po{gguf_mix_scheme(mix), a.str("layer-config"), a.flag("quant-lm-head"), {}};
+  if (scheme_flags_given(a)) {
+    const QuantScheme given = scheme_from_flags(a);
+    SR_CHECK(given == po.scheme, "--scheme ", given.name(), " disagrees with --format ", format, ", whose scheme is ",
+             po.scheme.name(), " (with its per-layer types); drop --scheme, or change single layers with --layer_config");
+  }
+  po.layer_defaults = gguf_mix_layer_defaults(model.config(), mix, has_imatrix);
+  return po;
+}
+
 std::string format_dir(const std::string& out, const std::string& format, size_t n_formats) {
   if (n_formats == 1) return out;
   std::string f = format;
@@ -151,12 +190,18 @@ int cmd_quantize(int argc, char** argv) {
   const std::string out_dir = a.required("output-dir");
   std::vector<std::string> formats = a.list("format");
   if (formats.empty()) formats = {"fake"};
-  for (const std::string& f : formats) check_export_format(f);
+  for (std::string& f : formats) {
+    check_export_format(f);
+    if (is_gguf_format(f)) f = "gguf:" + std::string(gguf_mix_info(gguf_format_mix(f)).name);  // canonical case
+  }
+  const std::string gguf = gguf_target_of(formats);
   OpenOptions oo;
   oo.tokenizer_path = a.str("tokenizer");
   auto model = Model::open(a.required("model"), oo);
-  PlanOptions po{scheme_from_flags(a), a.str("layer-config"), a.flag("quant-lm-head")};
+  PlanOptions po = gguf.empty() ? PlanOptions{scheme_from_flags(a), a.str("layer-config"), a.flag("quant-lm-head"), {}}
+                                : gguf_plan_options(a, gguf, *model, o.tune.method != Method::Rtn);
   LayerPlan plan = make_layer_plan(*model, po);
+  if (!gguf.empty()) check_gguf_layer_plan(plan, gguf);
   SR_CHECK(o.tune.method == Method::Rtn || !o.calib.dataset.empty(), "--dataset is required for optimized RTN and "
            "SignRound (e.g. ../shared/data/calib_stories.txt); for data-free RTN pass --iters 0 --disable_opt_rtn");
   for (const std::string& f : formats) check_export_plan(f, plan, o.tune.method != Method::Rtn);
@@ -170,12 +215,20 @@ int cmd_quantize(int argc, char** argv) {
   job.plan = &plan;
   job.block_layers = [&](int64_t b) { return load_saved_block(state_dir, b); };
   job.head_layers = load_saved_head(state_dir);
+  job.imatrix = load_saved_head_imatrix(state_dir);
   job.max_shard_bytes = uint64_t(a.integer("max-shard-size", 0)) << 20;
   for (const std::string& f : formats) {
     const double te = now_seconds();
     job.record = record;
-    export_model(f, job, format_dir(out_dir, f, formats.size()));
+    const std::string dir = format_dir(out_dir, f, formats.size());
+    export_model(f, job, dir);
     record["export_seconds"][f] = now_seconds() - te;
+    if (is_gguf_format(f)) {
+      const std::string file = gguf_output_file(*model, gguf_format_mix(f), dir);
+      const auto bytes = int64_t(fs::file_size(file));
+      record["gguf"] = {{"file", file}, {"bytes", bytes},
+                        {"bits_per_weight", 8.0 * double(bytes) / double(model->parameter_count())}};
+    }
   }
   fs::remove_all(state_dir);
   record["seconds_total"] = now_seconds() - t0;
@@ -188,6 +241,10 @@ int cmd_quantize(int argc, char** argv) {
   std::printf("method     %s, %lld of %zu layers quantized, %.3f bits/weight (spec 4.3)\n",
               settings["method"].get<std::string>().c_str(), (long long)plan.quantized_count(), plan.layers.size(),
               plan.average_bits());
+  if (record.contains("gguf"))
+    std::printf("gguf       %s: %lld bytes, %.3f bits/weight (file bytes over parameters)\n",
+                record["gguf"]["file"].get<std::string>().c_str(), (long long)record["gguf"]["bytes"].get<int64_t>(),
+                record["gguf"]["bits_per_weight"].get<double>());
   std::printf("time       %s, peak memory %s\n", format_duration(record["seconds_total"].get<double>()).c_str(),
               format_bytes(double(record["peak_rss_bytes"].get<int64_t>())).c_str());
   return 0;

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -22,9 +23,13 @@ struct ExportJob {
   std::vector<QuantizedLayer> head_layers;  // lm_head, if quantized
   nlohmann::json record;                    // run record (settings, stats)
   uint64_t max_shard_bytes = 0;             // 0: one safetensors file
+  // Importance of quantizable layers the run left to the exporter, for formats that encode
+  // them with it (GGUF's output.weight): {"lm_head": [D] mean x² of its input}
+  // (tune/pipeline.h load_saved_head_imatrix); empty for data-free runs.
+  std::map<std::string, at::Tensor> imatrix;
 };
 
-// Writes `job` in `format` ("fake", ...) to `out_dir`, under a temporary name
+// Writes `job` in `format` ("fake", "gguf:q4_k_m", ...) to `out_dir`, under a temporary name
 // renamed only when complete. Throws sr::Error naming the format if unknown or if
 // a layer's scheme cannot be stored in it.
 void export_model(const std::string& format, const ExportJob& job, const std::string& out_dir);

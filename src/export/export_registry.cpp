@@ -1,37 +1,54 @@
 // The table of export formats: `--format` names -> writer functions.
+#include <cctype>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "common/error.h"
 #include "export/export_job.h"
 #include "export/packed_export.h"
+#include "export/gguf_target.h"
 
 namespace sr {
 namespace {
 
 struct FormatRow {
-  const char* name;
-  void (*write)(const ExportJob&, const std::string&);
+  std::string name;
+  std::function<void(const ExportJob&, const std::string&)> write;
   void (*check_plan)(const LayerPlan&, bool calibrated) = nullptr;  // nullptr: stores any plan
 };
 
+// "gguf:<mix>" for every quantized llama.cpp mix (export/gguf_target.h).
+void add_gguf_rows(std::vector<FormatRow>& rows) {
+  for (GgufMix mix : gguf_target_mixes())
+    rows.push_back({std::string("gguf:") + gguf_mix_info(mix).name,
+                    [mix](const ExportJob& job, const std::string& out) { export_gguf_target(job, mix, out); }});
+}
+
 const std::vector<FormatRow>& formats() {
-  static const std::vector<FormatRow> rows = {
-      {"fake", export_fake},
-      {"auto_round", export_auto_round, check_auto_round_plan},
-      {"auto_gptq", export_auto_gptq, check_auto_gptq_plan},
-  };
+  static const std::vector<FormatRow> rows = [] {
+    std::vector<FormatRow> r = {
+        {"fake", export_fake},
+        {"auto_round", export_auto_round, check_auto_round_plan},
+        {"auto_gptq", export_auto_gptq, check_auto_gptq_plan},
+    };
+    add_gguf_rows(r);
+    return r;
+  }();
   return rows;
 }
 
+// Format names match case-insensitively ("gguf:Q4_K_M" is gguf:q4_k_m).
 const FormatRow* find(const std::string& name) {
-  for (const FormatRow& r : formats()) if (name == r.name) return &r;
+  std::string key = name;
+  for (char& ch : key) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+  for (const FormatRow& r : formats()) if (key == r.name) return &r;
   return nullptr;
 }
 
 std::string supported() {
   std::string s;
-  for (const FormatRow& r : formats()) s += (s.empty() ? "" : ", ") + std::string(r.name);
+  for (const FormatRow& r : formats()) s += (s.empty() ? "" : ", ") + r.name;
   return s;
 }
 

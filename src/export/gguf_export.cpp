@@ -1,6 +1,7 @@
 // Streaming "llama" GGUF model writer (contract in gguf_export.h).
 #include "export/gguf_export.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "common/error.h"
@@ -43,7 +44,13 @@ GgufModelWriter::GgufModelWriter(const std::string& path, const ModelConfig& c, 
   check_plan(plan_, c, path);
   out_ = std::make_unique<GgufWriter>(path, opt.alignment);
   const std::string name = opt.model_name.empty() ? default_name(path) : opt.model_name;
-  for (auto& [key, value] : gguf_model_metadata(c, vocab, mix, name)) out_->set(key, std::move(value));
+  auto metadata = gguf_model_metadata(c, vocab, mix, name);
+  for (const auto& [key, value] : opt.extra_metadata) {
+    auto it = std::find_if(metadata.begin(), metadata.end(), [&](const auto& kv) { return kv.first == key; });
+    if (it == metadata.end()) metadata.emplace_back(key, value);
+    else it->second = value;
+  }
+  for (auto& [key, value] : metadata) out_->set(key, std::move(value));
   for (size_t i = 0; i < plan_.size(); ++i) {
     out_->add_tensor(plan_[i].name, plan_[i].type, plan_[i].shape);
     index_[plan_[i].name] = i;

@@ -43,6 +43,9 @@ namespace sr {
 struct GgufExportOptions {
   std::string model_name;  // general.name; empty: the output file name without extension
   uint32_t alignment = kGgufDefaultAlignment;
+  // Entries appended after the model metadata (e.g. general.quantized_by and the run's
+  // settings); a key the model metadata already has is replaced in place.
+  std::vector<std::pair<std::string, GgufValue>> extra_metadata;
 };
 
 class GgufModelWriter {

@@ -40,16 +40,48 @@ fp8::Format fp8_format(const QuantScheme& s) {
   return {s.group_size};
 }
 
-bool uses_v2_wrapper(const QuantScheme& s) {
+bool has_init_scale_search(const QuantScheme& s) {
   return s.quantized() && s.sym &&
          (s.data_type == DataType::Int || is_mx(s.data_type) || s.data_type == DataType::NvFp);
 }
 
-bool has_init_scale_search(const QuantScheme& s) { return uses_v2_wrapper(s); }
+bool uses_v2_wrapper(const QuantScheme& s) { return has_init_scale_search(s) || s.is_gguf(); }
+
+namespace {
+
+// The frozen parameters of a GGUF weight: p's, or llama.cpp's ref search (RTN) when p has none.
+std::shared_ptr<const gguf_qdq::Frozen> frozen_of(const at::Tensor& w, const QuantScheme& s,
+                                                  const WeightQuantParams& p) {
+  if (p.ggml) {
+    SR_CHECK(p.ggml->type == s.ggml_type, "[qdq] parameters frozen for ", ggml_type_name(p.ggml->type),
+             " used with scheme ", s.name());
+    return p.ggml;
+  }
+  return gguf_qdq::freeze(w, s.ggml_type, at::Tensor(), /*searched_codes=*/true);
+}
+
+WeightQuantParams gguf_params(const at::Tensor& w, const QuantScheme& s, TuneMode mode, const at::Tensor& imatrix) {
+  const auto g = group_layout(w.sizes(), s.group_size);
+  WeightQuantParams p;
+  p.t.v = param(at::zeros({g.n_groups, g.length}, at::TensorOptions().dtype(at::kFloat).device(w.device())));
+  p.ggml = gguf_qdq::freeze(w, s.ggml_type, mode == TuneMode::V2 ? imatrix : at::Tensor(), /*searched_codes=*/false);
+  return p;
+}
+
+RtnResult gguf_rtn(const at::Tensor& w, const QuantScheme& s, const at::Tensor& imatrix) {
+  RtnResult r;
+  r.params.ggml = gguf_qdq::freeze(w, s.ggml_type, imatrix, /*searched_codes=*/true);
+  r.encoded.ggml = gguf_qdq::encode(w, *r.params.ggml);
+  r.w_hat = gguf_qdq::decode(r.encoded.ggml, s.ggml_type, w.size(1));
+  return r;
+}
+
+}  // namespace
 
 WeightQuantParams make_weight_params(const at::Tensor& w, const QuantScheme& s, TuneMode mode,
                                      const at::Tensor& imatrix) {
   require_quantized(s, "make_weight_params");
+  if (s.is_gguf()) return gguf_params(w, s, mode, imatrix);
   const auto g = group_layout(w.sizes(), s.group_size);
   const auto opts = at::TensorOptions().dtype(at::kFloat).device(w.device());
   WeightQuantParams p;
@@ -78,6 +110,7 @@ QdqResult qdq_weight(const at::Tensor& w, const QuantScheme& s, const WeightQuan
     case DataType::MxFpRceil: return mxfp::qdq(w, mx_format(s), p.t);
     case DataType::NvFp: return nvfp::qdq(w, nv_format(s), p.t, p.global_scale);
     case DataType::Fp8: return fp8::qdq(w, fp8_format(s), p.t);
+    case DataType::Gguf: return {gguf_qdq::qdq(w, *frozen_of(w, s, p), p.t.v), at::Tensor(), at::Tensor()};
     default: return {w.to(at::kFloat), at::Tensor(), at::Tensor()};
   }
 }
@@ -89,6 +122,11 @@ Encoded encode_weight(const at::Tensor& w, const QuantScheme& s, const WeightQua
     case DataType::MxFp:
     case DataType::MxFpRceil: return mxfp::encode(w, mx_format(s), p.t);
     case DataType::NvFp: return nvfp::encode(w, nv_format(s), p.t, p.global_scale);
+    case DataType::Gguf: {
+      Encoded e;
+      e.ggml = gguf_qdq::encode(w, *frozen_of(w, s, p), p.t.v);
+      return e;
+    }
     default: return fp8::encode(w, fp8_format(s), p.t);
   }
 }
@@ -100,6 +138,10 @@ at::Tensor decode_weight(const Encoded& e, const QuantScheme& s) {
     case DataType::MxFp:
     case DataType::MxFpRceil: return mxfp::decode(e, mx_format(s));
     case DataType::NvFp: return nvfp::decode(e, nv_format(s));
+    case DataType::Gguf: {
+      SR_CHECK(e.ggml.defined() && e.ggml.dim() == 2, "[decode_weight] ", s.name(), " needs the ggml rows");
+      return gguf_qdq::decode(e.ggml, s.ggml_type, gguf_qdq::cols_of(s.ggml_type, e.ggml.size(1)));
+    }
     default: return fp8::decode(e, fp8_format(s));
   }
 }
@@ -167,6 +209,7 @@ at::Tensor search_init_scale(const at::Tensor& w, const QuantScheme& s, const at
 
 RtnResult rtn(const at::Tensor& w, const QuantScheme& s, const at::Tensor& global_scale) {
   require_quantized(s, "rtn");
+  if (s.is_gguf()) return gguf_rtn(w, s, at::Tensor());
   RtnResult r;
   if (s.data_type == DataType::NvFp)
     r.params.global_scale = global_scale.defined() ? global_scale : nvfp::global_scale(w);
@@ -178,6 +221,7 @@ RtnResult rtn(const at::Tensor& w, const QuantScheme& s, const at::Tensor& globa
 
 RtnResult opt_rtn(const at::Tensor& w, const QuantScheme& s, const at::Tensor& imatrix,
                   const at::Tensor& global_scale) {
+  if (s.is_gguf()) return gguf_rtn(w, s, imatrix);
   if (!has_init_scale_search(s)) return rtn(w, s, global_scale);
   RtnResult r;
   if (s.data_type == DataType::NvFp)

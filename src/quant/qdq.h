@@ -8,12 +8,21 @@
 //   for each step: clamp_params_(p); auto r = qdq_weight(W, scheme, p); loss(r.w_hat).backward();
 //                  sign-SGD on p.t.v / p.t.alpha / p.t.beta (whichever are defined)
 //   at the end:    encode_weight(W, scheme, best) -> what export packs.
+//
+// GGUF block types (scheme.is_gguf(), quant/gguf_qdq.h) use frozen per-row parameters instead
+// of scales computed in the qdq (§3.6): make_weight_params searches them once (V2: llama.cpp's
+// imatrix encoder with the given importance, i.e. mean x² per channel; V1 or no importance:
+// its ref encoder) and only v is tunable; rtn / opt_rtn give llama.cpp's own bytes (ref /
+// imatrix encoder). Encoded.ggml holds the rows.
 #pragma once
+#include <memory>
+
 #include "quant/formats/group.h"
 #include "quant/formats/int_quant.h"
 #include "quant/formats/mxfp.h"
 #include "quant/formats/nvfp.h"
 #include "quant/formats/fp8.h"
+#include "quant/gguf_qdq.h"
 #include "quant/scheme.h"
 
 namespace sr {
@@ -33,6 +42,8 @@ struct WeightQuantParams {
   at::Tensor global_scale;  // NV only: fp32 [1], this layer's 2688/amax; the caller may replace
                             // it by nvfp::fuse_global_scales over q/k/v or gate/up (§1.4)
   ScaleRange range;         // v1 [0, 1]; v2 [0, 2] (only for the v2 wrapper's schemes)
+  std::shared_ptr<const gguf_qdq::Frozen> ggml;  // GGUF types: the frozen row parameters
+                                                 // (null: llama.cpp's ref search on the fly)
 };
 
 // Family formats of a scheme's weight side. REQUIRES: s.data_type matches the family.
@@ -42,7 +53,8 @@ nvfp::Format nv_format(const QuantScheme& s);
 fp8::Format fp8_format(const QuantScheme& s);
 
 // §3.1: v2 uses init-scale tuning (SignRoundOptimizedWrapperLinear) for sym schemes whose
-// data_type is int, mx or nv; everything else keeps the v1 wrapper even in v2 runs.
+// data_type is int, mx or nv, and the frozen-parameter wrapper (SignRoundDQWrapperLinear,
+// §3.6) for GGUF types; everything else keeps the v1 wrapper even in v2 runs.
 bool uses_v2_wrapper(const QuantScheme& s);
 // Whether §3.3 has a search for this scheme (quantized int sym, MX, NV).
 bool has_init_scale_search(const QuantScheme& s);
@@ -51,6 +63,9 @@ bool has_init_scale_search(const QuantScheme& s);
 // alpha ones for INT in the v1 wrapper; v, alpha, beta require grad (fp32, on w's device).
 // In TuneMode::V2 with uses_v2_wrapper(s): no alpha, init_scale = search_init_scale(w, s,
 // imatrix) (no zero handling, §3.2), range [0, 2]. NV: global_scale from w.
+// GGUF types: v only (no alpha/beta, §3.6) and p.ggml frozen from llama.cpp's imatrix encoder
+// with `imatrix` in V2 (its ref encoder in V1 or without one); the caller passes llama.cpp's
+// imatrix semantics (mean x² per input channel).
 // REQUIRES: s.quantized(); imatrix [I] or undefined.
 WeightQuantParams make_weight_params(const at::Tensor& w, const QuantScheme& s, TuneMode mode,
                                      const at::Tensor& imatrix = {});
@@ -97,6 +112,9 @@ at::Tensor search_init_scale(const at::Tensor& w, const QuantScheme& s,
 // Policy stays with the caller: auto-round forces plain RTN for 8-bit INT (W8A16/W8A8) and
 // for MoE experts, and divides the opt-RTN imatrix by the number of batch rows — a uniform
 // factor, which changes no per-group argmin here.
+// GGUF types: RTN is llama.cpp's ref encoder (llama-quantize without --imatrix), optimized RTN
+// its imatrix encoder with `imatrix` (llama-quantize --imatrix; ref when undefined): encoded
+// holds their bytes verbatim and w_hat their decoding.
 struct RtnResult {
   at::Tensor w_hat;         // [O, I] fp32 fake-quant weight
   Encoded encoded;          // what export packs

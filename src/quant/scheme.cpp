@@ -28,6 +28,45 @@ std::string trim(const std::string& s) {
 bool is_float(DataType t) { return t == DataType::Float16 || t == DataType::BFloat16; }
 bool is_mx(DataType t) { return t == DataType::MxFp || t == DataType::MxFpRceil; }
 
+// §5.4: what each ggml block type is as a scheme, and its §4.3 super-group cost
+// (super_groups = sub-blocks per super-block, 0 for the legacy types).
+struct GgufFacts {
+  GgmlType type;
+  int bits;
+  int64_t group;
+  bool sym;
+  int super_groups;
+  int super_bits;
+};
+constexpr GgufFacts kGgufFacts[] = {
+    {GgmlType::Q4_0, 4, 32, true, 0, 0},   {GgmlType::Q4_1, 4, 32, false, 0, 0},
+    {GgmlType::Q5_0, 5, 32, true, 0, 0},   {GgmlType::Q5_1, 5, 32, false, 0, 0},
+    {GgmlType::Q8_0, 8, 32, true, 0, 0},   {GgmlType::Q2_K, 2, 16, false, 16, 4},
+    {GgmlType::Q3_K, 3, 16, true, 16, 6},  {GgmlType::Q4_K, 4, 32, false, 8, 6},
+    {GgmlType::Q5_K, 5, 32, false, 8, 6},  {GgmlType::Q6_K, 6, 16, true, 16, 8},
+};
+
+const GgufFacts* find_gguf_facts(GgmlType t) {
+  for (const GgufFacts& f : kGgufFacts)
+    if (f.type == t) return &f;
+  return nullptr;
+}
+
+std::string gguf_type_list() {
+  std::string out;
+  for (const GgufFacts& f : kGgufFacts) out += (out.empty() ? "gguf:" : ", gguf:") + lower(ggml_type_name(f.type));
+  return out;
+}
+
+const GgufFacts& gguf_facts(GgmlType t) {
+  const GgufFacts* f = find_gguf_facts(t);
+  SR_CHECK(f, "[QuantScheme] ggml type ", ggml_type_name(t), " is not a GGUF quantization scheme (supported: ",
+           gguf_type_list(), ")");
+  return *f;
+}
+
+bool has_gguf_prefix(const std::string& s) { return lower(s).rfind("gguf:", 0) == 0; }
+
 // A weight-side scheme as auto-round normalizes it: act_group_size defaults to group_size,
 // act_sym to sym, act_data_type to data_type when act_bits < 16 (else "float").
 QuantScheme make(int bits, int64_t g, bool sym, DataType dt, int act_bits = 16,
@@ -118,6 +157,25 @@ T get_field(const nlohmann::json& j, const char* key) {
   }
 }
 
+// {"data_type": "gguf:q4_k", ...}: the type fixes the weight fields; any given must agree.
+void apply_gguf_fields(QuantScheme& s, const nlohmann::json& j) {
+  const std::string dt = get_field<std::string>(j, "data_type");
+  s = gguf_scheme(parse_gguf_scheme_type(dt));
+  if (j.contains("bits"))
+    SR_CHECK(get_field<int>(j, "bits") == s.bits, "[QuantScheme] ", dt, " has ", s.bits, " bits, got \"bits\": ",
+             get_field<int>(j, "bits"));
+  if (j.contains("group_size"))
+    SR_CHECK(get_field<int64_t>(j, "group_size") == s.group_size, "[QuantScheme] ", dt, " has group_size ",
+             s.group_size, ", got ", get_field<int64_t>(j, "group_size"));
+  if (j.contains("sym"))
+    SR_CHECK(get_field<bool>(j, "sym") == s.sym, "[QuantScheme] ", dt, " is ", s.sym ? "sym" : "asym",
+             ", got \"sym\": ", get_field<bool>(j, "sym"));
+  if (j.contains("act_bits"))
+    SR_CHECK(get_field<int>(j, "act_bits") >= 16, "[QuantScheme] ", dt,
+             " keeps activations in 16 bit (llama.cpp quantizes them itself), got act_bits ",
+             get_field<int>(j, "act_bits"));
+}
+
 // Applies the fields present in object j onto s; act_* defaults follow auto-round.
 void apply_fields(QuantScheme& s, const nlohmann::json& j) {
   static const char* kKnown[] = {"scheme",        "bits",      "group_size",   "sym",
@@ -129,6 +187,10 @@ void apply_fields(QuantScheme& s, const nlohmann::json& j) {
   }
   const bool had_act_group = j.contains("act_group_size"), had_act_sym = j.contains("act_sym");
   const bool had_act_dt = j.contains("act_data_type");
+  if (j.contains("data_type") && has_gguf_prefix(get_field<std::string>(j, "data_type"))) {
+    apply_gguf_fields(s, j);
+    return;
+  }
   if (j.contains("bits")) s.bits = get_field<int>(j, "bits");
   if (j.contains("group_size")) s.group_size = get_field<int64_t>(j, "group_size");
   if (j.contains("sym")) s.sym = get_field<bool>(j, "sym");
@@ -171,6 +233,7 @@ const char* to_string(DataType t) {
     case DataType::Fp8: return "fp8";
     case DataType::Float16: return "fp16";
     case DataType::BFloat16: return "bf16";
+    case DataType::Gguf: return "gguf";
   }
   return "?";
 }
@@ -189,6 +252,8 @@ DataType parse_data_type(const std::string& text, int bits) {
       {"bf16", DataType::BFloat16},    {"bfloat16", DataType::BFloat16},
       {"float", DataType::BFloat16}};
   if (s == "fp") return bits == 8 ? DataType::Fp8 : DataType::BFloat16;
+  SR_CHECK(s.rfind("gguf", 0) != 0, "[QuantScheme] data_type '", text, "': a GGUF type is a whole scheme; ",
+           "name it as the scheme (e.g. --scheme gguf:q4_k, or \"data_type\": \"gguf:q4_k\" in JSON)");
   auto it = kNames.find(s);
   if (it != kNames.end()) return it->second;
   std::string names;
@@ -197,6 +262,7 @@ DataType parse_data_type(const std::string& text, int bits) {
 }
 
 std::string QuantScheme::name() const {
+  if (is_gguf()) return "gguf:" + lower(ggml_type_name(ggml_type));
   for (const auto& [n, s] : preset_schemes())
     if (s == *this) return n;
   std::ostringstream os;
@@ -215,7 +281,7 @@ nlohmann::json QuantScheme::to_json() const {
   return {{"bits", bits},
           {"group_size", group_size},
           {"sym", sym},
-          {"data_type", to_string(data_type)},
+          {"data_type", is_gguf() ? name() : std::string(to_string(data_type))},
           {"act_bits", act_bits},
           {"act_group_size", act_group_size},
           {"act_sym", act_sym},
@@ -234,6 +300,14 @@ QuantScheme QuantScheme::from_json(const nlohmann::json& j) {
 }
 
 void QuantScheme::validate() const {
+  if (is_gguf()) {
+    const GgufFacts& f = gguf_facts(ggml_type);
+    SR_CHECK(bits == f.bits && group_size == f.group && sym == f.sym, "[QuantScheme] ", name(), " must have bits ",
+             f.bits, ", group_size ", f.group, ", ", f.sym ? "sym" : "asym", "; got bits ", bits, ", group_size ",
+             group_size, ", ", sym ? "sym" : "asym");
+    SR_CHECK(!act_quantized(), "[QuantScheme] ", name(), " keeps activations in 16 bit, got act_bits ", act_bits);
+    return;
+  }
   if (bits >= 16) {
     SR_CHECK(is_float(data_type), "[QuantScheme] bits ", bits, " needs data_type fp16/bf16, got ",
              to_string(data_type));
@@ -246,7 +320,7 @@ void QuantScheme::validate() const {
 
 bool QuantScheme::operator==(const QuantScheme& o) const {
   const bool same_w = bits == o.bits && group_size == o.group_size && sym == o.sym &&
-                      data_type == o.data_type;
+                      data_type == o.data_type && (!is_gguf() || ggml_type == o.ggml_type);
   if (!same_w || act_bits != o.act_bits) return false;
   if (act_bits >= 16) return true;
   return act_group_size == o.act_group_size && act_sym == o.act_sym &&
@@ -259,12 +333,41 @@ const std::vector<std::pair<std::string, QuantScheme>>& preset_schemes() {
 }
 
 QuantScheme preset_scheme(const std::string& name) {
+  if (has_gguf_prefix(trim(name))) return gguf_scheme(parse_gguf_scheme_type(trim(name)));
   std::string key = upper(trim(name));
   auto alias = preset_aliases().find(key);
   if (alias != preset_aliases().end()) key = alias->second;
   for (const auto& [n, s] : preset_schemes())
     if (n == key) return s;
-  sr::fail("[QuantScheme] unknown scheme '", name, "' — presets: ", preset_list());
+  sr::fail("[QuantScheme] unknown scheme '", name, "' — presets: ", preset_list(), "; GGUF types: ",
+           gguf_type_list());
+}
+
+QuantScheme gguf_scheme(GgmlType type) {
+  if (type == GgmlType::F16) return make(16, 128, true, DataType::Float16);
+  if (type == GgmlType::BF16) return preset_scheme("BF16");
+  const GgufFacts& f = gguf_facts(type);
+  QuantScheme s = make(f.bits, f.group, f.sym, DataType::Gguf);
+  s.ggml_type = type;
+  return s;
+}
+
+GgmlType parse_gguf_scheme_type(const std::string& text) {
+  const std::string t = trim(text);
+  SR_CHECK(has_gguf_prefix(t), "[QuantScheme] '", text, "' is not a GGUF scheme (expected one of ", gguf_type_list(),
+           ")");
+  const std::string type = lower(t.substr(5));
+  for (const GgufFacts& f : kGgufFacts)
+    if (lower(ggml_type_name(f.type)) == type) return f.type;
+  sr::fail("[QuantScheme] unknown GGUF scheme '", text, "' — expected one of ", gguf_type_list());
+}
+
+GgmlType ggml_type_of(const QuantScheme& s) {
+  if (s.is_gguf()) return s.ggml_type;
+  if (!s.quantized() && s.data_type == DataType::Float16) return GgmlType::F16;
+  if (!s.quantized() && s.data_type == DataType::BFloat16) return GgmlType::BF16;
+  sr::fail("[QuantScheme] scheme ", s.name(), " has no GGUF type: GGUF stores ", gguf_type_list(),
+           ", fp16 or bf16");
 }
 
 QuantScheme parse_scheme(const std::string& text) {
@@ -286,6 +389,12 @@ QuantScheme parse_scheme(const std::string& text) {
 FitResult fits(const QuantScheme& s, int64_t out, int64_t in) {
   std::ostringstream why;
   if (!s.quantized()) return {};
+  if (s.is_gguf()) {
+    const int64_t block = ggml_type_traits(s.ggml_type).block_size;
+    if (in % block == 0) return {};
+    why << s.name() << " layers need in divisible by its block of " << block << ", got in = " << in;
+    return {false, why.str()};
+  }
   if (s.data_type == DataType::Int && !s.act_quantized() && (out % 32 != 0 || in % 32 != 0)) {
     why << "INT weight-only layers need out and in divisible by 32 (export packs 32-bit words), "
         << "got [" << out << ", " << in << "]";
@@ -303,12 +412,24 @@ FitResult fits(const QuantScheme& s, int64_t out, int64_t in) {
 int64_t layer_bits(const QuantScheme& s, int64_t out, int64_t in, bool ignore_scale_zp_bits) {
   const int64_t n = out * in;
   if (s.bits >= 16 || ignore_scale_zp_bits) return int64_t(s.bits) * n;
+  if (s.is_gguf() && gguf_facts(s.ggml_type).super_groups > 0) {
+    const GgufFacts& f = gguf_facts(s.ggml_type);
+    const int64_t groups = out * ((in + f.group - 1) / f.group);
+    return int64_t(s.bits) * n + groups * f.super_bits * 2 + (groups + f.super_groups - 1) / f.super_groups * 64;
+  }
   const int64_t groups = s.group_size > 0   ? out * ((in + s.group_size - 1) / s.group_size)
                          : s.group_size == -1 ? out
                                               : 1;
   const int scale_bits = is_mx(s.data_type) || s.data_type == DataType::NvFp ? 8 : 16;
-  const int zp_bits = (!s.sym || s.data_type == DataType::Int) ? s.bits : 0;
+  // GGUF legacy types are auto-round's "int" data types (q4_1: int_asym_float_zp): zp paid too.
+  const int zp_bits = (!s.sym || s.data_type == DataType::Int || s.is_gguf()) ? s.bits : 0;
   return int64_t(s.bits) * n + groups * (scale_bits + zp_bits);
+}
+
+int64_t layer_file_bits(const QuantScheme& s, int64_t out, int64_t in) {
+  if (s.is_gguf()) return out * int64_t(ggml_row_bytes(s.ggml_type, in)) * 8;
+  if (!s.quantized()) return int64_t(s.bits) * out * in;
+  return layer_bits(s, out, in, false);
 }
 
 }  // namespace sr

@@ -91,7 +91,9 @@ LayerPlan make_layer_plan(const Model& model, const PlanOptions& opt) {
   LayerPlan plan;
   for (const LinearInfo& l : model.linears()) {
     if (l.block < 0 && !opt.quant_lm_head) continue;
-    plan.layers.push_back({l.name, l.block, l.proj, l.out, l.in, opt.scheme, "default"});
+    auto d = opt.layer_defaults.find(l.name);
+    if (d == opt.layer_defaults.end()) plan.layers.push_back({l.name, l.block, l.proj, l.out, l.in, opt.scheme, "default"});
+    else plan.layers.push_back({l.name, l.block, l.proj, l.out, l.in, d->second.scheme, d->second.source});
   }
   if (opt.quant_lm_head && model.config().tie_embeddings) {
     std::fprintf(stderr, "note: --quant_lm_head ignored: lm_head is tied to the embeddings\n");

@@ -11,6 +11,7 @@
 // stay 16-bit with the reason recorded.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -44,10 +45,19 @@ struct LayerPlan {
   double average_bits(bool ignore_scale_zp_bits = false) const;
 };
 
+// A per-layer default scheme and why (LayerChoice::source), e.g. a GGUF mix's rule.
+struct LayerDefault {
+  QuantScheme scheme;
+  std::string source;
+};
+
 struct PlanOptions {
   QuantScheme scheme;            // the default for every candidate
   std::string override_file;     // optional JSON (see above)
   bool quant_lm_head = false;
+  // Defaults replacing `scheme` for the layers they name (HF module names), e.g. the per-layer
+  // types of a GGUF mix (export/gguf_target.h); override_file entries still apply on top.
+  std::map<std::string, LayerDefault> layer_defaults;
 };
 
 // Throws sr::Error naming the override file and key on malformed entries, and

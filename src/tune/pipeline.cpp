@@ -7,6 +7,7 @@
 #include "common/error.h"
 #include "common/progress.h"
 #include "common/sysinfo.h"
+#include "model/tensor_convert.h"
 
 namespace sr {
 namespace fs = std::filesystem;
@@ -65,6 +66,20 @@ struct Observer {
   }
 };
 
+std::string head_imatrix_file(const std::string& dir) { return (fs::path(dir) / "head_imatrix.safetensors").string(); }
+
+// Σ over tokens of (final_norm(x))² / tokens, x [N, T, D] the FP model's last hidden states.
+at::Tensor head_imatrix(const Model& model, const at::Tensor& x) {
+  at::NoGradGuard ng;
+  const ModelConfig& c = model.config();
+  at::Tensor sum = at::zeros({c.hidden}, at::kFloat);
+  for (int64_t r = 0; r < x.size(0); r += 16) {
+    auto h = rms_norm(x.narrow(0, r, std::min<int64_t>(16, x.size(0) - r)).to(at::kFloat), model.final_norm(), c.rms_eps);
+    sum += h.reshape({-1, c.hidden}).pow(2).sum(0);
+  }
+  return sum / double(x.size(0) * x.size(1));
+}
+
 std::string head_file(const std::string& dir) { return (fs::path(dir) / "lm_head.safetensors").string(); }
 
 // §2.7: lm_head after all blocks, on the final hidden states of both paths (normed
@@ -121,6 +136,13 @@ std::vector<QuantizedLayer> load_saved_head(const std::string& state_dir) {
 std::vector<QuantizedLayer> load_saved_block(const std::string& state_dir, int64_t b) {
   const std::string f = block_file(state_dir, b);
   return fs::exists(f) ? load_block_state(f) : std::vector<QuantizedLayer>{};
+}
+
+std::map<std::string, at::Tensor> load_saved_head_imatrix(const std::string& state_dir) {
+  std::map<std::string, at::Tensor> out;
+  if (!fs::exists(head_imatrix_file(state_dir))) return out;
+  for (auto& [name, t] : load_tensors(head_imatrix_file(state_dir))) out[name] = t;
+  return out;
 }
 
 nlohmann::json run_quantization(const Model& model, const LayerPlan& plan, const QuantizeOptions& opt,
@@ -234,6 +256,8 @@ nlohmann::json run_quantization(const Model& model, const LayerPlan& plan, const
     SR_CHECK(opt.stop_after_units < 0 || u + 1 < opt.stop_after_units, "[quantize] stopped after ", u + 1,
              " units as asked (--stop_after_units); continue with --resume");
   }
+  if (caches.active() && !c.tie_embeddings)  // caches.x_fp now holds the FP model's last hidden states
+    save_tensors(head_imatrix_file(state_dir), {{"lm_head", head_imatrix(model, caches.x_fp)}});
   if (const LayerChoice* head = plan.find("lm_head"); head && head->quantized())
     record["lm_head"] = quantize_lm_head(model, plan, opt, caches, state_dir);
   record["seconds"] = now_seconds() - t_start;

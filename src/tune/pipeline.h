@@ -50,6 +50,13 @@ std::vector<QuantizedLayer> load_saved_block(const std::string& state_dir, int64
 // lm_head's, when --quant_lm_head quantized it (empty otherwise).
 std::vector<QuantizedLayer> load_saved_head(const std::string& state_dir);
 
+// Importance of the quantizable layers outside the blocks, saved by run_quantization when it
+// had calibration data: {"lm_head": [D]} = mean over the calibration tokens of x² of lm_head's
+// input (the final-normed hidden state of the FP model), llama.cpp's imatrix semantics (its
+// llama-imatrix --process-output). Absent for tied embeddings (llama.cpp collects none then)
+// and for data-free runs: the map is empty.
+std::map<std::string, at::Tensor> load_saved_head_imatrix(const std::string& state_dir);
+
 // Bytes the two activation caches will take.
 int64_t cache_bytes(int64_t nsamples, int64_t seqlen, int64_t hidden, bool bf16);
 

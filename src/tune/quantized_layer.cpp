@@ -20,6 +20,7 @@ void save_block_state(const std::string& path, const std::vector<QuantizedLayer>
     add(l.name + ".scales", l.encoded.scales);
     add(l.name + ".zeros", l.encoded.zeros);
     add(l.name + ".global_scale", l.encoded.global_scale);
+    add(l.name + ".ggml", l.encoded.ggml);
     add(l.name + ".act_max", l.act.act_max.defined() ? l.act.act_max.reshape({1}) : at::Tensor());
   }
   save_tensors(path, tensors, {{"layers", schemes.dump()}, {"stats", stats.dump()}});
@@ -50,9 +51,13 @@ std::vector<QuantizedLayer> load_block_state(const std::string& path, nlohmann::
     l.encoded.scales = get(".scales");
     l.encoded.zeros = get(".zeros");
     l.encoded.global_scale = get(".global_scale");
+    l.encoded.ggml = get(".ggml");
     if (auto m = get(".act_max"); m.defined()) l.act.act_max = m.reshape({});
-    SR_CHECK(l.encoded.codes.defined() && l.encoded.scales.defined(), "[state] ", path, ": layer ", name,
-             " lacks codes or scales");
+    if (l.scheme.is_gguf())
+      SR_CHECK(l.encoded.ggml.defined(), "[state] ", path, ": ", l.scheme.name(), " layer ", name, " lacks its ggml rows");
+    else
+      SR_CHECK(l.encoded.codes.defined() && l.encoded.scales.defined(), "[state] ", path, ": layer ", name,
+               " lacks codes or scales");
     out.push_back(std::move(l));
   }
   return out;

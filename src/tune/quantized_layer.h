@@ -3,7 +3,8 @@
 //
 // Block state file: safetensors with, per layer `<name>`:
 //   <name>.codes U8 [O, I], <name>.scales, <name>.zeros (INT), <name>.global_scale (NV),
-//   <name>.act_max (static activation schemes)
+//   <name>.act_max (static activation schemes); GGUF types instead <name>.ggml U8 [O, row bytes],
+//   the layer's ggml rows as the GGUF file stores them
 // and metadata "layers" (JSON: name -> scheme) and "stats" (JSON, the tuning record).
 // The fake-quant weight is decode_weight(codes, scales): bit-identical to the
 // qdq that tuning saw (quant/qdq.h), so nothing else needs storing.

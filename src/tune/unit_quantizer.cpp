@@ -40,10 +40,18 @@ std::vector<LayerJob> make_jobs(const LayerPlan& plan, const UnitInput& in) {
   return jobs;
 }
 
-at::Tensor imatrix_of(const UnitInput& in, const std::string& name) {
-  auto it = in.imatrix.find(name);
-  return it == in.imatrix.end() ? at::Tensor() : it->second;
+// The layer's importance as the scheme's searches want it: auto-round's Σx² (§3.2), or for
+// GGUF types llama.cpp's imatrix, the mean of x² over the calibration tokens (so that opt-RTN
+// reproduces llama-quantize --imatrix exactly; the searches are scale-invariant otherwise).
+// `tokens`: how many calibration tokens the Σx² summed (0: unknown, no rescaling).
+at::Tensor imatrix_of(const std::map<std::string, at::Tensor>& imatrix, const LayerChoice& c, int64_t tokens) {
+  auto it = imatrix.find(c.name);
+  if (it == imatrix.end()) return at::Tensor();
+  if (!c.scheme.is_gguf() || tokens <= 0) return it->second;
+  return it->second / double(tokens);
 }
+
+int64_t token_count(const at::Tensor& x) { return x.defined() ? x.size(0) * x.size(1) : 0; }
 
 // NVFP4: q/k/v share one global scale, and so do gate/up (the min of theirs, §1.4).
 void fuse_nv_global_scales(std::vector<LayerJob>& jobs) {
@@ -115,7 +123,9 @@ LossKind loss_kind(const std::vector<LayerJob>& jobs, const TuneOptions& opt) {
     const QuantScheme& s = j.choice->scheme;
     if (opt.alg_ext && uses_v2_wrapper(s)) {
       v2 = true;
-      filter |= s.bits < 4 || (s.act_quantized() && s.act_bits <= 4);
+      // §3.1: only the init-scale wrapper's schemes decide on the filter; GGUF types (the
+      // frozen-parameter wrapper) leave it off.
+      if (!s.is_gguf()) filter |= s.bits < 4 || (s.act_quantized() && s.act_bits <= 4);
     }
   }
   if (!v2) return LossKind::MaskedMse;
@@ -229,25 +239,22 @@ nlohmann::json tune(const TuneProblem& pb, std::vector<LayerJob>& jobs, const Tu
 }
 
 // SignRound parameters of every job (§1.7, §3.1, §3.4), or its RTN / opt-RTN params.
-void init_params(std::vector<LayerJob>& jobs, const std::map<std::string, at::Tensor>& imatrix,
+void init_params(std::vector<LayerJob>& jobs, const std::map<std::string, at::Tensor>& imatrix, int64_t tokens,
                  const TuneOptions& opt, bool tuning) {
-  auto im = [&](const std::string& name) {
-    auto it = imatrix.find(name);
-    return it == imatrix.end() ? at::Tensor() : it->second;
-  };
+  auto im = [&](const LayerChoice& c) { return imatrix_of(imatrix, c, tokens); };
   if (!tuning) {
     fuse_nv_global_scales(jobs);
     for (LayerJob& j : jobs) {
       const at::Tensor gs = j.p.global_scale;
       j.p = opt.method == Method::Rtn ? rtn(j.w, j.choice->scheme, gs).params
-                                      : opt_rtn(j.w, j.choice->scheme, im(j.choice->name), gs).params;
+                                      : opt_rtn(j.w, j.choice->scheme, im(*j.choice), gs).params;
     }
     return;
   }
   for (LayerJob& j : jobs) {
     const QuantScheme& s = j.choice->scheme;
     const TuneMode mode = opt.alg_ext && uses_v2_wrapper(s) ? TuneMode::V2 : TuneMode::V1;
-    j.p = make_weight_params(j.w, s, mode, mode == TuneMode::V2 ? im(j.choice->name) : at::Tensor());
+    j.p = make_weight_params(j.w, s, mode, mode == TuneMode::V2 ? im(*j.choice) : at::Tensor());
     if (!opt.enable_minmax_tuning) j.p.t.alpha = j.p.t.beta = at::Tensor();
     j.lr = layer_lr(s, opt);
     j.minmax_lr = opt.minmax_lr > 0 ? opt.minmax_lr : j.lr;
@@ -304,7 +311,7 @@ UnitResult quantize_unit(const ModelConfig& config, const LayerPlan& plan, const
   std::vector<LayerJob> jobs = make_jobs(plan, in);
   const bool tuning = opt.method == Method::SignRound && opt.iters > 0 && !jobs.empty();
   nlohmann::json stats = {{"blocks", in.blocks}, {"method", method_name(opt, tuning)}};
-  init_params(jobs, in.imatrix, opt, tuning);
+  init_params(jobs, in.imatrix, token_count(in.x_in), opt, tuning);
   if (tuning) {
     const std::vector<InputHook> hooks = unit_hooks(plan, in, jobs);
     TuneProblem pb;
@@ -341,7 +348,7 @@ UnitResult quantize_head(const LayerPlan& plan, const HeadInput& in, const TuneO
   nlohmann::json stats = {{"layer", "lm_head"}, {"method", method_name(opt, tuning)}};
   std::map<std::string, at::Tensor> imatrix;
   if (in.imatrix.defined()) imatrix["lm_head"] = in.imatrix;
-  init_params(jobs, imatrix, opt, tuning);
+  init_params(jobs, imatrix, token_count(in.x_fp), opt, tuning);
   if (tuning) {
     // §2.7: lm_head is tuned alone on its cached inputs, one sample per forward with the
     // mini-batch accumulated (reduction "sum"), against the FP layer's logits.

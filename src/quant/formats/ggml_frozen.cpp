@@ -180,6 +180,14 @@ inline int legacy_ref_code(GgmlType type, float x, float v, float d32, float min
   }
 }
 
+// d w_hat / d v of one element under the straight-through rule (ggml_frozen.h).
+inline float offset_derivative(const BlockCodec& bc, const GgmlRowParams& p, float x, float v, size_t g) {
+  const float s = p.scale[g];
+  if (!s) return 0.0f;
+  const int l = ggml_search::nearest_int(bc.asym ? (x + p.min[g]) / s + v : x / s + v);
+  return l >= p.code_min && l <= p.code_max ? s : 0.0f;
+}
+
 // Codes of block b: starts from the stored (searched) codes and recomputes those the
 // rounding rule defines.
 void block_codes(const GgmlRowParams& p, const BlockCodec& bc, int64_t b, const float* x,
@@ -244,6 +252,10 @@ void ggml_encode_row_frozen(const GgmlRowParams& p, const float* x, const float*
 }
 
 void ggml_qdq_row_frozen(const GgmlRowParams& p, const float* x, const float* v, float* w_hat) {
+  ggml_qdq_row_frozen_grad(p, x, v, w_hat, nullptr);
+}
+
+void ggml_qdq_row_frozen_grad(const GgmlRowParams& p, const float* x, const float* v, float* w_hat, float* dv) {
   const BlockCodec& bc = codec_for(p.type);
   check_params(p, bc);
   uint8_t codes[kQkK];
@@ -255,6 +267,7 @@ void ggml_qdq_row_frozen(const GgmlRowParams& p, const float* x, const float* v,
       const int q = int(codes[i]) - bc.bias;
       // Same operations as ggml's dequantize: (d*sc) * q, minus (dmin*m) for asym types.
       w_hat[e] = bc.asym ? p.scale[g] * q - p.min[g] : p.scale[g] * q;
+      if (dv) dv[e] = offset_derivative(bc, p, x[e], v ? v[e] : 0.0f, g);
     }
   }
 }

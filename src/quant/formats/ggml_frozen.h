@@ -92,6 +92,14 @@ void ggml_encode_row_frozen(const GgmlRowParams& p, const float* x, const float*
 // (kStoredGrid rule), computed without building blocks.
 void ggml_qdq_row_frozen(const GgmlRowParams& p, const float* x, const float* v, float* w_hat);
 
+// ggml_qdq_row_frozen plus the straight-through derivative of each w_hat[e] with respect to
+// its offset v[e] (spec §3.6, rne passes the gradient, clamp blocks it outside its range):
+//   dv[e] = p.scale[g]  where nearest(u[e] + v[e]) lies in [p.code_min, p.code_max] (ends
+//                       included), u = (x + min)/scale (asym) or x/scale (sym);
+//   dv[e] = 0           where the code is clamped, or p.scale[g] == 0 (code not recomputed).
+// w_hat is bit-identical to ggml_qdq_row_frozen's. dv [p.n] may be null.
+void ggml_qdq_row_frozen_grad(const GgmlRowParams& p, const float* x, const float* v, float* w_hat, float* dv);
+
 // The signed multipliers q [n] of stored blocks (w_hat = scale*q - min), e.g. Q4_0
 // code 3 -> -5, Q4_K code 3 -> 3. REQUIRES: ggml_has_block_params(type).
 void ggml_unpack_row_codes(GgmlType type, const void* blocks, int64_t n, int16_t* q);

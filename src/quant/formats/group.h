@@ -79,6 +79,9 @@ struct Encoded {
   at::Tensor scales;        // [O, C]: INT fp16, MX uint8 E8M0, NV uint8 E4M3, FP8 fp32
   at::Tensor zeros;         // [O, C] uint8 zero points (INT only)
   at::Tensor global_scale;  // [1] fp32 (NV only)
+  at::Tensor ggml;          // [O, row bytes] uint8: the ggml rows of a GGUF block type, exactly as
+                            // a GGUF file stores them (quant/gguf_qdq.h); the fields above stay
+                            // undefined for those types
 };
 
 // The one straight-through estimator (spec §0.2, style.md #6): the forward value is `value`,

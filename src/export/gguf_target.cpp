@@ -1,0 +1,203 @@
+// GGUF as a quantization target: planning from a llama.cpp mix and the exporter that writes
+// the tuned ggml rows (contract in gguf_target.h).
+#include "export/gguf_target.h"
+
+#include <cctype>
+#include <cstdio>
+#include <filesystem>
+
+#include "common/atomic_file.h"
+#include "common/error.h"
+#include "export/gguf_export.h"
+#include "export/hf_folder.h"
+#include "model/gguf_names.h"
+
+namespace sr {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string lower(std::string s) {
+  for (char& ch : s) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+  return s;
+}
+std::string upper(std::string s) {
+  for (char& ch : s) ch = char(std::toupper(static_cast<unsigned char>(ch)));
+  return s;
+}
+
+bool is_target_mix(GgufMix mix) {
+  const GgmlType base = gguf_mix_info(mix).base;
+  return base != GgmlType::F32 && base != GgmlType::F16 && base != GgmlType::BF16;
+}
+
+std::string target_list() {
+  std::string s;
+  for (GgufMix mix : gguf_target_mixes()) s += (s.empty() ? "gguf:" : ", gguf:") + std::string(gguf_mix_info(mix).name);
+  return s;
+}
+
+// The HF weight name of a layer ("model.layers.0.mlp.up_proj" -> "...up_proj.weight").
+std::string weight_name(const std::string& layer) { return layer + ".weight"; }
+
+// The model's name for general.name and the default file name: the folder or file stem.
+std::string model_name(const Model& m) {
+  fs::path p = fs::path(m.path()).lexically_normal();
+  if (p.filename().empty()) p = p.parent_path();
+  return fs::is_directory(p) ? p.filename().string() : p.stem().string();
+}
+
+// Metadata recording how the file was made: general.quantized_by and one compact
+// "signround.recipe" string (e.g. "signround_v2 iters=200 nsamples=128 seqlen=512 seed=42
+// dataset=calib_stories.txt"), kept short so that the file is no larger than llama-quantize's
+// with its imatrix entries.
+std::vector<std::pair<std::string, GgufValue>> run_metadata(const nlohmann::json& record) {
+  const nlohmann::json settings = record.value("settings", nlohmann::json::object());
+  const std::string method = settings.value("method", std::string("rtn"));
+  std::string recipe = method;
+  auto add = [&](const char* key) {
+    if (!settings.contains(key)) return;
+    const nlohmann::json& v = settings[key];
+    recipe += std::string(" ") + key + "=" +
+              (v.is_string() ? fs::path(v.get<std::string>()).filename().string() : v.dump());
+  };
+  if (method.rfind("signround", 0) == 0) add("iters");
+  if (method != "rtn")
+    for (const char* key : {"nsamples", "seqlen", "seed", "dataset"}) add(key);
+  return {{"general.quantized_by", GgufValue::string("signround")}, {"signround.recipe", GgufValue::string(recipe)}};
+}
+
+// Writes the quantized layers of one block as tuned and the rest of it as the plan says.
+void write_block(GgufModelWriter& w, const ExportJob& job, int64_t b) {
+  const Model& m = *job.model;
+  const BlockWeights fp = m.load_block(b);
+  const std::string pre = "model.layers." + std::to_string(b) + ".";
+  w.write_float(pre + "input_layernorm.weight", fp.attn_norm);
+  w.write_float(pre + "post_attention_layernorm.weight", fp.ffn_norm);
+  std::map<std::string, QuantizedLayer> tuned;
+  for (QuantizedLayer& l : job.block_layers(b)) tuned[l.name] = std::move(l);
+  for (Proj p : kAllProjs) {
+    const std::string layer = layer_name(b, p);
+    auto it = tuned.find(layer);
+    if (it == tuned.end()) {
+      w.write_float(weight_name(layer), fp.weight(p));
+      continue;
+    }
+    const QuantizedLayer& l = it->second;
+    const GgmlType planned = w.planned(weight_name(layer)).type;
+    SR_CHECK(l.scheme.is_gguf() && l.scheme.ggml_type == planned, "[export gguf] layer ", layer, " was quantized as ",
+             l.scheme.name(), " but the file plans ", ggml_type_name(planned));
+    const at::Tensor bytes = l.encoded.ggml.contiguous();
+    w.write_encoded(weight_name(layer), bytes.data_ptr<uint8_t>(), uint64_t(bytes.numel()));
+  }
+}
+
+// output.weight (untied), output_norm, token_embd: first in the file's order.
+void write_top_level(GgufModelWriter& w, const ExportJob& job) {
+  const Model& m = *job.model;
+  if (!m.config().tie_embeddings) {
+    const QuantizedLayer* head = nullptr;
+    for (const QuantizedLayer& l : job.head_layers) if (l.name == "lm_head") head = &l;
+    if (head) {
+      SR_CHECK(head->scheme.is_gguf() && head->scheme.ggml_type == w.planned("lm_head.weight").type,
+               "[export gguf] lm_head was quantized as ", head->scheme.name(), " but the file plans ",
+               ggml_type_name(w.planned("lm_head.weight").type));
+      const at::Tensor bytes = head->encoded.ggml.contiguous();
+      w.write_encoded("lm_head.weight", bytes.data_ptr<uint8_t>(), uint64_t(bytes.numel()));
+    } else {
+      auto it = job.imatrix.find("lm_head");
+      const bool blocks = ggml_type_traits(w.planned("lm_head.weight").type).block_size > 1;
+      w.write_float("lm_head.weight", m.lm_head(), it != job.imatrix.end() && blocks ? it->second : at::Tensor());
+    }
+  }
+  w.write_float("model.norm.weight", m.final_norm());
+  w.write_float("model.embed_tokens.weight", m.embedding());  // llama.cpp has no imatrix for it
+}
+
+void write_file(const ExportJob& job, GgufMix mix, const std::string& path) {
+  const Model& m = *job.model;
+  const nlohmann::json settings = job.record.value("settings", nlohmann::json::object());
+  const bool has_imatrix = !job.imatrix.empty() || settings.value("method", std::string("rtn")) != "rtn";
+  GgufExportOptions fo;
+  fo.model_name = model_name(m);
+  fo.extra_metadata = run_metadata(job.record);
+  GgufModelWriter w(path, m.config(), m.tokenizer().vocabulary(), mix,
+                    gguf_plan_for_layers(m.config(), mix, *job.plan, has_imatrix, /*log=*/false), fo);
+  write_top_level(w, job);
+  for (int64_t b = 0; b < m.config().n_layers; ++b) write_block(w, job, b);
+  w.finish();
+}
+
+}  // namespace
+
+bool is_gguf_format(const std::string& format) { return lower(format).rfind("gguf:", 0) == 0; }
+
+std::vector<GgufMix> gguf_target_mixes() {
+  std::vector<GgufMix> out;
+  for (const GgufMixInfo& m : gguf_mixes())
+    if (is_target_mix(m.mix)) out.push_back(m.mix);
+  return out;
+}
+
+GgufMix gguf_format_mix(const std::string& format) {
+  SR_CHECK(is_gguf_format(format), "--format ", format, " is not a GGUF target (expected one of ", target_list(), ")");
+  const std::string name = lower(format.substr(5));
+  for (GgufMix mix : gguf_target_mixes())
+    if (name == gguf_mix_info(mix).name) return mix;
+  fail("--format ", format, " is not a GGUF target (expected one of ", target_list(), ")");
+}
+
+QuantScheme gguf_mix_scheme(GgufMix mix) { return gguf_scheme(gguf_mix_info(mix).base); }
+
+std::map<std::string, LayerDefault> gguf_mix_layer_defaults(const ModelConfig& c, GgufMix mix, bool has_imatrix) {
+  GgufPlanOptions po;
+  po.has_imatrix = has_imatrix;
+  po.log = false;
+  const std::string tag = std::string("gguf ") + gguf_mix_info(mix).name;
+  std::map<std::string, LayerDefault> out;
+  for (const GgufTensorPlan& t : plan_gguf_types(c, mix, po)) {
+    const std::string hf = hf_tensor_name(t.name);
+    const bool linear = (gguf_layer_of(t.name) >= 0 && t.weight_matrix) || hf == "lm_head.weight";
+    if (!linear) continue;
+    const std::string layer = hf.substr(0, hf.size() - std::string(".weight").size());
+    out[layer] = {gguf_scheme(t.type), t.why.empty() ? tag : tag + ": " + t.why + " " + lower(ggml_type_name(t.type))};
+  }
+  return out;
+}
+
+void check_gguf_layer_plan(const LayerPlan& plan, const std::string& format) {
+  for (const LayerChoice& c : plan.layers) {
+    try {
+      ggml_type_of(c.scheme);
+    } catch (const Error&) {
+      fail("--format ", format, ": layer ", c.name, " has scheme ", c.scheme.name(), " (", c.source,
+           "), which GGUF cannot store; give it a gguf:<type> (e.g. \"gguf:q4_k\"), \"BF16\" or \"FP16\" scheme");
+    }
+  }
+}
+
+std::vector<GgufTensorPlan> gguf_plan_for_layers(const ModelConfig& c, GgufMix mix, const LayerPlan& plan,
+                                                 bool has_imatrix, bool log) {
+  GgufPlanOptions po;
+  po.has_imatrix = has_imatrix;
+  po.log = log;
+  for (const LayerChoice& l : plan.layers) po.overrides[weight_name(l.name)] = ggml_type_of(l.scheme);
+  return plan_gguf_types(c, mix, po);
+}
+
+std::string gguf_output_file(const Model& model, GgufMix mix, const std::string& out) {
+  if (lower(fs::path(out).extension().string()) == ".gguf") return out;
+  return (fs::path(out) / (model_name(model) + "-" + upper(gguf_mix_info(mix).name) + ".gguf")).string();
+}
+
+void export_gguf_target(const ExportJob& job, GgufMix mix, const std::string& out) {
+  const std::string file = gguf_output_file(*job.model, mix, out);
+  if (file == out) return write_file(job, mix, file);  // GgufWriter renames into place itself
+  AtomicPath dir(out);
+  fs::create_directories(dir.temp());
+  write_file(job, mix, (fs::path(dir.temp()) / fs::path(file).filename()).string());
+  write_json(dir.temp(), "signround_run.json", job.record);
+  dir.commit();
+}
+
+}  // namespace sr
