@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/args.h"
+#include "cli/autoscheme_flags.h"
 #include "cli/commands.h"
 #include "common/error.h"
 #include "common/progress.h"
@@ -60,8 +61,14 @@ std::vector<FlagSpec> quantize_flags() {
       {"stop-after-units", true, "testing aid: stop (as if killed) after this many units", ""},
       {"json", false, "print the run record as JSON", ""},
       {"quiet", false, "no progress on stderr", ""},
+      // Mixed precision (--avg_bits): the search runs first and its layer config is quantized.
+      {"autoscheme-nsamples", true, "with --avg_bits: DeltaLoss calibration samples", "16"},
+      {"autoscheme-seqlen", true, "with --avg_bits: DeltaLoss tokens per sample", "256"},
+      {"autoscheme-batch-size", true, "with --avg_bits: DeltaLoss samples per forward/backward", "8"},
   };
   f.insert(f.end(), own.begin(), own.end());
+  auto as = autoscheme_common_flags();
+  f.insert(f.end(), as.begin(), as.end());
   return f;
 }
 
@@ -156,9 +163,10 @@ std::string gguf_target_of(const std::vector<std::string>& formats) {
 }
 
 // PlanOptions for a GGUF target: the mix defines the scheme; an explicit --scheme must agree.
-PlanOptions gguf_plan_options(const Args& a, const std::string& format, const Model& model, bool has_imatrix) {
+PlanOptions gguf_plan_options(const Args& a, const std::string& format, const std::string& layer_config,
+                              const Model& model, bool has_imatrix) {
   const GgufMix mix = gguf_format_mix(format);
-  PlanOptions po{gguf_mix_scheme(mix), a.str("layer-config"), a.flag("quant-lm-head"), {}};
+  PlanOptions po{gguf_mix_scheme(mix), layer_config, a.flag("quant-lm-head"), {}};
   if (scheme_flags_given(a)) {
     const QuantScheme given = scheme_from_flags(a);
     SR_CHECK(given == po.scheme, "--scheme ", given.name(), " disagrees with --format ", format, ", whose scheme is ",
@@ -198,18 +206,22 @@ int cmd_quantize(int argc, char** argv) {
   OpenOptions oo;
   oo.tokenizer_path = a.str("tokenizer");
   auto model = Model::open(a.required("model"), oo);
-  PlanOptions po = gguf.empty() ? PlanOptions{scheme_from_flags(a), a.str("layer-config"), a.flag("quant-lm-head"), {}}
-                                : gguf_plan_options(a, gguf, *model, o.tune.method != Method::Rtn);
+  const std::string state_dir = out_dir + ".partial";
+  nlohmann::json autoscheme;  // with --avg_bits: the allocation, whose layer config replaces --layer_config
+  const std::string layer_config =
+      a.has("avg-bits") ? autoscheme_layer_config(*model, a, state_dir, autoscheme) : a.str("layer-config");
+  PlanOptions po = gguf.empty() ? PlanOptions{scheme_from_flags(a), layer_config, a.flag("quant-lm-head"), {}}
+                                : gguf_plan_options(a, gguf, layer_config, *model, o.tune.method != Method::Rtn);
   LayerPlan plan = make_layer_plan(*model, po);
   if (!gguf.empty()) check_gguf_layer_plan(plan, gguf);
   SR_CHECK(o.tune.method == Method::Rtn || !o.calib.dataset.empty(), "--dataset is required for optimized RTN and "
            "SignRound (e.g. ../shared/data/calib_stories.txt); for data-free RTN pass --iters 0 --disable_opt_rtn");
   for (const std::string& f : formats) check_export_plan(f, plan, o.tune.method != Method::Rtn);
-  const std::string state_dir = out_dir + ".partial";
   nlohmann::json settings = settings_json(o, a.str("model"), plan);
   nlohmann::json record = run_quantization(*model, plan, o, state_dir, settings);
   record["settings"] = settings;
   record["average_bits"] = plan.average_bits();
+  if (!autoscheme.empty()) record["autoscheme"] = autoscheme;
   ExportJob job;
   job.model = model.get();
   job.plan = &plan;

@@ -20,6 +20,7 @@ struct Command {
 constexpr Command kCommands[] = {
     {"inspect", sr::cli::cmd_inspect, "architecture, tensors, dtypes, parameter count and size of a model"},
     {"quantize", sr::cli::cmd_quantize, "RTN, optimized RTN or SignRound (v1/V2) quantization, then export"},
+    {"autoscheme", sr::cli::cmd_autoscheme, "DeltaLoss scores and mixed-precision allocation for an average-bits budget"},
     {"eval", sr::cli::cmd_eval, "perplexity (llama.cpp protocol or windows) and KL divergence to a base model"},
 };
 

@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# Mixed-precision acceptance measurements on the 4m demo model (docs/results-mixed-precision.md).
+#
+#   bench/autoscheme_4m.sh [OUT]     (from the repository root after building; OUT: out/autoscheme)
+#
+# Every model is made with `signround quantize --layer_config <allocation>` (or --scheme for the
+# pure baselines) and scored with exactly
+#   signround eval --protocol llamacpp --ctx 256 --chunks 200 \
+#       --text ../shared/data/tinystories_val.txt --kld-base demo/tinystories-llama-4m
+# Results land in OUT/evals/<name>.json (kept: a re-run skips what exists), the allocations in
+# OUT/alloc/<experiment>/ (autoscheme's files, report.html with the PPL-vs-bits curve), the
+# tables in OUT/tables.md. Environment: THREADS (default 2), METHODS (default "rtn v2";
+# rtn = --iters 0, v2 = SignRoundV2 with V2_FLAGS), V2_BUDGETS (targets tuned with v2, default
+# "4.5"). Needs jq.
+set -euo pipefail
+command -v jq >/dev/null || { echo "autoscheme_4m.sh: needs jq (apt-get install jq)" >&2; exit 2; }
+
+S=./build/src/signround
+BENCH=./build/bench/deltaloss_bench
+M=demo/tinystories-llama-4m
+CAL=../shared/data/calib_stories.txt
+WIKI=../shared/data/wiki.test.raw
+VAL=../shared/data/tinystories_val.txt
+OUT=${1:-out/autoscheme}
+T=${THREADS:-2}
+METHODS=${METHODS:-"rtn v2"}
+V2_BUDGETS=${V2_BUDGETS:-"4.5"}
+V2_FLAGS=${V2_FLAGS:-"--iters 200 --nsamples 64 --seqlen 256"}
+mkdir -p "$OUT/evals" "$OUT/models" "$OUT/alloc"
+CACHE="$OUT/score_cache"
+
+log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+
+method_flags() {  # rtn | v2
+  case $1 in
+    rtn) echo "--iters 0 --dataset $CAL" ;;
+    v2) echo "$V2_FLAGS --dataset $CAL" ;;
+  esac
+}
+
+# evaluate NAME METHOD QUANTIZE_FLAGS...: quantize, evaluate, delete the model.
+evaluate() {
+  local name=$1 method=$2
+  shift 2
+  local json="$OUT/evals/$name.json"
+  [ -s "$json" ] && return 0
+  log "quantize $name ($method)"
+  # shellcheck disable=SC2046
+  $S quantize --model $M --threads "$T" --quiet $(method_flags "$method") "$@" \
+    --output_dir "$OUT/models/$name" > "$OUT/models/$name.quantize.txt"
+  log "eval $name"
+  $S eval --model "$OUT/models/$name" --protocol llamacpp --ctx 256 --chunks 200 --text $VAL --kld-base $M \
+    --threads "$T" --quiet --json > "$json.tmp"
+  jq --arg bits "$(jq -r '.average_bits' "$OUT/models/$name/quantization.json")" '. + {avg_bits: ($bits|tonumber)}' \
+    "$json.tmp" > "$json" && rm "$json.tmp"
+  rm -rf "$OUT/models/$name"
+}
+
+# allocations EXP DATASET OPTIONS BUDGETS ALLOCATORS [extra autoscheme flags]
+allocations() {
+  local exp=$1 data=$2 options=$3 budgets=$4 allocators=$5
+  shift 5
+  log "autoscheme $exp"
+  $S autoscheme --model $M --dataset "$data" --options "$options" --avg_bits "$budgets" --allocator "$allocators" \
+    --score_cache "$CACHE" --threads "$T" --quiet --output_dir "$OUT/alloc/$exp" "$@" > "$OUT/alloc/$exp.txt"
+}
+
+# --- allocations --------------------------------------------------------------------------------
+allocations mx "$CAL" MXFP4,MXFP8 4.5,5,6 deltaloss,head8,tail8,random
+allocations mx_fp "$CAL" MXFP4,MXFP8 4.5,5,6 deltaloss --deltaloss_target fp
+allocations int "$CAL" W2A16G64,W4A16 3 deltaloss,head8,tail8,random
+allocations int_fp "$CAL" W2A16G64,W4A16 3 deltaloss --deltaloss_target fp
+allocations mx_wiki "$WIKI" MXFP4,MXFP8 4.5,5,6 deltaloss
+allocations mx_fp_wiki "$WIKI" MXFP4,MXFP8 4.5,5,6 deltaloss --deltaloss_target fp
+
+# --- quantize + evaluate --------------------------------------------------------------------------
+for method in $METHODS; do
+  budgets_mx="4.5 5 6"
+  [ "$method" = v2 ] && budgets_mx=$V2_BUDGETS
+  for s in MXFP4 MXFP8 W2A16G64 W4A16; do evaluate "${method}_pure_$s" "$method" --scheme "$s"; done
+  for b in $budgets_mx; do
+    for a in deltaloss head8 tail8 random; do
+      evaluate "${method}_mx_${a}_$b" "$method" --layer_config "$OUT/alloc/mx/layer_config_${a}_$b.json"
+    done
+    evaluate "${method}_mx_deltaloss-fp_$b" "$method" --layer_config "$OUT/alloc/mx_fp/layer_config_deltaloss_$b.json"
+  done
+  for a in deltaloss head8 tail8 random; do
+    evaluate "${method}_int_${a}_3" "$method" --layer_config "$OUT/alloc/int/layer_config_${a}_3.json"
+  done
+  evaluate "${method}_int_deltaloss-fp_3" "$method" --layer_config "$OUT/alloc/int_fp/layer_config_deltaloss_3.json"
+done
+for b in 4.5 5 6; do
+  evaluate "rtn_mxwiki_deltaloss_$b" rtn --layer_config "$OUT/alloc/mx_wiki/layer_config_deltaloss_$b.json"
+  evaluate "rtn_mxwiki_deltaloss-fp_$b" rtn --layer_config "$OUT/alloc/mx_fp_wiki/layer_config_deltaloss_$b.json"
+done
+
+# --- scoring cost: one option's scoring pass vs one plain forward+backward, 3 runs each ---------
+if [ ! -s "$OUT/cost.txt" ]; then
+  log "cost"
+  for i in 1 2 3; do
+    SIGNROUND_THREADS=$T $BENCH time-reference $M $CAL MXFP4
+    SIGNROUND_THREADS=$T $BENCH time-score $M $CAL MXFP4
+    SIGNROUND_THREADS=$T $BENCH time-score $M $CAL MXFP8
+  done > "$OUT/cost.txt"
+fi
+# --- how the scores rank layers (calibration data; see bench/deltaloss_bench.cpp) ----------------
+[ -s "$OUT/rank_mx.txt" ] || SIGNROUND_THREADS=$T $BENCH rank $M $CAL MXFP4 MXFP8 > "$OUT/rank_mx.txt"
+[ -s "$OUT/rank_mx_fp.txt" ] || DELTALOSS_TARGET=fp SIGNROUND_THREADS=$T $BENCH rank $M $CAL MXFP4 MXFP8 > "$OUT/rank_mx_fp.txt"
+[ -s "$OUT/rank_int.txt" ] || SIGNROUND_THREADS=$T $BENCH rank $M $CAL W2A16G64 W4A16 > "$OUT/rank_int.txt"
+
+# --- tables ------------------------------------------------------------------------------------
+row() {  # row NAME LABEL
+  local f="$OUT/evals/$1.json"
+  [ -s "$f" ] || return 0
+  jq -r --arg l "$2" '"| \($l) | \(.avg_bits*10000|round/10000) | \(.ppl*10000|round/10000) ± \(.ppl_stderr*10000|round/10000) | \(.kld*1000000|round/1000000) ± \(.kld_stderr*1000000|round/1000000) | \(.top1_agreement*1000|round/10) |"' "$f"
+}
+header() { echo; echo "### $1"; echo; echo "| model | bits/weight | PPL | KLD | same top % |"; echo "|---|---|---|---|---|"; }
+{
+  for method in $METHODS; do
+    budgets_mx="4.5 5 6"
+    [ "$method" = v2 ] && budgets_mx=$V2_BUDGETS
+    header "MXFP4,MXFP8 — $method"
+    row "${method}_pure_MXFP4" "pure MXFP4"
+    row "${method}_pure_MXFP8" "pure MXFP8"
+    for b in $budgets_mx; do
+      for a in deltaloss deltaloss-fp head8 tail8 random; do row "${method}_mx_${a}_$b" "$a @ $b"; done
+    done
+    header "W2A16G64,W4A16 — $method"
+    row "${method}_pure_W2A16G64" "pure W2A16G64"
+    row "${method}_pure_W4A16" "pure W4A16"
+    for a in deltaloss deltaloss-fp head8 tail8 random; do row "${method}_int_${a}_3" "$a @ 3"; done
+  done
+  header "Transfer: MXFP4,MXFP8 scored on wiki.test.raw — rtn"
+  for b in 4.5 5 6; do
+    for a in deltaloss deltaloss-fp; do row "rtn_mxwiki_${a}_$b" "$a (wiki) @ $b"; done
+  done
+  echo
+  echo "### Agreement of the chosen scheme, calib_stories vs wiki.test.raw scoring"
+  echo
+  for b in 4.5 5 6; do
+    for pair in "mx mx_wiki deltaloss" "mx_fp mx_fp_wiki deltaloss-fp"; do
+      set -- $pair
+      n=$(jq -n --slurpfile a "$OUT/alloc/$1/layer_config_deltaloss_$b.json" \
+          --slurpfile b "$OUT/alloc/$2/layer_config_deltaloss_$b.json" \
+          '[$a[0].layers | to_entries[] | .value.bits] as $x | [$b[0].layers | to_entries[] | .value.bits] as $y
+           | [range(0; $x|length) | select($x[.] == $y[.])] | length / ($x|length) * 1000 | round / 10')
+      echo "- $3 @ $b: $n % of the 28 layers agree"
+    done
+  done
+} > "$OUT/tables.md"
+
+# --- the HTML reports with the quality-vs-bits curves (scores come from the cache) --------------
+points() {  # points METHOD EXP-PREFIX ALLOCATOR... -> JSON list for --eval_results
+  local method=$1 exp=$2
+  shift 2
+  for a in "$@"; do
+    for f in "$OUT"/evals/"${method}_${exp}_${a}"_*.json; do
+      [ -s "$f" ] && jq -c --arg l "$a" '{label: $l, avg_bits, ppl, ppl_stderr, kld}' "$f"
+    done
+  done
+  for s in MXFP4 MXFP8; do
+    f="$OUT/evals/${method}_pure_$s.json"
+    [ -s "$f" ] && jq -c --arg l "pure $s" '{label: $l, avg_bits, ppl, ppl_stderr, kld}' "$f"
+  done
+}
+points rtn mx deltaloss deltaloss-fp head8 tail8 random | jq -s . > "$OUT/alloc/mx_rtn_points.json"
+$S autoscheme --model $M --dataset "$CAL" --options MXFP4,MXFP8 --avg_bits 4.5,5,6 \
+  --allocator deltaloss,head8,tail8,random --score_cache "$CACHE" --threads "$T" --quiet \
+  --eval_results "$OUT/alloc/mx_rtn_points.json" --output_dir "$OUT/alloc/mx" > /dev/null
+log "done: $OUT/tables.md, $OUT/alloc/mx/report.html"

@@ -1,0 +1,226 @@
+// DeltaLoss cost and quality, for docs/results-mixed-precision.md.
+//
+//   deltaloss_bench time  MODEL DATASET OPTION [nsamples seqlen batch]
+//       one DeltaLoss scoring pass of OPTION vs one plain full-graph forward+backward of the
+//       model over the same calibration batches: seconds, ratio, peak RSS of each (run each
+//       mode in its own process for clean peaks: `time-score` / `time-reference`).
+//   deltaloss_bench kld   MODEL DATASET CONFIG.json...
+//       KLD to full precision on the calibration tokens of each per-layer scheme file (16 × 256).
+//   deltaloss_bench rank  MODEL DATASET LOW HIGH [nsamples seqlen batch]
+//       how well the scores predict measured loss changes on the calibration data:
+//       (a) single-layer quantization with LOW: Spearman ρ(score_LOW, L(ℓ alone in LOW) − L_fp);
+//       Each change is measured as the calibration loss (next-token CE; noisy at 16 × 256 tokens)
+//       and as the KL divergence to the full-precision model on the same tokens.
+//       Environment: DELTALOSS_TARGET=fp scores against the FP model (DeltaLossTarget), and
+//       DELTALOSS_WEIGHT_TERM=1 forces the weight term on.
+//       (b) upgrades in the all-LOW model: ρ(score_LOW − score_HIGH, L(all LOW) − L(all LOW but ℓ
+//           in HIGH)) — the quantity the DP trades against bits.
+// The weight term follows §4.4 for the pair {LOW, HIGH}.
+#include <malloc.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <numeric>
+#include <string>
+
+#include "alloc/allocation.h"
+#include "alloc/deltaloss.h"
+#include "common/sysinfo.h"
+#include "quant/qdq.h"
+#include "tune/calibration.h"
+#include "tune/layer_plan.h"
+
+using namespace sr;
+
+namespace {
+
+std::vector<ScoredLayer> all_layers(const Model& m) {
+  std::vector<ScoredLayer> out;
+  for (int64_t b = 0; b < m.config().n_layers; ++b)
+    for (Proj p : kAllProjs) out.push_back({layer_name(b, p), b, p});
+  return out;
+}
+
+double spearman(const std::vector<double>& a, const std::vector<double>& b) {
+  auto ranks = [](const std::vector<double>& v) {
+    std::vector<size_t> idx(v.size());
+    std::iota(idx.begin(), idx.end(), 0);
+    std::sort(idx.begin(), idx.end(), [&](size_t i, size_t j) { return v[i] < v[j]; });
+    std::vector<double> r(v.size());
+    for (size_t k = 0; k < idx.size(); ++k) r[idx[k]] = double(k);
+    return r;
+  };
+  const auto ra = ranks(a), rb = ranks(b);
+  const double n = double(a.size());
+  double d2 = 0;
+  for (size_t i = 0; i < ra.size(); ++i) d2 += (ra[i] - rb[i]) * (ra[i] - rb[i]);
+  return 1 - 6 * d2 / (n * (n * n - 1));
+}
+
+// Calibration-data effect of a per-layer assignment `scheme_of(layer)` (BF16 = full precision):
+// the loss (Σ over batches of the batch-mean causal-LM loss, as the score sums) and the mean KL
+// divergence to the full-precision model's next-token distributions `fp_logp` ([N, T, V], or
+// undefined to skip).
+struct Effect {
+  double loss = 0, kld = 0;
+  at::Tensor logp;  // [N, T, V] log-probabilities
+};
+
+template <typename F>
+Effect calib_effect(const Model& m, const at::Tensor& tokens, int64_t batch, F scheme_of, const at::Tensor& fp_logp) {
+  at::NoGradGuard ng;
+  const ModelConfig& c = m.config();
+  const int64_t T = tokens.size(1);
+  const auto pos = at::arange(T, at::kLong);
+  Effect e;
+  std::vector<at::Tensor> parts;
+  for (int64_t r = 0; r < tokens.size(0); r += batch) {
+    const int64_t rows = std::min(batch, tokens.size(0) - r);
+    const at::Tensor t = tokens.narrow(0, r, rows);
+    at::Tensor h = m.embed(t);
+    for (int64_t b = 0; b < c.n_layers; ++b) {
+      BlockWeights w = m.load_block(b);
+      std::array<QuantScheme, kProjCount> s;
+      for (Proj p : kAllProjs) {
+        s[int(p)] = scheme_of(int(b * kProjCount + int(p)));
+        if (s[int(p)].quantized()) w.weight(p) = qdq_weight(w.weight(p), s[int(p)]).w_hat;
+      }
+      InputHook hook = [s](Proj p, const at::Tensor& x) { return qdq_act(x, s[int(p)]); };
+      h = block_forward(c, w, h, pos, m.rope(T), hook);
+    }
+    const at::Tensor lp = at::log_softmax(m.logits(h), -1);
+    const int64_t V = lp.size(-1);
+    e.loss += at::nll_loss(lp.narrow(1, 0, T - 1).reshape({-1, V}), t.narrow(1, 1, T - 1).reshape({-1})).item<double>();
+    if (fp_logp.defined()) {
+      const at::Tensor base = fp_logp.narrow(0, r, rows);
+      e.kld += (base.exp() * (base - lp)).sum(-1).sum().item<double>();
+    } else {
+      parts.push_back(lp);
+    }
+  }
+  if (fp_logp.defined()) e.kld /= double(tokens.size(0) * T);
+  else e.logp = at::cat(parts, 0);
+  return e;
+}
+
+// If upgrade gains added up, which share of all-LOW's KLD could an allocation recover at each
+// target? The DP run once on the measured gains (an oracle) and once on the DeltaLoss scores.
+void additive_bound(const Model& m, const QuantScheme& lo, const QuantScheme& hi, const std::vector<double>& s_lo,
+                    const std::vector<double>& s_hi, const std::vector<double>& gain, double kld_lo) {
+  const LayerPlan plan = make_layer_plan(m, {preset_scheme("BF16"), "", false});
+  const AllocProblem p = make_alloc_problem(plan, {{"lo", lo}, {"hi", hi}}, FusePolicy::Off, false);
+  ScoreTable oracle(p.layers.size(), std::vector<double>(2, 0.0)), scores(p.layers.size(), std::vector<double>(2));
+  const double gmin = *std::min_element(gain.begin(), gain.end());
+  for (size_t l = 0; l < p.layers.size(); ++l) {
+    oracle[l][0] = gain[l] - std::min(0.0, gmin);  // shifted to be >= 0; the shift is the same for every layer
+    oracle[l][1] = -std::min(0.0, gmin);
+    scores[l] = {s_lo[l], s_hi[l]};
+  }
+  const BudgetRange r = budget_range(p);
+  for (double t : {r.min_avg + 0.25, r.min_avg + 0.75, r.min_avg + 1.75}) {
+    double sum[2] = {0, 0};
+    const ScoreTable* tables[2] = {&oracle, &scores};
+    for (int k = 0; k < 2; ++k) {
+      const Allocation a = allocate(p, tables[k], t, AllocatorKind::DeltaLoss);
+      for (size_t l = 0; l < p.layers.size(); ++l) sum[k] += a.option[l] == 1 ? gain[l] : 0.0;
+    }
+    std::printf("target %.2f bits: additive KLD recovery, oracle %.1f%%, DeltaLoss %.1f%% of %.6f\n", t,
+                100 * sum[0] / kld_lo, 100 * sum[1] / kld_lo, kld_lo);
+  }
+}
+
+int rank(const Model& m, const at::Tensor& tokens, int64_t batch, const QuantScheme& lo, const QuantScheme& hi) {
+  DeltaLossOptions opt;
+  opt.batch_size = batch;
+  opt.weight_term = weight_term_needed({lo, hi}) || std::getenv("DELTALOSS_WEIGHT_TERM");
+  if (const char* t = std::getenv("DELTALOSS_TARGET"); t && std::string(t) == "fp")
+    opt.target = DeltaLossTarget::FullPrecision;
+  opt.progress = false;
+  const auto layers = all_layers(m);
+  const auto s_lo = deltaloss_scores(m, layers, lo, tokens, opt).score;
+  const auto s_hi = deltaloss_scores(m, layers, hi, tokens, opt).score;
+  const QuantScheme fp = preset_scheme("BF16");
+  const Effect base = calib_effect(m, tokens, batch, [&](int) { return fp; }, at::Tensor());
+  const Effect all_lo = calib_effect(m, tokens, batch, [&](int) { return lo; }, base.logp);
+  std::vector<double> single, upgrade, single_kld, upgrade_kld, pred;
+  for (int l = 0; l < int(layers.size()); ++l) {
+    const Effect one = calib_effect(m, tokens, batch, [&](int k) { return k == l ? lo : fp; }, base.logp);
+    const Effect up = calib_effect(m, tokens, batch, [&](int k) { return k == l ? hi : lo; }, base.logp);
+    single.push_back(one.loss - base.loss);
+    upgrade.push_back(all_lo.loss - up.loss);
+    single_kld.push_back(one.kld);
+    upgrade_kld.push_back(all_lo.kld - up.kld);
+    pred.push_back(s_lo[size_t(l)] - s_hi[size_t(l)]);
+    std::printf("%-34s score %-9.4g %-9.4g | single dL %-10.3g dKLD %-10.3g | upgrade gain dL %-10.3g dKLD %-10.3g\n",
+                layers[size_t(l)].name.c_str(), s_lo[size_t(l)], s_hi[size_t(l)], single.back(), single_kld.back(),
+                upgrade.back(), upgrade_kld.back());
+  }
+  std::printf("weight term %d; loss FP %.5f, all %s %.5f (sums over batches), KLD all %s %.6f\n", int(opt.weight_term),
+              base.loss, lo.name().c_str(), all_lo.loss, lo.name().c_str(), all_lo.kld);
+  std::printf("rho single-layer %s: loss %.3f, KLD %.3f\n", lo.name().c_str(), spearman(s_lo, single),
+              spearman(s_lo, single_kld));
+  std::printf("rho upgrade %s->%s: loss %.3f, KLD %.3f\n", lo.name().c_str(), hi.name().c_str(),
+              spearman(pred, upgrade), spearman(pred, upgrade_kld));
+  additive_bound(m, lo, hi, s_lo, s_hi, upgrade_kld, all_lo.kld);
+  return 0;
+}
+
+// KLD to full precision on the calibration tokens of each layer config (tune/layer_plan.h files).
+int kld_mode(const Model& m, const at::Tensor& tokens, int64_t batch, const std::vector<std::string>& configs) {
+  const QuantScheme fp = preset_scheme("BF16");
+  const Effect base = calib_effect(m, tokens, batch, [&](int) { return fp; }, at::Tensor());
+  for (const std::string& f : configs) {
+    const LayerPlan plan = make_layer_plan(m, {fp, f, false});
+    const Effect e = calib_effect(m, tokens, batch, [&](int l) {
+      return plan.find(l / kProjCount, Proj(l % kProjCount))->scheme; }, base.logp);
+    std::printf("%-60s avg bits %.4f  KLD %.6f  loss %.5f\n", f.c_str(), plan.average_bits(), e.kld, e.loss);
+  }
+  return 0;
+}
+
+int time_mode(const Model& m, const at::Tensor& tokens, int64_t batch, const QuantScheme& o, bool score) {
+  malloc_trim(0);
+  reset_peak_rss();
+  const int64_t before = current_rss_bytes();
+  const double t0 = now_seconds();
+  if (score) {
+    DeltaLossOptions opt;
+    opt.batch_size = batch;
+    opt.weight_term = !o.act_quantized();
+    opt.progress = false;
+    deltaloss_scores(m, all_layers(m), o, tokens, opt);
+  } else {
+    for (int64_t r = 0; r < tokens.size(0); r += batch)
+      full_forward_backward(m, tokens.narrow(0, r, std::min(batch, tokens.size(0) - r)));
+  }
+  const double secs = now_seconds() - t0;
+  std::printf("%s %s: %.3f s, peak RSS %.1f MB (growth %.1f MB over %.1f MB before)\n",
+              score ? "deltaloss" : "full fwd+bwd", score ? o.name().c_str() : "(fp32)", secs,
+              double(peak_rss_bytes()) / 1e6, double(peak_rss_bytes() - before) / 1e6, double(before) / 1e6);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 5) {
+    std::fprintf(stderr, "usage: %s time-score|time-reference MODEL DATASET OPTION [nsamples seqlen batch]\n"
+                         "       %s rank MODEL DATASET LOW HIGH [nsamples seqlen batch]\n", argv[0], argv[0]);
+    return 2;
+  }
+  ensure_passive_openmp(argv);
+  const std::string mode = argv[1];
+  const int extra = mode == "rank" ? 6 : mode == "kld" ? argc : 5;
+  const int64_t n = argc > extra ? std::atoll(argv[extra]) : 16, T = argc > extra + 1 ? std::atoll(argv[extra + 1]) : 256;
+  const int64_t batch = argc > extra + 2 ? std::atoll(argv[extra + 2]) : 8;
+  if (const char* th = std::getenv("SIGNROUND_THREADS")) set_threads(std::atoi(th));
+  auto m = Model::open(argv[2]);
+  const at::Tensor tokens = load_calibration(m->tokenizer(), {argv[3], n, T, 42}).tokens;
+  if (mode == "kld") return kld_mode(*m, tokens, batch, std::vector<std::string>(argv + 4, argv + argc));
+  if (mode == "rank") return rank(*m, tokens, batch, parse_scheme(argv[4]), parse_scheme(argv[5]));
+  if (mode == "time-score" || mode == "time-reference")
+    return time_mode(*m, tokens, batch, parse_scheme(argv[4]), mode == "time-score");
+  std::fprintf(stderr, "unknown mode %s\n", mode.c_str());
+  return 2;
+}

@@ -1,0 +1,399 @@
+#include "alloc/allocation.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <numeric>
+#include <random>
+#include <sstream>
+
+#include "alloc/knapsack.h"
+#include "common/error.h"
+
+namespace sr {
+
+std::vector<AllocOption> parse_alloc_options(const std::string& text) {
+  std::vector<std::string> parts;
+  std::string cur;
+  int depth = 0;
+  for (char ch : text) {
+    depth += ch == '{' ? 1 : ch == '}' ? -1 : 0;
+    if (ch == ',' && depth == 0) {
+      parts.push_back(cur);
+      cur.clear();
+    } else {
+      cur += ch;
+    }
+  }
+  parts.push_back(cur);
+  std::vector<AllocOption> out;
+  for (std::string p : parts) {
+    p.erase(0, p.find_first_not_of(" \t"));
+    p.erase(p.find_last_not_of(" \t") + 1);
+    SR_CHECK(!p.empty(), "[--options] empty entry in '", text, "'");
+    std::string spec = p;
+    if (spec[0] != '{') std::replace(spec.begin(), spec.end(), ';', ',');
+    QuantScheme s;
+    try {
+      s = parse_scheme(spec);
+    } catch (const Error& e) {
+      const bool gguf = p.rfind("gguf:", 0) == 0 || p.rfind("GGUF:", 0) == 0;
+      fail("[--options] '", p, "': ", e.what(),
+           gguf ? " (GGUF k-quant options need the ggml-type schemes of quant/scheme.h, not available yet)" : "");
+    }
+    bool dup = false;
+    for (const AllocOption& o : out) dup |= o.scheme == s;
+    if (!dup) out.push_back({p, s});
+  }
+  return out;
+}
+
+FusePolicy parse_fuse_policy(const std::string& s) {
+  if (s == "auto") return FusePolicy::Auto;
+  if (s == "on") return FusePolicy::On;
+  if (s == "off") return FusePolicy::Off;
+  fail("--fuse_groups must be auto, on or off, got '", s, "'");
+}
+
+int64_t AllocProblem::total_weights() const {
+  int64_t n = fixed_weights;
+  for (const AllocLayer& l : layers) n += l.out * l.in;
+  return n;
+}
+
+bool AllocProblem::item_allows(size_t item, size_t option) const {
+  for (size_t l : items[item])
+    if (cost[l][option] < 0) return false;
+  return true;
+}
+
+int64_t AllocProblem::item_cost(size_t item, size_t option) const {
+  int64_t c = 0;
+  for (size_t l : items[item]) c += cost[l][option];
+  return c;
+}
+
+namespace {
+
+// Fused groups of one block: q/k/v, gate/up; o and down alone.
+int fuse_group_of(Proj p) {
+  switch (p) {
+    case Proj::Q: case Proj::K: case Proj::V: return 0;
+    case Proj::Gate: case Proj::Up: return 1;
+    case Proj::O: return 2;
+    default: return 3;
+  }
+}
+
+bool wants_fusion(FusePolicy f, const std::vector<AllocOption>& options) {
+  if (f != FusePolicy::Auto) return f == FusePolicy::On;
+  for (const AllocOption& o : options)
+    if (o.scheme.data_type == DataType::NvFp) return true;
+  return false;
+}
+
+std::vector<std::vector<size_t>> make_items(const std::vector<AllocLayer>& layers, bool fuse) {
+  std::vector<std::vector<size_t>> items;
+  std::map<std::pair<int64_t, int>, size_t> group_item;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    if (!fuse) {
+      items.push_back({i});
+      continue;
+    }
+    auto key = std::make_pair(layers[i].block, fuse_group_of(layers[i].proj));
+    auto it = group_item.find(key);
+    if (it == group_item.end()) {
+      group_item[key] = items.size();
+      items.push_back({i});
+    } else {
+      items[it->second].push_back(i);
+    }
+  }
+  return items;
+}
+
+}  // namespace
+
+AllocProblem make_alloc_problem(const LayerPlan& plan, const std::vector<AllocOption>& options, FusePolicy fuse,
+                                bool ignore) {
+  SR_CHECK(!options.empty(), "[autoscheme] --options names no scheme");
+  AllocProblem p;
+  p.options = options;
+  p.ignore_scale_zp_bits = ignore;
+  for (const LayerChoice& c : plan.layers) {
+    if (c.source != "default") {
+      p.fixed_bits += layer_bits(c.scheme, c.out, c.in, ignore);
+      p.fixed_weights += c.out * c.in;
+      continue;
+    }
+    SR_CHECK(c.block >= 0, "[autoscheme] ", c.name, " cannot be allocated yet (only block projections are candidates)");
+    p.layers.push_back({c.name, c.block, c.proj, c.out, c.in});
+    std::vector<int64_t> row;
+    std::string why;
+    for (const AllocOption& o : options) {
+      const FitResult f = fits(o.scheme, c.out, c.in);
+      row.push_back(f.ok ? layer_bits(o.scheme, c.out, c.in, ignore) : -1);
+      if (!f.ok) why += "\n  " + o.name + ": " + f.reason;
+    }
+    SR_CHECK(std::any_of(row.begin(), row.end(), [](int64_t b) { return b >= 0; }), "[autoscheme] ", c.name, " [",
+             c.out, ", ", c.in, "] fits none of the options:", why);
+    p.cost.push_back(row);
+  }
+  p.fused = wants_fusion(fuse, options);
+  p.items = make_items(p.layers, p.fused);
+  for (size_t i = 0; i < p.items.size(); ++i) {
+    bool any = false;
+    for (size_t k = 0; k < options.size(); ++k) any |= p.item_allows(i, k);
+    SR_CHECK(any, "[autoscheme] the fused group of ", p.layers[p.items[i][0]].name,
+             " has no option that fits all its members; pass --fuse_groups off");
+  }
+  return p;
+}
+
+namespace {
+
+// The item problem for the knapsack (allowed options only) and the option index each maps to.
+struct ItemOptions {
+  std::vector<KnapsackItem> items;
+  std::vector<std::vector<size_t>> option;  // [item][j] -> index into p.options
+};
+
+ItemOptions item_options(const AllocProblem& p, const ScoreTable* scores) {
+  ItemOptions r;
+  for (size_t i = 0; i < p.items.size(); ++i) {
+    KnapsackItem it;
+    std::vector<size_t> idx;
+    for (size_t k = 0; k < p.options.size(); ++k) {
+      if (!p.item_allows(i, k)) continue;
+      double s = 0;
+      if (scores)
+        for (size_t l : p.items[i]) {
+          const double v = (*scores)[l][k];
+          SR_CHECK(std::isfinite(v) && v >= 0, "[autoscheme] DeltaLoss score of ", p.layers[l].name, " under ",
+                   p.options[k].name, " is ", v, " (every calibration batch was skipped?)");
+          s += v;
+        }
+      it.options.push_back({p.item_cost(i, k), s});
+      idx.push_back(k);
+    }
+    r.items.push_back(it);
+    r.option.push_back(idx);
+  }
+  return r;
+}
+
+std::string option_names(const AllocProblem& p) {
+  std::string s;
+  for (const AllocOption& o : p.options) s += (s.empty() ? "" : ",") + o.name;
+  return s;
+}
+
+// Greedy baseline: everything at its cheapest option, then items in `order` raised to the most
+// expensive option that still fits the remaining budget.
+std::vector<int> first_fit(const ItemOptions& io, const std::vector<size_t>& order, int64_t budget) {
+  std::vector<int> choice(io.items.size());
+  int64_t left = budget;
+  for (size_t i = 0; i < io.items.size(); ++i) {
+    const auto& opts = io.items[i].options;
+    size_t cheapest = 0;
+    for (size_t j = 1; j < opts.size(); ++j)
+      if (opts[j].cost < opts[cheapest].cost) cheapest = j;
+    choice[i] = int(cheapest);
+    left -= opts[cheapest].cost;
+  }
+  for (size_t i : order) {
+    const auto& opts = io.items[i].options;
+    const int64_t base = opts[size_t(choice[i])].cost;
+    for (size_t j = 0; j < opts.size(); ++j)
+      if (opts[j].cost > opts[size_t(choice[i])].cost && opts[j].cost - base <= left) choice[i] = int(j);
+    left -= opts[size_t(choice[i])].cost - base;
+  }
+  return choice;
+}
+
+// Every item at the same option k (its cheapest when it cannot take k): the most expensive
+// such assignment within the budget.
+std::vector<int> uniform_choice(const AllocProblem& p, const ItemOptions& io, int64_t budget) {
+  std::vector<int> best;
+  int64_t best_cost = -1;
+  for (size_t k = 0; k < p.options.size(); ++k) {
+    std::vector<int> choice = first_fit(io, {}, budget);  // all cheapest
+    int64_t cost = 0;
+    for (size_t i = 0; i < io.items.size(); ++i) {
+      const auto& map = io.option[i];
+      auto it = std::find(map.begin(), map.end(), k);
+      if (it != map.end()) choice[i] = int(it - map.begin());
+      cost += io.items[i].options[size_t(choice[i])].cost;
+    }
+    if (cost <= budget && cost > best_cost) {
+      best = choice;
+      best_cost = cost;
+    }
+  }
+  return best.empty() ? first_fit(io, {}, budget) : best;
+}
+
+std::vector<int> baseline_choice(const AllocProblem& p, const ItemOptions& io, AllocatorKind kind, int64_t budget,
+                                 uint64_t seed) {
+  if (kind == AllocatorKind::Uniform) return uniform_choice(p, io, budget);
+  std::vector<size_t> order(io.items.size());
+  std::iota(order.begin(), order.end(), 0);
+  if (kind == AllocatorKind::Tail) std::reverse(order.begin(), order.end());
+  if (kind == AllocatorKind::Random) std::shuffle(order.begin(), order.end(), std::mt19937_64(seed));
+  return first_fit(io, order, budget);
+}
+
+}  // namespace
+
+BudgetRange budget_range(const AllocProblem& p) {
+  const ItemOptions io = item_options(p, nullptr);
+  BudgetRange r;
+  r.min_bits = p.fixed_bits + min_total_cost(io.items);
+  r.max_bits = p.fixed_bits + max_total_cost(io.items);
+  const double n = double(p.total_weights());
+  r.min_avg = double(r.min_bits) / n;
+  r.max_avg = double(r.max_bits) / n;
+  return r;
+}
+
+int64_t item_budget(const AllocProblem& p, double avg_bits) {
+  const BudgetRange r = budget_range(p);
+  SR_CHECK(std::isfinite(avg_bits) && avg_bits > 0, "--avg_bits must be a positive number, got ", avg_bits);
+  if (std::fabs(avg_bits - r.min_avg) <= 1e-3) return r.min_bits - p.fixed_bits;
+  if (std::fabs(avg_bits - r.max_avg) <= 1e-3) return r.max_bits - p.fixed_bits;
+  std::ostringstream range;
+  range.precision(4);
+  range << std::fixed << r.min_avg << " and " << r.max_avg;
+  SR_CHECK(avg_bits >= r.min_avg && avg_bits <= r.max_avg, "--avg_bits ", avg_bits,
+           " is not achievable with options ", option_names(p), p.ignore_scale_zp_bits ? " (scale/zp bits ignored)" : "",
+           ": the average can lie between ", range.str(), " bits per weight");
+  // long double keeps avg · n exact enough for any realistic n (< 2^53 weights).
+  const int64_t total = int64_t(std::floor((long double)avg_bits * (long double)p.total_weights() + 1e-6L));
+  return std::min(total, r.max_bits) - p.fixed_bits;
+}
+
+AllocatorKind parse_allocator(const std::string& s) {
+  if (s == "deltaloss") return AllocatorKind::DeltaLoss;
+  if (s == "uniform") return AllocatorKind::Uniform;
+  if (s == "head8" || s == "head") return AllocatorKind::Head;
+  if (s == "tail8" || s == "tail") return AllocatorKind::Tail;
+  if (s == "random") return AllocatorKind::Random;
+  fail("--allocator must be deltaloss, uniform, head8, tail8 or random, got '", s, "'");
+}
+
+const char* to_string(AllocatorKind k) {
+  switch (k) {
+    case AllocatorKind::DeltaLoss: return "deltaloss";
+    case AllocatorKind::Uniform: return "uniform";
+    case AllocatorKind::Head: return "head8";
+    case AllocatorKind::Tail: return "tail8";
+    default: return "random";
+  }
+}
+
+Allocation allocate(const AllocProblem& p, const ScoreTable* scores, double avg_bits, AllocatorKind kind,
+                    uint64_t seed) {
+  SR_CHECK(kind != AllocatorKind::DeltaLoss || scores, "[autoscheme] the deltaloss allocator needs scores");
+  if (scores)
+    SR_CHECK(scores->size() == p.layers.size(), "[autoscheme] ", scores->size(), " score rows for ", p.layers.size(),
+             " layers");
+  const int64_t budget = item_budget(p, avg_bits);
+  const ItemOptions io = item_options(p, scores);
+  Allocation a;
+  a.allocator = kind;
+  a.target_avg_bits = avg_bits;
+  std::vector<int> choice;
+  if (kind == AllocatorKind::DeltaLoss) {
+    const KnapsackSolution sol = solve_knapsack(io.items, budget);
+    choice = sol.choice;
+    a.dp_states = sol.max_states;
+  } else {
+    choice = baseline_choice(p, io, kind, budget, seed);
+  }
+  a.option.assign(p.layers.size(), -1);
+  a.bits = p.fixed_bits;
+  a.score = scores ? 0.0 : std::nan("");
+  for (size_t i = 0; i < p.items.size(); ++i) {
+    const size_t k = io.option[i][size_t(choice[i])];
+    for (size_t l : p.items[i]) {
+      a.option[l] = int(k);
+      a.bits += p.cost[l][k];
+      if (scores) a.score += (*scores)[l][k];
+    }
+  }
+  a.avg_bits = double(a.bits) / double(p.total_weights());
+  return a;
+}
+
+nlohmann::ordered_json layer_config_json(const LayerPlan& plan, const AllocProblem& p, const Allocation& a) {
+  std::map<std::string, const QuantScheme*> chosen;
+  for (size_t l = 0; l < p.layers.size(); ++l) chosen[p.layers[l].name] = &p.options[size_t(a.option[l])].scheme;
+  nlohmann::ordered_json layers = nlohmann::ordered_json::object();
+  for (const LayerChoice& c : plan.layers) {
+    auto it = chosen.find(c.name);
+    const QuantScheme& s = it != chosen.end() ? *it->second : c.scheme;
+    layers[c.name] = nlohmann::ordered_json::parse(s.to_json().dump());
+  }
+  nlohmann::ordered_json opts = nlohmann::ordered_json::array();
+  for (const AllocOption& o : p.options) opts.push_back(o.name);
+  nlohmann::ordered_json j;
+  j["layers"] = layers;
+  j["autoscheme"] = {{"allocator", to_string(a.allocator)}, {"target_avg_bits", a.target_avg_bits},
+                     {"avg_bits", a.avg_bits},  {"bits", a.bits},
+                     {"weights", p.total_weights()}, {"options", opts},
+                     {"ignore_scale_zp_bits", p.ignore_scale_zp_bits}, {"fused_groups", p.fused}};
+  return j;
+}
+
+namespace {
+
+std::vector<size_t> by_loss(const std::vector<double>& loss) {
+  std::vector<size_t> idx(loss.size());
+  std::iota(idx.begin(), idx.end(), 0);
+  std::stable_sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return loss[a] < loss[b]; });
+  return idx;
+}
+
+}  // namespace
+
+std::vector<size_t> head_options(const std::vector<AllocOption>& options, const std::vector<double>& total_loss,
+                                 double target) {
+  SR_CHECK(options.size() == total_loss.size() && !options.empty(), "[head_options] ", options.size(), " options, ",
+           total_loss.size(), " losses");
+  std::vector<size_t> high;
+  for (size_t k = 0; k < options.size(); ++k)
+    if (options[k].scheme.bits >= 6) high.push_back(k);
+  if (high.empty()) return {by_loss(total_loss).front()};
+  if (high.size() == 1 || target <= 6) return high;
+  size_t best = high.front();
+  for (size_t k : high)
+    if (options[k].scheme.bits > options[best].scheme.bits) best = k;
+  return {best};
+}
+
+std::vector<size_t> embedding_option_order(const std::vector<AllocOption>& options,
+                                           const std::vector<double>& total_loss, double target, bool tied) {
+  SR_CHECK(options.size() == total_loss.size() && !options.empty(), "[embedding_option_order] ", options.size(),
+           " options, ", total_loss.size(), " losses");
+  const std::vector<size_t> sorted = by_loss(total_loss);
+  std::vector<size_t> first;
+  if (tied) {
+    for (size_t k : sorted)
+      if (target > 6 || options[k].scheme.bits <= 6) first.push_back(k);
+  } else {
+    const int fl = int(std::floor(target));
+    int next = 1 << 30;
+    for (size_t k : sorted) {
+      if (options[k].scheme.bits == fl) first.push_back(k);
+      if (options[k].scheme.bits > fl) next = std::min(next, options[k].scheme.bits);
+    }
+    if (first.empty())
+      for (size_t k : sorted)
+        if (options[k].scheme.bits == next) first.push_back(k);
+  }
+  for (size_t k : sorted)
+    if (std::find(first.begin(), first.end(), k) == first.end()) first.push_back(k);
+  return first;
+}
+
+}  // namespace sr

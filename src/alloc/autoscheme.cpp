@@ -1,0 +1,91 @@
+#include "alloc/autoscheme.h"
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+#include "alloc/score_cache.h"
+#include "common/error.h"
+#include "common/sysinfo.h"
+
+namespace sr {
+namespace {
+
+bool needs_scores(const std::vector<AllocatorKind>& kinds) {
+  for (AllocatorKind k : kinds)
+    if (k == AllocatorKind::DeltaLoss) return true;
+  return false;
+}
+
+at::Tensor calibration_tokens(const Model& model, CalibOptions co, nlohmann::json& record) {
+  SR_CHECK(!co.dataset.empty(), "--dataset is required for DeltaLoss scoring (e.g. ../shared/data/calib_stories.txt)");
+  SR_CHECK(std::filesystem::exists(co.dataset), "--dataset ", co.dataset, " does not exist");
+  SR_CHECK(co.nsamples >= 1 && co.seqlen >= 2, "--nsamples must be >= 1 and --seqlen >= 2");
+  if (co.seqlen > model.config().max_position) {
+    std::fprintf(stderr, "note: --seqlen %lld exceeds the model's %lld positions; using %lld\n", (long long)co.seqlen,
+                 (long long)model.config().max_position, (long long)model.config().max_position);
+    co.seqlen = model.config().max_position;
+  }
+  CalibData d = load_calibration(model.tokenizer(), co);
+  record = {{"dataset", co.dataset}, {"samples", d.tokens.size(0)}, {"seqlen", d.tokens.size(1)},
+            {"mode", d.mode}, {"seed", co.seed}};
+  return d.tokens;
+}
+
+void score_all(const Model& model, const AutoSchemeOptions& opt, AutoSchemeResult& r) {
+  const AllocProblem& p = r.problem;
+  const at::Tensor tokens = calibration_tokens(model, opt.calib, r.calibration);
+  const ScoreCache cache(opt.score_cache_dir);
+  DeltaLossOptions dl;
+  dl.batch_size = opt.batch_size;
+  dl.weight_term = r.weight_term;
+  dl.target = opt.target;
+  dl.progress = opt.progress;
+  r.scores.assign(p.layers.size(), std::vector<double>(p.options.size(), std::nan("")));
+  for (size_t k = 0; k < p.options.size(); ++k) {
+    std::vector<ScoredLayer> layers;
+    std::vector<size_t> index;
+    for (size_t l = 0; l < p.layers.size(); ++l)
+      if (p.cost[l][k] >= 0) {
+        layers.push_back({p.layers[l].name, p.layers[l].block, p.layers[l].proj});
+        index.push_back(l);
+      }
+    OptionScores os;
+    if (!layers.empty()) {
+      os.scores = cached_deltaloss_scores(cache, model, layers, p.options[k].scheme, tokens, dl, &os.cache_hit);
+      os.scored = true;
+      for (size_t j = 0; j < index.size(); ++j) r.scores[index[j]][k] = os.scores.score[j];
+    }
+    if (opt.progress)
+      std::fprintf(stderr, "deltaloss %s: %s, loss %.4f\n", p.options[k].name.c_str(),
+                   os.cache_hit ? "from the cache" : "scored", os.scores.mean_loss);
+    r.per_option.push_back(os);
+  }
+  r.has_scores = true;
+}
+
+}  // namespace
+
+AutoSchemeResult run_autoscheme(const Model& model, const AutoSchemeOptions& opt) {
+  const double t0 = now_seconds();
+  SR_CHECK(!opt.avg_bits.empty(), "--avg_bits is required (one value or a comma list, e.g. 4.5,5,6)");
+  SR_CHECK(!opt.allocators.empty(), "--allocator names no allocator");
+  AutoSchemeResult r;
+  const std::vector<AllocOption> options = parse_alloc_options(opt.options);
+  PlanOptions po{preset_scheme("BF16"), opt.layer_config, false};
+  r.plan = make_layer_plan(model, po);
+  r.problem = make_alloc_problem(r.plan, options, opt.fuse, opt.ignore_scale_zp_bits);
+  std::vector<QuantScheme> schemes;
+  for (const AllocOption& o : options) schemes.push_back(o.scheme);
+  r.weight_term = opt.weight_term || weight_term_needed(schemes);
+  // Range errors before the (long) scoring pass.
+  for (double b : opt.avg_bits) item_budget(r.problem, b);
+  if (needs_scores(opt.allocators)) score_all(model, opt, r);
+  for (double b : opt.avg_bits)
+    for (AllocatorKind k : opt.allocators)
+      r.allocations.push_back(allocate(r.problem, r.has_scores ? &r.scores : nullptr, b, k, opt.seed));
+  r.seconds = now_seconds() - t0;
+  return r;
+}
+
+}  // namespace sr

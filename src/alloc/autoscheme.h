@@ -1,0 +1,54 @@
+// AutoScheme end to end (spec §4): candidate layers and fixed ones, DeltaLoss scores per option
+// (cached), then one allocation per (target average, allocator). What `signround autoscheme`
+// prints and writes, and what `signround quantize --avg_bits` quantizes with.
+#pragma once
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "alloc/allocation.h"
+#include "alloc/deltaloss.h"
+#include "tune/calibration.h"
+
+namespace sr {
+
+struct AutoSchemeOptions {
+  std::vector<double> avg_bits;          // one allocation per target and allocator
+  std::string options;                   // --options text (parse_alloc_options)
+  std::vector<AllocatorKind> allocators = {AllocatorKind::DeltaLoss};
+  bool ignore_scale_zp_bits = false;
+  FusePolicy fuse = FusePolicy::Auto;
+  CalibOptions calib{"", 16, 256, 42};   // §4.1 defaults: 16 × 256 tokens
+  int64_t batch_size = 8;
+  DeltaLossTarget target = DeltaLossTarget::Labels;
+  bool weight_term = false;              // force the weight term on (else §4.4's rule)
+  std::string layer_config;              // user per-layer schemes: those layers are fixed
+  std::string score_cache_dir;           // "" disables the on-disk cache
+  uint64_t seed = 42;                    // random allocator
+  bool progress = true;
+};
+
+struct OptionScores {
+  DeltaLossScores scores;
+  bool cache_hit = false;
+  bool scored = false;                   // false for options no layer can take
+};
+
+struct AutoSchemeResult {
+  LayerPlan plan;                        // BF16 default + the user's fixed layers
+  AllocProblem problem;
+  bool weight_term = false;              // §4.4
+  bool has_scores = false;               // true when some allocator needed DeltaLoss
+  ScoreTable scores;                     // [layer][option], NaN where the option does not fit
+  std::vector<OptionScores> per_option;  // pass statistics
+  std::vector<Allocation> allocations;   // for each target (outer) and allocator (inner)
+  nlohmann::json calibration;            // samples, seqlen, mode, dataset
+  double seconds = 0;
+};
+
+// Runs the whole search. Scores are computed only when an allocator needs them. Throws
+// sr::Error naming the flag (--avg_bits out of range, --options, --dataset, --layer_config).
+AutoSchemeResult run_autoscheme(const Model& model, const AutoSchemeOptions& opt);
+
+}  // namespace sr

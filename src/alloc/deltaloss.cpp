@@ -1,0 +1,297 @@
+#include "alloc/deltaloss.h"
+
+#include <array>
+#include <cmath>
+#include <cstdio>
+
+#include "common/error.h"
+#include "common/progress.h"
+#include "common/sysinfo.h"
+#include "quant/formats/nvfp.h"
+#include "quant/qdq.h"
+
+namespace sr {
+
+bool weight_term_needed(const std::vector<QuantScheme>& options) {
+  for (const QuantScheme& s : options)
+    if (s.bits <= 8 && !s.act_quantized()) return true;
+  return false;
+}
+
+nlohmann::json DeltaLossScores::to_json() const {
+  return {{"score", score},         {"batches", batches},     {"skipped_batches", skipped_batches},
+          {"skipped_terms", skipped_terms}, {"mean_loss", mean_loss}, {"seconds", seconds},
+          {"peak_rss_bytes", peak_rss_bytes}};
+}
+
+DeltaLossScores DeltaLossScores::from_json(const nlohmann::json& j) {
+  DeltaLossScores s;
+  try {
+    s.score = j.at("score").get<std::vector<double>>();
+    s.batches = j.at("batches").get<int64_t>();
+    s.skipped_batches = j.at("skipped_batches").get<int64_t>();
+    s.skipped_terms = j.at("skipped_terms").get<int64_t>();
+    s.mean_loss = j.at("mean_loss").is_null() ? std::nan("") : j.at("mean_loss").get<double>();
+    s.seconds = j.at("seconds").get<double>();
+    s.peak_rss_bytes = j.at("peak_rss_bytes").get<int64_t>();
+  } catch (const nlohmann::json::exception& e) {
+    fail("[deltaloss] malformed score record: ", e.what());
+  }
+  return s;
+}
+
+namespace {
+
+// Index into the scored layers of each projection of one block (-1: not scored).
+using BlockSlots = std::array<int, kProjCount>;
+
+std::vector<BlockSlots> block_slots(const ModelConfig& c, const std::vector<ScoredLayer>& layers) {
+  std::vector<BlockSlots> slots(size_t(c.n_layers));
+  for (BlockSlots& s : slots) s.fill(-1);
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const ScoredLayer& l = layers[i];
+    SR_CHECK(l.block >= 0 && l.block < c.n_layers, "[deltaloss] layer ", l.name, ": block ", l.block,
+             " out of range [0, ", c.n_layers, ")");
+    SR_CHECK(slots[size_t(l.block)][int(l.proj)] < 0, "[deltaloss] layer ", l.name, " listed twice");
+    slots[size_t(l.block)][int(l.proj)] = int(i);
+  }
+  return slots;
+}
+
+// NVFP4: q/k/v and gate/up share the min of their global scales (§1.4), as the pipeline does.
+std::array<at::Tensor, kProjCount> nv_global_scales(const BlockWeights& w, const BlockSlots& s) {
+  std::array<at::Tensor, kProjCount> gs;
+  const std::vector<std::vector<Proj>> groups = {{Proj::Q, Proj::K, Proj::V}, {Proj::O}, {Proj::Gate, Proj::Up},
+                                                 {Proj::Down}};
+  for (const auto& group : groups) {
+    std::vector<at::Tensor> members;
+    for (Proj p : group)
+      if (s[int(p)] >= 0) members.push_back(nvfp::global_scale(w.weight(p)));
+    if (members.empty()) continue;
+    const at::Tensor fused = nvfp::fuse_global_scales(members);
+    for (Proj p : group)
+      if (s[int(p)] >= 0) gs[int(p)] = fused;
+  }
+  return gs;
+}
+
+// Replaces the scored layers' weights by their RTN qdq under `o` (no graph). When `keep`
+// is given, the full-precision weights are moved there first (for W − Ŵ).
+void quantize_block(BlockWeights& w, const BlockSlots& s, const QuantScheme& o,
+                    std::array<at::Tensor, kProjCount>* keep = nullptr) {
+  if (!o.quantized()) return;
+  at::NoGradGuard ng;
+  std::array<at::Tensor, kProjCount> gs;
+  if (o.data_type == DataType::NvFp) gs = nv_global_scales(w, s);
+  for (Proj p : kAllProjs) {
+    if (s[int(p)] < 0) continue;
+    WeightQuantParams params;
+    params.global_scale = gs[int(p)];
+    at::Tensor fp = w.weight(p);
+    w.weight(p) = qdq_weight(fp, o, params).w_hat;
+    if (keep) (*keep)[int(p)] = fp;
+  }
+}
+
+// What the hook saw of one projection's input: x (detached) and x̂ = qdq_act(x) in the graph.
+struct ActCapture {
+  at::Tensor x, x_hat;
+};
+using Captures = std::array<ActCapture, kProjCount>;
+
+// The activation qdq of `o` on the scored projections; records x and x̂ into `cap` if given.
+// Static schemes use the current tensor's max |x| as their calibrated act_max.
+InputHook scoring_hook(const BlockSlots& s, const QuantScheme& o, Captures* cap) {
+  if (!o.act_quantized()) return nullptr;
+  return [s, o, cap](Proj p, const at::Tensor& x) {
+    if (s[int(p)] < 0) return x;
+    ActQuantState st;
+    if (!o.act_dynamic) st.act_max = x.detach().abs().max();
+    at::Tensor x_hat = qdq_act(x, o, st);
+    if (cap) (*cap)[int(p)] = {x.detach(), x_hat};
+    return x_hat;
+  };
+}
+
+// Mean next-token cross-entropy of logits [B, T, V] against tokens [B, T].
+at::Tensor causal_lm_loss(const at::Tensor& logits, const at::Tensor& tokens) {
+  const int64_t V = logits.size(-1), T = logits.size(1);
+  auto lp = at::log_softmax(logits.narrow(1, 0, T - 1).reshape({-1, V}), -1);
+  return at::nll_loss(lp, tokens.narrow(1, 1, T - 1).reshape({-1}));
+}
+
+// Σ |g ⊙ (a − b)| in double, or NaN when g is undefined.
+double abs_product_sum(const at::Tensor& g, const at::Tensor& a, const at::Tensor& b) {
+  if (!g.defined()) return 0.0;
+  return (g * (a - b)).abs().sum(at::kDouble).item<double>();
+}
+
+struct BatchContext {
+  const Model& model;
+  const std::vector<BlockSlots>& slots;
+  const QuantScheme& option;
+  const DeltaLossOptions& opt;
+  const RopeTables& rope;
+  at::Tensor positions;
+};
+
+// Forward without a graph; returns every block's input and the final hidden state.
+std::vector<at::Tensor> forward_storing_inputs(const BatchContext& ctx, const at::Tensor& tokens, at::Tensor& h) {
+  at::NoGradGuard ng;
+  const ModelConfig& c = ctx.model.config();
+  std::vector<at::Tensor> inputs(size_t(c.n_layers));
+  h = ctx.model.embed(tokens);
+  for (int64_t b = 0; b < c.n_layers; ++b) {
+    inputs[size_t(b)] = h;
+    BlockWeights w = ctx.model.load_block(b);
+    quantize_block(w, ctx.slots[size_t(b)], ctx.option);
+    h = block_forward(c, w, h, ctx.positions, ctx.rope, scoring_hook(ctx.slots[size_t(b)], ctx.option, nullptr));
+  }
+  return inputs;
+}
+
+// Replays block b on its stored input with autograd on; adds its layers' terms to `score`
+// and returns ∂L/∂(block input) (undefined for block 0).
+at::Tensor replay_block(const BatchContext& ctx, int64_t b, const at::Tensor& input, const at::Tensor& grad_out,
+                        std::vector<double>& score, int64_t& skipped_terms) {
+  const BlockSlots& s = ctx.slots[size_t(b)];
+  const bool wterm = ctx.opt.weight_term && ctx.option.quantized();
+  BlockWeights w = ctx.model.load_block(b);
+  std::array<at::Tensor, kProjCount> fp;
+  quantize_block(w, s, ctx.option, wterm ? &fp : nullptr);
+  std::vector<at::Tensor> wrt;  // what autograd::grad differentiates with respect to
+  std::vector<std::pair<int, int>> what;  // (proj, 0 = weight | 1 = activation) per entry after the input
+  at::Tensor x_in = input.detach().requires_grad_(true);
+  if (b > 0) wrt.push_back(x_in);
+  for (Proj p : kAllProjs)
+    if (wterm && s[int(p)] >= 0) w.weight(p) = w.weight(p).detach().requires_grad_(true);
+  Captures cap;
+  at::Tensor out = block_forward(ctx.model.config(), w, x_in, ctx.positions, ctx.rope, scoring_hook(s, ctx.option, &cap));
+  for (Proj p : kAllProjs) {
+    if (s[int(p)] < 0) continue;
+    if (wterm) { wrt.push_back(w.weight(p)); what.push_back({int(p), 0}); }
+    if (cap[int(p)].x_hat.defined()) { wrt.push_back(cap[int(p)].x_hat); what.push_back({int(p), 1}); }
+  }
+  if (wrt.empty()) return {};
+  auto grads = torch::autograd::grad({out}, wrt, {grad_out}, /*retain_graph=*/false, /*create_graph=*/false,
+                                     /*allow_unused=*/true);
+  const size_t first = b > 0 ? 1 : 0;
+  at::NoGradGuard ng;
+  for (size_t e = 0; e < what.size(); ++e) {
+    const auto [p, kind] = what[e];
+    const at::Tensor& g = grads[first + e];
+    const double term = kind == 0 ? abs_product_sum(g, fp[size_t(p)], w.weight(Proj(p)).detach())
+                                  : abs_product_sum(g, cap[size_t(p)].x, cap[size_t(p)].x_hat.detach());
+    if (std::isfinite(term)) score[size_t(s[size_t(p)])] += term;
+    else ++skipped_terms;
+  }
+  return b > 0 ? grads[0] : at::Tensor();
+}
+
+// Log-probabilities [B, T, V] of the unquantized model (no graph).
+at::Tensor full_precision_log_probs(const BatchContext& ctx, const at::Tensor& tokens) {
+  at::NoGradGuard ng;
+  const ModelConfig& c = ctx.model.config();
+  at::Tensor h = ctx.model.embed(tokens);
+  for (int64_t b = 0; b < c.n_layers; ++b) h = block_forward(c, ctx.model.load_block(b), h, ctx.positions, ctx.rope);
+  return at::log_softmax(ctx.model.logits(h), -1);
+}
+
+// The loss L of the batch from the quantized model's logits [B, T, V] (see DeltaLossTarget).
+at::Tensor batch_loss(const BatchContext& ctx, const at::Tensor& logits, const at::Tensor& tokens) {
+  if (ctx.opt.target == DeltaLossTarget::Labels) return causal_lm_loss(logits, tokens);
+  const at::Tensor fp = full_precision_log_probs(ctx, tokens);
+  return (fp.exp() * (fp - at::log_softmax(logits, -1))).sum(-1).mean();
+}
+
+// One batch: forward, head, block-by-block backward. Returns the loss (NaN: skipped).
+double score_batch(const BatchContext& ctx, const at::Tensor& tokens, std::vector<double>& score,
+                   int64_t& skipped_terms) {
+  at::Tensor h;
+  std::vector<at::Tensor> inputs = forward_storing_inputs(ctx, tokens, h);
+  at::Tensor h_last = h.detach().requires_grad_(true);
+  at::Tensor loss = batch_loss(ctx, ctx.model.logits(h_last), tokens);
+  const double value = loss.item<double>();
+  if (!std::isfinite(value)) return value;
+  at::Tensor g = torch::autograd::grad({loss}, {h_last})[0];
+  std::vector<double> batch(score.size(), 0.0);
+  int64_t skipped = 0;
+  for (int64_t b = ctx.model.config().n_layers - 1; b >= 0; --b) {
+    g = replay_block(ctx, b, inputs[size_t(b)], g, batch, skipped);
+    inputs[size_t(b)] = at::Tensor();  // free as we go
+    if (b > 0 && !g.defined()) break;  // nothing upstream needs a gradient
+  }
+  for (size_t i = 0; i < score.size(); ++i) score[i] += batch[i];
+  skipped_terms += skipped;
+  return value;
+}
+
+}  // namespace
+
+DeltaLossScores deltaloss_scores(const Model& model, const std::vector<ScoredLayer>& layers,
+                                 const QuantScheme& option, const at::Tensor& tokens, const DeltaLossOptions& opt) {
+  const ModelConfig& c = model.config();
+  SR_CHECK(tokens.dim() == 2 && tokens.size(0) >= 1 && tokens.size(1) >= 2 && tokens.scalar_type() == at::kLong,
+           "[deltaloss] expected calibration tokens [N >= 1, T >= 2] int64, got ", tokens.sizes());
+  SR_CHECK(tokens.size(1) <= c.max_position, "[deltaloss] --seqlen ", tokens.size(1), " exceeds the model's ",
+           c.max_position, " positions");
+  SR_CHECK(opt.batch_size >= 1, "--batch_size must be positive, got ", opt.batch_size);
+  for (const ScoredLayer& l : layers) {
+    const int64_t outs[kProjCount] = {c.q_dim(), c.kv_dim(), c.kv_dim(), c.hidden, c.intermediate, c.intermediate, c.hidden};
+    const int64_t ins[kProjCount] = {c.hidden, c.hidden, c.hidden, c.q_dim(), c.hidden, c.hidden, c.intermediate};
+    const FitResult f = fits(option, outs[int(l.proj)], ins[int(l.proj)]);
+    SR_CHECK(f.ok, "[deltaloss] option ", option.name(), " does not fit ", l.name, ": ", f.reason);
+  }
+  const double t0 = now_seconds();
+  DeltaLossScores r;
+  r.score.assign(layers.size(), 0.0);
+  if (!option.quantized() && !option.act_quantized()) return r;
+  const std::vector<BlockSlots> slots = block_slots(c, layers);
+  const int64_t N = tokens.size(0), T = tokens.size(1);
+  BatchContext ctx{model, slots, option, opt, model.rope(T), at::arange(T, at::kLong)};
+  const int64_t n_batches = (N + opt.batch_size - 1) / opt.batch_size;
+  Progress progress("deltaloss " + option.name(), int(n_batches), opt.progress);
+  double loss_sum = 0;
+  for (int64_t i = 0; i < n_batches; ++i) {
+    const at::Tensor batch = tokens.narrow(0, i * opt.batch_size, std::min(opt.batch_size, N - i * opt.batch_size));
+    const double loss = score_batch(ctx, batch, r.score, r.skipped_terms);
+    ++r.batches;
+    if (std::isfinite(loss)) loss_sum += loss;
+    else ++r.skipped_batches;
+    char extra[64];
+    std::snprintf(extra, sizeof extra, "loss %.4f", loss);
+    progress.update(int(i + 1), extra);
+  }
+  const int64_t ok = r.batches - r.skipped_batches;
+  r.mean_loss = ok > 0 ? loss_sum / double(ok) : std::nan("");
+  if (r.skipped_batches > 0 || r.skipped_terms > 0)
+    std::fprintf(stderr, "deltaloss %s: skipped %lld of %lld batches (non-finite loss) and %lld layer terms "
+                 "(non-finite gradients)\n", option.name().c_str(), (long long)r.skipped_batches,
+                 (long long)r.batches, (long long)r.skipped_terms);
+  r.seconds = now_seconds() - t0;
+  r.peak_rss_bytes = peak_rss_bytes();
+  return r;
+}
+
+double full_forward_backward(const Model& model, const at::Tensor& tokens) {
+  const ModelConfig& c = model.config();
+  const int64_t T = tokens.size(1);
+  const RopeTables& rope = model.rope(T);
+  const at::Tensor pos = at::arange(T, at::kLong);
+  std::vector<BlockWeights> blocks;
+  std::vector<at::Tensor> params;
+  at::Tensor h = model.embed(tokens);
+  for (int64_t b = 0; b < c.n_layers; ++b) {
+    blocks.push_back(model.load_block(b));
+    for (at::Tensor& w : blocks.back().w) {
+      w.requires_grad_(true);
+      params.push_back(w);
+    }
+    h = block_forward(c, blocks.back(), h, pos, rope);
+  }
+  at::Tensor loss = causal_lm_loss(model.logits(h), tokens);
+  loss.backward();
+  return loss.item<double>();
+}
+
+}  // namespace sr

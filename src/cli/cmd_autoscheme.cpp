@@ -1,0 +1,176 @@
+// signround autoscheme: DeltaLoss scores and per-layer scheme allocation under an average-bits
+// budget (spec §4), without quantizing. Writes, in --output_dir:
+//   layer_config_<allocator>_<bits>.json   per target and allocator, readable by --layer_config
+//   autoscheme.json                         layers × options × scores × chosen scheme × bits
+//   report.html                             allocation charts, scores, PPL/KLD-vs-bits curve
+// and prints the table on stdout (--json: autoscheme.json's content).
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "alloc/report.h"
+#include "alloc/score_cache.h"
+#include "cli/autoscheme_flags.h"
+#include "cli/commands.h"
+#include "common/atomic_file.h"
+#include "common/error.h"
+#include "common/progress.h"
+#include "common/sysinfo.h"
+
+namespace sr::cli {
+namespace fs = std::filesystem;
+
+std::vector<FlagSpec> autoscheme_common_flags() {
+  return {
+      {"avg-bits", true, "target average bits per weight (spec 4.3 costs); autoscheme takes a comma list", ""},
+      {"options", true, "comma list of candidate schemes, e.g. MXFP4,MXFP8 or W2A16G64,W4A16", ""},
+      {"allocator", true, "deltaloss | uniform | head8 | tail8 | random (autoscheme: a comma list)", "deltaloss"},
+      {"ignore-scale-zp-bits", false, "count only the weight bits (auto-round's ignore_scale_zp_bits)", ""},
+      {"fuse-groups", true, "auto | on | off: q/k/v and gate/up share one option (auto: on for NVFP4)", "auto"},
+      {"score-cache", true, "folder of cached DeltaLoss scores, or 'none'", "~/.cache/signround/deltaloss"},
+      {"deltaloss-target", true, "labels (spec: next-token loss) | fp (KL to the unquantized model)", "labels"},
+      {"deltaloss-weight-term", false, "add the weight term for every option (spec: only with a weight-only option)", ""},
+  };
+}
+
+namespace {
+
+std::vector<double> parse_avg_bits(const Args& a) {
+  std::vector<double> out;
+  for (const std::string& v : a.list("avg-bits")) {
+    char* end = nullptr;
+    errno = 0;
+    const double x = std::strtod(v.c_str(), &end);
+    SR_CHECK(!v.empty() && end && *end == '\0' && errno == 0 && x > 0, "--avg_bits expects positive numbers, got '",
+             v, "'");
+    out.push_back(x);
+  }
+  SR_CHECK(!out.empty(), "--avg_bits is required (e.g. --avg_bits 4.5 or 4.5,5,6)");
+  return out;
+}
+
+std::string score_cache_dir(const Args& a) {
+  const std::string v = a.str("score-cache", "");
+  if (v == "none") return "";
+  return v.empty() ? default_score_cache_dir() : v;
+}
+
+void write_file(const std::string& path, const std::string& text) {
+  AtomicPath out(path);
+  {
+    std::ofstream o(out.temp());
+    o << text;
+    SR_CHECK(o.good(), "[autoscheme] cannot write ", out.temp());
+  }
+  out.commit();
+}
+
+std::vector<FlagSpec> autoscheme_flags() {
+  auto f = common_flags();
+  auto own = autoscheme_common_flags();
+  f.insert(f.end(), own.begin(), own.end());
+  std::vector<FlagSpec> more = {
+      {"model", true, "model: HF folder, .gguf or llama2.c .bin", ""},
+      {"output-dir", true, "where the layer configs, autoscheme.json and report.html go", ""},
+      {"dataset", true, "calibration text for DeltaLoss (plain text or JSONL)", ""},
+      {"nsamples", true, "calibration samples", "16"},
+      {"seqlen", true, "tokens per sample", "256"},
+      {"batch-size", true, "samples per forward/backward", "8"},
+      {"seed", true, "sample choice and the random allocator's order", "42"},
+      {"layer-config", true, "JSON of layers whose scheme is fixed (their bits count in the budget)", ""},
+      {"eval-results", true, "JSON list of {label, avg_bits, ppl, ppl_stderr, kld} for the report's curve", ""},
+      {"json", false, "print autoscheme.json on stdout", ""},
+      {"quiet", false, "no progress on stderr", ""},
+  };
+  f.insert(f.end(), more.begin(), more.end());
+  return f;
+}
+
+}  // namespace
+
+AutoSchemeOptions autoscheme_options_from_flags(const Args& a, const std::string& prefix) {
+  AutoSchemeOptions o;
+  o.avg_bits = parse_avg_bits(a);
+  o.options = a.required("options");
+  o.allocators.clear();
+  for (const std::string& s : a.list("allocator")) o.allocators.push_back(parse_allocator(s));
+  if (o.allocators.empty()) o.allocators = {AllocatorKind::DeltaLoss};
+  o.ignore_scale_zp_bits = a.flag("ignore-scale-zp-bits");
+  o.fuse = parse_fuse_policy(a.str("fuse-groups", "auto"));
+  const std::string target = a.str("deltaloss-target", "labels");
+  SR_CHECK(target == "labels" || target == "fp", "--deltaloss_target must be labels or fp, got '", target, "'");
+  o.target = target == "fp" ? DeltaLossTarget::FullPrecision : DeltaLossTarget::Labels;
+  o.weight_term = a.flag("deltaloss-weight-term");
+  o.calib.dataset = a.str("dataset");
+  o.calib.nsamples = a.integer(prefix + "nsamples", 16);
+  o.calib.seqlen = a.integer(prefix + "seqlen", 256);
+  o.batch_size = a.integer(prefix + "batch-size", 8);
+  SR_CHECK(o.calib.nsamples >= 1, "--", prefix, "nsamples must be >= 1, got ", o.calib.nsamples);
+  SR_CHECK(o.calib.seqlen >= 2, "--", prefix, "seqlen must be >= 2, got ", o.calib.seqlen);
+  SR_CHECK(o.batch_size >= 1, "--", prefix, "batch_size must be >= 1, got ", o.batch_size);
+  o.seed = uint64_t(a.integer("seed", 42));
+  o.calib.seed = o.seed;
+  o.layer_config = a.str("layer-config");
+  o.score_cache_dir = score_cache_dir(a);
+  o.progress = !a.flag("quiet");
+  return o;
+}
+
+std::string autoscheme_layer_config(const Model& model, const Args& a, const std::string& work_dir,
+                                    nlohmann::json& record) {
+  AutoSchemeOptions o = autoscheme_options_from_flags(a, "autoscheme-");
+  SR_CHECK(o.avg_bits.size() == 1 && o.allocators.size() == 1, "quantize takes one --avg_bits and one --allocator; "
+           "use signround autoscheme to compare several");
+  AutoSchemeResult r = run_autoscheme(model, o);
+  const Allocation& al = r.allocations.front();
+  fs::create_directories(work_dir);
+  const std::string path = (fs::path(work_dir) / "autoscheme_layer_config.json").string();
+  write_file(path, layer_config_json(r.plan, r.problem, al).dump(2) + "\n");
+  record = nlohmann::json::parse(layer_config_json(r.plan, r.problem, al)["autoscheme"].dump());
+  record["scoring_seconds"] = r.seconds;
+  if (o.progress)
+    std::fprintf(stderr, "autoscheme: %s -> %.4f bits/weight (target %g)\n", allocation_stem(al).c_str(),
+                 al.avg_bits, al.target_avg_bits);
+  return path;
+}
+
+int cmd_autoscheme(int argc, char** argv) {
+  const auto specs = autoscheme_flags();
+  Args a("autoscheme", specs, argc, argv, 2);
+  if (a.flag("help")) {
+    std::cout << Args::usage("autoscheme", "DeltaLoss scores and the per-layer scheme allocation for an average-bits "
+                             "budget (no quantization)", specs);
+    return 0;
+  }
+  apply_common(a);
+  const std::string out_dir = a.required("output-dir");
+  const AutoSchemeOptions o = autoscheme_options_from_flags(a, "");
+  std::vector<EvalPoint> evals;
+  if (a.has("eval-results")) evals = read_eval_points(a.required("eval-results"));
+  OpenOptions oo;
+  oo.tokenizer_path = a.str("tokenizer");
+  auto model = Model::open(a.required("model"), oo);
+  AutoSchemeResult r = run_autoscheme(*model, o);
+  fs::create_directories(out_dir);
+  for (const Allocation& al : r.allocations)
+    write_file((fs::path(out_dir) / ("layer_config_" + allocation_stem(al) + ".json")).string(),
+               layer_config_json(r.plan, r.problem, al).dump(2) + "\n");
+  nlohmann::ordered_json j = autoscheme_json(*model, r);
+  j["peak_rss_bytes"] = peak_rss_bytes();
+  write_file((fs::path(out_dir) / "autoscheme.json").string(), j.dump(2) + "\n");
+  write_file((fs::path(out_dir) / "report.html").string(), autoscheme_html(model->path(), r, evals));
+  if (a.flag("json")) {
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  std::cout << autoscheme_table(r);
+  std::printf("\noutput     %s (layer_config_*.json, autoscheme.json, report.html)\n", out_dir.c_str());
+  std::printf("time       %s, peak memory %s\n", format_duration(r.seconds).c_str(),
+              format_bytes(double(peak_rss_bytes())).c_str());
+  return 0;
+}
+
+}  // namespace sr::cli

@@ -1,0 +1,130 @@
+// signround autoscheme and quantize --avg_bits end to end on the 4m demo model: the files it
+// writes, that quantize reads the layer config back, the cache, and the error cases.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "testutil.h"
+
+namespace sr {
+namespace {
+namespace fs = std::filesystem;
+
+std::string demo_model() { return test::repo("demo/tinystories-llama-4m"); }
+std::string demo_text() { return test::repo("demo/stories.txt"); }
+
+test::CommandResult autoscheme(const std::string& args) {
+  return test::run_command(test::cli() + " autoscheme --threads 2 --quiet --model " + demo_model() + " --dataset " +
+                           demo_text() + " --nsamples 4 --seqlen 64 --batch_size 2 " + args);
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+TEST(AutoSchemeCli, WritesConfigsTableAndReport) {
+  test::TempDir dir;
+  // eval results for the curve: two budgets of one series.
+  std::ofstream(dir / "evals.json") << R"([{"label": "deltaloss", "avg_bits": 4.5, "ppl": 8.0, "kld": 0.02},
+                                          {"label": "deltaloss", "avg_bits": 5.0, "ppl": 7.9, "kld": 0.01}])";
+  auto r = autoscheme("--options MXFP4,MXFP8 --avg_bits 4.5,5 --allocator deltaloss,head8,random --score_cache " +
+                      (dir / "cache") + " --eval_results " + (dir / "evals.json") + " --output_dir " + (dir / "out") +
+                      " --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["layers"].size(), 28u);
+  EXPECT_EQ(j["allocations"].size(), 6u);
+  EXPECT_FALSE(j["weight_term"].get<bool>());  // MXFP4/MXFP8 quantize activations: §4.4 act term only
+  for (const auto& a : j["allocations"]) {
+    EXPECT_LE(a["avg_bits"].get<double>(), a["target_avg_bits"].get<double>() + 1e-12) << a.dump();
+    const std::string f = dir / ("out/layer_config_" + a["name"].get<std::string>() + ".json");
+    ASSERT_TRUE(fs::exists(f)) << f;
+    EXPECT_EQ(nlohmann::json::parse(slurp(f))["layers"].size(), 28u);
+  }
+  for (const auto& row : j["layers"])
+    for (const auto& o : row["options"]) EXPECT_GT(o["score"].get<double>(), 0.0) << row.dump();
+  const std::string html = slurp(dir / "out/report.html");
+  EXPECT_NE(html.find("<svg"), std::string::npos);
+  EXPECT_NE(html.find("perplexity"), std::string::npos);  // the curve is drawn
+  EXPECT_EQ(html.find("<script"), std::string::npos);
+  EXPECT_EQ(html.find("src="), std::string::npos);        // nothing loaded from elsewhere
+  EXPECT_EQ(html.find("href="), std::string::npos);
+  EXPECT_TRUE(fs::exists(dir / "out/autoscheme.json"));
+  // A second run reuses the two cached option passes.
+  auto again = test::run_command(test::cli() + " autoscheme --threads 2 --model " + demo_model() + " --dataset " +
+                                 demo_text() + " --nsamples 4 --seqlen 64 --batch_size 2 --options MXFP4,MXFP8 "
+                                 "--avg_bits 6 --score_cache " + (dir / "cache") + " --output_dir " + (dir / "out2"));
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_NE(again.err.find("from the cache"), std::string::npos) << again.err;
+  EXPECT_NE(again.out.find("deltaloss_6"), std::string::npos) << again.out;
+}
+
+TEST(AutoSchemeCli, QuantizeWithAvgBitsUsesTheAllocation) {
+  test::TempDir dir;
+  auto r = test::run_command(test::cli() + " quantize --threads 2 --quiet --json --model " + demo_model() +
+                             " --dataset " + demo_text() + " --avg_bits 3 --options W2A16G64,W4A16 "
+                             "--autoscheme_nsamples 4 --autoscheme_seqlen 64 --score_cache none --iters 0 "
+                             "--disable_opt_rtn --output_dir " + (dir / "q"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto rec = nlohmann::json::parse(r.out);
+  ASSERT_TRUE(rec.contains("autoscheme")) << r.out;
+  EXPECT_LE(rec["autoscheme"]["avg_bits"].get<double>(), 3.0);
+  EXPECT_GT(rec["autoscheme"]["avg_bits"].get<double>(), 2.9);
+  EXPECT_NEAR(rec["average_bits"].get<double>(), rec["autoscheme"]["avg_bits"].get<double>(), 1e-9);
+  // 3 bits lies between W2A16G64 (2.281) and W4A16 (4.156): the model holds both.
+  const auto q = nlohmann::json::parse(slurp(dir / "q/quantization.json"));
+  ASSERT_EQ(q["layers"].size(), 28u);
+  std::set<int> bits;
+  for (const auto& [name, s] : q["layers"].items()) bits.insert(s["bits"].get<int>());
+  EXPECT_EQ(bits, (std::set<int>{2, 4}));
+  EXPECT_FALSE(fs::exists(dir / "q.partial"));
+}
+
+TEST(AutoSchemeCli, ErrorsNameTheFlag) {
+  test::TempDir dir;
+  struct Case { std::string args, needle; };
+  const std::vector<Case> cases = {
+      {"--options MXFP4,MXFP8 --avg_bits 3 --output_dir " + (dir / "a"), "between 4.2500 and 8.2500"},
+      {"--options MXFP4,MXFP8 --avg_bits 9 --output_dir " + (dir / "a"), "between 4.2500 and 8.2500"},
+      {"--options MXFP4,MXFP8 --avg_bits abc --output_dir " + (dir / "a"), "--avg_bits"},
+      {"--options MXFP4,NOPE --avg_bits 5 --output_dir " + (dir / "a"), "NOPE"},
+      {"--options MXFP4,gguf:q4_k --avg_bits 5 --output_dir " + (dir / "a"), "gguf:q4_k"},
+      {"--options MXFP4,MXFP8 --avg_bits 5 --allocator greedy --output_dir " + (dir / "a"), "--allocator"},
+      {"--options MXFP4,MXFP8 --avg_bits 5 --fuse_groups maybe --output_dir " + (dir / "a"), "--fuse_groups"},
+      {"--options MXFP4,MXFP8 --avg_bits 5 --nsamples 0 --output_dir " + (dir / "a"), "--nsamples"},
+      {"--options MXFP4,MXFP8 --output_dir " + (dir / "a"), "--avg_bits"},
+      {"--avg_bits 5 --output_dir " + (dir / "a"), "--options"},
+      {"--options MXFP4,MXFP8 --avg_bits 5 --layer_config " + (dir / "missing.json") + " --output_dir " + (dir / "a"),
+       "missing.json"},
+      {"--options MXFP4,MXFP8 --avg_bits 5 --eval_results " + (dir / "missing.json") + " --output_dir " + (dir / "a"),
+       "--eval_results"},
+  };
+  for (const Case& c : cases) {
+    auto r = autoscheme(c.args);
+    EXPECT_EQ(r.exit_code, 1) << c.args << "\n" << r.err;
+    EXPECT_NE(r.err.find(c.needle), std::string::npos) << c.args << "\n" << r.err;
+  }
+  auto no_data = test::run_command(test::cli() + " autoscheme --model " + demo_model() +
+                                   " --options MXFP4,MXFP8 --avg_bits 5 --output_dir " + (dir / "a"));
+  EXPECT_EQ(no_data.exit_code, 1);
+  EXPECT_NE(no_data.err.find("--dataset"), std::string::npos) << no_data.err;
+  // Baselines need no data.
+  auto head = test::run_command(test::cli() + " autoscheme --quiet --model " + demo_model() +
+                                " --options MXFP4,MXFP8 --avg_bits 5 --allocator head8 --output_dir " + (dir / "b"));
+  EXPECT_EQ(head.exit_code, 0) << head.err;
+  // quantize takes one target.
+  auto q = test::run_command(test::cli() + " quantize --quiet --model " + demo_model() + " --dataset " + demo_text() +
+                             " --options MXFP4,MXFP8 --avg_bits 5,6 --iters 0 --output_dir " + (dir / "q"));
+  EXPECT_EQ(q.exit_code, 1);
+  EXPECT_NE(q.err.find("one --avg_bits"), std::string::npos) << q.err;
+}
+
+}  // namespace
+}  // namespace sr
