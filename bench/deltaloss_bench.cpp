@@ -209,7 +209,7 @@ int main(int argc, char** argv) {
                          "       %s rank MODEL DATASET LOW HIGH [nsamples seqlen batch]\n", argv[0], argv[0]);
     return 2;
   }
-  ensure_passive_openmp(argv);
+  configure_process(argv);
   const std::string mode = argv[1];
   const int extra = mode == "rank" ? 6 : mode == "kld" ? argc : 5;
   const int64_t n = argc > extra ? std::atoll(argv[extra]) : 16, T = argc > extra + 1 ? std::atoll(argv[extra + 1]) : 256;

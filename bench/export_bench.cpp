@@ -17,7 +17,7 @@
 #include "tune/pipeline.h"
 
 int main(int argc, char** argv) {
-  sr::ensure_passive_openmp(argv);
+  sr::configure_process(argv);
   namespace fs = std::filesystem;
   if (argc < 4) {
     std::fprintf(stderr, "usage: %s MODEL SCHEME FORMAT [CALIB_TEXT] [THREADS] [SHARD_MB]\n", argv[0]);

@@ -38,7 +38,7 @@ for scheme in $SCHEMES; do
       *) echo "unknown method $method" >&2; exit 2;;
     esac
     run="$OUT/$scheme-$method"
-    if [ ! -f "$run.eval.json" ]; then
+    if [ ! -s "$run.eval.json" ]; then
       rm -rf "$run.model" "$run.model.partial"
       $SR quantize --model "$MODEL" --scheme "$scheme" $flags --dataset "$DATA" --nsamples "$NSAMPLES" \
         --seqlen "$SEQLEN" --threads "$THREADS" --output_dir "$run.model" --json > "$run.quant.json"
