@@ -15,7 +15,8 @@
 #   signround eval --protocol llamacpp --ctx 256 --chunks 200 --text tinystories_val.txt
 #        --kld-base <llama.cpp's F32 GGUF>
 # Environment: THREADS (2), MIXES, METHOD_FLAGS (default "--iters 0": opt-RTN; e.g.
-# "--iters 200" tunes both with SignRoundV2), SIGNROUND (build/src/signround). Needs jq.
+# "--iters 200" tunes both with SignRoundV2), AUTOSCHEME_FLAGS (more autoscheme flags, e.g.
+# "--deltaloss_target fp"), SIGNROUND (build/src/signround). Needs jq.
 set -euo pipefail
 S=${SIGNROUND:-build/src/signround}
 SHARED=../shared
@@ -27,7 +28,9 @@ OUT=${1:-out/gguf_mixed}
 T=${THREADS:-2}
 MIXES=${MIXES:-"Q2_K Q3_K_S Q3_K_M Q4_K_S Q4_K_M"}
 METHOD_FLAGS=${METHOD_FLAGS:-"--iters 0"}
+AUTOSCHEME_FLAGS=${AUTOSCHEME_FLAGS:-}
 OPTIONS=gguf:q2_k,gguf:q3_k,gguf:q4_k,gguf:q5_k,gguf:q6_k
+atag=$(echo "$AUTOSCHEME_FLAGS" | tr -d ' -')
 mkdir -p "$OUT"
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
@@ -50,24 +53,24 @@ evaluate() {  # evaluate GGUF JSON
 
 # allocation B -> layer config path (scores are cached after the first call)
 allocation() {
-  local dir="$OUT/alloc/$1"
-  [ -s "$dir/layer_config_deltaloss_$1.json" ] || \
+  local dir="$OUT/alloc$atag/$1"
+  ls "$dir"/layer_config_deltaloss_*.json > /dev/null 2>&1 || \
     $S autoscheme --model $M --dataset $CAL --options $OPTIONS --avg_bits "$1" --score_cache "$OUT/score_cache" \
-      --threads "$T" --quiet --output_dir "$dir" > /dev/null
-  echo "$dir/layer_config_deltaloss_$1.json"
+      --threads "$T" --quiet --output_dir "$dir" $AUTOSCHEME_FLAGS > /dev/null
+  ls "$dir"/layer_config_deltaloss_*.json
 }
 
 size_at() {  # size_at MIX B -> file bytes of the RTN file with that allocation
   local f
-  f=$(quantize "$OUT/probe" "$1" --iters 0 --disable_opt_rtn --layer_config "$(allocation "$2")")
+  f=$(quantize "$OUT/probe$tag" "$1" --iters 0 --disable_opt_rtn --layer_config "$(allocation "$2")")
   stat -c %s "$f"
 }
 
-tag=$(echo "$METHOD_FLAGS" | tr -d ' -')
+tag=$(echo "$METHOD_FLAGS" | tr -d ' -')$atag
 for mix in $MIXES; do
   ref_bytes=$(stat -c %s "$REF/tinystories-llama-4m-$mix.gguf")
   # Bisection on the budget in 1/256-bit steps: lo fits, hi does not.
-  lo=512 hi=1792  # 2.0 .. 7.0 bits
+  lo=704 hi=1857  # 2.75 (all q2_k, §4.3 costs) .. 7.25 bits (all q6_k)
   while [ $((hi - lo)) -gt 1 ]; do
     mid=$(((lo + hi) / 2))
     b=$(awk -v m=$mid 'BEGIN{printf "%.6f", m/256}')
@@ -89,7 +92,7 @@ for mix in $MIXES; do
     rm -rf "$OUT/$name" "$OUT/$name.eval.json.part"
   done
 done
-rm -rf "$OUT/probe"
+rm -rf "$OUT/probe$tag"
 
 {
   echo "| mix | allocation | file bytes | bits/weight | PPL | KLD vs F32 | same top % |"
@@ -98,7 +101,7 @@ rm -rf "$OUT/probe"
     echo "| $mix | llama.cpp+imatrix (published) | $(jq -r --arg k "$mix +imatrix" '.[$k] | "\(.bytes) | \(.bytes*8/3672320*1000|round/1000) | \(.ppl) | \(.kld) | \(.same_top_pct)"' $REF/figures.json) |"
     for kind in mix deltaloss; do
       f="$OUT/$tag-$mix-$kind.eval.json"
-      [ -s "$f" ] && jq -r --arg l "$kind ($METHOD_FLAGS)" --arg m "$mix" \
+      [ -s "$f" ] && jq -r --arg l "$kind ($METHOD_FLAGS $AUTOSCHEME_FLAGS)" --arg m "$mix" \
         '"| \($m) | \($l) | \(.bytes) | \(.bytes*8/3672320*1000|round/1000) | \(.ppl*10000|round/10000) | \(.kld*1000000|round/1000000) | \(.top1_agreement*100000|round/1000) |"' "$f"
     done
   done

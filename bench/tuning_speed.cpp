@@ -9,8 +9,11 @@
 //
 // FLOPs of one iteration (B·T tokens, P_x = out·in of projection x):
 //   forward      2·BT·ΣP  + attention 4·B·H·T²·hd
-//   backward     2·BT·ΣP (weight grads) + 2·BT·(P_o + P_down) (input grads that autograd
-//                needs: the block input itself needs no gradient) + attention 8·B·H·T²·hd
+//   backward     2·BT·ΣP (weight grads) + 2·BT·(P_o + P_gate + P_up + P_down) (input grads
+//                autograd computes: o_proj's and down_proj's inputs lead back to trainable
+//                weights, and so does gate/up's input, the residual stream after o_proj; only
+//                q/k/v read the norm of the block input, which needs no gradient)
+//                + attention 8·B·H·T²·hd
 // The qdq of every weight and the elementwise work are not counted: they are the overhead
 // this benchmark exposes.
 #include <cstdio>
@@ -32,7 +35,7 @@ double time_gemms(const Shape& s, int reps) {
   const int64_t BT = s.B * s.T, hd = s.D / s.H;
   struct G { int64_t out, in; bool input_grad; };
   const G gs[] = {{s.H * hd, s.D, false}, {s.KV * hd, s.D, false}, {s.KV * hd, s.D, false}, {s.D, s.H * hd, true},
-                  {s.F, s.D, false}, {s.F, s.D, false}, {s.D, s.F, true}};
+                  {s.F, s.D, true}, {s.F, s.D, true}, {s.D, s.F, true}};
   std::vector<at::Tensor> x, w, gy;
   for (const G& g : gs) {
     x.push_back(at::randn({BT, g.in}));
@@ -55,8 +58,8 @@ double time_gemms(const Shape& s, int reps) {
 double iteration_flops(const Shape& s, bool with_attention) {
   const double BT = double(s.B * s.T), hd = double(s.D / s.H);
   const double P = double(s.H * hd * s.D) * 2 + double(s.KV * hd * s.D) * 2 + 3.0 * double(s.F * s.D);
-  const double Po_down = double(s.D * s.H * hd) + double(s.D * s.F);
-  double f = 2 * BT * P + 2 * BT * P + 2 * BT * Po_down;
+  const double P_input_grad = double(s.D * s.H * hd) + 3.0 * double(s.D * s.F);  // o, gate, up, down
+  double f = 2 * BT * P + 2 * BT * P + 2 * BT * P_input_grad;
   if (with_attention) f += 12.0 * double(s.B * s.H) * double(s.T * s.T) * hd;
   return f;
 }
