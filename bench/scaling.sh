@@ -8,9 +8,5 @@ HIDDEN=${1:-512}; ITERS=${2:-20}
 echo "| blocks | model size | time | time per block | peak RSS | activation caches |"
 echo "|---|---|---|---|---|---|"
 for L in 2 4 8 16; do
-  build/bench/scaling "$L" "$HIDDEN" "$ITERS" | python3 -c '
-import json, sys
-r = json.loads(sys.stdin.read())
-print(f"| {r[\"layers\"]} | {r[\"model_bytes\"]/2**20:.0f} MiB | {r[\"seconds\"]:.1f} s | {r[\"seconds\"]/r[\"layers\"]:.2f} s | "
-      f"{r[\"peak_rss_bytes\"]/2**20:.0f} MiB | {r[\"cache_bytes\"]/2**20:.0f} MiB |")'
+  build/bench/scaling "$L" "$HIDDEN" "$ITERS" | jq -r '"| \(.layers) | \(.model_bytes/1048576|round) MiB | \(.seconds*10|round/10) s | \(.seconds/.layers*100|round/100) s | \(.peak_rss_bytes/1048576|round) MiB | \(.cache_bytes/1048576|round) MiB |"'
 done
