@@ -78,6 +78,7 @@ AutoSchemeResult run_autoscheme(const Model& model, const AutoSchemeOptions& opt
   std::vector<QuantScheme> schemes;
   for (const AllocOption& o : options) schemes.push_back(o.scheme);
   r.weight_term = opt.weight_term || weight_term_needed(schemes);
+  r.target = opt.target;
   // Range errors before the (long) scoring pass.
   for (double b : opt.avg_bits) item_budget(r.problem, b);
   if (needs_scores(opt.allocators)) score_all(model, opt, r);

@@ -39,6 +39,7 @@ struct AutoSchemeResult {
   LayerPlan plan;                        // BF16 default + the user's fixed layers
   AllocProblem problem;
   bool weight_term = false;              // §4.4
+  DeltaLossTarget target = DeltaLossTarget::Labels;  // the loss the scores differentiate
   bool has_scores = false;               // true when some allocator needed DeltaLoss
   ScoreTable scores;                     // [layer][option], NaN where the option does not fit
   std::vector<OptionScores> per_option;  // pass statistics

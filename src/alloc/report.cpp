@@ -75,6 +75,7 @@ nlohmann::ordered_json autoscheme_json(const Model& model, const AutoSchemeResul
   for (const AllocOption& o : p.options)
     j["options"].push_back({{"name", o.name}, {"scheme", nlohmann::ordered_json::parse(o.scheme.to_json().dump())}});
   j["weight_term"] = r.weight_term;
+  j["deltaloss_target"] = r.target == DeltaLossTarget::FullPrecision ? "fp" : "labels";
   j["ignore_scale_zp_bits"] = p.ignore_scale_zp_bits;
   j["fused_groups"] = p.fused;
   j["calibration"] = nlohmann::ordered_json::parse(r.calibration.dump());

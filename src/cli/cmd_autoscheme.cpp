@@ -4,6 +4,7 @@
 //   autoscheme.json                         layers × options × scores × chosen scheme × bits
 //   report.html                             allocation charts, scores, PPL/KLD-vs-bits curve
 // and prints the table on stdout (--json: autoscheme.json's content).
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -31,7 +32,8 @@ std::vector<FlagSpec> autoscheme_common_flags() {
       {"ignore-scale-zp-bits", false, "count only the weight bits (auto-round's ignore_scale_zp_bits)", ""},
       {"fuse-groups", true, "auto | on | off: q/k/v and gate/up share one option (auto: on for NVFP4)", "auto"},
       {"score-cache", true, "folder of cached DeltaLoss scores, or 'none'", "~/.cache/signround/deltaloss"},
-      {"deltaloss-target", true, "labels (spec: next-token loss) | fp (KL to the unquantized model)", "labels"},
+      {"deltaloss-target", true, "auto (fp when an option is a GGUF type, else labels) | labels (spec: next-token "
+                                 "loss) | fp (KL to the unquantized model)", "auto"},
       {"deltaloss-weight-term", false, "add the weight term for every option (spec: only with a weight-only option)", ""},
   };
 }
@@ -100,9 +102,16 @@ AutoSchemeOptions autoscheme_options_from_flags(const Args& a, const std::string
   if (o.allocators.empty()) o.allocators = {AllocatorKind::DeltaLoss};
   o.ignore_scale_zp_bits = a.flag("ignore-scale-zp-bits");
   o.fuse = parse_fuse_policy(a.str("fuse-groups", "auto"));
-  const std::string target = a.str("deltaloss-target", "labels");
-  SR_CHECK(target == "labels" || target == "fp", "--deltaloss_target must be labels or fp, got '", target, "'");
-  o.target = target == "fp" ? DeltaLossTarget::FullPrecision : DeltaLossTarget::Labels;
+  // auto: the KL target for GGUF options, where it beat the spec's label loss against llama.cpp's
+  // mixes at 4 of 5 sizes (the label loss at 2; docs/results-mixed-precision.md).
+  const std::string target = a.str("deltaloss-target", "auto");
+  SR_CHECK(target == "auto" || target == "labels" || target == "fp",
+           "--deltaloss_target must be auto, labels or fp, got '", target, "'");
+  std::string lower = o.options;
+  for (char& ch : lower) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+  const bool gguf_options = lower.find("gguf:") != std::string::npos;
+  o.target = target == "fp" || (target == "auto" && gguf_options) ? DeltaLossTarget::FullPrecision
+                                                                   : DeltaLossTarget::Labels;
   o.weight_term = a.flag("deltaloss-weight-term");
   o.calib.dataset = a.str("dataset");
   o.calib.nsamples = a.integer(prefix + "nsamples", 16);
