@@ -30,6 +30,7 @@
 #include "quant/qdq.h"
 #include "tune/calibration.h"
 #include "tune/layer_plan.h"
+#include "testutil.h"
 
 using namespace sr;
 
@@ -40,22 +41,6 @@ std::vector<ScoredLayer> all_layers(const Model& m) {
   for (int64_t b = 0; b < m.config().n_layers; ++b)
     for (Proj p : kAllProjs) out.push_back({layer_name(b, p), b, p});
   return out;
-}
-
-double spearman(const std::vector<double>& a, const std::vector<double>& b) {
-  auto ranks = [](const std::vector<double>& v) {
-    std::vector<size_t> idx(v.size());
-    std::iota(idx.begin(), idx.end(), 0);
-    std::sort(idx.begin(), idx.end(), [&](size_t i, size_t j) { return v[i] < v[j]; });
-    std::vector<double> r(v.size());
-    for (size_t k = 0; k < idx.size(); ++k) r[idx[k]] = double(k);
-    return r;
-  };
-  const auto ra = ranks(a), rb = ranks(b);
-  const double n = double(a.size());
-  double d2 = 0;
-  for (size_t i = 0; i < ra.size(); ++i) d2 += (ra[i] - rb[i]) * (ra[i] - rb[i]);
-  return 1 - 6 * d2 / (n * (n * n - 1));
 }
 
 // Calibration-data effect of a per-layer assignment `scheme_of(layer)` (BF16 = full precision):
@@ -158,10 +143,10 @@ int rank(const Model& m, const at::Tensor& tokens, int64_t batch, const QuantSch
   }
   std::printf("weight term %d; loss FP %.5f, all %s %.5f (sums over batches), KLD all %s %.6f\n", int(opt.weight_term),
               base.loss, lo.name().c_str(), all_lo.loss, lo.name().c_str(), all_lo.kld);
-  std::printf("rho single-layer %s: loss %.3f, KLD %.3f\n", lo.name().c_str(), spearman(s_lo, single),
-              spearman(s_lo, single_kld));
+  std::printf("rho single-layer %s: loss %.3f, KLD %.3f\n", lo.name().c_str(), test::spearman(s_lo, single),
+              test::spearman(s_lo, single_kld));
   std::printf("rho upgrade %s->%s: loss %.3f, KLD %.3f\n", lo.name().c_str(), hi.name().c_str(),
-              spearman(pred, upgrade), spearman(pred, upgrade_kld));
+              test::spearman(pred, upgrade), test::spearman(pred, upgrade_kld));
   additive_bound(m, lo, hi, s_lo, s_hi, upgrade_kld, all_lo.kld);
   return 0;
 }

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 namespace sr::test {
 
@@ -36,6 +37,12 @@ struct CommandResult {
 };
 // Runs a shell command line, capturing stdout and stderr.
 CommandResult run_command(const std::string& cmdline);
+
+// The whole file as a string ("" when it cannot be read).
+std::string read_text(const std::string& path);
+
+// Spearman rank correlation of two samples of equal length (ranks without tie correction).
+double spearman(const std::vector<double>& a, const std::vector<double>& b);
 
 }  // namespace sr::test
 

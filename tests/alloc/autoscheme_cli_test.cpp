@@ -22,13 +22,6 @@ test::CommandResult autoscheme(const std::string& args) {
                            demo_text() + " --nsamples 4 --seqlen 64 --batch_size 2 " + args);
 }
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 TEST(AutoSchemeCli, WritesConfigsTableAndReport) {
   test::TempDir dir;
   // eval results for the curve: two budgets of one series.
@@ -46,11 +39,11 @@ TEST(AutoSchemeCli, WritesConfigsTableAndReport) {
     EXPECT_LE(a["avg_bits"].get<double>(), a["target_avg_bits"].get<double>() + 1e-12) << a.dump();
     const std::string f = dir / ("out/layer_config_" + a["name"].get<std::string>() + ".json");
     ASSERT_TRUE(fs::exists(f)) << f;
-    EXPECT_EQ(nlohmann::json::parse(slurp(f))["layers"].size(), 28u);
+    EXPECT_EQ(nlohmann::json::parse(test::read_text(f))["layers"].size(), 28u);
   }
   for (const auto& row : j["layers"])
     for (const auto& o : row["options"]) EXPECT_GT(o["score"].get<double>(), 0.0) << row.dump();
-  const std::string html = slurp(dir / "out/report.html");
+  const std::string html = test::read_text(dir / "out/report.html");
   EXPECT_NE(html.find("<svg"), std::string::npos);
   EXPECT_NE(html.find("perplexity"), std::string::npos);  // the curve is drawn
   EXPECT_EQ(html.find("<script"), std::string::npos);
@@ -79,7 +72,7 @@ TEST(AutoSchemeCli, QuantizeWithAvgBitsUsesTheAllocation) {
   EXPECT_GT(rec["autoscheme"]["avg_bits"].get<double>(), 2.9);
   EXPECT_NEAR(rec["average_bits"].get<double>(), rec["autoscheme"]["avg_bits"].get<double>(), 1e-9);
   // 3 bits lies between W2A16G64 (2.281) and W4A16 (4.156): the model holds both.
-  const auto q = nlohmann::json::parse(slurp(dir / "q/quantization.json"));
+  const auto q = nlohmann::json::parse(test::read_text(dir / "q/quantization.json"));
   ASSERT_EQ(q["layers"].size(), 28u);
   std::set<int> bits;
   for (const auto& [name, s] : q["layers"].items()) bits.insert(s["bits"].get<int>());

@@ -117,23 +117,6 @@ TEST(DeltaLoss, WeightTermRuleAndUnquantizedOptions) {
   EXPECT_THROW(deltaloss_scores(*m, {{"x", 7, Proj::Q}}, preset_scheme("MXFP4"), tokens, opt), Error);
 }
 
-// Spearman rank correlation (no ties expected among real-valued losses).
-double spearman(const std::vector<double>& a, const std::vector<double>& b) {
-  auto ranks = [](const std::vector<double>& v) {
-    std::vector<size_t> idx(v.size());
-    std::iota(idx.begin(), idx.end(), 0);
-    std::sort(idx.begin(), idx.end(), [&](size_t i, size_t j) { return v[i] < v[j]; });
-    std::vector<double> r(v.size());
-    for (size_t k = 0; k < idx.size(); ++k) r[idx[k]] = double(k);
-    return r;
-  };
-  const auto ra = ranks(a), rb = ranks(b);
-  const double n = double(a.size());
-  double d2 = 0;
-  for (size_t i = 0; i < ra.size(); ++i) d2 += (ra[i] - rb[i]) * (ra[i] - rb[i]);
-  return 1 - 6 * d2 / (n * (n * n - 1));
-}
-
 // The effect on the calibration tokens of quantizing at most one layer with `o` (weights and, if
 // o says so, activations; layer < 0: none): the causal-LM loss (Σ over batches of the batch
 // mean, as the score sums) and the mean KL divergence to the full-precision model (`fp_logp`
@@ -210,7 +193,7 @@ TEST(DeltaLoss, RanksLayersLikeTheMeasuredLossIncrease) {
       loss_up.push_back(e.loss - base.loss);
       kld_up.push_back(e.kld);
     }
-    const double rho_loss = spearman(score, loss_up), rho_kld = spearman(score, kld_up);
+    const double rho_loss = test::spearman(score, loss_up), rho_kld = test::spearman(score, kld_up);
     std::printf("%-9s (weight term %d): Spearman rho over %zu layers: vs KLD increase %.3f, vs loss increase %.3f\n",
                 rc.option, int(rc.weight_term), score.size(), rho_kld, rho_loss);
     EXPECT_GE(rho_kld, rc.min_rho) << rc.option;

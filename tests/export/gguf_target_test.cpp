@@ -30,13 +30,6 @@ namespace fs = std::filesystem;
 const std::string kRef = "reference/llamacpp/tinystories-llama-4m/";
 const std::string kModel = "models/tinystories-llama-4m";
 
-std::string slurp(const std::string& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 test::CommandResult quantize(const std::string& args) {
   return test::run_command(test::cli() + " quantize --threads 2 --quiet --model " + test::shared(kModel) + " " + args);
 }
@@ -132,7 +125,7 @@ TEST(GgufTarget, ResumedRunWritesTheSameFile) {
   EXPECT_TRUE(fs::exists(dir / "cut.gguf.partial/block_00001.safetensors"));
   auto resumed = quantize(common + " --output_dir " + (dir / "cut.gguf") + " --resume");
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
-  EXPECT_EQ(slurp(dir / "full.gguf"), slurp(dir / "cut.gguf"));
+  EXPECT_EQ(test::read_text(dir / "full.gguf"), test::read_text(dir / "cut.gguf"));
 }
 
 TEST(GgufTarget, LayerConfigOverridesLandInTheFile) {

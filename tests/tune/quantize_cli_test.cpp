@@ -14,13 +14,6 @@ namespace sr {
 namespace {
 namespace fs = std::filesystem;
 
-std::string slurp(const std::string& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 test::CommandResult quantize(const std::string& args) {
   return test::run_command(test::cli() + " quantize --threads 2 --quiet " + args);
 }
@@ -80,10 +73,10 @@ TEST(QuantizeCli, ResumeAfterInterruptionIsBitIdentical) {
   EXPECT_NE(again.err.find("--resume"), std::string::npos) << again.err;
   auto resumed = quantize(common + " --output_dir " + (dir / "cut") + " --resume");
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
-  EXPECT_EQ(slurp(dir / "full/model.safetensors"), slurp(dir / "cut/model.safetensors"));
+  EXPECT_EQ(test::read_text(dir / "full/model.safetensors"), test::read_text(dir / "cut/model.safetensors"));
   auto other_seed = quantize(common + " --seed 7 --output_dir " + (dir / "seed7"));
   ASSERT_EQ(other_seed.exit_code, 0) << other_seed.err;
-  EXPECT_NE(slurp(dir / "full/model.safetensors"), slurp(dir / "seed7/model.safetensors"));
+  EXPECT_NE(test::read_text(dir / "full/model.safetensors"), test::read_text(dir / "seed7/model.safetensors"));
   auto mismatch = quantize(common + " --output_dir " + (dir / "x") + " --stop_after_units 1");
   auto changed = quantize(common + " --iters 5 --output_dir " + (dir / "x") + " --resume");
   EXPECT_NE(changed.exit_code, 0);
