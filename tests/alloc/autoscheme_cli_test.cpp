@@ -2,8 +2,10 @@
 // writes, that quantize reads the layer config back, the cache, and the error cases.
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -78,6 +80,41 @@ TEST(AutoSchemeCli, QuantizeWithAvgBitsUsesTheAllocation) {
   for (const auto& [name, s] : q["layers"].items()) bits.insert(s["bits"].get<int>());
   EXPECT_EQ(bits, (std::set<int>{2, 4}));
   EXPECT_FALSE(fs::exists(dir / "q.partial"));
+}
+
+// GGUF types as options: the GGUF file stores each block tensor in the type the allocation chose.
+TEST(AutoSchemeCli, GgufOptionsWriteTheChosenTypePerTensor) {
+  test::TempDir dir;
+  auto r = test::run_command(test::cli() + " quantize --threads 2 --quiet --json --model " + demo_model() +
+                             " --dataset " + demo_text() + " --format gguf:q3_k_m --avg_bits 3.5 "
+                             "--options gguf:q2_k,gguf:q3_k,gguf:q4_k --autoscheme_nsamples 4 --autoscheme_seqlen 64 "
+                             "--score_cache none --iters 0 --disable_opt_rtn --output_dir " + (dir / "q"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto rec = nlohmann::json::parse(test::read_text(dir / "q/signround_run.json"));
+  EXPECT_LE(rec["autoscheme"]["avg_bits"].get<double>(), 3.5);
+  auto inspect = test::run_command(test::cli() + " inspect --json --model " + (dir / "q/tinystories-llama-4m-Q3_K_M.gguf"));
+  ASSERT_EQ(inspect.exit_code, 0) << inspect.err;
+  std::map<std::string, std::string> stored;
+  const auto info = nlohmann::json::parse(inspect.out);
+  for (const auto& t : info["tensors"])
+    stored[t["name"].get<std::string>()] = t["dtype"].get<std::string>();
+  ASSERT_FALSE(stored.empty()) << inspect.out;
+  const std::map<std::string, std::string> gguf_name = {
+      {"self_attn.q_proj", "attn_q"}, {"self_attn.k_proj", "attn_k"}, {"self_attn.v_proj", "attn_v"},
+      {"self_attn.o_proj", "attn_output"}, {"mlp.gate_proj", "ffn_gate"}, {"mlp.up_proj", "ffn_up"},
+      {"mlp.down_proj", "ffn_down"}};
+  std::set<std::string> types;
+  for (const auto& [name, s] : rec["settings"]["layers"].items()) {
+    // "model.layers.<b>.<proj>" -> "blk.<b>.<gguf proj>.weight"; "gguf:q2_k" -> "Q2_K"
+    const size_t b0 = std::string("model.layers.").size(), dot = name.find('.', b0);
+    const std::string tensor = "blk." + name.substr(b0, dot - b0) + "." + gguf_name.at(name.substr(dot + 1)) + ".weight";
+    std::string type = s["data_type"].get<std::string>().substr(5);
+    for (char& ch : type) ch = char(std::toupper(static_cast<unsigned char>(ch)));
+    EXPECT_EQ(stored[tensor], type) << tensor;
+    types.insert(type);
+  }
+  EXPECT_EQ(rec["settings"]["layers"].size(), 28u);
+  EXPECT_GE(types.size(), 2u) << "3.5 bits lies between q2_k and q4_k: a mixed allocation";
 }
 
 TEST(AutoSchemeCli, ErrorsNameTheFlag) {
