@@ -19,7 +19,6 @@ S=./build/src/signround
 BENCH=./build/bench/deltaloss_bench
 M=demo/tinystories-llama-4m
 CAL=../shared/data/calib_stories.txt
-WIKI=../shared/data/wiki.test.raw
 VAL=../shared/data/tinystories_val.txt
 OUT=${1:-out/autoscheme}
 T=${THREADS:-2}
@@ -70,8 +69,6 @@ allocations mx "$CAL" MXFP4,MXFP8 4.5,5,6 deltaloss,head8,tail8,random
 allocations mx_fp "$CAL" MXFP4,MXFP8 4.5,5,6 deltaloss --deltaloss_target fp
 allocations int "$CAL" W2A16G64,W4A16 3 deltaloss,head8,tail8,random
 allocations int_fp "$CAL" W2A16G64,W4A16 3 deltaloss --deltaloss_target fp
-allocations mx_wiki "$WIKI" MXFP4,MXFP8 4.5,5,6 deltaloss
-allocations mx_fp_wiki "$WIKI" MXFP4,MXFP8 4.5,5,6 deltaloss --deltaloss_target fp
 
 # --- quantize + evaluate --------------------------------------------------------------------------
 for method in $METHODS; do
@@ -88,10 +85,6 @@ for method in $METHODS; do
     evaluate "${method}_int_${a}_3" "$method" --layer_config "$OUT/alloc/int/layer_config_${a}_3.json"
   done
   evaluate "${method}_int_deltaloss-fp_3" "$method" --layer_config "$OUT/alloc/int_fp/layer_config_deltaloss_3.json"
-done
-for b in 4.5 5 6; do
-  evaluate "rtn_mxwiki_deltaloss_$b" rtn --layer_config "$OUT/alloc/mx_wiki/layer_config_deltaloss_$b.json"
-  evaluate "rtn_mxwiki_deltaloss-fp_$b" rtn --layer_config "$OUT/alloc/mx_fp_wiki/layer_config_deltaloss_$b.json"
 done
 
 # --- scoring cost: one option's scoring pass vs one plain forward+backward, 3 runs each ---------
@@ -129,23 +122,6 @@ header() { echo; echo "### $1"; echo; echo "| model | bits/weight | PPL | KLD | 
     row "${method}_pure_W2A16G64" "pure W2A16G64"
     row "${method}_pure_W4A16" "pure W4A16"
     for a in deltaloss deltaloss-fp head8 tail8 random; do row "${method}_int_${a}_3" "$a @ 3"; done
-  done
-  header "Transfer: MXFP4,MXFP8 scored on wiki.test.raw — rtn"
-  for b in 4.5 5 6; do
-    for a in deltaloss deltaloss-fp; do row "rtn_mxwiki_${a}_$b" "$a (wiki) @ $b"; done
-  done
-  echo
-  echo "### Agreement of the chosen scheme, calib_stories vs wiki.test.raw scoring"
-  echo
-  for b in 4.5 5 6; do
-    for pair in "mx mx_wiki deltaloss" "mx_fp mx_fp_wiki deltaloss-fp"; do
-      set -- $pair
-      n=$(jq -n --slurpfile a "$OUT/alloc/$1/layer_config_deltaloss_$b.json" \
-          --slurpfile b "$OUT/alloc/$2/layer_config_deltaloss_$b.json" \
-          '[$a[0].layers | to_entries[] | .value.bits] as $x | [$b[0].layers | to_entries[] | .value.bits] as $y
-           | [range(0; $x|length) | select($x[.] == $y[.])] | length / ($x|length) * 1000 | round / 10')
-      echo "- $3 @ $b: $n % of the 28 layers agree"
-    done
   done
 } > "$OUT/tables.md"
 
