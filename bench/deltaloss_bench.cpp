@@ -30,6 +30,7 @@
 #include "quant/qdq.h"
 #include "tune/calibration.h"
 #include "tune/layer_plan.h"
+#include "calib_effect.h"
 #include "testutil.h"
 
 using namespace sr;
@@ -43,51 +44,8 @@ std::vector<ScoredLayer> all_layers(const Model& m) {
   return out;
 }
 
-// Calibration-data effect of a per-layer assignment `scheme_of(layer)` (BF16 = full precision):
-// the loss (Σ over batches of the batch-mean causal-LM loss, as the score sums) and the mean KL
-// divergence to the full-precision model's next-token distributions `fp_logp` ([N, T, V], or
-// undefined to skip).
-struct Effect {
-  double loss = 0, kld = 0;
-  at::Tensor logp;  // [N, T, V] log-probabilities
-};
-
-template <typename F>
-Effect calib_effect(const Model& m, const at::Tensor& tokens, int64_t batch, F scheme_of, const at::Tensor& fp_logp) {
-  at::NoGradGuard ng;
-  const ModelConfig& c = m.config();
-  const int64_t T = tokens.size(1);
-  const auto pos = at::arange(T, at::kLong);
-  Effect e;
-  std::vector<at::Tensor> parts;
-  for (int64_t r = 0; r < tokens.size(0); r += batch) {
-    const int64_t rows = std::min(batch, tokens.size(0) - r);
-    const at::Tensor t = tokens.narrow(0, r, rows);
-    at::Tensor h = m.embed(t);
-    for (int64_t b = 0; b < c.n_layers; ++b) {
-      BlockWeights w = m.load_block(b);
-      std::array<QuantScheme, kProjCount> s;
-      for (Proj p : kAllProjs) {
-        s[int(p)] = scheme_of(int(b * kProjCount + int(p)));
-        if (s[int(p)].quantized()) w.weight(p) = qdq_weight(w.weight(p), s[int(p)]).w_hat;
-      }
-      InputHook hook = [s](Proj p, const at::Tensor& x) { return qdq_act(x, s[int(p)]); };
-      h = block_forward(c, w, h, pos, m.rope(T), hook);
-    }
-    const at::Tensor lp = at::log_softmax(m.logits(h), -1);
-    const int64_t V = lp.size(-1);
-    e.loss += at::nll_loss(lp.narrow(1, 0, T - 1).reshape({-1, V}), t.narrow(1, 1, T - 1).reshape({-1})).item<double>();
-    if (fp_logp.defined()) {
-      const at::Tensor base = fp_logp.narrow(0, r, rows);
-      e.kld += (base.exp() * (base - lp)).sum(-1).sum().item<double>();
-    } else {
-      parts.push_back(lp);
-    }
-  }
-  if (fp_logp.defined()) e.kld /= double(tokens.size(0) * T);
-  else e.logp = at::cat(parts, 0);
-  return e;
-}
+using test::calib_effect;
+using Effect = test::CalibEffect;
 
 // If upgrade gains added up, which share of all-LOW's KLD could an allocation recover at each
 // target? The DP run once on the measured gains (an oracle) and once on the DeltaLoss scores.

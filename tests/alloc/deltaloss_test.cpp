@@ -18,6 +18,7 @@
 #include "common/error.h"
 #include "common/sysinfo.h"
 #include "quant/qdq.h"
+#include "calib_effect.h"
 #include "random_model.h"
 #include "testutil.h"
 #include "tune/calibration.h"
@@ -118,47 +119,11 @@ TEST(DeltaLoss, WeightTermRuleAndUnquantizedOptions) {
 }
 
 // The effect on the calibration tokens of quantizing at most one layer with `o` (weights and, if
-// o says so, activations; layer < 0: none): the causal-LM loss (Σ over batches of the batch
-// mean, as the score sums) and the mean KL divergence to the full-precision model (`fp_logp`
-// [N, T, V]; undefined: returns the log-probabilities instead).
-struct Effect {
-  double loss = 0, kld = 0;
-  at::Tensor logp;
-};
-
-Effect one_layer_effect(const Model& m, const at::Tensor& tokens, int64_t batch, int layer, const QuantScheme& o,
-                        const at::Tensor& fp_logp) {
-  at::NoGradGuard ng;
-  const ModelConfig& c = m.config();
-  const int64_t T = tokens.size(1);
-  const auto pos = at::arange(T, at::kLong);
-  Effect e;
-  std::vector<at::Tensor> parts;
-  for (int64_t r = 0; r < tokens.size(0); r += batch) {
-    const int64_t rows = std::min(batch, tokens.size(0) - r);
-    const at::Tensor t = tokens.narrow(0, r, rows);
-    at::Tensor h = m.embed(t);
-    for (int64_t b = 0; b < c.n_layers; ++b) {
-      BlockWeights w = m.load_block(b);
-      InputHook hook;
-      if (layer >= 0 && layer / kProjCount == b) {
-        const Proj p = Proj(layer % kProjCount);
-        w.weight(p) = qdq_weight(w.weight(p), o).w_hat;
-        hook = [p, &o](Proj q, const at::Tensor& x) { return q == p ? qdq_act(x, o) : x; };
-      }
-      h = block_forward(c, w, h, pos, m.rope(T), hook);
-    }
-    const at::Tensor logits = m.logits(h), lp = at::log_softmax(logits, -1);
-    e.loss += mean_ce(logits, t).item<double>();
-    if (fp_logp.defined()) {
-      const at::Tensor base = fp_logp.narrow(0, r, rows);
-      e.kld += (base.exp() * (base - lp)).sum(-1).sum().item<double>() / double(tokens.numel());
-    } else {
-      parts.push_back(lp);
-    }
-  }
-  if (!fp_logp.defined()) e.logp = at::cat(parts, 0);
-  return e;
+// o says so, activations; layer < 0: none), measured directly (test::calib_effect).
+test::CalibEffect one_layer_effect(const Model& m, const at::Tensor& tokens, int64_t batch, int layer,
+                                   const QuantScheme& o, const at::Tensor& fp_logp) {
+  const QuantScheme fp = preset_scheme("BF16");
+  return test::calib_effect(m, tokens, batch, [&](int k) { return k == layer ? o : fp; }, fp_logp);
 }
 
 struct RankCase {
@@ -177,7 +142,7 @@ TEST(DeltaLoss, RanksLayersLikeTheMeasuredLossIncrease) {
   auto m = Model::open(test::repo("demo/tinystories-llama-4m"));
   const CalibData d = load_calibration(m->tokenizer(), {test::repo("demo/stories.txt"), 16, 256, 42});
   const int64_t batch = 8;
-  const Effect base = one_layer_effect(*m, d.tokens, batch, -1, preset_scheme("BF16"), {});
+  const test::CalibEffect base = one_layer_effect(*m, d.tokens, batch, -1, preset_scheme("BF16"), {});
   // Measured: MXFP4 rho vs KLD 0.964 (vs loss 0.320), W2A16G64 0.817 (vs loss 0.605).
   const std::vector<RankCase> cases = {{"MXFP4", false, 0.90}, {"W2A16G64", true, 0.75}};
   for (const RankCase& rc : cases) {
@@ -189,7 +154,7 @@ TEST(DeltaLoss, RanksLayersLikeTheMeasuredLossIncrease) {
     const std::vector<double> score = deltaloss_scores(*m, all_layers(*m), o, d.tokens, opt).score;
     std::vector<double> loss_up, kld_up;
     for (int l = 0; l < int(score.size()); ++l) {
-      const Effect e = one_layer_effect(*m, d.tokens, batch, l, o, base.logp);
+      const test::CalibEffect e = one_layer_effect(*m, d.tokens, batch, l, o, base.logp);
       loss_up.push_back(e.loss - base.loss);
       kld_up.push_back(e.kld);
     }

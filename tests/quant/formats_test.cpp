@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "tensor_asserts.h"
 #include "common/error.h"
 #include "common/half.h"
 #include "quant/formats/fp8.h"
@@ -19,22 +20,9 @@
 
 namespace sr {
 namespace {
+using test::same_bits;
 
 at::Tensor row(const std::vector<float>& v) { return at::tensor(v).reshape({1, int64_t(v.size())}); }
-
-// Bitwise equality of two fp32 tensors (signed zeros distinguished); prints the first mismatch.
-::testing::AssertionResult same_bits(const at::Tensor& a, const at::Tensor& b) {
-  if (a.sizes() != b.sizes())
-    return ::testing::AssertionFailure() << "shapes " << a.sizes() << " vs " << b.sizes();
-  auto ai = a.detach().to(at::kFloat).contiguous().view(at::kInt).reshape(-1);
-  auto bi = b.detach().to(at::kFloat).contiguous().view(at::kInt).reshape(-1);
-  auto diff = (ai != bi).nonzero();
-  if (diff.numel() == 0) return ::testing::AssertionSuccess();
-  const int64_t i = diff[0][0].item<int64_t>();
-  return ::testing::AssertionFailure()
-         << diff.numel() << " of " << ai.numel() << " differ; first at " << i << ": "
-         << f32_from_bits(uint32_t(ai[i].item<int>())) << " vs " << f32_from_bits(uint32_t(bi[i].item<int>()));
-}
 
 ::testing::AssertionResult close(const at::Tensor& a, const at::Tensor& b, double rtol, double atol) {
   if (!a.defined() && !b.defined()) return ::testing::AssertionSuccess();

@@ -15,23 +15,17 @@
 #include "common/error.h"
 #include "export/gguf_encode.h"
 #include "quant/qdq.h"
+#include "tensor_asserts.h"
 #include "testutil.h"
 #include "tune/quantized_layer.h"
 
 namespace sr {
 namespace {
+using test::same_bits;
 
 const std::vector<GgmlType> kTypes = {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1,
                                       GgmlType::Q8_0, GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K,
                                       GgmlType::Q5_K, GgmlType::Q6_K};
-
-::testing::AssertionResult same_bits(const at::Tensor& a, const at::Tensor& b) {
-  if (a.sizes() != b.sizes()) return ::testing::AssertionFailure() << a.sizes() << " vs " << b.sizes();
-  auto ai = a.detach().contiguous().view(at::kInt), bi = b.detach().contiguous().view(at::kInt);
-  auto n = (ai != bi).sum().item<int64_t>();
-  if (n == 0) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << n << " of " << a.numel() << " elements differ";
-}
 
 // [12, 512] with the corner cases of the encoders: an all-zero row, zero sub-blocks, an
 // outlier, a row spanning decades (double-quantized scales that round to 0), a constant row.

@@ -2,6 +2,7 @@
 // these tests for it): idempotence, nearest-grid rounding (|w - ŵ| is at most half a step and
 // saturates at the ends), zeros, decode(encode(w)) == qdq(w) bit for bit, padding, gradients,
 // activation qdq; plus the §3.3 searches, §3.3.4 zero handling and RTN / optimized RTN.
+#include "tensor_asserts.h"
 #include "quant/qdq.h"
 
 #include <gtest/gtest.h>
@@ -13,14 +14,7 @@
 
 namespace sr {
 namespace {
-
-::testing::AssertionResult same_bits(const at::Tensor& a, const at::Tensor& b) {
-  if (a.sizes() != b.sizes()) return ::testing::AssertionFailure() << a.sizes() << " vs " << b.sizes();
-  auto ai = a.detach().contiguous().view(at::kInt), bi = b.detach().contiguous().view(at::kInt);
-  auto n = (ai != bi).sum().item<int64_t>();
-  if (n == 0) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << n << " of " << a.numel() << " elements differ";
-}
+using test::same_bits;
 
 at::Tensor weight(int64_t o, int64_t i, uint64_t seed) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
