@@ -72,7 +72,9 @@ AutoSchemeResult run_autoscheme(const Model& model, const AutoSchemeOptions& opt
   SR_CHECK(!opt.allocators.empty(), "--allocator names no allocator");
   AutoSchemeResult r;
   const std::vector<AllocOption> options = parse_alloc_options(opt.options);
-  PlanOptions po{preset_scheme("BF16"), opt.layer_config, false};
+  PlanOptions po;
+  po.scheme = preset_scheme("BF16");
+  po.override_file = opt.layer_config;
   r.plan = make_layer_plan(model, po);
   r.problem = make_alloc_problem(r.plan, options, opt.fuse, opt.ignore_scale_zp_bits);
   std::vector<QuantScheme> schemes;

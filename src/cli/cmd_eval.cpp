@@ -1,4 +1,5 @@
-// signround eval: perplexity and KL divergence (see eval/perplexity.h for the protocols).
+// signround eval: perplexity and KL divergence (see eval/perplexity.h for the protocols), and
+// zero-shot multiple choice (eval/multiple_choice.h; story cloze from any text: eval/cloze.h).
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -7,6 +8,8 @@
 #include "cli/commands.h"
 #include "common/error.h"
 #include "common/progress.h"
+#include "eval/cloze.h"
+#include "eval/multiple_choice.h"
 #include "eval/perplexity.h"
 #include "io/text.h"
 #include "model/model.h"
@@ -19,11 +22,16 @@ namespace {
 std::vector<FlagSpec> eval_flags() {
   auto f = common_flags();
   f.push_back({"model", true, "model to evaluate: HF folder, .gguf or llama2.c .bin", ""});
-  f.push_back({"text", true, "UTF-8 text file to score", ""});
+  f.push_back({"text", true, "UTF-8 text file to score (perplexity, KLD)", ""});
+  f.push_back({"choices", true, "multiple-choice items (JSON lines: context, choices, label) to score", ""});
+  f.push_back({"cloze", true, "text file to cut story-cloze multiple-choice items from", ""});
+  f.push_back({"cloze-items", true, "cloze items to make", "500"});
+  f.push_back({"cloze-choices", true, "choices per cloze item", "4"});
   f.push_back({"ctx", true, "tokens per chunk", "512"});
   f.push_back({"chunks", true, "number of chunks to score", "all"});
   f.push_back({"protocol", true, "llamacpp (llama-perplexity's) or windows", "llamacpp"});
-  f.push_back({"kld-base", true, "base model: also report KL divergence and same-top-token share", ""});
+  f.push_back({"kld-base", true, "base model: also report KL divergence and same-top-token share (and, with "
+               "multiple choice, the share of items where both pick the same choice)", ""});
   f.push_back({"json", false, "print one JSON object on stdout", ""});
   f.push_back({"quiet", false, "no progress on stderr", ""});
   return f;
@@ -43,13 +51,47 @@ nlohmann::json to_json(const EvalResult& r) {
   return j;
 }
 
+nlohmann::json to_json(const ChoiceResult& r, const ChoiceResult* base) {
+  nlohmann::json j = {{"items", r.items},       {"acc", r.acc},
+                      {"acc_stderr", r.acc_stderr}, {"acc_norm", r.acc_norm},
+                      {"acc_norm_stderr", r.acc_norm_stderr}, {"truncated_items", r.truncated},
+                      {"seconds", r.seconds}};
+  if (base) {
+    j["base_acc"] = base->acc;
+    j["base_acc_norm"] = base->acc_norm;
+    j["agreement"] = choice_agreement(r, *base, false);
+    j["agreement_norm"] = choice_agreement(r, *base, true);
+  }
+  return j;
+}
+
+std::vector<ChoiceItem> choice_items(const Args& a) {
+  if (a.has("choices")) {
+    SR_CHECK(!a.has("cloze"), "pass --choices or --cloze, not both");
+    return read_choice_items(a.required("choices"));
+  }
+  const std::string path = a.required("cloze");
+  return cloze_items_from_text(read_text_file(path), path, a.integer("cloze-items", 500), a.integer("cloze-choices", 4),
+                               42);
+}
+
+void print_choices(const nlohmann::json& j, const std::string& source) {
+  std::printf("choices    %s: %lld items\n", source.c_str(), (long long)j["items"].get<int64_t>());
+  std::printf("acc        %.4f +/- %.4f   acc_norm %.4f +/- %.4f\n", j["acc"].get<double>(),
+              j["acc_stderr"].get<double>(), j["acc_norm"].get<double>(), j["acc_norm_stderr"].get<double>());
+  if (j.contains("agreement"))
+    std::printf("base       acc %.4f, acc_norm %.4f; same choice %.2f %% (norm %.2f %%)\n", j["base_acc"].get<double>(),
+                j["base_acc_norm"].get<double>(), 100 * j["agreement"].get<double>(),
+                100 * j["agreement_norm"].get<double>());
+}
+
 }  // namespace
 
 int cmd_eval(int argc, char** argv) {
   const auto specs = eval_flags();
   Args a("eval", specs, argc, argv, 2);
   if (a.flag("help")) {
-    std::cout << Args::usage("eval", "perplexity and KL divergence of a model on a text", specs);
+    std::cout << Args::usage("eval", "perplexity, KL divergence and zero-shot multiple choice of a model", specs);
     return 0;
   }
   apply_common(a);
@@ -60,6 +102,9 @@ int cmd_eval(int argc, char** argv) {
   opt.progress = !a.flag("quiet");
   SR_CHECK(opt.ctx >= 4 && opt.ctx <= (1 << 20), "--ctx must be between 4 and 1048576, got ", opt.ctx);
   SR_CHECK(a.integer("chunks", 1) >= 1, "--chunks must be positive");
+  const bool mc = a.has("choices") || a.has("cloze");
+  SR_CHECK(a.has("text") || mc, "eval needs --text (perplexity), --choices or --cloze (multiple choice)");
+  const std::vector<ChoiceItem> items = mc ? choice_items(a) : std::vector<ChoiceItem>{};
   OpenOptions oo;
   oo.tokenizer_path = a.str("tokenizer");
   auto model = Model::open(a.required("model"), oo);
@@ -68,28 +113,43 @@ int cmd_eval(int argc, char** argv) {
     std::fprintf(stderr, "eval: activations of %d layers quantized as recorded with the model (quantization.json or config.json)\n", act_layers);
   std::unique_ptr<Model> base;
   if (a.has("kld-base")) base = Model::open(a.required("kld-base"), oo);
-  const std::string text = read_text_file(a.required("text"));
-  EvalResult r = evaluate_text(*model, text, opt, base.get());
-  nlohmann::json j = to_json(r);
-  j["model"] = model->path();
-  j["text"] = a.str("text");
-  j["ctx"] = opt.ctx;
-  j["protocol"] = a.str("protocol", "llamacpp");
-  if (base) j["kld_base"] = base->path();
+  nlohmann::json j = {{"model", model->path()}};
+  EvalResult r;
+  if (a.has("text")) {
+    const std::string text = read_text_file(a.required("text"));
+    r = evaluate_text(*model, text, opt, base.get());
+    j.update(to_json(r));
+    j["text"] = a.str("text");
+    j["ctx"] = opt.ctx;
+    j["protocol"] = a.str("protocol", "llamacpp");
+    if (base) j["kld_base"] = base->path();
+  }
+  if (mc) {
+    ChoiceOptions co;
+    co.progress = opt.progress;
+    const ChoiceResult cr = evaluate_choices(*model, items, co);
+    std::unique_ptr<ChoiceResult> br;
+    if (base) br = std::make_unique<ChoiceResult>(evaluate_choices(*base, items, co));
+    j["multiple_choice"] = to_json(cr, br.get());
+    j["multiple_choice"]["source"] = a.has("choices") ? a.str("choices") : "cloze:" + a.str("cloze");
+  }
   if (a.flag("json")) {
     std::cout << j.dump(2) << "\n";
     return 0;
   }
   std::printf("model      %s\n", model->path().c_str());
-  std::printf("text       %s\n", a.str("text").c_str());
-  std::printf("protocol   %s, ctx %lld, %lld chunks, %lld scored tokens\n", a.str("protocol", "llamacpp").c_str(),
-              (long long)opt.ctx, (long long)r.chunks, (long long)r.tokens);
-  std::printf("PPL        %.4f +/- %.5f\n", r.ppl, r.ppl_stderr);
-  if (r.has_kld) {
-    std::printf("KLD        %.6f +/- %.6f   (base %s)\n", r.kld, r.kld_stderr, base->path().c_str());
-    std::printf("same top   %.3f +/- %.3f %%\n", 100 * r.top1, 100 * r.top1_stderr);
+  if (a.has("text")) {
+    std::printf("text       %s\n", a.str("text").c_str());
+    std::printf("protocol   %s, ctx %lld, %lld chunks, %lld scored tokens\n", a.str("protocol", "llamacpp").c_str(),
+                (long long)opt.ctx, (long long)r.chunks, (long long)r.tokens);
+    std::printf("PPL        %.4f +/- %.5f\n", r.ppl, r.ppl_stderr);
+    if (r.has_kld) {
+      std::printf("KLD        %.6f +/- %.6f   (base %s)\n", r.kld, r.kld_stderr, base->path().c_str());
+      std::printf("same top   %.3f +/- %.3f %%\n", 100 * r.top1, 100 * r.top1_stderr);
+    }
+    std::printf("time       %s (%.0f tokens/s)\n", format_duration(r.seconds).c_str(), r.tokens_per_second);
   }
-  std::printf("time       %s (%.0f tokens/s)\n", format_duration(r.seconds).c_str(), r.tokens_per_second);
+  if (mc) print_choices(j["multiple_choice"], j["multiple_choice"]["source"].get<std::string>());
   return 0;
 }
 
