@@ -15,7 +15,8 @@
 // Decoding concatenates the tokens (skipping Control and Unused ones) and maps each
 // character back to its byte; a token with a character outside the table contributes
 // its own UTF-8 bytes (as Hugging Face's ByteLevel decoder does). Bytes are returned as
-// they are: invalid UTF-8 is not replaced by U+FFFD.
+// they are: invalid UTF-8 is not replaced by U+FFFD. Spaces added by add_prefix_space
+// stay in the decoded text (as with Hugging Face's ByteLevel decoder).
 #pragma once
 #include <cstdint>
 #include <string>

@@ -17,8 +17,9 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-// Ids beyond this are a corrupt file, not a vocabulary (the largest are ~260k).
-constexpr int64_t kMaxTokenId = (int64_t(1) << 24) - 1;
+// Ids beyond this are a corrupt file, not a vocabulary (the largest are ~260k); the
+// bound also caps what a corrupt id can make us allocate for holes (~100 MB).
+constexpr int64_t kMaxTokenId = (int64_t(1) << 22) - 1;
 
 json parse_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

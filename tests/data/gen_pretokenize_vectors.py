@@ -12,6 +12,7 @@ Unicode tables as in Python's unicodedata (which src/tokenizer/unicode_tables.cp
 generated from): the script refuses texts where the two Unicode versions disagree.
 """
 import json
+import random
 import sys
 import unicodedata
 
@@ -54,6 +55,18 @@ TEXTS = [
     "k8s v1.2.3-rc4 x86_64",
 ]
 
+# Seeded random strings over the characters the matchers treat specially, for what the
+# hand-picked texts miss (Python's `random` is stable for a given seed and version 3.x).
+RANDOM_ALPHABET = list("aZ '\"sStTrReEvVlLmMdD\n\r\t 0123,.!?-_") + [
+    "  ", "\u017f", "\u00e9", "\u65e5", "\u0663", "\u216b", "\u00bd", "\u00a0", "\u3000", "\u2003",
+    "\U0001f600", "\u0301", "\x0b", "\x0c", "\x1c", "\x85", "'ll", "'S", " \n", "\r\n"]
+RANDOM_COUNT = 300
+
+
+def random_texts():
+    rng = random.Random(20240601)
+    return ["".join(rng.choice(RANDOM_ALPHABET) for _ in range(rng.randint(1, 16))) for _ in range(RANDOM_COUNT)]
+
 
 def classes(ch):
     cat = unicodedata.category(ch)
@@ -66,7 +79,7 @@ def regex_classes(ch):
 
 def main():
     vectors = []
-    for text in TEXTS:
+    for text in TEXTS + random_texts():
         for ch in text:
             if classes(ch) != regex_classes(ch):
                 sys.exit("U+%04X classifies differently in regex and unicodedata %s" % (ord(ch), unicodedata.unidata_version))
@@ -74,8 +87,10 @@ def main():
             pieces = regex.findall(pattern, text)
             assert "".join(pieces) == text, (name, text)
             vectors.append({"pattern": name, "text": text, "pieces": pieces})
-    json.dump({"regex_version": regex.__version__, "vectors": vectors}, sys.stdout, ensure_ascii=True, indent=1)
-    sys.stdout.write("\n")
+    # One vector per line, for readable diffs.
+    sys.stdout.write('{"regex_version": %s, "vectors": [\n' % json.dumps(regex.__version__))
+    sys.stdout.write(",\n".join(json.dumps(v, ensure_ascii=True) for v in vectors))
+    sys.stdout.write("\n]}\n")
 
 
 if __name__ == "__main__":
