@@ -3,7 +3,7 @@
 // priority); its GGUF export stores the vocabulary as llama.cpp does for Llama 3 / Qwen2
 // (model "gpt2", pre, tokens, token types, merges, BOS/EOS), and the re-read GGUF
 // tokenizer encodes every text exactly as the tokenizer.json did; calibration and
-// perplexity batches cope with a vocabulary that has no BOS.
+// perplexity batches (and `signround eval`) cope with a vocabulary that has no BOS.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -207,6 +207,32 @@ TEST(ByteLevelModel, NoBosCalibrationAndEvalBatches) {
   eo.protocol = Protocol::LlamaCpp;
   const EvalBatch l = make_eval_batch(ids, tok.bos_id(), eo);
   EXPECT_EQ(l.inputs[0][0].item<int64_t>(), ids[0]);  // no BOS written over the first token
+}
+
+// The CLI end to end: eval on a folder whose tokenizer is a BOS-less tokenizer.json
+// (both protocols), and --tokenizer naming a tokenizer.json.
+TEST(ByteLevelModel, EvalCliWithTokenizerJson) {
+  test::TempDir dir;
+  test::ByteLevelSpec qwen;
+  qwen.pattern = "qwen2";
+  const std::string hf = byte_level_model(dir, qwen, json{{"bos_token", nullptr}, {"eos_token", "<|endoftext|>"}});
+  std::string text;
+  for (int i = 0; i < 100; ++i) text += "the lower ewe " + std::to_string(i) + "\n";
+  std::ofstream(dir / "text.txt") << text;
+  const std::string base = test::cli() + " eval --model " + hf + " --text " + dir / "text.txt" +
+                           " --ctx 16 --chunks 2 --json --quiet";
+  auto r = test::run_command(base + " --protocol windows");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["tokens"].get<int64_t>(), 2 * 15);  // no BOS: tokens 1..15 of each window
+  r = test::run_command(base + " --protocol llamacpp");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["tokens"].get<int64_t>(), 2 * 7);
+  EXPECT_GT(json::parse(r.out)["ppl"].get<double>(), 1.0);
+
+  const std::string other = test::write_json(dir / "tokenizer.json", test::byte_level_tokenizer_json());
+  r = test::run_command(test::cli() + " inspect --model " + hf + " --tokenizer " + other + " --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["tokenizer"], other);
 }
 
 }  // namespace
