@@ -26,9 +26,14 @@ EvalBatch make_eval_batch(const std::vector<int32_t>& ids, int32_t bos_id, const
   EvalBatch b;
   if (opt.protocol == Protocol::LlamaCpp) {
     b.inputs = flat.clone();
-    b.inputs.select(1, 0).fill_(bos_id);
+    if (bos_id >= 0) b.inputs.select(1, 0).fill_(bos_id);  // llama.cpp: only when the vocabulary has one
     b.first = ctx / 2;
     b.targets = flat.narrow(1, b.first + 1, ctx - 1 - b.first).clone();
+  } else if (bos_id < 0) {
+    // No BOS to predict the first token from: score tokens 1..ctx-1 of each window.
+    b.inputs = flat.clone();
+    b.first = 0;
+    b.targets = flat.narrow(1, 1, ctx - 1).clone();
   } else {
     b.inputs = at::cat({at::full({n, 1}, bos_id, at::kLong), flat.narrow(1, 0, ctx - 1)}, 1);
     b.first = 0;

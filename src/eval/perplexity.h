@@ -53,6 +53,8 @@ struct EvalBatch {
 };
 
 // REQUIRES: `ids` is the text tokenized WITH BOS for llamacpp, WITHOUT for windows.
+// bos_id < 0 (a vocabulary without BOS, e.g. Qwen2's): llamacpp keeps each chunk's first
+// token; windows scores tokens 1..ctx-1 of each window (no BOS to predict token 0 from).
 // Throws if the text yields no complete chunk (names how many tokens are needed).
 EvalBatch make_eval_batch(const std::vector<int32_t>& ids, int32_t bos_id, const EvalOptions& opt);
 

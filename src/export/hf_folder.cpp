@@ -38,6 +38,9 @@ nlohmann::json hf_config(const Model& model, const nlohmann::json& extra) {
          {"bos_token_id", c.bos_id}, {"eos_token_id", c.eos_id},
          {"torch_dtype", source_dtype(model) == at::kFloat ? "float32" : source_dtype(model) == at::kHalf ? "float16" : "bfloat16"}};
   }
+  // A vocabulary without BOS/EOS (Qwen2's byte-level one has no BOS) has id -1: null.
+  for (const char* key : {"bos_token_id", "eos_token_id"})
+    if (j.contains(key) && j[key].is_number_integer() && j[key].get<int64_t>() < 0) j[key] = nullptr;
   j.erase("quantization_config");  // a quantized source's; the format adds its own
   j.update(extra);
   return j;

@@ -36,14 +36,15 @@ bool starts_with_gguf(const std::string& path) {
   return in.gcount() == 4 && std::memcmp(m, "GGUF", 4) == 0;
 }
 
+// The tokenizer beside the model: tokenizer.model first (the SentencePiece original,
+// which Llama 2 / Mistral folders ship next to a SentencePiece-style tokenizer.json we do
+// not read), then llama2.c's files, then a byte-level BPE tokenizer.json.
 std::unique_ptr<Tokenizer> find_tokenizer(const std::string& override_path, const std::string& model_dir,
                                           int64_t vocab, std::string& why_not) {
   auto from_file = [&](const std::string& p) -> std::unique_ptr<Tokenizer> {
-    const std::string name = fs::path(p).filename().string();
-    if (name == "tokenizer.json")
-      fail("[tokenizer] ", p, ": Hugging Face tokenizer.json (byte-level BPE) is not supported yet; "
-           "pass a SentencePiece tokenizer.model or llama2.c tokenizer.bin with --tokenizer");
-    if (fs::path(p).extension() == ".bin") return std::make_unique<Tokenizer>(read_llama2c_vocabulary(p, int32_t(vocab)));
+    const fs::path ext = fs::path(p).extension();
+    if (ext == ".json") return std::make_unique<Tokenizer>(read_hf_tokenizer_json(p));
+    if (ext == ".bin") return std::make_unique<Tokenizer>(read_llama2c_vocabulary(p, int32_t(vocab)));
     return std::make_unique<Tokenizer>(read_sentencepiece_model(p));
   };
   if (!override_path.empty()) {
@@ -51,16 +52,21 @@ std::unique_ptr<Tokenizer> find_tokenizer(const std::string& override_path, cons
     return from_file(override_path);
   }
   for (const std::string& cand : {std::string("tokenizer.model"), std::string("tokenizer.bin"),
-                                  "tok" + std::to_string(vocab) + ".bin"}) {
+                                  "tok" + std::to_string(vocab) + ".bin", std::string("tokenizer.json")}) {
     const fs::path p = fs::path(model_dir) / cand;
-    if (fs::exists(p)) return from_file(p.string());
+    if (!fs::exists(p)) continue;
+    if (cand != "tokenizer.json") return from_file(p.string());
+    // A tokenizer.json we cannot read (Unigram, SentencePiece-style, ...) must not stop
+    // work that needs no tokenizer: the error shows when one is needed.
+    try {
+      return from_file(p.string());
+    } catch (const Error& e) {
+      why_not = std::string(e.what()) + "; pass a tokenizer with --tokenizer";
+      return nullptr;
+    }
   }
-  if (fs::exists(fs::path(model_dir) / "tokenizer.json"))
-    why_not = model_dir + " only has tokenizer.json (Hugging Face byte-level BPE), which is not supported yet; "
-              "pass a SentencePiece tokenizer.model or llama2.c tokenizer.bin with --tokenizer";
-  else
-    why_not = "no tokenizer.model, tokenizer.bin or tok" + std::to_string(vocab) + ".bin next to the model in " +
-              model_dir + "; pass one with --tokenizer";
+  why_not = "no tokenizer.model, tokenizer.json, tokenizer.bin or tok" + std::to_string(vocab) +
+            ".bin next to the model in " + model_dir + "; pass one with --tokenizer";
   return nullptr;
 }
 

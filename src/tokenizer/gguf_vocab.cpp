@@ -1,6 +1,8 @@
 // tokenizer.ggml.* <-> Vocabulary (contract in gguf_vocab.h).
 #include "tokenizer/gguf_vocab.h"
 
+#include <optional>
+
 #include "common/error.h"
 
 namespace sr {
@@ -52,6 +54,81 @@ Vocabulary read_llama_vocabulary(const GgufReader& r) {
   return v;
 }
 
+constexpr const char* kMergesKey = "tokenizer.ggml.merges";
+
+// llama.cpp's names of the pre-tokenizers we implement (llama-vocab.cpp's tokenizer_pre
+// values; convert_hf_to_gguf.py writes "llama-bpe", "qwen2" and "gpt-2").
+std::optional<PreTokenizer> pre_from_gguf(const std::string& pre) {
+  if (pre == "llama-bpe" || pre == "llama3") return PreTokenizer::Llama3;
+  if (pre == "qwen2") return PreTokenizer::Qwen2;
+  if (pre == "gpt-2" || pre == "default") return PreTokenizer::Gpt2;
+  return std::nullopt;
+}
+
+const char* pre_to_gguf(PreTokenizer p) {
+  switch (p) {
+    case PreTokenizer::Llama3: return "llama-bpe";
+    case PreTokenizer::Qwen2: return "qwen2";
+    case PreTokenizer::Gpt2: break;
+  }
+  return "gpt-2";
+}
+
+int32_t optional_token_id(const GgufReader& r, const std::string& key) {
+  return r.has(key) ? token_id(r, key, 0) : -1;
+}
+
+Vocabulary read_gpt2_vocabulary(const GgufReader& r, PreTokenizer pre) {
+  Vocabulary v;
+  v.source = r.path() + " (tokenizer.ggml.*)";
+  v.model = TokenizerModel::ByteLevelBpe;
+  v.pre = pre;
+  v.ignore_merges = pre == PreTokenizer::Llama3;  // llama.cpp ties it to the pre type
+  v.pieces = r.get_array<std::string>(kTokensKey);
+  SR_CHECK(!v.pieces.empty(), "[tokenizer] ", r.path(), ": ", kTokensKey, " is empty");
+  const size_t n = v.pieces.size();
+  v.scores.assign(n, 0.0f);
+  const std::vector<int32_t> types = per_token_array<int32_t>(r, kTypesKey, n, int32_t(PieceKind::Normal));
+  for (size_t i = 0; i < n; ++i) v.kinds.push_back(piece_kind(types[i], i, r));
+  SR_CHECK(r.has(kMergesKey), "[tokenizer] ", r.path(), ": tokenizer model 'gpt2' without ", kMergesKey);
+  const std::vector<std::string> merges = r.get_array<std::string>(kMergesKey);
+  for (size_t i = 0; i < merges.size(); ++i) {
+    const std::string& m = merges[i];
+    const size_t sp = m.size() > 1 ? m.find(' ', 1) : std::string::npos;  // as llama.cpp splits
+    SR_CHECK(sp != std::string::npos && sp + 1 < m.size(), "[tokenizer] ", r.path(), ": ", kMergesKey, "[", i,
+             "] \"", m, "\" is not two tokens separated by a space");
+    v.merges.emplace_back(m.substr(0, sp), m.substr(sp + 1));
+  }
+  v.unk_id = optional_token_id(r, "tokenizer.ggml.unknown_token_id");
+  v.bos_id = optional_token_id(r, "tokenizer.ggml.bos_token_id");
+  v.eos_id = optional_token_id(r, "tokenizer.ggml.eos_token_id");
+  v.add_bos = r.get_or<bool>("tokenizer.ggml.add_bos_token", pre == PreTokenizer::Llama3);
+  v.add_dummy_prefix = r.get_or<bool>("tokenizer.ggml.add_space_prefix", false);
+  v.remove_extra_whitespaces = false;
+  return v;
+}
+
+std::vector<std::pair<std::string, GgufValue>> gpt2_metadata(const Vocabulary& v) {
+  std::vector<int32_t> types;
+  for (PieceKind k : v.kinds) types.push_back(int32_t(k));
+  std::vector<std::string> merges;
+  merges.reserve(v.merges.size());
+  for (const auto& [a, b] : v.merges) merges.push_back(a + " " + b);
+  std::vector<std::pair<std::string, GgufValue>> e = {
+      {kModelKey, GgufValue::string("gpt2")},
+      {"tokenizer.ggml.pre", GgufValue::string(pre_to_gguf(v.pre))},
+      {kTokensKey, GgufValue::array(v.pieces)},
+      {kTypesKey, GgufValue::array(types)},
+      {kMergesKey, GgufValue::array(merges)},
+  };
+  if (v.bos_id >= 0) e.emplace_back("tokenizer.ggml.bos_token_id", GgufValue::scalar<uint32_t>(uint32_t(v.bos_id)));
+  if (v.eos_id >= 0) e.emplace_back("tokenizer.ggml.eos_token_id", GgufValue::scalar<uint32_t>(uint32_t(v.eos_id)));
+  e.emplace_back("tokenizer.ggml.add_bos_token", GgufValue::scalar<bool>(v.add_bos && v.bos_id >= 0));
+  // llama.cpp's BPE tokenizer ignores it; written only when set so we read it back.
+  if (v.add_dummy_prefix) e.emplace_back("tokenizer.ggml.add_space_prefix", GgufValue::scalar<bool>(true));
+  return e;
+}
+
 }  // namespace
 
 std::unique_ptr<Tokenizer> read_gguf_tokenizer(const GgufReader& r, std::string& why_not) {
@@ -60,16 +137,27 @@ std::unique_ptr<Tokenizer> read_gguf_tokenizer(const GgufReader& r, std::string&
     return nullptr;
   }
   const std::string model = r.get<std::string>(kModelKey);
+  if (model == "gpt2") {
+    const std::string pre = r.get_or<std::string>("tokenizer.ggml.pre", "default");
+    const std::optional<PreTokenizer> kind = pre_from_gguf(pre);
+    if (!kind) {
+      why_not = r.path() + ": byte-level BPE pre-tokenizer '" + pre +
+                "' (tokenizer.ggml.pre) is not supported (only 'gpt-2'/'default', 'llama-bpe'/'llama3' and "
+                "'qwen2'); pass a tokenizer with --tokenizer";
+      return nullptr;
+    }
+    return std::make_unique<Tokenizer>(read_gpt2_vocabulary(r, *kind));
+  }
   if (model != "llama") {
-    why_not = r.path() + ": tokenizer model '" + model + "' is not supported yet (only 'llama', SentencePiece BPE" +
-              (model == "gpt2" ? "; 'gpt2' is byte-level BPE" : "") +
-              "); pass a SentencePiece tokenizer.model or llama2.c tokenizer.bin with --tokenizer";
+    why_not = r.path() + ": tokenizer model '" + model + "' is not supported (only 'llama', SentencePiece BPE, "
+              "and 'gpt2', byte-level BPE); pass a SentencePiece tokenizer.model or llama2.c tokenizer.bin with --tokenizer";
     return nullptr;
   }
   return std::make_unique<Tokenizer>(read_llama_vocabulary(r));
 }
 
 std::vector<std::pair<std::string, GgufValue>> gguf_vocabulary_metadata(const Vocabulary& v) {
+  if (v.model == TokenizerModel::ByteLevelBpe) return gpt2_metadata(v);
   std::vector<int32_t> types;
   for (PieceKind k : v.kinds) types.push_back(int32_t(k));
   return {

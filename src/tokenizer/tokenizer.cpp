@@ -4,6 +4,7 @@
 #include <queue>
 
 #include "common/error.h"
+#include "tokenizer/byte_level_bpe.h"
 
 namespace sr {
 namespace {
@@ -45,6 +46,10 @@ Tokenizer::Tokenizer(Vocabulary vocab) : vocab_(std::move(vocab)) {
     SR_CHECK(id >= -1 && id < int32_t(n), "[tokenizer] ", vocab_.source, ": special token id ", id,
              " outside the vocabulary of ", n);
   for (int& b : byte_ids_) b = -1;
+  if (vocab_.model == TokenizerModel::ByteLevelBpe) {
+    bpe_ = std::make_shared<const ByteLevelBpe>(vocab_);
+    return;
+  }
   for (size_t i = 0; i < n; ++i) {
     const std::string& p = vocab_.pieces[i];
     if (vocab_.kinds[i] == PieceKind::Byte) {
@@ -95,6 +100,7 @@ void Tokenizer::emit_symbol(std::string_view sym, std::vector<int32_t>& out) con
 }
 
 std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
+  if (bpe_) return bpe_->encode(text);
   const std::string s = normalize(text);
   std::vector<Symbol> sym;
   for (size_t i = 0; i < s.size();) {
@@ -138,7 +144,7 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
 
 std::vector<int32_t> Tokenizer::encode_with_bos(std::string_view text) const {
   std::vector<int32_t> ids;
-  if (vocab_.add_bos && vocab_.bos_id >= 0) ids.push_back(vocab_.bos_id);
+  if (add_bos()) ids.push_back(vocab_.bos_id);
   std::vector<int32_t> body = encode(text);
   ids.insert(ids.end(), body.begin(), body.end());
   return ids;
@@ -151,6 +157,7 @@ std::string Tokenizer::piece(int32_t id) const {
 }
 
 std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
+  if (bpe_) return bpe_->decode(ids);
   std::string out;
   for (int32_t id : ids) {
     const std::string p = piece(id);

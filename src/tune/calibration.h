@@ -3,12 +3,13 @@
 //
 // Sample selection:
 //   JSON lines (*.jsonl): one document per "text" field, each tokenized with BOS
-//     and truncated to seqlen; documents shorter than seqlen, or whose last token
+//     (if the tokenizer adds one: Tokenizer::add_bos) and truncated to seqlen; documents shorter than seqlen, or whose last token
 //     repeats more than seqlen/2 times, are dropped (auto-round's filter); the
 //     survivors are shuffled with `seed` and the first nsamples kept.
 //   Plain text (anything else) and JSONL with too few long documents: the whole
 //     text is tokenized as one stream and cut into windows of seqlen-1 tokens,
-//     each prefixed with BOS (auto-round's `concat` mode); windows are shuffled
+//     each prefixed with BOS (auto-round's `concat` mode; windows of seqlen tokens
+//     without BOS when the tokenizer adds none, e.g. Qwen2's); windows are shuffled
 //     with `seed` and the first nsamples kept. Short stories never reach 2048
 //     tokens one by one, so this is the useful mode for most plain-text corpora.
 // The token-validity mask marks positions that count in a tuning loss: every

@@ -178,19 +178,39 @@ TEST_F(GgufModelErrors, MalformedTokenizerMetadataFailsAtOpen) {
   EXPECT_NE(e.find("500"), std::string::npos) << e;
 }
 
-// Like an HF folder with only tokenizer.json: the model opens, and the error appears
-// when a tokenizer is needed.
+// Like an HF folder with an unreadable tokenizer.json: the model opens, and the error
+// appears when a tokenizer is needed.
 TEST_F(GgufModelErrors, UnsupportedTokenizerFailsOnlyWhenNeeded) {
-  auto m = Model::open(rewrite(good_, dir_ / "gpt2.gguf",
-                               [](Kv& kv) { set_kv(kv, "tokenizer.ggml.model", GgufValue::string("gpt2")); }));
+  auto m = Model::open(rewrite(good_, dir_ / "bert.gguf",
+                               [](Kv& kv) { set_kv(kv, "tokenizer.ggml.model", GgufValue::string("bert")); }));
   EXPECT_FALSE(m->has_tokenizer());
   m->forward(at::zeros({1, 3}, at::kLong));
   try {
     m->tokenizer();
     ADD_FAILURE() << "expected an error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("tokenizer model 'gpt2' is not supported yet"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("tokenizer model 'bert' is not supported"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("--tokenizer"), std::string::npos) << e.what();
+  }
+  // A byte-level ("gpt2") vocabulary with a pre-tokenizer we do not implement.
+  auto pre = Model::open(rewrite(good_, dir_ / "falcon.gguf", [](Kv& kv) {
+    set_kv(kv, "tokenizer.ggml.model", GgufValue::string("gpt2"));
+    set_kv(kv, "tokenizer.ggml.pre", GgufValue::string("falcon"));
+  }));
+  EXPECT_FALSE(pre->has_tokenizer());
+  try {
+    pre->tokenizer();
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("pre-tokenizer 'falcon'"), std::string::npos) << e.what();
+  }
+  // "gpt2" without merges is malformed: the file is refused, naming the key.
+  try {
+    Model::open(rewrite(good_, dir_ / "gpt2.gguf",
+                        [](Kv& kv) { set_kv(kv, "tokenizer.ggml.model", GgufValue::string("gpt2")); }));
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("tokenizer.ggml.merges"), std::string::npos) << e.what();
   }
   auto none = Model::open(rewrite(good_, dir_ / "none.gguf", [](Kv& kv) {
     kv.erase(std::remove_if(kv.begin(), kv.end(), [](const auto& e) { return e.first.rfind("tokenizer.", 0) == 0; }),
