@@ -11,6 +11,8 @@
 #include <numeric>
 #include <sstream>
 
+#include "common/error.h"
+
 namespace sr::test {
 namespace fs = std::filesystem;
 
@@ -18,6 +20,15 @@ std::string shared(const std::string& rel) { return std::string(SIGNROUND_SHARED
 std::string repo(const std::string& rel) { return std::string(SIGNROUND_SOURCE_DIR) + "/" + rel; }
 std::string cli() { return SIGNROUND_CLI; }
 bool have_shared(const std::string& rel) { return fs::exists(shared(rel)); }
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
 
 TempDir::TempDir() {
   std::string tmpl = (fs::temp_directory_path() / "signround-test-XXXXXX").string();

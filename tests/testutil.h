@@ -3,6 +3,7 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,9 @@ std::string cli();
 
 // True if ../shared/<rel> exists; otherwise records why the test is skipped.
 bool have_shared(const std::string& rel);
+
+// The message of the sr::Error that f throws, or "" when it throws none.
+std::string error_of(const std::function<void()>& f);
 
 // A fresh empty folder under the system temp dir, removed when the object dies.
 class TempDir {

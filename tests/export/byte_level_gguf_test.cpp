@@ -27,14 +27,7 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 using Ids = std::vector<int32_t>;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 // A random Llama model in dir/hf with the fixture's tokenizer.json (+ config) only.
 std::string byte_level_model(const test::TempDir& dir, const test::ByteLevelSpec& spec, const json& config) {

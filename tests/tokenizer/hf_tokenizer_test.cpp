@@ -26,14 +26,7 @@ namespace {
 using json = nlohmann::json;
 using Ids = std::vector<int32_t>;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 // The tokenizer of `spec`, written as dir/tokenizer.json (plus an optional config).
 Tokenizer load(const test::TempDir& dir, const test::ByteLevelSpec& spec = {}, const json& config = nullptr) {
