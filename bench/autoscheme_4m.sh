@@ -69,6 +69,9 @@ allocations mx "$CAL" MXFP4,MXFP8 4.5,5,6 deltaloss,head8,tail8,random
 allocations mx_fp "$CAL" MXFP4,MXFP8 4.5,5,6 deltaloss --deltaloss_target fp
 allocations int "$CAL" W2A16G64,W4A16 3 deltaloss,head8,tail8,random
 allocations int_fp "$CAL" W2A16G64,W4A16 3 deltaloss --deltaloss_target fp
+# every allocation's KLD measured on the scoring tokens (RTN): does the lowest pick the best?
+allocations mx_measured "$CAL" MXFP4,MXFP8 4.5,5,6 deltaloss,head8,tail8,random --measure_kld
+allocations int_measured "$CAL" W2A16G64,W4A16 3 deltaloss,head8,tail8,random --measure_kld
 # q/k/v and gate/up as one DP item each (a fused QKV / gate_up GEMM quantizes its input once)
 allocations mx_fused "$CAL" MXFP4,MXFP8 4.5,5,6 deltaloss --fuse_groups on
 # Transfer (does an allocation scored on one text hold on another?): the same DeltaLoss scored on

@@ -15,6 +15,7 @@
 // Average bits (§4.3, §4.6): Σ cost / Σ weights over candidate and fixed layers, cost =
 // layer_bits(scheme, out, in, ignore_scale_zp_bits).
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -102,6 +103,7 @@ struct Allocation {
   double avg_bits = 0;         // bits / total_weights
   double score = 0;            // Σ chosen scores (NaN without scores)
   int64_t dp_states = 0;       // largest DP front (DeltaLoss only)
+  double measured_kld = std::nan("");  // KLD to the FP model on the scoring tokens (alloc/measured_kld.h), if measured
 };
 
 // Allocates for one target average:

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "alloc/measured_kld.h"
 #include "alloc/score_cache.h"
 #include "common/error.h"
 #include "common/sysinfo.h"
@@ -32,9 +33,8 @@ at::Tensor calibration_tokens(const Model& model, CalibOptions co, nlohmann::jso
   return d.tokens;
 }
 
-void score_all(const Model& model, const AutoSchemeOptions& opt, AutoSchemeResult& r) {
+void score_all(const Model& model, const AutoSchemeOptions& opt, const at::Tensor& tokens, AutoSchemeResult& r) {
   const AllocProblem& p = r.problem;
-  const at::Tensor tokens = calibration_tokens(model, opt.calib, r.calibration);
   const ScoreCache cache(opt.score_cache_dir);
   DeltaLossOptions dl;
   dl.batch_size = opt.batch_size;
@@ -64,6 +64,20 @@ void score_all(const Model& model, const AutoSchemeOptions& opt, AutoSchemeResul
   r.has_scores = true;
 }
 
+// Measured KLD of every allocation, and the best allocator per target.
+void measure_allocations(const Model& model, const AutoSchemeOptions& opt, const at::Tensor& tokens,
+                         AutoSchemeResult& r) {
+  std::vector<std::vector<BlockSchemes>> assignments;
+  for (const Allocation& a : r.allocations) assignments.push_back(allocation_schemes(model, r.plan, r.problem, a));
+  const std::vector<double> kld = measured_kld(model, assignments, tokens, opt.batch_size, opt.progress);
+  const size_t per_target = opt.allocators.size();
+  for (size_t i = 0; i < r.allocations.size(); ++i) {
+    r.allocations[i].measured_kld = kld[i];
+    if (i % per_target == 0) r.best.push_back(i);
+    if (kld[i] < kld[r.best.back()]) r.best.back() = i;
+  }
+}
+
 }  // namespace
 
 AutoSchemeResult run_autoscheme(const Model& model, const AutoSchemeOptions& opt) {
@@ -83,10 +97,13 @@ AutoSchemeResult run_autoscheme(const Model& model, const AutoSchemeOptions& opt
   r.target = opt.target;
   // Range errors before the (long) scoring pass.
   for (double b : opt.avg_bits) item_budget(r.problem, b);
-  if (needs_scores(opt.allocators)) score_all(model, opt, r);
+  at::Tensor tokens;
+  if (needs_scores(opt.allocators) || opt.measure_kld) tokens = calibration_tokens(model, opt.calib, r.calibration);
+  if (needs_scores(opt.allocators)) score_all(model, opt, tokens, r);
   for (double b : opt.avg_bits)
     for (AllocatorKind k : opt.allocators)
       r.allocations.push_back(allocate(r.problem, r.has_scores ? &r.scores : nullptr, b, k, opt.seed));
+  if (opt.measure_kld) measure_allocations(model, opt, tokens, r);
   r.seconds = now_seconds() - t0;
   return r;
 }

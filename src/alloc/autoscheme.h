@@ -26,6 +26,9 @@ struct AutoSchemeOptions {
   std::string layer_config;              // user per-layer schemes: those layers are fixed
   std::string score_cache_dir;           // "" disables the on-disk cache
   uint64_t seed = 42;                    // random allocator
+  // Measure every allocation's KLD to the FP model on the scoring tokens (alloc/measured_kld.h)
+  // and, with several allocators, keep the one with the lowest per target (`best`).
+  bool measure_kld = false;
   bool progress = true;
 };
 
@@ -44,6 +47,8 @@ struct AutoSchemeResult {
   ScoreTable scores;                     // [layer][option], NaN where the option does not fit
   std::vector<OptionScores> per_option;  // pass statistics
   std::vector<Allocation> allocations;   // for each target (outer) and allocator (inner)
+  // With measure_kld: per target, the index into `allocations` of the lowest measured KLD.
+  std::vector<size_t> best;
   nlohmann::json calibration;            // samples, seqlen, mode, dataset
   double seconds = 0;
 };

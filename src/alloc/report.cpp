@@ -94,7 +94,13 @@ nlohmann::ordered_json autoscheme_json(const Model& model, const AutoSchemeResul
     j["allocations"].push_back({{"name", allocation_stem(a)}, {"allocator", to_string(a.allocator)},
                                 {"target_avg_bits", a.target_avg_bits}, {"avg_bits", a.avg_bits}, {"bits", a.bits},
                                 {"score", std::isfinite(a.score) ? nlohmann::ordered_json(a.score) : nlohmann::ordered_json()},
-                                {"dp_states", a.dp_states}});
+                                {"dp_states", a.dp_states},
+                                {"measured_kld", std::isfinite(a.measured_kld) ? nlohmann::ordered_json(a.measured_kld)
+                                                                               : nlohmann::ordered_json()}});
+  if (!r.best.empty()) {
+    j["best_measured"] = nlohmann::ordered_json::array();
+    for (size_t i : r.best) j["best_measured"].push_back(allocation_stem(r.allocations[i]));
+  }
   j["layers"] = nlohmann::ordered_json::array();
   for (size_t l = 0; l < p.layers.size(); ++l) {
     const AllocLayer& L = p.layers[l];
@@ -121,6 +127,12 @@ std::string autoscheme_table(const AutoSchemeResult& r) {
     os << allocation_stem(a) << ": " << fmt("%.4f", a.avg_bits) << " bits/weight (target " << a.target_avg_bits
        << ", " << a.bits << " bits)";
     if (std::isfinite(a.score)) os << ", DeltaLoss " << fmt("%.5g", a.score);
+    if (std::isfinite(a.measured_kld)) os << ", measured KLD " << fmt("%.6f", a.measured_kld);
+    os << "\n";
+  }
+  if (!r.best.empty()) {
+    os << "lowest measured KLD:";
+    for (size_t i : r.best) os << " " << allocation_stem(r.allocations[i]);
     os << "\n";
   }
   char line[512];
@@ -228,6 +240,7 @@ std::string allocation_chart(const AutoSchemeResult& r, const Allocation& a, dou
   s << "<figure><figcaption><b>" << html_escape(allocation_stem(a)) << "</b>: " << fmt("%.4f", a.avg_bits)
     << " bits/weight";
   if (std::isfinite(a.score)) s << ", DeltaLoss " << fmt("%.4g", a.score);
+  if (std::isfinite(a.measured_kld)) s << ", measured KLD " << fmt("%.6f", a.measured_kld);
   s << "</figcaption>" << svg_grid(cells) << "</figure>";
   return s.str();
 }

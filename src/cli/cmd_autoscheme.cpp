@@ -5,6 +5,7 @@
 //   report.html                             allocation charts, scores, PPL/KLD-vs-bits curve
 // and prints the table on stdout (--json: autoscheme.json's content).
 #include <cctype>
+#include <cmath>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -28,7 +29,10 @@ std::vector<FlagSpec> autoscheme_common_flags() {
   return {
       {"avg-bits", true, "target average bits per weight (spec 4.3 costs); autoscheme takes a comma list", ""},
       {"options", true, "comma list of candidate schemes, e.g. MXFP4,MXFP8 or W2A16G64,W4A16", ""},
-      {"allocator", true, "deltaloss | uniform | head8 | tail8 | random (autoscheme: a comma list)", "deltaloss"},
+      {"allocator", true, "deltaloss | uniform | head8 | tail8 | random, or a comma list (quantize: needs "
+       "--measure_kld and keeps the allocation with the lowest measured KLD)", "deltaloss"},
+      {"measure-kld", false, "measure each allocation's KL divergence to the unquantized model on the calibration "
+       "tokens (RTN; one forward per allocation) and report the best allocator per target", ""},
       {"ignore-scale-zp-bits", false, "count only the weight bits (auto-round's ignore_scale_zp_bits)", ""},
       {"fuse-groups", true, "auto | on | off: q/k/v and gate/up share one option (auto: on for NVFP4)", "auto"},
       {"score-cache", true, "folder of cached DeltaLoss scores, or 'none'", "~/.cache/signround/deltaloss"},
@@ -124,6 +128,7 @@ AutoSchemeOptions autoscheme_options_from_flags(const Args& a, const std::string
   o.calib.seed = o.seed;
   o.layer_config = a.str("layer-config");
   o.score_cache_dir = score_cache_dir(a);
+  o.measure_kld = a.flag("measure-kld");
   o.progress = !a.flag("quiet");
   return o;
 }
@@ -131,15 +136,22 @@ AutoSchemeOptions autoscheme_options_from_flags(const Args& a, const std::string
 std::string autoscheme_layer_config(const Model& model, const Args& a, const std::string& work_dir,
                                     nlohmann::json& record) {
   AutoSchemeOptions o = autoscheme_options_from_flags(a, "autoscheme-");
-  SR_CHECK(o.avg_bits.size() == 1 && o.allocators.size() == 1, "quantize takes one --avg_bits and one --allocator; "
-           "use signround autoscheme to compare several");
+  SR_CHECK(o.avg_bits.size() == 1, "quantize takes one --avg_bits; use signround autoscheme to compare several");
+  SR_CHECK(o.allocators.size() == 1 || o.measure_kld, "quantize takes one --allocator, or several with --measure_kld "
+           "(the allocation with the lowest measured KLD is quantized)");
   AutoSchemeResult r = run_autoscheme(model, o);
-  const Allocation& al = r.allocations.front();
+  const Allocation& al = r.allocations[r.best.empty() ? 0 : r.best.front()];
   fs::create_directories(work_dir);
   const std::string path = (fs::path(work_dir) / "autoscheme_layer_config.json").string();
   write_file(path, layer_config_json(r.plan, r.problem, al).dump(2) + "\n");
   record = nlohmann::json::parse(layer_config_json(r.plan, r.problem, al)["autoscheme"].dump());
   record["scoring_seconds"] = r.seconds;
+  if (std::isfinite(al.measured_kld)) {
+    record["measured_kld"] = al.measured_kld;
+    nlohmann::json all = nlohmann::json::object();
+    for (const Allocation& x : r.allocations) all[to_string(x.allocator)] = x.measured_kld;
+    record["measured_kld_by_allocator"] = all;
+  }
   if (o.progress)
     std::fprintf(stderr, "autoscheme: %s -> %.4f bits/weight (target %g)\n", allocation_stem(al).c_str(),
                  al.avg_bits, al.target_avg_bits);
