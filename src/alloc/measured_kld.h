@@ -1,7 +1,8 @@
 // The measured counterpart of an allocation's DeltaLoss sum: the KL divergence from the
 // full-precision model, on the calibration tokens, of the model with every layer RTN-quantized
 // as the allocation says (weights, and input activations where the scheme quantizes them;
-// fixed layers as the plan says; NVFP4 global scales per tensor).
+// fixed block layers as the plan says; NVFP4 global scales per tensor). A quantized lm_head is
+// left out: it is the same in every allocation, so the ranking does not depend on it.
 //
 // Why: the DP adds per-layer scores, and under MX the effects of upgrading layers do not add up
 // (two upgrades can gain less than one, four can do harm: docs/results-mixed-precision.md).
