@@ -139,6 +139,9 @@ std::string autoscheme_layer_config(const Model& model, const Args& a, const std
   SR_CHECK(o.avg_bits.size() == 1, "quantize takes one --avg_bits; use signround autoscheme to compare several");
   SR_CHECK(o.allocators.size() == 1 || o.measure_kld, "quantize takes one --allocator, or several with --measure_kld "
            "(the allocation with the lowest measured KLD is quantized)");
+  if (o.measure_kld && o.allocators.size() > 1 && a.integer("iters", 200) > 0 && o.progress)
+    std::fprintf(stderr, "note: --measure_kld ranks allocations by their RTN damage; with tuning (--iters > 0) that "
+                 "picked a worse allocation than DeltaLoss on the demo model (docs/results-mixed-precision.md)\n");
   AutoSchemeResult r = run_autoscheme(model, o);
   const Allocation& al = r.allocations[r.best.empty() ? 0 : r.best.front()];
   fs::create_directories(work_dir);
