@@ -3,9 +3,10 @@
 
 #include <algorithm>
 #include <array>
-#include <queue>
+#include <optional>
 
 #include "common/error.h"
+#include "tokenizer/bpe_merge.h"
 #include "tokenizer/unicode_classes.h"
 
 namespace sr {
@@ -45,21 +46,6 @@ const ByteTable& byte_table() {
   static const ByteTable t;
   return t;
 }
-
-// A symbol of the merge list: a byte range of the mapped pre-token plus neighbours.
-struct Symbol {
-  int prev, next;
-  size_t begin, len;  // len == 0: merged away
-};
-
-struct Candidate {
-  int32_t rank;
-  int left;
-  size_t total_len;  // left.len + right.len when queued; stale if it changed
-  bool operator<(const Candidate& o) const {  // priority_queue pops the largest: invert
-    return rank > o.rank || (rank == o.rank && left > o.left);
-  }
-};
 
 }  // namespace
 
@@ -152,43 +138,22 @@ void ByteLevelBpe::encode_pretoken(std::string_view pretoken, std::vector<int32_
     }
   }
   // One symbol per original byte (each is one mapped character of 1 or 2 UTF-8 bytes).
-  std::vector<Symbol> sym;
+  std::vector<size_t> lengths;
   for (size_t i = 0; i < s.size();) {
-    const size_t l = decode_utf8(s, i).len;
-    sym.push_back({int(sym.size()) - 1, int(sym.size()) + 1, i, l});
-    i += l;
+    lengths.push_back(decode_utf8(s, i).len);
+    i += lengths.back();
   }
-  sym.back().next = -1;
-
-  std::priority_queue<Candidate> queue;
+  // Priority: minus the merge's rank (the lowest rank merges first).
   std::string key;
-  auto try_pair = [&](int left) {
-    if (left < 0 || sym[size_t(left)].next < 0) return;
-    const Symbol& a = sym[size_t(left)];
-    const Symbol& b = sym[size_t(a.next)];
-    key.assign(s, a.begin, a.len);
+  auto rank = [&](std::string_view left, std::string_view right) -> std::optional<double> {
+    key.assign(left);
     key += ' ';
-    key.append(s, b.begin, b.len);
+    key.append(right);
     auto it = ranks_.find(key);
-    if (it != ranks_.end()) queue.push({it->second, left, a.len + b.len});
+    if (it == ranks_.end()) return std::nullopt;
+    return -double(it->second);
   };
-  for (int i = 0; i + 1 < int(sym.size()); ++i) try_pair(i);
-
-  while (!queue.empty()) {
-    const Candidate c = queue.top();
-    queue.pop();
-    Symbol& a = sym[size_t(c.left)];
-    if (a.len == 0 || a.next < 0) continue;
-    Symbol& b = sym[size_t(a.next)];
-    if (a.len + b.len != c.total_len) continue;  // stale: a neighbour was merged meanwhile
-    a.len += b.len;
-    b.len = 0;
-    a.next = b.next;
-    if (a.next >= 0) sym[size_t(a.next)].prev = c.left;
-    try_pair(a.prev);
-    try_pair(c.left);
-  }
-  for (int i = 0; i >= 0; i = sym[size_t(i)].next) out.push_back(token_id(s.substr(sym[size_t(i)].begin, sym[size_t(i)].len)));
+  for (std::string_view sym : bpe_merge(s, lengths, rank)) out.push_back(token_id(std::string(sym)));
 }
 
 std::string ByteLevelBpe::decode(const std::vector<int32_t>& ids) const {

@@ -1,9 +1,11 @@
 #include "tokenizer/tokenizer.h"
 
+#include <algorithm>
 #include <cstdio>
-#include <queue>
+#include <optional>
 
 #include "common/error.h"
+#include "tokenizer/bpe_merge.h"
 #include "tokenizer/byte_level_bpe.h"
 
 namespace sr {
@@ -19,21 +21,6 @@ size_t utf8_len(unsigned char c) {
   if ((c >> 3) == 0x1E) return 4;
   return 1;
 }
-
-// A symbol of the merge list: a byte range of the normalized text plus neighbours.
-struct Symbol {
-  int prev, next;
-  size_t begin, len;  // len == 0: merged away
-};
-
-struct Candidate {
-  float score;
-  int left;
-  size_t total_len;  // left.len + right.len when queued; stale if it changed
-  bool operator<(const Candidate& o) const {
-    return score < o.score || (score == o.score && left > o.left);  // max score, then leftmost
-  }
-};
 
 }  // namespace
 
@@ -102,43 +89,19 @@ void Tokenizer::emit_symbol(std::string_view sym, std::vector<int32_t>& out) con
 std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
   if (bpe_) return bpe_->encode(text);
   const std::string s = normalize(text);
-  std::vector<Symbol> sym;
+  std::vector<size_t> lengths;  // one symbol per UTF-8 character
   for (size_t i = 0; i < s.size();) {
-    size_t l = std::min(utf8_len(static_cast<unsigned char>(s[i])), s.size() - i);
-    sym.push_back({int(sym.size()) - 1, int(sym.size()) + 1, i, l});
-    i += l;
+    lengths.push_back(std::min(utf8_len(static_cast<unsigned char>(s[i])), s.size() - i));
+    i += lengths.back();
   }
-  if (sym.empty()) return {};
-  sym.back().next = -1;
-
-  std::priority_queue<Candidate> queue;
-  auto try_pair = [&](int left) {
-    if (left < 0 || sym[left].next < 0) return;
-    const Symbol& a = sym[left];
-    const Symbol& b = sym[a.next];
-    auto it = ids_.find(s.substr(a.begin, a.len + b.len));
-    if (it != ids_.end()) queue.push({vocab_.scores[it->second], left, a.len + b.len});
+  // Priority: the score of the merged piece (left and right are adjacent in s).
+  auto score = [&](std::string_view left, std::string_view right) -> std::optional<double> {
+    auto it = ids_.find(std::string(left.data(), left.size() + right.size()));
+    if (it == ids_.end()) return std::nullopt;
+    return double(vocab_.scores[size_t(it->second)]);
   };
-  for (int i = 0; i + 1 < int(sym.size()); ++i) try_pair(i);
-
-  while (!queue.empty()) {
-    Candidate c = queue.top();
-    queue.pop();
-    Symbol& a = sym[c.left];
-    if (a.len == 0 || a.next < 0) continue;
-    Symbol& b = sym[a.next];
-    if (a.len + b.len != c.total_len) continue;  // stale: a neighbour was merged meanwhile
-    a.len += b.len;
-    b.len = 0;
-    a.next = b.next;
-    if (a.next >= 0) sym[a.next].prev = c.left;
-    try_pair(a.prev);
-    try_pair(c.left);
-  }
-
   std::vector<int32_t> out;
-  out.reserve(sym.size());
-  for (int i = 0; i >= 0; i = sym[i].next) emit_symbol(std::string_view(s).substr(sym[i].begin, sym[i].len), out);
+  for (std::string_view sym : bpe_merge(s, lengths, score)) emit_symbol(sym, out);
   return out;
 }
 
