@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstdlib>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -215,9 +217,17 @@ nlohmann::json fields_to_json(const std::string& text) {
     const std::string key = lower(trim(item.substr(0, eq))), val = trim(item.substr(eq + 1));
     const std::string lv = lower(val);
     if (lv == "true" || lv == "false") j[key] = lv == "true";
-    else if (!val.empty() && (std::isdigit(static_cast<unsigned char>(val[0])) || val[0] == '-'))
-      j[key] = std::stoll(val);
-    else j[key] = val;
+    else if (!val.empty() && (std::isdigit(static_cast<unsigned char>(val[0])) || val[0] == '-')) {
+      // The whole value must be the number: "3;group_size=32" is a typo, not bits 3.
+      char* end = nullptr;
+      errno = 0;
+      const long long v = std::strtoll(val.c_str(), &end, 10);
+      SR_CHECK(end && *end == '\0' && errno == 0, "[parse_scheme] ", key, " expects an integer, got '", val,
+               "' (fields are separated by ',')");
+      j[key] = v;
+    } else {
+      j[key] = val;
+    }
   }
   return j;
 }

@@ -140,6 +140,8 @@ TEST(ParseScheme, PresetFieldsAndJsonText) {
   EXPECT_THROW(parse_scheme(""), sr::Error);
   EXPECT_THROW(parse_scheme("{not json"), sr::Error);
   EXPECT_THROW(parse_scheme("bits"), sr::Error);  // neither a preset nor key=value
+  EXPECT_THROW(parse_scheme("bits=3;group_size=32"), sr::Error);  // not the number 3: a wrong separator
+  EXPECT_THROW(parse_scheme("bits=-"), sr::Error);
   EXPECT_THROW(parse_scheme("bits=4,oops"), sr::Error);
 }
 
