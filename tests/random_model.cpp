@@ -125,4 +125,11 @@ std::string write_random_gguf_model(const std::string& dir, const RandomModelSpe
   return path;
 }
 
+std::string write_vocabulary_text(const std::string& path, int words) {
+  std::string text;
+  for (int i = 0; i < words; ++i) text += "t" + std::to_string(3 + (i * 13) % 90) + " ";
+  std::ofstream(path) << text;
+  return path;
+}
+
 }  // namespace sr::test

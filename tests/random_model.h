@@ -34,4 +34,8 @@ Vocabulary synthetic_vocabulary(int64_t size);
 std::string write_random_gguf_model(const std::string& dir, const RandomModelSpec& spec,
                                     const std::string& mix = "f32");
 
+// Writes `words` words of the synthetic vocabulary ("t3 t16 t29 ...", pieces t3..t92) to `path`:
+// calibration text that such a model tokenizes into known pieces. Returns path.
+std::string write_vocabulary_text(const std::string& path, int words = 400);
+
 }  // namespace sr::test

@@ -114,15 +114,31 @@ std::vector<std::vector<size_t>> make_items(const std::vector<AllocLayer>& layer
 
 }  // namespace
 
+BitCost parse_bit_cost(const std::string& s) {
+  if (s == "auto") return BitCost::Auto;
+  if (s == "spec") return BitCost::Spec;
+  if (s == "file") return BitCost::File;
+  fail("--bit_cost must be auto, spec or file, got '", s, "'");
+}
+
 AllocProblem make_alloc_problem(const LayerPlan& plan, const std::vector<AllocOption>& options, FusePolicy fuse,
-                                bool ignore) {
+                                bool ignore, BitCost bit_cost) {
   SR_CHECK(!options.empty(), "[autoscheme] --options names no scheme");
   AllocProblem p;
   p.options = options;
   p.ignore_scale_zp_bits = ignore;
+  p.file_bits = bit_cost == BitCost::File ||
+                (bit_cost == BitCost::Auto &&
+                 std::any_of(options.begin(), options.end(), [](const AllocOption& o) { return o.scheme.is_gguf(); }));
+  SR_CHECK(!(p.file_bits && ignore), "--ignore_scale_zp_bits cannot be combined with file bit costs (",
+           bit_cost == BitCost::File ? "--bit_cost file" : "--bit_cost auto with a GGUF option",
+           "): a file stores its scales; pass --bit_cost spec");
+  auto cost = [&](const QuantScheme& s, int64_t out, int64_t in) {
+    return p.file_bits ? layer_file_bits(s, out, in) : layer_bits(s, out, in, ignore);
+  };
   for (const LayerChoice& c : plan.layers) {
     if (c.source != "default") {
-      p.fixed_bits += layer_bits(c.scheme, c.out, c.in, ignore);
+      p.fixed_bits += cost(c.scheme, c.out, c.in);
       p.fixed_weights += c.out * c.in;
       continue;
     }
@@ -132,7 +148,7 @@ AllocProblem make_alloc_problem(const LayerPlan& plan, const std::vector<AllocOp
     std::string why;
     for (const AllocOption& o : options) {
       const FitResult f = fits(o.scheme, c.out, c.in);
-      row.push_back(f.ok ? layer_bits(o.scheme, c.out, c.in, ignore) : -1);
+      row.push_back(f.ok ? cost(o.scheme, c.out, c.in) : -1);
       if (!f.ok) why += "\n  " + o.name + ": " + f.reason;
     }
     SR_CHECK(std::any_of(row.begin(), row.end(), [](int64_t b) { return b >= 0; }), "[autoscheme] ", c.name, " [",
@@ -266,6 +282,7 @@ int64_t item_budget(const AllocProblem& p, double avg_bits) {
   range << std::fixed << r.min_avg << " and " << r.max_avg;
   SR_CHECK(avg_bits >= r.min_avg && avg_bits <= r.max_avg, "--avg_bits ", avg_bits,
            " is not achievable with options ", option_names(p), p.ignore_scale_zp_bits ? " (scale/zp bits ignored)" : "",
+           p.file_bits ? " (file bits)" : "",
            ": the average can lie between ", range.str(), " bits per weight");
   // long double keeps avg · n exact enough for any realistic n (< 2^53 weights).
   const int64_t total = int64_t(std::floor((long double)avg_bits * (long double)p.total_weights() + 1e-6L));
@@ -341,7 +358,8 @@ nlohmann::ordered_json layer_config_json(const LayerPlan& plan, const AllocProbl
   j["autoscheme"] = {{"allocator", to_string(a.allocator)}, {"target_avg_bits", a.target_avg_bits},
                      {"avg_bits", a.avg_bits},  {"bits", a.bits},
                      {"weights", p.total_weights()}, {"options", opts},
-                     {"ignore_scale_zp_bits", p.ignore_scale_zp_bits}, {"fused_groups", p.fused}};
+                     {"ignore_scale_zp_bits", p.ignore_scale_zp_bits},
+                     {"bit_cost", p.file_bits ? "file" : "spec"}, {"fused_groups", p.fused}};
   return j;
 }
 

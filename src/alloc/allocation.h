@@ -13,7 +13,8 @@
 //   option           a scheme from --options; an item can take an option only if the option
 //                    fits (§0.1) every member.
 // Average bits (§4.3, §4.6): Σ cost / Σ weights over candidate and fixed layers, cost =
-// layer_bits(scheme, out, in, ignore_scale_zp_bits).
+// layer_bits(scheme, out, in, ignore_scale_zp_bits) — or, with BitCost::File, what each layer
+// occupies in its file (layer_file_bits; see BitCost).
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -47,6 +48,14 @@ std::vector<AllocOption> parse_alloc_options(const std::string& text);
 enum class FusePolicy { Auto, On, Off };
 FusePolicy parse_fuse_policy(const std::string& s);  // "auto" | "on" | "off"
 
+// What a layer's bits are. Spec: §4.3's layer_bits, auto-round's estimate. File: the bits the
+// layer occupies when written (layer_file_bits) — for GGUF k-quants the block size (Q3_K 3.4375
+// bits/weight where §4.3 says 4.0, Q6_K 6.5625 where it says 7.25, Q2_K 2.625 for 2.75), so an
+// allocation compared with llama.cpp's mixes at equal file size optimizes the constraint it is
+// judged by; other families cost the same either way. Auto: File when an option is a GGUF type.
+enum class BitCost { Auto, Spec, File };
+BitCost parse_bit_cost(const std::string& s);  // "auto" | "spec" | "file"
+
 struct AllocLayer {
   std::string name;
   int64_t block = 0;
@@ -61,6 +70,7 @@ struct AllocProblem {
   std::vector<std::vector<int64_t>> cost;   // [layer][option] bits, -1 when the option does not fit
   int64_t fixed_bits = 0, fixed_weights = 0;
   bool ignore_scale_zp_bits = false;
+  bool file_bits = false;                   // costs are layer_file_bits (BitCost::File)
   bool fused = false;                       // items are fused groups
 
   int64_t total_weights() const;            // candidates + fixed
@@ -72,8 +82,9 @@ struct AllocProblem {
 // Builds the problem from a plan made with BF16 as default scheme (make_layer_plan): layers
 // with source "default" are candidates, the others fixed with their scheme. Throws if a
 // candidate fits no option (naming it).
+// Throws if ignore_scale_zp_bits is combined with file costs (a file stores its scales).
 AllocProblem make_alloc_problem(const LayerPlan& plan, const std::vector<AllocOption>& options,
-                                FusePolicy fuse, bool ignore_scale_zp_bits);
+                                FusePolicy fuse, bool ignore_scale_zp_bits, BitCost cost = BitCost::Spec);
 
 // The averages the problem can reach: every item at its cheapest / most expensive option.
 struct BudgetRange {
@@ -104,6 +115,10 @@ struct Allocation {
   double score = 0;            // Σ chosen scores (NaN without scores)
   int64_t dp_states = 0;       // largest DP front (DeltaLoss only)
   double measured_kld = std::nan("");  // KLD to the FP model on the scoring tokens (alloc/measured_kld.h), if measured
+  // With --refine (alloc/refine.h): the DP's answer's measured KLD before refinement, and the
+  // refinement's evaluations; NaN / 0 otherwise.
+  double unrefined_kld = std::nan("");
+  int64_t refine_evaluations = 0;
 };
 
 // Allocates for one target average:

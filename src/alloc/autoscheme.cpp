@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "alloc/measured_kld.h"
+#include "alloc/refine.h"
 #include "alloc/score_cache.h"
 #include "common/error.h"
 #include "common/sysinfo.h"
@@ -64,17 +65,26 @@ void score_all(const Model& model, const AutoSchemeOptions& opt, const at::Tenso
   r.has_scores = true;
 }
 
-// Measured KLD of every allocation, and the best allocator per target.
-void measure_allocations(const Model& model, const AutoSchemeOptions& opt, const at::Tensor& tokens,
-                         AutoSchemeResult& r) {
-  std::vector<std::vector<BlockSchemes>> assignments;
-  for (const Allocation& a : r.allocations) assignments.push_back(allocation_schemes(model, r.plan, r.problem, a));
-  const std::vector<double> kld = measured_kld(model, assignments, tokens, opt.batch_size, opt.progress);
+// Measured KLD of every allocation not yet measured, and the best allocator per target.
+void measure_allocations(const Model& model, const AutoSchemeOptions& opt, KldProbe& probe, AutoSchemeResult& r) {
   const size_t per_target = opt.allocators.size();
   for (size_t i = 0; i < r.allocations.size(); ++i) {
-    r.allocations[i].measured_kld = kld[i];
+    Allocation& a = r.allocations[i];
+    if (!std::isfinite(a.measured_kld)) a.measured_kld = probe.kld(allocation_schemes(model, r.plan, r.problem, a));
     if (i % per_target == 0) r.best.push_back(i);
-    if (kld[i] < kld[r.best.back()]) r.best.back() = i;
+    if (a.measured_kld < r.allocations[r.best.back()].measured_kld) r.best.back() = i;
+  }
+}
+
+// Every DeltaLoss allocation replaced by its measured refinement.
+void refine_allocations(const Model& model, const AutoSchemeOptions& opt, KldProbe& probe, AutoSchemeResult& r) {
+  for (Allocation& a : r.allocations) {
+    if (a.allocator != AllocatorKind::DeltaLoss) continue;
+    const RefineResult rr = refine_allocation(model, r.plan, r.problem, r.has_scores ? &r.scores : nullptr, a,
+                                              opt.refine_rounds, probe, opt.progress);
+    a = rr.allocation;
+    a.unrefined_kld = rr.start_kld;
+    a.refine_evaluations = rr.evaluations;
   }
 }
 
@@ -90,7 +100,7 @@ AutoSchemeResult run_autoscheme(const Model& model, const AutoSchemeOptions& opt
   po.scheme = preset_scheme("BF16");
   po.override_file = opt.layer_config;
   r.plan = make_layer_plan(model, po);
-  r.problem = make_alloc_problem(r.plan, options, opt.fuse, opt.ignore_scale_zp_bits);
+  r.problem = make_alloc_problem(r.plan, options, opt.fuse, opt.ignore_scale_zp_bits, opt.bit_cost);
   std::vector<QuantScheme> schemes;
   for (const AllocOption& o : options) schemes.push_back(o.scheme);
   r.weight_term = opt.weight_term || weight_term_needed(schemes);
@@ -98,12 +108,18 @@ AutoSchemeResult run_autoscheme(const Model& model, const AutoSchemeOptions& opt
   // Range errors before the (long) scoring pass.
   for (double b : opt.avg_bits) item_budget(r.problem, b);
   at::Tensor tokens;
-  if (needs_scores(opt.allocators) || opt.measure_kld) tokens = calibration_tokens(model, opt.calib, r.calibration);
+  SR_CHECK(opt.refine_rounds >= 0, "--refine must be >= 0, got ", opt.refine_rounds);
+  const bool measures = opt.measure_kld || opt.refine_rounds > 0;
+  if (needs_scores(opt.allocators) || measures) tokens = calibration_tokens(model, opt.calib, r.calibration);
   if (needs_scores(opt.allocators)) score_all(model, opt, tokens, r);
   for (double b : opt.avg_bits)
     for (AllocatorKind k : opt.allocators)
       r.allocations.push_back(allocate(r.problem, r.has_scores ? &r.scores : nullptr, b, k, opt.seed));
-  if (opt.measure_kld) measure_allocations(model, opt, tokens, r);
+  if (measures) {
+    KldProbe probe(model, tokens, opt.batch_size, opt.measure_encoder);
+    if (opt.refine_rounds > 0) refine_allocations(model, opt, probe, r);
+    if (opt.measure_kld) measure_allocations(model, opt, probe, r);
+  }
   r.seconds = now_seconds() - t0;
   return r;
 }

@@ -9,6 +9,7 @@
 
 #include "alloc/allocation.h"
 #include "alloc/deltaloss.h"
+#include "alloc/kld_probe.h"
 #include "tune/calibration.h"
 
 namespace sr {
@@ -18,6 +19,7 @@ struct AutoSchemeOptions {
   std::string options;                   // --options text (parse_alloc_options)
   std::vector<AllocatorKind> allocators = {AllocatorKind::DeltaLoss};
   bool ignore_scale_zp_bits = false;
+  BitCost bit_cost = BitCost::Spec;
   FusePolicy fuse = FusePolicy::Auto;
   CalibOptions calib{"", 16, 256, 42};   // §4.1 defaults: 16 × 256 tokens
   int64_t batch_size = 8;
@@ -29,6 +31,10 @@ struct AutoSchemeOptions {
   // Measure every allocation's KLD to the FP model on the scoring tokens (alloc/measured_kld.h)
   // and, with several allocators, keep the one with the lowest per target (`best`).
   bool measure_kld = false;
+  // The weight encoder of those measurements (alloc/kld_probe.h).
+  ProbeEncoder measure_encoder = ProbeEncoder::Rtn;
+  // Rounds of measured refinement of every DeltaLoss allocation (alloc/refine.h); 0: none.
+  int refine_rounds = 0;
   bool progress = true;
 };
 

@@ -12,22 +12,15 @@
 // KLD = mean over all B·T positions of Σ_v p_fp(v) (log p_fp(v) − log p_q(v)). Batches of
 // `batch` rows; peak memory is one batch's logits for two models, never [N, T, V].
 #pragma once
-#include <array>
 #include <cstdint>
 #include <vector>
 
 #include "alloc/allocation.h"
+#include "alloc/kld_probe.h"
 #include "common/torch.h"
 #include "model/model.h"
 
 namespace sr {
-
-using BlockSchemes = std::array<QuantScheme, kProjCount>;
-
-// Block b of `model` on `h` with each projection RTN-quantized (weight and, if the scheme says
-// so, input activation) as schemes[proj] says; a 16-bit scheme leaves the projection as it is.
-at::Tensor quantized_block_forward(const Model& model, int64_t b, const BlockSchemes& schemes, const at::Tensor& h,
-                                   const at::Tensor& positions, const RopeTables& rope);
 
 // The schemes of every block projection under allocation `a`: candidates from a, fixed layers
 // from `plan`, others 16-bit. [n_layers].

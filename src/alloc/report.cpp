@@ -77,6 +77,7 @@ nlohmann::ordered_json autoscheme_json(const Model& model, const AutoSchemeResul
   j["weight_term"] = r.weight_term;
   j["deltaloss_target"] = r.target == DeltaLossTarget::FullPrecision ? "fp" : "labels";
   j["ignore_scale_zp_bits"] = p.ignore_scale_zp_bits;
+  j["bit_cost"] = p.file_bits ? "file" : "spec";
   j["fused_groups"] = p.fused;
   j["calibration"] = nlohmann::ordered_json::parse(r.calibration.dump());
   j["seconds"] = r.seconds;
@@ -96,7 +97,10 @@ nlohmann::ordered_json autoscheme_json(const Model& model, const AutoSchemeResul
                                 {"score", std::isfinite(a.score) ? nlohmann::ordered_json(a.score) : nlohmann::ordered_json()},
                                 {"dp_states", a.dp_states},
                                 {"measured_kld", std::isfinite(a.measured_kld) ? nlohmann::ordered_json(a.measured_kld)
-                                                                               : nlohmann::ordered_json()}});
+                                                                               : nlohmann::ordered_json()},
+                                {"unrefined_kld", std::isfinite(a.unrefined_kld) ? nlohmann::ordered_json(a.unrefined_kld)
+                                                                                 : nlohmann::ordered_json()},
+                                {"refine_evaluations", a.refine_evaluations}});
   if (!r.best.empty()) {
     j["best_measured"] = nlohmann::ordered_json::array();
     for (size_t i : r.best) j["best_measured"].push_back(allocation_stem(r.allocations[i]));
@@ -128,6 +132,8 @@ std::string autoscheme_table(const AutoSchemeResult& r) {
        << ", " << a.bits << " bits)";
     if (std::isfinite(a.score)) os << ", DeltaLoss " << fmt("%.5g", a.score);
     if (std::isfinite(a.measured_kld)) os << ", measured KLD " << fmt("%.6f", a.measured_kld);
+    if (std::isfinite(a.unrefined_kld))
+      os << " (refined from " << fmt("%.6f", a.unrefined_kld) << " in " << a.refine_evaluations << " evaluations)";
     os << "\n";
   }
   if (!r.best.empty()) {
@@ -360,7 +366,9 @@ std::string autoscheme_html(const std::string& title, const AutoSchemeResult& r,
   h << "<h1>AutoScheme: " << html_escape(title) << "</h1><p>Options:";
   for (const AllocOption& o : p.options) h << " <b>" << html_escape(o.name) << "</b>";
   h << ". DeltaLoss terms: " << (r.weight_term ? "weights and activations" : "activations only (no weight-only option, spec §4.4)")
-    << ". Bits " << (p.ignore_scale_zp_bits ? "without" : "with") << " scales and zero points (spec §4.3)"
+    << ". Bits "
+    << (p.file_bits ? "as stored in the file" : p.ignore_scale_zp_bits ? "without scales and zero points (spec §4.3)"
+                                                                       : "with scales and zero points (spec §4.3)")
     << (p.fused ? "; q/k/v and gate/up share one option" : "") << ".</p>";
   if (!r.calibration.empty()) h << "<p>Calibration: " << html_escape(r.calibration.dump()) << "</p>";
   const std::string curve = curve_chart(evals, "perplexity", ppl_of, ppl_err);

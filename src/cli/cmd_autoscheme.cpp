@@ -33,7 +33,13 @@ std::vector<FlagSpec> autoscheme_common_flags() {
        "--measure_kld and keeps the allocation with the lowest measured KLD)", "deltaloss"},
       {"measure-kld", false, "measure each allocation's KL divergence to the unquantized model on the calibration "
        "tokens (RTN; one forward per allocation) and report the best allocator per target", ""},
+      {"refine", true, "rounds of measured refinement of the DeltaLoss allocation: local search on the KL divergence "
+                       "measured on the calibration tokens (RTN; about layers x options forwards a round)", "0"},
+      {"measure-encoder", true, "weight encoder of --measure_kld and --refine: rtn | opt_rtn (the imatrix search "
+                                "quantize --iters 0 uses)", "rtn"},
       {"ignore-scale-zp-bits", false, "count only the weight bits (auto-round's ignore_scale_zp_bits)", ""},
+      {"bit-cost", true, "spec (auto-round's per-layer estimate, spec 4.3) | file (the bits the file stores: GGUF "
+                         "block sizes) | auto (file when an option is a GGUF type)", "spec"},
       {"fuse-groups", true, "auto | on | off: q/k/v and gate/up share one option (auto: on for NVFP4)", "auto"},
       {"score-cache", true, "folder of cached DeltaLoss scores, or 'none'", "~/.cache/signround/deltaloss"},
       {"deltaloss-target", true, "auto (fp when an option is a GGUF type, else labels) | labels (spec: next-token "
@@ -105,6 +111,7 @@ AutoSchemeOptions autoscheme_options_from_flags(const Args& a, const std::string
   for (const std::string& s : a.list("allocator")) o.allocators.push_back(parse_allocator(s));
   if (o.allocators.empty()) o.allocators = {AllocatorKind::DeltaLoss};
   o.ignore_scale_zp_bits = a.flag("ignore-scale-zp-bits");
+  o.bit_cost = parse_bit_cost(a.str("bit-cost", "spec"));
   o.fuse = parse_fuse_policy(a.str("fuse-groups", "auto"));
   // auto: the KL target for GGUF options, where it beat the spec's label loss against llama.cpp's
   // mixes at 4 of 5 sizes (the label loss at 2; docs/results-mixed-precision.md).
@@ -129,6 +136,10 @@ AutoSchemeOptions autoscheme_options_from_flags(const Args& a, const std::string
   o.layer_config = a.str("layer-config");
   o.score_cache_dir = score_cache_dir(a);
   o.measure_kld = a.flag("measure-kld");
+  o.refine_rounds = int(a.integer("refine", 0));
+  o.measure_encoder = parse_probe_encoder(a.str("measure-encoder", "rtn"));
+  SR_CHECK(o.refine_rounds >= 0 && o.refine_rounds <= 100, "--refine must be between 0 and 100, got ",
+           o.refine_rounds);
   o.progress = !a.flag("quiet");
   return o;
 }
@@ -142,6 +153,10 @@ std::string autoscheme_layer_config(const Model& model, const Args& a, const std
   if (o.measure_kld && o.allocators.size() > 1 && a.integer("iters", 200) > 0 && o.progress)
     std::fprintf(stderr, "note: --measure_kld ranks allocations by their RTN damage; with tuning (--iters > 0) that "
                  "picked a worse allocation than DeltaLoss on the demo model (docs/results-mixed-precision.md)\n");
+  if (o.refine_rounds > 0 && a.integer("iters", 200) > 0 && o.progress)
+    std::fprintf(stderr, "note: --refine measures untuned (%s) damage; with tuning (--iters > 0) it helped at one budget "
+                 "of four on the demo model and hurt at two (docs/results-mixed-precision.md)\n",
+                 o.measure_encoder == ProbeEncoder::OptRtn ? "opt-RTN" : "RTN");
   AutoSchemeResult r = run_autoscheme(model, o);
   const Allocation& al = r.allocations[r.best.empty() ? 0 : r.best.front()];
   fs::create_directories(work_dir);
@@ -154,6 +169,10 @@ std::string autoscheme_layer_config(const Model& model, const Args& a, const std
     nlohmann::json all = nlohmann::json::object();
     for (const Allocation& x : r.allocations) all[to_string(x.allocator)] = x.measured_kld;
     record["measured_kld_by_allocator"] = all;
+  }
+  if (std::isfinite(al.unrefined_kld)) {
+    record["unrefined_kld"] = al.unrefined_kld;
+    record["refine_evaluations"] = al.refine_evaluations;
   }
   if (o.progress)
     std::fprintf(stderr, "autoscheme: %s -> %.4f bits/weight (target %g)\n", allocation_stem(al).c_str(),

@@ -117,6 +117,23 @@ TEST(AutoSchemeCli, GgufOptionsWriteTheChosenTypePerTensor) {
   EXPECT_GE(types.size(), 2u) << "3.5 bits lies between q2_k and q4_k: a mixed allocation";
 }
 
+TEST(AutoSchemeCli, RefineWithFileBitsRecordsTheMeasuredImprovement) {
+  test::TempDir dir;
+  auto r = autoscheme("--options gguf:q2_k,gguf:q3_k,gguf:q4_k --avg_bits 3.2 --bit_cost file --refine 2 "
+                      "--measure_encoder opt_rtn --score_cache none --json --output_dir " + (dir / "out"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["bit_cost"], "file");
+  ASSERT_EQ(j["allocations"].size(), 1u);
+  const auto& a = j["allocations"][0];
+  EXPECT_LE(a["avg_bits"].get<double>(), 3.2) << a.dump();           // file bits: Q2_K is 2.625
+  EXPECT_GT(a["avg_bits"].get<double>(), 2.625) << a.dump();
+  EXPECT_LE(a["measured_kld"].get<double>(), a["unrefined_kld"].get<double>()) << a.dump();
+  EXPECT_GE(a["refine_evaluations"].get<int>(), 1 + 28 * 2) << a.dump();  // one round: every layer, 2 other types
+  const auto cfg = nlohmann::json::parse(test::read_text(dir / "out/layer_config_deltaloss_3.2.json"));
+  EXPECT_EQ(cfg["autoscheme"]["bit_cost"], "file");
+}
+
 TEST(AutoSchemeCli, ErrorsNameTheFlag) {
   test::TempDir dir;
   struct Case { std::string args, needle; };
@@ -135,6 +152,11 @@ TEST(AutoSchemeCli, ErrorsNameTheFlag) {
        "missing.json"},
       {"--options MXFP4,MXFP8 --avg_bits 5 --eval_results " + (dir / "missing.json") + " --output_dir " + (dir / "a"),
        "--eval_results"},
+      {"--options MXFP4,MXFP8 --avg_bits 5 --refine -1 --output_dir " + (dir / "a"), "--refine"},
+      {"--options MXFP4,MXFP8 --avg_bits 5 --measure_encoder gptq --output_dir " + (dir / "a"), "--measure_encoder"},
+      {"--options MXFP4,MXFP8 --avg_bits 5 --bit_cost bytes --output_dir " + (dir / "a"), "--bit_cost"},
+      {"--options gguf:q2_k,gguf:q4_k --avg_bits 3 --bit_cost file --ignore_scale_zp_bits --output_dir " + (dir / "a"),
+       "--bit_cost"},
   };
   for (const Case& c : cases) {
     auto r = autoscheme(c.args);

@@ -195,6 +195,36 @@ TEST(Allocation, IgnoringScaleBitsAndFixedLayersShiftTheRange) {
   EXPECT_NEAR(budget_range(b).min_avg, (16.0 * 65536 + 4.0 * (786432 * 2 - 65536)) / (786432 * 2), 1e-12);
 }
 
+TEST(Allocation, FileBitCostsAreTheGgufBlockSizes) {
+  const LayerPlan plan = demo_like_plan(1);  // 7 layers of the demo shapes (k/v 128 x 256)
+  const auto options = parse_alloc_options("gguf:q2_k,gguf:q3_k,gguf:q6_k");
+  const AllocProblem spec = make_alloc_problem(plan, options, FusePolicy::Off, false, BitCost::Spec);
+  const AllocProblem file = make_alloc_problem(plan, options, FusePolicy::Off, false, BitCost::File);
+  const AllocProblem autoc = make_alloc_problem(plan, options, FusePolicy::Off, false, BitCost::Auto);
+  EXPECT_FALSE(spec.file_bits);
+  EXPECT_TRUE(file.file_bits);
+  EXPECT_TRUE(autoc.file_bits);  // a GGUF option: file bits
+  EXPECT_EQ(autoc.cost, file.cost);
+  // Block bytes per 256 weights: Q2_K 84, Q3_K 110, Q6_K 210; §4.3: 2.75, 4.0, 7.25 bits/weight.
+  const double file_bpw[3] = {84 * 8 / 256.0, 110 * 8 / 256.0, 210 * 8 / 256.0}, spec_bpw[3] = {2.75, 4.0, 7.25};
+  for (size_t l = 0; l < file.layers.size(); ++l) {
+    const double n = double(file.layers[l].out * file.layers[l].in);
+    for (size_t k = 0; k < 3; ++k) {
+      EXPECT_DOUBLE_EQ(double(file.cost[l][k]) / n, file_bpw[k]) << file.layers[l].name << " " << options[k].name;
+      EXPECT_DOUBLE_EQ(double(spec.cost[l][k]) / n, spec_bpw[k]) << file.layers[l].name << " " << options[k].name;
+    }
+  }
+  EXPECT_DOUBLE_EQ(budget_range(file).min_avg, 2.625);
+  EXPECT_THROW(make_alloc_problem(plan, options, FusePolicy::Off, true, BitCost::File), Error);  // scales are stored
+  // Non-GGUF options cost the same either way, and auto keeps §4.3 for them.
+  const auto mx = parse_alloc_options("MXFP4,MXFP8");
+  EXPECT_EQ(make_alloc_problem(plan, mx, FusePolicy::Off, false, BitCost::File).cost,
+            make_alloc_problem(plan, mx, FusePolicy::Off, false, BitCost::Spec).cost);
+  EXPECT_FALSE(make_alloc_problem(plan, mx, FusePolicy::Off, false, BitCost::Auto).file_bits);
+  EXPECT_EQ(parse_bit_cost("file"), BitCost::File);
+  EXPECT_THROW(parse_bit_cost("bytes"), Error);
+}
+
 // Scores where later blocks and MLPs are more sensitive, so the allocators differ visibly.
 ScoreTable synthetic_scores(const AllocProblem& p) {
   ScoreTable s(p.layers.size(), std::vector<double>(p.options.size()));

@@ -7,7 +7,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "alloc/autoscheme.h"
@@ -46,9 +45,7 @@ TEST(MeasuredKld, AutoSchemePicksTheLowestPerTarget) {
   spec.layers = 3;
   const std::string gguf = test::write_random_gguf_model(dir.path(), spec);  // has a tokenizer
   auto m = Model::open(gguf);
-  std::string text;
-  for (int i = 0; i < 400; ++i) text += "t" + std::to_string(3 + (i * 13) % 90) + " ";
-  std::ofstream(dir / "calib.txt") << text;
+  test::write_vocabulary_text(dir / "calib.txt");
   AutoSchemeOptions o;
   o.avg_bits = {4.5, 6};
   o.options = "MXFP4,MXFP8";

@@ -1,0 +1,140 @@
+#include "alloc/kld_probe.h"
+
+#include <algorithm>
+
+#include <nlohmann/json.hpp>
+
+#include "common/error.h"
+#include "quant/qdq.h"
+
+namespace sr {
+
+InputHook activation_qdq_hook(const BlockSchemes& schemes) {
+  return [&schemes](Proj p, const at::Tensor& x) {
+    const QuantScheme& s = schemes[int(p)];
+    if (!s.act_quantized()) return x;
+    ActQuantState st;
+    if (!s.act_dynamic) st.act_max = x.abs().max();  // static: this tensor's range, as DeltaLoss scores it
+    return qdq_act(x, s, st);
+  };
+}
+
+at::Tensor quantized_block_forward(const Model& model, int64_t b, const BlockSchemes& schemes, const at::Tensor& h,
+                                   const at::Tensor& positions, const RopeTables& rope) {
+  at::NoGradGuard ng;
+  BlockWeights w = model.load_block(b);
+  for (Proj p : kAllProjs)
+    if (schemes[int(p)].quantized()) w.weight(p) = qdq_weight(w.weight(p), schemes[int(p)]).w_hat;
+  return block_forward(model.config(), w, h, positions, rope, activation_qdq_hook(schemes));
+}
+
+ProbeEncoder parse_probe_encoder(const std::string& s) {
+  if (s == "rtn") return ProbeEncoder::Rtn;
+  if (s == "opt_rtn" || s == "opt-rtn") return ProbeEncoder::OptRtn;
+  fail("--measure_encoder must be rtn or opt_rtn, got '", s, "'");
+}
+
+KldProbe::KldProbe(const Model& model, const at::Tensor& tokens, int64_t batch, ProbeEncoder encoder,
+                   int64_t weight_cache_bytes)
+    : model_(model), tokens_(tokens), batch_(batch), encoder_(encoder), wcache_limit_(weight_cache_bytes) {
+  at::NoGradGuard ng;
+  SR_CHECK(tokens.dim() == 2 && tokens.size(0) >= 1 && tokens.size(1) >= 2 && tokens.scalar_type() == at::kLong,
+           "[autoscheme] expected calibration tokens [N >= 1, T >= 2] int64, got ", tokens.sizes());
+  SR_CHECK(batch >= 1, "[autoscheme] batch must be positive, got ", batch);
+  const int64_t N = tokens.size(0), T = tokens.size(1);
+  positions_ = at::arange(T, at::kLong);
+  const RopeTables& rope = model.rope(T);
+  imatrix_.resize(size_t(model.config().n_layers));
+  for (int64_t r = 0; r < N; r += batch) {
+    at::Tensor h = model.embed(tokens.narrow(0, r, std::min(batch, N - r)));
+    for (int64_t b = 0; b < model.config().n_layers; ++b) {
+      auto& im = imatrix_[size_t(b)];
+      InputHook collect = [&im](Proj p, const at::Tensor& x) {  // Σ x² per input channel
+        const at::Tensor sq = x.reshape({-1, x.size(-1)}).pow(2).sum(0);
+        im[int(p)] = im[int(p)].defined() ? im[int(p)] + sq : sq;
+        return x;
+      };
+      h = encoder == ProbeEncoder::OptRtn ? block_forward(model.config(), model.load_block(b), h, positions_, rope, collect)
+                                          : model.run_block(b, model.load_block(b), h, positions_, rope);
+    }
+    fp_logp_.push_back(at::log_softmax(model.logits(h), -1));
+  }
+}
+
+void KldProbe::check(const std::vector<BlockSchemes>& a) const {
+  SR_CHECK(int64_t(a.size()) == model_.config().n_layers, "[autoscheme] an assignment covers ", a.size(), " of ",
+           model_.config().n_layers, " blocks");
+}
+
+const at::Tensor& KldProbe::quantized_weight(int64_t b, Proj p, const QuantScheme& s, const at::Tensor& w) {
+  auto key = std::make_tuple(b, int(p), s.to_json().dump());
+  auto it = wcache_.find(key);
+  if (it != wcache_.end()) return it->second;
+  at::Tensor q;
+  if (encoder_ == ProbeEncoder::OptRtn) {
+    at::Tensor im = imatrix_[size_t(b)][int(p)];
+    if (s.is_gguf()) im = im / double(tokens_.numel());  // llama.cpp's imatrix is the mean of x²
+    q = opt_rtn(w, s, im).w_hat;
+  } else {
+    q = qdq_weight(w, s).w_hat;
+  }
+  const int64_t bytes = q.numel() * int64_t(q.element_size());
+  if (wcache_bytes_ + bytes > wcache_limit_) {  // over the limit: hand out an uncached copy
+    scratch_ = q;
+    return scratch_;
+  }
+  wcache_bytes_ += bytes;
+  return wcache_.emplace(key, q).first->second;
+}
+
+at::Tensor KldProbe::block(int64_t b, const BlockSchemes& s, const at::Tensor& h) {
+  ++blocks_run_;
+  BlockWeights w = model_.load_block(b);
+  for (Proj p : kAllProjs)
+    if (s[int(p)].quantized()) w.weight(p) = quantized_weight(b, p, s[int(p)], w.weight(p));
+  return block_forward(model_.config(), w, h, positions_, model_.rope(tokens_.size(1)), activation_qdq_hook(s));
+}
+
+void KldProbe::set_base(const std::vector<BlockSchemes>& a) {
+  at::NoGradGuard ng;
+  check(a);
+  base_.clear();
+  base_inputs_.clear();
+  const int64_t N = tokens_.size(0);
+  for (int64_t r = 0; r < N; r += batch_) {
+    std::vector<at::Tensor> inputs;
+    at::Tensor h = model_.embed(tokens_.narrow(0, r, std::min(batch_, N - r)));
+    for (int64_t b = 0; b < model_.config().n_layers; ++b) {
+      inputs.push_back(h);
+      h = block(b, a[size_t(b)], h);
+    }
+    base_inputs_.push_back(std::move(inputs));
+  }
+  base_ = a;
+}
+
+double KldProbe::kld(const std::vector<BlockSchemes>& a) {
+  at::NoGradGuard ng;
+  check(a);
+  const int64_t L = model_.config().n_layers, N = tokens_.size(0);
+  // First block whose schemes differ from the base: everything before it is the base's (an
+  // assignment equal to the base reruns its last block).
+  int64_t first = 0;
+  if (!base_.empty()) {
+    while (first < L && base_[size_t(first)] == a[size_t(first)]) ++first;
+    first = std::min(first, L - 1);
+  }
+  double kl_sum = 0;
+  size_t k = 0;
+  for (int64_t r = 0; r < N; r += batch_, ++k) {
+    at::Tensor h = base_.empty() ? model_.embed(tokens_.narrow(0, r, std::min(batch_, N - r)))
+                                 : base_inputs_[k][size_t(first)];
+    for (int64_t b = first; b < L; ++b) h = block(b, a[size_t(b)], h);
+    const at::Tensor& fp = fp_logp_[k];
+    kl_sum += (fp.exp() * (fp - at::log_softmax(model_.logits(h), -1))).sum(at::kDouble).item<double>();
+  }
+  ++evaluations_;
+  return kl_sum / double(N * tokens_.size(1));
+}
+
+}  // namespace sr
