@@ -72,6 +72,14 @@ allocations int_fp "$CAL" W2A16G64,W4A16 3 deltaloss --deltaloss_target fp
 # every allocation's KLD measured on the scoring tokens (RTN): does the lowest pick the best?
 allocations mx_measured "$CAL" MXFP4,MXFP8 4.5,5,6 deltaloss,head8,tail8,random --measure_kld
 allocations int_measured "$CAL" W2A16G64,W4A16 3 deltaloss,head8,tail8,random --measure_kld
+# the DeltaLoss allocation refined by measured local search (alloc/refine.h), measured with the
+# encoder --iters 0 uses
+allocations mx_refined "$CAL" MXFP4,MXFP8 4.5,5,6 deltaloss --refine 4 --measure_encoder opt_rtn
+allocations int_refined "$CAL" W2A16G64,W4A16 3 deltaloss --refine 4 --measure_encoder opt_rtn
+# the best of every MXFP4/MXFP8 allocation at 4.5 bits, measured (the lowest calibration KLD any
+# allocator can reach there)
+[ -s "$OUT/exhaustive_mx_4.5.txt" ] || SIGNROUND_THREADS=$T $BENCH exhaustive $M $CAL MXFP4 MXFP8 4.5 \
+  "$OUT/alloc/exhaustive_mx_4.5.json" > "$OUT/exhaustive_mx_4.5.txt"
 # q/k/v and gate/up as one DP item each (a fused QKV / gate_up GEMM quantizes its input once)
 allocations mx_fused "$CAL" MXFP4,MXFP8 4.5,5,6 deltaloss --fuse_groups on
 # Transfer (does an allocation scored on one text hold on another?): the same DeltaLoss scored on
@@ -95,7 +103,10 @@ for method in $METHODS; do
       evaluate "${method}_mx_${a}_$b" "$method" --layer_config "$OUT/alloc/mx/layer_config_${a}_$b.json"
     done
     evaluate "${method}_mx_deltaloss-fp_$b" "$method" --layer_config "$OUT/alloc/mx_fp/layer_config_deltaloss_$b.json"
+    evaluate "${method}_mx_deltaloss-refined_$b" "$method" --layer_config "$OUT/alloc/mx_refined/layer_config_deltaloss_$b.json"
   done
+  evaluate "${method}_mx_exhaustive_4.5" "$method" --layer_config "$OUT/alloc/exhaustive_mx_4.5.json"
+  evaluate "${method}_int_deltaloss-refined_3" "$method" --layer_config "$OUT/alloc/int_refined/layer_config_deltaloss_3.json"
   for a in deltaloss head8 tail8 random; do
     evaluate "${method}_int_${a}_3" "$method" --layer_config "$OUT/alloc/int/layer_config_${a}_3.json"
   done
@@ -188,14 +199,15 @@ header() { echo; echo "### $1"; echo; echo "| model | bits/weight | PPL | KLD | 
     row "${method}_pure_MXFP4" "pure MXFP4"
     row "${method}_pure_MXFP8" "pure MXFP8"
     for b in $budgets_mx; do
-      for a in deltaloss deltaloss-fp head8 tail8 random; do row "${method}_mx_${a}_$b" "$a @ $b"; done
+      for a in deltaloss deltaloss-fp deltaloss-refined head8 tail8 random; do row "${method}_mx_${a}_$b" "$a @ $b"; done
       row "${method}_mxfused_deltaloss_$b" "deltaloss, q/k/v and gate/up fused @ $b"
     done
     row "${method}_mx_b0down_4.5" "block 0 down_proj alone (measured best) @ 4.5"
+    row "${method}_mx_exhaustive_4.5" "best of all allocations, measured @ 4.5"
     header "W2A16G64,W4A16 — $method"
     row "${method}_pure_W2A16G64" "pure W2A16G64"
     row "${method}_pure_W4A16" "pure W4A16"
-    for a in deltaloss deltaloss-fp head8 tail8 random; do row "${method}_int_${a}_3" "$a @ 3"; done
+    for a in deltaloss deltaloss-fp deltaloss-refined head8 tail8 random; do row "${method}_int_${a}_3" "$a @ 3"; done
   done
 } > "$OUT/tables.md"
 

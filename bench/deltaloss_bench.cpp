@@ -15,17 +15,27 @@
 //       DELTALOSS_WEIGHT_TERM=1 forces the weight term on.
 //       (b) upgrades in the all-LOW model: ρ(score_LOW − score_HIGH, L(all LOW) − L(all LOW but ℓ
 //           in HIGH)) — the quantity the DP trades against bits.
+//   deltaloss_bench exhaustive MODEL DATASET LOW HIGH TARGET OUT.json [nsamples seqlen batch]
+//       every allocation of LOW/HIGH within TARGET average bits (all sets of layers raised to
+//       HIGH that fit, not only maximal ones: upgrades can do harm), each measured as KLD to full
+//       precision on the calibration tokens (RTN, alloc/kld_probe.h); prints the best ones and
+//       the share of all-LOW's KLD they recover, and writes the best as a per-layer scheme file
+//       OUT.json. Feasible only when few upgrades fit.
 // The weight term follows §4.4 for the pair {LOW, HIGH}.
 #include <malloc.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <functional>
 #include <numeric>
 #include <string>
 
 #include "alloc/allocation.h"
 #include "alloc/deltaloss.h"
+#include "alloc/kld_probe.h"
+#include "alloc/measured_kld.h"
 #include "common/sysinfo.h"
 #include "quant/qdq.h"
 #include "tune/calibration.h"
@@ -109,16 +119,80 @@ int rank(const Model& m, const at::Tensor& tokens, int64_t batch, const QuantSch
   return 0;
 }
 
-// KLD to full precision on the calibration tokens of each layer config (tune/layer_plan.h files).
+// KLD to full precision on the calibration tokens of each layer config (tune/layer_plan.h files),
+// weights encoded with RTN, or with opt-RTN when PROBE_ENCODER=opt_rtn (alloc/kld_probe.h).
 int kld_mode(const Model& m, const at::Tensor& tokens, int64_t batch, const std::vector<std::string>& configs) {
   const QuantScheme fp = preset_scheme("BF16");
-  const Effect base = calib_effect(m, tokens, batch, [&](int) { return fp; }, at::Tensor());
+  const char* enc = std::getenv("PROBE_ENCODER");
+  KldProbe probe(m, tokens, batch, parse_probe_encoder(enc ? enc : "rtn"));
   for (const std::string& f : configs) {
     const LayerPlan plan = make_layer_plan(m, {fp, f, false});
-    const Effect e = calib_effect(m, tokens, batch, [&](int l) {
-      return plan.find(l / kProjCount, Proj(l % kProjCount))->scheme; }, base.logp);
-    std::printf("%-60s avg bits %.4f  KLD %.6f  loss %.5f\n", f.c_str(), plan.average_bits(), e.kld, e.loss);
+    std::vector<BlockSchemes> a(static_cast<size_t>(m.config().n_layers));
+    for (int64_t b = 0; b < m.config().n_layers; ++b)
+      for (Proj p : kAllProjs) a[size_t(b)][int(p)] = plan.find(b, p)->scheme;
+    std::printf("%-60s avg bits %.4f  KLD %.6f\n", f.c_str(), plan.average_bits(), probe.kld(a));
   }
+  return 0;
+}
+
+// All LOW/HIGH allocations within the target, measured (see the header).
+int exhaustive(const Model& m, const at::Tensor& tokens, int64_t batch, const QuantScheme& lo, const QuantScheme& hi,
+               double target, const std::string& out) {
+  const LayerPlan plan = make_layer_plan(m, {preset_scheme("BF16"), "", false});
+  const AllocProblem p = make_alloc_problem(plan, {{lo.name(), lo}, {hi.name(), hi}}, FusePolicy::Off, false);
+  const size_t n = p.layers.size();
+  int64_t slack = item_budget(p, target);  // bits left once every layer is LOW
+  std::vector<int64_t> extra(n);           // bits to raise layer l
+  for (size_t l = 0; l < n; ++l) {
+    slack -= p.cost[l][0];
+    extra[l] = p.cost[l][1] - p.cost[l][0];
+  }
+  std::vector<std::vector<int>> sets;
+  std::vector<int> cur;
+  // Depth-first over layers in forward order: take or skip each, within the slack.
+  std::function<void(size_t, int64_t)> walk = [&](size_t l, int64_t left) {
+    if (l == n) {
+      if (!cur.empty()) sets.push_back(cur);  // the empty set is all-LOW, measured separately
+      return;
+    }
+    if (extra[l] <= left) {
+      cur.push_back(int(l));
+      walk(l + 1, left - extra[l]);
+      cur.pop_back();
+    }
+    walk(l + 1, left);
+  };
+  walk(0, slack);
+  std::printf("%zu allocations of %s/%s within %.3f bits (all-%s aside)\n", sets.size(), lo.name().c_str(),
+              hi.name().c_str(), target, lo.name().c_str());
+  KldProbe probe(m, tokens, batch);
+  Allocation a;
+  a.target_avg_bits = target;
+  a.option.assign(n, 0);
+  const double kld_lo = probe.kld(allocation_schemes(m, plan, p, a));
+  probe.set_base(allocation_schemes(m, plan, p, a));
+  std::vector<std::pair<double, size_t>> ranked;
+  const double t0 = now_seconds();
+  for (size_t i = 0; i < sets.size(); ++i) {
+    std::fill(a.option.begin(), a.option.end(), 0);
+    for (int l : sets[i]) a.option[size_t(l)] = 1;
+    ranked.push_back({probe.kld(allocation_schemes(m, plan, p, a)), i});
+    if ((i + 1) % 100 == 0) std::fprintf(stderr, "%zu/%zu, %.0f s\n", i + 1, sets.size(), now_seconds() - t0);
+  }
+  std::sort(ranked.begin(), ranked.end());
+  std::printf("all %s: KLD %.6f\n", lo.name().c_str(), kld_lo);
+  for (size_t r = 0; r < std::min<size_t>(10, ranked.size()); ++r) {
+    std::printf("#%zu KLD %.6f (recovers %.1f%%):", r + 1, ranked[r].first, 100 * (kld_lo - ranked[r].first) / kld_lo);
+    for (int l : sets[ranked[r].second]) std::printf(" %s", p.layers[size_t(l)].name.c_str());
+    std::printf("\n");
+  }
+  std::fill(a.option.begin(), a.option.end(), 0);
+  for (int l : sets[ranked.front().second]) a.option[size_t(l)] = 1;
+  a.bits = p.fixed_bits;
+  for (size_t l = 0; l < n; ++l) a.bits += p.cost[l][size_t(a.option[l])];
+  a.avg_bits = double(a.bits) / double(p.total_weights());
+  std::ofstream(out) << layer_config_json(plan, p, a).dump(2) << "\n";
+  std::printf("best written to %s (%.4f bits/weight)\n", out.c_str(), a.avg_bits);
   return 0;
 }
 
@@ -149,18 +223,22 @@ int time_mode(const Model& m, const at::Tensor& tokens, int64_t batch, const Qua
 int main(int argc, char** argv) {
   if (argc < 5) {
     std::fprintf(stderr, "usage: %s time-score|time-reference MODEL DATASET OPTION [nsamples seqlen batch]\n"
-                         "       %s rank MODEL DATASET LOW HIGH [nsamples seqlen batch]\n", argv[0], argv[0]);
+                         "       %s rank MODEL DATASET LOW HIGH [nsamples seqlen batch]\n"
+                         "       %s exhaustive MODEL DATASET LOW HIGH TARGET OUT.json [nsamples seqlen batch]\n"
+                         "       %s kld MODEL DATASET CONFIG.json...\n", argv[0], argv[0], argv[0], argv[0]);
     return 2;
   }
   configure_process(argv);
   const std::string mode = argv[1];
-  const int extra = mode == "rank" ? 6 : mode == "kld" ? argc : 5;
+  const int extra = mode == "rank" ? 6 : mode == "exhaustive" ? 8 : mode == "kld" ? argc : 5;
   const int64_t n = argc > extra ? std::atoll(argv[extra]) : 16, T = argc > extra + 1 ? std::atoll(argv[extra + 1]) : 256;
   const int64_t batch = argc > extra + 2 ? std::atoll(argv[extra + 2]) : 8;
   if (const char* th = std::getenv("SIGNROUND_THREADS")) set_threads(std::atoi(th));
   auto m = Model::open(argv[2]);
   const at::Tensor tokens = load_calibration(m->tokenizer(), {argv[3], n, T, 42}).tokens;
   if (mode == "kld") return kld_mode(*m, tokens, batch, std::vector<std::string>(argv + 4, argv + argc));
+  if (mode == "exhaustive")
+    return exhaustive(*m, tokens, batch, parse_scheme(argv[4]), parse_scheme(argv[5]), std::atof(argv[6]), argv[7]);
   if (mode == "rank") return rank(*m, tokens, batch, parse_scheme(argv[4]), parse_scheme(argv[5]));
   if (mode == "time-score" || mode == "time-reference")
     return time_mode(*m, tokens, batch, parse_scheme(argv[4]), mode == "time-score");

@@ -16,7 +16,9 @@
 #        --kld-base <llama.cpp's F32 GGUF>
 # Environment: THREADS (2), MIXES, METHOD_FLAGS (default "--iters 0": opt-RTN; e.g.
 # "--iters 200" tunes both with SignRoundV2), AUTOSCHEME_FLAGS (more autoscheme flags, e.g.
-# "--deltaloss_target fp"), SIGNROUND (build/src/signround). Needs jq.
+# "--deltaloss_target fp"), SIGNROUND (build/src/signround), BUDGET_LO / BUDGET_HI (the
+# bisection's start, in 1/256 bit: a budget known to fit and one known not to; narrowing them
+# saves autoscheme runs when they are slow, e.g. with --refine). Needs jq.
 set -euo pipefail
 S=${SIGNROUND:-build/src/signround}
 SHARED=../shared
@@ -70,7 +72,7 @@ tag=$(echo "$METHOD_FLAGS" | tr -d ' -')$atag
 for mix in $MIXES; do
   ref_bytes=$(stat -c %s "$REF/tinystories-llama-4m-$mix.gguf")
   # Bisection on the budget in 1/256-bit steps: lo fits, hi does not.
-  lo=704 hi=1857  # 2.75 (all q2_k, §4.3 costs) .. 7.25 bits (all q6_k)
+  lo=${BUDGET_LO:-704} hi=${BUDGET_HI:-1857}  # 2.75 (all q2_k, §4.3 costs) .. 7.25 bits (all q6_k), in 1/256 bit
   while [ $((hi - lo)) -gt 1 ]; do
     mid=$(((lo + hi) / 2))
     b=$(awk -v m=$mid 'BEGIN{printf "%.6f", m/256}')
