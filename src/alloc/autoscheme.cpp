@@ -80,11 +80,9 @@ void measure_allocations(const Model& model, const AutoSchemeOptions& opt, KldPr
 void refine_allocations(const Model& model, const AutoSchemeOptions& opt, KldProbe& probe, AutoSchemeResult& r) {
   for (Allocation& a : r.allocations) {
     if (a.allocator != AllocatorKind::DeltaLoss) continue;
-    const RefineResult rr = refine_allocation(model, r.plan, r.problem, r.has_scores ? &r.scores : nullptr, a,
-                                              opt.refine_rounds, probe, opt.progress);
-    a = rr.allocation;
-    a.unrefined_kld = rr.start_kld;
-    a.refine_evaluations = rr.evaluations;
+    a = refine_allocation(model, r.plan, r.problem, r.has_scores ? &r.scores : nullptr, a, opt.refine_rounds, probe,
+                          opt.progress)
+            .allocation;
   }
 }
 

@@ -54,8 +54,8 @@ KldProbe::KldProbe(const Model& model, const at::Tensor& tokens, int64_t batch, 
         im[int(p)] = im[int(p)].defined() ? im[int(p)] + sq : sq;
         return x;
       };
-      h = encoder == ProbeEncoder::OptRtn ? block_forward(model.config(), model.load_block(b), h, positions_, rope, collect)
-                                          : model.run_block(b, model.load_block(b), h, positions_, rope);
+      h = block_forward(model.config(), model.load_block(b), h, positions_, rope,
+                        encoder == ProbeEncoder::OptRtn ? collect : InputHook());
     }
     fp_logp_.push_back(at::log_softmax(model.logits(h), -1));
   }

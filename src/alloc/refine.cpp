@@ -13,7 +13,7 @@ namespace {
 
 int item_option(const AllocProblem& p, const Allocation& a, size_t item) { return a.option[p.items[item][0]]; }
 
-// `a` with item i at option k: options, bits and average updated (score left to finish()).
+// `a` with item i at option k: options, bits and average updated (score left to set_score()).
 Allocation with_item(const AllocProblem& p, Allocation a, size_t i, int k) {
   for (size_t l : p.items[i]) {
     a.bits += p.cost[l][size_t(k)] - p.cost[l][size_t(a.option[l])];
@@ -23,7 +23,7 @@ Allocation with_item(const AllocProblem& p, Allocation a, size_t i, int k) {
   return a;
 }
 
-void finish(const AllocProblem& p, const ScoreTable* scores, Allocation& a) {
+void set_score(const AllocProblem& p, const ScoreTable* scores, Allocation& a) {
   a.score = std::nan("");
   if (!scores) return;
   a.score = 0;
@@ -43,7 +43,7 @@ RefineResult refine_allocation(const Model& model, const LayerPlan& plan, const 
   RefineResult r;
   Allocation cur = start;
   double f = measure(cur);
-  r.start_kld = f;
+  const double start_kld = f;
   for (int round = 0; round < rounds; ++round) {
     probe.set_base(allocation_schemes(model, plan, p, cur));
     // 1. every single change, measured.
@@ -88,15 +88,16 @@ RefineResult refine_allocation(const Model& model, const LayerPlan& plan, const 
     cur = best;
     f = best_kld;
     r.round_kld.push_back(f);
-    if (progress) std::fprintf(stderr, "refine round %d: measured KLD %.6f (start %.6f)\n", round + 1, f, r.start_kld);
+    if (progress) std::fprintf(stderr, "refine round %d: measured KLD %.6f (start %.6f)\n", round + 1, f, start_kld);
   }
   cur.allocator = start.allocator;
   cur.target_avg_bits = start.target_avg_bits;
   cur.dp_states = start.dp_states;
   cur.measured_kld = f;
-  finish(p, scores, cur);
+  cur.unrefined_kld = start_kld;
+  cur.refine_evaluations = probe.evaluations() - evals0;
+  set_score(p, scores, cur);
   r.allocation = cur;
-  r.evaluations = probe.evaluations() - evals0;
   return r;
 }
 

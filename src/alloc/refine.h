@@ -24,10 +24,8 @@
 namespace sr {
 
 struct RefineResult {
-  Allocation allocation;           // refined; measured_kld set
-  double start_kld = 0;            // the start's measured KLD
+  Allocation allocation;           // refined: measured_kld, unrefined_kld (the start's) and refine_evaluations set
   std::vector<double> round_kld;   // KLD after each round that improved
-  int64_t evaluations = 0;
 };
 
 // Refines `start` (an allocation of `p` for start.target_avg_bits) for at most `rounds` rounds.

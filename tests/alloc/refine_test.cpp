@@ -93,7 +93,7 @@ TEST(Refine, ImprovesAStartThatLeavesBitsUnspentAndStaysInBudget) {
   const Allocation start = allocate(f.p, nullptr, 5.0, AllocatorKind::Uniform);
   KldProbe probe(*f.m, f.tokens, 2);
   const RefineResult r = refine_allocation(*f.m, f.plan, f.p, nullptr, start, 3, probe, false);
-  EXPECT_LT(r.allocation.measured_kld, r.start_kld);
+  EXPECT_LT(r.allocation.measured_kld, r.allocation.unrefined_kld);
   ASSERT_FALSE(r.round_kld.empty());
   EXPECT_EQ(r.round_kld.back(), r.allocation.measured_kld);
   for (size_t i = 1; i < r.round_kld.size(); ++i) EXPECT_LT(r.round_kld[i], r.round_kld[i - 1]);
@@ -105,7 +105,7 @@ TEST(Refine, ImprovesAStartThatLeavesBitsUnspentAndStaysInBudget) {
   const double again = fresh.kld(allocation_schemes(*f.m, f.plan, f.p, r.allocation));
   EXPECT_NEAR(r.allocation.measured_kld, again, 1e-5 * again);
   // A round measures every single change (each layer has one other option here).
-  EXPECT_GE(r.evaluations, int64_t(1 + f.p.layers.size()));
+  EXPECT_GE(r.allocation.refine_evaluations, int64_t(1 + f.p.layers.size()));
 }
 
 TEST(Refine, ZeroRoundsReturnTheStartMeasured) {
@@ -114,8 +114,8 @@ TEST(Refine, ZeroRoundsReturnTheStartMeasured) {
   KldProbe probe(*f.m, f.tokens, 2);
   const RefineResult r = refine_allocation(*f.m, f.plan, f.p, nullptr, start, 0, probe, false);
   EXPECT_EQ(r.allocation.option, start.option);
-  EXPECT_EQ(r.allocation.measured_kld, r.start_kld);
-  EXPECT_EQ(r.evaluations, 1);
+  EXPECT_EQ(r.allocation.measured_kld, r.allocation.unrefined_kld);
+  EXPECT_EQ(r.allocation.refine_evaluations, 1);
 }
 
 TEST(Refine, AutoSchemeReplacesTheDeltaLossAllocationByItsRefinement) {
