@@ -7,7 +7,7 @@
 #include "common/error.h"
 #include "common/progress.h"
 #include "common/sysinfo.h"
-#include "quant/formats/nvfp.h"
+#include "quant/block_quant.h"
 #include "quant/qdq.h"
 
 namespace sr {
@@ -58,59 +58,28 @@ std::vector<BlockSlots> block_slots(const ModelConfig& c, const std::vector<Scor
   return slots;
 }
 
-// NVFP4: q/k/v and gate/up share the min of their global scales (§1.4), as the pipeline does.
-std::array<at::Tensor, kProjCount> nv_global_scales(const BlockWeights& w, const BlockSlots& s) {
-  std::array<at::Tensor, kProjCount> gs;
-  const std::vector<std::vector<Proj>> groups = {{Proj::Q, Proj::K, Proj::V}, {Proj::O}, {Proj::Gate, Proj::Up},
-                                                 {Proj::Down}};
-  for (const auto& group : groups) {
-    std::vector<at::Tensor> members;
-    for (Proj p : group)
-      if (s[int(p)] >= 0) members.push_back(nvfp::global_scale(w.weight(p)));
-    if (members.empty()) continue;
-    const at::Tensor fused = nvfp::fuse_global_scales(members);
-    for (Proj p : group)
-      if (s[int(p)] >= 0) gs[int(p)] = fused;
-  }
-  return gs;
+// The option on the scored projections of a block, the others left as they are.
+BlockSchemes scored_schemes(const BlockSlots& s, const QuantScheme& o) {
+  BlockSchemes schemes = unquantized_block();
+  for (Proj p : kAllProjs)
+    if (s[int(p)] >= 0) schemes[int(p)] = o;
+  return schemes;
 }
 
-// Replaces the scored layers' weights by their RTN qdq under `o` (no graph). When `keep`
-// is given, the full-precision weights are moved there first (for W − Ŵ).
-void quantize_block(BlockWeights& w, const BlockSlots& s, const QuantScheme& o,
-                    std::array<at::Tensor, kProjCount>* keep = nullptr) {
+// Replaces the scored layers' weights by their RTN qdq under `o` as every stage quantizes a
+// block (quant/block_quant.h: NVFP4 global scales fused over q/k/v and gate/up). When `keep`
+// is given, the full-precision weights are moved there (for W − Ŵ).
+void quantize_block(BlockWeights& w, const BlockSlots& s, const QuantScheme& o, BlockTensors* keep = nullptr) {
   if (!o.quantized()) return;
-  at::NoGradGuard ng;
-  std::array<at::Tensor, kProjCount> gs;
-  if (o.data_type == DataType::NvFp) gs = nv_global_scales(w, s);
-  for (Proj p : kAllProjs) {
-    if (s[int(p)] < 0) continue;
-    WeightQuantParams params;
-    params.global_scale = gs[int(p)];
-    at::Tensor fp = w.weight(p);
-    w.weight(p) = qdq_weight(fp, o, params).w_hat;
-    if (keep) (*keep)[int(p)] = fp;
-  }
+  BlockTensors fp = quantize_block_weights(w, scored_schemes(s, o), WeightEncoder::Rtn);
+  if (keep) *keep = std::move(fp);
 }
 
-// What the hook saw of one projection's input: x (detached) and x̂ = qdq_act(x) in the graph.
-struct ActCapture {
-  at::Tensor x, x_hat;
-};
-using Captures = std::array<ActCapture, kProjCount>;
-
-// The activation qdq of `o` on the scored projections; records x and x̂ into `cap` if given.
-// Static schemes use the current tensor's max |x| as their calibrated act_max.
-InputHook scoring_hook(const BlockSlots& s, const QuantScheme& o, Captures* cap) {
+// The activation qdq of `o` on the scored projections (static schemes: the current tensor's
+// max |x| as their calibrated act_max); records x and x̂ into `cap` if given.
+InputHook scoring_hook(const BlockSlots& s, const QuantScheme& o, ActCaptures* cap) {
   if (!o.act_quantized()) return nullptr;
-  return [s, o, cap](Proj p, const at::Tensor& x) {
-    if (s[int(p)] < 0) return x;
-    ActQuantState st;
-    if (!o.act_dynamic) st.act_max = x.detach().abs().max();
-    at::Tensor x_hat = qdq_act(x, o, st);
-    if (cap) (*cap)[int(p)] = {x.detach(), x_hat};
-    return x_hat;
-  };
+  return block_activation_hook(scored_schemes(s, o), {}, cap);
 }
 
 // Mean next-token cross-entropy of logits [B, T, V] against tokens [B, T].
@@ -157,7 +126,7 @@ at::Tensor replay_block(const BatchContext& ctx, int64_t b, const at::Tensor& in
   const BlockSlots& s = ctx.slots[size_t(b)];
   const bool wterm = ctx.opt.weight_term && ctx.option.quantized();
   BlockWeights w = ctx.model.load_block(b);
-  std::array<at::Tensor, kProjCount> fp;
+  BlockTensors fp;
   quantize_block(w, s, ctx.option, wterm ? &fp : nullptr);
   std::vector<at::Tensor> wrt;  // what autograd::grad differentiates with respect to
   std::vector<std::pair<int, int>> what;  // (proj, 0 = weight | 1 = activation) per entry after the input
@@ -165,7 +134,7 @@ at::Tensor replay_block(const BatchContext& ctx, int64_t b, const at::Tensor& in
   if (b > 0) wrt.push_back(x_in);
   for (Proj p : kAllProjs)
     if (wterm && s[int(p)] >= 0) w.weight(p) = w.weight(p).detach().requires_grad_(true);
-  Captures cap;
+  ActCaptures cap;
   at::Tensor out = block_forward(ctx.model.config(), w, x_in, ctx.positions, ctx.rope, scoring_hook(s, ctx.option, &cap));
   for (Proj p : kAllProjs) {
     if (s[int(p)] < 0) continue;

@@ -9,25 +9,6 @@
 
 namespace sr {
 
-InputHook activation_qdq_hook(const BlockSchemes& schemes) {
-  return [&schemes](Proj p, const at::Tensor& x) {
-    const QuantScheme& s = schemes[int(p)];
-    if (!s.act_quantized()) return x;
-    ActQuantState st;
-    if (!s.act_dynamic) st.act_max = x.abs().max();  // static: this tensor's range, as DeltaLoss scores it
-    return qdq_act(x, s, st);
-  };
-}
-
-at::Tensor quantized_block_forward(const Model& model, int64_t b, const BlockSchemes& schemes, const at::Tensor& h,
-                                   const at::Tensor& positions, const RopeTables& rope) {
-  at::NoGradGuard ng;
-  BlockWeights w = model.load_block(b);
-  for (Proj p : kAllProjs)
-    if (schemes[int(p)].quantized()) w.weight(p) = qdq_weight(w.weight(p), schemes[int(p)]).w_hat;
-  return block_forward(model.config(), w, h, positions, rope, activation_qdq_hook(schemes));
-}
-
 ProbeEncoder parse_probe_encoder(const std::string& s) {
   if (s == "rtn") return ProbeEncoder::Rtn;
   if (s == "opt_rtn" || s == "opt-rtn") return ProbeEncoder::OptRtn;
@@ -66,18 +47,16 @@ void KldProbe::check(const std::vector<BlockSchemes>& a) const {
            model_.config().n_layers, " blocks");
 }
 
-const at::Tensor& KldProbe::quantized_weight(int64_t b, Proj p, const QuantScheme& s, const at::Tensor& w) {
-  auto key = std::make_tuple(b, int(p), s.to_json().dump());
+const at::Tensor& KldProbe::quantized_weight(int64_t b, Proj p, const QuantScheme& s, const at::Tensor& w,
+                                             const at::Tensor& global_scale) {
+  // An NVFP4 weight depends on its fuse group's schemes through the global scale: key on it.
+  const float gs = global_scale.defined() ? global_scale.item<float>() : 0.0f;
+  auto key = std::make_tuple(b, int(p), s.to_json().dump(), gs);
   auto it = wcache_.find(key);
   if (it != wcache_.end()) return it->second;
-  at::Tensor q;
-  if (encoder_ == ProbeEncoder::OptRtn) {
-    at::Tensor im = imatrix_[size_t(b)][int(p)];
-    if (s.is_gguf()) im = im / double(tokens_.numel());  // llama.cpp's imatrix is the mean of x²
-    q = opt_rtn(w, s, im).w_hat;
-  } else {
-    q = qdq_weight(w, s).w_hat;
-  }
+  const bool opt = encoder_ == ProbeEncoder::OptRtn;
+  const at::Tensor im = opt ? scheme_importance(imatrix_[size_t(b)][int(p)], s, tokens_.numel()) : at::Tensor();
+  at::Tensor q = quantize_weight(w, s, opt ? WeightEncoder::OptRtn : WeightEncoder::Rtn, im, global_scale);
   const int64_t bytes = q.numel() * int64_t(q.element_size());
   if (wcache_bytes_ + bytes > wcache_limit_) {  // over the limit: hand out an uncached copy
     scratch_ = q;
@@ -90,9 +69,10 @@ const at::Tensor& KldProbe::quantized_weight(int64_t b, Proj p, const QuantSchem
 at::Tensor KldProbe::block(int64_t b, const BlockSchemes& s, const at::Tensor& h) {
   ++blocks_run_;
   BlockWeights w = model_.load_block(b);
+  const BlockTensors gs = fused_global_scales(w, s);
   for (Proj p : kAllProjs)
-    if (s[int(p)].quantized()) w.weight(p) = quantized_weight(b, p, s[int(p)], w.weight(p));
-  return block_forward(model_.config(), w, h, positions_, model_.rope(tokens_.size(1)), activation_qdq_hook(s));
+    if (s[int(p)].quantized()) w.weight(p) = quantized_weight(b, p, s[int(p)], w.weight(p), gs[int(p)]);
+  return block_forward(model_.config(), w, h, positions_, model_.rope(tokens_.size(1)), block_activation_hook(s));
 }
 
 void KldProbe::set_base(const std::vector<BlockSchemes>& a) {

@@ -3,8 +3,9 @@
 //
 // A probe holds the calibration tokens [N, T] and, computed once, the full-precision model's
 // log-probabilities on them. kld(a) runs the model with every block projection quantized as the
-// assignment `a` says (weights by the probe's encoder, input activations as
-// quantized_block_forward does) and returns
+// assignment `a` says, by the rules `quantize` applies (quant/block_quant.h: fused NVFP4 global
+// scales, importance units; static activation schemes take the range of the tensor at hand)
+// with the probe's encoder, and returns
 //   KLD = mean over all N·T positions of Σ_v p_fp(v) (log p_fp(v) − log p_q(v)).
 // Encoders: Rtn (plain round-to-nearest, §2.8) or OptRtn — what `quantize --iters 0` writes by
 // default: the §3.3 imatrix-weighted search (GGUF: llama.cpp's imatrix encoder) with the
@@ -16,7 +17,7 @@
 //   base prefix  set_base(a) keeps a's input to every block; kld(b) then starts at the first
 //                block where b differs from the base (a one-layer change in block i runs blocks
 //                i.. only). Memory: n_layers · N·T·D floats.
-//   weights      the RTN-quantized weight of each (block, projection, scheme) seen, while their
+//   weights      the quantized weight of each (block, projection, scheme, global scale) seen, while their
 //                total stays under `weight_cache_bytes`; past that, weights are requantized on
 //                every use (slower, same numbers).
 // The FP log-probabilities take N·T·V floats (16 MB for 16 × 256 tokens and a 1024 vocabulary;
@@ -33,20 +34,10 @@
 #include "common/torch.h"
 #include "model/llama.h"
 #include "model/model.h"
+#include "quant/block_quant.h"
 #include "quant/scheme.h"
 
 namespace sr {
-
-using BlockSchemes = std::array<QuantScheme, kProjCount>;
-
-// The activation side of `schemes`: each projection's input qdq'd where its scheme quantizes
-// activations (static schemes take this tensor's own range, as DeltaLoss scores them).
-InputHook activation_qdq_hook(const BlockSchemes& schemes);
-
-// Block b of `model` on `h` with each projection RTN-quantized (weight and, if the scheme says
-// so, input activation) as schemes[proj] says; a 16-bit scheme leaves the projection as it is.
-at::Tensor quantized_block_forward(const Model& model, int64_t b, const BlockSchemes& schemes, const at::Tensor& h,
-                                   const at::Tensor& positions, const RopeTables& rope);
 
 enum class ProbeEncoder { Rtn, OptRtn };
 ProbeEncoder parse_probe_encoder(const std::string& s);  // "rtn" | "opt_rtn" (or "opt-rtn")
@@ -69,7 +60,8 @@ class KldProbe {
 
  private:
   at::Tensor block(int64_t b, const BlockSchemes& s, const at::Tensor& h);
-  const at::Tensor& quantized_weight(int64_t b, Proj p, const QuantScheme& s, const at::Tensor& w);
+  const at::Tensor& quantized_weight(int64_t b, Proj p, const QuantScheme& s, const at::Tensor& w,
+                                     const at::Tensor& global_scale);
   void check(const std::vector<BlockSchemes>& a) const;
 
   const Model& model_;
@@ -80,7 +72,7 @@ class KldProbe {
   std::vector<at::Tensor> fp_logp_;                   // per batch [b, T, V]
   std::vector<BlockSchemes> base_;                    // empty: no base
   std::vector<std::vector<at::Tensor>> base_inputs_;  // [batch][block] input of block
-  std::map<std::tuple<int64_t, int, std::string>, at::Tensor> wcache_;
+  std::map<std::tuple<int64_t, int, std::string, float>, at::Tensor> wcache_;
   at::Tensor scratch_;                                // a weight past the cache limit
   int64_t wcache_bytes_ = 0, wcache_limit_;
   int64_t evaluations_ = 0, blocks_run_ = 0;

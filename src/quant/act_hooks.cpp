@@ -10,6 +10,7 @@
 #include "model/packed_weights.h"
 #include "model/tensor_convert.h"
 #include "quant/autoround_scheme.h"
+#include "quant/block_quant.h"
 #include "quant/qdq.h"
 
 namespace sr {
@@ -88,14 +89,19 @@ int install_activation_quantization(Model& model) {
   const fs::path rec = dir / "quantization.json";
   Entries entries = fs::exists(rec) ? entries_from_record(model, rec) : entries_from_config(model);
   if (entries.empty()) return 0;
-  auto shared = std::make_shared<Entries>(std::move(entries));
-  model.set_input_hooks([shared](int64_t block) -> InputHook {
-    return [shared, block](Proj p, const at::Tensor& x) {
-      auto it = shared->find({block, int(p)});
-      return it == shared->end() ? x : qdq_act(x, it->second.scheme, it->second.act);
-    };
+  // Per block: the act-quantized projections' schemes and states, the rest left as they are.
+  const int64_t L = model.config().n_layers;
+  auto blocks = std::make_shared<std::vector<std::pair<BlockSchemes, std::array<ActQuantState, kProjCount>>>>(
+      size_t(L), std::make_pair(unquantized_block(), std::array<ActQuantState, kProjCount>{}));
+  for (const auto& [key, e] : entries) {
+    (*blocks)[size_t(key.first)].first[size_t(key.second)] = e.scheme;
+    (*blocks)[size_t(key.first)].second[size_t(key.second)] = e.act;
+  }
+  model.set_input_hooks([blocks](int64_t block) -> InputHook {
+    const auto& [schemes, act] = (*blocks)[size_t(block)];
+    return block_activation_hook(schemes, act);
   });
-  return int(shared->size());
+  return int(entries.size());
 }
 
 }  // namespace sr

@@ -3,12 +3,11 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
-#include <optional>
 #include <random>
 
 #include "common/error.h"
 #include "common/sysinfo.h"
-#include "quant/formats/nvfp.h"
+#include "quant/block_quant.h"
 
 namespace sr {
 namespace {
@@ -40,37 +39,30 @@ std::vector<LayerJob> make_jobs(const LayerPlan& plan, const UnitInput& in) {
   return jobs;
 }
 
-// The layer's importance as the scheme's searches want it: auto-round's Σx² (§3.2), or for
-// GGUF types llama.cpp's imatrix, the mean of x² over the calibration tokens (so that opt-RTN
-// reproduces llama-quantize --imatrix exactly; the searches are scale-invariant otherwise).
+// The layer's importance in its scheme's units (quant/block_quant.h: Σx², or llama.cpp's mean of
+// x² for GGUF types, so that opt-RTN reproduces llama-quantize --imatrix exactly).
 // `tokens`: how many calibration tokens the Σx² summed (0: unknown, no rescaling).
 at::Tensor imatrix_of(const std::map<std::string, at::Tensor>& imatrix, const LayerChoice& c, int64_t tokens) {
   auto it = imatrix.find(c.name);
-  if (it == imatrix.end()) return at::Tensor();
-  if (!c.scheme.is_gguf() || tokens <= 0) return it->second;
-  return it->second / double(tokens);
+  return it == imatrix.end() ? at::Tensor() : scheme_importance(it->second, c.scheme, tokens);
 }
 
 int64_t token_count(const at::Tensor& x) { return x.defined() ? x.size(0) * x.size(1) : 0; }
 
-// NVFP4: q/k/v share one global scale, and so do gate/up (the min of theirs, §1.4).
+// NVFP4 global scales as every stage fuses them (quant/block_quant.h), block by block.
 void fuse_nv_global_scales(std::vector<LayerJob>& jobs) {
-  const std::vector<std::vector<Proj>> groups = {{Proj::Q, Proj::K, Proj::V}, {Proj::Gate, Proj::Up}};
-  for (const auto& group : groups) {
-    std::map<size_t, std::vector<LayerJob*>> by_block;
+  std::map<size_t, std::pair<BlockSchemes, BlockWeights>> blocks;
+  for (const LayerJob& j : jobs) {
+    auto it = blocks.find(j.pos);
+    if (it == blocks.end()) it = blocks.emplace(j.pos, std::make_pair(unquantized_block(), BlockWeights{})).first;
+    auto& [s, w] = it->second;
+    s[int(j.choice->proj)] = j.choice->scheme;
+    w.weight(j.choice->proj) = j.w;
+  }
+  for (auto& [pos, sw] : blocks) {
+    const BlockTensors gs = fused_global_scales(sw.second, sw.first);
     for (LayerJob& j : jobs)
-      if (j.choice->scheme.data_type == DataType::NvFp &&
-          std::find(group.begin(), group.end(), j.choice->proj) != group.end())
-        by_block[j.pos].push_back(&j);
-    for (auto& [pos, members] : by_block) {
-      std::vector<at::Tensor> gs;
-      for (LayerJob* m : members) {
-        if (!m->p.global_scale.defined()) m->p.global_scale = nvfp::global_scale(m->w);
-        gs.push_back(m->p.global_scale);
-      }
-      at::Tensor fused = nvfp::fuse_global_scales(gs);
-      for (LayerJob* m : members) m->p.global_scale = fused;
-    }
+      if (j.pos == pos && gs[int(j.choice->proj)].defined()) j.p.global_scale = gs[int(j.choice->proj)];
   }
 }
 
@@ -281,20 +273,15 @@ std::vector<QuantizedLayer> encode_jobs(std::vector<LayerJob>& jobs) {
 }  // namespace
 
 InputHook activation_hook(const LayerPlan& plan, int64_t block, const std::map<std::string, ActQuantState>& act) {
-  std::array<std::optional<std::pair<QuantScheme, ActQuantState>>, kProjCount> per_proj;
-  bool any = false;
+  BlockSchemes schemes = unquantized_block();
+  std::array<ActQuantState, kProjCount> states;
   for (Proj p : kAllProjs) {
     const LayerChoice* c = plan.find(block, p);
-    if (!c || !c->quantized() || !c->scheme.act_quantized()) continue;
-    auto it = act.find(c->name);
-    per_proj[int(p)] = std::make_pair(c->scheme, it == act.end() ? ActQuantState{} : it->second);
-    any = true;
+    if (!c || !c->quantized()) continue;
+    schemes[int(p)] = c->scheme;
+    if (auto it = act.find(c->name); it != act.end()) states[int(p)] = it->second;
   }
-  if (!any) return nullptr;
-  return [per_proj](Proj p, const at::Tensor& x) {
-    const auto& e = per_proj[int(p)];
-    return e ? qdq_act(x, e->first, e->second) : x;
-  };
+  return block_activation_hook(schemes, states);
 }
 
 at::Tensor unit_forward(const ModelConfig& config, const std::vector<BlockWeights>& weights,

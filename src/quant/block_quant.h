@@ -1,0 +1,70 @@
+// One quantized decoder block: the rules by which a block's projections are quantized under
+// per-projection schemes, shared by every stage that quantizes a block (tune/ for `quantize`,
+// alloc/ for DeltaLoss scoring and the KLD probe, quant/act_hooks for inference), so that what
+// alloc/ measures is what tune/ writes:
+//   - NVFP4 global scales: q/k/v share the minimum of theirs, and so do gate/up (§1.4); every
+//     other projection keeps its own (fused_global_scales);
+//   - importance units: auto-round's searches take Σx² over the calibration tokens, llama.cpp's
+//     GGUF encoders its mean, Σx² / tokens (scheme_importance);
+//   - weights: RTN (v = 0, α = β = 1) or optimized RTN (the §3.3 / llama.cpp imatrix search)
+//     with those global scales and importances (quantize_block_weights);
+//   - activations: each act-quantized projection's input qdq'd with its calibrated state, or
+//     for a static scheme without one, the range of the tensor at hand (block_activation_hook).
+#pragma once
+#include <array>
+#include <cstdint>
+
+#include "common/torch.h"
+#include "model/llama.h"
+#include "quant/qdq.h"
+#include "quant/scheme.h"
+
+namespace sr {
+
+// Per-projection schemes of one block (a 16-bit scheme leaves a projection as it is).
+using BlockSchemes = std::array<QuantScheme, kProjCount>;
+// A block with every projection left as it is (BF16): the start of a BlockSchemes.
+BlockSchemes unquantized_block();
+// Per-projection tensors of one block (undefined where none).
+using BlockTensors = std::array<at::Tensor, kProjCount>;
+
+// The projections whose NVFP4 global scales are fused (§1.4), in forward order.
+const std::array<std::vector<Proj>, 2>& nv_fuse_groups();
+
+// The global scale each NVFP4-quantized projection of the block quantizes with: within a fuse
+// group, the fused scale of its NVFP4 members (whatever their other fields); elsewhere its
+// own, nvfp::global_scale(w). Undefined for projections that are not NVFP4. w: the block's FP
+// weights (the projections that are not NVFP4 may be undefined).
+BlockTensors fused_global_scales(const BlockWeights& w, const BlockSchemes& s);
+
+// The importance a scheme's search takes from Σx² [I] over `tokens` calibration tokens: Σx²
+// itself, or for GGUF types llama.cpp's imatrix, Σx² / tokens (tokens <= 0: unknown, as is).
+// Undefined in, undefined out.
+at::Tensor scheme_importance(const at::Tensor& sum_sq, const QuantScheme& s, int64_t tokens);
+
+enum class WeightEncoder { Rtn, OptRtn };
+
+// ŵ of one projection under s (no gradient): RTN, or optimized RTN with `importance` (the
+// scheme's units, see scheme_importance). REQUIRES: s.quantized().
+at::Tensor quantize_weight(const at::Tensor& w, const QuantScheme& s, WeightEncoder e,
+                           const at::Tensor& importance, const at::Tensor& global_scale);
+
+// Replaces each quantized projection's weight in `w` by its ŵ under s (fused global scales;
+// for OptRtn the importance from sum_sq over `tokens`). Returns the FP weights replaced.
+BlockTensors quantize_block_weights(BlockWeights& w, const BlockSchemes& s, WeightEncoder e,
+                                    const BlockTensors& sum_sq = {}, int64_t tokens = 0);
+
+// What the hook saw of a projection's input: x (detached) and x̂ = qdq_act(x), in the graph.
+struct ActCapture {
+  at::Tensor x, x_hat;
+};
+using ActCaptures = std::array<ActCapture, kProjCount>;
+
+// The input hook quantizing the activations of the block's act-quantized projections with
+// `act` (a static scheme with no act_max takes the current tensor's max |x|, as DeltaLoss
+// scores and the probe measures); nullptr when no projection quantizes its input. When `cap`
+// is given, every qdq'd input is recorded there (it must outlive the hook's use).
+InputHook block_activation_hook(const BlockSchemes& s, const std::array<ActQuantState, kProjCount>& act = {},
+                                ActCaptures* cap = nullptr);
+
+}  // namespace sr

@@ -1,0 +1,69 @@
+// What alloc/ measures is what tune/ writes (issue 12): the KLD probe behind --measure_kld and
+// --refine, run on a uniform assignment, gives the KLD of the model that quantize --iters 0
+// --disable_opt_rtn writes (quantize_unit with Method::Rtn block by block, its activation hooks
+// uncalibrated, as the probe's), for every scheme family — NVFP4 included, whose q/k/v and
+// gate/up share a fused global scale (§1.4); before quant/block_quant.h the probe did not fuse.
+#include <gtest/gtest.h>
+
+#include "alloc/kld_probe.h"
+#include "random_model.h"
+#include "testutil.h"
+#include "tune/layer_plan.h"
+#include "tune/unit_quantizer.h"
+
+namespace sr {
+namespace {
+
+// KLD of the quantize_unit (RTN) model to the FP model on `tokens`, all rows in one batch.
+double quantize_unit_kld(const Model& m, const QuantScheme& s, const at::Tensor& tokens) {
+  at::NoGradGuard ng;
+  const ModelConfig& c = m.config();
+  PlanOptions po;
+  po.scheme = s;
+  const LayerPlan plan = make_layer_plan(m, po);
+  const int64_t T = tokens.size(1);
+  const at::Tensor positions = at::arange(T, at::kLong);
+  const RopeTables& rope = m.rope(T);
+  TuneOptions opt;
+  opt.method = Method::Rtn;
+  opt.iters = 0;
+  at::Tensor h = m.embed(tokens), h_fp = h;
+  for (int64_t b = 0; b < c.n_layers; ++b) {
+    UnitInput in;
+    in.blocks = {b};
+    in.fp = {m.load_block(b)};
+    const UnitResult r = quantize_unit(c, plan, in, rope, opt);
+    std::map<std::string, ActQuantState> act;
+    for (const QuantizedLayer& l : r.layers) act[l.name] = l.act;
+    h = block_forward(c, r.quantized[0], h, positions, rope, activation_hook(plan, b, act));
+    h_fp = block_forward(c, in.fp[0], h_fp, positions, rope);
+  }
+  const at::Tensor lp = at::log_softmax(m.logits(h_fp), -1), lq = at::log_softmax(m.logits(h), -1);
+  return (lp.exp() * (lp - lq)).sum(at::kDouble).item<double>() / double(tokens.numel());
+}
+
+TEST(ProbeMatchesQuantize, EverySchemeFamily) {
+  test::TempDir dir;
+  test::RandomModelSpec spec;
+  spec.arch = "Qwen2ForCausalLM";  // q/k/v biases too
+  auto m = Model::open(test::write_random_hf_model(dir.path(), spec));
+  const at::Tensor tokens = at::randint(m->config().vocab, {3, 16}, at::TensorOptions().dtype(at::kLong));
+  QuantScheme nv_w = preset_scheme("NVFP4");  // weight-only NVFP4: the fused global scale alone
+  nv_w.act_bits = 16;
+  const std::vector<std::pair<std::string, QuantScheme>> schemes = {
+      {"W2A16G64", preset_scheme("W2A16G64")}, {"W4A16", preset_scheme("W4A16")},
+      {"MXFP4", preset_scheme("MXFP4")},       {"MXFP8", preset_scheme("MXFP8")},
+      {"NVFP4", preset_scheme("NVFP4")},       {"NVFP4 weight-only", nv_w},
+      {"FP8_STATIC", preset_scheme("FP8_STATIC")}, {"gguf:q4_0", preset_scheme("gguf:q4_0")}};
+  KldProbe probe(*m, tokens, /*batch=*/3);
+  for (const auto& [name, s] : schemes) {
+    std::vector<BlockSchemes> a(size_t(m->config().n_layers));
+    for (BlockSchemes& b : a) b.fill(s);
+    const double want = quantize_unit_kld(*m, s, tokens);
+    EXPECT_GT(want, 1e-7) << name;
+    EXPECT_NEAR(probe.kld(a), want, 1e-5 * want) << name;
+  }
+}
+
+}  // namespace
+}  // namespace sr
