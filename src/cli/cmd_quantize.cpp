@@ -1,14 +1,17 @@
 // signround quantize: RTN, optimized RTN or SignRound (v1 / V2) block by block,
 // then export in the requested formats. Flags follow auto-round's names
 // (underscores or dashes both work).
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "cli/args.h"
 #include "cli/autoscheme_flags.h"
 #include "cli/commands.h"
+#include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/progress.h"
 #include "common/sysinfo.h"
@@ -57,6 +60,7 @@ std::vector<FlagSpec> quantize_flags() {
       {"seed", true, "random seed (sample choice, mini-batch order)", "42"},
       {"cache-dtype", true, "fp32 | bf16 storage of the activation caches", "fp32"},
       {"max-shard-size", true, "split safetensors outputs into shards of at most this many MB", "0 (one file)"},
+      {"overwrite", false, "replace a non-empty --output_dir that signround did not write (or an existing .gguf file)", ""},
       {"resume", false, "continue an interrupted run from <output_dir>.partial", ""},
       {"stop-after-units", true, "testing aid: stop (as if killed) after this many units", ""},
       {"json", false, "print the run record as JSON", ""},
@@ -183,6 +187,49 @@ std::string format_dir(const std::string& out, const std::string& format, size_t
   return (fs::path(out) / f).string();
 }
 
+bool is_gguf_path(const std::string& p) {
+  std::string e = fs::path(p).extension().string();
+  for (char& ch : e) ch = char(std::tolower((unsigned char)ch));
+  return e == ".gguf";
+}
+
+fs::path canonical_of(const std::string& p) {
+  std::error_code ec;
+  fs::path c = fs::weakly_canonical(fs::absolute(p), ec);
+  return ec ? fs::absolute(p).lexically_normal() : c;
+}
+
+// True when `inner` is `outer` or lies below it.
+bool is_within(const fs::path& inner, const fs::path& outer) {
+  auto o = outer.begin(), i = inner.begin();
+  for (; o != outer.end() && !o->empty(); ++o, ++i)
+    if (i == inner.end() || *i != *o) return false;
+  return true;
+}
+
+// Before anything is written: the output must not be, contain or lie inside the model, and
+// must not replace anything signround did not write (unless --overwrite, and never a
+// regular file where a folder goes). Why: the export replaces the output path wholesale.
+void check_output_path(const std::string& out, const std::string& model, bool gguf_file, bool overwrite) {
+  const fs::path o = canonical_of(out), m = canonical_of(model);
+  SR_CHECK(!is_within(m, o), "--output_dir ", out, " is or contains the input model ", model,
+           "; writing there would destroy it, choose another folder");
+  SR_CHECK(!is_within(o, m), "--output_dir ", out, " lies inside the input model ", model,
+           "; choose a folder outside it");
+  std::error_code ec;
+  const fs::file_status st = fs::status(out, ec);
+  if (!fs::exists(st)) return;
+  if (gguf_file) {
+    SR_CHECK(fs::is_regular_file(st), "--output_dir ", out, " exists and is not a regular file");
+    SR_CHECK(overwrite, "--output_dir ", out, " already exists; pass --overwrite to replace it");
+    return;
+  }
+  SR_CHECK(fs::is_directory(st), "--output_dir ", out, " exists and is not a folder; signround never replaces it "
+           "(remove it yourself or choose another path)");
+  SR_CHECK(fs::is_empty(out, ec) || is_signround_output(out) || overwrite, "--output_dir ", out,
+           " is a non-empty folder signround did not write (no ", kOutputMarker, "); pass --overwrite to replace it");
+}
+
 }  // namespace
 
 int cmd_quantize(int argc, char** argv) {
@@ -203,6 +250,15 @@ int cmd_quantize(int argc, char** argv) {
     if (is_gguf_format(f)) f = "gguf:" + std::string(gguf_mix_info(gguf_format_mix(f)).name);  // canonical case
   }
   const std::string gguf = gguf_target_of(formats);
+  const bool overwrite = a.flag("overwrite");
+  const bool gguf_file = formats.size() == 1 && !gguf.empty() && is_gguf_path(out_dir);
+  check_output_path(out_dir, a.required("model"), gguf_file, overwrite);
+  if (overwrite) {
+    AtomicPath::allow_replacing(out_dir);
+    for (const std::string& f : formats) AtomicPath::allow_replacing(format_dir(out_dir, f, formats.size()));
+  }
+  SR_CHECK(o.calib.nsamples > 0, "--nsamples must be > 0, got ", o.calib.nsamples);
+  SR_CHECK(o.calib.seqlen > 0, "--seqlen must be > 0, got ", o.calib.seqlen);
   OpenOptions oo;
   oo.tokenizer_path = a.str("tokenizer");
   auto model = Model::open(a.required("model"), oo);
@@ -229,6 +285,10 @@ int cmd_quantize(int argc, char** argv) {
   job.head_layers = load_saved_head(state_dir);
   job.imatrix = load_saved_head_imatrix(state_dir);
   job.max_shard_bytes = uint64_t(a.integer("max-shard-size", 0)) << 20;
+  if (formats.size() > 1) {  // the parent of the per-format folders is an output too
+    fs::create_directories(out_dir);
+    std::ofstream(fs::path(out_dir) / kOutputMarker) << "written by signround; a later run may replace this folder\n";
+  }
   for (const std::string& f : formats) {
     const double te = now_seconds();
     job.record = record;

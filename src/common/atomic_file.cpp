@@ -4,12 +4,43 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <set>
 #include <system_error>
 
 #include "common/error.h"
 
 namespace sr {
 namespace fs = std::filesystem;
+
+namespace {
+std::mutex g_allowed_mutex;
+std::set<std::string>& allowed() {
+  static std::set<std::string> s;
+  return s;
+}
+std::string key_of(const std::string& p) {
+  std::error_code ec;
+  fs::path k = fs::weakly_canonical(fs::absolute(p), ec);
+  return ec ? p : k.string();
+}
+bool replacing_allowed(const std::string& p) {
+  std::lock_guard<std::mutex> lock(g_allowed_mutex);
+  return allowed().count(key_of(p)) > 0;
+}
+}  // namespace
+
+bool is_signround_output(const std::string& dir) {
+  std::error_code ec;
+  return fs::is_directory(dir, ec) &&
+         (fs::exists(fs::path(dir) / kOutputMarker, ec) || fs::exists(fs::path(dir) / "signround_run.json", ec));
+}
+
+void AtomicPath::allow_replacing(const std::string& path) {
+  std::lock_guard<std::mutex> lock(g_allowed_mutex);
+  allowed().insert(key_of(path));
+}
 
 AtomicPath::AtomicPath(std::string final_path)
     : final_(std::move(final_path)), temp_(final_ + ".tmp-" + std::to_string(getpid())) {
@@ -26,7 +57,14 @@ AtomicPath::~AtomicPath() {
 
 void AtomicPath::commit() {
   std::error_code ec;
-  if (fs::is_directory(temp_) && fs::exists(final_)) {
+  if (fs::is_directory(temp_)) {
+    std::ofstream(fs::path(temp_) / kOutputMarker) << "written by signround; a later run may replace this folder\n";
+  }
+  if (fs::is_directory(temp_) && fs::exists(fs::symlink_status(final_))) {
+    SR_CHECK(fs::is_directory(fs::symlink_status(final_)), "[output] ", final_,
+             " exists and is not a folder; signround never replaces it with an output folder");
+    SR_CHECK(fs::is_empty(final_, ec) || is_signround_output(final_) || replacing_allowed(final_), "[output] ", final_,
+             " is a folder signround did not write (no ", kOutputMarker, "); refusing to replace it");
     // rename(2) cannot replace a non-empty folder: move the old one aside first.
     std::string old = final_ + ".old-" + std::to_string(getpid());
     fs::remove_all(old, ec);

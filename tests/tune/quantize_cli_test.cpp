@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -105,6 +106,63 @@ TEST(QuantizeCli, SignRoundV2BeatsRtnAndV1OnStories260k) {
   EXPECT_LT(res["v2"]["ppl"].get<double>(), res["rtn"]["ppl"].get<double>());
   EXPECT_LT(res["v2"]["ppl"].get<double>(), res["v1"]["ppl"].get<double>());
   EXPECT_LT(res["v2"]["kld"].get<double>(), res["rtn"]["kld"].get<double>());
+}
+
+// Every file under `root` with its bytes: compared before and after a refused run.
+std::map<std::string, std::string> tree_bytes(const fs::path& root) {
+  std::map<std::string, std::string> m;
+  for (const auto& e : fs::recursive_directory_iterator(root)) {
+    if (!e.is_regular_file()) continue;
+    std::ifstream f(e.path(), std::ios::binary);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    m[e.path().string()] = ss.str();
+  }
+  return m;
+}
+
+TEST(QuantizeCli, OutputNeverDestroysWhatSignroundDidNotWrite) {
+  test::TempDir dir;
+  const fs::path model = fs::path(std::string(dir / "src")) / "model";
+  fs::create_directories(model.parent_path());
+  fs::copy(test::repo("demo/tinystories-llama-4m"), model, fs::copy_options::recursive);
+  const std::string rtn = "--model " + model.string() + " --iters 0 --disable_opt_rtn --output_dir ";
+  fs::create_directories(dir / "unrelated");
+  std::ofstream(dir / "unrelated/notes.txt") << "keep me";
+  std::ofstream(dir / "file.txt") << "a regular file";
+  const auto before = tree_bytes(dir.path());
+  for (const std::string out : {model.string(), std::string(dir / "file.txt"), std::string(dir / "unrelated"),
+                                std::string(dir / "src"), (model / "sub").string()}) {
+    auto r = quantize(rtn + out);
+    EXPECT_NE(r.exit_code, 0) << out;
+    EXPECT_NE(r.err.find(out), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(out + ".partial")) << out;
+    EXPECT_EQ(tree_bytes(dir.path()), before) << "refused output " << out << " changed the files";
+  }
+  // A previous signround output is replaced; --overwrite allows an unrelated folder.
+  auto r = quantize(rtn + (dir / "out"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(dir / "out/.signround-output"));
+  r = quantize(rtn + (dir / "out"));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  r = quantize(rtn + (dir / "unrelated") + " --overwrite");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(fs::exists(dir / "unrelated/notes.txt"));
+  EXPECT_TRUE(fs::exists(dir / "unrelated/.signround-output"));
+}
+
+TEST(QuantizeCli, UsageErrorsLeaveNoState) {
+  SR_REQUIRE_SHARED("data/calib_stories.txt");
+  test::TempDir dir;
+  const std::string common = "--model " + test::repo("demo/tinystories-llama-4m") +
+                             " --iters 0 --seqlen 64 --dataset " + test::shared("data/calib_stories.txt") +
+                             " --output_dir " + (dir / "out");
+  auto r = quantize(common + " --nsamples 0");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--nsamples"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir / "out.partial"));
+  r = quantize(common + " --nsamples 2");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
 }
 
 TEST(QuantizeCli, BadFlagsAreRefused) {
