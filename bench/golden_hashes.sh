@@ -31,4 +31,4 @@ q gptq --scheme W4A16 --iters 20 --format auto_gptq
 jq -S 'del(.. | .seconds?, .peak_rss_bytes?, .seconds_total?)' "$W/autoscheme/autoscheme.json" > "$W/autoscheme/a.tmp"
 mv "$W/autoscheme/a.tmp" "$W/autoscheme/autoscheme.json"
 cd "$W"
-find . -type f ! -name 'signround_run.json' ! -name 'run.json' ! -name '*.html' ! -path '*.partial*' -print0 | sort -z | xargs -0 sha256sum
+find . -type f ! -name 'signround_run.json' ! -name '.signround-output' ! -name 'run.json' ! -name '*.html' ! -path '*.partial*' -print0 | sort -z | xargs -0 sha256sum
