@@ -79,7 +79,7 @@ void quantize_block(BlockWeights& w, const BlockSlots& s, const QuantScheme& o, 
 // max |x| as their calibrated act_max); records x and x̂ into `cap` if given.
 InputHook scoring_hook(const BlockSlots& s, const QuantScheme& o, ActCaptures* cap) {
   if (!o.act_quantized()) return nullptr;
-  return block_activation_hook(scored_schemes(s, o), {}, cap);
+  return block_activation_hook(scored_schemes(s, o), {}, StaticRange::ThisTensor, cap);
 }
 
 // Mean next-token cross-entropy of logits [B, T, V] against tokens [B, T].

@@ -72,7 +72,7 @@ at::Tensor KldProbe::block(int64_t b, const BlockSchemes& s, const at::Tensor& h
   const BlockTensors gs = fused_global_scales(w, s);
   for (Proj p : kAllProjs)
     if (s[int(p)].quantized()) w.weight(p) = quantized_weight(b, p, s[int(p)], w.weight(p), gs[int(p)]);
-  return block_forward(model_.config(), w, h, positions_, model_.rope(tokens_.size(1)), block_activation_hook(s));
+  return block_forward(model_.config(), w, h, positions_, model_.rope(tokens_.size(1)), block_activation_hook(s, {}, StaticRange::ThisTensor));
 }
 
 void KldProbe::set_base(const std::vector<BlockSchemes>& a) {

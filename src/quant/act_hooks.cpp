@@ -99,7 +99,7 @@ int install_activation_quantization(Model& model) {
   }
   model.set_input_hooks([blocks](int64_t block) -> InputHook {
     const auto& [schemes, act] = (*blocks)[size_t(block)];
-    return block_activation_hook(schemes, act);
+    return block_activation_hook(schemes, act, StaticRange::Calibrated);
   });
   return int(entries.size());
 }

@@ -69,14 +69,14 @@ BlockTensors quantize_block_weights(BlockWeights& w, const BlockSchemes& s, Weig
 }
 
 InputHook block_activation_hook(const BlockSchemes& s, const std::array<ActQuantState, kProjCount>& act,
-                                ActCaptures* cap) {
+                                StaticRange range, ActCaptures* cap) {
   if (std::none_of(s.begin(), s.end(), [](const QuantScheme& x) { return x.quantized() && x.act_quantized(); }))
     return nullptr;
-  return [s, act, cap](Proj p, const at::Tensor& x) {
+  return [s, act, range, cap](Proj p, const at::Tensor& x) {
     const QuantScheme& sp = s[int(p)];
     if (!sp.quantized() || !sp.act_quantized()) return x;
     ActQuantState st = act[int(p)];
-    if (!sp.act_dynamic && !st.act_max.defined()) st.act_max = x.detach().abs().max();
+    if (range == StaticRange::ThisTensor && !sp.act_dynamic) st.act_max = x.detach().abs().max();
     at::Tensor x_hat = qdq_act(x, sp, st);
     if (cap) (*cap)[int(p)] = {x.detach(), x_hat};
     return x_hat;

@@ -60,11 +60,15 @@ struct ActCapture {
 };
 using ActCaptures = std::array<ActCapture, kProjCount>;
 
+// Where a static activation scheme's range comes from: the calibrated act_max given (what
+// quantize writes and inference reads; qdq_act refuses what it needs and lacks), or the max |x|
+// of the tensor at hand (DeltaLoss scores and the KLD probe measures without calibration).
+enum class StaticRange { Calibrated, ThisTensor };
+
 // The input hook quantizing the activations of the block's act-quantized projections with
-// `act` (a static scheme with no act_max takes the current tensor's max |x|, as DeltaLoss
-// scores and the probe measures); nullptr when no projection quantizes its input. When `cap`
-// is given, every qdq'd input is recorded there (it must outlive the hook's use).
-InputHook block_activation_hook(const BlockSchemes& s, const std::array<ActQuantState, kProjCount>& act = {},
-                                ActCaptures* cap = nullptr);
+// `act`; nullptr when no projection quantizes its input. When `cap` is given, every qdq'd input
+// is recorded there (it must outlive the hook's use).
+InputHook block_activation_hook(const BlockSchemes& s, const std::array<ActQuantState, kProjCount>& act,
+                                StaticRange range, ActCaptures* cap = nullptr);
 
 }  // namespace sr

@@ -281,7 +281,7 @@ InputHook activation_hook(const LayerPlan& plan, int64_t block, const std::map<s
     schemes[int(p)] = c->scheme;
     if (auto it = act.find(c->name); it != act.end()) states[int(p)] = it->second;
   }
-  return block_activation_hook(schemes, states);
+  return block_activation_hook(schemes, states, StaticRange::Calibrated);
 }
 
 at::Tensor unit_forward(const ModelConfig& config, const std::vector<BlockWeights>& weights,

@@ -1,7 +1,7 @@
 // What alloc/ measures is what tune/ writes (issue 12): the KLD probe behind --measure_kld and
 // --refine, run on a uniform assignment, gives the KLD of the model that quantize --iters 0
-// --disable_opt_rtn writes (quantize_unit with Method::Rtn block by block, its activation hooks
-// uncalibrated, as the probe's), for every scheme family — NVFP4 included, whose q/k/v and
+// --disable_opt_rtn writes (quantize_unit with Method::Rtn block by block; static activation
+// schemes take the range of the tensor at hand, as the probe measures them), for every scheme family — NVFP4 included, whose q/k/v and
 // gate/up share a fused global scale (§1.4); before quant/block_quant.h the probe did not fuse.
 #include <gtest/gtest.h>
 
@@ -33,9 +33,10 @@ double quantize_unit_kld(const Model& m, const QuantScheme& s, const at::Tensor&
     in.blocks = {b};
     in.fp = {m.load_block(b)};
     const UnitResult r = quantize_unit(c, plan, in, rope, opt);
-    std::map<std::string, ActQuantState> act;
-    for (const QuantizedLayer& l : r.layers) act[l.name] = l.act;
-    h = block_forward(c, r.quantized[0], h, positions, rope, activation_hook(plan, b, act));
+    BlockSchemes schemes = unquantized_block();
+    for (Proj p : kAllProjs)
+      if (const LayerChoice* l = plan.find(b, p)) schemes[int(p)] = l->scheme;
+    h = block_forward(c, r.quantized[0], h, positions, rope, block_activation_hook(schemes, {}, StaticRange::ThisTensor));
     h_fp = block_forward(c, in.fp[0], h_fp, positions, rope);
   }
   const at::Tensor lp = at::log_softmax(m.logits(h_fp), -1), lq = at::log_softmax(m.logits(h), -1);
