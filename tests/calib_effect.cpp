@@ -23,12 +23,12 @@ CalibEffect calib_effect(const Model& m, const at::Tensor& tokens, int64_t batch
     at::Tensor h = m.embed(t);
     for (int64_t b = 0; b < c.n_layers; ++b) {
       BlockWeights w = m.load_block(b);
-      std::array<QuantScheme, kProjCount> s;
-      for (Proj p : kAllProjs) {
-        s[int(p)] = scheme_of(int(b * kProjCount + int(p)));
+      std::vector<QuantScheme> s(test::kLlamaLinears);
+      for (int p = llama::Q; p <= llama::Down; ++p) {
+        s[int(p)] = scheme_of(int(b * test::kLlamaLinears + int(p)));
         if (s[int(p)].quantized()) w.weight(p) = qdq_weight(w.weight(p), s[int(p)]).w_hat;
       }
-      InputHook hook = [s](Proj p, const at::Tensor& x) { return qdq_act(x, s[int(p)]); };
+      InputHook hook = [s](int p, const at::Tensor& x) { return qdq_act(x, s[int(p)]); };
       h = block_forward(c, w, h, pos, m.rope(T), hook);
     }
     const at::Tensor lp = at::log_softmax(m.logits(h), -1);

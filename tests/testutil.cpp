@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "model/block_desc.h"
 
 namespace sr::test {
 namespace fs = std::filesystem;
@@ -19,6 +20,9 @@ namespace fs = std::filesystem;
 std::string shared(const std::string& rel) { return std::string(SIGNROUND_SHARED_DIR) + "/" + rel; }
 std::string repo(const std::string& rel) { return std::string(SIGNROUND_SOURCE_DIR) + "/" + rel; }
 std::string cli() { return SIGNROUND_CLI; }
+std::string layer_name(int64_t block, int linear) {
+  return linear_name(describe_block(ModelConfig{}), block, linear);
+}
 bool have_shared(const std::string& rel) { return fs::exists(shared(rel)); }
 
 std::string error_of(const std::function<void()>& f) {

@@ -3,11 +3,18 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
 
 namespace sr::test {
+
+// The Llama block has seven linears (model/block_desc.h, llama::Q … llama::Down); tests of
+// that family name them through these.
+constexpr int kLlamaLinears = 7;
+// "model.layers.<block>.<module>" of Llama linear `linear` (e.g. "model.layers.0.mlp.down_proj").
+std::string layer_name(int64_t block, int linear);
 
 // Path under ../shared (SIGNROUND_SHARED_DIR), e.g. shared("models/stories260K/tok512.bin").
 std::string shared(const std::string& rel);

@@ -75,16 +75,6 @@ int64_t AllocProblem::item_cost(size_t item, size_t option) const {
 
 namespace {
 
-// Fused groups of one block: q/k/v, gate/up; o and down alone.
-int fuse_group_of(Proj p) {
-  switch (p) {
-    case Proj::Q: case Proj::K: case Proj::V: return 0;
-    case Proj::Gate: case Proj::Up: return 1;
-    case Proj::O: return 2;
-    default: return 3;
-  }
-}
-
 bool wants_fusion(FusePolicy f, const std::vector<AllocOption>& options) {
   if (f != FusePolicy::Auto) return f == FusePolicy::On;
   for (const AllocOption& o : options)
@@ -100,7 +90,9 @@ std::vector<std::vector<size_t>> make_items(const std::vector<AllocLayer>& layer
       items.push_back({i});
       continue;
     }
-    auto key = std::make_pair(layers[i].block, fuse_group_of(layers[i].proj));
+    // A linear outside any fused group is an item of its own.
+    const int group = layers[i].fuse_group >= 0 ? layers[i].fuse_group : -1 - layers[i].linear;
+    auto key = std::make_pair(layers[i].block, group);
     auto it = group_item.find(key);
     if (it == group_item.end()) {
       group_item[key] = items.size();
@@ -125,6 +117,7 @@ AllocProblem make_alloc_problem(const LayerPlan& plan, const std::vector<AllocOp
                                 bool ignore, BitCost bit_cost) {
   SR_CHECK(!options.empty(), "[autoscheme] --options names no scheme");
   AllocProblem p;
+  p.block = plan.block;
   p.options = options;
   p.ignore_scale_zp_bits = ignore;
   p.file_bits = bit_cost == BitCost::File ||
@@ -143,7 +136,7 @@ AllocProblem make_alloc_problem(const LayerPlan& plan, const std::vector<AllocOp
       continue;
     }
     SR_CHECK(c.block >= 0, "[autoscheme] ", c.name, " cannot be allocated yet (only block projections are candidates)");
-    p.layers.push_back({c.name, c.block, c.proj, c.out, c.in});
+    p.layers.push_back({c.name, c.block, c.linear, c.out, c.in, plan.block.linears[size_t(c.linear)].fuse_group});
     std::vector<int64_t> row;
     std::string why;
     for (const AllocOption& o : options) {

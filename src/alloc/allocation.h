@@ -3,13 +3,14 @@
 // DP of alloc/knapsack.h, or by one of the baselines used to measure DeltaLoss's benefit.
 //
 // Terms.
-//   candidate layer  a block Linear the allocation decides (forward order: block, then q k v o gate
-//                    up down). lm_head and the embeddings are not candidates yet (our pipeline
+//   candidate layer  a block Linear the allocation decides (forward order: block, then its linears
+//                    as the block description lists them). lm_head and the embeddings are not candidates yet (our pipeline
 //                    keeps them in 16 bit); the §4.7 rules for them are below, ready for GGUF.
 //   fixed layer      a layer whose scheme the user fixed with --layer_config (or that the §0.1
 //                    shape check keeps in 16 bit): not allocated, its bits count in the budget.
 //   item             what the DP chooses for: one layer, or a fused group of layers that must
-//                    share one option (q/k/v and gate/up of one block; see FusePolicy).
+//                    share one option (a fused group of the block description: q/k/v and gate/up
+//                    of one Llama block; see FusePolicy).
 //   option           a scheme from --options; an item can take an option only if the option
 //                    fits (§0.1) every member.
 // Average bits (§4.3, §4.6): Σ cost / Σ weights over candidate and fixed layers, cost =
@@ -59,11 +60,13 @@ BitCost parse_bit_cost(const std::string& s);  // "auto" | "spec" | "file"
 struct AllocLayer {
   std::string name;
   int64_t block = 0;
-  Proj proj = Proj::Q;
+  int linear = 0;          // index in the block description
   int64_t out = 0, in = 0;
+  int fuse_group = -1;     // the block description's fused group (-1: alone)
 };
 
 struct AllocProblem {
+  BlockDesc block;                          // what every block holds (the plan's)
   std::vector<AllocLayer> layers;           // candidates, forward order
   std::vector<AllocOption> options;
   std::vector<std::vector<size_t>> items;   // member layer indices; items in forward order

@@ -48,7 +48,7 @@ void score_all(const Model& model, const AutoSchemeOptions& opt, const at::Tenso
     std::vector<size_t> index;
     for (size_t l = 0; l < p.layers.size(); ++l)
       if (p.cost[l][k] >= 0) {
-        layers.push_back({p.layers[l].name, p.layers[l].block, p.layers[l].proj});
+        layers.push_back({p.layers[l].name, p.layers[l].block, p.layers[l].linear});
         index.push_back(l);
       }
     OptionScores os;

@@ -42,36 +42,37 @@ DeltaLossScores DeltaLossScores::from_json(const nlohmann::json& j) {
 
 namespace {
 
-// Index into the scored layers of each projection of one block (-1: not scored).
-using BlockSlots = std::array<int, kProjCount>;
+// Index into the scored layers of each linear of one block (-1: not scored).
+using BlockSlots = std::vector<int>;
 
-std::vector<BlockSlots> block_slots(const ModelConfig& c, const std::vector<ScoredLayer>& layers) {
-  std::vector<BlockSlots> slots(size_t(c.n_layers));
-  for (BlockSlots& s : slots) s.fill(-1);
+std::vector<BlockSlots> block_slots(const Model& m, const std::vector<ScoredLayer>& layers) {
+  const ModelConfig& c = m.config();
+  std::vector<BlockSlots> slots(size_t(c.n_layers), BlockSlots(m.block_desc().linears.size(), -1));
   for (size_t i = 0; i < layers.size(); ++i) {
     const ScoredLayer& l = layers[i];
     SR_CHECK(l.block >= 0 && l.block < c.n_layers, "[deltaloss] layer ", l.name, ": block ", l.block,
              " out of range [0, ", c.n_layers, ")");
-    SR_CHECK(slots[size_t(l.block)][int(l.proj)] < 0, "[deltaloss] layer ", l.name, " listed twice");
-    slots[size_t(l.block)][int(l.proj)] = int(i);
+    SR_CHECK(slots[size_t(l.block)][size_t(l.linear)] < 0, "[deltaloss] layer ", l.name, " listed twice");
+    slots[size_t(l.block)][size_t(l.linear)] = int(i);
   }
   return slots;
 }
 
-// The option on the scored projections of a block, the others left as they are.
+// The option on the scored linears of a block, the others left as they are.
 BlockSchemes scored_schemes(const BlockSlots& s, const QuantScheme& o) {
-  BlockSchemes schemes = unquantized_block();
-  for (Proj p : kAllProjs)
-    if (s[int(p)] >= 0) schemes[int(p)] = o;
+  BlockSchemes schemes(s.size(), preset_scheme("BF16"));
+  for (size_t i = 0; i < s.size(); ++i)
+    if (s[i] >= 0) schemes[i] = o;
   return schemes;
 }
 
 // Replaces the scored layers' weights by their RTN qdq under `o` as every stage quantizes a
 // block (quant/block_quant.h: NVFP4 global scales fused over q/k/v and gate/up). When `keep`
 // is given, the full-precision weights are moved there (for W − Ŵ).
-void quantize_block(BlockWeights& w, const BlockSlots& s, const QuantScheme& o, BlockTensors* keep = nullptr) {
+void quantize_block(const BlockDesc& d, BlockWeights& w, const BlockSlots& s, const QuantScheme& o,
+                    BlockTensors* keep = nullptr) {
   if (!o.quantized()) return;
-  BlockTensors fp = quantize_block_weights(w, scored_schemes(s, o), WeightEncoder::Rtn);
+  BlockTensors fp = quantize_block_weights(d, w, scored_schemes(s, o), WeightEncoder::Rtn);
   if (keep) *keep = std::move(fp);
 }
 
@@ -113,7 +114,7 @@ std::vector<at::Tensor> forward_storing_inputs(const BatchContext& ctx, const at
   for (int64_t b = 0; b < c.n_layers; ++b) {
     inputs[size_t(b)] = h;
     BlockWeights w = ctx.model.load_block(b);
-    quantize_block(w, ctx.slots[size_t(b)], ctx.option);
+    quantize_block(ctx.model.block_desc(), w, ctx.slots[size_t(b)], ctx.option);
     h = block_forward(c, w, h, ctx.positions, ctx.rope, scoring_hook(ctx.slots[size_t(b)], ctx.option, nullptr));
   }
   return inputs;
@@ -127,19 +128,20 @@ at::Tensor replay_block(const BatchContext& ctx, int64_t b, const at::Tensor& in
   const bool wterm = ctx.opt.weight_term && ctx.option.quantized();
   BlockWeights w = ctx.model.load_block(b);
   BlockTensors fp;
-  quantize_block(w, s, ctx.option, wterm ? &fp : nullptr);
+  quantize_block(ctx.model.block_desc(), w, s, ctx.option, wterm ? &fp : nullptr);
   std::vector<at::Tensor> wrt;  // what autograd::grad differentiates with respect to
-  std::vector<std::pair<int, int>> what;  // (proj, 0 = weight | 1 = activation) per entry after the input
+  std::vector<std::pair<int, int>> what;  // (linear, 0 = weight | 1 = activation) per entry after the input
   at::Tensor x_in = input.detach().requires_grad_(true);
   if (b > 0) wrt.push_back(x_in);
-  for (Proj p : kAllProjs)
-    if (wterm && s[int(p)] >= 0) w.weight(p) = w.weight(p).detach().requires_grad_(true);
+  const int n = int(s.size());
+  for (int p = 0; p < n; ++p)
+    if (wterm && s[size_t(p)] >= 0) w.weight(p) = w.weight(p).detach().requires_grad_(true);
   ActCaptures cap;
   at::Tensor out = block_forward(ctx.model.config(), w, x_in, ctx.positions, ctx.rope, scoring_hook(s, ctx.option, &cap));
-  for (Proj p : kAllProjs) {
-    if (s[int(p)] < 0) continue;
-    if (wterm) { wrt.push_back(w.weight(p)); what.push_back({int(p), 0}); }
-    if (cap[int(p)].x_hat.defined()) { wrt.push_back(cap[int(p)].x_hat); what.push_back({int(p), 1}); }
+  for (int p = 0; p < n; ++p) {
+    if (s[size_t(p)] < 0) continue;
+    if (wterm) { wrt.push_back(w.weight(p)); what.push_back({p, 0}); }
+    if (!cap.empty() && cap[size_t(p)].x_hat.defined()) { wrt.push_back(cap[size_t(p)].x_hat); what.push_back({p, 1}); }
   }
   if (wrt.empty()) return {};
   auto grads = torch::autograd::grad({out}, wrt, {grad_out}, /*retain_graph=*/false, /*create_graph=*/false,
@@ -149,7 +151,7 @@ at::Tensor replay_block(const BatchContext& ctx, int64_t b, const at::Tensor& in
   for (size_t e = 0; e < what.size(); ++e) {
     const auto [p, kind] = what[e];
     const at::Tensor& g = grads[first + e];
-    const double term = kind == 0 ? abs_product_sum(g, fp[size_t(p)], w.weight(Proj(p)).detach())
+    const double term = kind == 0 ? abs_product_sum(g, fp[size_t(p)], w.weight(p).detach())
                                   : abs_product_sum(g, cap[size_t(p)].x, cap[size_t(p)].x_hat.detach());
     if (std::isfinite(term)) score[size_t(s[size_t(p)])] += term;
     else ++skipped_terms;
@@ -205,17 +207,19 @@ DeltaLossScores deltaloss_scores(const Model& model, const std::vector<ScoredLay
   SR_CHECK(tokens.size(1) <= c.max_position, "[deltaloss] --seqlen ", tokens.size(1), " exceeds the model's ",
            c.max_position, " positions");
   SR_CHECK(opt.batch_size >= 1, "--batch_size must be positive, got ", opt.batch_size);
+  const BlockDesc& d = model.block_desc();
   for (const ScoredLayer& l : layers) {
-    const int64_t outs[kProjCount] = {c.q_dim(), c.kv_dim(), c.kv_dim(), c.hidden, c.intermediate, c.intermediate, c.hidden};
-    const int64_t ins[kProjCount] = {c.hidden, c.hidden, c.hidden, c.q_dim(), c.hidden, c.hidden, c.intermediate};
-    const FitResult f = fits(option, outs[int(l.proj)], ins[int(l.proj)]);
+    SR_CHECK(l.linear >= 0 && l.linear < int(d.linears.size()), "[deltaloss] layer ", l.name, ": linear ", l.linear,
+             " out of range [0, ", d.linears.size(), ")");
+    const LinearDesc& ld = d.linears[size_t(l.linear)];
+    const FitResult f = fits(option, ld.out, ld.in);
     SR_CHECK(f.ok, "[deltaloss] option ", option.name(), " does not fit ", l.name, ": ", f.reason);
   }
   const double t0 = now_seconds();
   DeltaLossScores r;
   r.score.assign(layers.size(), 0.0);
   if (!option.quantized() && !option.act_quantized()) return r;
-  const std::vector<BlockSlots> slots = block_slots(c, layers);
+  const std::vector<BlockSlots> slots = block_slots(model, layers);
   const int64_t N = tokens.size(0), T = tokens.size(1);
   BatchContext ctx{model, slots, option, opt, model.rope(T), at::arange(T, at::kLong)};
   const int64_t n_batches = (N + opt.batch_size - 1) / opt.batch_size;

@@ -38,11 +38,11 @@
 
 namespace sr {
 
-// A layer whose sensitivity is measured: a projection of a decoder block.
+// A layer whose sensitivity is measured: a linear of a decoder block.
 struct ScoredLayer {
   std::string name;
   int64_t block = 0;
-  Proj proj = Proj::Q;
+  int linear = 0;  // index in the block description
 };
 
 // What L is. Labels: the spec's causal-LM loss against the next tokens. FullPrecision (our

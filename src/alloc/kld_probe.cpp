@@ -25,14 +25,15 @@ KldProbe::KldProbe(const Model& model, const at::Tensor& tokens, int64_t batch, 
   const int64_t N = tokens.size(0), T = tokens.size(1);
   positions_ = at::arange(T, at::kLong);
   const RopeTables& rope = model.rope(T);
-  imatrix_.resize(size_t(model.config().n_layers));
+  imatrix_.assign(size_t(model.config().n_layers), BlockTensors(model.block_desc().linears.size()));
   for (int64_t r = 0; r < N; r += batch) {
     at::Tensor h = model.embed(tokens.narrow(0, r, std::min(batch, N - r)));
     for (int64_t b = 0; b < model.config().n_layers; ++b) {
       auto& im = imatrix_[size_t(b)];
-      InputHook collect = [&im](Proj p, const at::Tensor& x) {  // Σ x² per input channel
+      InputHook collect = [&im](int p, const at::Tensor& x) {  // Σ x² per input channel
         const at::Tensor sq = x.reshape({-1, x.size(-1)}).pow(2).sum(0);
-        im[int(p)] = im[int(p)].defined() ? im[int(p)] + sq : sq;
+        at::Tensor& acc = im[size_t(p)];
+        acc = acc.defined() ? acc + sq : sq;
         return x;
       };
       h = block_forward(model.config(), model.load_block(b), h, positions_, rope,
@@ -45,17 +46,20 @@ KldProbe::KldProbe(const Model& model, const at::Tensor& tokens, int64_t batch, 
 void KldProbe::check(const std::vector<BlockSchemes>& a) const {
   SR_CHECK(int64_t(a.size()) == model_.config().n_layers, "[autoscheme] an assignment covers ", a.size(), " of ",
            model_.config().n_layers, " blocks");
+  for (const BlockSchemes& s : a)
+    SR_CHECK(s.size() == model_.block_desc().linears.size(), "[autoscheme] an assignment gives ", s.size(),
+             " schemes for a block of ", model_.block_desc().linears.size(), " linears");
 }
 
-const at::Tensor& KldProbe::quantized_weight(int64_t b, Proj p, const QuantScheme& s, const at::Tensor& w,
+const at::Tensor& KldProbe::quantized_weight(int64_t b, int p, const QuantScheme& s, const at::Tensor& w,
                                              const at::Tensor& global_scale) {
   // An NVFP4 weight depends on its fuse group's schemes through the global scale: key on it.
   const float gs = global_scale.defined() ? global_scale.item<float>() : 0.0f;
-  auto key = std::make_tuple(b, int(p), s.to_json().dump(), gs);
+  auto key = std::make_tuple(b, p, s.to_json().dump(), gs);
   auto it = wcache_.find(key);
   if (it != wcache_.end()) return it->second;
   const bool opt = encoder_ == ProbeEncoder::OptRtn;
-  const at::Tensor im = opt ? scheme_importance(imatrix_[size_t(b)][int(p)], s, tokens_.numel()) : at::Tensor();
+  const at::Tensor im = opt ? scheme_importance(imatrix_[size_t(b)][size_t(p)], s, tokens_.numel()) : at::Tensor();
   at::Tensor q = quantize_weight(w, s, opt ? WeightEncoder::OptRtn : WeightEncoder::Rtn, im, global_scale);
   const int64_t bytes = q.numel() * int64_t(q.element_size());
   if (wcache_bytes_ + bytes > wcache_limit_) {  // over the limit: hand out an uncached copy
@@ -69,9 +73,9 @@ const at::Tensor& KldProbe::quantized_weight(int64_t b, Proj p, const QuantSchem
 at::Tensor KldProbe::block(int64_t b, const BlockSchemes& s, const at::Tensor& h) {
   ++blocks_run_;
   BlockWeights w = model_.load_block(b);
-  const BlockTensors gs = fused_global_scales(w, s);
-  for (Proj p : kAllProjs)
-    if (s[int(p)].quantized()) w.weight(p) = quantized_weight(b, p, s[int(p)], w.weight(p), gs[int(p)]);
+  const BlockTensors gs = fused_global_scales(model_.block_desc(), w, s);
+  for (int p = 0; p < int(s.size()); ++p)
+    if (s[size_t(p)].quantized()) w.weight(p) = quantized_weight(b, p, s[size_t(p)], w.weight(p), gs[size_t(p)]);
   return block_forward(model_.config(), w, h, positions_, model_.rope(tokens_.size(1)), block_activation_hook(s, {}, StaticRange::ThisTensor));
 }
 

@@ -17,7 +17,7 @@
 //   base prefix  set_base(a) keeps a's input to every block; kld(b) then starts at the first
 //                block where b differs from the base (a one-layer change in block i runs blocks
 //                i.. only). Memory: n_layers · N·T·D floats.
-//   weights      the quantized weight of each (block, projection, scheme, global scale) seen, while their
+//   weights      the quantized weight of each (block, linear, scheme, global scale) seen, while their
 //                total stays under `weight_cache_bytes`; past that, weights are requantized on
 //                every use (slower, same numbers).
 // The FP log-probabilities take N·T·V floats (16 MB for 16 × 256 tokens and a 1024 vocabulary;
@@ -49,7 +49,8 @@ class KldProbe {
   KldProbe(const Model& model, const at::Tensor& tokens, int64_t batch, ProbeEncoder encoder = ProbeEncoder::Rtn,
            int64_t weight_cache_bytes = int64_t(1) << 30);
 
-  // KLD of assignment `a` ([n_layers] block schemes; a 16-bit scheme leaves a projection as is).
+  // KLD of assignment `a` ([n_layers] block schemes, each one per linear of the model's block
+  // description; a 16-bit scheme leaves a linear as is). Throws sr::Error on other sizes.
   double kld(const std::vector<BlockSchemes>& a);
 
   // Keeps a's block inputs so that later kld() calls reuse the blocks `a` shares with them.
@@ -60,7 +61,7 @@ class KldProbe {
 
  private:
   at::Tensor block(int64_t b, const BlockSchemes& s, const at::Tensor& h);
-  const at::Tensor& quantized_weight(int64_t b, Proj p, const QuantScheme& s, const at::Tensor& w,
+  const at::Tensor& quantized_weight(int64_t b, int linear, const QuantScheme& s, const at::Tensor& w,
                                      const at::Tensor& global_scale);
   void check(const std::vector<BlockSchemes>& a) const;
 
@@ -68,7 +69,7 @@ class KldProbe {
   at::Tensor tokens_, positions_;
   int64_t batch_;
   ProbeEncoder encoder_;
-  std::vector<std::array<at::Tensor, kProjCount>> imatrix_;  // [block][proj] Σx² over the FP pass (OptRtn)
+  std::vector<BlockTensors> imatrix_;                 // [block][linear] Σx² over the FP pass (OptRtn)
   std::vector<at::Tensor> fp_logp_;                   // per batch [b, T, V]
   std::vector<BlockSchemes> base_;                    // empty: no base
   std::vector<std::vector<at::Tensor>> base_inputs_;  // [batch][block] input of block

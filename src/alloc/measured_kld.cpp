@@ -9,13 +9,11 @@ std::vector<BlockSchemes> allocation_schemes(const Model& model, const LayerPlan
                                              const Allocation& a) {
   SR_CHECK(a.option.size() == p.layers.size(), "[autoscheme] allocation of ", a.option.size(), " layers for ",
            p.layers.size(), " candidates");
-  std::vector<BlockSchemes> out(size_t(model.config().n_layers));
-  const QuantScheme keep = preset_scheme("BF16");
-  for (BlockSchemes& s : out) s.fill(keep);
+  std::vector<BlockSchemes> out(size_t(model.config().n_layers), unquantized_block(model.block_desc()));
   for (const LayerChoice& l : plan.layers)
-    if (l.block >= 0 && l.quantized()) out[size_t(l.block)][int(l.proj)] = l.scheme;  // fixed layers
+    if (l.block >= 0 && l.quantized()) out[size_t(l.block)][size_t(l.linear)] = l.scheme;  // fixed layers
   for (size_t i = 0; i < p.layers.size(); ++i)
-    out[size_t(p.layers[i].block)][int(p.layers[i].proj)] = p.options[size_t(a.option[i])].scheme;
+    out[size_t(p.layers[i].block)][size_t(p.layers[i].linear)] = p.options[size_t(a.option[i])].scheme;
   return out;
 }
 

@@ -108,7 +108,7 @@ nlohmann::ordered_json autoscheme_json(const Model& model, const AutoSchemeResul
   j["layers"] = nlohmann::ordered_json::array();
   for (size_t l = 0; l < p.layers.size(); ++l) {
     const AllocLayer& L = p.layers[l];
-    nlohmann::ordered_json row = {{"name", L.name}, {"block", L.block}, {"proj", proj_short(L.proj)},
+    nlohmann::ordered_json row = {{"name", L.name}, {"block", L.block}, {"proj", p.block.linears[size_t(L.linear)].label},
                                   {"shape", {L.out, L.in}}, {"weights", L.out * L.in}};
     row["options"] = nlohmann::ordered_json::array();
     for (size_t k = 0; k < p.options.size(); ++k) {
@@ -206,19 +206,20 @@ int64_t n_blocks(const AllocProblem& p) {
   return n;
 }
 
-// Blocks as rows, projections as columns.
-std::string svg_grid(const std::vector<std::vector<GridCell>>& cells) {
+// Blocks as rows, the block description's linears as columns.
+std::string svg_grid(const BlockDesc& d, const std::vector<std::vector<GridCell>>& cells) {
   const int cw = 78, ch = 20, left = 34, top = 18;
-  const int rows = int(cells.size());
+  const int rows = int(cells.size()), cols = int(d.linears.size());
   std::ostringstream s;
-  s << "<svg xmlns='http://www.w3.org/2000/svg' width='" << left + cw * kProjCount + 2 << "' height='"
+  s << "<svg xmlns='http://www.w3.org/2000/svg' width='" << left + cw * cols + 2 << "' height='"
     << top + ch * rows + 2 << "' font-family='sans-serif' font-size='10'>";
-  for (Proj p : kAllProjs)
-    s << "<text x='" << left + cw * int(p) + cw / 2 << "' y='12' text-anchor='middle'>" << proj_short(p) << "</text>";
+  for (int c = 0; c < cols; ++c)
+    s << "<text x='" << left + cw * c + cw / 2 << "' y='12' text-anchor='middle'>" << d.linears[size_t(c)].label
+      << "</text>";
   for (int b = 0; b < rows; ++b) {
     const int y = top + ch * b;
     s << "<text x='" << left - 4 << "' y='" << y + 14 << "' text-anchor='end'>" << b << "</text>";
-    for (int c = 0; c < kProjCount; ++c) {
+    for (int c = 0; c < cols; ++c) {
       const GridCell& g = cells[size_t(b)][size_t(c)];
       const int x = left + cw * c;
       s << "<rect x='" << x << "' y='" << y << "' width='" << cw - 1 << "' height='" << ch - 1 << "' fill='"
@@ -234,11 +235,11 @@ std::string svg_grid(const std::vector<std::vector<GridCell>>& cells) {
 
 std::string allocation_chart(const AutoSchemeResult& r, const Allocation& a, double lo, double hi) {
   const AllocProblem& p = r.problem;
-  std::vector<std::vector<GridCell>> cells(size_t(n_blocks(p)), std::vector<GridCell>(kProjCount));
+  std::vector<std::vector<GridCell>> cells(size_t(n_blocks(p)), std::vector<GridCell>(p.block.linears.size()));
   for (size_t l = 0; l < p.layers.size(); ++l) {
     const size_t k = size_t(a.option[l]);
     const double bpw = bits_per_weight(p, l, k);
-    GridCell& g = cells[size_t(p.layers[l].block)][size_t(int(p.layers[l].proj))];
+    GridCell& g = cells[size_t(p.layers[l].block)][size_t(p.layers[l].linear)];
     g = {true, hi > lo ? (bpw - lo) / (hi - lo) : 0.5, p.options[k].name,
          p.layers[l].name + ": " + p.options[k].name + ", " + fmt("%.3f", bpw) + " bits/weight"};
   }
@@ -247,7 +248,7 @@ std::string allocation_chart(const AutoSchemeResult& r, const Allocation& a, dou
     << " bits/weight";
   if (std::isfinite(a.score)) s << ", DeltaLoss " << fmt("%.4g", a.score);
   if (std::isfinite(a.measured_kld)) s << ", measured KLD " << fmt("%.6f", a.measured_kld);
-  s << "</figcaption>" << svg_grid(cells) << "</figure>";
+  s << "</figcaption>" << svg_grid(p.block, cells) << "</figure>";
   return s.str();
 }
 
@@ -259,16 +260,16 @@ std::string score_chart(const AutoSchemeResult& r, size_t k) {
       lo = std::min(lo, std::log10(r.scores[l][k]));
       hi = std::max(hi, std::log10(r.scores[l][k]));
     }
-  std::vector<std::vector<GridCell>> cells(size_t(n_blocks(p)), std::vector<GridCell>(kProjCount));
+  std::vector<std::vector<GridCell>> cells(size_t(n_blocks(p)), std::vector<GridCell>(p.block.linears.size()));
   for (size_t l = 0; l < p.layers.size(); ++l) {
     const double s = r.scores[l][k];
     if (!std::isfinite(s)) continue;
     const double t = s > 0 && hi > lo ? (std::log10(s) - lo) / (hi - lo) : 0.0;
-    cells[size_t(p.layers[l].block)][size_t(int(p.layers[l].proj))] = {true, t, fmt("%.3g", s),
-                                                                       p.layers[l].name + ": " + fmt("%.6g", s)};
+    cells[size_t(p.layers[l].block)][size_t(p.layers[l].linear)] = {true, t, fmt("%.3g", s),
+                                                                    p.layers[l].name + ": " + fmt("%.6g", s)};
   }
   return "<figure><figcaption><b>" + html_escape(p.options[k].name) +
-         "</b> DeltaLoss per layer (colour: log scale)</figcaption>" + svg_grid(cells) + "</figure>";
+         "</b> DeltaLoss per layer (colour: log scale)</figcaption>" + svg_grid(p.block, cells) + "</figure>";
 }
 
 const char* series_colour(size_t i) {

@@ -36,10 +36,10 @@ void export_fake(const ExportJob& job, const std::string& out_dir) {
     for (QuantizedLayer& l : job.block_layers(b)) {
       const LayerChoice* ch = job.plan->find(l.name);
       SR_CHECK(ch, "[export fake] layer ", l.name, " is not in the plan");
-      w.weight(ch->proj) = l.dequantized();
+      w.weight(ch->linear) = l.dequantized();
       all.push_back({l.name, l.scheme, {}, l.act});  // the record needs no codes: never hold the model
     }
-    add_block_tensors(st, c, b, w, dtype);
+    add_block_tensors(st, m.block_desc(), b, w, dtype);
   }
   add_tensor(st, "model.norm.weight", m.final_norm(), dtype);
   if (!c.tie_embeddings) {

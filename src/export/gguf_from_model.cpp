@@ -34,10 +34,11 @@ void write_top_level(const Model& m, Sink& s) {
 
 void write_block(const Model& m, int64_t i, Sink& s) {
   const BlockWeights b = m.load_block(i);
-  const std::string pre = "model.layers." + std::to_string(i) + ".";
-  s.put(pre + "input_layernorm.weight", b.attn_norm);
-  s.put(pre + "post_attention_layernorm.weight", b.ffn_norm);
-  for (Proj p : kAllProjs) s.put(layer_name(i, p) + ".weight", b.w[int(p)]);
+  const BlockDesc& d = m.block_desc();
+  const std::string pre = block_prefix(i);
+  for (size_t j = 0; j < d.norms.size(); ++j)
+    if (d.norms[j].present) s.put(pre + d.norms[j].module + ".weight", b.norm[j]);
+  for (size_t j = 0; j < d.linears.size(); ++j) s.put(pre + d.linears[j].module + ".weight", b.w[j]);
 }
 
 }  // namespace

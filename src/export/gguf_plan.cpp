@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "common/error.h"
+#include "model/block_desc.h"
 #include "model/gguf_names.h"
 
 namespace sr {
@@ -228,7 +229,7 @@ bool gguf_use_more_bits(int64_t i, int64_t n) { return i < n / 8 || i >= 7 * n /
 std::vector<GgufTensorPlan> gguf_tensor_list(const ModelConfig& c) {
   SR_CHECK(!c.qkv_bias && !c.qk_norm, "[gguf] ", c.arch_name, " models (q/k/v bias or q/k norm) cannot be written "
            "as GGUF architecture 'llama'");
-  const int64_t D = c.hidden, F = c.intermediate, q = c.q_dim(), kv = c.kv_dim();
+  const int64_t D = c.hidden;
   std::vector<GgufTensorPlan> out;
   auto add = [&](std::string name, std::vector<int64_t> shape) {
     GgufTensorPlan t;
@@ -241,18 +242,15 @@ std::vector<GgufTensorPlan> gguf_tensor_list(const ModelConfig& c) {
   add("output_norm.weight", {D});
   if (!c.rope_scaling.freq_factors.empty() || c.rope_scaling.type == "llama3") add("rope_freqs.weight", {c.head_dim / 2});
   add("token_embd.weight", {c.vocab, D});
-  for (int64_t i = 0; i < c.n_layers; ++i) {
-    const std::string p = "blk." + std::to_string(i) + ".";
-    add(p + "attn_k.weight", {kv, D});
-    add(p + "attn_norm.weight", {D});
-    add(p + "attn_output.weight", {D, q});
-    add(p + "attn_q.weight", {q, D});
-    add(p + "attn_v.weight", {kv, D});
-    add(p + "ffn_down.weight", {D, F});
-    add(p + "ffn_gate.weight", {F, D});
-    add(p + "ffn_norm.weight", {D});
-    add(p + "ffn_up.weight", {F, D});
-  }
+  // A block's tensors as its description lists them, in llama-quantize's order: by name.
+  const BlockDesc d = describe_block(c);
+  std::vector<std::pair<std::string, std::vector<int64_t>>> block;  // (GGUF name in the block, shape)
+  for (const NormDesc& n : d.norms)
+    if (n.present) block.push_back({n.gguf + ".weight", {n.size}});
+  for (const LinearDesc& l : d.linears) block.push_back({l.gguf + ".weight", {l.out, l.in}});
+  std::sort(block.begin(), block.end());
+  for (int64_t i = 0; i < c.n_layers; ++i)
+    for (const auto& [name, shape] : block) add("blk." + std::to_string(i) + "." + name, shape);
   return out;
 }
 

@@ -71,13 +71,14 @@ std::vector<std::pair<std::string, GgufValue>> run_metadata(const nlohmann::json
 void write_block(GgufModelWriter& w, const ExportJob& job, int64_t b) {
   const Model& m = *job.model;
   const BlockWeights fp = m.load_block(b);
-  const std::string pre = "model.layers." + std::to_string(b) + ".";
-  w.write_float(pre + "input_layernorm.weight", fp.attn_norm);
-  w.write_float(pre + "post_attention_layernorm.weight", fp.ffn_norm);
+  const BlockDesc& d = m.block_desc();
+  const std::string pre = block_prefix(b);
+  for (size_t i = 0; i < d.norms.size(); ++i)
+    if (d.norms[i].present) w.write_float(pre + d.norms[i].module + ".weight", fp.norm[i]);
   std::map<std::string, QuantizedLayer> tuned;
   for (QuantizedLayer& l : job.block_layers(b)) tuned[l.name] = std::move(l);
-  for (Proj p : kAllProjs) {
-    const std::string layer = layer_name(b, p);
+  for (int p = 0; p < int(d.linears.size()); ++p) {
+    const std::string layer = linear_name(d, b, p);
     auto it = tuned.find(layer);
     if (it == tuned.end()) {
       w.write_float(weight_name(layer), fp.weight(p));

@@ -66,22 +66,21 @@ void add_tensor(SafetensorsStreamWriter& out, const std::string& name, const at:
   add_tensor(out, name, t.to(dtype));
 }
 
-void add_block_tensors(SafetensorsStreamWriter& out, const ModelConfig& c, int64_t b, const BlockWeights& w,
-                       at::ScalarType dtype, const std::vector<Proj>& skip) {
-  const std::string pre = "model.layers." + std::to_string(b) + ".";
-  add_tensor(out, pre + "input_layernorm.weight", w.attn_norm, dtype);
-  for (Proj p : kAllProjs) {
-    if (std::find(skip.begin(), skip.end(), p) != skip.end()) continue;
-    add_tensor(out, pre + proj_module(p) + ".weight", w.weight(p), dtype);
-    if (w.b[int(p)].defined()) add_tensor(out, pre + proj_module(p) + ".bias", w.b[int(p)], dtype);
+void add_block_tensors(SafetensorsStreamWriter& out, const BlockDesc& d, int64_t b, const BlockWeights& w,
+                       at::ScalarType dtype, const std::vector<int>& skip) {
+  const std::string pre = block_prefix(b);
+  auto add_norm = [&](size_t i) {
+    if (d.norms[i].present) add_tensor(out, pre + d.norms[i].module + ".weight", w.norm[i], dtype);
+  };
+  add_norm(0);
+  for (size_t i = 0; i < d.linears.size(); ++i) {
+    if (std::find(skip.begin(), skip.end(), int(i)) != skip.end()) continue;
+    add_tensor(out, pre + d.linears[i].module + ".weight", w.w[i], dtype);
+    if (w.b[i].defined()) add_tensor(out, pre + d.linears[i].module + ".bias", w.b[i], dtype);
   }
-  for (Proj p : skip)
-    if (w.b[int(p)].defined()) add_tensor(out, pre + proj_module(p) + ".bias", w.b[int(p)], dtype);
-  if (c.qk_norm) {
-    add_tensor(out, pre + "self_attn.q_norm.weight", w.q_norm, dtype);
-    add_tensor(out, pre + "self_attn.k_norm.weight", w.k_norm, dtype);
-  }
-  add_tensor(out, pre + "post_attention_layernorm.weight", w.ffn_norm, dtype);
+  for (int i : skip)
+    if (w.b[size_t(i)].defined()) add_tensor(out, pre + d.linears[size_t(i)].module + ".bias", w.b[size_t(i)], dtype);
+  for (size_t i = 1; i < d.norms.size(); ++i) add_norm(i);
 }
 
 void write_json(const std::string& dir, const std::string& name, const nlohmann::json& json) {

@@ -29,10 +29,11 @@ void copy_tokenizer_files(const Model& model, const std::string& dir);
 void add_tensor(SafetensorsStreamWriter& out, const std::string& name, const at::Tensor& t, at::ScalarType dtype);
 void add_tensor(SafetensorsStreamWriter& out, const std::string& name, const at::Tensor& t);  // dtype kept
 
-// The non-projection tensors of block b (norms, q/k norms) and the projections not
-// listed in `skip` (weights and biases), HF-named, cast to `dtype`.
-void add_block_tensors(SafetensorsStreamWriter& out, const ModelConfig& c, int64_t b, const BlockWeights& w,
-                       at::ScalarType dtype, const std::vector<Proj>& skip = {});
+// The tensors of block b as `d` describes them, HF-named, cast to `dtype`: the first norm (the
+// block's input norm), the linears not listed in `skip` (weight, then bias), the biases of the
+// skipped ones, then the other norms present, in the description's order.
+void add_block_tensors(SafetensorsStreamWriter& out, const BlockDesc& d, int64_t b, const BlockWeights& w,
+                       at::ScalarType dtype, const std::vector<int>& skip = {});
 
 // Writes `json` to dir/name.
 void write_json(const std::string& dir, const std::string& name, const nlohmann::json& json);

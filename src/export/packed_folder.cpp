@@ -21,22 +21,22 @@ void add_stored(SafetensorsStreamWriter& st, const StoredTensor& t) {
 QuantizedLayer record_only(const QuantizedLayer& l) { return {l.name, l.scheme, {}, l.act}; }
 
 // Packs the delivered layers of block b; returns the projections they replace.
-std::vector<Proj> add_block_layers(SafetensorsStreamWriter& st, const ExportJob& job, int64_t b,
+std::vector<int> add_block_layers(SafetensorsStreamWriter& st, const ExportJob& job, int64_t b,
                                    const PackOptions& pack, std::vector<QuantizedLayer>& record) {
-  std::vector<Proj> packed;
+  std::vector<int> packed;
   for (const QuantizedLayer& l : job.block_layers(b)) {
     const LayerChoice* ch = job.plan->find(l.name);
     SR_CHECK(ch && ch->block == b, "[export] layer ", l.name, " is not in block ", b, " of the plan");
     SR_CHECK(ch->scheme == l.scheme, "[export] layer ", l.name, " was quantized as ", l.scheme.name(),
              " but the plan says ", ch->scheme.name());
     for (const StoredTensor& t : pack_layer(l, pack)) add_stored(st, t);
-    packed.push_back(ch->proj);
+    packed.push_back(ch->linear);
     record.push_back(record_only(l));
   }
-  for (Proj p : kAllProjs) {
+  for (int p = 0; p < int(job.plan->block.linears.size()); ++p) {
     const LayerChoice* ch = job.plan->find(b, p);
     const bool done = std::find(packed.begin(), packed.end(), p) != packed.end();
-    SR_CHECK(!ch || ch->quantized() == done, "[export] block ", b, ": layer ", layer_name(b, p),
+    SR_CHECK(!ch || ch->quantized() == done, "[export] block ", b, ": layer ", linear_name(job.plan->block, b, p),
              ch && ch->quantized() ? " is quantized in the plan but its state is missing"
                                    : " is delivered quantized but the plan keeps it in 16 bit");
   }
@@ -56,8 +56,8 @@ void write_packed_folder(const ExportJob& job, const std::string& out_dir, const
     SafetensorsStreamWriter st(out.temp(), job.max_shard_bytes);
     add_tensor(st, "model.embed_tokens.weight", m.embedding(), dtype);
     for (int64_t b = 0; b < c.n_layers; ++b) {
-      const std::vector<Proj> packed = add_block_layers(st, job, b, spec.pack, record);
-      add_block_tensors(st, c, b, m.load_block(b, packed), dtype, packed);
+      const std::vector<int> packed = add_block_layers(st, job, b, spec.pack, record);
+      add_block_tensors(st, m.block_desc(), b, m.load_block(b, packed), dtype, packed);
     }
     add_tensor(st, "model.norm.weight", m.final_norm(), dtype);
     if (!c.tie_embeddings) {

@@ -2,22 +2,12 @@
 
 #include <cstdlib>
 
+#include "model/block_desc.h"
+
 namespace sr {
 namespace {
 
 struct NamePair { const char* hf; const char* gguf; };
-// Per-block tensors: the part after "model.layers.<i>." / "blk.<i>.".
-constexpr NamePair kBlockNames[] = {
-    {"input_layernorm.weight", "attn_norm.weight"},
-    {"post_attention_layernorm.weight", "ffn_norm.weight"},
-    {"self_attn.q_proj.weight", "attn_q.weight"},   {"self_attn.k_proj.weight", "attn_k.weight"},
-    {"self_attn.v_proj.weight", "attn_v.weight"},   {"self_attn.o_proj.weight", "attn_output.weight"},
-    {"self_attn.q_proj.bias", "attn_q.bias"},       {"self_attn.k_proj.bias", "attn_k.bias"},
-    {"self_attn.v_proj.bias", "attn_v.bias"},       {"self_attn.q_norm.weight", "attn_q_norm.weight"},
-    {"self_attn.k_norm.weight", "attn_k_norm.weight"},
-    {"mlp.gate_proj.weight", "ffn_gate.weight"},    {"mlp.up_proj.weight", "ffn_up.weight"},
-    {"mlp.down_proj.weight", "ffn_down.weight"},
-};
 constexpr NamePair kTopNames[] = {
     {"model.embed_tokens.weight", "token_embd.weight"},
     {"model.norm.weight", "output_norm.weight"},
@@ -43,7 +33,7 @@ std::string gguf_tensor_name(const std::string& hf) {
   for (const NamePair& p : kTopNames) if (hf == p.hf) return p.gguf;
   std::string idx, rest;
   if (split_layer(hf, kHfPrefix, idx, rest))
-    for (const NamePair& p : kBlockNames) if (rest == p.hf) return kGgufPrefix + idx + "." + p.gguf;
+    for (const auto& [h, g] : block_tensor_name_pairs()) if (rest == h) return kGgufPrefix + idx + "." + g;
   return hf;
 }
 
@@ -51,7 +41,7 @@ std::string hf_tensor_name(const std::string& gguf) {
   for (const NamePair& p : kTopNames) if (gguf == p.gguf) return p.hf;
   std::string idx, rest;
   if (split_layer(gguf, kGgufPrefix, idx, rest))
-    for (const NamePair& p : kBlockNames) if (rest == p.gguf) return kHfPrefix + idx + "." + p.hf;
+    for (const auto& [h, g] : block_tensor_name_pairs()) if (rest == g) return kHfPrefix + idx + "." + h;
   return gguf;
 }
 

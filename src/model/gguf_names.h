@@ -1,5 +1,6 @@
 // Tensor names of llama.cpp's "llama" architecture (llama-arch.cpp LLM_TENSOR_NAMES)
-// and their Hugging Face counterparts, in both directions.
+// and their Hugging Face counterparts, in both directions. The per-block names come from
+// the block descriptions (model/block_desc.h); the table below is what they say.
 //
 //   HF name                                          GGUF name
 //   model.embed_tokens.weight                        token_embd.weight

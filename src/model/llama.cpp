@@ -6,22 +6,6 @@
 
 namespace sr {
 
-const char* proj_module(Proj p) {
-  static const char* names[kProjCount] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
-                                          "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
-                                          "mlp.down_proj"};
-  return names[int(p)];
-}
-
-const char* proj_short(Proj p) {
-  static const char* names[kProjCount] = {"q", "k", "v", "o", "gate", "up", "down"};
-  return names[int(p)];
-}
-
-std::string layer_name(int64_t block, Proj p) {
-  return "model.layers." + std::to_string(block) + "." + proj_module(p);
-}
-
 // Inverse frequencies of the hd/2 rotation pairs, with Llama-3 / linear scaling.
 static at::Tensor inverse_frequencies(const ModelConfig& c) {
   const int64_t half = c.head_dim / 2;
@@ -64,10 +48,10 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
 
 namespace {
 
-at::Tensor project(const BlockWeights& w, Proj p, const at::Tensor& x, const InputHook& hook) {
-  const at::Tensor in = hook ? hook(p, x) : x;
-  const at::Tensor& bias = w.b[int(p)];
-  return bias.defined() ? at::linear(in, w.w[int(p)], bias) : at::linear(in, w.w[int(p)]);
+at::Tensor project(const BlockWeights& w, int i, const at::Tensor& x, const InputHook& hook) {
+  const at::Tensor in = hook ? hook(i, x) : x;
+  const at::Tensor& bias = w.b[size_t(i)];
+  return bias.defined() ? at::linear(in, w.w[size_t(i)], bias) : at::linear(in, w.w[size_t(i)]);
 }
 
 // x: [B, heads, T, hd]; cos/sin: [T, hd].
@@ -89,12 +73,12 @@ at::Tensor attention(const ModelConfig& c, const BlockWeights& w, const at::Tens
                      const at::Tensor& positions, const RopeTables& rope, const InputHook& hook) {
   const int64_t B = x.size(0), T = x.size(1), H = c.n_heads, KV = c.n_kv_heads, hd = c.head_dim;
   const int64_t G = H / KV;  // query heads per kv head
-  auto q = project(w, Proj::Q, x, hook).view({B, T, H, hd}).transpose(1, 2);   // [B, H, T, hd]
-  auto k = project(w, Proj::K, x, hook).view({B, T, KV, hd}).transpose(1, 2);  // [B, KV, T, hd]
-  auto v = project(w, Proj::V, x, hook).view({B, T, KV, hd}).transpose(1, 2);
+  auto q = project(w, llama::Q, x, hook).view({B, T, H, hd}).transpose(1, 2);   // [B, H, T, hd]
+  auto k = project(w, llama::K, x, hook).view({B, T, KV, hd}).transpose(1, 2);  // [B, KV, T, hd]
+  auto v = project(w, llama::V, x, hook).view({B, T, KV, hd}).transpose(1, 2);
   if (c.qk_norm) {
-    q = rms_norm(q, w.q_norm, c.rms_eps);
-    k = rms_norm(k, w.k_norm, c.rms_eps);
+    q = rms_norm(q, w.norm[llama::QNorm], c.rms_eps);
+    k = rms_norm(k, w.norm[llama::KNorm], c.rms_eps);
   }
   auto cos = rope.cos.index_select(0, positions), sin = rope.sin.index_select(0, positions);
   q = apply_rope(q, cos, sin);
@@ -106,13 +90,13 @@ at::Tensor attention(const ModelConfig& c, const BlockWeights& w, const at::Tens
   scores = scores.view({B, KV, G, T, T}) + attention_mask(T, c.sliding_window, x.options());
   auto probs = at::softmax(scores, -1).view({B, KV, G * T, T});
   auto out = at::matmul(probs, v).view({B, H, T, hd}).transpose(1, 2).reshape({B, T, H * hd});
-  return project(w, Proj::O, out, hook);
+  return project(w, llama::O, out, hook);
 }
 
 at::Tensor mlp(const BlockWeights& w, const at::Tensor& x, const InputHook& hook) {
-  auto gate = project(w, Proj::Gate, x, hook);
-  auto up = project(w, Proj::Up, x, hook);
-  return project(w, Proj::Down, at::silu(gate) * up, hook);
+  auto gate = project(w, llama::Gate, x, hook);
+  auto up = project(w, llama::Up, x, hook);
+  return project(w, llama::Down, at::silu(gate) * up, hook);
 }
 
 }  // namespace
@@ -121,8 +105,8 @@ at::Tensor block_forward(const ModelConfig& c, const BlockWeights& w, const at::
                          const at::Tensor& positions, const RopeTables& rope, const InputHook& hook) {
   SR_CHECK(x.dim() == 3 && x.size(2) == c.hidden, "[block_forward] expected hidden [B, T, ", c.hidden,
            "], got ", x.sizes());
-  auto h = x + attention(c, w, rms_norm(x, w.attn_norm, c.rms_eps), positions, rope, hook);
-  return h + mlp(w, rms_norm(h, w.ffn_norm, c.rms_eps), hook);
+  auto h = x + attention(c, w, rms_norm(x, w.norm[llama::AttnNorm], c.rms_eps), positions, rope, hook);
+  return h + mlp(w, rms_norm(h, w.norm[llama::FfnNorm], c.rms_eps), hook);
 }
 
 }  // namespace sr

@@ -94,6 +94,7 @@ std::unique_ptr<Model> Model::open(const std::string& path, const OpenOptions& o
     SR_CHECK(fs::exists(cfg), "[model] ", path, " is a folder without config.json (expected a Hugging Face model folder)");
     const std::string config_text = slurp(cfg.string());
     m->config_ = parse_hf_config(config_text, cfg.string());
+    m->block_desc_ = describe_block(m->config_);
     m->store_ = read_safetensors_folder(path);
     m->format_ = "safetensors";
     if (auto qc = parse_quant_config(nlohmann::json::parse(config_text), cfg.string())) {
@@ -173,17 +174,19 @@ at::Tensor Model::load_tensor(const std::string& hf, const std::vector<int64_t>&
 
 void Model::load_resident() {
   const ModelConfig& c = config_;
+  block_desc_ = describe_block(c);
+  const BlockDesc& d = block_desc_;
   // Every stored tensor must be one the model uses: extras mean a different architecture.
   std::vector<std::string> expected = {"model.embed_tokens.weight", "model.norm.weight"};
   if (!c.tie_embeddings) expected.push_back("lm_head.weight");
   for (int64_t i = 0; i < c.n_layers; ++i) {
-    const std::string pre = "model.layers." + std::to_string(i) + ".";
-    for (const char* s : {"input_layernorm.weight", "post_attention_layernorm.weight"}) expected.push_back(pre + s);
-    for (Proj p : kAllProjs) expected.push_back(pre + proj_module(p) + ".weight");
-    if (c.qkv_bias)
-      for (Proj p : {Proj::Q, Proj::K, Proj::V}) expected.push_back(pre + proj_module(p) + ".bias");
-    if (c.qk_norm)
-      for (const char* s : {"self_attn.q_norm.weight", "self_attn.k_norm.weight"}) expected.push_back(pre + s);
+    const std::string pre = block_prefix(i);
+    for (const NormDesc& n : d.norms)
+      if (n.present) expected.push_back(pre + n.module + ".weight");
+    for (const LinearDesc& l : d.linears) {
+      expected.push_back(pre + l.module + ".weight");
+      if (l.bias) expected.push_back(pre + l.module + ".bias");
+    }
   }
   std::set<std::string> wanted;
   for (auto& n : expected)
@@ -205,43 +208,35 @@ void Model::load_resident() {
   if (store_.size() > 0) config_.dtype = store_.get(stored_name("model.norm.weight")).dtype;
   // Validate every block's shapes up front so errors surface at open, not mid-run.
   for (int64_t i = 0; i < c.n_layers; ++i) {
-    for (Proj p : kAllProjs) {
-      if (packed_ && packed_->packed(layer_name(i, p) + ".weight")) continue;  // checked by PackedWeights
-      const auto& e = store_.get(stored_name(layer_name(i, p) + ".weight"));
-      const int64_t q = c.q_dim(), kv = c.kv_dim(), D = c.hidden, F = c.intermediate;
-      const std::vector<int64_t> shapes[kProjCount] = {{q, D}, {kv, D}, {kv, D}, {D, q}, {F, D}, {F, D}, {D, F}};
-      SR_CHECK(e.shape == shapes[int(p)], "[model] ", path_, ": tensor ", e.describe(), " should have shape ",
-               at::IntArrayRef(shapes[int(p)]));
+    for (const LinearDesc& l : d.linears) {
+      const std::string name = block_prefix(i) + l.module + ".weight";
+      if (packed_ && packed_->packed(name)) continue;  // checked by PackedWeights
+      const auto& e = store_.get(stored_name(name));
+      const std::vector<int64_t> shape = {l.out, l.in};
+      SR_CHECK(e.shape == shape, "[model] ", path_, ": tensor ", e.describe(), " should have shape ",
+               at::IntArrayRef(shape));
     }
   }
 }
 
-BlockWeights Model::load_block(int64_t i, const std::vector<Proj>& skip) const {
+BlockWeights Model::load_block(int64_t i, const std::vector<int>& skip) const {
   const ModelConfig& c = config_;
+  const BlockDesc& d = block_desc_;
   SR_CHECK(i >= 0 && i < c.n_layers, "[model] block ", i, " out of range [0, ", c.n_layers, ")");
-  const std::string pre = "model.layers." + std::to_string(i) + ".";
-  const int64_t q = c.q_dim(), kv = c.kv_dim(), D = c.hidden, F = c.intermediate;
-  const std::vector<int64_t> shapes[kProjCount] = {{q, D}, {kv, D}, {kv, D}, {D, q}, {F, D}, {F, D}, {D, F}};
+  const std::string pre = block_prefix(i);
   BlockWeights w;
-  w.attn_norm = load_tensor(pre + "input_layernorm.weight", {D});
-  w.ffn_norm = load_tensor(pre + "post_attention_layernorm.weight", {D});
-  for (Proj p : kAllProjs)
-    if (std::find(skip.begin(), skip.end(), p) == skip.end())
-      w.w[int(p)] = load_tensor(pre + proj_module(p) + ".weight", shapes[int(p)]);
-  if (c.qkv_bias)
-    for (Proj p : {Proj::Q, Proj::K, Proj::V})
-      w.b[int(p)] = load_tensor(pre + proj_module(p) + ".bias", {shapes[int(p)][0]});
-  if (c.qk_norm) {
-    w.q_norm = load_tensor(pre + "self_attn.q_norm.weight", {c.head_dim});
-    w.k_norm = load_tensor(pre + "self_attn.k_norm.weight", {c.head_dim});
-  }
-  if (qk_interleaved_) {
-    if (w.weight(Proj::Q).defined()) w.weight(Proj::Q) = uninterleave_qk_rows(w.weight(Proj::Q), c.n_heads);
-    if (w.weight(Proj::K).defined()) w.weight(Proj::K) = uninterleave_qk_rows(w.weight(Proj::K), c.n_kv_heads);
-    if (w.b[int(Proj::Q)].defined()) {
-      w.b[int(Proj::Q)] = uninterleave_qk_rows(w.b[int(Proj::Q)], c.n_heads);
-      w.b[int(Proj::K)] = uninterleave_qk_rows(w.b[int(Proj::K)], c.n_kv_heads);
-    }
+  w.w.resize(d.linears.size());
+  w.b.resize(d.linears.size());
+  for (const NormDesc& n : d.norms)
+    w.norm.push_back(n.present ? load_tensor(pre + n.module + ".weight", {n.size}) : at::Tensor());
+  for (size_t j = 0; j < d.linears.size(); ++j) {
+    const LinearDesc& l = d.linears[j];
+    if (std::find(skip.begin(), skip.end(), int(j)) == skip.end())
+      w.w[j] = load_tensor(pre + l.module + ".weight", {l.out, l.in});
+    if (l.bias) w.b[j] = load_tensor(pre + l.module + ".bias", {l.out});
+    if (!qk_interleaved_ || l.rope_heads == 0) continue;
+    if (w.w[j].defined()) w.w[j] = uninterleave_qk_rows(w.w[j], l.rope_heads);
+    if (w.b[j].defined()) w.b[j] = uninterleave_qk_rows(w.b[j], l.rope_heads);
   }
   return w;
 }
@@ -281,13 +276,13 @@ at::Tensor Model::forward(const at::Tensor& tokens) const {
 
 std::vector<LinearInfo> Model::linears() const {
   const ModelConfig& c = config_;
-  const int64_t q = c.q_dim(), kv = c.kv_dim(), D = c.hidden, F = c.intermediate;
-  const int64_t outs[kProjCount] = {q, kv, kv, D, F, F, D};
-  const int64_t ins[kProjCount] = {D, D, D, q, D, D, F};
   std::vector<LinearInfo> out;
   for (int64_t i = 0; i < c.n_layers; ++i)
-    for (Proj p : kAllProjs) out.push_back({layer_name(i, p), i, p, outs[int(p)], ins[int(p)]});
-  out.push_back({"lm_head", -1, Proj::Q, c.vocab, D});
+    for (size_t j = 0; j < block_desc_.linears.size(); ++j) {
+      const LinearDesc& l = block_desc_.linears[j];
+      out.push_back({block_prefix(i) + l.module, i, int(j), l.out, l.in});
+    }
+  out.push_back({"lm_head", -1, -1, c.vocab, c.hidden});
   return out;
 }
 

@@ -35,7 +35,7 @@ struct OpenOptions {
 struct LinearInfo {
   std::string name;   // HF module name, e.g. "model.layers.3.mlp.down_proj"
   int64_t block;      // -1 for lm_head / embeddings
-  Proj proj;          // meaningful when block >= 0
+  int linear;         // index in the block description; -1 outside the blocks
   int64_t out, in;
 };
 
@@ -54,10 +54,13 @@ class Model {
   // Throws explaining why no tokenizer was found (and how to pass one).
   const Tokenizer& tokenizer() const;
 
-  // Block i's weights as fresh fp32 tensors (the caller may modify them). Projections in
-  // `skip` are left undefined (their biases are still loaded): exporters that replace them
-  // need not decode them.
-  BlockWeights load_block(int64_t i, const std::vector<Proj>& skip = {}) const;
+  // What every block holds (model/block_desc.h), sizes from config().
+  const BlockDesc& block_desc() const { return block_desc_; }
+
+  // Block i's weights as fresh fp32 tensors (the caller may modify them). Linears in `skip`
+  // (indices in block_desc()) are left undefined (their biases are still loaded): exporters that
+  // replace them need not decode them.
+  BlockWeights load_block(int64_t i, const std::vector<int>& skip = {}) const;
   const at::Tensor& embedding() const { return embedding_; }  // [V, D]
   const at::Tensor& lm_head() const { return lm_head_; }      // [V, D] (same storage if tied)
   const at::Tensor& final_norm() const { return final_norm_; }  // [D]
@@ -79,7 +82,7 @@ class Model {
   // Whole model: tokens [B, T] -> logits [B, T, V], loading each block once.
   at::Tensor forward(const at::Tensor& tokens) const;
 
-  std::vector<LinearInfo> linears() const;  // block projections in order, then lm_head
+  std::vector<LinearInfo> linears() const;  // block linears in order, then lm_head
   int64_t parameter_count() const;          // all weights, counting a tied matrix once
 
   // Name under which a canonical (HF) weight is stored in this model's files.
@@ -94,6 +97,7 @@ class Model {
   void init_gguf(const std::string& path);  // model_gguf.cpp
 
   ModelConfig config_;
+  BlockDesc block_desc_;
   std::string path_, format_;
   TensorStore store_;
   bool qk_interleaved_ = false;   // q/k rows stored in the adjacent-pairs RoPE layout

@@ -3,7 +3,6 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <map>
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
@@ -18,33 +17,49 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Entry { QuantScheme scheme; ActQuantState act; };
-using Entries = std::map<std::pair<int64_t, int>, Entry>;
+// Per block: the act-quantized linears' schemes and states, the rest left as they are.
+struct BlockActs {
+  BlockSchemes schemes;
+  std::vector<ActQuantState> act;
+};
+struct ModelActs {
+  std::vector<BlockActs> blocks;
+  int count = 0;  // act-quantized linears
+
+  explicit ModelActs(const Model& m)
+      : blocks(size_t(m.config().n_layers),
+               BlockActs{unquantized_block(m.block_desc()), std::vector<ActQuantState>(m.block_desc().linears.size())}) {}
+  void set(int64_t block, size_t linear, const QuantScheme& s, const ActQuantState& a) {
+    blocks[size_t(block)].schemes[linear] = s;
+    blocks[size_t(block)].act[linear] = a;
+    ++count;
+  }
+};
 
 // quantization.json (written by every signround export): per-layer schemes and the exact
 // calibrated act_max.
-Entries entries_from_record(const Model& model, const fs::path& rec) {
+ModelActs acts_from_record(const Model& model, const fs::path& rec) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(std::ifstream(rec));
   } catch (const nlohmann::json::exception& ex) {
     fail("[quantization] ", rec.string(), ": not valid JSON: ", ex.what());
   }
-  Entries entries;
-  const int64_t L = model.config().n_layers;
-  for (int64_t b = 0; b < L; ++b) {
-    for (Proj p : kAllProjs) {
-      const std::string name = layer_name(b, p);
+  ModelActs acts(model);
+  const BlockDesc& d = model.block_desc();
+  for (int64_t b = 0; b < model.config().n_layers; ++b) {
+    for (size_t i = 0; i < d.linears.size(); ++i) {
+      const std::string name = linear_name(d, b, int(i));
       if (!j.contains("layers") || !j["layers"].contains(name)) continue;
       QuantScheme s = QuantScheme::from_json(j["layers"][name]);
       if (!s.quantized() || !s.act_quantized()) continue;
-      Entry e{s, {}};
+      ActQuantState a;
       if (j.contains("act_max") && j["act_max"].contains(name))
-        e.act.act_max = at::scalar_tensor(j["act_max"][name].get<double>(), at::kFloat);
-      entries[{b, int(p)}] = e;
+        a.act_max = at::scalar_tensor(j["act_max"][name].get<double>(), at::kFloat);
+      acts.set(b, i, s, a);
     }
   }
-  return entries;
+  return acts;
 }
 
 // An act_max whose NVFP4 global scale 2688·recip(act_max) (nvfp::qdq_act) is exactly `gs`:
@@ -59,27 +74,28 @@ at::Tensor act_max_for_global_scale(float gs, const std::string& tensor) {
 
 // Folders without quantization.json (auto-round's own): the schemes from config.json's
 // quantization_config, static NVFP4 input scales from <layer>.input_global_scale.
-Entries entries_from_config(const Model& model) {
-  Entries entries;
+ModelActs acts_from_config(const Model& model) {
+  ModelActs acts(model);
   const PackedWeights* pw = model.packed_weights();
-  if (!pw) return entries;
+  if (!pw) return acts;
   const QuantConfig& qc = pw->config();
+  const BlockDesc& d = model.block_desc();
   for (int64_t b = 0; b < model.config().n_layers; ++b) {
-    for (Proj p : kAllProjs) {
-      const std::string name = layer_name(b, p);
+    for (size_t i = 0; i < d.linears.size(); ++i) {
+      const std::string name = linear_name(d, b, int(i));
       QuantScheme s = scheme_from_autoround_json(qc.layer_fields(name), qc.source + " layer " + name);
       if (!s.quantized() || !s.act_quantized()) continue;
-      Entry e{s, {}};
+      ActQuantState a;
       if (s.act_data_type == DataType::NvFp && !s.act_dynamic) {
         const TensorEntry* t = model.tensors().find(name + ".input_global_scale");
         SR_CHECK(t, "[quantization] ", qc.source, ": ", name, " has static NVFP4 activations but tensor '", name,
                  ".input_global_scale' is missing");
-        e.act.act_max = act_max_for_global_scale(entry_to_float(*t).reshape({-1})[0].item<float>(), t->describe());
+        a.act_max = act_max_for_global_scale(entry_to_float(*t).reshape({-1})[0].item<float>(), t->describe());
       }
-      entries[{b, int(p)}] = e;
+      acts.set(b, i, s, a);
     }
   }
-  return entries;
+  return acts;
 }
 
 }  // namespace
@@ -87,21 +103,13 @@ Entries entries_from_config(const Model& model) {
 int install_activation_quantization(Model& model) {
   const fs::path dir = fs::is_directory(model.path()) ? fs::path(model.path()) : fs::path(model.path()).parent_path();
   const fs::path rec = dir / "quantization.json";
-  Entries entries = fs::exists(rec) ? entries_from_record(model, rec) : entries_from_config(model);
-  if (entries.empty()) return 0;
-  // Per block: the act-quantized projections' schemes and states, the rest left as they are.
-  const int64_t L = model.config().n_layers;
-  auto blocks = std::make_shared<std::vector<std::pair<BlockSchemes, std::array<ActQuantState, kProjCount>>>>(
-      size_t(L), std::make_pair(unquantized_block(), std::array<ActQuantState, kProjCount>{}));
-  for (const auto& [key, e] : entries) {
-    (*blocks)[size_t(key.first)].first[size_t(key.second)] = e.scheme;
-    (*blocks)[size_t(key.first)].second[size_t(key.second)] = e.act;
-  }
-  model.set_input_hooks([blocks](int64_t block) -> InputHook {
-    const auto& [schemes, act] = (*blocks)[size_t(block)];
-    return block_activation_hook(schemes, act, StaticRange::Calibrated);
+  auto acts = std::make_shared<const ModelActs>(fs::exists(rec) ? acts_from_record(model, rec) : acts_from_config(model));
+  if (acts->count == 0) return 0;
+  model.set_input_hooks([acts](int64_t block) -> InputHook {
+    const BlockActs& b = acts->blocks[size_t(block)];
+    return block_activation_hook(b.schemes, b.act, StaticRange::Calibrated);
   });
-  return int(entries.size());
+  return acts->count;
 }
 
 }  // namespace sr

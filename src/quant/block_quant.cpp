@@ -1,40 +1,34 @@
 #include "quant/block_quant.h"
 
 #include <algorithm>
+#include <map>
 
 #include "quant/formats/nvfp.h"
 
 namespace sr {
 
-const std::array<std::vector<Proj>, 2>& nv_fuse_groups() {
-  static const std::array<std::vector<Proj>, 2> groups = {std::vector<Proj>{Proj::Q, Proj::K, Proj::V},
-                                                          std::vector<Proj>{Proj::Gate, Proj::Up}};
-  return groups;
-}
-
-BlockSchemes unquantized_block() {
-  BlockSchemes s;
-  s.fill(preset_scheme("BF16"));
-  return s;
-}
+BlockSchemes unquantized_block(const BlockDesc& d) { return BlockSchemes(d.linears.size(), preset_scheme("BF16")); }
 
 namespace {
 bool is_nv(const QuantScheme& s) { return s.quantized() && s.data_type == DataType::NvFp; }
 }  // namespace
 
-BlockTensors fused_global_scales(const BlockWeights& w, const BlockSchemes& s) {
+BlockTensors fused_global_scales(const BlockDesc& d, const BlockWeights& w, const BlockSchemes& s) {
   at::NoGradGuard ng;
-  BlockTensors gs;
-  for (Proj p : kAllProjs)
-    if (is_nv(s[int(p)])) gs[int(p)] = nvfp::global_scale(w.weight(p));
-  for (const auto& group : nv_fuse_groups()) {
-    std::vector<at::Tensor> members;
-    for (Proj p : group)
-      if (is_nv(s[int(p)])) members.push_back(gs[int(p)]);
+  const size_t n = d.linears.size();
+  BlockTensors gs(n);
+  std::map<int, std::vector<size_t>> groups;  // fused group -> its NVFP4 members, in forward order
+  for (size_t i = 0; i < n; ++i) {
+    if (!is_nv(s[i])) continue;
+    gs[i] = nvfp::global_scale(w.w[i]);
+    if (d.linears[i].fuse_group >= 0) groups[d.linears[i].fuse_group].push_back(i);
+  }
+  for (const auto& [group, members] : groups) {
     if (members.size() < 2) continue;  // one member: its own scale is the fused one
-    const at::Tensor fused = nvfp::fuse_global_scales(members);
-    for (Proj p : group)
-      if (is_nv(s[int(p)])) gs[int(p)] = fused;
+    std::vector<at::Tensor> scales;
+    for (size_t i : members) scales.push_back(gs[i]);
+    const at::Tensor fused = nvfp::fuse_global_scales(scales);
+    for (size_t i : members) gs[i] = fused;
   }
   return gs;
 }
@@ -53,32 +47,34 @@ at::Tensor quantize_weight(const at::Tensor& w, const QuantScheme& s, WeightEnco
   return qdq_weight(w, s, p).w_hat;
 }
 
-BlockTensors quantize_block_weights(BlockWeights& w, const BlockSchemes& s, WeightEncoder e, const BlockTensors& sum_sq,
-                                    int64_t tokens) {
+BlockTensors quantize_block_weights(const BlockDesc& d, BlockWeights& w, const BlockSchemes& s, WeightEncoder e,
+                                    const BlockTensors& sum_sq, int64_t tokens) {
   at::NoGradGuard ng;
-  const BlockTensors gs = fused_global_scales(w, s);
-  BlockTensors fp;
-  for (Proj p : kAllProjs) {
-    const QuantScheme& sp = s[int(p)];
+  const BlockTensors gs = fused_global_scales(d, w, s);
+  BlockTensors fp(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    const QuantScheme& sp = s[i];
     if (!sp.quantized()) continue;
-    fp[int(p)] = w.weight(p);
-    const at::Tensor im = e == WeightEncoder::OptRtn ? scheme_importance(sum_sq[int(p)], sp, tokens) : at::Tensor();
-    w.weight(p) = quantize_weight(fp[int(p)], sp, e, im, gs[int(p)]);
+    fp[i] = w.w[i];
+    const at::Tensor im =
+        e == WeightEncoder::OptRtn && !sum_sq.empty() ? scheme_importance(sum_sq[i], sp, tokens) : at::Tensor();
+    w.w[i] = quantize_weight(fp[i], sp, e, im, gs[i]);
   }
   return fp;
 }
 
-InputHook block_activation_hook(const BlockSchemes& s, const std::array<ActQuantState, kProjCount>& act,
-                                StaticRange range, ActCaptures* cap) {
+InputHook block_activation_hook(const BlockSchemes& s, const std::vector<ActQuantState>& act, StaticRange range,
+                                ActCaptures* cap) {
   if (std::none_of(s.begin(), s.end(), [](const QuantScheme& x) { return x.quantized() && x.act_quantized(); }))
     return nullptr;
-  return [s, act, range, cap](Proj p, const at::Tensor& x) {
-    const QuantScheme& sp = s[int(p)];
+  if (cap) cap->assign(s.size(), ActCapture{});
+  return [s, act, range, cap](int i, const at::Tensor& x) {
+    const QuantScheme& sp = s[size_t(i)];
     if (!sp.quantized() || !sp.act_quantized()) return x;
-    ActQuantState st = act[int(p)];
+    ActQuantState st = act.empty() ? ActQuantState{} : act[size_t(i)];
     if (range == StaticRange::ThisTensor && !sp.act_dynamic) st.act_max = x.detach().abs().max();
     at::Tensor x_hat = qdq_act(x, sp, st);
-    if (cap) (*cap)[int(p)] = {x.detach(), x_hat};
+    if (cap) (*cap)[size_t(i)] = {x.detach(), x_hat};
     return x_hat;
   };
 }

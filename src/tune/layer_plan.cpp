@@ -13,8 +13,8 @@ const LayerChoice* LayerPlan::find(const std::string& name) const {
   return nullptr;
 }
 
-const LayerChoice* LayerPlan::find(int64_t block, Proj p) const {
-  for (const LayerChoice& c : layers) if (c.block == block && c.proj == p) return &c;
+const LayerChoice* LayerPlan::find(int64_t block, int linear) const {
+  for (const LayerChoice& c : layers) if (c.block == block && c.linear == linear) return &c;
   return nullptr;
 }
 
@@ -89,11 +89,12 @@ std::vector<Override> read_overrides(const std::string& path, const std::vector<
 LayerPlan make_layer_plan(const Model& model, const PlanOptions& opt) {
   opt.scheme.validate();
   LayerPlan plan;
+  plan.block = model.block_desc();
   for (const LinearInfo& l : model.linears()) {
     if (l.block < 0 && !opt.quant_lm_head) continue;
     auto d = opt.layer_defaults.find(l.name);
-    if (d == opt.layer_defaults.end()) plan.layers.push_back({l.name, l.block, l.proj, l.out, l.in, opt.scheme, "default"});
-    else plan.layers.push_back({l.name, l.block, l.proj, l.out, l.in, d->second.scheme, d->second.source});
+    if (d == opt.layer_defaults.end()) plan.layers.push_back({l.name, l.block, l.linear, l.out, l.in, opt.scheme, "default"});
+    else plan.layers.push_back({l.name, l.block, l.linear, l.out, l.in, d->second.scheme, d->second.source});
   }
   if (opt.quant_lm_head && model.config().tie_embeddings) {
     std::fprintf(stderr, "note: --quant_lm_head ignored: lm_head is tied to the embeddings\n");

@@ -25,7 +25,7 @@ namespace sr {
 struct LayerChoice {
   std::string name;   // HF module name, e.g. "model.layers.2.mlp.up_proj" or "lm_head"
   int64_t block = -1;  // -1 for lm_head
-  Proj proj = Proj::Q;
+  int linear = -1;     // index in the block description; -1 for lm_head
   int64_t out = 0, in = 0;
   QuantScheme scheme;  // what the layer gets (bits 16 = kept as is)
   std::string source;  // "default", "override: <key>", "kept: <reason>"
@@ -33,10 +33,11 @@ struct LayerChoice {
 };
 
 struct LayerPlan {
-  std::vector<LayerChoice> layers;  // block projections in order, then lm_head if candidate
+  BlockDesc block;                  // what every block holds (the model's block_desc())
+  std::vector<LayerChoice> layers;  // block linears in order, then lm_head if candidate
 
   const LayerChoice* find(const std::string& name) const;
-  const LayerChoice* find(int64_t block, Proj p) const;
+  const LayerChoice* find(int64_t block, int linear) const;
   // {"layers": {name: scheme JSON}, ...} — the record written next to quantized models,
   // readable back as an override file.
   nlohmann::ordered_json to_json() const;

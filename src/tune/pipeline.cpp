@@ -51,8 +51,8 @@ void forward_in_place(const ModelConfig& c, at::Tensor& x, const std::vector<Blo
 struct Observer {
   std::map<std::string, at::Tensor> imatrix, act_max;
   InputHook hook_for(int64_t block, const LayerPlan& plan) {
-    return [this, block, &plan](Proj p, const at::Tensor& x) {
-      const LayerChoice* c = plan.find(block, p);
+    return [this, block, &plan](int i, const at::Tensor& x) {
+      const LayerChoice* c = plan.find(block, i);
       if (!c || !c->quantized()) return x;
       auto flat = x.detach().reshape({-1, x.size(-1)});
       auto sq = flat.pow(2).sum(0);
@@ -212,7 +212,7 @@ nlohmann::json run_quantization(const Model& model, const LayerPlan& plan, const
         for (QuantizedLayer& l : load_saved_block(state_dir, in.blocks[j])) {
           const LayerChoice* ch = plan.find(l.name);
           SR_CHECK(ch, "[quantize] saved layer ", l.name, " is not in the plan");
-          res.quantized[j].weight(ch->proj) = l.dequantized();
+          res.quantized[j].weight(ch->linear) = l.dequantized();
           res.layers.push_back(std::move(l));
         }
       res.stats = {{"blocks", in.blocks}, {"resumed", true}};

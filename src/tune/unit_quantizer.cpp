@@ -28,10 +28,10 @@ using Snapshot = std::vector<Tunables>;
 std::vector<LayerJob> make_jobs(const LayerPlan& plan, const UnitInput& in) {
   std::vector<LayerJob> jobs;
   for (size_t j = 0; j < in.blocks.size(); ++j) {
-    for (Proj p : kAllProjs) {
-      const LayerChoice* c = plan.find(in.blocks[j], p);
+    for (int i = 0; i < int(plan.block.linears.size()); ++i) {
+      const LayerChoice* c = plan.find(in.blocks[j], i);
       if (!c || !c->quantized()) continue;
-      LayerJob job{c, j, in.fp[j].weight(p).detach().to(at::kFloat), {}, 0, 0, {}};
+      LayerJob job{c, j, in.fp[j].weight(i).detach().to(at::kFloat), {}, 0, 0, {}};
       if (auto it = in.act_max.find(c->name); it != in.act_max.end()) job.act.act_max = it->second;
       jobs.push_back(std::move(job));
     }
@@ -50,19 +50,23 @@ at::Tensor imatrix_of(const std::map<std::string, at::Tensor>& imatrix, const La
 int64_t token_count(const at::Tensor& x) { return x.defined() ? x.size(0) * x.size(1) : 0; }
 
 // NVFP4 global scales as every stage fuses them (quant/block_quant.h), block by block.
-void fuse_nv_global_scales(std::vector<LayerJob>& jobs) {
+void fuse_nv_global_scales(const BlockDesc& d, std::vector<LayerJob>& jobs) {
   std::map<size_t, std::pair<BlockSchemes, BlockWeights>> blocks;
   for (const LayerJob& j : jobs) {
     auto it = blocks.find(j.pos);
-    if (it == blocks.end()) it = blocks.emplace(j.pos, std::make_pair(unquantized_block(), BlockWeights{})).first;
+    if (it == blocks.end()) {
+      BlockWeights w;
+      w.w.resize(d.linears.size());
+      it = blocks.emplace(j.pos, std::make_pair(unquantized_block(d), std::move(w))).first;
+    }
     auto& [s, w] = it->second;
-    s[int(j.choice->proj)] = j.choice->scheme;
-    w.weight(j.choice->proj) = j.w;
+    s[size_t(j.choice->linear)] = j.choice->scheme;
+    w.weight(j.choice->linear) = j.w;
   }
   for (auto& [pos, sw] : blocks) {
-    const BlockTensors gs = fused_global_scales(sw.second, sw.first);
+    const BlockTensors gs = fused_global_scales(d, sw.second, sw.first);
     for (LayerJob& j : jobs)
-      if (j.pos == pos && gs[int(j.choice->proj)].defined()) j.p.global_scale = gs[int(j.choice->proj)];
+      if (j.pos == pos && gs[size_t(j.choice->linear)].defined()) j.p.global_scale = gs[size_t(j.choice->linear)];
   }
 }
 
@@ -145,7 +149,7 @@ Snapshot snapshot(const std::vector<LayerJob>& jobs) {
 // Weights of the unit's blocks with every job's qdq'd weight substituted.
 std::vector<BlockWeights> quantized_weights(const UnitInput& in, const std::vector<LayerJob>& jobs) {
   std::vector<BlockWeights> w = in.fp;
-  for (const LayerJob& j : jobs) w[j.pos].weight(j.choice->proj) = qdq_weight(j.w, j.choice->scheme, j.p).w_hat;
+  for (const LayerJob& j : jobs) w[j.pos].weight(j.choice->linear) = qdq_weight(j.w, j.choice->scheme, j.p).w_hat;
   return w;
 }
 
@@ -231,11 +235,11 @@ nlohmann::json tune(const TuneProblem& pb, std::vector<LayerJob>& jobs, const Tu
 }
 
 // SignRound parameters of every job (§1.7, §3.1, §3.4), or its RTN / opt-RTN params.
-void init_params(std::vector<LayerJob>& jobs, const std::map<std::string, at::Tensor>& imatrix, int64_t tokens,
+void init_params(const BlockDesc& d, std::vector<LayerJob>& jobs, const std::map<std::string, at::Tensor>& imatrix, int64_t tokens,
                  const TuneOptions& opt, bool tuning) {
   auto im = [&](const LayerChoice& c) { return imatrix_of(imatrix, c, tokens); };
   if (!tuning) {
-    fuse_nv_global_scales(jobs);
+    fuse_nv_global_scales(d, jobs);
     for (LayerJob& j : jobs) {
       const at::Tensor gs = j.p.global_scale;
       j.p = opt.method == Method::Rtn ? rtn(j.w, j.choice->scheme, gs).params
@@ -251,7 +255,7 @@ void init_params(std::vector<LayerJob>& jobs, const std::map<std::string, at::Te
     j.lr = layer_lr(s, opt);
     j.minmax_lr = opt.minmax_lr > 0 ? opt.minmax_lr : j.lr;
   }
-  fuse_nv_global_scales(jobs);
+  fuse_nv_global_scales(d, jobs);
 }
 
 const char* method_name(const TuneOptions& opt, bool tuning) {
@@ -273,13 +277,13 @@ std::vector<QuantizedLayer> encode_jobs(std::vector<LayerJob>& jobs) {
 }  // namespace
 
 InputHook activation_hook(const LayerPlan& plan, int64_t block, const std::map<std::string, ActQuantState>& act) {
-  BlockSchemes schemes = unquantized_block();
-  std::array<ActQuantState, kProjCount> states;
-  for (Proj p : kAllProjs) {
-    const LayerChoice* c = plan.find(block, p);
+  BlockSchemes schemes = unquantized_block(plan.block);
+  std::vector<ActQuantState> states(schemes.size());
+  for (size_t i = 0; i < schemes.size(); ++i) {
+    const LayerChoice* c = plan.find(block, int(i));
     if (!c || !c->quantized()) continue;
-    schemes[int(p)] = c->scheme;
-    if (auto it = act.find(c->name); it != act.end()) states[int(p)] = it->second;
+    schemes[i] = c->scheme;
+    if (auto it = act.find(c->name); it != act.end()) states[i] = it->second;
   }
   return block_activation_hook(schemes, states, StaticRange::Calibrated);
 }
@@ -298,7 +302,7 @@ UnitResult quantize_unit(const ModelConfig& config, const LayerPlan& plan, const
   std::vector<LayerJob> jobs = make_jobs(plan, in);
   const bool tuning = opt.method == Method::SignRound && opt.iters > 0 && !jobs.empty();
   nlohmann::json stats = {{"blocks", in.blocks}, {"method", method_name(opt, tuning)}};
-  init_params(jobs, in.imatrix, token_count(in.x_in), opt, tuning);
+  init_params(plan.block, jobs, in.imatrix, token_count(in.x_in), opt, tuning);
   if (tuning) {
     const std::vector<InputHook> hooks = unit_hooks(plan, in, jobs);
     TuneProblem pb;
@@ -319,7 +323,7 @@ UnitResult quantize_unit(const ModelConfig& config, const LayerPlan& plan, const
   UnitResult r;
   r.layers = encode_jobs(jobs);
   r.quantized = in.fp;
-  for (size_t k = 0; k < jobs.size(); ++k) r.quantized[jobs[k].pos].weight(jobs[k].choice->proj) = r.layers[k].dequantized();
+  for (size_t k = 0; k < jobs.size(); ++k) r.quantized[jobs[k].pos].weight(jobs[k].choice->linear) = r.layers[k].dequantized();
   stats["seconds"] = now_seconds() - t0;
   r.stats = stats;
   return r;
@@ -335,7 +339,7 @@ UnitResult quantize_head(const LayerPlan& plan, const HeadInput& in, const TuneO
   nlohmann::json stats = {{"layer", "lm_head"}, {"method", method_name(opt, tuning)}};
   std::map<std::string, at::Tensor> imatrix;
   if (in.imatrix.defined()) imatrix["lm_head"] = in.imatrix;
-  init_params(jobs, imatrix, token_count(in.x_fp), opt, tuning);
+  init_params(plan.block, jobs, imatrix, token_count(in.x_fp), opt, tuning);
   if (tuning) {
     // §2.7: lm_head is tuned alone on its cached inputs, one sample per forward with the
     // mini-batch accumulated (reduction "sum"), against the FP layer's logits.

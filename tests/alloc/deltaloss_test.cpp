@@ -29,7 +29,7 @@ namespace {
 std::vector<ScoredLayer> all_layers(const Model& m) {
   std::vector<ScoredLayer> out;
   for (int64_t b = 0; b < m.config().n_layers; ++b)
-    for (Proj p : kAllProjs) out.push_back({layer_name(b, p), b, p});
+    for (int p = llama::Q; p <= llama::Down; ++p) out.push_back({test::layer_name(b, p), b, p});
   return out;
 }
 
@@ -48,12 +48,12 @@ std::vector<double> full_graph_scores(const Model& m, const QuantScheme& o, cons
   at::Tensor h = m.embed(tokens).requires_grad_(true);  // so block 0's activations are in the graph
   for (int64_t b = 0; b < c.n_layers; ++b) {
     BlockWeights w = m.load_block(b);
-    for (Proj p : kAllProjs) {
+    for (int p = llama::Q; p <= llama::Down; ++p) {
       fp.push_back(w.weight(p));
       w.weight(p) = qdq_weight(w.weight(p), o).w_hat.detach().requires_grad_(true);
       what.push_back(w.weight(p));
     }
-    InputHook hook = [&](Proj, const at::Tensor& in) {
+    InputHook hook = [&](int, const at::Tensor& in) {
       at::Tensor q = qdq_act(in, o);
       q.retain_grad();
       x.push_back(in.detach());
@@ -115,7 +115,7 @@ TEST(DeltaLoss, WeightTermRuleAndUnquantizedOptions) {
   for (double s : deltaloss_scores(*m, all_layers(*m), preset_scheme("W4A16"), tokens, opt).score) EXPECT_GT(s, 0.0);
   // Errors name what is wrong.
   EXPECT_THROW(deltaloss_scores(*m, all_layers(*m), preset_scheme("MXFP4"), tokens.narrow(1, 0, 1), opt), Error);
-  EXPECT_THROW(deltaloss_scores(*m, {{"x", 7, Proj::Q}}, preset_scheme("MXFP4"), tokens, opt), Error);
+  EXPECT_THROW(deltaloss_scores(*m, {{"x", 7, llama::Q}}, preset_scheme("MXFP4"), tokens, opt), Error);
 }
 
 // The effect on the calibration tokens of quantizing at most one layer with `o` (weights and, if

@@ -154,11 +154,18 @@ TEST(Knapsack, RejectsMalformedItemsAndBoundsStates) {
 // A plan of `blocks` blocks shaped like the 4m demo model (q/o 256², k/v 128×256, MLP 768).
 LayerPlan demo_like_plan(int64_t blocks) {
   LayerPlan plan;
-  const int64_t outs[kProjCount] = {256, 128, 128, 256, 768, 768, 256};
-  const int64_t ins[kProjCount] = {256, 256, 256, 256, 256, 256, 768};
+  ModelConfig c;  // the demo model's shapes
+  c.hidden = 256;
+  c.intermediate = 768;
+  c.n_heads = 8;
+  c.n_kv_heads = 4;
+  c.head_dim = 32;
+  plan.block = describe_block(c);
+  const int64_t outs[test::kLlamaLinears] = {256, 128, 128, 256, 768, 768, 256};
+  const int64_t ins[test::kLlamaLinears] = {256, 256, 256, 256, 256, 256, 768};
   for (int64_t b = 0; b < blocks; ++b)
-    for (Proj p : kAllProjs)
-      plan.layers.push_back({layer_name(b, p), b, p, outs[int(p)], ins[int(p)], preset_scheme("BF16"), "default"});
+    for (int p = llama::Q; p <= llama::Down; ++p)
+      plan.layers.push_back({test::layer_name(b, p), b, p, outs[int(p)], ins[int(p)], preset_scheme("BF16"), "default"});
   return plan;
 }
 
@@ -230,7 +237,7 @@ ScoreTable synthetic_scores(const AllocProblem& p) {
   ScoreTable s(p.layers.size(), std::vector<double>(p.options.size()));
   for (size_t l = 0; l < p.layers.size(); ++l)
     for (size_t k = 0; k < p.options.size(); ++k)
-      s[l][k] = (1.0 + double(p.layers[l].block)) * (1.0 + int(p.layers[l].proj) % 3) / double(1 + 4 * k);
+      s[l][k] = (1.0 + double(p.layers[l].block)) * (1.0 + int(p.layers[l].linear) % 3) / double(1 + 4 * k);
   return s;
 }
 

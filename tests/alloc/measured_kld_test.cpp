@@ -27,8 +27,8 @@ TEST(MeasuredKld, EqualsTheDirectMeasurementAndIsZeroUnquantized) {
   auto scheme_of = [&](int l) { return l == 3 ? keep : (l % 2 ? mx : w4); };
   std::vector<BlockSchemes> mixed(size_t(c.n_layers)), none(size_t(c.n_layers));
   for (int64_t b = 0; b < c.n_layers; ++b)
-    for (Proj p : kAllProjs) {
-      mixed[size_t(b)][int(p)] = scheme_of(int(b * kProjCount + int(p)));
+    for (int p = llama::Q; p <= llama::Down; ++p) {
+      mixed[size_t(b)][int(p)] = scheme_of(int(b * test::kLlamaLinears + int(p)));
       none[size_t(b)][int(p)] = keep;
     }
   const std::vector<double> kld = measured_kld(*m, {mixed, none}, tokens, 2, false);

@@ -33,8 +33,8 @@ double quantize_unit_kld(const Model& m, const QuantScheme& s, const at::Tensor&
     in.blocks = {b};
     in.fp = {m.load_block(b)};
     const UnitResult r = quantize_unit(c, plan, in, rope, opt);
-    BlockSchemes schemes = unquantized_block();
-    for (Proj p : kAllProjs)
+    BlockSchemes schemes = unquantized_block(m.block_desc());
+    for (int p = 0; p < int(schemes.size()); ++p)
       if (const LayerChoice* l = plan.find(b, p)) schemes[int(p)] = l->scheme;
     h = block_forward(c, r.quantized[0], h, positions, rope, block_activation_hook(schemes, {}, StaticRange::ThisTensor));
     h_fp = block_forward(c, in.fp[0], h_fp, positions, rope);
@@ -59,7 +59,7 @@ TEST(ProbeMatchesQuantize, EverySchemeFamily) {
   KldProbe probe(*m, tokens, /*batch=*/3);
   for (const auto& [name, s] : schemes) {
     std::vector<BlockSchemes> a(size_t(m->config().n_layers));
-    for (BlockSchemes& b : a) b.fill(s);
+    for (BlockSchemes& b : a) b.assign(m->block_desc().linears.size(), s);
     const double want = quantize_unit_kld(*m, s, tokens);
     EXPECT_GT(want, 1e-7) << name;
     EXPECT_NEAR(probe.kld(a), want, 1e-5 * want) << name;

@@ -21,7 +21,7 @@ namespace {
 std::vector<BlockSchemes> uniform_assignment(int64_t n_layers, const QuantScheme& s) {
   const size_t n = static_cast<size_t>(n_layers);
   std::vector<BlockSchemes> a(n);
-  for (BlockSchemes& b : a) b.fill(s);
+  for (BlockSchemes& b : a) b.assign(size_t(test::kLlamaLinears), s);
   return a;
 }
 
@@ -35,8 +35,8 @@ TEST(KldProbe, BasePrefixAndWeightCacheChangeNoNumber) {
   const QuantScheme mx4 = preset_scheme("MXFP4"), mx8 = preset_scheme("MXFP8"), w2 = preset_scheme("W2A16G64");
   std::vector<BlockSchemes> base = uniform_assignment(L, mx4);
   std::vector<BlockSchemes> late = base, early = base;
-  late[size_t(L - 2)][int(Proj::Down)] = mx8;  // differs from the base in block L-2 only
-  early[0][int(Proj::V)] = w2;                  // and in block 0
+  late[size_t(L - 2)][int(llama::Down)] = mx8;  // differs from the base in block L-2 only
+  early[0][int(llama::V)] = w2;                  // and in block 0
   KldProbe fresh(*m, tokens, 2), cached(*m, tokens, 3), uncached(*m, tokens, 5, ProbeEncoder::Rtn, /*weight_cache_bytes=*/0);
   cached.set_base(base);
   uncached.set_base(base);

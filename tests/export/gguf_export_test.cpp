@@ -76,7 +76,7 @@ TEST_P(MatchesLlamaQuantize, TensorBytesAndFileSize) {
   EXPECT_EQ(types, theirs.get_array<int32_t>("tokenizer.ggml.token_type"));
   // Our model loader reads it back as the same model as llama.cpp's file.
   auto a = Model::open(ours_path), b = Model::open(test::shared(ref_gguf(GetParam())));
-  EXPECT_TRUE(at::equal(a->load_block(2).weight(Proj::Q), b->load_block(2).weight(Proj::Q)));
+  EXPECT_TRUE(at::equal(a->load_block(2).weight(llama::Q), b->load_block(2).weight(llama::Q)));
   EXPECT_EQ(a->config().rms_eps, b->config().rms_eps);
 }
 
@@ -168,7 +168,7 @@ TEST(GgufExport, EncodedBlocksStreamingOrderAndThreadsDoNotChangeABit) {
     const std::string pre = "model.layers." + std::to_string(i) + ".";
     all.emplace_back(pre + "input_layernorm.weight", b.attn_norm);
     all.emplace_back(pre + "post_attention_layernorm.weight", b.ffn_norm);
-    for (Proj p : kAllProjs) all.emplace_back(layer_name(i, p) + ".weight", b.w[int(p)]);
+    for (int p = llama::Q; p <= llama::Down; ++p) all.emplace_back(test::layer_name(i, p) + ".weight", b.w[int(p)]);
   }
   const int threads = at::get_num_threads();
   at::set_num_threads(1);
@@ -210,7 +210,7 @@ TEST(GgufExport, ImatrixRowsUseTheWeightedEncoder) {
   o.imatrix["blk.0.attn_q.weight"] = imx;
   export_gguf(*m, tmp / "imx.gguf", GgufMix::Q3_K_S, o);
   GgufReader r(tmp / "imx.gguf");
-  at::Tensor w = m->load_block(1).weight(Proj::Down).contiguous();
+  at::Tensor w = m->load_block(1).weight(llama::Down).contiguous();
   std::vector<uint8_t> want(r.tensor("blk.1.ffn_down.weight").nbytes);
   const uint64_t row = ggml_row_bytes(GgmlType::Q3_K, 256);
   for (int64_t i = 0; i < 256; ++i)

@@ -96,8 +96,8 @@ TEST(GgufTarget, SignRoundFileIsTheTunedModelAndBeatsRtn) {
     auto gguf = Model::open(file), fake = Model::open(out + "/fake");
     for (int64_t b = 0; b < gguf->config().n_layers; ++b) {
       const BlockWeights a = gguf->load_block(b), f = fake->load_block(b);
-      for (Proj p : kAllProjs)
-        ASSERT_TRUE(at::equal(a.weight(p).view(at::kInt), f.weight(p).view(at::kInt))) << layer_name(b, p);
+      for (int p = llama::Q; p <= llama::Down; ++p)
+        ASSERT_TRUE(at::equal(a.weight(p).view(at::kInt), f.weight(p).view(at::kInt))) << test::layer_name(b, p);
     }
     GgufReader g(file);
     EXPECT_EQ(g.get<std::string>("signround.recipe"),
@@ -148,7 +148,7 @@ TEST(GgufTarget, LayerConfigOverridesLandInTheFile) {
   EXPECT_EQ(g.tensor("blk.2.ffn_gate.weight").type, GgmlType::Q4_K);
   // RTN bytes are llama.cpp's ref encoder of the weight.
   auto m = Model::open(test::shared(kModel));
-  const at::Tensor down = m->load_block(0).weight(Proj::Down).contiguous();
+  const at::Tensor down = m->load_block(0).weight(llama::Down).contiguous();
   const auto want = ggml_encode_rows(GgmlType::Q8_0, down.data_ptr<float>(), down.size(0), down.size(1));
   const GgufTensorInfo& t = g.tensor("blk.0.ffn_down.weight");
   ASSERT_EQ(t.nbytes, want.size());
@@ -192,11 +192,11 @@ TEST(GgufTarget, MixDefinesThePerLayerSchemes) {
   // use_more_bits(i, 4) holds for layers 2 and 3 (i >= 7n/8 -> 3; (i - n/8) % 3 == 2 -> 2).
   for (int64_t b = 0; b < 4; ++b) {
     const bool more = gguf_use_more_bits(b, 4);
-    EXPECT_EQ(plan.find(b, Proj::V)->scheme.name(), more ? "gguf:q6_k" : "gguf:q4_k") << b;
-    EXPECT_EQ(plan.find(b, Proj::Down)->scheme.name(), more ? "gguf:q6_k" : "gguf:q4_k") << b;
-    EXPECT_EQ(plan.find(b, Proj::Q)->scheme.name(), "gguf:q4_k");
+    EXPECT_EQ(plan.find(b, llama::V)->scheme.name(), more ? "gguf:q6_k" : "gguf:q4_k") << b;
+    EXPECT_EQ(plan.find(b, llama::Down)->scheme.name(), more ? "gguf:q6_k" : "gguf:q4_k") << b;
+    EXPECT_EQ(plan.find(b, llama::Q)->scheme.name(), "gguf:q4_k");
   }
-  EXPECT_NE(plan.find(3, Proj::V)->source.find("q4_k_m"), std::string::npos) << plan.find(3, Proj::V)->source;
+  EXPECT_NE(plan.find(3, llama::V)->source.find("q4_k_m"), std::string::npos) << plan.find(3, llama::V)->source;
   const auto file_plan = gguf_plan_for_layers(m->config(), GgufMix::Q4_K_M, plan, false, false);
   const auto llama = plan_gguf_types(m->config(), GgufMix::Q4_K_M, {false, {}, false});
   ASSERT_EQ(file_plan.size(), llama.size());
@@ -212,28 +212,28 @@ TEST(GgufTarget, OptimizedRtnUsesLlamaCppsImatrixSemantics) {
   const ModelConfig& c = m->config();
   LayerPlan plan = make_layer_plan(*m, {gguf_scheme(GgmlType::Q4_0), "", false, {}});
   for (LayerChoice& l : plan.layers)
-    if (l.proj == Proj::Up) l.scheme = gguf_scheme(GgmlType::Q3_K);
+    if (l.linear == llama::Up) l.scheme = gguf_scheme(GgmlType::Q3_K);
   UnitInput in;
   in.blocks = {0};
   in.fp = {m->load_block(0)};
   at::manual_seed(5);
   in.x_in = m->embed(at::randint(0, c.vocab, {3, 40}, at::kLong));
   in.mask = at::ones({3, 40}, at::kBool);
-  std::map<Proj, at::Tensor> sums;
+  std::map<int, at::Tensor> sums;
   const RopeTables& rope = m->rope(40);
-  in.y_ref = block_forward(c, in.fp[0], in.x_in, at::arange(40), rope, [&](Proj p, const at::Tensor& x) {
+  in.y_ref = block_forward(c, in.fp[0], in.x_in, at::arange(40), rope, [&](int p, const at::Tensor& x) {
     auto sq = x.reshape({-1, x.size(-1)}).pow(2).sum(0);
     sums[p] = sums[p].defined() ? sums[p] + sq : sq;
     return x;
   });
-  for (Proj p : kAllProjs) in.imatrix[layer_name(0, p)] = sums[p];
+  for (int p = llama::Q; p <= llama::Down; ++p) in.imatrix[test::layer_name(0, p)] = sums[p];
   TuneOptions opt;
   opt.method = Method::OptRtn;
   const UnitResult r = quantize_unit(c, plan, in, rope, opt);
   ASSERT_EQ(r.layers.size(), 7u);
   for (const QuantizedLayer& l : r.layers) {
     SCOPED_TRACE(l.name);
-    const Proj p = plan.find(l.name)->proj;
+    const int p = plan.find(l.name)->linear;
     const at::Tensor w = in.fp[0].weight(p).contiguous();
     const at::Tensor mean = (sums[p] / 120.0).contiguous();
     const auto want = ggml_encode_rows(l.scheme.ggml_type, w.data_ptr<float>(), w.size(0), w.size(1),

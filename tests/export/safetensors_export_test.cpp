@@ -132,7 +132,7 @@ void check_case(const Case& c) {
     for (int64_t b = 0; b < run.model->config().n_layers; ++b) {
       BlockWeights pw = packed->load_block(b), fw = fake->load_block(b);
       for (const QuantizedLayer& l : load_saved_block(run.state, b)) {
-        const Proj p = run.plan.find(l.name)->proj;
+        const int p = run.plan.find(l.name)->linear;
         EXPECT_TRUE(same_bits(pw.weight(p), l.dequantized())) << l.name;
         EXPECT_TRUE(same_bits(pw.weight(p), fw.weight(p))) << l.name;
         // §4.3: b·n + groups·(scale bits + zero bits), plus GPTQ's g_idx and NV's two fp32 scales.
@@ -277,7 +277,7 @@ TEST(SafetensorsExport, MixedPlanExtraConfigAndDynamic) {
     EXPECT_TRUE(m->tensors().has("model.layers.1.self_attn.q_proj.weight")) << f;   // kept plain
     EXPECT_FALSE(m->tensors().has("model.layers.0.mlp.down_proj.weight")) << f;     // packed
     for (int64_t b = 0; b < 4; ++b)
-      for (Proj pr : kAllProjs) EXPECT_TRUE(same_bits(m->load_block(b).weight(pr), fake->load_block(b).weight(pr)));
+      for (int pr = llama::Q; pr <= llama::Down; ++pr) EXPECT_TRUE(same_bits(m->load_block(b).weight(pr), fake->load_block(b).weight(pr)));
     EXPECT_EQ(ppl(*m), p) << f;
   }
 }
@@ -315,7 +315,7 @@ TEST(SafetensorsExport, BiasesAndF16SourceAcrossFormats) {
   EXPECT_EQ(ar->tensors().get("model.layers.0.self_attn.q_proj.bias").dtype, "F16");
   EXPECT_EQ(ar->tensors().get("model.norm.weight").dtype, "F16");
   for (const QuantizedLayer& l : load_saved_block(run.state, 1))
-    EXPECT_TRUE(same_bits(ar->load_block(1).weight(run.plan.find(l.name)->proj), l.dequantized())) << l.name;
+    EXPECT_TRUE(same_bits(ar->load_block(1).weight(run.plan.find(l.name)->linear), l.dequantized())) << l.name;
   auto tokens = at::randint(0, 96, {2, 12}, at::kLong);
   EXPECT_TRUE(at::equal(ar->forward(tokens), gq->forward(tokens)));
 }

@@ -54,12 +54,12 @@ TEST(ModelOpen, BlockForwardHasGradients) {
   test::TempDir dir;
   auto m = Model::open(test::write_random_hf_model(dir.path(), {}));
   BlockWeights w = m->load_block(1);
-  w.weight(Proj::Up).requires_grad_(true);
+  w.weight(llama::Up).requires_grad_(true);
   auto x = at::randn({2, 5, 64}).requires_grad_(true);
   auto y = block_forward(m->config(), w, x, at::arange(5, at::kLong), m->rope(5));
   y.pow(2).sum().backward();
   EXPECT_TRUE(x.grad().defined() && x.grad().abs().sum().item<double>() > 0);
-  EXPECT_TRUE(w.weight(Proj::Up).grad().abs().sum().item<double>() > 0);
+  EXPECT_TRUE(w.weight(llama::Up).grad().abs().sum().item<double>() > 0);
 }
 
 struct Mutation {

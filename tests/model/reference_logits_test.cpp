@@ -65,7 +65,7 @@ TEST(ReferenceLogits, DetectsAPerturbedWeight) {
   auto h = model->embed(tokens);
   for (int64_t i = 0; i < model->config().n_layers; ++i) {
     BlockWeights w = model->load_block(i);
-    if (i == 1) w.weight(Proj::Down)[3][5] += 0.05f;
+    if (i == 1) w.weight(llama::Down)[3][5] += 0.05f;
     h = block_forward(model->config(), w, h, positions, model->rope(tokens.size(1)));
   }
   const double max_diff = (model->logits(h).squeeze(0) - ref.logits).abs().max().item<double>();

@@ -1,0 +1,90 @@
+// What a decoder block holds: one description per architecture family, read by every stage
+// (loading, tuning, allocation, export, evaluation). A block is a list of linears and a list
+// of norms; stages iterate the lists and never assume how many linears a block has.
+//
+// The Llama family (Llama, Mistral, Qwen2, Qwen3), in forward order:
+//
+//   label  HF module           GGUF stem     [out, in]   input    fused  bias    RoPE rows
+//   q      self_attn.q_proj    attn_q        [H·hd, D]   attn_in  qkv    Qwen2   H heads
+//   k      self_attn.k_proj    attn_k        [KV·hd, D]  attn_in  qkv    Qwen2   KV heads
+//   v      self_attn.v_proj    attn_v        [KV·hd, D]  attn_in  qkv    Qwen2
+//   o      self_attn.o_proj    attn_output   [D, H·hd]   attn_out
+//   gate   mlp.gate_proj       ffn_gate      [F, D]      ffn_in   gate_up
+//   up     mlp.up_proj         ffn_up        [F, D]      ffn_in   gate_up
+//   down   mlp.down_proj       ffn_down      [D, F]      ffn_act
+//
+//   norm    HF module                  GGUF stem     size  present
+//   attn    input_layernorm            attn_norm     D     always
+//   ffn     post_attention_layernorm   ffn_norm      D     always
+//   q       self_attn.q_norm           attn_q_norm   hd    Qwen3
+//   k       self_attn.k_norm           attn_k_norm   hd    Qwen3
+//
+// Terms. input: linears with the same input id multiply the same tensor (one imatrix serves
+// them; activation quantization sees the same x). fused group: members feed one fused weight in
+// vLLM-style runtimes (one scheme for all, §4) and share one NVFP4 global scale (§1.4).
+// RoPE rows: GGUF and llama2.c store these rows in the interleaved (adjacent pairs) RoPE layout,
+// HF in rotate_half; loaders and the GGUF writer convert (model/rope_layout.h).
+//
+// Adding a linear to a family: a row in its table (block_desc.cpp) and its use in the forward
+// (model/llama.cpp). Every other stage picks it up from here.
+//
+// Thread-safety: pure functions; the tables are immutable.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "model/config.h"
+
+namespace sr {
+
+// The Llama family's linears and norms by position in its description: the forward and tests
+// name them with these; every other stage iterates the description.
+namespace llama {
+enum Linear : int { Q = 0, K, V, O, Gate, Up, Down };
+enum Norm : int { AttnNorm = 0, FfnNorm, QNorm, KNorm };
+}  // namespace llama
+
+struct LinearDesc {
+  std::string label;       // "q": short name for tables and reports
+  std::string module;      // HF module path inside the block: "self_attn.q_proj"
+  std::string gguf;        // GGUF tensor stem inside "blk.<i>.": "attn_q"
+  int64_t out = 0, in = 0; // weight shape [out, in]
+  int input = 0;           // input id (see Terms)
+  int fuse_group = -1;     // fused group id, -1 if none (see Terms)
+  bool bias = false;       // carries a bias [out]
+  int64_t rope_heads = 0;  // > 0: rows form this many RoPE heads of head_dim (see Terms)
+};
+
+struct NormDesc {
+  std::string label;       // "attn"
+  std::string module;      // HF module path inside the block: "input_layernorm"
+  std::string gguf;        // GGUF stem: "attn_norm"
+  int64_t size = 0;        // weight shape [size]
+  bool present = true;     // false: this family member has no such norm (tensor left undefined)
+};
+
+struct BlockDesc {
+  std::vector<LinearDesc> linears;  // forward order
+  std::vector<NormDesc> norms;
+
+  int64_t count() const { return int64_t(linears.size()); }
+  // Index of the linear with this label or HF module path; -1 if none.
+  int find(const std::string& label_or_module) const;
+};
+
+// The block of `c`'s architecture with its sizes filled in from `c`. Every block of a model has
+// the same description.
+BlockDesc describe_block(const ModelConfig& c);
+
+// "model.layers.<block>." : the HF name prefix of a block's tensors.
+std::string block_prefix(int64_t block);
+// Full HF module name of linear `i`: "model.layers.<block>.<module>".
+std::string linear_name(const BlockDesc& d, int64_t block, int i);
+
+// (HF suffix, GGUF suffix) of every per-block tensor any family holds ("self_attn.q_proj.weight",
+// "attn_q.weight"; biases and norms included): the name map of model/gguf_names.h.
+const std::vector<std::pair<std::string, std::string>>& block_tensor_name_pairs();
+
+}  // namespace sr
