@@ -17,7 +17,7 @@ struct CalibEffect {
   at::Tensor logp;   // [N, T, V] log-probabilities, when fp_logp was not given
 };
 
-// Runs `tokens` [N, T] in batches of `batch` with every block linear ℓ (index block·test::kLlamaLinears +
+// Runs `tokens` [N, T] in batches of `batch` with every block linear ℓ (index block·(linears per block) +
 // proj) quantized as scheme_of(ℓ) — weights by RTN, activations too if the scheme says so; a
 // 16-bit scheme leaves the layer as it is. With `fp_logp` [N, T, V] (the full-precision model's
 // log-probabilities) it also measures the KL divergence to it; without, it returns logp.

@@ -10,6 +10,7 @@
 #include "alloc/allocation.h"
 #include "alloc/knapsack.h"
 #include "common/error.h"
+#include "testutil.h"
 
 namespace sr {
 namespace {

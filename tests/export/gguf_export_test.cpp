@@ -166,8 +166,8 @@ TEST(GgufExport, EncodedBlocksStreamingOrderAndThreadsDoNotChangeABit) {
   for (int64_t i = 0; i < m->config().n_layers; ++i) {
     BlockWeights b = m->load_block(i);
     const std::string pre = "model.layers." + std::to_string(i) + ".";
-    all.emplace_back(pre + "input_layernorm.weight", b.attn_norm);
-    all.emplace_back(pre + "post_attention_layernorm.weight", b.ffn_norm);
+    all.emplace_back(pre + "input_layernorm.weight", b.norm[llama::AttnNorm]);
+    all.emplace_back(pre + "post_attention_layernorm.weight", b.norm[llama::FfnNorm]);
     for (int p = llama::Q; p <= llama::Down; ++p) all.emplace_back(test::layer_name(i, p) + ".weight", b.w[int(p)]);
   }
   const int threads = at::get_num_threads();

@@ -141,7 +141,7 @@ void check_case(const Case& c) {
         if (scheme.data_type == DataType::NvFp) want += 8;
         EXPECT_EQ(packed_bytes(*packed, l.name), want) << l.name;
       }
-      EXPECT_TRUE(same_bits(pw.attn_norm, fw.attn_norm));
+      EXPECT_TRUE(same_bits(pw.norm[llama::AttnNorm], fw.norm[llama::AttnNorm]));
     }
     auto tokens = at::randint(0, 1000, {2, 16}, at::kLong);
     install_activation_quantization(*packed);

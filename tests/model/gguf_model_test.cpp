@@ -59,7 +59,7 @@ TEST(GgufModel, BlocksEqualTheHfFolderBitForBit) {
   EXPECT_TRUE(at::equal(g->final_norm(), h->final_norm()));
   for (int64_t i = 0; i < g->config().n_layers; ++i) {
     BlockWeights a = g->load_block(i), b = h->load_block(i);
-    EXPECT_TRUE(at::equal(a.attn_norm, b.attn_norm) && at::equal(a.ffn_norm, b.ffn_norm)) << "block " << i;
+    EXPECT_TRUE(at::equal(a.norm[llama::AttnNorm], b.norm[llama::AttnNorm]) && at::equal(a.norm[llama::FfnNorm], b.norm[llama::FfnNorm])) << "block " << i;
     for (int p = llama::Q; p <= llama::Down; ++p) EXPECT_TRUE(at::equal(a.weight(p), b.weight(p))) << "block " << i << " " << p;
   }
 }
