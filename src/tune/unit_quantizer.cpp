@@ -49,10 +49,13 @@ at::Tensor imatrix_of(const std::map<std::string, at::Tensor>& imatrix, const La
 
 int64_t token_count(const at::Tensor& x) { return x.defined() ? x.size(0) * x.size(1) : 0; }
 
-// NVFP4 global scales as every stage fuses them (quant/block_quant.h), block by block.
+// NVFP4 global scales as every stage fuses them (quant/block_quant.h), block by block. A job
+// outside the blocks (lm_head) is a block of its own: one linear, its own scale.
 void fuse_nv_global_scales(const BlockDesc& d, std::vector<LayerJob>& jobs) {
+  static const BlockDesc kAlone{{LinearDesc{}}, {}};
   std::map<size_t, std::pair<BlockSchemes, BlockWeights>> blocks;
   for (const LayerJob& j : jobs) {
+    if (j.choice->linear < 0) continue;
     auto it = blocks.find(j.pos);
     if (it == blocks.end()) {
       BlockWeights w;
@@ -63,10 +66,18 @@ void fuse_nv_global_scales(const BlockDesc& d, std::vector<LayerJob>& jobs) {
     s[size_t(j.choice->linear)] = j.choice->scheme;
     w.weight(j.choice->linear) = j.w;
   }
-  for (auto& [pos, sw] : blocks) {
-    const BlockTensors gs = fused_global_scales(d, sw.second, sw.first);
-    for (LayerJob& j : jobs)
-      if (j.pos == pos && gs[size_t(j.choice->linear)].defined()) j.p.global_scale = gs[size_t(j.choice->linear)];
+  std::map<size_t, BlockTensors> scales;
+  for (auto& [pos, sw] : blocks) scales[pos] = fused_global_scales(d, sw.second, sw.first);
+  for (LayerJob& j : jobs) {
+    at::Tensor gs;
+    if (j.choice->linear < 0) {
+      BlockWeights w;
+      w.w = {j.w};
+      gs = fused_global_scales(kAlone, w, {j.choice->scheme})[0];
+    } else {
+      gs = scales.at(j.pos)[size_t(j.choice->linear)];
+    }
+    if (gs.defined()) j.p.global_scale = gs;
   }
 }
 
