@@ -102,7 +102,8 @@ struct GgmlBlockParams {
 };
 
 // One row per ggml type, as ggml's type_traits: adding a type means adding a row in
-// ggml_types.cpp (and its codec functions); the registry tests then run on it.
+// ggml_types.cpp (and its codec functions); the registry tests then run on it
+// (ggml_types_test EveryRowIsConsistent / EveryCodec, ggml_frozen_test Frozen).
 struct GgmlTypeTraits {
   GgmlType type;
   const char* name;        // ggml's spelling ("q4_K", "bf16"); lookups ignore case
@@ -112,7 +113,8 @@ struct GgmlTypeTraits {
   // bits_per_weight() - bits (q4_K 4.5 - 4). A GGUF scheme's `bits` (scheme.h).
   int bits;
   // False where ggml has no imatrix path, so quantize_row_weighted ignores the weights and
-  // is quantize_row_ref (f32, f16, bf16, q8_0).
+  // is quantize_row_ref (f32, f16, bf16, q8_0); ggml_search_row_weighted is then the ref
+  // search, legacy ref scales included.
   bool uses_importance = false;
   // Null for types whose layout we know (so files holding them can be listed and
   // copied) but whose codec we do not implement.
