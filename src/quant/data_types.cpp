@@ -39,68 +39,44 @@ QuantScheme act_side(const QuantScheme& s) {
   return a;
 }
 
-// ---- INT ----------------------------------------------------------------------------------
+// Short names for the adapters' parameter types.
+using T = at::Tensor;
+using S = QuantScheme;
+using P = WeightQuantParams;
 
-QdqResult qdq_int(const at::Tensor& w, const QuantScheme& s, const WeightQuantParams& p) {
-  return int_quant::qdq(w, int_format(s), p.t);
-}
-Encoded encode_int(const at::Tensor& w, const QuantScheme& s, const WeightQuantParams& p) {
-  return int_quant::encode(w, int_format(s), p.t);
-}
-at::Tensor decode_int(const Encoded& e, const QuantScheme& s) { return int_quant::decode(e, int_format(s)); }
-at::Tensor act_int(const at::Tensor& x, const QuantScheme& s, const ActQuantState&) {
-  return int_quant::qdq(x, int_format(act_side(s))).w_hat;
-}
-at::Tensor search_int(const at::Tensor& wg, const QuantScheme& s, const at::Tensor& q) {
-  return int_quant::search_init_scale(wg, int_format(s), q);
-}
+// ---- INT, MX (floor and RCEIL shared-exponent rules), NVFP4 -----------------------------
 
-// ---- MX (floor and RCEIL shared-exponent rules) ------------------------------------------
+QdqResult qdq_int(const T& w, const S& s, const P& p) { return int_quant::qdq(w, int_format(s), p.t); }
+Encoded encode_int(const T& w, const S& s, const P& p) { return int_quant::encode(w, int_format(s), p.t); }
+T decode_int(const Encoded& e, const S& s) { return int_quant::decode(e, int_format(s)); }
+T act_int(const T& x, const S& s, const ActQuantState&) { return int_quant::qdq(x, int_format(act_side(s))).w_hat; }
+T search_int(const T& wg, const S& s, const T& q) { return int_quant::search_init_scale(wg, int_format(s), q); }
 
-QdqResult qdq_mx(const at::Tensor& w, const QuantScheme& s, const WeightQuantParams& p) {
-  return mxfp::qdq(w, mx_format(s), p.t);
-}
-Encoded encode_mx(const at::Tensor& w, const QuantScheme& s, const WeightQuantParams& p) {
-  return mxfp::encode(w, mx_format(s), p.t);
-}
-at::Tensor decode_mx(const Encoded& e, const QuantScheme& s) { return mxfp::decode(e, mx_format(s)); }
-at::Tensor act_mx(const at::Tensor& x, const QuantScheme& s, const ActQuantState&) {
-  return mxfp::qdq(x, mx_format(act_side(s))).w_hat;
-}
-at::Tensor search_mx(const at::Tensor& wg, const QuantScheme& s, const at::Tensor& q) {
-  return mxfp::search_init_scale(wg, mx_format(s), q);
-}
+QdqResult qdq_mx(const T& w, const S& s, const P& p) { return mxfp::qdq(w, mx_format(s), p.t); }
+Encoded encode_mx(const T& w, const S& s, const P& p) { return mxfp::encode(w, mx_format(s), p.t); }
+T decode_mx(const Encoded& e, const S& s) { return mxfp::decode(e, mx_format(s)); }
+T act_mx(const T& x, const S& s, const ActQuantState&) { return mxfp::qdq(x, mx_format(act_side(s))).w_hat; }
+T search_mx(const T& wg, const S& s, const T& q) { return mxfp::search_init_scale(wg, mx_format(s), q); }
 
-// ---- NVFP4 ----------------------------------------------------------------------------------
-
-QdqResult qdq_nv(const at::Tensor& w, const QuantScheme& s, const WeightQuantParams& p) {
-  return nvfp::qdq(w, nv_format(s), p.t, p.global_scale);
+QdqResult qdq_nv(const T& w, const S& s, const P& p) { return nvfp::qdq(w, nv_format(s), p.t, p.global_scale); }
+Encoded encode_nv(const T& w, const S& s, const P& p) { return nvfp::encode(w, nv_format(s), p.t, p.global_scale); }
+T decode_nv(const Encoded& e, const S& s) { return nvfp::decode(e, nv_format(s)); }
+// Static schemes take the calibrated act_max.
+T act_nv(const T& x, const S& s, const ActQuantState& st) {
+  return nvfp::qdq_act(x, nv_format(act_side(s)), s.act_dynamic ? T() : st.act_max);
 }
-Encoded encode_nv(const at::Tensor& w, const QuantScheme& s, const WeightQuantParams& p) {
-  return nvfp::encode(w, nv_format(s), p.t, p.global_scale);
-}
-at::Tensor decode_nv(const Encoded& e, const QuantScheme& s) { return nvfp::decode(e, nv_format(s)); }
-at::Tensor act_nv(const at::Tensor& x, const QuantScheme& s, const ActQuantState& st) {
-  return nvfp::qdq_act(x, nv_format(act_side(s)), s.act_dynamic ? at::Tensor() : st.act_max);
-}
-at::Tensor search_nv(const at::Tensor& wg, const QuantScheme& s, const at::Tensor& q) {
-  return nvfp::search_init_scale(wg, nv_format(s), q);
-}
-at::Tensor global_scale_nv(const at::Tensor& w) { return nvfp::global_scale(w); }
+T search_nv(const T& wg, const S& s, const T& q) { return nvfp::search_init_scale(wg, nv_format(s), q); }
+T global_scale_nv(const T& w) { return nvfp::global_scale(w); }
 
 // ---- FP8 --------------------------------------------------------------------------------------
 
-QdqResult qdq_fp8(const at::Tensor& w, const QuantScheme& s, const WeightQuantParams& p) {
-  return fp8::qdq(w, fp8_format(s), p.t);
-}
-Encoded encode_fp8(const at::Tensor& w, const QuantScheme& s, const WeightQuantParams& p) {
-  return fp8::encode(w, fp8_format(s), p.t);
-}
-at::Tensor decode_fp8(const Encoded& e, const QuantScheme& s) { return fp8::decode(e, fp8_format(s)); }
+QdqResult qdq_fp8(const T& w, const S& s, const P& p) { return fp8::qdq(w, fp8_format(s), p.t); }
+Encoded encode_fp8(const T& w, const S& s, const P& p) { return fp8::encode(w, fp8_format(s), p.t); }
+T decode_fp8(const Encoded& e, const S& s) { return fp8::decode(e, fp8_format(s)); }
 // Static schemes scale by the calibrated act_max, times the tuned act_max_scale when given.
-at::Tensor act_fp8(const at::Tensor& x, const QuantScheme& s, const ActQuantState& st) {
+T act_fp8(const T& x, const S& s, const ActQuantState& st) {
   Tunables t;
-  at::Tensor tmax;
+  T tmax;
   if (!s.act_dynamic) {
     SR_CHECK(st.act_max.defined(), "[qdq_act] static fp8 activations need a calibrated act_max");
     tmax = st.act_max;
@@ -112,31 +88,28 @@ at::Tensor act_fp8(const at::Tensor& x, const QuantScheme& s, const ActQuantStat
 
 // ---- 16-bit floats: not quantized ---------------------------------------------------------
 
-QdqResult qdq_float(const at::Tensor& w, const QuantScheme&, const WeightQuantParams&) {
-  return {w.to(at::kFloat), at::Tensor(), at::Tensor()};
-}
+QdqResult qdq_float(const T& w, const S&, const P&) { return {w.to(at::kFloat), T(), T()}; }
 
 // ---- GGUF block types (quant/gguf_qdq.h) ------------------------------------------------
 
 // The frozen parameters of a GGUF weight: p's, or llama.cpp's ref search (RTN) when p has none.
-std::shared_ptr<const gguf_qdq::Frozen> frozen_of(const at::Tensor& w, const QuantScheme& s,
-                                                  const WeightQuantParams& p) {
+std::shared_ptr<const gguf_qdq::Frozen> frozen_of(const T& w, const S& s, const P& p) {
   if (p.ggml) {
     SR_CHECK(p.ggml->type == s.ggml_type, "[qdq] parameters frozen for ", ggml_type_name(p.ggml->type),
              " used with scheme ", s.name());
     return p.ggml;
   }
-  return gguf_qdq::freeze(w, s.ggml_type, at::Tensor(), /*searched_codes=*/true);
+  return gguf_qdq::freeze(w, s.ggml_type, T(), /*searched_codes=*/true);
 }
-QdqResult qdq_gguf(const at::Tensor& w, const QuantScheme& s, const WeightQuantParams& p) {
-  return {gguf_qdq::qdq(w, *frozen_of(w, s, p), p.t.v), at::Tensor(), at::Tensor()};
+QdqResult qdq_gguf(const T& w, const S& s, const P& p) {
+  return {gguf_qdq::qdq(w, *frozen_of(w, s, p), p.t.v), T(), T()};
 }
-Encoded encode_gguf(const at::Tensor& w, const QuantScheme& s, const WeightQuantParams& p) {
+Encoded encode_gguf(const T& w, const S& s, const P& p) {
   Encoded e;
   e.ggml = gguf_qdq::encode(w, *frozen_of(w, s, p), p.t.v);
   return e;
 }
-at::Tensor decode_gguf(const Encoded& e, const QuantScheme& s) {
+T decode_gguf(const Encoded& e, const S& s) {
   SR_CHECK(e.ggml.defined() && e.ggml.dim() == 2, "[decode_weight] ", s.name(), " needs the ggml rows");
   return gguf_qdq::decode(e.ggml, s.ggml_type, gguf_qdq::cols_of(s.ggml_type, e.ggml.size(1)));
 }

@@ -241,7 +241,7 @@ TEST_P(EveryCodec, AllZeroRowDecodesToZerosWithZeroScales) {
 }
 
 // Relative RMS error bound for N(0, 1) rows. Block types: 2^(1 - bits), one step of a
-// b-bit grid spanning about +-1 (measured values, printed, are 0.6-0.7 of it); a broken
+// b-bit grid spanning about +-1 (measured values, printed, are 0.5-0.7 of it); a broken
 // layout or scale gives errors ~1. Float types by their significand (f32 exact).
 double error_bound(GgmlType t) {
   const GgmlTypeTraits& tr = ggml_codec(t);
