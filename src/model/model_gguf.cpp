@@ -142,8 +142,7 @@ void add_tensors(const GgufReader& r, TensorStore& store) {
   const MappedFile* f = store.own(std::make_shared<MappedFile>(r.path()));
   for (const GgufTensorInfo& t : r.tensors()) {
     SR_CHECK(ggml_type_traits(t.type).supported(), "[model] ", r.path(), ": tensor ", t.name, " has type ",
-             ggml_type_name(t.type), ", which signround cannot decode (supported: F32 F16 BF16 Q4_0 Q4_1 Q5_0 "
-             "Q5_1 Q8_0 Q2_K Q3_K Q4_K Q5_K Q6_K)");
+             ggml_type_name(t.type), ", which signround cannot decode (supported: ", ggml_supported_type_names(), ")");
     TensorEntry e;
     e.name = t.name;
     e.shape = t.shape;

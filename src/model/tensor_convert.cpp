@@ -70,8 +70,7 @@ at::Tensor entry_to_float(const TensorEntry& e) {
         .to(at::kFloat, /*non_blocking=*/false, /*copy=*/true);
   if (const GgmlTypeTraits* tr = ggml_block_codec(e.dtype)) return dequantize_entry(e, *tr);
   fail("[model] tensor ", e.describe(), ": dtype ", e.dtype,
-       " is not supported for weights (F32, F16, BF16 and the ggml block types Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K "
-       "Q3_K Q4_K Q5_K Q6_K)");
+       " is not supported for weights (supported: ", ggml_supported_type_names(), ")");
 }
 
 void save_tensors(const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& tensors,

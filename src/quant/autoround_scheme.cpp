@@ -1,29 +1,19 @@
 #include "quant/autoround_scheme.h"
 
 #include "common/error.h"
+#include "quant/data_types.h"
 
 namespace sr {
 namespace {
 
-const char* weight_type_name(const QuantScheme& s) {
-  switch (s.data_type) {
-    case DataType::Int: return "int";
-    case DataType::MxFp: return "mx_fp";
-    case DataType::MxFpRceil: return "mx_fp_rceil";
-    case DataType::NvFp: return "nv_fp";
-    default: return "fp";  // FP8 at 8 bits; unquantized (fp16/bf16) at 16
-  }
-}
+// auto-round's name of the weight side: the data type's row (fp8 and 16-bit floats are "fp").
+const char* weight_type_name(const QuantScheme& s) { return data_type_traits(s.data_type).autoround_name; }
 
+// The activation side's: "fp" when unquantized; NVFP4 with a static global scale is its own type.
 const char* act_type_name(const QuantScheme& s) {
   if (!s.act_quantized()) return "fp";
-  switch (s.act_data_type) {
-    case DataType::Int: return "int";
-    case DataType::MxFp: return "mx_fp";
-    case DataType::MxFpRceil: return "mx_fp_rceil";
-    case DataType::NvFp: return s.act_dynamic ? "nv_fp" : "nv_fp4_with_static_gs";
-    default: return "fp";
-  }
+  if (s.act_data_type == DataType::NvFp && !s.act_dynamic) return "nv_fp4_with_static_gs";
+  return data_type_traits(s.act_data_type).autoround_name;
 }
 
 }  // namespace

@@ -1,7 +1,9 @@
-// Dispatch from a QuantScheme to the format families in quant/formats.
+// Dispatch from a QuantScheme to the format families in quant/formats, through the data
+// type's row (quant/data_types.h).
 #include "quant/qdq.h"
 
 #include "common/error.h"
+#include "quant/data_types.h"
 
 namespace sr {
 namespace {
@@ -24,6 +26,20 @@ void require_quantized(const QuantScheme& s, const char* fn) {
 
 at::Tensor param(at::Tensor x) { return x.set_requires_grad(true); }
 
+// A row's entry point, or an error naming the operation and the type that lacks it.
+template <class F>
+F entry(F f, DataType t, const char* fn) {
+  SR_CHECK(f, "[", fn, "] data_type ", to_string(t), " has no such operation");
+  return f;
+}
+
+// The global scale of an RTN layer: the caller's, else this layer's (types that have one).
+at::Tensor layer_global_scale(const at::Tensor& w, const QuantScheme& s, const at::Tensor& given) {
+  const auto own = data_type_traits(s.data_type).global_scale;
+  if (!own) return at::Tensor();
+  return given.defined() ? given : own(w);
+}
+
 }  // namespace
 
 int_quant::Format int_format(const QuantScheme& s) {
@@ -41,24 +57,12 @@ fp8::Format fp8_format(const QuantScheme& s) {
 }
 
 bool has_init_scale_search(const QuantScheme& s) {
-  return s.quantized() && s.sym &&
-         (s.data_type == DataType::Int || is_mx(s.data_type) || s.data_type == DataType::NvFp);
+  return s.quantized() && s.sym && data_type_traits(s.data_type).search_init_scale != nullptr;
 }
 
 bool uses_v2_wrapper(const QuantScheme& s) { return has_init_scale_search(s) || s.is_gguf(); }
 
 namespace {
-
-// The frozen parameters of a GGUF weight: p's, or llama.cpp's ref search (RTN) when p has none.
-std::shared_ptr<const gguf_qdq::Frozen> frozen_of(const at::Tensor& w, const QuantScheme& s,
-                                                  const WeightQuantParams& p) {
-  if (p.ggml) {
-    SR_CHECK(p.ggml->type == s.ggml_type, "[qdq] parameters frozen for ", ggml_type_name(p.ggml->type),
-             " used with scheme ", s.name());
-    return p.ggml;
-  }
-  return gguf_qdq::freeze(w, s.ggml_type, at::Tensor(), /*searched_codes=*/true);
-}
 
 WeightQuantParams gguf_params(const at::Tensor& w, const QuantScheme& s, TuneMode mode, const at::Tensor& imatrix) {
   const auto g = group_layout(w.sizes(), s.group_size);
@@ -87,11 +91,12 @@ WeightQuantParams make_weight_params(const at::Tensor& w, const QuantScheme& s, 
   WeightQuantParams p;
   p.t.v = param(at::zeros({g.n_groups, g.length}, opts));
   p.t.beta = param(at::ones({g.n_groups}, opts));
-  if (s.data_type == DataType::NvFp) p.global_scale = nvfp::global_scale(w);
+  const DataTypeTraits& dt = data_type_traits(s.data_type);
+  if (dt.global_scale) p.global_scale = dt.global_scale(w);
   if (mode == TuneMode::V2 && uses_v2_wrapper(s)) {
     p.t.init_scale = search_init_scale(w, s, imatrix, /*handle_zero=*/false);
     p.range = {0.0f, 2.0f};
-  } else if (s.data_type == DataType::Int) {
+  } else if (dt.v1_alpha) {
     p.t.alpha = param(at::ones({g.n_groups}, opts));
   }
   return p;
@@ -104,78 +109,25 @@ void clamp_params_(WeightQuantParams& p) {
 }
 
 QdqResult qdq_weight(const at::Tensor& w, const QuantScheme& s, const WeightQuantParams& p) {
-  switch (s.data_type) {
-    case DataType::Int: return int_quant::qdq(w, int_format(s), p.t);
-    case DataType::MxFp:
-    case DataType::MxFpRceil: return mxfp::qdq(w, mx_format(s), p.t);
-    case DataType::NvFp: return nvfp::qdq(w, nv_format(s), p.t, p.global_scale);
-    case DataType::Fp8: return fp8::qdq(w, fp8_format(s), p.t);
-    case DataType::Gguf: return {gguf_qdq::qdq(w, *frozen_of(w, s, p), p.t.v), at::Tensor(), at::Tensor()};
-    default: return {w.to(at::kFloat), at::Tensor(), at::Tensor()};
-  }
+  return data_type_traits(s.data_type).qdq(w, s, p);
 }
 
 Encoded encode_weight(const at::Tensor& w, const QuantScheme& s, const WeightQuantParams& p) {
   require_quantized(s, "encode_weight");
-  switch (s.data_type) {
-    case DataType::Int: return int_quant::encode(w, int_format(s), p.t);
-    case DataType::MxFp:
-    case DataType::MxFpRceil: return mxfp::encode(w, mx_format(s), p.t);
-    case DataType::NvFp: return nvfp::encode(w, nv_format(s), p.t, p.global_scale);
-    case DataType::Gguf: {
-      Encoded e;
-      e.ggml = gguf_qdq::encode(w, *frozen_of(w, s, p), p.t.v);
-      return e;
-    }
-    default: return fp8::encode(w, fp8_format(s), p.t);
-  }
+  return entry(data_type_traits(s.data_type).encode, s.data_type, "encode_weight")(w, s, p);
 }
 
 at::Tensor decode_weight(const Encoded& e, const QuantScheme& s) {
   require_quantized(s, "decode_weight");
-  switch (s.data_type) {
-    case DataType::Int: return int_quant::decode(e, int_format(s));
-    case DataType::MxFp:
-    case DataType::MxFpRceil: return mxfp::decode(e, mx_format(s));
-    case DataType::NvFp: return nvfp::decode(e, nv_format(s));
-    case DataType::Gguf: {
-      SR_CHECK(e.ggml.defined() && e.ggml.dim() == 2, "[decode_weight] ", s.name(), " needs the ggml rows");
-      return gguf_qdq::decode(e.ggml, s.ggml_type, gguf_qdq::cols_of(s.ggml_type, e.ggml.size(1)));
-    }
-    default: return fp8::decode(e, fp8_format(s));
-  }
+  return entry(data_type_traits(s.data_type).decode, s.data_type, "decode_weight")(e, s);
 }
 
 at::Tensor qdq_act(const at::Tensor& x, const QuantScheme& s, const ActQuantState& st) {
   if (!s.act_quantized()) return x;
-  at::Tensor y;
-  switch (s.act_data_type) {
-    case DataType::Int:
-      y = int_quant::qdq(x, {s.act_bits, s.act_sym, s.act_group_size, true}).w_hat;
-      break;
-    case DataType::MxFp:
-    case DataType::MxFpRceil:
-      y = mxfp::qdq(x, mx_format_of(s.act_bits, s.act_group_size, s.act_data_type)).w_hat;
-      break;
-    case DataType::NvFp:
-      y = nvfp::qdq_act(x, {s.act_group_size}, s.act_dynamic ? at::Tensor() : st.act_max);
-      break;
-    case DataType::Fp8: {
-      Tunables t;
-      at::Tensor tmax;
-      if (!s.act_dynamic) {
-        SR_CHECK(st.act_max.defined(), "[qdq_act] static fp8 activations need a calibrated act_max");
-        tmax = st.act_max;
-        const auto g = group_layout(x.sizes(), s.act_group_size);
-        if (st.act_max_scale.defined()) t.beta = st.act_max_scale.to(at::kFloat).reshape({1}).expand({g.n_groups});
-      }
-      y = fp8::qdq(x, {s.act_group_size}, t, tmax).w_hat;
-      break;
-    }
-    default: sr::fail("[qdq_act] activation data_type ", to_string(s.act_data_type), " at ",
-                      s.act_bits, " bits is not a quantized type");
-  }
-  return y.to(x.scalar_type());
+  const auto qdq = data_type_traits(s.act_data_type).qdq_act;
+  SR_CHECK(qdq, "[qdq_act] activation data_type ", to_string(s.act_data_type), " at ", s.act_bits,
+           " bits is not a quantized type");
+  return qdq(x, s, st).to(x.scalar_type());
 }
 
 at::Tensor imatrix_handle_zero(const at::Tensor& imatrix_g, const at::Tensor& wg, int bits) {
@@ -202,17 +154,14 @@ at::Tensor search_init_scale(const at::Tensor& w, const QuantScheme& s, const at
   auto wg = to_groups(w.detach().to(at::kFloat), g, 0.0).contiguous();
   auto q = imatrix_to_groups(imatrix, g).to(wg.device()).contiguous();
   if (handle_zero && imatrix.defined()) q = imatrix_handle_zero(q, wg, s.bits);
-  if (s.data_type == DataType::Int) return int_quant::search_init_scale(wg, int_format(s), q);
-  if (s.data_type == DataType::NvFp) return nvfp::search_init_scale(wg, nv_format(s), q);
-  return mxfp::search_init_scale(wg, mx_format(s), q);
+  return data_type_traits(s.data_type).search_init_scale(wg, s, q);
 }
 
 RtnResult rtn(const at::Tensor& w, const QuantScheme& s, const at::Tensor& global_scale) {
   require_quantized(s, "rtn");
   if (s.is_gguf()) return gguf_rtn(w, s, at::Tensor());
   RtnResult r;
-  if (s.data_type == DataType::NvFp)
-    r.params.global_scale = global_scale.defined() ? global_scale : nvfp::global_scale(w);
+  r.params.global_scale = layer_global_scale(w, s, global_scale);
   at::NoGradGuard no_grad;
   r.w_hat = qdq_weight(w, s, r.params).w_hat;
   r.encoded = encode_weight(w, s, r.params);
@@ -224,8 +173,7 @@ RtnResult opt_rtn(const at::Tensor& w, const QuantScheme& s, const at::Tensor& i
   if (s.is_gguf()) return gguf_rtn(w, s, imatrix);
   if (!has_init_scale_search(s)) return rtn(w, s, global_scale);
   RtnResult r;
-  if (s.data_type == DataType::NvFp)
-    r.params.global_scale = global_scale.defined() ? global_scale : nvfp::global_scale(w);
+  r.params.global_scale = layer_global_scale(w, s, global_scale);
   r.params.t.init_scale = search_init_scale(w, s, imatrix, /*handle_zero=*/true);
   at::NoGradGuard no_grad;
   r.w_hat = qdq_weight(w, s, r.params).w_hat;

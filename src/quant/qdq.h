@@ -1,7 +1,8 @@
 // The quantization dispatcher later stages use, keyed by a QuantScheme: tunable parameters of a
 // weight, differentiable weight and activation qdq, encode/decode, the imatrix-weighted
 // initial-scale searches of SignRoundV2 (§3.3) and whole-layer RTN / optimized RTN (§2.8).
-// Shape letters as in quant/formats/group.h (O, I, G, L, N, C).
+// Shape letters as in quant/formats/group.h (O, I, G, L, N, C). Each function dispatches through
+// the scheme's data type row (quant/data_types.h); there is no other switch on the data type.
 //
 // Typical tuning loop (stage tune/):
 //   auto p = make_weight_params(W, scheme, TuneMode::V2, imatrix);  // search runs here (v2)

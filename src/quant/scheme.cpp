@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "quant/data_types.h"
 
 namespace sr {
 namespace {
@@ -27,44 +28,18 @@ std::string trim(const std::string& s) {
   return s.substr(b, s.find_last_not_of(" \t\n\r'\"") - b + 1);
 }
 
-bool is_float(DataType t) { return t == DataType::Float16 || t == DataType::BFloat16; }
-bool is_mx(DataType t) { return t == DataType::MxFp || t == DataType::MxFpRceil; }
-
-// §5.4: what each ggml block type is as a scheme, and its §4.3 super-group cost
-// (super_groups = sub-blocks per super-block, 0 for the legacy types).
-struct GgufFacts {
-  GgmlType type;
-  int bits;
-  int64_t group;
-  bool sym;
-  int super_groups;
-  int super_bits;
-};
-constexpr GgufFacts kGgufFacts[] = {
-    {GgmlType::Q4_0, 4, 32, true, 0, 0},   {GgmlType::Q4_1, 4, 32, false, 0, 0},
-    {GgmlType::Q5_0, 5, 32, true, 0, 0},   {GgmlType::Q5_1, 5, 32, false, 0, 0},
-    {GgmlType::Q8_0, 8, 32, true, 0, 0},   {GgmlType::Q2_K, 2, 16, false, 16, 4},
-    {GgmlType::Q3_K, 3, 16, true, 16, 6},  {GgmlType::Q4_K, 4, 32, false, 8, 6},
-    {GgmlType::Q5_K, 5, 32, false, 8, 6},  {GgmlType::Q6_K, 6, 16, true, 16, 8},
-};
-
-const GgufFacts* find_gguf_facts(GgmlType t) {
-  for (const GgufFacts& f : kGgufFacts)
-    if (f.type == t) return &f;
-  return nullptr;
-}
-
+// §5.4: the ggml types that are GGUF quantization schemes are those with frozen-parameter
+// hooks; their traits row (ggml_types.h) fixes bits, group (the sub-block) and sym.
 std::string gguf_type_list() {
   std::string out;
-  for (const GgufFacts& f : kGgufFacts) out += (out.empty() ? "gguf:" : ", gguf:") + lower(ggml_type_name(f.type));
+  for (GgmlType t : ggml_block_param_types()) out += (out.empty() ? "gguf:" : ", gguf:") + lower(ggml_type_name(t));
   return out;
 }
 
-const GgufFacts& gguf_facts(GgmlType t) {
-  const GgufFacts* f = find_gguf_facts(t);
-  SR_CHECK(f, "[QuantScheme] ggml type ", ggml_type_name(t), " is not a GGUF quantization scheme (supported: ",
-           gguf_type_list(), ")");
-  return *f;
+const GgmlTypeTraits& gguf_traits(GgmlType t) {
+  SR_CHECK(ggml_type_id_known(uint32_t(t)) && ggml_type_traits(t).has_block_params(), "[QuantScheme] ggml type ",
+           ggml_type_name(t), " is not a GGUF quantization scheme (supported: ", gguf_type_list(), ")");
+  return ggml_type_traits(t);
 }
 
 bool has_gguf_prefix(const std::string& s) { return lower(s).rfind("gguf:", 0) == 0; }
@@ -119,35 +94,12 @@ std::string preset_list() {
   return out;
 }
 
-void check_group(int64_t g, const char* what) {
-  SR_CHECK(g > 0 || g == -1 || g == 0, "[QuantScheme] ", what, " must be > 0, -1 or 0, got ", g);
-}
-
-// Checks one side (weight or activation) of a quantized scheme.
+// Checks one side (weight or activation) of a quantized scheme by its data type's rule.
 void check_side(int bits, int64_t g, DataType dt, const char* side) {
-  const std::string dts = to_string(dt);
-  switch (dt) {
-    case DataType::Int:
-      SR_CHECK(bits >= 2 && bits <= 8, "[QuantScheme] ", side, " int bits must be 2..8, got ", bits);
-      check_group(g, side);
-      break;
-    case DataType::MxFp:
-    case DataType::MxFpRceil:
-      SR_CHECK(bits == 4 || bits == 8, "[QuantScheme] ", side, " ", dts,
-               " supports 4 (E2M1) or 8 (E4M3) bits, got ", bits);
-      SR_CHECK(g > 0, "[QuantScheme] ", side, " ", dts, " needs a group size > 0, got ", g);
-      break;
-    case DataType::NvFp:
-      SR_CHECK(bits == 4 && g == 16, "[QuantScheme] ", side,
-               " nv_fp needs bits 4 and group size 16, got bits ", bits, ", group ", g);
-      break;
-    case DataType::Fp8:
-      SR_CHECK(bits == 8, "[QuantScheme] ", side, " fp8 needs bits 8, got ", bits);
-      check_group(g, side);
-      break;
-    default:
-      sr::fail("[QuantScheme] ", side, " data_type ", dts, " is not quantized but bits = ", bits);
-  }
+  const DataTypeTraits& tr = data_type_traits(dt);
+  if (!tr.check_side)
+    sr::fail("[QuantScheme] ", side, " data_type ", tr.name, " is not quantized but bits = ", bits);
+  tr.check_side(bits, g, side);
 }
 
 template <class T>
@@ -234,33 +186,19 @@ nlohmann::json fields_to_json(const std::string& text) {
 
 }  // namespace
 
-const char* to_string(DataType t) {
-  switch (t) {
-    case DataType::Int: return "int";
-    case DataType::MxFp: return "mx_fp";
-    case DataType::MxFpRceil: return "mx_fp_rceil";
-    case DataType::NvFp: return "nv_fp";
-    case DataType::Fp8: return "fp8";
-    case DataType::Float16: return "fp16";
-    case DataType::BFloat16: return "bf16";
-    case DataType::Gguf: return "gguf";
-  }
-  return "?";
-}
+const char* to_string(DataType t) { return data_type_traits(t).name; }
 
 DataType parse_data_type(const std::string& text, int bits) {
   const std::string s = lower(trim(text));
-  static const std::map<std::string, DataType> kNames = {
-      {"int", DataType::Int},          {"mx_fp", DataType::MxFp},
-      {"mx_fp4", DataType::MxFp},      {"mx_fp8", DataType::MxFp},
-      {"mx_fp_rceil", DataType::MxFpRceil}, {"mx_fp4_rceil", DataType::MxFpRceil},
-      {"mx_fp8_rceil", DataType::MxFpRceil}, {"nv_fp", DataType::NvFp},
-      {"nv_fp4", DataType::NvFp},      {"nv_fp4_with_static_gs", DataType::NvFp},
-      {"fp8", DataType::Fp8},          {"fp8_e4m3", DataType::Fp8},
-      {"fp8_sym", DataType::Fp8},      {"fp8_static", DataType::Fp8},
-      {"fp16", DataType::Float16},     {"float16", DataType::Float16},
-      {"bf16", DataType::BFloat16},    {"bfloat16", DataType::BFloat16},
-      {"float", DataType::BFloat16}};
+  static const std::map<std::string, DataType> kNames = [] {
+    std::map<std::string, DataType> m;
+    for (const DataTypeTraits& tr : data_type_registry()) {
+      if (tr.type == DataType::Gguf) continue;  // a GGUF type is a whole scheme (below)
+      m[tr.name] = tr.type;
+      for (const char* alias : tr.aliases) m[alias] = tr.type;
+    }
+    return m;
+  }();
   if (s == "fp") return bits == 8 ? DataType::Fp8 : DataType::BFloat16;
   SR_CHECK(s.rfind("gguf", 0) != 0, "[QuantScheme] data_type '", text, "': a GGUF type is a whole scheme; ",
            "name it as the scheme (e.g. --scheme gguf:q4_k, or \"data_type\": \"gguf:q4_k\" in JSON)");
@@ -311,15 +249,15 @@ QuantScheme QuantScheme::from_json(const nlohmann::json& j) {
 
 void QuantScheme::validate() const {
   if (is_gguf()) {
-    const GgufFacts& f = gguf_facts(ggml_type);
-    SR_CHECK(bits == f.bits && group_size == f.group && sym == f.sym, "[QuantScheme] ", name(), " must have bits ",
-             f.bits, ", group_size ", f.group, ", ", f.sym ? "sym" : "asym", "; got bits ", bits, ", group_size ",
-             group_size, ", ", sym ? "sym" : "asym");
+    const QuantScheme f = gguf_scheme(gguf_traits(ggml_type).type);
+    SR_CHECK(bits == f.bits && group_size == f.group_size && sym == f.sym, "[QuantScheme] ", name(),
+             " must have bits ", f.bits, ", group_size ", f.group_size, ", ", f.sym ? "sym" : "asym", "; got bits ",
+             bits, ", group_size ", group_size, ", ", sym ? "sym" : "asym");
     SR_CHECK(!act_quantized(), "[QuantScheme] ", name(), " keeps activations in 16 bit, got act_bits ", act_bits);
     return;
   }
   if (bits >= 16) {
-    SR_CHECK(is_float(data_type), "[QuantScheme] bits ", bits, " needs data_type fp16/bf16, got ",
+    SR_CHECK(!data_type_traits(data_type).quantized, "[QuantScheme] bits ", bits, " needs data_type fp16/bf16, got ",
              to_string(data_type));
   } else {
     check_side(bits, group_size, data_type, "weight");
@@ -356,8 +294,8 @@ QuantScheme preset_scheme(const std::string& name) {
 QuantScheme gguf_scheme(GgmlType type) {
   if (type == GgmlType::F16) return make(16, 128, true, DataType::Float16);
   if (type == GgmlType::BF16) return preset_scheme("BF16");
-  const GgufFacts& f = gguf_facts(type);
-  QuantScheme s = make(f.bits, f.group, f.sym, DataType::Gguf);
+  const GgmlTypeTraits& tr = gguf_traits(type);
+  QuantScheme s = make(tr.bits, tr.params.group, !tr.params.asym, DataType::Gguf);
   s.ggml_type = type;
   return s;
 }
@@ -367,8 +305,8 @@ GgmlType parse_gguf_scheme_type(const std::string& text) {
   SR_CHECK(has_gguf_prefix(t), "[QuantScheme] '", text, "' is not a GGUF scheme (expected one of ", gguf_type_list(),
            ")");
   const std::string type = lower(t.substr(5));
-  for (const GgufFacts& f : kGgufFacts)
-    if (lower(ggml_type_name(f.type)) == type) return f.type;
+  for (GgmlType g : ggml_block_param_types())
+    if (lower(ggml_type_name(g)) == type) return g;
   sr::fail("[QuantScheme] unknown GGUF scheme '", text, "' — expected one of ", gguf_type_list());
 }
 
@@ -410,7 +348,7 @@ FitResult fits(const QuantScheme& s, int64_t out, int64_t in) {
         << "got [" << out << ", " << in << "]";
     return {false, why.str()};
   }
-  const bool block = is_mx(s.data_type) || s.data_type == DataType::NvFp;
+  const bool block = data_type_traits(s.data_type).block_scaled;
   if (block && s.group_size > 0 && in % s.group_size != 0) {
     why << to_string(s.data_type) << " layers need in divisible by the group size "
         << s.group_size << ", got in = " << in;
@@ -422,15 +360,16 @@ FitResult fits(const QuantScheme& s, int64_t out, int64_t in) {
 int64_t layer_bits(const QuantScheme& s, int64_t out, int64_t in, bool ignore_scale_zp_bits) {
   const int64_t n = out * in;
   if (s.bits >= 16 || ignore_scale_zp_bits) return int64_t(s.bits) * n;
-  if (s.is_gguf() && gguf_facts(s.ggml_type).super_groups > 0) {
-    const GgufFacts& f = gguf_facts(s.ggml_type);
-    const int64_t groups = out * ((in + f.group - 1) / f.group);
-    return int64_t(s.bits) * n + groups * f.super_bits * 2 + (groups + f.super_groups - 1) / f.super_groups * 64;
+  if (s.is_gguf() && gguf_traits(s.ggml_type).params.sub_scale_bits > 0) {
+    const GgmlTypeTraits& tr = gguf_traits(s.ggml_type);
+    const int64_t group = tr.params.group, super_groups = tr.block_size / group;
+    const int64_t groups = out * ((in + group - 1) / group);
+    return int64_t(s.bits) * n + groups * tr.params.sub_scale_bits * 2 + (groups + super_groups - 1) / super_groups * 64;
   }
   const int64_t groups = s.group_size > 0   ? out * ((in + s.group_size - 1) / s.group_size)
                          : s.group_size == -1 ? out
                                               : 1;
-  const int scale_bits = is_mx(s.data_type) || s.data_type == DataType::NvFp ? 8 : 16;
+  const int scale_bits = data_type_traits(s.data_type).block_scaled ? 8 : 16;
   // GGUF legacy types are auto-round's "int" data types (q4_1: int_asym_float_zp): zp paid too.
   const int zp_bits = (!s.sym || s.data_type == DataType::Int || s.is_gguf()) ? s.bits : 0;
   return int64_t(s.bits) * n + groups * (scale_bits + zp_bits);

@@ -12,9 +12,12 @@
 // data_type strings: "int", "mx_fp", "mx_fp_rceil", "nv_fp", "fp8", "fp16", "bf16"; accepted
 //   aliases: "fp" (fp8 at 8 bits, bf16 at 16), "float"/"bfloat16" (bf16), "float16" (fp16),
 //   "mx_fp4"/"mx_fp8", "nv_fp4", "nv_fp4_with_static_gs", "fp8_e4m3", "fp8_sym", "fp8_static".
+//   Names, aliases, the per-side validity rules and the qdq entry points of every data type
+//   are its row in quant/data_types.h.
 //
 // GGUF block types (spec §5.4) are schemes too: data_type "gguf:<type>" with <type> one of
-//   q2_k q3_k q4_k q5_k q6_k q4_0 q4_1 q5_0 q5_1 q8_0 (any case). The type fixes bits,
+//   q2_k q3_k q4_k q5_k q6_k q4_0 q4_1 q5_0 q5_1 q8_0 (any case): the ggml types with
+//   frozen-parameter hooks (ggml_block_param_types()). The type's traits row fixes bits,
 //   group_size (its sub-block) and sym, as §5.4's table says; act_bits must stay 16 (llama.cpp
 //   quantizes activations itself). The string "gguf:q4_k" is accepted wherever a preset name
 //   is, and to_json writes {"bits": 4, "group_size": 32, "sym": false, "data_type": "gguf:q4_k",
@@ -33,6 +36,7 @@
 namespace sr {
 
 // Frozen numeric values (style.md #3): never renumber; retired ids stay commented in place.
+// Each value has one row in the registry of quant/data_types.h.
 enum class DataType : int {
   Int = 0,        // INT, sym (signed full-range scale) or asym (zero point)
   MxFp = 1,       // MXFP4 (E2M1) / MXFP8 (E4M3), E8M0 scale per 32, floor rule
@@ -87,7 +91,8 @@ const std::vector<std::pair<std::string, QuantScheme>>& preset_schemes();
 // "gguf:<type>" (gguf_scheme). Throws sr::Error listing the presets when unknown.
 QuantScheme preset_scheme(const std::string& name);
 
-// The scheme of a ggml block type (§5.4 table):
+// The scheme of a ggml block type (§5.4 table; from its GgmlTypeTraits row: bits, params.group,
+// !params.asym):
 //   q4_0 / q5_0 / q8_0: int sym, G = 32;     q4_1 / q5_1: asym, G = 32;
 //   q2_k: asym, G = 16;  q3_k: sym, G = 16;  q4_k / q5_k: asym, G = 32;  q6_k: sym, G = 16.
 // F16 and BF16 give the unquantized fp16 / bf16 schemes (what a GGUF plan may fall back to).
@@ -115,8 +120,8 @@ FitResult fits(const QuantScheme& s, int64_t out, int64_t in);
 // §4.3 bit cost of a weight [out, in]: b·n plus n_g·(scale_bits + zp_bits) unless b >= 16 or
 // ignore_scale_zp_bits. scale_bits = 8 for MX/NV, else 16; zp_bits = b for INT (sym too) and
 // for any asym, else 0; n_g = out·ceil(in/G), out (G = -1) or 1 (G = 0).
-// GGUF k-quants (super-group of S sub-blocks with super_bits sb: Q2_K 16/4, Q3_K 16/6,
-// Q4_K and Q5_K 8/6, Q6_K 16/8): b·n + n_g·sb·2 + ceil(n_g/S)·64, e.g. Q4_K 4.625 and Q2_K
+// GGUF k-quants (super-group of S = block_size / params.group sub-blocks with
+// sb = params.sub_scale_bits of their traits row: Q2_K 16/4, Q3_K 16/6, Q4_K and Q5_K 8/6, Q6_K 16/8): b·n + n_g·sb·2 + ceil(n_g/S)·64, e.g. Q4_K 4.625 and Q2_K
 // 2.75 bits/weight; the legacy types count as int G = 32 (q4_0 4.625). These are auto-round's
 // costs, what the allocator compares; layer_file_bits gives what the file really takes.
 int64_t layer_bits(const QuantScheme& s, int64_t out, int64_t in, bool ignore_scale_zp_bits);

@@ -21,6 +21,7 @@
 namespace sr {
 namespace {
 
+// The spec's list (ggml_frozen.h); the parameterized tests run on the registry's instead.
 const std::vector<GgmlType> kBlockTypes = {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1,
                                            GgmlType::Q8_0, GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K,
                                            GgmlType::Q5_K, GgmlType::Q6_K};
@@ -314,11 +315,17 @@ TEST_P(Frozen, RejectsNonFiniteInputsAndMissingRefScales) {
   EXPECT_THROW(ggml_qdq_row_frozen(broken, x.data(), nullptr, v.data()), Error);
 }
 
-INSTANTIATE_TEST_SUITE_P(BlockTypes, Frozen, ::testing::ValuesIn(kBlockTypes),
+// Every registered type with frozen-parameter hooks, and those with llama.cpp's legacy ref rule.
+std::vector<GgmlType> legacy_types() {
+  std::vector<GgmlType> out;
+  for (GgmlType t : ggml_block_param_types())
+    if (ggml_type_traits(t).params.ref_code) out.push_back(t);
+  return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(BlockTypes, Frozen, ::testing::ValuesIn(ggml_block_param_types()),
                          [](const ::testing::TestParamInfo<GgmlType>& i) { return ggml_type_name(i.param); });
-INSTANTIATE_TEST_SUITE_P(LegacyTypes, FrozenLegacy,
-                         ::testing::Values(GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1,
-                                           GgmlType::Q8_0),
+INSTANTIATE_TEST_SUITE_P(LegacyTypes, FrozenLegacy, ::testing::ValuesIn(legacy_types()),
                          [](const ::testing::TestParamInfo<GgmlType>& i) { return ggml_type_name(i.param); });
 
 TEST(FrozenTypes, OnlyBlockTypesHaveParams) {

@@ -12,6 +12,7 @@
 
 #include "common/error.h"
 #include "common/half.h"
+#include "quant/formats/ggml_frozen.h"
 
 namespace sr {
 namespace {
@@ -143,6 +144,53 @@ TEST(GgmlTypes, RowBytes) {
   EXPECT_THROW(ggml_row_bytes(GgmlType::F32, -1), Error);
 }
 
+// Every known type's row, whatever it implements (style.md #3, #5: a new row is checked here
+// without any other change).
+std::vector<GgmlType> known_types() {
+  std::vector<GgmlType> out;
+  for (uint32_t id = 0; id < kGgmlTypeIdEnd; ++id)
+    if (ggml_type_id_known(id)) out.push_back(GgmlType(id));
+  return out;
+}
+
+TEST(GgmlTypes, EveryRowIsConsistent) {
+  for (GgmlType t : known_types()) {
+    const GgmlTypeTraits& tr = ggml_type_traits(t);
+    SCOPED_TRACE(tr.name);
+    EXPECT_EQ(tr.type, t);
+    EXPECT_EQ(ggml_type_from_name(tr.name), t);
+    // Row bytes are n / block_size blocks of type_size bytes; a partial block is refused.
+    for (int64_t blocks : {0, 1, 3, 16}) EXPECT_EQ(ggml_row_bytes(t, blocks * tr.block_size), uint64_t(blocks) * tr.type_size);
+    if (tr.block_size > 1) {
+      EXPECT_THROW(ggml_row_bytes(t, tr.block_size + 1), Error);
+    }
+    // Bits per weight are the bytes spread over the block: the code bits plus at most a
+    // little over one bit of headers (q8_K 8 -> 9.125; q4_K 4 -> 4.5; f32 32 -> 32).
+    EXPECT_DOUBLE_EQ(tr.bits_per_weight() * double(tr.block_size), 8.0 * tr.type_size);
+    EXPECT_GE(tr.bits_per_weight(), double(tr.bits));
+    EXPECT_LT(tr.bits_per_weight(), tr.bits + 1.25);
+    // A codec is complete: all three row functions and the scale check.
+    if (tr.supported()) {
+      EXPECT_TRUE(tr.quantize_row_ref && tr.quantize_row_weighted && tr.block_finite);
+    } else {
+      EXPECT_FALSE(tr.quantize_row_ref || tr.quantize_row_weighted || tr.block_finite || tr.has_block_params());
+    }
+    if (!tr.has_block_params()) continue;
+    // Frozen-parameter hooks: whole sub-blocks, codes that fit the byte buffers of
+    // ggml_frozen.cpp (blocks of at most 256 codes of at most 8 bits), all hooks set, and
+    // the legacy ref rule present exactly for the 32-element legacy blocks.
+    EXPECT_TRUE(tr.supported());
+    EXPECT_EQ(tr.block_size % tr.params.group, 0);
+    EXPECT_LE(tr.block_size, 256);
+    EXPECT_GE(tr.bits, 2);
+    EXPECT_LE(tr.bits, 8);
+    EXPECT_TRUE(tr.params.unpack && tr.params.pack && tr.params.decode);
+    EXPECT_EQ(tr.params.ref_params != nullptr, tr.params.ref_code != nullptr);
+    EXPECT_EQ(tr.params.ref_code != nullptr, tr.block_size == 32);
+    EXPECT_EQ(tr.params.sub_scale_bits > 0, tr.block_size > tr.params.group) << "k-quants have a super-block cost";
+  }
+}
+
 // ---- properties of every codec ----------------------------------------------------------
 
 std::vector<float> gaussian_row(int64_t n, uint32_t seed, float sigma = 0.02f) {
@@ -172,33 +220,44 @@ class EveryCodec : public ::testing::TestWithParam<GgmlType> {};
 
 TEST_P(EveryCodec, AllZeroRowDecodesToZerosWithZeroScales) {
   const GgmlType t = GetParam();
+  const GgmlTypeTraits& tr = ggml_codec(t);
   const std::vector<float> x(512, 0.0f);
+  const std::vector<float> w(512, 1.0f);
   for (bool weighted : {false, true}) {
     const std::vector<float> y = roundtrip(t, x, weighted);
     for (float v : y) ASSERT_EQ(v, 0.0f) << ggml_type_name(t) << (weighted ? " weighted" : " ref");
     std::vector<uint8_t> blocks(ggml_row_bytes(t, 512));
-    ggml_codec(t).quantize_row_ref(x.data(), blocks.data(), 512);
+    if (weighted) tr.quantize_row_weighted(x.data(), blocks.data(), 512, w.data());
+    else tr.quantize_row_ref(x.data(), blocks.data(), 512);
     EXPECT_EQ(ggml_first_nonfinite_block(t, blocks.data(), blocks.size()), -1);
+    if (!tr.has_block_params()) continue;
+    // The stored scales and mins themselves are zero (not NaN, not a denormal guess).
+    const GgmlRowParams p = ggml_row_params_from_blocks(t, blocks.data(), 512);
+    for (size_t g = 0; g < p.scale.size(); ++g) {
+      ASSERT_EQ(p.scale[g], 0.0f) << ggml_type_name(t) << " sub-block " << g;
+      ASSERT_EQ(p.min[g], 0.0f) << ggml_type_name(t) << " sub-block " << g;
+    }
+  }
+}
+
+// Relative RMS error bound for N(0, 1) rows. Block types: 2^(1 - bits), one step of a
+// b-bit grid spanning about +-1 (measured values, printed, are 0.5-0.7 of it); a broken
+// layout or scale gives errors ~1. Float types by their significand (f32 exact).
+double error_bound(GgmlType t) {
+  const GgmlTypeTraits& tr = ggml_codec(t);
+  if (tr.has_block_params()) return std::ldexp(1.0, 1 - tr.bits);
+  switch (t) {
+    case GgmlType::F32: return 0;
+    case GgmlType::F16: return 4e-4;   // 11-bit significand
+    case GgmlType::BF16: return 3e-3;  // 8-bit significand
+    default: return -1;                // a new codec row: give it a bound here
   }
 }
 
 TEST_P(EveryCodec, ErrorIsWithinTheTypesResolution) {
-  // Relative RMS error bounds for N(0, 1) rows: about 1.5x the measured values
-  // (printed), ordered by bits per weight; a broken layout or scale gives errors ~1.
   const GgmlType t = GetParam();
-  double bound = 0;
-  switch (t) {
-    case GgmlType::F32: bound = 0; break;
-    case GgmlType::F16: bound = 4e-4; break;
-    case GgmlType::BF16: bound = 3e-3; break;
-    case GgmlType::Q8_0: bound = 0.008; break;
-    case GgmlType::Q6_K: bound = 0.027; break;
-    case GgmlType::Q5_0: case GgmlType::Q5_1: case GgmlType::Q5_K: bound = 0.062; break;
-    case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q4_K: bound = 0.125; break;
-    case GgmlType::Q3_K: bound = 0.22; break;
-    case GgmlType::Q2_K: bound = 0.42; break;
-    default: FAIL();
-  }
+  const double bound = error_bound(t);
+  ASSERT_GE(bound, 0.0) << ggml_type_name(t) << " has no error bound";
   const std::vector<float> x = gaussian_row(4096, 7, 1.0f);
   for (bool weighted : {false, true}) {
     const std::vector<float> y = roundtrip(t, x, weighted);

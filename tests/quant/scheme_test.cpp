@@ -4,9 +4,13 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
+#include <string>
+
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "quant/data_types.h"
 #include "quant/qdq.h"
 
 namespace sr {
@@ -20,12 +24,50 @@ TEST(DataTypeIds, AreFrozen) {
   EXPECT_EQ(int(DataType::Fp8), 4);
   EXPECT_EQ(int(DataType::Float16), 5);
   EXPECT_EQ(int(DataType::BFloat16), 6);
+  EXPECT_EQ(int(DataType::Gguf), 7);
   EXPECT_EQ(int(mxfp::Element::E2M1), 0);
   EXPECT_EQ(int(mxfp::Element::E4M3), 1);
   EXPECT_EQ(int(mxfp::ScaleRule::Floor), 0);
   EXPECT_EQ(int(mxfp::ScaleRule::Rceil), 1);
   EXPECT_EQ(int(TuneMode::V1), 0);
   EXPECT_EQ(int(TuneMode::V2), 1);
+}
+
+// Every row of the data type registry (style.md #5: a new row is checked without other changes).
+TEST(DataTypeRegistry, EveryRowIsConsistent) {
+  const auto& rows = data_type_registry();
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const DataTypeTraits& r = rows[i];
+    SCOPED_TRACE(r.name);
+    EXPECT_EQ(size_t(r.type), i) << "rows in DataType order";
+    EXPECT_EQ(&data_type_traits(r.type), &r);
+    EXPECT_STREQ(to_string(r.type), r.name);
+    ASSERT_TRUE(r.qdq) << "every type has a weight qdq (identity for the 16-bit floats)";
+    // Quantized types encode and decode; the others refuse to.
+    EXPECT_EQ(r.encode != nullptr, r.quantized);
+    EXPECT_EQ(r.decode != nullptr, r.quantized);
+    // A side-validity rule exactly where the type can be a quantized side, and then an
+    // activation qdq too; GGUF types are whole weight schemes (neither).
+    EXPECT_EQ(r.check_side != nullptr, r.qdq_act != nullptr);
+    if (!r.quantized) {
+      EXPECT_EQ(r.check_side, nullptr);
+    }
+    if (r.search_init_scale || r.global_scale || r.block_scaled) {
+      EXPECT_TRUE(r.check_side);
+    }
+    if (r.type == DataType::Gguf) {
+      EXPECT_THROW(parse_data_type(r.name, 4), Error);  // named as a scheme, "gguf:q4_k"
+      continue;
+    }
+    // Names and aliases parse back to the row, whatever their case.
+    EXPECT_EQ(parse_data_type(r.name, 4), r.type);
+    for (const char* alias : r.aliases) EXPECT_EQ(parse_data_type(alias, 4), r.type) << alias;
+    std::string upper = r.name;
+    for (char& c : upper) c = char(std::toupper(static_cast<unsigned char>(c)));
+    EXPECT_EQ(parse_data_type(upper, 4), r.type);
+  }
+  EXPECT_EQ(rows.size(), size_t(DataType::Gguf) + 1);
+  EXPECT_THROW(data_type_traits(DataType(99)), Error);
 }
 
 struct PresetRow {

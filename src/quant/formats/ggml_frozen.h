@@ -66,7 +66,10 @@ struct GgmlRowParams {
   int64_t n_groups() const { return group ? n / group : 0; }
 };
 
-// True for the types these hooks handle (legacy and k-quant block types).
+// True for the types these hooks handle: those whose traits row has frozen-parameter hooks
+// (GgmlTypeTraits::has_block_params, the legacy and k-quant block types). Everything below
+// is generic over that row: geometry, code range (bits, sym), pack/unpack/decode of one
+// block and, for the legacy types, llama.cpp's ref rounding rule.
 bool ggml_has_block_params(GgmlType type);
 
 // llama.cpp's encoder without importance (quantize_row_ref), frozen.

@@ -1,5 +1,6 @@
-// Registry of ggml tensor types: the numeric IDs GGUF files store, the block geometry
-// of every type ggml defines, and the row codecs we implement.
+// Registry of ggml tensor types: the numeric IDs GGUF files store, and one traits row per
+// type that ggml defines: block geometry, code bits, the row codecs we implement, the scale
+// check, and the frozen-parameter hooks of the block types (ggml_frozen.h).
 //
 // IDs are frozen: they are ggml's `enum ggml_type` values (llama.cpp c392e50,
 // ggml/include/ggml.h) and are written into every GGUF tensor info. Never renumber;
@@ -71,19 +72,62 @@ using GgmlQuantizeRowRef = void (*)(const float* x, void* blocks, int64_t n);
 // REQUIRES: weights != nullptr.
 using GgmlQuantizeRowWeighted = void (*)(const float* x, void* blocks, int64_t n,
                                          const float* weights);
+// True if the stored scales of ONE block (type_size bytes at `block`, any alignment) are
+// finite: the fp16 d / dmin / m fields of a quantized type, the element of a float type.
+using GgmlBlockFinite = bool (*)(const uint8_t* block);
 
+// The frozen-parameter hooks (ggml_frozen.h) of a block type whose sub-blocks of `group`
+// elements decode as  w = scale_g * c - min_g  (asym, unsigned code c in [0, 2^bits - 1])
+// or  w = scale_g * (c - 2^(bits-1))  (sym). Blocks are byte buffers of type_size bytes
+// (any alignment); codes are the block_size unsigned codes c in element order.
+struct GgmlBlockParams {
+  int group = 0;       // elements per sub-block sharing (scale, min); 0: the type has no hooks
+  bool asym = false;
+  // scheme.h layer_bits (auto-round's §4.3 cost of a k-quant): bits of one sub-block's
+  // scale code (the super-block holds block_size / group of them); 0 for the legacy types,
+  // which auto-round costs as int G = 32.
+  int sub_scale_bits = 0;
+  void (*unpack)(const uint8_t* block, uint8_t* codes) = nullptr;
+  // Writes only the code bits; the headers (d, dmin, scale codes) are left as they are.
+  void (*pack)(const uint8_t* codes, uint8_t* block) = nullptr;
+  // Effective parameters of the block's sub-blocks, [block_size / group] each, computed
+  // with the same fp32 operations as decoding (scale = d*sc, min = dmin*m, or -m, or 0).
+  void (*decode)(const uint8_t* block, float* scale, float* min) = nullptr;
+  // Legacy types only (null for the k-quants): llama.cpp's ref encoder rounds against the
+  // fp32 block scale d and minimum (0 for sym) of one 32-element block xb before they are
+  // stored as fp16; ref_code is that rule for one element x with offset v (the unsigned
+  // code, ggml_legacy_rounding.h).
+  void (*ref_params)(const float* xb, float* d, float* min) = nullptr;
+  int (*ref_code)(float x, float v, float d, float min) = nullptr;
+};
+
+// One row per ggml type, as ggml's type_traits: adding a type means adding a row in
+// ggml_types.cpp (and its codec functions); the registry tests then run on it
+// (ggml_types_test EveryRowIsConsistent / EveryCodec, ggml_frozen_test Frozen).
 struct GgmlTypeTraits {
   GgmlType type;
   const char* name;        // ggml's spelling ("q4_K", "bf16"); lookups ignore case
   int64_t block_size;      // elements per block
   uint32_t type_size;      // bytes per block
+  // Code bits per element: the nominal width (q4_K 4, q8_0 8, f16 16). The headers add
+  // bits_per_weight() - bits (q4_K 4.5 - 4). A GGUF scheme's `bits` (scheme.h).
+  int bits;
+  // False where ggml has no imatrix path, so quantize_row_weighted ignores the weights and
+  // is quantize_row_ref (f32, f16, bf16, q8_0); ggml_search_row_weighted is then the ref
+  // search, legacy ref scales included.
+  bool uses_importance = false;
   // Null for types whose layout we know (so files holding them can be listed and
   // copied) but whose codec we do not implement.
-  GgmlDequantizeRow dequantize_row;
-  GgmlQuantizeRowRef quantize_row_ref;
-  GgmlQuantizeRowWeighted quantize_row_weighted;
+  GgmlDequantizeRow dequantize_row = nullptr;
+  GgmlQuantizeRowRef quantize_row_ref = nullptr;
+  GgmlQuantizeRowWeighted quantize_row_weighted = nullptr;
+  GgmlBlockFinite block_finite = nullptr;
+  GgmlBlockParams params;  // params.group == 0: no frozen-parameter hooks
 
   bool supported() const { return dequantize_row != nullptr; }
+  bool has_block_params() const { return params.group != 0; }
+  // Storage cost: type_size * 8 / block_size (q4_K 4.5, q2_K 2.625, q8_0 8.5).
+  double bits_per_weight() const { return double(type_size) * 8.0 / double(block_size); }
 };
 
 // True if `id` is a type ggml defines (not retired, below kGgmlTypeIdEnd).
@@ -105,6 +149,12 @@ GgmlType ggml_type_from_name(const std::string& name);
 
 // Every type with a codec, in ID order.
 std::vector<GgmlType> ggml_supported_types();
+// Their names, comma-separated ("f32, f16, q4_0, ..."), for error messages.
+std::string ggml_supported_type_names();
+
+// Every type with frozen-parameter hooks (GgmlTypeTraits::has_block_params), in ID order:
+// the GGUF quantization schemes (scheme.h) and the types ggml_frozen.h handles.
+std::vector<GgmlType> ggml_block_param_types();
 
 // Bytes of one row of n elements. Throws sr::Error if n < 0, if n is not a multiple
 // of the type's block size, or if the type is unknown.
