@@ -38,8 +38,8 @@
 #include "alloc/measured_kld.h"
 #include "common/sysinfo.h"
 #include "quant/qdq.h"
-#include "tune/calibration.h"
-#include "tune/layer_plan.h"
+#include "tokenizer/calibration.h"
+#include "quant/layer_plan.h"
 #include "calib_effect.h"
 #include "testutil.h"
 

@@ -24,7 +24,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tune/layer_plan.h"
+#include "quant/layer_plan.h"
 
 namespace sr {
 

@@ -10,7 +10,7 @@
 #include "alloc/allocation.h"
 #include "alloc/deltaloss.h"
 #include "alloc/kld_probe.h"
-#include "tune/calibration.h"
+#include "tokenizer/calibration.h"
 
 namespace sr {
 

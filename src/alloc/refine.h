@@ -19,7 +19,7 @@
 
 #include "alloc/allocation.h"
 #include "alloc/kld_probe.h"
-#include "tune/layer_plan.h"
+#include "quant/layer_plan.h"
 
 namespace sr {
 

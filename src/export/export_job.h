@@ -11,8 +11,8 @@
 #include <nlohmann/json.hpp>
 
 #include "model/model.h"
-#include "tune/layer_plan.h"
-#include "tune/quantized_layer.h"
+#include "quant/layer_plan.h"
+#include "quant/quantized_layer.h"
 
 namespace sr {
 

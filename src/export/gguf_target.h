@@ -28,7 +28,7 @@
 
 #include "export/export_job.h"
 #include "export/gguf_plan.h"
-#include "tune/layer_plan.h"
+#include "quant/layer_plan.h"
 
 namespace sr {
 

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "common/torch.h"
-#include "tune/quantized_layer.h"
+#include "quant/quantized_layer.h"
 
 namespace sr {
 

@@ -18,8 +18,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tune/calibration.h"
-#include "tune/layer_plan.h"
+#include "tokenizer/calibration.h"
+#include "quant/layer_plan.h"
 #include "tune/unit_quantizer.h"
 
 namespace sr {

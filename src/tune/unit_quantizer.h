@@ -17,8 +17,8 @@
 
 #include "common/torch.h"
 #include "model/llama.h"
-#include "tune/layer_plan.h"
-#include "tune/quantized_layer.h"
+#include "quant/layer_plan.h"
+#include "quant/quantized_layer.h"
 
 namespace sr {
 

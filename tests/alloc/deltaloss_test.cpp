@@ -21,7 +21,7 @@
 #include "calib_effect.h"
 #include "random_model.h"
 #include "testutil.h"
-#include "tune/calibration.h"
+#include "tokenizer/calibration.h"
 
 namespace sr {
 namespace {

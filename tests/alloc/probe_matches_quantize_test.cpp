@@ -8,7 +8,7 @@
 #include "alloc/kld_probe.h"
 #include "random_model.h"
 #include "testutil.h"
-#include "tune/layer_plan.h"
+#include "quant/layer_plan.h"
 #include "tune/unit_quantizer.h"
 
 namespace sr {

@@ -19,7 +19,7 @@
 #include "model/model.h"
 #include "random_model.h"
 #include "testutil.h"
-#include "tune/calibration.h"
+#include "tokenizer/calibration.h"
 
 namespace sr {
 namespace {

@@ -17,7 +17,7 @@
 #include "quant/qdq.h"
 #include "tensor_asserts.h"
 #include "testutil.h"
-#include "tune/quantized_layer.h"
+#include "quant/quantized_layer.h"
 
 namespace sr {
 namespace {

@@ -1,4 +1,4 @@
-#include "tune/quantized_layer.h"
+#include "quant/quantized_layer.h"
 
 #include <map>
 

@@ -1,4 +1,4 @@
-#include "tune/calibration.h"
+#include "tokenizer/calibration.h"
 
 #include <algorithm>
 #include <cstdio>

@@ -1,4 +1,4 @@
-#include "tune/layer_plan.h"
+#include "quant/layer_plan.h"
 
 #include <cstdio>
 #include <fstream>
