@@ -130,7 +130,7 @@ AllocProblem make_alloc_problem(const LayerPlan& plan, const std::vector<AllocOp
     return p.file_bits ? layer_file_bits(s, out, in) : layer_bits(s, out, in, ignore);
   };
   for (const LayerChoice& c : plan.layers) {
-    if (c.source != "default") {
+    if (c.origin != SchemeOrigin::Default) {
       p.fixed_bits += cost(c.scheme, c.out, c.in);
       p.fixed_weights += c.out * c.in;
       continue;
@@ -335,15 +335,18 @@ Allocation allocate(const AllocProblem& p, const ScoreTable* scores, double avg_
   return a;
 }
 
+std::map<std::string, QuantScheme> allocation_layer_schemes(const LayerPlan& plan, const AllocProblem& p,
+                                                            const Allocation& a) {
+  std::map<std::string, QuantScheme> out;
+  for (const LayerChoice& c : plan.layers) out[c.name] = c.scheme;
+  for (size_t l = 0; l < p.layers.size(); ++l) out[p.layers[l].name] = p.options[size_t(a.option[l])].scheme;
+  return out;
+}
+
 nlohmann::ordered_json layer_config_json(const LayerPlan& plan, const AllocProblem& p, const Allocation& a) {
-  std::map<std::string, const QuantScheme*> chosen;
-  for (size_t l = 0; l < p.layers.size(); ++l) chosen[p.layers[l].name] = &p.options[size_t(a.option[l])].scheme;
+  const std::map<std::string, QuantScheme> chosen = allocation_layer_schemes(plan, p, a);
   nlohmann::ordered_json layers = nlohmann::ordered_json::object();
-  for (const LayerChoice& c : plan.layers) {
-    auto it = chosen.find(c.name);
-    const QuantScheme& s = it != chosen.end() ? *it->second : c.scheme;
-    layers[c.name] = nlohmann::ordered_json::parse(s.to_json().dump());
-  }
+  for (const LayerChoice& c : plan.layers) layers[c.name] = nlohmann::ordered_json::parse(chosen.at(c.name).to_json().dump());
   nlohmann::ordered_json opts = nlohmann::ordered_json::array();
   for (const AllocOption& o : p.options) opts.push_back(o.name);
   nlohmann::ordered_json j;

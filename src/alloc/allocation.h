@@ -19,6 +19,7 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -141,6 +142,9 @@ Allocation allocate(const AllocProblem& p, const ScoreTable* scores, double avg_
 // every fixed layer of `plan` by exact name, plus an "autoscheme" record (target, achieved
 // average, options, allocator) that readers of the file ignore.
 nlohmann::ordered_json layer_config_json(const LayerPlan& plan, const AllocProblem& p, const Allocation& a);
+// The same schemes in memory, by exact layer name (PlanOptions::layer_schemes).
+std::map<std::string, QuantScheme> allocation_layer_schemes(const LayerPlan& plan, const AllocProblem& p,
+                                                            const Allocation& a);
 
 // §4.7 lm_head rule (auto-round _apply_head_trick), for when lm_head becomes a candidate:
 // options with >= 6 bits: none -> the single lowest-loss option; one -> it; several -> the

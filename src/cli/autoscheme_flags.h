@@ -1,5 +1,6 @@
 // The AutoScheme flags shared by `signround autoscheme` and `signround quantize --avg_bits`.
 #pragma once
+#include <map>
 #include <string>
 #include <vector>
 
@@ -18,10 +19,9 @@ std::vector<FlagSpec> autoscheme_common_flags();
 // are the tuning's. Throws naming the flag on malformed values.
 AutoSchemeOptions autoscheme_options_from_flags(const Args& a, const std::string& prefix);
 
-// quantize --avg_bits B --options ...: runs the search (one target, one allocator), writes the
-// layer config to <work_dir>/autoscheme_layer_config.json and returns its path; `record` gets
-// the allocation summary. REQUIRES: a.has("avg-bits").
-std::string autoscheme_layer_config(const Model& model, const Args& a, const std::string& work_dir,
-                                    nlohmann::json& record);
+// quantize --avg_bits B --options ...: runs the search (one target, one allocator) and returns
+// the chosen allocation's scheme of every layer by name (PlanOptions::layer_schemes); `record`
+// gets the allocation summary. REQUIRES: a.has("avg-bits").
+std::map<std::string, QuantScheme> autoscheme_layer_schemes(const Model& model, const Args& a, nlohmann::json& record);
 
 }  // namespace sr::cli

@@ -144,8 +144,7 @@ AutoSchemeOptions autoscheme_options_from_flags(const Args& a, const std::string
   return o;
 }
 
-std::string autoscheme_layer_config(const Model& model, const Args& a, const std::string& work_dir,
-                                    nlohmann::json& record) {
+std::map<std::string, QuantScheme> autoscheme_layer_schemes(const Model& model, const Args& a, nlohmann::json& record) {
   AutoSchemeOptions o = autoscheme_options_from_flags(a, "autoscheme-");
   SR_CHECK(o.avg_bits.size() == 1, "quantize takes one --avg_bits; use signround autoscheme to compare several");
   SR_CHECK(o.allocators.size() == 1 || o.measure_kld, "quantize takes one --allocator, or several with --measure_kld "
@@ -159,9 +158,6 @@ std::string autoscheme_layer_config(const Model& model, const Args& a, const std
                  o.measure_encoder == ProbeEncoder::OptRtn ? "opt-RTN" : "RTN");
   AutoSchemeResult r = run_autoscheme(model, o);
   const Allocation& al = r.allocations[r.best.empty() ? 0 : r.best.front()];
-  fs::create_directories(work_dir);
-  const std::string path = (fs::path(work_dir) / "autoscheme_layer_config.json").string();
-  write_file(path, layer_config_json(r.plan, r.problem, al).dump(2) + "\n");
   record = nlohmann::json::parse(layer_config_json(r.plan, r.problem, al)["autoscheme"].dump());
   record["scoring_seconds"] = r.seconds;
   if (std::isfinite(al.measured_kld)) {
@@ -177,7 +173,7 @@ std::string autoscheme_layer_config(const Model& model, const Args& a, const std
   if (o.progress)
     std::fprintf(stderr, "autoscheme: %s -> %.4f bits/weight (target %g)\n", allocation_stem(al).c_str(),
                  al.avg_bits, al.target_avg_bits);
-  return path;
+  return allocation_layer_schemes(r.plan, r.problem, al);
 }
 
 int cmd_autoscheme(int argc, char** argv) {

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -168,15 +169,14 @@ std::string gguf_target_of(const std::vector<std::string>& formats) {
 
 // PlanOptions for a GGUF target: the mix defines the scheme; an explicit --scheme must agree.
 PlanOptions gguf_plan_options(const Args& a, const std::string& format, const std::string& layer_config,
-                              const Model& model, bool has_imatrix) {
-  const GgufMix mix = gguf_format_mix(format);
-  PlanOptions po{gguf_mix_scheme(mix), layer_config, a.flag("quant-lm-head"), {}};
+                              const GgufTarget& target) {
+  PlanOptions po{gguf_mix_scheme(target.mix), layer_config, a.flag("quant-lm-head"), {}};
   if (scheme_flags_given(a)) {
     const QuantScheme given = scheme_from_flags(a);
     SR_CHECK(given == po.scheme, "--scheme ", given.name(), " disagrees with --format ", format, ", whose scheme is ",
              po.scheme.name(), " (with its per-layer types); drop --scheme, or change single layers with --layer_config");
   }
-  po.layer_defaults = gguf_mix_layer_defaults(model.config(), mix, has_imatrix);
+  po.layer_defaults = gguf_layer_defaults(target);
   return po;
 }
 
@@ -263,13 +263,18 @@ int cmd_quantize(int argc, char** argv) {
   oo.tokenizer_path = a.str("tokenizer");
   auto model = Model::open(a.required("model"), oo);
   const std::string state_dir = out_dir + ".partial";
-  nlohmann::json autoscheme;  // with --avg_bits: the allocation, whose layer config replaces --layer_config
-  const std::string layer_config =
-      a.has("avg-bits") ? autoscheme_layer_config(*model, a, state_dir, autoscheme) : a.str("layer-config");
-  PlanOptions po = gguf.empty() ? PlanOptions{scheme_from_flags(a), layer_config, a.flag("quant-lm-head"), {}}
-                                : gguf_plan_options(a, gguf, layer_config, *model, o.tune.method != Method::Rtn);
+  nlohmann::json autoscheme;  // with --avg_bits: the allocation, whose schemes replace --layer_config
+  std::map<std::string, QuantScheme> allocated;
+  if (a.has("avg-bits")) allocated = autoscheme_layer_schemes(*model, a, autoscheme);
+  const std::string layer_config = a.has("avg-bits") ? std::string() : a.str("layer-config");
+  // A GGUF file is planned once, here: the mix's types, the layer plan's overrides on top.
+  std::optional<GgufTarget> target;
+  if (!gguf.empty()) target = plan_gguf_target(model->config(), gguf_format_mix(gguf), o.tune.method != Method::Rtn);
+  PlanOptions po = target ? gguf_plan_options(a, gguf, layer_config, *target)
+                          : PlanOptions{scheme_from_flags(a), layer_config, a.flag("quant-lm-head"), {}};
+  po.layer_schemes = std::move(allocated);
   LayerPlan plan = make_layer_plan(*model, po);
-  if (!gguf.empty()) check_gguf_layer_plan(plan, gguf);
+  if (target) settle_gguf_target(*target, plan, gguf);
   SR_CHECK(o.tune.method == Method::Rtn || !o.calib.dataset.empty(), "--dataset is required for optimized RTN and "
            "SignRound (e.g. ../shared/data/calib_stories.txt); for data-free RTN pass --iters 0 --disable_opt_rtn");
   for (const std::string& f : formats) check_export_plan(f, plan, o.tune.method != Method::Rtn);
@@ -285,6 +290,7 @@ int cmd_quantize(int argc, char** argv) {
   job.head_layers = load_saved_head(state_dir);
   job.imatrix = load_saved_head_imatrix(state_dir);
   job.max_shard_bytes = uint64_t(a.integer("max-shard-size", 0)) << 20;
+  job.gguf = target ? &*target : nullptr;
   if (formats.size() > 1) {  // the parent of the per-format folders is an output too
     fs::create_directories(out_dir);
     std::ofstream(fs::path(out_dir) / kOutputMarker) << "written by signround; a later run may replace this folder\n";

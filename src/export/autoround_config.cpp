@@ -50,7 +50,7 @@ nlohmann::ordered_json differing_keys(const QuantScheme& layer, const QuantSchem
 
 QuantScheme plan_default_scheme(const LayerPlan& plan) {
   for (const LayerChoice& c : plan.layers)
-    if (c.source == "default" && c.quantized()) return c.scheme;
+    if (c.origin == SchemeOrigin::Default && c.quantized()) return c.scheme;
   std::vector<std::pair<QuantScheme, int>> counts;
   for (const LayerChoice& c : plan.layers) {
     if (!c.quantized()) continue;

@@ -16,6 +16,8 @@
 
 namespace sr {
 
+struct GgufTarget;  // export/gguf_target.h
+
 struct ExportJob {
   const Model* model = nullptr;
   const LayerPlan* plan = nullptr;
@@ -27,6 +29,8 @@ struct ExportJob {
   // them with it (GGUF's output.weight): {"lm_head": [D] mean x² of its input}
   // (tune/pipeline.h load_saved_head_imatrix); empty for data-free runs.
   std::map<std::string, at::Tensor> imatrix;
+  // The GGUF file planned before tuning (export/gguf_target.h), for gguf:<mix> formats.
+  const GgufTarget* gguf = nullptr;
 };
 
 // Writes `job` in `format` ("fake", "gguf:q4_k_m", ...) to `out_dir`, under a temporary name

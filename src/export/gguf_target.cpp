@@ -115,15 +115,12 @@ void write_top_level(GgufModelWriter& w, const ExportJob& job) {
   w.write_float("model.embed_tokens.weight", m.embedding());  // llama.cpp has no imatrix for it
 }
 
-void write_file(const ExportJob& job, GgufMix mix, const std::string& path) {
+void write_file(const ExportJob& job, const GgufTarget& t, const std::string& path) {
   const Model& m = *job.model;
-  const nlohmann::json settings = job.record.value("settings", nlohmann::json::object());
-  const bool has_imatrix = !job.imatrix.empty() || settings.value("method", std::string("rtn")) != "rtn";
   GgufExportOptions fo;
   fo.model_name = model_name(m);
   fo.extra_metadata = run_metadata(job.record);
-  GgufModelWriter w(path, m.config(), m.tokenizer().vocabulary(), mix,
-                    gguf_plan_for_layers(m.config(), mix, *job.plan, has_imatrix, /*log=*/false), fo);
+  GgufModelWriter w(path, m.config(), m.tokenizer().vocabulary(), t.mix, t.tensors, fo);
   write_top_level(w, job);
   for (int64_t b = 0; b < m.config().n_layers; ++b) write_block(w, job, b);
   w.finish();
@@ -150,13 +147,23 @@ GgufMix gguf_format_mix(const std::string& format) {
 
 QuantScheme gguf_mix_scheme(GgufMix mix) { return gguf_scheme(gguf_mix_info(mix).base); }
 
-std::map<std::string, LayerDefault> gguf_mix_layer_defaults(const ModelConfig& c, GgufMix mix, bool has_imatrix) {
+GgufTensorPlan& GgufTarget::tensor(const std::string& gguf_name) {
+  for (GgufTensorPlan& t : tensors)
+    if (t.name == gguf_name) return t;
+  fail("[gguf] the file plan has no tensor '", gguf_name, "'");
+}
+
+GgufTarget plan_gguf_target(const ModelConfig& c, GgufMix mix, bool has_imatrix) {
   GgufPlanOptions po;
   po.has_imatrix = has_imatrix;
   po.log = false;
-  const std::string tag = std::string("gguf ") + gguf_mix_info(mix).name;
+  return {mix, has_imatrix, plan_gguf_types(c, mix, po)};
+}
+
+std::map<std::string, LayerDefault> gguf_layer_defaults(const GgufTarget& target) {
+  const std::string tag = std::string("gguf ") + gguf_mix_info(target.mix).name;
   std::map<std::string, LayerDefault> out;
-  for (const GgufTensorPlan& t : plan_gguf_types(c, mix, po)) {
+  for (const GgufTensorPlan& t : target.tensors) {
     const std::string hf = hf_tensor_name(t.name);
     const bool linear = (gguf_layer_of(t.name) >= 0 && t.weight_matrix) || hf == "lm_head.weight";
     if (!linear) continue;
@@ -166,24 +173,23 @@ std::map<std::string, LayerDefault> gguf_mix_layer_defaults(const ModelConfig& c
   return out;
 }
 
-void check_gguf_layer_plan(const LayerPlan& plan, const std::string& format) {
+void settle_gguf_target(GgufTarget& target, const LayerPlan& plan, const std::string& format) {
   for (const LayerChoice& c : plan.layers) {
+    GgmlType type;
     try {
-      ggml_type_of(c.scheme);
+      type = ggml_type_of(c.scheme);
     } catch (const Error&) {
       fail("--format ", format, ": layer ", c.name, " has scheme ", c.scheme.name(), " (", c.source,
            "), which GGUF cannot store; give it a gguf:<type> (e.g. \"gguf:q4_k\"), \"BF16\" or \"FP16\" scheme");
     }
+    GgufTensorPlan& t = target.tensor(gguf_tensor_name(weight_name(c.name)));
+    if (type == t.type) continue;
+    const int64_t block = ggml_type_traits(type).block_size;
+    SR_CHECK(t.shape.back() % block == 0, "--format ", format, ": layer ", c.name, ": rows of ", t.shape.back(),
+             " elements are not a multiple of ", block, ", required for ", ggml_type_name(type));
+    t.type = type;
+    t.why = "override";
   }
-}
-
-std::vector<GgufTensorPlan> gguf_plan_for_layers(const ModelConfig& c, GgufMix mix, const LayerPlan& plan,
-                                                 bool has_imatrix, bool log) {
-  GgufPlanOptions po;
-  po.has_imatrix = has_imatrix;
-  po.log = log;
-  for (const LayerChoice& l : plan.layers) po.overrides[weight_name(l.name)] = ggml_type_of(l.scheme);
-  return plan_gguf_types(c, mix, po);
 }
 
 std::string gguf_output_file(const Model& model, GgufMix mix, const std::string& out) {
@@ -192,11 +198,13 @@ std::string gguf_output_file(const Model& model, GgufMix mix, const std::string&
 }
 
 void export_gguf_target(const ExportJob& job, GgufMix mix, const std::string& out) {
+  SR_CHECK(job.gguf && job.gguf->mix == mix, "[export gguf] the run planned no ", gguf_mix_info(mix).name,
+           " file (plan_gguf_target + settle_gguf_target before tuning)");
   const std::string file = gguf_output_file(*job.model, mix, out);
-  if (file == out) return write_file(job, mix, file);  // GgufWriter renames into place itself
+  if (file == out) return write_file(job, *job.gguf, file);  // GgufWriter renames into place itself
   AtomicPath dir(out);
   fs::create_directories(dir.temp());
-  write_file(job, mix, (fs::path(dir.temp()) / fs::path(file).filename()).string());
+  write_file(job, *job.gguf, (fs::path(dir.temp()) / fs::path(file).filename()).string());
   write_json(dir.temp(), "signround_run.json", job.record);
   dir.commit();
 }

@@ -1,15 +1,17 @@
 // GGUF as a quantization target: `signround quantize --format gguf:<mix>` (docs/gguf.md,
 // "Quantizing to GGUF").
 //
-//   planning  every block linear gets the scheme of the ggml type llama.cpp's mix gives its
-//             tensor (plan_gguf_types: gguf:q4_k, gguf:q6_k for q4_k_m's use_more_bits
-//             layers, ...); the per-layer override file applies on top (it may name
-//             "gguf:q4_k", "BF16", ...).
+//   planning  decided once, before tuning, in one GgufTarget: the mix's rules type every tensor
+//             of the file (plan_gguf_target: gguf:q4_k, gguf:q6_k for q4_k_m's
+//             use_more_bits layers, ...); the block linears take those types as their default
+//             schemes (gguf_layer_defaults); the per-layer override file applies on top (it may
+//             name "gguf:q4_k", "BF16", ...); the layer plan's final schemes then settle their
+//             tensors' types in the target (settle_gguf_target). Nothing is re-planned later.
 //   tuning    the layers are quantized by the dispatcher (quant/qdq.h, quant/gguf_qdq.h) into
 //             ggml rows, saved in the resumable state (Encoded::ggml).
-//   export    the file's plan is the mix's with every planned layer's type as an override, so
-//             the file stores exactly the tuned rows (GgufModelWriter::write_encoded), block by
-//             block. Tensors outside the blocks follow the mix: token_embd with llama.cpp's ref
+//   export    the target's tensors are the file's plan, written verbatim: the tuned rows go in
+//             as they are (GgufModelWriter::write_encoded), block by block, each checked against
+//             its planned type. Tensors outside the blocks follow the mix: token_embd with llama.cpp's ref
 //             encoder (llama.cpp has no imatrix for it); output.weight with its imatrix encoder
 //             and the calibration imatrix of lm_head's input when the run had data (as
 //             llama-imatrix --process-output would collect), else the ref encoder; a tuned
@@ -42,27 +44,37 @@ GgufMix gguf_format_mix(const std::string& format);
 // The scheme a mix defines when --scheme is not given: its base type (gguf:q4_k for q4_k_m).
 QuantScheme gguf_mix_scheme(GgufMix mix);
 
-// make_layer_plan defaults: every block linear of `c` -> the scheme of the type plan_gguf_types
-// gives its tensor (has_imatrix: whether calibration data will give an imatrix; it only moves
-// q4_0/q5_0's ffn_down rule), source "gguf <mix>" or "gguf <mix>: <rule/fallback>". lm_head
-// gets the output rule's type too (used only with --quant_lm_head).
-std::map<std::string, LayerDefault> gguf_mix_layer_defaults(const ModelConfig& c, GgufMix mix, bool has_imatrix);
+// The GGUF file of a run, decided before tuning: every tensor with its ggml type.
+struct GgufTarget {
+  GgufMix mix = GgufMix::Q4_K_M;
+  bool has_imatrix = false;             // the run collects an imatrix (every method but plain RTN)
+  std::vector<GgufTensorPlan> tensors;  // the file's tensors in llama-quantize's order
 
-// Throws sr::Error naming the layer and `format` if a planned layer's scheme has no GGUF type
-// (INT/MX/NV/FP8 schemes, e.g. from an override file). Called before tuning.
-void check_gguf_layer_plan(const LayerPlan& plan, const std::string& format);
+  // The tensor of GGUF name `gguf_name`. Throws sr::Error if the file has none.
+  GgufTensorPlan& tensor(const std::string& gguf_name);
+};
 
-// The file's tensor plan: plan_gguf_types(c, mix) with every layer of `plan` (block linears,
-// lm_head when it is a candidate) overriding its tensor's type by ggml_type_of(its scheme).
-std::vector<GgufTensorPlan> gguf_plan_for_layers(const ModelConfig& c, GgufMix mix, const LayerPlan& plan,
-                                                 bool has_imatrix, bool log);
+// The mix's rules for `c` (plan_gguf_types; has_imatrix only moves q4_0/q5_0's ffn_down rule).
+GgufTarget plan_gguf_target(const ModelConfig& c, GgufMix mix, bool has_imatrix);
+
+// make_layer_plan defaults from the target: every block linear (and lm_head, used only with
+// --quant_lm_head) -> the scheme of its tensor's type, source "gguf <mix>" or
+// "gguf <mix>: <rule/fallback> <type>".
+std::map<std::string, LayerDefault> gguf_layer_defaults(const GgufTarget& t);
+
+// Gives every layer of `plan` (block linears, lm_head when it is a candidate) its scheme's ggml
+// type in `t`, as an override of the mix's rule when they differ. Throws sr::Error naming the
+// layer and `format` if a scheme has no GGUF type (INT/MX/NV/FP8, e.g. from an override file)
+// or its rows are not whole blocks of it. Called once, before tuning.
+void settle_gguf_target(GgufTarget& t, const LayerPlan& plan, const std::string& format);
 
 // The .gguf file written for output path `out` (see "output" above).
 std::string gguf_output_file(const Model& model, GgufMix mix, const std::string& out);
 
-// Writes job as a GGUF file of `mix` at `out`; the quantized layers' rows go in verbatim.
-// Throws sr::Error naming the layer when a quantized layer's scheme or bytes do not match the
-// file's plan, and leaves no output behind on any error.
+// Writes job as the GGUF file job.gguf plans (its mix must be `mix`) at `out`; the quantized
+// layers' rows go in verbatim. Throws sr::Error naming the layer when a quantized layer's scheme
+// or bytes do not match the plan, or when the job carries no target of this mix; leaves no
+// output behind on any error.
 void export_gguf_target(const ExportJob& job, GgufMix mix, const std::string& out);
 
 }  // namespace sr

@@ -94,11 +94,21 @@ LayerPlan make_layer_plan(const Model& model, const PlanOptions& opt) {
     if (l.block < 0 && !opt.quant_lm_head) continue;
     auto d = opt.layer_defaults.find(l.name);
     if (d == opt.layer_defaults.end()) plan.layers.push_back({l.name, l.block, l.linear, l.out, l.in, opt.scheme, "default"});
-    else plan.layers.push_back({l.name, l.block, l.linear, l.out, l.in, d->second.scheme, d->second.source});
+    else plan.layers.push_back({l.name, l.block, l.linear, l.out, l.in, d->second.scheme, d->second.source,
+                                SchemeOrigin::LayerDefault});
   }
   if (opt.quant_lm_head && model.config().tie_embeddings) {
     std::fprintf(stderr, "note: --quant_lm_head ignored: lm_head is tied to the embeddings\n");
     plan.layers.pop_back();
+  }
+  for (const auto& [name, scheme] : opt.layer_schemes) {
+    LayerChoice* c = nullptr;
+    for (LayerChoice& l : plan.layers)
+      if (l.name == name) c = &l;
+    SR_CHECK(c, "[layer plan] a scheme for '", name, "': the model has no such quantizable layer");
+    c->scheme = scheme;
+    c->source = "override: " + name;
+    c->origin = SchemeOrigin::Override;
   }
   if (!opt.override_file.empty()) {
     std::vector<Override> ovs = read_overrides(opt.override_file, plan.layers);
@@ -111,6 +121,7 @@ LayerPlan make_layer_plan(const Model& model, const PlanOptions& opt) {
       hit->used = true;
       c.scheme = hit->scheme;
       c.source = "override: " + hit->key;
+      c.origin = SchemeOrigin::Override;
     }
     for (const Override& o : ovs)
       SR_CHECK(o.used, "[layer config] ", opt.override_file, ": key '", o.key, "' matches no quantizable layer");
@@ -122,6 +133,7 @@ LayerPlan make_layer_plan(const Model& model, const PlanOptions& opt) {
     std::fprintf(stderr, "note: %s [%lld, %lld] stays 16-bit: %s\n", c.name.c_str(), (long long)c.out,
                  (long long)c.in, f.reason.c_str());
     c.source = "kept: " + f.reason;
+    c.origin = SchemeOrigin::Kept;
     c.scheme = preset_scheme("BF16");
   }
   return plan;

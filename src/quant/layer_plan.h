@@ -22,13 +22,23 @@
 
 namespace sr {
 
+// Where a layer's scheme came from. Only Default layers are free for a mixed-precision
+// allocation to choose; the others are fixed (alloc/allocation.h).
+enum class SchemeOrigin {
+  Default,       // PlanOptions::scheme
+  LayerDefault,  // PlanOptions::layer_defaults (e.g. a GGUF mix's rule)
+  Override,      // PlanOptions::layer_schemes or an override-file entry
+  Kept,          // the scheme does not fit the layer's shape: kept in 16 bit (§0.1)
+};
+
 struct LayerChoice {
   std::string name;   // HF module name, e.g. "model.layers.2.mlp.up_proj" or "lm_head"
   int64_t block = -1;  // -1 for lm_head
   int linear = -1;     // index in the block description; -1 for lm_head
   int64_t out = 0, in = 0;
   QuantScheme scheme;  // what the layer gets (bits 16 = kept as is)
-  std::string source;  // "default", "override: <key>", "kept: <reason>"
+  std::string source;  // for people: "default", "override: <key>", "kept: <reason>", a default's text
+  SchemeOrigin origin = SchemeOrigin::Default;
   bool quantized() const { return scheme.quantized(); }
 };
 
@@ -59,10 +69,13 @@ struct PlanOptions {
   // Defaults replacing `scheme` for the layers they name (HF module names), e.g. the per-layer
   // types of a GGUF mix (export/gguf_target.h); override_file entries still apply on top.
   std::map<std::string, LayerDefault> layer_defaults;
+  // Schemes for the layers they name exactly (HF module names), as exact override-file entries
+  // would give them, before override_file: an allocation handed over in memory.
+  std::map<std::string, QuantScheme> layer_schemes;
 };
 
 // Throws sr::Error naming the override file and key on malformed entries, and
-// naming the key when it matches no layer.
+// naming the key (or a layer_schemes name) when it matches no layer.
 LayerPlan make_layer_plan(const Model& model, const PlanOptions& opt);
 
 }  // namespace sr

@@ -185,8 +185,8 @@ TEST(GgufTarget, InconsistentFlagsAreRefusedBeforeAnyWork) {
 TEST(GgufTarget, MixDefinesThePerLayerSchemes) {
   SR_REQUIRE_SHARED(kModel);
   auto m = Model::open(test::shared(kModel));
-  PlanOptions po{gguf_mix_scheme(GgufMix::Q4_K_M), "", false,
-                 gguf_mix_layer_defaults(m->config(), GgufMix::Q4_K_M, false)};
+  GgufTarget target = plan_gguf_target(m->config(), GgufMix::Q4_K_M, false);
+  PlanOptions po{gguf_mix_scheme(GgufMix::Q4_K_M), "", false, gguf_layer_defaults(target)};
   const LayerPlan plan = make_layer_plan(*m, po);
   ASSERT_EQ(plan.layers.size(), 28u);
   // use_more_bits(i, 4) holds for layers 2 and 3 (i >= 7n/8 -> 3; (i - n/8) % 3 == 2 -> 2).
@@ -197,10 +197,22 @@ TEST(GgufTarget, MixDefinesThePerLayerSchemes) {
     EXPECT_EQ(plan.find(b, llama::Q)->scheme.name(), "gguf:q4_k");
   }
   EXPECT_NE(plan.find(3, llama::V)->source.find("q4_k_m"), std::string::npos) << plan.find(3, llama::V)->source;
-  const auto file_plan = gguf_plan_for_layers(m->config(), GgufMix::Q4_K_M, plan, false, false);
+  settle_gguf_target(target, plan, "gguf:q4_k_m");  // the defaults change no type
+  const auto& file_plan = target.tensors;
   const auto llama = plan_gguf_types(m->config(), GgufMix::Q4_K_M, {false, {}, false});
   ASSERT_EQ(file_plan.size(), llama.size());
   for (size_t i = 0; i < llama.size(); ++i) EXPECT_EQ(file_plan[i].type, llama[i].type) << llama[i].name;
+  // A layer's final scheme settles its tensor's type; a scheme GGUF cannot store is refused.
+  LayerPlan changed = plan;
+  changed.layers[0].scheme = gguf_scheme(GgmlType::Q8_0);  // model.layers.0.self_attn.q_proj
+  GgufTarget t2 = plan_gguf_target(m->config(), GgufMix::Q4_K_M, false);
+  settle_gguf_target(t2, changed, "gguf:q4_k_m");
+  EXPECT_EQ(t2.tensor("blk.0.attn_q.weight").type, GgmlType::Q8_0);
+  EXPECT_EQ(t2.tensor("blk.0.attn_q.weight").why, "override");
+  EXPECT_EQ(t2.tensor("blk.1.attn_q.weight").type, GgmlType::Q4_K);
+  changed.layers[1].scheme = preset_scheme("W4A16");
+  EXPECT_NE(test::error_of([&] { settle_gguf_target(t2, changed, "gguf:q4_k_m"); }).find("GGUF cannot store"),
+            std::string::npos);
   EXPECT_EQ(gguf_format_mix("GGUF:Q2_K_S"), GgufMix::Q2_K_S);
   EXPECT_THROW(gguf_format_mix("gguf:bf16"), Error);
 }
