@@ -7,6 +7,7 @@
 #include "common/error.h"
 #include "export/gguf_encode.h"
 #include "export/gguf_metadata.h"
+#include "model/block_desc.h"
 #include "model/gguf_names.h"
 #include "model/rope_layout.h"
 
@@ -17,10 +18,12 @@ bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-// Heads whose rows convert_hf_to_gguf.py interleaves for this tensor; 0 if none.
+// Heads whose rows convert_hf_to_gguf.py interleaves for this tensor (the block description's
+// RoPE rows); 0 if none.
 int64_t interleaved_heads(const std::string& gguf_name, const ModelConfig& c) {
-  if (ends_with(gguf_name, ".attn_q.weight")) return c.n_heads;
-  if (ends_with(gguf_name, ".attn_k.weight")) return c.n_kv_heads;
+  if (gguf_layer_of(gguf_name) < 0) return 0;
+  for (const LinearDesc& l : describe_block(c).linears)
+    if (l.rope_heads > 0 && ends_with(gguf_name, "." + l.gguf + ".weight")) return l.rope_heads;
   return 0;
 }
 

@@ -7,14 +7,14 @@
 namespace sr {
 namespace {
 
-struct NamePair { const char* hf; const char* gguf; };
-constexpr NamePair kTopNames[] = {
+struct NamePair { std::string hf, gguf; };
+const NamePair kTopNames[] = {
     {"model.embed_tokens.weight", "token_embd.weight"},
     {"model.norm.weight", "output_norm.weight"},
     {"lm_head.weight", "output.weight"},
 };
-constexpr const char* kHfPrefix = "model.layers.";
-constexpr const char* kGgufPrefix = "blk.";
+const std::string kHfPrefix = "model.layers.";
+const std::string kGgufPrefix = "blk.";
 
 // Splits "<prefix><i>.<rest>" into i and rest; false if `name` has another form.
 bool split_layer(const std::string& name, const std::string& prefix, std::string& index, std::string& rest) {
@@ -27,23 +27,24 @@ bool split_layer(const std::string& name, const std::string& prefix, std::string
   return true;
 }
 
+// `name` in the other naming (to GGUF from HF, or back); unchanged without a counterpart.
+std::string translate(const std::string& name, bool to_gguf) {
+  auto from = [&](const std::string& hf, const std::string& gguf) -> const std::string& { return to_gguf ? hf : gguf; };
+  auto to = [&](const std::string& hf, const std::string& gguf) -> const std::string& { return to_gguf ? gguf : hf; };
+  for (const NamePair& p : kTopNames)
+    if (name == from(p.hf, p.gguf)) return to(p.hf, p.gguf);
+  std::string idx, rest;
+  if (split_layer(name, from(kHfPrefix, kGgufPrefix), idx, rest))
+    for (const auto& [h, g] : block_tensor_name_pairs())
+      if (rest == from(h, g)) return to(kHfPrefix, kGgufPrefix) + idx + "." + to(h, g);
+  return name;
+}
+
 }  // namespace
 
-std::string gguf_tensor_name(const std::string& hf) {
-  for (const NamePair& p : kTopNames) if (hf == p.hf) return p.gguf;
-  std::string idx, rest;
-  if (split_layer(hf, kHfPrefix, idx, rest))
-    for (const auto& [h, g] : block_tensor_name_pairs()) if (rest == h) return kGgufPrefix + idx + "." + g;
-  return hf;
-}
+std::string gguf_tensor_name(const std::string& hf) { return translate(hf, true); }
 
-std::string hf_tensor_name(const std::string& gguf) {
-  for (const NamePair& p : kTopNames) if (gguf == p.gguf) return p.hf;
-  std::string idx, rest;
-  if (split_layer(gguf, kGgufPrefix, idx, rest))
-    for (const auto& [h, g] : block_tensor_name_pairs()) if (rest == g) return kHfPrefix + idx + "." + h;
-  return gguf;
-}
+std::string hf_tensor_name(const std::string& gguf) { return translate(gguf, false); }
 
 int gguf_layer_of(const std::string& name) {
   std::string idx, rest;

@@ -49,15 +49,21 @@ void signed_absmax(int n, const float* x, float* max, float* amax) {
   }
 }
 
+// The group's signed absolute maximum into *max; false, with every code set to 0, when the
+// group is all (near) zero, as llama.cpp's quantizers return early.
+bool nonzero_group(int n, const float* x, int8_t* L, float* max) {
+  float amax;
+  signed_absmax(n, x, max, &amax);
+  if (!(amax < kGroupMaxEps)) return true;  // (NaN: not a zero group, as in llama.cpp)
+  std::fill(L, L + n, int8_t(0));
+  return false;
+}
+
 }  // namespace
 
 float make_qx_quants(int n, int nmax, const float* x, int8_t* L, const float* weights) {
-  float max, amax;
-  signed_absmax(n, x, &max, &amax);
-  if (amax < kGroupMaxEps) {
-    std::fill(L, L + n, int8_t(0));
-    return 0.f;
-  }
+  float max;
+  if (!nonzero_group(n, x, L, &max)) return 0.f;
   float iscale = -nmax / max;
   for (int i = 0; i < n; ++i) L[i] = int8_t(sym_code(iscale, x[i], nmax) + nmax);
   SymSums s = sym_sums(n, nmax, x, weights, iscale);
@@ -77,12 +83,8 @@ float make_qx_quants(int n, int nmax, const float* x, int8_t* L, const float* we
 }
 
 float make_q3_quants(int n, int nmax, const float* x, int8_t* L) {
-  float max, amax;
-  signed_absmax(n, x, &max, &amax);
-  if (amax < kGroupMaxEps) {
-    std::fill(L, L + n, int8_t(0));
-    return 0.f;
-  }
+  float max;
+  if (!nonzero_group(n, x, L, &max)) return 0.f;
   float iscale = -nmax / max;
   float sumlx = 0;
   float suml2 = 0;
