@@ -7,6 +7,9 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/input_file.h"
+#include "common/json_parse.h"
+#include "common/limits.h"
 #include "model/packed_weights.h"
 #include "model/tensor_convert.h"
 #include "quant/autoround_scheme.h"
@@ -24,12 +27,8 @@ using Entries = std::map<std::pair<int64_t, int>, Entry>;
 // quantization.json (written by every signround export): per-layer schemes and the exact
 // calibrated act_max.
 Entries entries_from_record(const Model& model, const fs::path& rec) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(std::ifstream(rec));
-  } catch (const nlohmann::json::exception& ex) {
-    fail("[quantization] ", rec.string(), ": not valid JSON: ", ex.what());
-  }
+  const nlohmann::json j = parse_json_text(read_input_file(rec.string(), limits::kMaxJsonFileBytes),
+                                           "[quantization] " + rec.string());
   Entries entries;
   const int64_t L = model.config().n_layers;
   for (int64_t b = 0; b < L; ++b) {

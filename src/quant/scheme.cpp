@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/json_parse.h"
 
 namespace sr {
 namespace {
@@ -120,7 +121,8 @@ std::string preset_list() {
 }
 
 void check_group(int64_t g, const char* what) {
-  SR_CHECK(g > 0 || g == -1 || g == 0, "[QuantScheme] ", what, " must be > 0, -1 or 0, got ", g);
+  SR_CHECK(g > 0 || g == -1 || g == 0, "[QuantScheme] ", what, " group_size must be > 0 (weights per group), "
+           "-1 (one group per output channel) or 0 (one group per tensor), got ", g);
 }
 
 // Checks one side (weight or activation) of a quantized scheme.
@@ -386,9 +388,9 @@ QuantScheme parse_scheme(const std::string& text) {
   if (t[0] == '{') {
     nlohmann::json j;
     try {
-      j = nlohmann::json::parse(t);
-    } catch (const nlohmann::json::exception& e) {
-      sr::fail("[parse_scheme] invalid JSON scheme: ", e.what());
+      j = parse_json_text(t, "[parse_scheme] JSON scheme");
+    } catch (const Error& e) {
+      sr::fail(e.what());
     }
     return QuantScheme::from_json(j);
   }
