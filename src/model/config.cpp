@@ -118,7 +118,7 @@ namespace {
 
 // Each size against its limit (common/limits.h), then the products the model builds
 // from them (q_dim = heads x head_dim, the projections), overflow-safe.
-void check_limits(const ModelConfig& c, const std::string& src) {
+void check_upper_limits(const ModelConfig& c, const std::string& src) {
   struct Row { const char* field; int64_t value, limit; };
   const Row rows[] = {
       {"num_hidden_layers", c.n_layers, limits::kMaxLayers},     {"hidden_size", c.hidden, limits::kMaxHidden},
@@ -130,6 +130,9 @@ void check_limits(const ModelConfig& c, const std::string& src) {
   for (const Row& r : rows)
     SR_CHECK(r.value <= r.limit, "[config] ", src, ": ", r.field, " ", r.value, " is over the limit of ", r.limit,
              " (corrupt file?)");
+}
+
+void check_products(const ModelConfig& c, const std::string& src) {
   SR_CHECK(c.max_position >= 0, "[config] ", src, ": max_position_embeddings ", c.max_position, " is negative");
   SR_CHECK(c.sliding_window >= 0, "[config] ", src, ": sliding_window ", c.sliding_window, " is negative");
   const struct { const char* what; int64_t a, b; } products[] = {
@@ -149,12 +152,13 @@ void check_limits(const ModelConfig& c, const std::string& src) {
 }  // namespace
 
 void validate_config(const ModelConfig& c, const std::string& src) {
+  check_upper_limits(c, src);
   SR_CHECK(c.hidden > 0 && c.intermediate > 0 && c.n_layers > 0 && c.n_heads > 0 && c.n_kv_heads > 0 &&
                c.head_dim > 0 && c.vocab > 0,
            "[config] ", src, ": sizes must be positive (hidden ", c.hidden, ", intermediate ", c.intermediate,
            ", layers ", c.n_layers, ", heads ", c.n_heads, "/", c.n_kv_heads, ", head_dim ", c.head_dim,
            ", vocab ", c.vocab, ")");
-  check_limits(c, src);
+  check_products(c, src);
   SR_CHECK(c.n_heads % c.n_kv_heads == 0, "[config] ", src, ": num_attention_heads ", c.n_heads,
            " is not a multiple of num_key_value_heads ", c.n_kv_heads);
   SR_CHECK(c.head_dim % 2 == 0, "[config] ", src, ": head_dim ", c.head_dim, " must be even for RoPE");
