@@ -12,8 +12,9 @@
 namespace sr {
 namespace {
 
+// "[text] cannot read X" (what = "[text]") or "cannot read X".
 std::string label(const std::string& path, const std::string& what) {
-  return what.empty() ? path : what + " " + path;
+  return (what.empty() ? "" : what + " ") + "cannot read " + path;
 }
 
 const char* kind_of(mode_t m) {
@@ -29,8 +30,8 @@ const char* kind_of(mode_t m) {
 
 void check_regular_file(const std::string& path, const std::string& what) {
   struct stat st{};
-  SR_CHECK(::stat(path.c_str(), &st) == 0, "cannot read ", label(path, what), ": ", std::strerror(errno));
-  SR_CHECK(S_ISREG(st.st_mode), "cannot read ", label(path, what), ": it is ", kind_of(st.st_mode),
+  SR_CHECK(::stat(path.c_str(), &st) == 0, label(path, what), ": ", std::strerror(errno));
+  SR_CHECK(S_ISREG(st.st_mode), label(path, what), ": it is ", kind_of(st.st_mode),
            "; only regular files are read as inputs");
 }
 
@@ -39,16 +40,16 @@ std::string read_input_file(const std::string& path, uint64_t max_bytes, const s
   // O_NONBLOCK: should the path have been swapped for a FIFO since the check, open()
   // still returns at once and fstat() below refuses it.
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  SR_CHECK(fd >= 0, "cannot read ", label(path, what), ": ", std::strerror(errno));
+  SR_CHECK(fd >= 0, label(path, what), ": ", std::strerror(errno));
   struct stat st{};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
-    fail("cannot read ", label(path, what), ": not a regular file");
+    fail(label(path, what), ": not a regular file");
   }
   const uint64_t size = uint64_t(st.st_size);
   if (size > max_bytes) {
     ::close(fd);
-    fail("cannot read ", label(path, what), ": ", size, " bytes is over the limit of ", max_bytes,
+    fail(label(path, what), ": ", size, " bytes is over the limit of ", max_bytes,
          " bytes for this kind of input");
   }
   std::string out(size_t(size), '\0');
@@ -59,7 +60,7 @@ std::string read_input_file(const std::string& path, uint64_t max_bytes, const s
     if (n <= 0) {
       const int err = errno;
       ::close(fd);
-      SR_CHECK(n == 0, "cannot read ", label(path, what), ": ", std::strerror(err));
+      SR_CHECK(n == 0, label(path, what), ": ", std::strerror(err));
       out.resize(got);  // the file shrank while we read it
       return out;
     }

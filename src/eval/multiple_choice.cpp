@@ -117,9 +117,9 @@ std::vector<ChoiceItem> read_choice_items(const std::string& path) {
     const std::string where = path + ":" + std::to_string(no);
     nlohmann::json j;
     try {
-      j = parse_json_text(line, "[eval] " + where);
+      j = parse_json_text(line, where);
     } catch (const Error& ex) {
-      fail(ex.what(), " (expected one JSON object per line)");
+      fail("[eval] ", where, ": not a JSON object: ", ex.what());
     }
     SR_CHECK(j.is_object(), "[eval] ", where, ": not a JSON object");
     ChoiceItem it;

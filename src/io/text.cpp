@@ -64,9 +64,9 @@ std::vector<std::string> read_documents(const std::string& path) {
       if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
       nlohmann::json j;
       try {
-        j = parse_json_text(line, "[dataset] " + path + ":" + std::to_string(lineno));
+        j = parse_json_text(line, path + ":" + std::to_string(lineno));
       } catch (const Error& ex) {
-        fail(ex.what(), " (expected one JSON object per line)");
+        fail("[dataset] ", path, ":", lineno, ": not a JSON object: ", ex.what());
       }
       SR_CHECK(j.is_object() && j.contains("text") && j["text"].is_string(), "[dataset] ", path, ":", lineno,
                ": expected an object with a string field \"text\"");
