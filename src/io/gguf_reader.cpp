@@ -52,6 +52,7 @@ class Cursor {
 
   std::string str(const std::string& what) {
     const auto len = pod<uint64_t>("the length of " + what);
+    need(len, what);  // first bounded by the file, then by the limit
     if (len > limits::kMaxGgufStringBytes)
       fail("[gguf] ", f_.path(), ": ", what, " claims ", len, " bytes at offset ", pos_ - 8, ", over the limit of ",
            limits::kMaxGgufStringBytes, " bytes for one string");
@@ -152,13 +153,13 @@ struct Parser {
     check_version(path, *version);
     *n_tensors = cur.pod<uint64_t>("the tensor count");
     *n_kv = cur.pod<uint64_t>("the metadata count");
-    SR_CHECK(*n_kv <= limits::kMaxGgufKeys && *n_tensors <= limits::kMaxGgufTensors, "[gguf] ", path,
-             ": header claims ", *n_tensors, " tensors and ", *n_kv, " metadata entries; the limits are ",
-             limits::kMaxGgufTensors, " and ", limits::kMaxGgufKeys);
     SR_CHECK(*n_kv <= cur.left() / kMinKvBytes, "[gguf] ", path, ": header claims ", *n_kv,
              " metadata entries, more than the ", cur.left(), " remaining bytes can hold");
     SR_CHECK(*n_tensors <= cur.left() / kMinTensorInfoBytes, "[gguf] ", path, ": header claims ",
              *n_tensors, " tensors, more than the ", cur.left(), " remaining bytes can hold");
+    SR_CHECK(*n_kv <= limits::kMaxGgufKeys && *n_tensors <= limits::kMaxGgufTensors, "[gguf] ", path,
+             ": header claims ", *n_tensors, " tensors and ", *n_kv, " metadata entries; the limits are ",
+             limits::kMaxGgufTensors, " and ", limits::kMaxGgufKeys);
   }
 
   GgufValueType value_type(const std::string& key, const char* role) {

@@ -72,7 +72,17 @@ struct Observer {
 at::Tensor resumed_weight(const QuantizedLayer& l, const LayerChoice& ch, const std::string& file) {
   SR_CHECK(l.scheme == ch.scheme, "[state] ", file, ": layer ", l.name, " was saved as ", l.scheme.name(),
            " but the plan quantizes it as ", ch.scheme.name(), "; delete the .partial folder to start over");
-  at::Tensor w = l.dequantized();
+  const at::Tensor& codes = l.encoded.codes;
+  SR_CHECK(!codes.defined() || (codes.dim() == 2 && codes.size(0) == ch.out && codes.size(1) == ch.in), "[state] ",
+           file, ": layer ", l.name, " has codes of shape ", codes.sizes(), ", the model's weight is [", ch.out, ", ",
+           ch.in, "]");
+  at::Tensor w;
+  try {
+    w = l.dequantized();
+  } catch (const std::exception& e) {  // codes/scales of the wrong shape or dtype
+    fail("[state] ", file, ": layer ", l.name, " cannot be decoded as ", l.scheme.name(), " (", e.what(),
+         "); the saved state is corrupt, delete the .partial folder to start over");
+  }
   SR_CHECK(w.dim() == 2 && w.size(0) == ch.out && w.size(1) == ch.in, "[state] ", file, ": layer ", l.name,
            " decodes to shape ", w.sizes(), ", the model's is [", ch.out, ", ", ch.in, "]");
   SR_CHECK(at::isfinite(w).all().item<bool>(), "[state] ", file, ": layer ", l.name,

@@ -59,6 +59,10 @@ std::vector<QuantizedLayer> load_block_state(const std::string& path, nlohmann::
     l.encoded.global_scale = get(".global_scale");
     l.encoded.ggml = get(".ggml");
     if (auto m = get(".act_max"); m.defined()) l.act.act_max = m.reshape({});
+    for (const auto& [part, t] : {std::pair<const char*, const at::Tensor&>{".codes", l.encoded.codes},
+                                  {".zeros", l.encoded.zeros}, {".ggml", l.encoded.ggml}})
+      SR_CHECK(!t.defined() || t.scalar_type() == at::kByte, "[state] ", path, ": tensor ", name, part, " is ",
+               dtype_name(t.scalar_type()), ", expected U8; the saved state is corrupt");
     if (l.scheme.is_gguf())
       SR_CHECK(l.encoded.ggml.defined(), "[state] ", path, ": ", l.scheme.name(), " layer ", name, " lacks its ggml rows");
     else

@@ -225,7 +225,9 @@ TEST(Robustness, GgufLimitsAndMagic) {
     f.seekp(24);
     f.write(reinterpret_cast<const char*>(&len), 8);
   }
-  expect_error(test::error_of([&] { GgufReader r(str); }), "over the limit of", "GGUF string length 2^40");
+  // (bounded by the file first: limits::kMaxGgufStringBytes needs a file over 64 MiB to bite)
+  expect_error(test::error_of([&] { GgufReader r(str); }), "file ends inside the key of metadata entry #0",
+               "GGUF string length 2^40");
   const std::string count = copy("count.gguf");
   {
     std::fstream f(count, std::ios::in | std::ios::out | std::ios::binary);
@@ -233,7 +235,7 @@ TEST(Robustness, GgufLimitsAndMagic) {
     f.seekp(8);
     f.write(reinterpret_cast<const char*>(&n), 8);
   }
-  expect_error(test::error_of([&] { GgufReader r(count); }), "the limits are", "GGUF tensor count 2^32");
+  expect_error(test::error_of([&] { GgufReader r(count); }), "tensors, more than the", "GGUF tensor count 2^32");
   const std::string magic = copy("magic.gguf");
   {
     std::fstream f(magic, std::ios::in | std::ios::out | std::ios::binary);

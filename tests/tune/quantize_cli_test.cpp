@@ -292,6 +292,20 @@ TEST(QuantizeCli, CorruptResumeStateIsRefused) {
          });
        },
        "was saved as", block},
+      {"codes of the wrong shape",
+       [&] {
+         patch_block([](auto&, at::Tensor& t, const std::string& n) {
+           if (n.find(".codes") != std::string::npos) t = t.narrow(0, 0, t.size(0) - 1).clone();
+         });
+       },
+       "[state]", block},
+      {"codes of the wrong dtype",
+       [&] {
+         patch_block([](auto&, at::Tensor& t, const std::string& n) {
+           if (n.find(".codes") != std::string::npos) t = t.to(at::kFloat);
+         });
+       },
+       "[state]", block},
   };
   for (const Bad& b : bad) {
     restore();
