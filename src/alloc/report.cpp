@@ -8,18 +8,15 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/input_file.h"
+#include "common/json_parse.h"
+#include "common/limits.h"
 
 namespace sr {
 
 std::vector<EvalPoint> read_eval_points(const std::string& path) {
-  std::ifstream in(path);
-  SR_CHECK(in, "[--eval_results] cannot read ", path);
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    fail("[--eval_results] ", path, ": not valid JSON: ", e.what());
-  }
+  const nlohmann::json j =
+      parse_json_text(read_input_file(path, limits::kMaxJsonFileBytes, "[--eval_results]"), "[--eval_results] " + path);
   SR_CHECK(j.is_array(), "[--eval_results] ", path, ": expected a list of {label, avg_bits, ppl} objects");
   std::vector<EvalPoint> out;
   for (size_t i = 0; i < j.size(); ++i) {

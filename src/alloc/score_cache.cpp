@@ -8,6 +8,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/json_parse.h"
 
 namespace sr {
 namespace fs = std::filesystem;
@@ -88,7 +89,7 @@ std::optional<DeltaLossScores> ScoreCache::load(const nlohmann::json& key) const
   const std::string f = file_for(key);
   if (!fs::exists(f)) return std::nullopt;
   try {
-    nlohmann::json j = nlohmann::json::parse(std::ifstream(f));
+    nlohmann::json j = read_json_file(f);
     if (j.at("key") != key) {
       std::fprintf(stderr, "note: score cache %s holds other settings; scoring again\n", f.c_str());
       return std::nullopt;

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <filesystem>
 #include <string>
 
 #include "cli/commands.h"
@@ -43,6 +44,13 @@ int main(int argc, char** argv) {
       return c.run(argc, argv);
     } catch (const sr::Error& e) {
       std::fprintf(stderr, "signround %s: error: %s\n", c.name, e.what());
+      return 1;
+    } catch (const std::filesystem::filesystem_error& e) {
+      // A file-system failure (permissions, disk full, a path that vanished) is the
+      // user's environment, not a bug: say which path, as an ordinary error.
+      std::fprintf(stderr, "signround %s: error: %s%s%s%s%s\n", c.name, e.code().message().c_str(),
+                   e.path1().empty() ? "" : ": ", e.path1().c_str(), e.path2().empty() ? "" : " -> ",
+                   e.path2().c_str());
       return 1;
     } catch (const std::exception& e) {
       // libtorch (c10::Error) and the standard library land here.

@@ -4,9 +4,13 @@
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <numeric>
 
 #include "common/error.h"
+#include "common/input_file.h"
+#include "common/json_parse.h"
+#include "common/limits.h"
 #include "common/progress.h"
 #include "common/sysinfo.h"
 #include "eval/layerwise.h"
@@ -105,8 +109,7 @@ std::pair<double, double> mean_and_stderr(const std::vector<int64_t>& predicted,
 }  // namespace
 
 std::vector<ChoiceItem> read_choice_items(const std::string& path) {
-  std::ifstream in(path);
-  SR_CHECK(in, "[eval] cannot read ", path);
+  std::istringstream in(read_input_file(path, limits::kMaxTextFileBytes, "[eval]"));
   std::vector<ChoiceItem> items;
   std::string line;
   for (int64_t no = 1; std::getline(in, line); ++no) {
@@ -114,8 +117,8 @@ std::vector<ChoiceItem> read_choice_items(const std::string& path) {
     const std::string where = path + ":" + std::to_string(no);
     nlohmann::json j;
     try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& ex) {
+      j = parse_json_text(line, where);
+    } catch (const Error& ex) {
       fail("[eval] ", where, ": not a JSON object: ", ex.what());
     }
     SR_CHECK(j.is_object(), "[eval] ", where, ": not a JSON object");

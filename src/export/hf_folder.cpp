@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "common/error.h"
+#include "common/json_parse.h"
 #include "model/tensor_convert.h"
 
 namespace sr {
@@ -25,7 +26,7 @@ nlohmann::json hf_config(const Model& model, const nlohmann::json& extra) {
   nlohmann::json j;
   const fs::path own = fs::path(model.path()) / "config.json";
   if (model.format() == "safetensors" && fs::exists(own)) {
-    j = nlohmann::json::parse(std::ifstream(own));
+    j = read_json_file(own.string());
   } else {
     const ModelConfig& c = model.config();
     j = {{"architectures", {"LlamaForCausalLM"}}, {"model_type", "llama"},

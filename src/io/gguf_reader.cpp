@@ -9,6 +9,7 @@
 #include <numeric>
 
 #include "common/error.h"
+#include "common/limits.h"
 
 namespace sr {
 namespace {
@@ -51,6 +52,10 @@ class Cursor {
 
   std::string str(const std::string& what) {
     const auto len = pod<uint64_t>("the length of " + what);
+    need(len, what);  // first bounded by the file, then by the limit
+    if (len > limits::kMaxGgufStringBytes)
+      fail("[gguf] ", f_.path(), ": ", what, " claims ", len, " bytes at offset ", pos_ - 8, ", over the limit of ",
+           limits::kMaxGgufStringBytes, " bytes for one string");
     const uint8_t* p = bytes(len, what);
     return std::string(reinterpret_cast<const char*>(p), size_t(len));
   }
@@ -152,6 +157,9 @@ struct Parser {
              " metadata entries, more than the ", cur.left(), " remaining bytes can hold");
     SR_CHECK(*n_tensors <= cur.left() / kMinTensorInfoBytes, "[gguf] ", path, ": header claims ",
              *n_tensors, " tensors, more than the ", cur.left(), " remaining bytes can hold");
+    SR_CHECK(*n_kv <= limits::kMaxGgufKeys && *n_tensors <= limits::kMaxGgufTensors, "[gguf] ", path,
+             ": header claims ", *n_tensors, " tensors and ", *n_kv, " metadata entries; the limits are ",
+             limits::kMaxGgufTensors, " and ", limits::kMaxGgufKeys);
   }
 
   GgufValueType value_type(const std::string& key, const char* role) {

@@ -1,5 +1,6 @@
 #include "io/llama2c.h"
 
+#include <climits>
 #include <cstring>
 #include <fstream>
 #include <memory>
@@ -63,7 +64,8 @@ Llama2cHeader read_llama2c(const std::string& path, TensorStore& store) {
   int32_t* fields[] = {&h.dim, &h.hidden_dim, &h.n_layers, &h.n_heads, &h.n_kv_heads, &h.vocab_size, &h.seq_len};
   for (int i = 0; i < 7; ++i) *fields[i] = read_i32(f->data() + 4 * i);
   h.shared_classifier = h.vocab_size > 0;
-  h.vocab_size = h.vocab_size < 0 ? -h.vocab_size : h.vocab_size;
+  // (-INT32_MIN overflows: read it as 0, which the check below refuses)
+  h.vocab_size = h.vocab_size == INT32_MIN ? 0 : h.vocab_size < 0 ? -h.vocab_size : h.vocab_size;
   const bool sane = h.dim > 0 && h.dim <= 65536 && h.hidden_dim > 0 && h.hidden_dim <= 1 << 20 &&
                     h.n_layers > 0 && h.n_layers <= 1024 && h.n_heads > 0 && h.n_kv_heads > 0 &&
                     h.vocab_size > 0 && h.vocab_size <= 1 << 22 && h.seq_len > 0 && h.seq_len <= 1 << 22;

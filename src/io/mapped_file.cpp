@@ -9,11 +9,13 @@
 #include <cstring>
 
 #include "common/error.h"
+#include "common/input_file.h"
 
 namespace sr {
 
 MappedFile::MappedFile(const std::string& path) : path_(path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  check_regular_file(path);  // a FIFO or device would block open() or read forever
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   SR_CHECK(fd >= 0, "cannot open ", path, ": ", std::strerror(errno));
   struct stat st{};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {

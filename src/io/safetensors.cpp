@@ -7,6 +7,8 @@
 #include <set>
 
 #include "common/error.h"
+#include "common/json_parse.h"
+#include "common/limits.h"
 
 namespace sr {
 namespace fs = std::filesystem;
@@ -78,9 +80,17 @@ std::map<std::string, std::string> read_safetensors(const std::string& path, Ten
   const uint64_t n = read_u64_le(file->data());
   SR_CHECK(n <= kMaxHeaderBytes && n <= file->size() - 8, where, ": header length ", n,
            " exceeds the file (", file->size(), " bytes) or the 100 MB limit");
+  const std::string_view text(reinterpret_cast<const char*>(file->data()) + 8, size_t(n));
+  check_json_depth(text, where + " (header)", limits::kMaxJsonDepth);
   json header;
+  std::set<std::string> names;  // nlohmann keeps the last of two equal keys: refuse them instead
   try {
-    header = json::parse(file->data() + 8, file->data() + 8 + n);
+    header = json::parse(text.begin(), text.end(), [&](int depth, json::parse_event_t ev, json& parsed) {
+      if (ev == json::parse_event_t::key && depth == 1)
+        SR_CHECK(names.insert(parsed.get<std::string>()).second, where, ": tensor '", parsed.get<std::string>(),
+                 "' appears twice in the header");
+      return true;
+    });
   } catch (const json::exception& ex) {
     fail(where, ": header is not valid JSON: ", ex.what());
   }
@@ -109,13 +119,7 @@ TensorStore read_safetensors_folder(const std::string& dir) {
     read_safetensors(single.string(), store);
     return store;
   }
-  json idx;
-  try {
-    std::ifstream in(index);
-    idx = json::parse(in);
-  } catch (const json::exception& ex) {
-    fail("[safetensors] ", index.string(), ": not valid JSON: ", ex.what());
-  }
+  const json idx = read_json_file(index.string());
   SR_CHECK(idx.is_object() && idx.contains("weight_map") && idx["weight_map"].is_object(),
            "[safetensors] ", index.string(), ": missing object 'weight_map'");
   std::set<std::string> shards;

@@ -5,6 +5,9 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/input_file.h"
+#include "common/json_parse.h"
+#include "common/limits.h"
 
 namespace sr {
 namespace {
@@ -30,20 +33,20 @@ void check_utf8(std::string_view t, const std::string& source) {
     size_t n = utf8_len(c);
     bool ok = !(c >= 0x80 && n == 1) && i + n <= t.size();
     for (size_t k = 1; ok && k < n; ++k) ok = (static_cast<unsigned char>(t[i + k]) & 0xC0) == 0x80;
-    // reject overlong 2-byte forms and surrogates, the common corruptions
+    // Unicode's table of well-formed sequences: no overlong forms (C0 C1, E0 80..9F,
+    // F0 80..8F), no surrogates (ED A0..BF), nothing beyond U+10FFFF (F4 90.., F5..F7).
+    const unsigned char c1 = ok && n > 1 ? static_cast<unsigned char>(t[i + 1]) : 0x80;
     if (ok && n == 2) ok = c >= 0xC2;
-    if (ok && n == 3 && c == 0xED) ok = static_cast<unsigned char>(t[i + 1]) < 0xA0;
+    if (ok && n == 3 && c == 0xE0) ok = c1 >= 0xA0;
+    if (ok && n == 3 && c == 0xED) ok = c1 < 0xA0;
+    if (ok && n == 4) ok = c <= 0xF4 && (c != 0xF0 || c1 >= 0x90) && (c != 0xF4 || c1 < 0x90);
     SR_CHECK(ok, "[text] ", source, ": not valid UTF-8 at byte offset ", i);
     i += n;
   }
 }
 
 std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  SR_CHECK(in, "[text] cannot read ", path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string s = ss.str();
+  std::string s = read_input_file(path, limits::kMaxTextFileBytes, "[text]");
   SR_CHECK(!s.empty(), "[text] ", path, " is empty");
   check_utf8(s, path);
   return s;
@@ -61,8 +64,8 @@ std::vector<std::string> read_documents(const std::string& path) {
       if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
       nlohmann::json j;
       try {
-        j = nlohmann::json::parse(line);
-      } catch (const nlohmann::json::exception& ex) {
+        j = parse_json_text(line, path + ":" + std::to_string(lineno));
+      } catch (const Error& ex) {
         fail("[dataset] ", path, ":", lineno, ": not a JSON object: ", ex.what());
       }
       SR_CHECK(j.is_object() && j.contains("text") && j["text"].is_string(), "[dataset] ", path, ":", lineno,

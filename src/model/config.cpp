@@ -1,8 +1,11 @@
 #include "model/config.h"
 
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/json_parse.h"
+#include "common/limits.h"
 
 namespace sr {
 using nlohmann::json;
@@ -60,18 +63,21 @@ RopeScaling parse_rope_scaling(const json& j, const std::string& path) {
   }
   SR_CHECK(r.type == "none" || r.type == "llama3" || r.type == "linear", "[config] ", path,
            ": rope_scaling type '", r.type, "' is not supported (none, linear, llama3)");
+  SR_CHECK(r.factor > 0 && std::isfinite(r.factor), "[config] ", path, ": rope_scaling.factor must be positive, got ",
+           r.factor);
+  if (r.type == "llama3")
+    SR_CHECK(r.low_freq_factor > 0 && r.high_freq_factor > r.low_freq_factor && r.original_max_position > 0 &&
+                 r.original_max_position <= limits::kMaxContext,
+             "[config] ", path, ": rope_scaling (llama3) needs 0 < low_freq_factor < high_freq_factor and "
+             "0 < original_max_position_embeddings <= ", limits::kMaxContext, "; got ", r.low_freq_factor, ", ",
+             r.high_freq_factor, ", ", r.original_max_position);
   return r;
 }
 
 }  // namespace
 
 ModelConfig parse_hf_config(const std::string& text, const std::string& path) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::exception& ex) {
-    fail("[config] ", path, ": not valid JSON: ", ex.what());
-  }
+  const json j = parse_json_text(text, "[config] " + path);
   SR_CHECK(j.is_object(), "[config] ", path, ": not a JSON object");
   ModelConfig c;
   std::string name = "LlamaForCausalLM";
@@ -108,16 +114,58 @@ ModelConfig parse_hf_config(const std::string& text, const std::string& path) {
   return c;
 }
 
+namespace {
+
+// Each size against its limit (common/limits.h), then the products the model builds
+// from them (q_dim = heads x head_dim, the projections), overflow-safe.
+void check_upper_limits(const ModelConfig& c, const std::string& src) {
+  struct Row { const char* field; int64_t value, limit; };
+  const Row rows[] = {
+      {"num_hidden_layers", c.n_layers, limits::kMaxLayers},     {"hidden_size", c.hidden, limits::kMaxHidden},
+      {"intermediate_size", c.intermediate, limits::kMaxIntermediate},
+      {"num_attention_heads", c.n_heads, limits::kMaxHeads},     {"num_key_value_heads", c.n_kv_heads, limits::kMaxHeads},
+      {"head_dim", c.head_dim, limits::kMaxHeadDim},             {"vocab_size", c.vocab, limits::kMaxVocab},
+      {"max_position_embeddings", c.max_position, limits::kMaxContext},
+  };
+  for (const Row& r : rows)
+    SR_CHECK(r.value <= r.limit, "[config] ", src, ": ", r.field, " ", r.value, " is over the limit of ", r.limit,
+             " (corrupt file?)");
+}
+
+void check_products(const ModelConfig& c, const std::string& src) {
+  SR_CHECK(c.max_position >= 0, "[config] ", src, ": max_position_embeddings ", c.max_position, " is negative");
+  SR_CHECK(c.sliding_window >= 0, "[config] ", src, ": sliding_window ", c.sliding_window, " is negative");
+  const struct { const char* what; int64_t a, b; } products[] = {
+      {"num_attention_heads x head_dim", c.n_heads, c.head_dim},
+      {"num_key_value_heads x head_dim", c.n_kv_heads, c.head_dim},
+      {"hidden_size x num_attention_heads x head_dim", c.hidden, c.n_heads * c.head_dim},
+      {"hidden_size x intermediate_size", c.hidden, c.intermediate},
+      {"vocab_size x hidden_size", c.vocab, c.hidden},
+  };
+  for (const auto& p : products) {
+    int64_t n = 0;
+    SR_CHECK(limits::checked_mul(p.a, p.b, &n) && n <= limits::kMaxMatrixElements, "[config] ", src, ": ", p.what,
+             " = ", p.a, " x ", p.b, " is over the limit of ", limits::kMaxMatrixElements, " elements");
+  }
+}
+
+}  // namespace
+
 void validate_config(const ModelConfig& c, const std::string& src) {
+  check_upper_limits(c, src);
   SR_CHECK(c.hidden > 0 && c.intermediate > 0 && c.n_layers > 0 && c.n_heads > 0 && c.n_kv_heads > 0 &&
                c.head_dim > 0 && c.vocab > 0,
            "[config] ", src, ": sizes must be positive (hidden ", c.hidden, ", intermediate ", c.intermediate,
            ", layers ", c.n_layers, ", heads ", c.n_heads, "/", c.n_kv_heads, ", head_dim ", c.head_dim,
            ", vocab ", c.vocab, ")");
+  check_products(c, src);
   SR_CHECK(c.n_heads % c.n_kv_heads == 0, "[config] ", src, ": num_attention_heads ", c.n_heads,
            " is not a multiple of num_key_value_heads ", c.n_kv_heads);
   SR_CHECK(c.head_dim % 2 == 0, "[config] ", src, ": head_dim ", c.head_dim, " must be even for RoPE");
-  SR_CHECK(c.rms_eps > 0, "[config] ", src, ": rms_norm_eps must be positive");
+  SR_CHECK(c.rms_eps > 0 && std::isfinite(c.rms_eps), "[config] ", src, ": rms_norm_eps must be positive, got ",
+           c.rms_eps);
+  SR_CHECK(c.rope_theta > 0 && std::isfinite(c.rope_theta), "[config] ", src, ": rope_theta must be positive, got ",
+           c.rope_theta);
 }
 
 }  // namespace sr

@@ -9,6 +9,9 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/input_file.h"
+#include "common/json_parse.h"
+#include "common/limits.h"
 #include "io/llama2c.h"
 #include "io/safetensors.h"
 #include "model/gguf_names.h"
@@ -21,13 +24,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  SR_CHECK(in, "cannot read ", path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+std::string slurp(const std::string& path) { return read_input_file(path, limits::kMaxJsonFileBytes); }
 
 bool starts_with_gguf(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -75,7 +72,7 @@ void apply_tokenizer_config(const std::string& dir, Vocabulary& v) {
   const fs::path p = fs::path(dir) / "tokenizer_config.json";
   if (!fs::exists(p)) return;
   try {
-    auto j = nlohmann::json::parse(slurp(p.string()));
+    auto j = parse_json_text(slurp(p.string()), "[tokenizer] " + p.string());
     if (j.contains("add_bos_token") && j["add_bos_token"].is_boolean()) v.add_bos = j["add_bos_token"].get<bool>();
   } catch (const nlohmann::json::exception& ex) {
     fail("[tokenizer] ", p.string(), ": not valid JSON: ", ex.what());
@@ -88,6 +85,7 @@ std::unique_ptr<Model> Model::open(const std::string& path, const OpenOptions& o
   SR_CHECK(fs::exists(path), "[model] ", path, " does not exist");
   std::unique_ptr<Model> m(new Model());
   m->path_ = path;
+  if (!fs::is_directory(path)) check_regular_file(path, "[model]");  // a FIFO or device would block
   std::string dir;
   if (fs::is_directory(path)) {
     const fs::path cfg = fs::path(path) / "config.json";
@@ -97,13 +95,13 @@ std::unique_ptr<Model> Model::open(const std::string& path, const OpenOptions& o
     m->block_desc_ = describe_block(m->config_);
     m->store_ = read_safetensors_folder(path);
     m->format_ = "safetensors";
-    if (auto qc = parse_quant_config(nlohmann::json::parse(config_text), cfg.string())) {
+    if (auto qc = parse_quant_config(parse_json_text(config_text, cfg.string()), cfg.string())) {
       std::vector<LinearShape> shapes;
       for (const LinearInfo& li : m->linears()) shapes.push_back({li.name, li.out, li.in});
       m->packed_ = std::make_shared<PackedWeights>(m->store_, std::move(*qc), shapes);
     }
     dir = path;
-  } else if (starts_with_gguf(path)) {
+  } else if (fs::path(path).extension() == ".gguf" || starts_with_gguf(path)) {
     m->init_gguf(path);
     dir = fs::path(path).parent_path().string();
   } else {

@@ -1,10 +1,10 @@
 #include "model/quant_config.h"
 
 #include <algorithm>
-#include <regex>
 #include <sstream>
 
 #include "common/error.h"
+#include "common/safe_regex.h"
 
 namespace sr {
 namespace {
@@ -27,11 +27,7 @@ bool has_regex_syntax(const std::string& key) {
 
 bool key_matches(const std::string& key, const std::string& name, const std::string& source) {
   if (!has_regex_syntax(key)) return name.find(key) != std::string::npos;
-  try {
-    return std::regex_search(name, std::regex(key, std::regex::ECMAScript));
-  } catch (const std::regex_error& e) {
-    fail("[quantization_config] ", source, ": extra_config key '", key, "' is not a valid regex: ", e.what());
-  }
+  return SafeRegex(key, "[quantization_config] " + source + ": extra_config").search(name);
 }
 
 bool starts_with(const std::string& s, const std::string& prefix) {

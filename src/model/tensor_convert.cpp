@@ -64,11 +64,28 @@ at::Tensor entry_to_tensor(const TensorEntry& e) {
   return at::from_blob(const_cast<uint8_t*>(e.data), at::IntArrayRef(e.shape), scalar_type_of(e.dtype)).clone();
 }
 
+namespace {
+
+// A NaN or Inf weight would quantize to an all-NaN layer and evaluate to "PPL nan" with
+// exit 0: refuse it here, once per tensor, naming it and where the first one sits.
+at::Tensor finite_or_throw(at::Tensor t, const TensorEntry& e) {
+  if (t.numel() == 0 || at::isfinite(t).all().item<bool>()) return t;
+  const at::Tensor bad = at::logical_not(at::isfinite(t.reshape({-1})));
+  const int64_t count = bad.sum().item<int64_t>();
+  const int64_t first = bad.nonzero().select(1, 0)[0].item<int64_t>();
+  fail("[model] tensor ", e.describe(), ": ", count, " of ", t.numel(), " values are NaN or infinite (first at flat index ",
+       first, ", value ", t.reshape({-1})[first].item<float>(), "); the weights are corrupt");
+}
+
+}  // namespace
+
 at::Tensor entry_to_float(const TensorEntry& e) {
   if (e.dtype == "F32" || e.dtype == "F16" || e.dtype == "BF16")
-    return at::from_blob(const_cast<uint8_t*>(e.data), at::IntArrayRef(e.shape), scalar_type_of(e.dtype))
-        .to(at::kFloat, /*non_blocking=*/false, /*copy=*/true);
-  if (const GgmlTypeTraits* tr = ggml_block_codec(e.dtype)) return dequantize_entry(e, *tr);
+    return finite_or_throw(
+        at::from_blob(const_cast<uint8_t*>(e.data), at::IntArrayRef(e.shape), scalar_type_of(e.dtype))
+            .to(at::kFloat, /*non_blocking=*/false, /*copy=*/true),
+        e);
+  if (const GgmlTypeTraits* tr = ggml_block_codec(e.dtype)) return finite_or_throw(dequantize_entry(e, *tr), e);
   fail("[model] tensor ", e.describe(), ": dtype ", e.dtype,
        " is not supported for weights (supported: ", ggml_supported_type_names(), ")");
 }

@@ -6,6 +6,9 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/input_file.h"
+#include "common/json_parse.h"
+#include "common/limits.h"
 #include "model/packed_weights.h"
 #include "model/tensor_convert.h"
 #include "quant/autoround_scheme.h"
@@ -39,12 +42,8 @@ struct ModelActs {
 // quantization.json (written by every signround export): per-layer schemes and the exact
 // calibrated act_max.
 ModelActs acts_from_record(const Model& model, const fs::path& rec) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(std::ifstream(rec));
-  } catch (const nlohmann::json::exception& ex) {
-    fail("[quantization] ", rec.string(), ": not valid JSON: ", ex.what());
-  }
+  const nlohmann::json j = parse_json_text(read_input_file(rec.string(), limits::kMaxJsonFileBytes),
+                                           "[quantization] " + rec.string());
   ModelActs acts(model);
   const BlockDesc& d = model.block_desc();
   for (int64_t b = 0; b < model.config().n_layers; ++b) {

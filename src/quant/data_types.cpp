@@ -11,7 +11,8 @@ namespace {
 // ---- validity of one scheme side ----------------------------------------------------------
 
 void check_group(int64_t g, const char* what) {
-  SR_CHECK(g > 0 || g == -1 || g == 0, "[QuantScheme] ", what, " must be > 0, -1 or 0, got ", g);
+  SR_CHECK(g > 0 || g == -1 || g == 0, "[QuantScheme] ", what, " group_size must be > 0 (weights per group), "
+           "-1 (one group per output channel) or 0 (one group per tensor), got ", g);
 }
 void check_int(int bits, int64_t g, const char* side) {
   SR_CHECK(bits >= 2 && bits <= 8, "[QuantScheme] ", side, " int bits must be 2..8, got ", bits);

@@ -2,9 +2,10 @@
 
 #include <cstdio>
 #include <fstream>
-#include <regex>
 
 #include "common/error.h"
+#include "common/json_parse.h"
+#include "common/safe_regex.h"
 
 namespace sr {
 
@@ -45,18 +46,16 @@ struct Override {
   std::string key;
   QuantScheme scheme;
   bool exact;         // key names a layer exactly
-  std::regex pattern;
+  SafeRegex pattern;
   bool used = false;
 };
 
 std::vector<Override> read_overrides(const std::string& path, const std::vector<LayerChoice>& layers) {
-  std::ifstream in(path);
-  SR_CHECK(in, "[layer config] cannot read ", path);
   nlohmann::ordered_json j;
   try {
-    j = nlohmann::ordered_json::parse(in);
-  } catch (const nlohmann::json::exception& ex) {
-    fail("[layer config] ", path, ": not valid JSON: ", ex.what());
+    j = read_ordered_json_file(path);
+  } catch (const Error& ex) {
+    fail("[layer config] ", ex.what());
   }
   // Accept both the bare mapping and the {"layers": {...}} record we write ourselves.
   if (j.is_object() && j.contains("layers") && j["layers"].is_object()) j = j["layers"];
@@ -72,13 +71,7 @@ std::vector<Override> read_overrides(const std::string& path, const std::vector<
     }
     o.exact = false;
     for (const LayerChoice& c : layers) o.exact |= c.name == key;
-    if (!o.exact) {
-      try {
-        o.pattern = std::regex(key);
-      } catch (const std::regex_error& ex) {
-        fail("[layer config] ", path, ": key '", key, "' is neither a layer name nor a valid regex (", ex.what(), ")");
-      }
-    }
+    if (!o.exact) o.pattern = SafeRegex(key, "[layer config] " + path);  // neither a layer name nor a safe pattern: throws
     out.push_back(std::move(o));
   }
   return out;
@@ -116,7 +109,7 @@ LayerPlan make_layer_plan(const Model& model, const PlanOptions& opt) {
       Override* hit = nullptr;
       for (Override& o : ovs) if (o.exact && o.key == c.name) { hit = &o; break; }
       if (!hit)
-        for (Override& o : ovs) if (!o.exact && std::regex_search(c.name, o.pattern)) { hit = &o; break; }
+        for (Override& o : ovs) if (!o.exact && o.pattern.search(c.name)) { hit = &o; break; }
       if (!hit) continue;
       hit->used = true;
       c.scheme = hit->scheme;

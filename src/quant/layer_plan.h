@@ -6,6 +6,10 @@
 //   {"model.layers.0.mlp.down_proj": "W8A16",           <- exact name (wins)
 //    "mlp\\.down_proj": {"bits": 4, "group_size": 64},   <- regex (std::regex_search), first match
 //    "model.layers.3.self_attn.q_proj": "BF16"}          <- keep in 16 bit
+// Patterns are searched anywhere in the name and must use the safe subset of
+// common/safe_regex.h (literals, '.', escapes \. \d \w \s, classes [...], groups
+// (a|b), quantifiers * + ?, anchors ^ $), matched in linear time; anything else
+// ({m,n}, back-references, look-around) is refused naming the key.
 // Values are anything QuantScheme::from_json accepts. This is the same file the
 // mixed-precision search writes. Layers whose shape does not fit their scheme
 // stay 16-bit with the reason recorded.

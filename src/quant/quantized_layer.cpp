@@ -3,6 +3,7 @@
 #include <map>
 
 #include "common/error.h"
+#include "common/json_parse.h"
 #include "model/tensor_convert.h"
 
 namespace sr {
@@ -32,17 +33,22 @@ std::vector<QuantizedLayer> load_block_state(const std::string& path, nlohmann::
   SR_CHECK(meta.count("layers"), "[state] ", path, " is not a signround block state (no 'layers' metadata)");
   std::map<std::string, at::Tensor> by_name(tensors.begin(), tensors.end());
   std::vector<QuantizedLayer> out;
-  nlohmann::json schemes;
-  try {
-    schemes = nlohmann::json::parse(meta["layers"]);
-    if (stats) *stats = nlohmann::json::parse(meta.count("stats") ? meta["stats"] : "{}");
-  } catch (const nlohmann::json::exception& ex) {
-    fail("[state] ", path, ": malformed metadata: ", ex.what());
-  }
+  const nlohmann::json schemes = parse_json_text(meta["layers"], "[state] " + path + " (metadata 'layers')");
+  if (stats) *stats = parse_json_text(meta.count("stats") ? meta["stats"] : "{}", "[state] " + path + " (metadata 'stats')");
+  SR_CHECK(schemes.is_object(), "[state] ", path, ": metadata 'layers' is not an object");
+  // Scales, zero points and ranges must be finite: NaN scales would flow into the final model.
+  for (const auto& [name, t] : tensors)
+    if (t.is_floating_point() && t.numel() > 0)
+      SR_CHECK(at::isfinite(t).all().item<bool>(), "[state] ", path, ": tensor ", name,
+               " holds NaN or infinite values; the saved state is corrupt, delete the .partial folder to start over");
   for (auto& [name, scheme] : schemes.items()) {
     QuantizedLayer l;
     l.name = name;
-    l.scheme = QuantScheme::from_json(scheme);
+    try {
+      l.scheme = QuantScheme::from_json(scheme);
+    } catch (const Error& e) {
+      fail("[state] ", path, ": layer ", name, ": ", e.what());
+    }
     auto get = [&](const std::string& suffix) {
       auto it = by_name.find(name + suffix);
       return it == by_name.end() ? at::Tensor() : it->second;
@@ -53,6 +59,10 @@ std::vector<QuantizedLayer> load_block_state(const std::string& path, nlohmann::
     l.encoded.global_scale = get(".global_scale");
     l.encoded.ggml = get(".ggml");
     if (auto m = get(".act_max"); m.defined()) l.act.act_max = m.reshape({});
+    for (const auto& [part, t] : {std::pair<const char*, const at::Tensor&>{".codes", l.encoded.codes},
+                                  {".zeros", l.encoded.zeros}, {".ggml", l.encoded.ggml}})
+      SR_CHECK(!t.defined() || t.scalar_type() == at::kByte, "[state] ", path, ": tensor ", name, part, " is ",
+               dtype_name(t.scalar_type()), ", expected U8; the saved state is corrupt");
     if (l.scheme.is_gguf())
       SR_CHECK(l.encoded.ggml.defined(), "[state] ", path, ": ", l.scheme.name(), " layer ", name, " lacks its ggml rows");
     else

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/json_parse.h"
 #include "quant/data_types.h"
 
 namespace sr {
@@ -324,9 +325,9 @@ QuantScheme parse_scheme(const std::string& text) {
   if (t[0] == '{') {
     nlohmann::json j;
     try {
-      j = nlohmann::json::parse(t);
-    } catch (const nlohmann::json::exception& e) {
-      sr::fail("[parse_scheme] invalid JSON scheme: ", e.what());
+      j = parse_json_text(t, "[parse_scheme] JSON scheme");
+    } catch (const Error& e) {
+      sr::fail(e.what());
     }
     return QuantScheme::from_json(j);
   }

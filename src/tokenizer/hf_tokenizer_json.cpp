@@ -9,6 +9,9 @@
 #include <unordered_map>
 
 #include "common/error.h"
+#include "common/input_file.h"
+#include "common/json_parse.h"
+#include "common/limits.h"
 #include "tokenizer/tokenizer.h"
 
 namespace sr {
@@ -22,15 +25,7 @@ using json = nlohmann::json;
 constexpr int64_t kMaxTokenId = (int64_t(1) << 22) - 1;
 
 json parse_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  SR_CHECK(in, "[tokenizer] cannot read ", path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  try {
-    return json::parse(ss.str());
-  } catch (const json::exception& ex) {
-    fail("[tokenizer] ", path, ": not valid JSON: ", ex.what());
-  }
+  return parse_json_text(read_input_file(path, limits::kMaxJsonFileBytes, "[tokenizer]"), "[tokenizer] " + path);
 }
 
 // Reads JSON members with messages naming the file and the key path ("model.vocab").

@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "common/error.h"
+#include "common/json_parse.h"
 #include "common/progress.h"
 #include "common/sysinfo.h"
 #include "model/tensor_convert.h"
@@ -66,6 +67,29 @@ struct Observer {
   }
 };
 
+// A saved layer's dequantized weight, after checking the state against the plan: same
+// scheme, the planned shape, and finite values (a corrupt state must not reach the model).
+at::Tensor resumed_weight(const QuantizedLayer& l, const LayerChoice& ch, const std::string& file) {
+  SR_CHECK(l.scheme == ch.scheme, "[state] ", file, ": layer ", l.name, " was saved as ", l.scheme.name(),
+           " but the plan quantizes it as ", ch.scheme.name(), "; delete the .partial folder to start over");
+  const at::Tensor& codes = l.encoded.codes;
+  SR_CHECK(!codes.defined() || (codes.dim() == 2 && codes.size(0) == ch.out && codes.size(1) == ch.in), "[state] ",
+           file, ": layer ", l.name, " has codes of shape ", codes.sizes(), ", the model's weight is [", ch.out, ", ",
+           ch.in, "]");
+  at::Tensor w;
+  try {
+    w = l.dequantized();
+  } catch (const std::exception& e) {  // codes/scales of the wrong shape or dtype
+    fail("[state] ", file, ": layer ", l.name, " cannot be decoded as ", l.scheme.name(), " (", e.what(),
+         "); the saved state is corrupt, delete the .partial folder to start over");
+  }
+  SR_CHECK(w.dim() == 2 && w.size(0) == ch.out && w.size(1) == ch.in, "[state] ", file, ": layer ", l.name,
+           " decodes to shape ", w.sizes(), ", the model's is [", ch.out, ", ", ch.in, "]");
+  SR_CHECK(at::isfinite(w).all().item<bool>(), "[state] ", file, ": layer ", l.name,
+           " decodes to NaN or infinite weights; the saved state is corrupt, delete the .partial folder");
+  return w;
+}
+
 std::string head_imatrix_file(const std::string& dir) { return (fs::path(dir) / "head_imatrix.safetensors").string(); }
 
 // Σ over tokens of (final_norm(x))² / tokens, x [N, T, D] the FP model's last hidden states.
@@ -111,19 +135,29 @@ nlohmann::json quantize_lm_head(const Model& model, const LayerPlan& plan, const
   return r.stats;
 }
 
-nlohmann::json check_or_write_fingerprint(const std::string& dir, const nlohmann::json& fp, bool resume) {
+// Before anything is written: an unfinished run in `dir` must be resumed with the same
+// settings. Returns true when `dir` holds one (its run.json matches `fp`).
+bool check_fingerprint(const std::string& dir, const nlohmann::json& fp, bool resume) {
   const fs::path run = fs::path(dir) / "run.json";
-  if (fs::exists(run)) {
-    SR_CHECK(resume, "[quantize] ", dir, " holds an unfinished run; pass --resume to continue it, or delete the folder");
-    nlohmann::json old = nlohmann::json::parse(std::ifstream(run));
-    SR_CHECK(old == fp, "[quantize] --resume: the unfinished run in ", dir,
-             " used different settings; delete the folder to start over.\n  saved: ", old.dump(),
-             "\n  now:   ", fp.dump());
-    return old;
+  if (!fs::exists(run)) return false;
+  SR_CHECK(resume, "[quantize] ", dir, " holds an unfinished run; pass --resume to continue it, or delete the folder");
+  nlohmann::json old;
+  try {
+    old = read_json_file(run.string());
+  } catch (const Error& e) {
+    fail("[quantize] --resume: ", e.what(), "; delete ", dir, " to start over");
   }
+  SR_CHECK(old == fp, "[quantize] --resume: the unfinished run in ", dir,
+           " used different settings; delete the folder to start over.\n  saved: ", old.dump(),
+           "\n  now:   ", fp.dump());
+  return true;
+}
+
+// The first byte a run writes: only after every argument and input has been checked,
+// so a usage error leaves no <out>.partial behind.
+void write_fingerprint(const std::string& dir, const nlohmann::json& fp) {
   fs::create_directories(dir);
-  std::ofstream(run) << fp.dump(2);
-  return fp;
+  std::ofstream(fs::path(dir) / "run.json") << fp.dump(2);
 }
 
 }  // namespace
@@ -149,7 +183,7 @@ nlohmann::json run_quantization(const Model& model, const LayerPlan& plan, const
                                 const std::string& state_dir, const nlohmann::json& fingerprint) {
   const ModelConfig& c = model.config();
   const double t_start = now_seconds();
-  check_or_write_fingerprint(state_dir, fingerprint, opt.resume);
+  const bool resuming = check_fingerprint(state_dir, fingerprint, opt.resume);
   const bool needs_data = opt.tune.method != Method::Rtn;
   SR_CHECK(opt.nblocks >= 1 && opt.nblocks <= c.n_layers, "--nblocks must be in [1, ", c.n_layers, "], got ", opt.nblocks);
   SR_CHECK(opt.tune.batch_size >= 1 && opt.tune.gradient_accumulate_steps >= 1,
@@ -186,12 +220,14 @@ nlohmann::json run_quantization(const Model& model, const LayerPlan& plan, const
     SR_CHECK(avail == 0 || need < avail * 8 / 10, "[quantize] the activation caches need ", format_bytes(double(need)),
              " but only ", format_bytes(double(avail)), " is available; lower --nsamples or --seqlen, or pass --cache_dtype bf16");
     at::NoGradGuard ng;
+    if (!resuming) write_fingerprint(state_dir, fingerprint);  // the calibration data loaded and fits
     caches.x_fp = model.embed(data.tokens).to(opt.cache_bf16 ? at::kBFloat16 : at::kFloat);
     caches.x_q = caches.x_fp.clone();
     caches.mask = data.mask;
     record["calibration"] = {{"samples", N}, {"seqlen", T}, {"mode", data.mode}, {"available", data.available},
                              {"cache_bytes", need}};
   }
+  if (!needs_data && !resuming) write_fingerprint(state_dir, fingerprint);
   const RopeTables& rope = model.rope(std::max<int64_t>(T, 1));
   const int64_t n_units = (c.n_layers + opt.nblocks - 1) / opt.nblocks;
   Progress progress("block", int(c.n_layers), opt.progress);
@@ -212,7 +248,7 @@ nlohmann::json run_quantization(const Model& model, const LayerPlan& plan, const
         for (QuantizedLayer& l : load_saved_block(state_dir, in.blocks[j])) {
           const LayerChoice* ch = plan.find(l.name);
           SR_CHECK(ch, "[quantize] saved layer ", l.name, " is not in the plan");
-          res.quantized[j].weight(ch->linear) = l.dequantized();
+          res.quantized[j].weight(ch->linear) = resumed_weight(l, *ch, block_file(state_dir, in.blocks[j]));
           res.layers.push_back(std::move(l));
         }
       res.stats = {{"blocks", in.blocks}, {"resumed", true}};

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <numeric>
 
 #include "alloc/deltaloss.h"
@@ -218,15 +219,18 @@ void poison(const std::string& file, const std::string& tensor) {
   f.read(header.data(), std::streamsize(n));
   const auto j = nlohmann::json::parse(header);
   const uint64_t at = 8 + n + j.at(tensor).at("data_offsets")[0].get<uint64_t>();
-  const float nan = std::nanf("");
+  const uint64_t end = 8 + n + j.at(tensor).at("data_offsets")[1].get<uint64_t>();
+  // Finite weights (NaN weights are refused when loaded), but FLT_MAX everywhere overflows
+  // the forward pass to inf/NaN.
+  const std::vector<float> huge((end - at) / 4, std::numeric_limits<float>::max());
   f.seekp(std::streamoff(at));
-  f.write(reinterpret_cast<const char*>(&nan), 4);
+  f.write(reinterpret_cast<const char*>(huge.data()), std::streamsize(end - at));
 }
 
 TEST(DeltaLoss, NonFiniteBatchesAreCountedNotHidden) {
   test::TempDir dir;
   test::write_random_hf_model(dir.path(), {});
-  poison(dir / "model.safetensors", "lm_head.weight");  // every logit row has a NaN -> NaN loss
+  poison(dir / "model.safetensors", "model.norm.weight");  // every normed row overflows -> NaN loss
   auto m = Model::open(dir.path());
   DeltaLossOptions opt;
   opt.batch_size = 2;

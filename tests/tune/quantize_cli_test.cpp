@@ -4,11 +4,15 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <cmath>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <sys/stat.h>
 
+#include "model/tensor_convert.h"
 #include "testutil.h"
 
 namespace sr {
@@ -183,6 +187,138 @@ TEST(QuantizeCli, BadFlagsAreRefused) {
   }
   EXPECT_FALSE(fs::exists("/tmp/never"));
   EXPECT_FALSE(fs::exists("/tmp/never.partial")) << "flag errors must be caught before any work starts";
+}
+
+// Every argument and input is checked before the first byte is written: a usage error
+// leaves neither <out> nor <out>.partial, and the fixed command then runs without --resume.
+TEST(QuantizeCli, InputErrorsLeaveNoState) {
+  test::TempDir dir;
+  std::ofstream(dir / "empty.txt") << "";
+  std::ofstream(dir / "blank.txt") << "\n  \n\n";
+  std::ofstream(dir / "lc.json") << R"x({"(mlp){2}": "W8A16"})x";
+  ASSERT_EQ(::mkfifo((dir / "fifo.txt").c_str(), 0600), 0);
+  const std::string out = dir / "out";
+  const std::string base = "--model " + test::repo("demo/tinystories-llama-4m") +
+                           " --iters 0 --seqlen 32 --nsamples 2 --output_dir " + out;
+  const std::string calib = " --dataset " + test::repo("demo/calib.txt");
+  struct Bad { std::string args, expect; };
+  const std::vector<Bad> bad = {
+      {" --dataset " + (dir / "empty.txt"), "is empty"},
+      {" --dataset " + (dir / "blank.txt"), "no documents"},
+      {" --dataset " + (dir / "fifo.txt"), "FIFO"},
+      {" --dataset /dev/zero", "character device"},
+      {calib + " --nblocks 0", "--nblocks"},
+      {calib + " --nblocks 99", "--nblocks"},
+      {calib + " --batch_size 0", "--batch_size"},
+      {calib + " --layer_config " + (dir / "lc.json"), "counted repetition"},
+      {calib + " --group_size -5", "group_size must be > 0"},
+  };
+  for (const Bad& b : bad) {
+    auto r = test::run_command("timeout 120 " + test::cli() + " quantize --threads 2 --quiet " + base + b.args);
+    EXPECT_EQ(r.exit_code, 1) << b.args << "\n" << r.err;
+    EXPECT_NE(r.err.find(b.expect), std::string::npos) << b.args << "\n" << r.err;
+    EXPECT_FALSE(fs::exists(out + ".partial")) << b.args << " left state behind";
+    EXPECT_FALSE(fs::exists(out)) << b.args;
+  }
+  auto r = quantize(base + calib);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+// A single .gguf output file: an existing file needs --overwrite (a GGUF carries no marker
+// of who wrote it); a folder in its place is never replaced.
+TEST(QuantizeCli, ExistingGgufOutputNeedsOverwrite) {
+  test::TempDir dir;
+  const std::string rtn = "--model " + test::repo("demo/tinystories-llama-4m") +
+                          " --iters 0 --disable_opt_rtn --format gguf:q4_k_m --output_dir ";
+  std::ofstream(dir / "m.gguf") << "keep me";
+  auto r = quantize(rtn + (dir / "m.gguf"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("already exists; pass --overwrite"), std::string::npos) << r.err;
+  EXPECT_EQ(test::read_text(dir / "m.gguf"), "keep me");
+  EXPECT_FALSE(fs::exists(dir / "m.gguf.partial"));
+  fs::create_directories(dir / "f.gguf");
+  std::ofstream(dir / "f.gguf/notes.txt") << "keep me too";
+  for (const char* extra : {"", " --overwrite"}) {
+    r = quantize(rtn + (dir / "f.gguf") + extra);
+    EXPECT_EQ(r.exit_code, 1) << extra;
+    EXPECT_NE(r.err.find("is not a regular file"), std::string::npos) << r.err;
+    EXPECT_EQ(test::read_text(dir / "f.gguf/notes.txt"), "keep me too");
+  }
+  r = quantize(rtn + (dir / "m.gguf") + " --overwrite");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(test::read_text(dir / "m.gguf").substr(0, 4), "GGUF");
+}
+
+// --resume reads run.json and the saved blocks: garbage, NaN scales or a block saved
+// under another scheme are refused naming the file, never carried into the output.
+TEST(QuantizeCli, CorruptResumeStateIsRefused) {
+  test::TempDir dir;
+  const std::string out = dir / "out", state = out + ".partial", block = state + "/block_00000.safetensors";
+  const std::string args = "--model " + test::repo("demo/tinystories-llama-4m") +
+                           " --iters 0 --disable_opt_rtn --output_dir " + out;
+  auto r = quantize(args + " --stop_after_units 1");
+  ASSERT_NE(r.exit_code, 0);
+  ASSERT_TRUE(fs::exists(block)) << r.err;
+  fs::copy(state, dir / "saved", fs::copy_options::recursive);
+  auto restore = [&] {
+    fs::remove_all(state);
+    fs::copy(dir / "saved", state, fs::copy_options::recursive);
+  };
+  auto patch_block = [&](const std::function<void(std::map<std::string, std::string>&, at::Tensor&, const std::string&)>& f) {
+    std::map<std::string, std::string> meta;
+    auto tensors = load_tensors(block, &meta);
+    for (auto& [name, t] : tensors) f(meta, t, name);
+    fs::remove(block);
+    save_tensors(block, tensors, meta);
+  };
+  struct Bad { std::string what; std::function<void()> corrupt; std::string expect, file; };
+  const std::vector<Bad> bad = {
+      {"garbage run.json", [&] { std::ofstream(state + "/run.json") << "\x01garbage{"; }, "not valid JSON", state + "/run.json"},
+      {"empty run.json", [&] { std::ofstream(state + "/run.json") << ""; }, "not valid JSON", state + "/run.json"},
+      {"deep run.json", [&] { std::ofstream(state + "/run.json") << std::string(100000, '['); }, "nested deeper", state + "/run.json"},
+      {"NaN scales",
+       [&] {
+         patch_block([](auto&, at::Tensor& t, const std::string& n) {
+           if (n.find(".scales") != std::string::npos) t.view({-1})[0] = std::nanf("");
+         });
+       },
+       "NaN or infinite", block},
+      {"block saved under another scheme",
+       [&] {
+         patch_block([](std::map<std::string, std::string>& meta, at::Tensor&, const std::string&) {
+           nlohmann::json layers = nlohmann::json::parse(meta["layers"]);
+           for (auto& [name, scheme] : layers.items()) scheme["bits"] = 8;
+           meta["layers"] = layers.dump();
+         });
+       },
+       "was saved as", block},
+      {"codes of the wrong shape",
+       [&] {
+         patch_block([](auto&, at::Tensor& t, const std::string& n) {
+           if (n.find(".codes") != std::string::npos) t = t.narrow(0, 0, t.size(0) - 1).clone();
+         });
+       },
+       "[state]", block},
+      {"codes of the wrong dtype",
+       [&] {
+         patch_block([](auto&, at::Tensor& t, const std::string& n) {
+           if (n.find(".codes") != std::string::npos) t = t.to(at::kFloat);
+         });
+       },
+       "[state]", block},
+  };
+  for (const Bad& b : bad) {
+    restore();
+    b.corrupt();
+    r = quantize(args + " --resume");
+    EXPECT_EQ(r.exit_code, 1) << b.what << "\n" << r.err;
+    EXPECT_NE(r.err.find(b.expect), std::string::npos) << b.what << "\n" << r.err;
+    EXPECT_NE(r.err.find(b.file), std::string::npos) << b.what << "\n" << r.err;
+    EXPECT_FALSE(fs::exists(out)) << b.what;
+  }
+  restore();
+  r = quantize(args + " --resume");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
 }
 
 }  // namespace
