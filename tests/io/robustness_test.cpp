@@ -25,7 +25,7 @@
 #include "random_model.h"
 #include "testutil.h"
 #include "tokenizer/tokenizer.h"
-#include "tune/layer_plan.h"
+#include "quant/layer_plan.h"
 
 namespace sr {
 namespace {
