@@ -179,116 +179,157 @@ std::map<std::string, at::Tensor> load_saved_head_imatrix(const std::string& sta
   return out;
 }
 
+namespace {
+
+// The calibration tokens: given (QuantizeOptions::calib_tokens), or read and tokenized from the
+// dataset, at most as long as the model's context.
+CalibData calibration_data(const Model& model, const QuantizeOptions& opt) {
+  CalibOptions co = opt.calib;
+  const int64_t max_position = model.config().max_position;
+  if (opt.calib_tokens.defined()) {
+    CalibData data;
+    data.tokens = opt.calib_tokens.to(at::kLong);
+    data.mask = at::ones(data.tokens.sizes(), at::kBool);
+    data.mask.select(1, data.tokens.size(1) - 1).fill_(false);
+    data.mode = "given";
+    data.available = data.tokens.size(0);
+    return data;
+  }
+  if (co.seqlen > max_position) {
+    std::fprintf(stderr, "note: --seqlen %lld exceeds the model's %lld positions; using %lld\n", (long long)co.seqlen,
+                 (long long)max_position, (long long)max_position);
+    co.seqlen = max_position;
+  }
+  return load_calibration(model.tokenizer(), co);
+}
+
+// X_fp = X_q = the calibration tokens' embeddings, once they are known to fit in memory; their
+// summary goes into record["calibration"].
+Caches make_caches(const Model& model, const CalibData& data, const QuantizeOptions& opt, nlohmann::json& record) {
+  const int64_t N = data.tokens.size(0), T = data.tokens.size(1);
+  const int64_t need = cache_bytes(N, T, model.config().hidden, opt.cache_bf16);
+  const int64_t avail = available_memory_bytes();
+  std::fprintf(stderr, "calibration: %lld samples x %lld tokens (%s); activation caches %s%s\n", (long long)N,
+               (long long)T, data.mode.c_str(), format_bytes(double(need)).c_str(), opt.cache_bf16 ? " (bf16)" : "");
+  SR_CHECK(avail == 0 || need < avail * 8 / 10, "[quantize] the activation caches need ", format_bytes(double(need)),
+           " but only ", format_bytes(double(avail)), " is available; lower --nsamples or --seqlen, or pass --cache_dtype bf16");
+  at::NoGradGuard ng;
+  Caches caches;
+  caches.x_fp = model.embed(data.tokens).to(opt.cache_bf16 ? at::kBFloat16 : at::kFloat);
+  caches.x_q = caches.x_fp.clone();
+  caches.mask = data.mask;
+  record["calibration"] = {{"samples", N}, {"seqlen", T}, {"mode", data.mode}, {"available", data.available},
+                           {"cache_bytes", need}};
+  return caches;
+}
+
+// The FP weights of unit u's blocks.
+UnitInput load_unit(const Model& model, int64_t u, int64_t nblocks) {
+  UnitInput in;
+  for (int64_t b = u * nblocks; b < std::min(model.config().n_layers, (u + 1) * nblocks); ++b) {
+    in.blocks.push_back(b);
+    in.fp.push_back(model.load_block(b));
+  }
+  return in;
+}
+
+// Resume: a unit whose every block is saved is replayed from its state, not re-tuned.
+bool unit_saved(const UnitInput& in, const std::string& state_dir, bool resume) {
+  bool saved = resume;
+  for (int64_t b : in.blocks) saved = saved && fs::exists(block_file(state_dir, b));
+  return saved;
+}
+
+UnitResult replay_saved_unit(const LayerPlan& plan, const UnitInput& in, const std::string& state_dir) {
+  UnitResult res;
+  res.quantized = in.fp;
+  for (size_t j = 0; j < in.blocks.size(); ++j)
+    for (QuantizedLayer& l : load_saved_block(state_dir, in.blocks[j])) {
+      const LayerChoice* ch = plan.find(l.name);
+      SR_CHECK(ch, "[quantize] saved layer ", l.name, " is not in the plan");
+      res.quantized[j].weight(ch->linear) = resumed_weight(l, *ch, block_file(state_dir, in.blocks[j]));
+      res.layers.push_back(std::move(l));
+    }
+  res.stats = {{"blocks", in.blocks}, {"resumed", true}};
+  return res;
+}
+
+// The unit's FP pass: caches.x_fp becomes its reference output Y_ref; unless the unit is
+// replayed, its linears' imatrix and act_max are observed on the way. Hands the unit its inputs.
+void reference_pass(const ModelConfig& c, const LayerPlan& plan, const QuantizeOptions& opt, Caches& caches,
+                    UnitInput& in, bool saved, const RopeTables& rope) {
+  if (!opt.enable_quanted_input) caches.x_q.copy_(caches.x_fp);
+  Observer obs;
+  std::vector<InputHook> observe;
+  for (int64_t b : in.blocks) observe.push_back(saved ? InputHook() : obs.hook_for(b, plan));
+  forward_in_place(c, caches.x_fp, in.fp, observe, rope);
+  in.imatrix = std::move(obs.imatrix);
+  in.act_max = std::move(obs.act_max);
+  in.x_in = caches.x_q;
+  in.y_ref = caches.x_fp;
+  in.mask = caches.mask;
+}
+
+// Quantizes the unit and saves each of its blocks' state.
+UnitResult quantize_and_save(const ModelConfig& c, const LayerPlan& plan, const UnitInput& in, const RopeTables& rope,
+                             const QuantizeOptions& opt, const std::string& state_dir) {
+  UnitResult res = quantize_unit(c, plan, in, rope, opt.tune);
+  std::map<int64_t, std::vector<QuantizedLayer>> per_block;
+  for (const QuantizedLayer& l : res.layers) per_block[plan.find(l.name)->block].push_back(l);
+  for (int64_t b : in.blocks) save_block_state(block_file(state_dir, b), per_block[b], res.stats);
+  return res;
+}
+
+// X_q for the next unit: the quantized unit, with its activation quantization, on X_q.
+void advance_quantized_input(const ModelConfig& c, const LayerPlan& plan, const UnitInput& in, const UnitResult& res,
+                             Caches& caches, const RopeTables& rope) {
+  std::map<std::string, ActQuantState> act;
+  for (const QuantizedLayer& l : res.layers) act[l.name] = l.act;
+  std::vector<InputHook> hooks;
+  for (int64_t b : in.blocks) hooks.push_back(activation_hook(plan, b, act));
+  forward_in_place(c, caches.x_q, res.quantized, hooks, rope);
+}
+
+// The progress line's text for a finished unit.
+std::string unit_summary(const nlohmann::json& stats, bool saved, double seconds) {
+  char text[160] = "";
+  if (stats.contains("loss_best"))
+    std::snprintf(text, sizeof text, "loss %.4g -> %.4g (iter %lld)  %.1fs", stats["loss_first"].get<double>(),
+                  stats["loss_best"].get<double>(), (long long)stats["best_iter"].get<int64_t>(), seconds);
+  else
+    std::snprintf(text, sizeof text, "%s  %.1fs", saved ? "resumed" : stats.value("method", "").c_str(), seconds);
+  return text;
+}
+
+}  // namespace
+
 nlohmann::json run_quantization(const Model& model, const LayerPlan& plan, const QuantizeOptions& opt,
                                 const std::string& state_dir, const nlohmann::json& fingerprint) {
   const ModelConfig& c = model.config();
   const double t_start = now_seconds();
   const bool resuming = check_fingerprint(state_dir, fingerprint, opt.resume);
-  const bool needs_data = opt.tune.method != Method::Rtn;
   SR_CHECK(opt.nblocks >= 1 && opt.nblocks <= c.n_layers, "--nblocks must be in [1, ", c.n_layers, "], got ", opt.nblocks);
   SR_CHECK(opt.tune.batch_size >= 1 && opt.tune.gradient_accumulate_steps >= 1,
            "--batch_size and --gradient_accumulate_steps must be positive");
   nlohmann::json record = {{"units", nlohmann::json::array()}};
-
   Caches caches;
-  int64_t T = 1;
-  if (needs_data) {
-    CalibOptions co = opt.calib;
-    if (co.seqlen > c.max_position && !opt.calib_tokens.defined()) {
-      std::fprintf(stderr, "note: --seqlen %lld exceeds the model's %lld positions; using %lld\n",
-                   (long long)co.seqlen, (long long)c.max_position, (long long)c.max_position);
-      co.seqlen = c.max_position;
-    }
-    CalibData data;
-    if (opt.calib_tokens.defined()) {
-      data.tokens = opt.calib_tokens.to(at::kLong);
-      data.mask = at::ones(data.tokens.sizes(), at::kBool);
-      data.mask.select(1, data.tokens.size(1) - 1).fill_(false);
-      data.mode = "given";
-      data.available = data.tokens.size(0);
-      co.seqlen = data.tokens.size(1);
-    } else {
-      data = load_calibration(model.tokenizer(), co);
-    }
-    T = co.seqlen;
-    const int64_t N = data.tokens.size(0);
-    const int64_t need = cache_bytes(N, T, c.hidden, opt.cache_bf16);
-    const int64_t avail = available_memory_bytes();
-    std::fprintf(stderr, "calibration: %lld samples x %lld tokens (%s); activation caches %s%s\n", (long long)N,
-                 (long long)T, data.mode.c_str(), format_bytes(double(need)).c_str(),
-                 opt.cache_bf16 ? " (bf16)" : "");
-    SR_CHECK(avail == 0 || need < avail * 8 / 10, "[quantize] the activation caches need ", format_bytes(double(need)),
-             " but only ", format_bytes(double(avail)), " is available; lower --nsamples or --seqlen, or pass --cache_dtype bf16");
-    at::NoGradGuard ng;
-    if (!resuming) write_fingerprint(state_dir, fingerprint);  // the calibration data loaded and fits
-    caches.x_fp = model.embed(data.tokens).to(opt.cache_bf16 ? at::kBFloat16 : at::kFloat);
-    caches.x_q = caches.x_fp.clone();
-    caches.mask = data.mask;
-    record["calibration"] = {{"samples", N}, {"seqlen", T}, {"mode", data.mode}, {"available", data.available},
-                             {"cache_bytes", need}};
-  }
-  if (!needs_data && !resuming) write_fingerprint(state_dir, fingerprint);
-  const RopeTables& rope = model.rope(std::max<int64_t>(T, 1));
+  if (opt.tune.method != Method::Rtn) caches = make_caches(model, calibration_data(model, opt), opt, record);
+  if (!resuming) write_fingerprint(state_dir, fingerprint);  // every input checked: the first byte written
+  const RopeTables& rope = model.rope(caches.active() ? caches.x_fp.size(1) : 1);
   const int64_t n_units = (c.n_layers + opt.nblocks - 1) / opt.nblocks;
   Progress progress("block", int(c.n_layers), opt.progress);
   for (int64_t u = 0; u < n_units; ++u) {
     const double t0 = now_seconds();
-    UnitInput in;
-    for (int64_t b = u * opt.nblocks; b < std::min(c.n_layers, (u + 1) * opt.nblocks); ++b) {
-      in.blocks.push_back(b);
-      in.fp.push_back(model.load_block(b));
-    }
-    // Resume: a unit whose every block is saved is replayed, not re-tuned.
-    bool saved = opt.resume;
-    for (int64_t b : in.blocks) saved = saved && fs::exists(block_file(state_dir, b));
+    UnitInput in = load_unit(model, u, opt.nblocks);
+    const bool saved = unit_saved(in, state_dir, opt.resume);
     UnitResult res;
-    if (saved) {
-      res.quantized = in.fp;
-      for (size_t j = 0; j < in.blocks.size(); ++j)
-        for (QuantizedLayer& l : load_saved_block(state_dir, in.blocks[j])) {
-          const LayerChoice* ch = plan.find(l.name);
-          SR_CHECK(ch, "[quantize] saved layer ", l.name, " is not in the plan");
-          res.quantized[j].weight(ch->linear) = resumed_weight(l, *ch, block_file(state_dir, in.blocks[j]));
-          res.layers.push_back(std::move(l));
-        }
-      res.stats = {{"blocks", in.blocks}, {"resumed", true}};
-    }
-    Observer obs;
-    if (caches.active()) {
-      if (!opt.enable_quanted_input) caches.x_q.copy_(caches.x_fp);
-      std::vector<InputHook> observe;
-      for (int64_t b : in.blocks) observe.push_back(saved ? InputHook() : obs.hook_for(b, plan));
-      forward_in_place(c, caches.x_fp, in.fp, observe, rope);  // x_fp becomes Y_ref
-      in.imatrix = std::move(obs.imatrix);
-      in.act_max = std::move(obs.act_max);
-      in.x_in = caches.x_q;
-      in.y_ref = caches.x_fp;
-      in.mask = caches.mask;
-    }
-    if (!saved) {
-      res = quantize_unit(c, plan, in, rope, opt.tune);
-      std::map<int64_t, std::vector<QuantizedLayer>> per_block;
-      for (const QuantizedLayer& l : res.layers) per_block[plan.find(l.name)->block].push_back(l);
-      for (int64_t b : in.blocks) save_block_state(block_file(state_dir, b), per_block[b], res.stats);
-    }
-    if (caches.active()) {
-      std::map<std::string, ActQuantState> act;
-      for (const QuantizedLayer& l : res.layers) act[l.name] = l.act;
-      std::vector<InputHook> hooks;
-      for (int64_t b : in.blocks) hooks.push_back(activation_hook(plan, b, act));
-      forward_in_place(c, caches.x_q, res.quantized, hooks, rope);  // X_q for the next unit
-    }
+    if (saved) res = replay_saved_unit(plan, in, state_dir);
+    if (caches.active()) reference_pass(c, plan, opt, caches, in, saved, rope);
+    if (!saved) res = quantize_and_save(c, plan, in, rope, opt, state_dir);
+    if (caches.active()) advance_quantized_input(c, plan, in, res, caches, rope);
     res.stats["seconds_total"] = now_seconds() - t0;
     record["units"].push_back(res.stats);
-    char extra[160] = "";
-    if (res.stats.contains("loss_best"))
-      std::snprintf(extra, sizeof extra, "loss %.4g -> %.4g (iter %lld)  %.1fs", res.stats["loss_first"].get<double>(),
-                    res.stats["loss_best"].get<double>(), (long long)res.stats["best_iter"].get<int64_t>(),
-                    now_seconds() - t0);
-    else
-      std::snprintf(extra, sizeof extra, "%s  %.1fs", saved ? "resumed" : res.stats.value("method", "").c_str(),
-                    now_seconds() - t0);
-    progress.update(int(in.blocks.back() + 1), extra);
+    progress.update(int(in.blocks.back() + 1), unit_summary(res.stats, saved, now_seconds() - t0));
     SR_CHECK(opt.stop_after_units < 0 || u + 1 < opt.stop_after_units, "[quantize] stopped after ", u + 1,
              " units as asked (--stop_after_units); continue with --resume");
   }
