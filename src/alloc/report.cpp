@@ -13,14 +13,14 @@ namespace sr {
 
 std::vector<EvalPoint> read_eval_points(const std::string& path) {
   std::ifstream in(path);
-  SR_CHECK(in, "[--eval_results] cannot read ", path);
+  SR_CHECK(in, "[eval results] cannot read ", path);
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(in);
   } catch (const nlohmann::json::exception& e) {
-    fail("[--eval_results] ", path, ": not valid JSON: ", e.what());
+    fail("[eval results] ", path, ": not valid JSON: ", e.what());
   }
-  SR_CHECK(j.is_array(), "[--eval_results] ", path, ": expected a list of {label, avg_bits, ppl} objects");
+  SR_CHECK(j.is_array(), "[eval results] ", path, ": expected a list of {label, avg_bits, ppl} objects");
   std::vector<EvalPoint> out;
   for (size_t i = 0; i < j.size(); ++i) {
     try {
@@ -29,7 +29,7 @@ std::vector<EvalPoint> read_eval_points(const std::string& path) {
                   e.value("ppl_stderr", 0.0), e.value("kld", -1.0)};
       out.push_back(p);
     } catch (const nlohmann::json::exception& ex) {
-      fail("[--eval_results] ", path, ": entry ", i, ": ", ex.what());
+      fail("[eval results] ", path, ": entry ", i, ": ", ex.what());
     }
   }
   return out;

@@ -141,11 +141,11 @@ std::vector<GgufMix> gguf_target_mixes() {
 }
 
 GgufMix gguf_format_mix(const std::string& format) {
-  SR_CHECK(is_gguf_format(format), "--format ", format, " is not a GGUF target (expected one of ", target_list(), ")");
+  SR_CHECK(is_gguf_format(format), "[export] format ", format, " is not a GGUF target (expected one of ", target_list(), ")");
   const std::string name = lower(format.substr(5));
   for (GgufMix mix : gguf_target_mixes())
     if (name == gguf_mix_info(mix).name) return mix;
-  fail("--format ", format, " is not a GGUF target (expected one of ", target_list(), ")");
+  fail("[export] format ", format, " is not a GGUF target (expected one of ", target_list(), ")");
 }
 
 QuantScheme gguf_mix_scheme(GgufMix mix) { return gguf_scheme(gguf_mix_info(mix).base); }
@@ -171,7 +171,7 @@ void check_gguf_layer_plan(const LayerPlan& plan, const std::string& format) {
     try {
       ggml_type_of(c.scheme);
     } catch (const Error&) {
-      fail("--format ", format, ": layer ", c.name, " has scheme ", c.scheme.name(), " (", c.source,
+      fail("[export] format ", format, ": layer ", c.name, " has scheme ", c.scheme.name(), " (", c.source,
            "), which GGUF cannot store; give it a gguf:<type> (e.g. \"gguf:q4_k\"), \"BF16\" or \"FP16\" scheme");
     }
   }

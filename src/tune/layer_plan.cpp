@@ -97,7 +97,7 @@ LayerPlan make_layer_plan(const Model& model, const PlanOptions& opt) {
     else plan.layers.push_back({l.name, l.block, l.linear, l.out, l.in, d->second.scheme, d->second.source});
   }
   if (opt.quant_lm_head && model.config().tie_embeddings) {
-    std::fprintf(stderr, "note: --quant_lm_head ignored: lm_head is tied to the embeddings\n");
+    std::fprintf(stderr, "note: quant_lm_head ignored: lm_head is tied to the embeddings\n");
     plan.layers.pop_back();
   }
   if (!opt.override_file.empty()) {
