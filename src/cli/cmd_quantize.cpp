@@ -263,8 +263,6 @@ int cmd_quantize(int argc, char** argv) {
   }
   SR_CHECK(o.calib.nsamples > 0, "--nsamples must be > 0, got ", o.calib.nsamples);
   SR_CHECK(o.calib.seqlen > 0, "--seqlen must be > 0, got ", o.calib.seqlen);
-  SR_CHECK(o.tune.method == Method::Rtn || !o.calib.dataset.empty(), "--dataset is required for optimized RTN and "
-           "SignRound (e.g. ../shared/data/calib_stories.txt); for data-free RTN pass --iters 0 --disable_opt_rtn");
   SR_CHECK(o.tune.method == Method::Rtn || o.calib.seqlen >= 2, "--seqlen must be at least 2 for calibration, got ",
            o.calib.seqlen);
   const std::string state_dir = out_dir + ".partial";
@@ -280,6 +278,8 @@ int cmd_quantize(int argc, char** argv) {
                                 : gguf_plan_options(a, gguf, layer_config, *model, o.tune.method != Method::Rtn);
   LayerPlan plan = make_layer_plan(*model, po);
   if (!gguf.empty()) check_gguf_layer_plan(plan, gguf);
+  SR_CHECK(o.tune.method == Method::Rtn || !o.calib.dataset.empty(), "--dataset is required for optimized RTN and "
+           "SignRound (e.g. ../shared/data/calib_stories.txt); for data-free RTN pass --iters 0 --disable_opt_rtn");
   for (const std::string& f : formats) check_export_plan(f, plan, o.tune.method != Method::Rtn);
   nlohmann::json settings = settings_json(o, a.str("model"), plan);
   nlohmann::json record = run_quantization(*model, plan, o, state_dir, settings);

@@ -26,7 +26,7 @@ TEST(MeasuredKld, EqualsTheDirectMeasurementAndIsZeroUnquantized) {
   // A mixed assignment: MXFP4 (weights and activations) and W4A16 alternating, one layer kept.
   const QuantScheme mx = preset_scheme("MXFP4"), w4 = preset_scheme("W4A16"), keep = preset_scheme("BF16");
   auto scheme_of = [&](int l) { return l == 3 ? keep : (l % 2 ? mx : w4); };
-  std::vector<BlockSchemes> mixed(size_t(c.n_layers)), none(size_t(c.n_layers));
+  std::vector<BlockSchemes> mixed(size_t(c.n_layers), BlockSchemes(test::kLlamaLinears)), none = mixed;
   for (int64_t b = 0; b < c.n_layers; ++b)
     for (int p = llama::Q; p <= llama::Down; ++p) {
       mixed[size_t(b)][int(p)] = scheme_of(int(b * test::kLlamaLinears + int(p)));
