@@ -36,6 +36,7 @@
 #include "alloc/deltaloss.h"
 #include "alloc/kld_probe.h"
 #include "alloc/measured_kld.h"
+#include "cli/flag_values.h"
 #include "common/sysinfo.h"
 #include "quant/qdq.h"
 #include "tokenizer/calibration.h"
@@ -124,7 +125,7 @@ int rank(const Model& m, const at::Tensor& tokens, int64_t batch, const QuantSch
 int kld_mode(const Model& m, const at::Tensor& tokens, int64_t batch, const std::vector<std::string>& configs) {
   const QuantScheme fp = preset_scheme("BF16");
   const char* enc = std::getenv("PROBE_ENCODER");
-  KldProbe probe(m, tokens, batch, parse_probe_encoder(enc ? enc : "rtn"));
+  KldProbe probe(m, tokens, batch, cli::parse_probe_encoder(enc ? enc : "rtn"));
   for (const std::string& f : configs) {
     const LayerPlan plan = make_layer_plan(m, {fp, f, false});
     std::vector<BlockSchemes> a(static_cast<size_t>(m.config().n_layers), unquantized_block(m.block_desc()));

@@ -3,7 +3,8 @@
 #  1. dependencies point one way (the table below): each stage includes only the stages listed
 #     for it; tune/, alloc/, export/ and eval/ are siblings that share what lies below them
 #     (the plan, the quantized block, the block description) and never include each other;
-#  2. the library never calls exit() (errors are exceptions; only cli/ decides exit codes);
+#  2. the library never calls exit() (errors are exceptions; only cli/ decides exit codes), never
+#     includes cli/, and its messages name fields, not --flags;
 #  3. nobody includes <torch/torch.h> (use common/torch.h: a third of the compile time);
 #  4. no function body longer than 150 lines (top-level "{ ... }" blocks, column 0).
 set -u
@@ -35,6 +36,13 @@ for row in "${layers[@]}"; do
 done
 bad=$(grep -rnE '(^|[^_a-z])(std::)?exit\(' src --include=*.cpp --include=*.h | grep -v '^src/cli/' | grep -vE ':[0-9]+:\s*//')
 [ -n "$bad" ] && { echo "exit() in the library:"; echo "$bad"; fail=1; }
+bad=$(grep -rn '#include "cli/' src --include=*.cpp --include=*.h | grep -v '^src/cli/')
+[ -n "$bad" ] && { echo "the library includes cli/:"; echo "$bad"; fail=1; }
+# The library's messages name fields, tensors and files; only cli/ names --flags (llama2.c's
+# own export.py flag excepted).
+bad=$(grep -rn '"[^"]*--[a-z]' src --include=*.cpp --include=*.h | grep -v '^src/cli/' | grep -vE ':[0-9]+:\s*//' |
+      grep -v 'export.py --version')
+[ -n "$bad" ] && { echo "library messages name --flags (name the field; flags belong in cli/):"; echo "$bad"; fail=1; }
 bad=$(grep -rn '#include <torch/torch.h>' src tests bench --include=*.cpp --include=*.h)
 [ -n "$bad" ] && { echo "includes <torch/torch.h>:"; echo "$bad"; fail=1; }
 long=$(for f in $(find src -name '*.cpp'); do

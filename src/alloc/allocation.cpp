@@ -12,49 +12,6 @@
 
 namespace sr {
 
-std::vector<AllocOption> parse_alloc_options(const std::string& text) {
-  std::vector<std::string> parts;
-  std::string cur;
-  int depth = 0;
-  for (char ch : text) {
-    depth += ch == '{' ? 1 : ch == '}' ? -1 : 0;
-    if (ch == ',' && depth == 0) {
-      parts.push_back(cur);
-      cur.clear();
-    } else {
-      cur += ch;
-    }
-  }
-  parts.push_back(cur);
-  std::vector<AllocOption> out;
-  for (std::string p : parts) {
-    p.erase(0, p.find_first_not_of(" \t"));
-    p.erase(p.find_last_not_of(" \t") + 1);
-    SR_CHECK(!p.empty(), "[--options] empty entry in '", text, "'");
-    std::string spec = p;
-    if (spec[0] != '{') std::replace(spec.begin(), spec.end(), ';', ',');
-    QuantScheme s;
-    try {
-      s = parse_scheme(spec);
-    } catch (const Error& e) {
-      const bool gguf = p.rfind("gguf:", 0) == 0 || p.rfind("GGUF:", 0) == 0;
-      fail("[--options] '", p, "': ", e.what(),
-           gguf ? " (GGUF k-quant options need the ggml-type schemes of quant/scheme.h, not available yet)" : "");
-    }
-    bool dup = false;
-    for (const AllocOption& o : out) dup |= o.scheme == s;
-    if (!dup) out.push_back({p, s});
-  }
-  return out;
-}
-
-FusePolicy parse_fuse_policy(const std::string& s) {
-  if (s == "auto") return FusePolicy::Auto;
-  if (s == "on") return FusePolicy::On;
-  if (s == "off") return FusePolicy::Off;
-  fail("--fuse_groups must be auto, on or off, got '", s, "'");
-}
-
 int64_t AllocProblem::total_weights() const {
   int64_t n = fixed_weights;
   for (const AllocLayer& l : layers) n += l.out * l.in;
@@ -106,16 +63,9 @@ std::vector<std::vector<size_t>> make_items(const std::vector<AllocLayer>& layer
 
 }  // namespace
 
-BitCost parse_bit_cost(const std::string& s) {
-  if (s == "auto") return BitCost::Auto;
-  if (s == "spec") return BitCost::Spec;
-  if (s == "file") return BitCost::File;
-  fail("--bit_cost must be auto, spec or file, got '", s, "'");
-}
-
 AllocProblem make_alloc_problem(const LayerPlan& plan, const std::vector<AllocOption>& options, FusePolicy fuse,
                                 bool ignore, BitCost bit_cost) {
-  SR_CHECK(!options.empty(), "[autoscheme] --options names no scheme");
+  SR_CHECK(!options.empty(), "[allocation] options names no scheme");
   AllocProblem p;
   p.block = plan.block;
   p.options = options;
@@ -123,9 +73,9 @@ AllocProblem make_alloc_problem(const LayerPlan& plan, const std::vector<AllocOp
   p.file_bits = bit_cost == BitCost::File ||
                 (bit_cost == BitCost::Auto &&
                  std::any_of(options.begin(), options.end(), [](const AllocOption& o) { return o.scheme.is_gguf(); }));
-  SR_CHECK(!(p.file_bits && ignore), "--ignore_scale_zp_bits cannot be combined with file bit costs (",
-           bit_cost == BitCost::File ? "--bit_cost file" : "--bit_cost auto with a GGUF option",
-           "): a file stores its scales; pass --bit_cost spec");
+  SR_CHECK(!(p.file_bits && ignore), "[allocation] ignore_scale_zp_bits cannot be combined with file bit costs (",
+           bit_cost == BitCost::File ? "bit_cost File" : "bit_cost Auto with a GGUF option",
+           "): a file stores its scales; use bit_cost Spec");
   auto cost = [&](const QuantScheme& s, int64_t out, int64_t in) {
     return p.file_bits ? layer_file_bits(s, out, in) : layer_bits(s, out, in, ignore);
   };
@@ -154,7 +104,7 @@ AllocProblem make_alloc_problem(const LayerPlan& plan, const std::vector<AllocOp
     bool any = false;
     for (size_t k = 0; k < options.size(); ++k) any |= p.item_allows(i, k);
     SR_CHECK(any, "[autoscheme] the fused group of ", p.layers[p.items[i][0]].name,
-             " has no option that fits all its members; pass --fuse_groups off");
+             " has no option that fits all its members; turn group fusion off (fuse = FusePolicy::Off)");
   }
   return p;
 }
@@ -267,28 +217,19 @@ BudgetRange budget_range(const AllocProblem& p) {
 
 int64_t item_budget(const AllocProblem& p, double avg_bits) {
   const BudgetRange r = budget_range(p);
-  SR_CHECK(std::isfinite(avg_bits) && avg_bits > 0, "--avg_bits must be a positive number, got ", avg_bits);
+  SR_CHECK(std::isfinite(avg_bits) && avg_bits > 0, "[allocation] avg_bits must be a positive number, got ", avg_bits);
   if (std::fabs(avg_bits - r.min_avg) <= 1e-3) return r.min_bits - p.fixed_bits;
   if (std::fabs(avg_bits - r.max_avg) <= 1e-3) return r.max_bits - p.fixed_bits;
   std::ostringstream range;
   range.precision(4);
   range << std::fixed << r.min_avg << " and " << r.max_avg;
-  SR_CHECK(avg_bits >= r.min_avg && avg_bits <= r.max_avg, "--avg_bits ", avg_bits,
+  SR_CHECK(avg_bits >= r.min_avg && avg_bits <= r.max_avg, "[allocation] avg_bits ", avg_bits,
            " is not achievable with options ", option_names(p), p.ignore_scale_zp_bits ? " (scale/zp bits ignored)" : "",
            p.file_bits ? " (file bits)" : "",
            ": the average can lie between ", range.str(), " bits per weight");
   // long double keeps avg · n exact enough for any realistic n (< 2^53 weights).
   const int64_t total = int64_t(std::floor((long double)avg_bits * (long double)p.total_weights() + 1e-6L));
   return std::min(total, r.max_bits) - p.fixed_bits;
-}
-
-AllocatorKind parse_allocator(const std::string& s) {
-  if (s == "deltaloss") return AllocatorKind::DeltaLoss;
-  if (s == "uniform") return AllocatorKind::Uniform;
-  if (s == "head8" || s == "head") return AllocatorKind::Head;
-  if (s == "tail8" || s == "tail") return AllocatorKind::Tail;
-  if (s == "random") return AllocatorKind::Random;
-  fail("--allocator must be deltaloss, uniform, head8, tail8 or random, got '", s, "'");
 }
 
 const char* to_string(AllocatorKind k) {

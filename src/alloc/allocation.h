@@ -6,12 +6,12 @@
 //   candidate layer  a block Linear the allocation decides (forward order: block, then its linears
 //                    as the block description lists them). lm_head and the embeddings are not candidates yet (our pipeline
 //                    keeps them in 16 bit); the §4.7 rules for them are below, ready for GGUF.
-//   fixed layer      a layer whose scheme the user fixed with --layer_config (or that the §0.1
+//   fixed layer      a layer whose scheme the user fixed in a layer config file (or that the §0.1
 //                    shape check keeps in 16 bit): not allocated, its bits count in the budget.
 //   item             what the DP chooses for: one layer, or a fused group of layers that must
 //                    share one option (a fused group of the block description: q/k/v and gate/up
 //                    of one Llama block; see FusePolicy).
-//   option           a scheme from --options; an item can take an option only if the option
+//   option           a candidate scheme (AllocOption); an item can take an option only if the option
 //                    fits (§0.1) every member.
 // Average bits (§4.3, §4.6): Σ cost / Σ weights over candidate and fixed layers, cost =
 // layer_bits(scheme, out, in, ignore_scale_zp_bits) — or, with BitCost::File, what each layer
@@ -29,18 +29,12 @@
 
 namespace sr {
 
-// One entry of --options: the text the user wrote and the scheme it names.
+// One candidate option: the name the user wrote and the scheme it names (the CLI parses
+// --options into these: cli/flag_values.h).
 struct AllocOption {
   std::string name;    // "MXFP4", "W2A16G64", ...
   QuantScheme scheme;
 };
-
-// Splits --options on the commas that are not inside {...} (a JSON scheme may contain commas)
-// and parses each entry with parse_scheme (a preset name, JSON, or key=value fields joined by
-// ';' instead of ','). GGUF types ("gguf:q4_k") go through parse_scheme too, so they work here
-// as soon as quant/scheme.h defines them; until then the error says so. Equal schemes are
-// removed (the first spelling kept, as auto-round does). Throws sr::Error naming the entry.
-std::vector<AllocOption> parse_alloc_options(const std::string& text);
 
 // Which layers must share one option. q/k/v feed one fused qkv_proj and gate/up one
 // gate_up_proj in vLLM-style runtimes, which need one scheme per fused weight; NVFP4 also
@@ -48,7 +42,6 @@ std::vector<AllocOption> parse_alloc_options(const std::string& text);
 // separately typed (llama.cpp's own mixes give attn_v more bits than attn_q), so it never needs
 // fusion. Auto: fuse iff some option is NVFP4 (nv_fp).
 enum class FusePolicy { Auto, On, Off };
-FusePolicy parse_fuse_policy(const std::string& s);  // "auto" | "on" | "off"
 
 // What a layer's bits are. Spec: §4.3's layer_bits, auto-round's estimate. File: the bits the
 // layer occupies when written (layer_file_bits) — for GGUF k-quants the block size (Q3_K 3.4375
@@ -56,7 +49,6 @@ FusePolicy parse_fuse_policy(const std::string& s);  // "auto" | "on" | "off"
 // allocation compared with llama.cpp's mixes at equal file size optimizes the constraint it is
 // judged by; other families cost the same either way. Auto: File when an option is a GGUF type.
 enum class BitCost { Auto, Spec, File };
-BitCost parse_bit_cost(const std::string& s);  // "auto" | "spec" | "file"
 
 struct AllocLayer {
   std::string name;
@@ -99,12 +91,10 @@ BudgetRange budget_range(const AllocProblem& p);
 
 // Bits the items may spend for a target average: floor(avg_bits · total_weights) − fixed_bits,
 // after snapping a target within 1e-3 of an end of the range onto it (§4.1). Throws sr::Error
-// ("--avg_bits 3.1 is not achievable with options ...: between 4.250 and 8.250") outside.
+// ("[allocation] avg_bits 3.1 is not achievable with options ...: between 4.250 and 8.250") outside.
 int64_t item_budget(const AllocProblem& p, double avg_bits);
 
 enum class AllocatorKind { DeltaLoss, Uniform, Head, Tail, Random };
-// "deltaloss" | "uniform" | "head8" | "tail8" | "random" (also "head", "tail"); throws otherwise.
-AllocatorKind parse_allocator(const std::string& s);
 const char* to_string(AllocatorKind k);
 
 // DeltaLoss scores [layer][option] (alloc/deltaloss.h); NaN where an option does not fit.
@@ -119,7 +109,7 @@ struct Allocation {
   double score = 0;            // Σ chosen scores (NaN without scores)
   int64_t dp_states = 0;       // largest DP front (DeltaLoss only)
   double measured_kld = std::nan("");  // KLD to the FP model on the scoring tokens (alloc/measured_kld.h), if measured
-  // With --refine (alloc/refine.h): the DP's answer's measured KLD before refinement, and the
+  // With refinement (alloc/refine.h): the DP's answer's measured KLD before refinement, and the
   // refinement's evaluations; NaN / 0 otherwise.
   double unrefined_kld = std::nan("");
   int64_t refine_evaluations = 0;

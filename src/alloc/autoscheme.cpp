@@ -20,11 +20,13 @@ bool needs_scores(const std::vector<AllocatorKind>& kinds) {
 }
 
 at::Tensor calibration_tokens(const Model& model, CalibOptions co, nlohmann::json& record) {
-  SR_CHECK(!co.dataset.empty(), "--dataset is required for DeltaLoss scoring (e.g. ../shared/data/calib_stories.txt)");
-  SR_CHECK(std::filesystem::exists(co.dataset), "--dataset ", co.dataset, " does not exist");
-  SR_CHECK(co.nsamples >= 1 && co.seqlen >= 2, "--nsamples must be >= 1 and --seqlen >= 2");
+  SR_CHECK(!co.dataset.empty(), "[autoscheme] a calibration dataset is required for DeltaLoss scoring (calib.dataset "
+           "is empty)");
+  SR_CHECK(std::filesystem::exists(co.dataset), "[autoscheme] calibration dataset ", co.dataset, " does not exist");
+  SR_CHECK(co.nsamples >= 1 && co.seqlen >= 2, "[autoscheme] nsamples must be >= 1 and seqlen >= 2, got nsamples ",
+           co.nsamples, ", seqlen ", co.seqlen);
   if (co.seqlen > model.config().max_position) {
-    std::fprintf(stderr, "note: --seqlen %lld exceeds the model's %lld positions; using %lld\n", (long long)co.seqlen,
+    std::fprintf(stderr, "note: seqlen %lld exceeds the model's %lld positions; using %lld\n", (long long)co.seqlen,
                  (long long)model.config().max_position, (long long)model.config().max_position);
     co.seqlen = model.config().max_position;
   }
@@ -90,10 +92,10 @@ void refine_allocations(const Model& model, const AutoSchemeOptions& opt, KldPro
 
 AutoSchemeResult run_autoscheme(const Model& model, const AutoSchemeOptions& opt) {
   const double t0 = now_seconds();
-  SR_CHECK(!opt.avg_bits.empty(), "--avg_bits is required (one value or a comma list, e.g. 4.5,5,6)");
-  SR_CHECK(!opt.allocators.empty(), "--allocator names no allocator");
+  SR_CHECK(!opt.avg_bits.empty(), "[autoscheme] avg_bits names no target (one or more averages, e.g. 4.5, 5, 6)");
+  SR_CHECK(!opt.allocators.empty(), "[autoscheme] allocators names no allocator");
   AutoSchemeResult r;
-  const std::vector<AllocOption> options = parse_alloc_options(opt.options);
+  const std::vector<AllocOption>& options = opt.options;
   PlanOptions po;
   po.scheme = preset_scheme("BF16");
   po.override_file = opt.layer_config;
@@ -106,7 +108,7 @@ AutoSchemeResult run_autoscheme(const Model& model, const AutoSchemeOptions& opt
   // Range errors before the (long) scoring pass.
   for (double b : opt.avg_bits) item_budget(r.problem, b);
   at::Tensor tokens;
-  SR_CHECK(opt.refine_rounds >= 0, "--refine must be >= 0, got ", opt.refine_rounds);
+  SR_CHECK(opt.refine_rounds >= 0, "[autoscheme] refine_rounds must be >= 0, got ", opt.refine_rounds);
   const bool measures = opt.measure_kld || opt.refine_rounds > 0;
   if (needs_scores(opt.allocators) || measures) tokens = calibration_tokens(model, opt.calib, r.calibration);
   if (needs_scores(opt.allocators)) score_all(model, opt, tokens, r);

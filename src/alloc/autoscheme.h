@@ -16,7 +16,7 @@ namespace sr {
 
 struct AutoSchemeOptions {
   std::vector<double> avg_bits;          // one allocation per target and allocator
-  std::string options;                   // --options text (parse_alloc_options)
+  std::vector<AllocOption> options;      // the candidate schemes
   std::vector<AllocatorKind> allocators = {AllocatorKind::DeltaLoss};
   bool ignore_scale_zp_bits = false;
   BitCost bit_cost = BitCost::Spec;
@@ -60,7 +60,7 @@ struct AutoSchemeResult {
 };
 
 // Runs the whole search. Scores are computed only when an allocator needs them. Throws
-// sr::Error naming the flag (--avg_bits out of range, --options, --dataset, --layer_config).
+// sr::Error naming the field (avg_bits out of range, options, calib.dataset, layer_config).
 AutoSchemeResult run_autoscheme(const Model& model, const AutoSchemeOptions& opt);
 
 }  // namespace sr

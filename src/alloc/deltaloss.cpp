@@ -204,9 +204,9 @@ DeltaLossScores deltaloss_scores(const Model& model, const std::vector<ScoredLay
   const ModelConfig& c = model.config();
   SR_CHECK(tokens.dim() == 2 && tokens.size(0) >= 1 && tokens.size(1) >= 2 && tokens.scalar_type() == at::kLong,
            "[deltaloss] expected calibration tokens [N >= 1, T >= 2] int64, got ", tokens.sizes());
-  SR_CHECK(tokens.size(1) <= c.max_position, "[deltaloss] --seqlen ", tokens.size(1), " exceeds the model's ",
+  SR_CHECK(tokens.size(1) <= c.max_position, "[deltaloss] seqlen ", tokens.size(1), " exceeds the model's ",
            c.max_position, " positions");
-  SR_CHECK(opt.batch_size >= 1, "--batch_size must be positive, got ", opt.batch_size);
+  SR_CHECK(opt.batch_size >= 1, "[deltaloss] batch_size must be positive, got ", opt.batch_size);
   const BlockDesc& d = model.block_desc();
   for (const ScoredLayer& l : layers) {
     SR_CHECK(l.linear >= 0 && l.linear < int(d.linears.size()), "[deltaloss] layer ", l.name, ": linear ", l.linear,

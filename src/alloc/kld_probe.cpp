@@ -9,12 +9,6 @@
 
 namespace sr {
 
-ProbeEncoder parse_probe_encoder(const std::string& s) {
-  if (s == "rtn") return ProbeEncoder::Rtn;
-  if (s == "opt_rtn" || s == "opt-rtn") return ProbeEncoder::OptRtn;
-  fail("--measure_encoder must be rtn or opt_rtn, got '", s, "'");
-}
-
 KldProbe::KldProbe(const Model& model, const at::Tensor& tokens, int64_t batch, ProbeEncoder encoder,
                    int64_t weight_cache_bytes)
     : model_(model), tokens_(tokens), batch_(batch), encoder_(encoder), wcache_limit_(weight_cache_bytes) {

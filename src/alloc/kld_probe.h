@@ -40,7 +40,6 @@
 namespace sr {
 
 enum class ProbeEncoder { Rtn, OptRtn };
-ProbeEncoder parse_probe_encoder(const std::string& s);  // "rtn" | "opt_rtn" (or "opt-rtn")
 
 class KldProbe {
  public:

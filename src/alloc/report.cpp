@@ -16,8 +16,8 @@ namespace sr {
 
 std::vector<EvalPoint> read_eval_points(const std::string& path) {
   const nlohmann::json j =
-      parse_json_text(read_input_file(path, limits::kMaxJsonFileBytes, "[--eval_results]"), "[--eval_results] " + path);
-  SR_CHECK(j.is_array(), "[--eval_results] ", path, ": expected a list of {label, avg_bits, ppl} objects");
+      parse_json_text(read_input_file(path, limits::kMaxJsonFileBytes, "[eval results]"), "[eval results] " + path);
+  SR_CHECK(j.is_array(), "[eval results] ", path, ": expected a list of {label, avg_bits, ppl} objects");
   std::vector<EvalPoint> out;
   for (size_t i = 0; i < j.size(); ++i) {
     try {
@@ -26,7 +26,7 @@ std::vector<EvalPoint> read_eval_points(const std::string& path) {
                   e.value("ppl_stderr", 0.0), e.value("kld", -1.0)};
       out.push_back(p);
     } catch (const nlohmann::json::exception& ex) {
-      fail("[--eval_results] ", path, ": entry ", i, ": ", ex.what());
+      fail("[eval results] ", path, ": entry ", i, ": ", ex.what());
     }
   }
   return out;

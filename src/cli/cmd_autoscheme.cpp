@@ -4,6 +4,7 @@
 //   autoscheme.json                         layers × options × scores × chosen scheme × bits
 //   report.html                             allocation charts, scores, PPL/KLD-vs-bits curve
 // and prints the table on stdout (--json: autoscheme.json's content).
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cerrno>
@@ -16,6 +17,8 @@
 #include "alloc/report.h"
 #include "alloc/score_cache.h"
 #include "cli/autoscheme_flags.h"
+#include "cli/flag_values.h"
+#include "cli/model_flags.h"
 #include "cli/commands.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
@@ -49,6 +52,13 @@ std::vector<FlagSpec> autoscheme_common_flags() {
 }
 
 namespace {
+
+// Whether the search reads calibration text: DeltaLoss scores or measured KLD.
+bool autoscheme_needs_data(const AutoSchemeOptions& o) {
+  const bool deltaloss = std::find(o.allocators.begin(), o.allocators.end(), AllocatorKind::DeltaLoss) !=
+                         o.allocators.end();
+  return deltaloss || o.measure_kld || o.refine_rounds > 0;
+}
 
 std::vector<double> parse_avg_bits(const Args& a) {
   std::vector<double> out;
@@ -106,7 +116,8 @@ std::vector<FlagSpec> autoscheme_flags() {
 AutoSchemeOptions autoscheme_options_from_flags(const Args& a, const std::string& prefix) {
   AutoSchemeOptions o;
   o.avg_bits = parse_avg_bits(a);
-  o.options = a.required("options");
+  const std::string options = a.required("options");
+  o.options = parse_alloc_options(options);
   o.allocators.clear();
   for (const std::string& s : a.list("allocator")) o.allocators.push_back(parse_allocator(s));
   if (o.allocators.empty()) o.allocators = {AllocatorKind::DeltaLoss};
@@ -118,7 +129,7 @@ AutoSchemeOptions autoscheme_options_from_flags(const Args& a, const std::string
   const std::string target = a.str("deltaloss-target", "auto");
   SR_CHECK(target == "auto" || target == "labels" || target == "fp",
            "--deltaloss_target must be auto, labels or fp, got '", target, "'");
-  std::string lower = o.options;
+  std::string lower = options;
   for (char& ch : lower) ch = char(std::tolower(static_cast<unsigned char>(ch)));
   const bool gguf_options = lower.find("gguf:") != std::string::npos;
   o.target = target == "fp" || (target == "auto" && gguf_options) ? DeltaLossTarget::FullPrecision
@@ -140,6 +151,16 @@ AutoSchemeOptions autoscheme_options_from_flags(const Args& a, const std::string
   o.measure_encoder = parse_probe_encoder(a.str("measure-encoder", "rtn"));
   SR_CHECK(o.refine_rounds >= 0 && o.refine_rounds <= 100, "--refine must be between 0 and 100, got ",
            o.refine_rounds);
+  if (autoscheme_needs_data(o)) {
+    SR_CHECK(!o.calib.dataset.empty(), "--dataset is required for DeltaLoss scoring (e.g. ../shared/data/calib_stories.txt)");
+    SR_CHECK(fs::exists(o.calib.dataset), "--dataset ", o.calib.dataset, " does not exist");
+  }
+  const bool file_bits = o.bit_cost == BitCost::File ||
+                         (o.bit_cost == BitCost::Auto && std::any_of(o.options.begin(), o.options.end(),
+                                                                      [](const AllocOption& x) { return x.scheme.is_gguf(); }));
+  SR_CHECK(!(file_bits && o.ignore_scale_zp_bits), "--ignore_scale_zp_bits cannot be combined with file bit costs (",
+           o.bit_cost == BitCost::File ? "--bit_cost file" : "--bit_cost auto with a GGUF option",
+           "): a file stores its scales; pass --bit_cost spec");
   o.progress = !a.flag("quiet");
   return o;
 }
@@ -188,10 +209,12 @@ int cmd_autoscheme(int argc, char** argv) {
   const std::string out_dir = a.required("output-dir");
   const AutoSchemeOptions o = autoscheme_options_from_flags(a, "");
   std::vector<EvalPoint> evals;
-  if (a.has("eval-results")) evals = read_eval_points(a.required("eval-results"));
-  OpenOptions oo;
-  oo.tokenizer_path = a.str("tokenizer");
-  auto model = Model::open(a.required("model"), oo);
+  if (a.has("eval-results")) {
+    const std::string path = a.required("eval-results");
+    SR_CHECK(fs::exists(path), "--eval_results ", path, " does not exist");
+    evals = read_eval_points(path);
+  }
+  auto model = open_model(a, a.required("model"), autoscheme_needs_data(o));
   AutoSchemeResult r = run_autoscheme(*model, o);
   fs::create_directories(out_dir);
   for (const Allocation& al : r.allocations)

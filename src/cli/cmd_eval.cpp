@@ -6,6 +6,8 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/flag_values.h"
+#include "cli/model_flags.h"
 #include "common/error.h"
 #include "common/progress.h"
 #include "eval/cloze.h"
@@ -105,14 +107,16 @@ int cmd_eval(int argc, char** argv) {
   const bool mc = a.has("choices") || a.has("cloze");
   SR_CHECK(a.has("text") || mc, "eval needs --text (perplexity), --choices or --cloze (multiple choice)");
   const std::vector<ChoiceItem> items = mc ? choice_items(a) : std::vector<ChoiceItem>{};
-  OpenOptions oo;
-  oo.tokenizer_path = a.str("tokenizer");
-  auto model = Model::open(a.required("model"), oo);
+  auto model = open_model(a, a.required("model"), true);
   const int act_layers = install_activation_quantization(*model);
   if (act_layers > 0 && !a.flag("quiet"))
     std::fprintf(stderr, "eval: activations of %d layers quantized as recorded with the model (quantization.json or config.json)\n", act_layers);
   std::unique_ptr<Model> base;
-  if (a.has("kld-base")) base = Model::open(a.required("kld-base"), oo);
+  if (a.has("kld-base")) {
+    base = open_model(a, a.required("kld-base"), false);
+    SR_CHECK(base->config().vocab == model->config().vocab, "--kld-base ", base->path(), ": the base model's vocabulary (",
+             base->config().vocab, ") differs from the evaluated model's (", model->config().vocab, ")");
+  }
   nlohmann::json j = {{"model", model->path()}};
   EvalResult r;
   if (a.has("text")) {

@@ -6,6 +6,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/model_flags.h"
 #include "common/progress.h"
 #include "model/model.h"
 
@@ -69,9 +70,7 @@ int cmd_inspect(int argc, char** argv) {
     return 0;
   }
   apply_common(a);
-  OpenOptions opt;
-  opt.tokenizer_path = a.str("tokenizer");
-  auto model = Model::open(a.required("model"), opt);
+  auto model = open_model(a, a.required("model"), false);
   nlohmann::json j = describe(*model);
   if (a.flag("json")) {
     std::cout << j.dump(2) << "\n";

@@ -12,6 +12,7 @@
 #include "cli/args.h"
 #include "cli/autoscheme_flags.h"
 #include "cli/commands.h"
+#include "cli/model_flags.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/progress.h"
@@ -116,6 +117,9 @@ QuantizeOptions options_from_flags(const Args& a) {
   t.minmax_lr = a.number("minmax-lr", t.minmax_lr);
   t.batch_size = a.integer("batch-size", 8);
   t.gradient_accumulate_steps = a.integer("gradient-accumulate-steps", 1);
+  SR_CHECK(t.batch_size >= 1, "--batch_size must be >= 1, got ", t.batch_size);
+  SR_CHECK(t.gradient_accumulate_steps >= 1, "--gradient_accumulate_steps must be >= 1, got ",
+           t.gradient_accumulate_steps);
   t.not_use_best_mse = a.flag("not-use-best-mse");
   t.enable_minmax_tuning = !a.flag("disable-minmax-tuning");
   SR_CHECK(!(a.flag("enable-alg-ext") && a.flag("disable-alg-ext")), "--enable_alg_ext and --disable_alg_ext exclude each other");
@@ -246,7 +250,7 @@ int cmd_quantize(int argc, char** argv) {
   std::vector<std::string> formats = a.list("format");
   if (formats.empty()) formats = {"fake"};
   for (std::string& f : formats) {
-    check_export_format(f);
+    SR_CHECK(is_export_format(f), "--format ", f, " is not supported (supported: ", export_format_list(), ")");
     if (is_gguf_format(f)) f = "gguf:" + std::string(gguf_mix_info(gguf_format_mix(f)).name);  // canonical case
   }
   const std::string gguf = gguf_target_of(formats);
@@ -259,10 +263,14 @@ int cmd_quantize(int argc, char** argv) {
   }
   SR_CHECK(o.calib.nsamples > 0, "--nsamples must be > 0, got ", o.calib.nsamples);
   SR_CHECK(o.calib.seqlen > 0, "--seqlen must be > 0, got ", o.calib.seqlen);
-  OpenOptions oo;
-  oo.tokenizer_path = a.str("tokenizer");
-  auto model = Model::open(a.required("model"), oo);
+  SR_CHECK(o.tune.method == Method::Rtn || o.calib.seqlen >= 2, "--seqlen must be at least 2 for calibration, got ",
+           o.calib.seqlen);
   const std::string state_dir = out_dir + ".partial";
+  SR_CHECK(o.resume || !has_unfinished_run(state_dir), "[quantize] ", state_dir,
+           " holds an unfinished run; pass --resume to continue it, or delete the folder");
+  auto model = open_model(a, a.required("model"), o.tune.method != Method::Rtn || !gguf.empty());
+  SR_CHECK(o.nblocks >= 1 && o.nblocks <= model->config().n_layers, "--nblocks must be in [1, ",
+           model->config().n_layers, "], got ", o.nblocks);
   nlohmann::json autoscheme;  // with --avg_bits: the allocation, whose schemes replace --layer_config
   std::map<std::string, QuantScheme> allocated;
   if (a.has("avg-bits")) allocated = autoscheme_layer_schemes(*model, a, autoscheme);

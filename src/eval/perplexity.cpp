@@ -8,20 +8,14 @@
 
 namespace sr {
 
-Protocol parse_protocol(const std::string& s) {
-  if (s == "llamacpp" || s == "llama.cpp") return Protocol::LlamaCpp;
-  if (s == "windows") return Protocol::Windows;
-  fail("--protocol must be 'llamacpp' or 'windows', got '", s, "'");
-}
-
 EvalBatch make_eval_batch(const std::vector<int32_t>& ids, int32_t bos_id, const EvalOptions& opt) {
   const int64_t ctx = opt.ctx;
-  SR_CHECK(ctx >= 4, "--ctx must be at least 4, got ", ctx);
+  SR_CHECK(ctx >= 4, "[perplexity] ctx must be at least 4, got ", ctx);
   const int64_t available = int64_t(ids.size()) / ctx;
   SR_CHECK(available >= 1, "[eval] the text has ", ids.size(), " tokens; at least ", ctx,
-           " are needed for one chunk of --ctx ", ctx);
+           " are needed for one chunk of ctx ", ctx);
   const int64_t n = opt.chunks < 0 ? available : std::min(opt.chunks, available);
-  SR_CHECK(n >= 1, "--chunks must be positive");
+  SR_CHECK(n >= 1, "[perplexity] chunks must be positive or -1 (all), got ", opt.chunks);
   auto flat = at::from_blob(const_cast<int32_t*>(ids.data()), {n * ctx}, at::kInt).to(at::kLong).view({n, ctx});
   EvalBatch b;
   if (opt.protocol == Protocol::LlamaCpp) {
@@ -130,7 +124,7 @@ EvalResult evaluate_batch_against(const Model& model, const EvalBatch& batch, co
   SR_CHECK(base_log_probs.dim() == 3 && base_log_probs.size(0) == N && base_log_probs.size(1) == S,
            "[eval] base log-probs of shape ", base_log_probs.sizes(), " do not cover the batch's ", N, " x ", S,
            " scored positions");
-  SR_CHECK(base_log_probs.size(2) == V, "--kld-base: the base model's vocabulary (", base_log_probs.size(2),
+  SR_CHECK(base_log_probs.size(2) == V, "[eval] base model: its vocabulary (", base_log_probs.size(2),
            ") differs from the evaluated model's (", V, ")");
   return score_model(model, batch, opt, base_log_probs);
 }
@@ -138,7 +132,7 @@ EvalResult evaluate_batch_against(const Model& model, const EvalBatch& batch, co
 EvalResult evaluate_batch(const Model& model, const EvalBatch& batch, const EvalOptions& opt, const Model* base) {
   if (!base) return score_model(model, batch, opt, at::Tensor());
   const double t0 = now_seconds();
-  SR_CHECK(base->config().vocab == model.config().vocab, "--kld-base: the base model's vocabulary (",
+  SR_CHECK(base->config().vocab == model.config().vocab, "[eval] base model ", base->path(), ": its vocabulary (",
            base->config().vocab, ") differs from the evaluated model's (", model.config().vocab, ")");
   EvalResult r = evaluate_batch_against(model, batch, opt, scored_log_probs(*base, batch, opt));
   r.seconds = now_seconds() - t0;  // includes the base model's pass

@@ -23,7 +23,6 @@
 namespace sr {
 
 enum class Protocol { LlamaCpp, Windows };
-Protocol parse_protocol(const std::string& s);  // "llamacpp" | "windows"; throws otherwise
 
 struct EvalOptions {
   int64_t ctx = 512;

@@ -59,7 +59,7 @@ QuantScheme plan_default_scheme(const LayerPlan& plan) {
       if (s == c.scheme) { ++n; found = true; break; }
     if (!found) counts.push_back({c.scheme, 1});
   }
-  SR_CHECK(!counts.empty(), "[export] the layer plan quantizes no layer: nothing to pack (use --format fake)");
+  SR_CHECK(!counts.empty(), "[export] the layer plan quantizes no layer: nothing to pack (use format fake)");
   auto best = counts.begin();
   for (auto it = counts.begin(); it != counts.end(); ++it)
     if (it->second > best->second) best = it;

@@ -11,16 +11,16 @@ bool is_fp_family(const QuantScheme& s) {
   return s.data_type == DataType::MxFp || s.data_type == DataType::MxFpRceil || s.data_type == DataType::NvFp;
 }
 
-// The one error format of this file: "--format auto_round: layer X (scheme): why".
+// The one error format of this file: "[export] format auto_round: layer X (scheme): why".
 template <typename... Parts>
 void require(bool ok, const LayerChoice& c, const Parts&... why) {
-  SR_CHECK(ok, "--format auto_round: layer ", c.name, " (", c.scheme.name(), "): ", why...);
+  SR_CHECK(ok, "[export] format auto_round: layer ", c.name, " (", c.scheme.name(), "): ", why...);
 }
 
 void check_int_layer(const LayerChoice& c) {
   const QuantScheme& s = c.scheme;
   require(!s.act_quantized(), c, "INT with quantized activations (W4A4/W8A8) has no auto_round layout here; "
-          "use --format fake");
+          "use format fake");
   require(s.bits >= 2 && s.bits <= 8, c, "auto_round stores INT at 2..8 bits");
   require(s.group_size != 0, c, "per-tensor INT (group_size 0) cannot be stored in GPTQ words");
   require(c.out % 32 == 0 && c.in % 32 == 0, c, "INT layers need out and in divisible by 32, got [", c.out,
@@ -35,7 +35,7 @@ void check_fp_layer(const LayerChoice& c, bool calibrated) {
   require(c.block >= 0, c, "auto-round does not pack a quantized lm_head in MX/NV exports");
   const bool static_nv = s.act_quantized() && s.act_data_type == DataType::NvFp && !s.act_dynamic;
   require(!static_nv || calibrated, c, "static NVFP4 activations need a calibrated act_max for "
-          "input_global_scale; quantize with --dataset (optimized RTN or SignRound), not plain RTN");
+          "input_global_scale; quantize with a calibration dataset (optimized RTN or SignRound), not plain RTN");
 }
 
 }  // namespace
@@ -49,14 +49,14 @@ void check_auto_round_plan(const LayerPlan& plan, bool calibrated) {
       any_int = true;
     } else {
       require(is_fp_family(c.scheme), c, "auto_round stores INT, MXFP4/MXFP8 and NVFP4 here; FP8 is not "
-              "implemented (use --format fake)");
+              "implemented (use format fake)");
       check_fp_layer(c, calibrated);
       any_fp = true;
     }
   }
-  SR_CHECK(any_int || any_fp, "--format auto_round: the plan quantizes no layer (use --format fake)");
-  SR_CHECK(!(any_int && any_fp), "--format auto_round: the plan mixes INT and MX/NV layers, which need different "
-           "packing formats (auto_round:auto_gptq vs auto_round:llm_compressor); export them separately or use --format fake");
+  SR_CHECK(any_int || any_fp, "[export] format auto_round: the plan quantizes no layer (use format fake)");
+  SR_CHECK(!(any_int && any_fp), "[export] format auto_round: the plan mixes INT and MX/NV layers, which need different "
+           "packing formats (auto_round:auto_gptq vs auto_round:llm_compressor); export them separately or use format fake");
 }
 
 void export_auto_round(const ExportJob& job, const std::string& out_dir) {

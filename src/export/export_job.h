@@ -41,6 +41,9 @@ void export_model(const std::string& format, const ExportJob& job, const std::st
 // Throws sr::Error listing the supported formats unless `format` is one of them.
 // Called before quantizing, so a typo never costs a tuning run.
 void check_export_format(const std::string& format);
+// Whether `format` is a supported one (case-insensitive), and the supported ones, comma-separated.
+bool is_export_format(const std::string& format);
+std::string export_format_list();
 
 // Throws sr::Error naming the layer and scheme when `format` cannot store a layer of
 // `plan` (e.g. MXFP4 to auto_gptq). `calibrated`: the run collects act_max (not plain

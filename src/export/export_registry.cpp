@@ -54,8 +54,12 @@ std::string supported() {
 
 }  // namespace
 
+bool is_export_format(const std::string& format) { return find(format) != nullptr; }
+
+std::string export_format_list() { return supported(); }
+
 void check_export_format(const std::string& format) {
-  SR_CHECK(find(format), "--format ", format, " is not supported (supported: ", supported(), ")");
+  SR_CHECK(find(format), "[export] format ", format, " is not supported (supported: ", supported(), ")");
 }
 
 void check_export_plan(const std::string& format, const LayerPlan& plan, bool calibrated) {

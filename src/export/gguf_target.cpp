@@ -138,11 +138,11 @@ std::vector<GgufMix> gguf_target_mixes() {
 }
 
 GgufMix gguf_format_mix(const std::string& format) {
-  SR_CHECK(is_gguf_format(format), "--format ", format, " is not a GGUF target (expected one of ", target_list(), ")");
+  SR_CHECK(is_gguf_format(format), "[export] format ", format, " is not a GGUF target (expected one of ", target_list(), ")");
   const std::string name = lower(format.substr(5));
   for (GgufMix mix : gguf_target_mixes())
     if (name == gguf_mix_info(mix).name) return mix;
-  fail("--format ", format, " is not a GGUF target (expected one of ", target_list(), ")");
+  fail("[export] format ", format, " is not a GGUF target (expected one of ", target_list(), ")");
 }
 
 QuantScheme gguf_mix_scheme(GgufMix mix) { return gguf_scheme(gguf_mix_info(mix).base); }
@@ -179,13 +179,13 @@ void settle_gguf_target(GgufTarget& target, const LayerPlan& plan, const std::st
     try {
       type = ggml_type_of(c.scheme);
     } catch (const Error&) {
-      fail("--format ", format, ": layer ", c.name, " has scheme ", c.scheme.name(), " (", c.source,
+      fail("[export] format ", format, ": layer ", c.name, " has scheme ", c.scheme.name(), " (", c.source,
            "), which GGUF cannot store; give it a gguf:<type> (e.g. \"gguf:q4_k\"), \"BF16\" or \"FP16\" scheme");
     }
     GgufTensorPlan& t = target.tensor(gguf_tensor_name(weight_name(c.name)));
     if (type == t.type) continue;
     const int64_t block = ggml_type_traits(type).block_size;
-    SR_CHECK(t.shape.back() % block == 0, "--format ", format, ": layer ", c.name, ": rows of ", t.shape.back(),
+    SR_CHECK(t.shape.back() % block == 0, "[export] format ", format, ": layer ", c.name, ": rows of ", t.shape.back(),
              " elements are not a multiple of ", block, ", required for ", ggml_type_name(type));
     t.type = type;
     t.why = "override";

@@ -12,21 +12,21 @@ void check_auto_gptq_plan(const LayerPlan& plan, bool /*calibrated*/) {
     if (!c.quantized()) continue;
     const QuantScheme& s = c.scheme;
     auto require = [&](bool ok, const std::string& why) {
-      SR_CHECK(ok, "--format auto_gptq: layer ", c.name, " (", s.name(), "): ", why);
+      SR_CHECK(ok, "[export] format auto_gptq: layer ", c.name, " (", s.name(), "): ", why);
     };
     require(s.data_type == DataType::Int && !s.act_quantized(),
-            "GPTQ stores INT weight-only schemes only (W2/W3/W4/W8 A16); use --format auto_round for MXFP/NVFP");
+            "GPTQ stores INT weight-only schemes only (W2/W3/W4/W8 A16); use format auto_round for MXFP/NVFP");
     require(s.bits == 2 || s.bits == 3 || s.bits == 4 || s.bits == 8,
-            "GPTQ kernels read 2, 3, 4 and 8 bits only; use --format auto_round for other widths");
+            "GPTQ kernels read 2, 3, 4 and 8 bits only; use format auto_round for other widths");
     require(s.sym, "asymmetric INT cannot be stored faithfully: GPTQ's 'zero - 1' convention has no code for "
-            "zero point 0; use --format auto_round (or --sym)");
+            "zero point 0; use format auto_round (or a symmetric scheme, sym)");
     require(s.group_size != 0, "per-tensor INT (group_size 0) cannot be stored in GPTQ words");
     require(c.out % 32 == 0 && c.in % 32 == 0,
             "GPTQ needs out and in divisible by 32, got [" + std::to_string(c.out) + ", " + std::to_string(c.in) + "]");
     require(c.block >= 0, "auto-round's GPTQ export does not pack lm_head");
     any = true;
   }
-  SR_CHECK(any, "--format auto_gptq: the plan quantizes no layer (use --format fake)");
+  SR_CHECK(any, "[export] format auto_gptq: the plan quantizes no layer (use format fake)");
 }
 
 void export_auto_gptq(const ExportJob& job, const std::string& out_dir) {

@@ -14,7 +14,7 @@ std::vector<StoredTensor> pack_int(const QuantizedLayer& l, const PackOptions& o
   SR_CHECK(at::isfinite(e.scales.to(at::kFloat)).all().item<bool>(), "[export] ", m, ": non-finite INT scale");
   at::Tensor zeros = e.zeros.to(at::kInt) - o.zero_offset;
   SR_CHECK(zeros.min().item<int>() >= 0, "[export] ", m, ": zero point ", zeros.min().item<int>() + o.zero_offset,
-           " cannot be stored with the GPTQ 'zero - ", o.zero_offset, "' convention (use --format auto_round)");
+           " cannot be stored with the GPTQ 'zero - ", o.zero_offset, "' convention (use format auto_round)");
   std::vector<StoredTensor> out = {
       {m + ".qweight", "I32", packing::pack_gptq(e.codes.t(), b, 0, (m + ".qweight").c_str())},
       {m + ".qzeros", "I32", packing::pack_gptq(zeros.t(), b, 1, (m + ".qzeros").c_str())},

@@ -58,7 +58,7 @@ Llama2cHeader read_llama2c(const std::string& path, TensorStore& store) {
   const MappedFile* f = store.own(std::make_shared<MappedFile>(path));
   const std::string where = "[llama2.c] " + path;
   SR_CHECK(!is_llama2c_versioned(path), where,
-           ": versioned llama2.c export (magic 'ak42') is not supported; export with --version 0");
+           ": versioned llama2.c export (magic 'ak42') is not supported; re-export with llama2.c's export.py --version 0");
   SR_CHECK(f->size() >= 28, where, ": too short for the 28-byte header (", f->size(), " bytes)");
   Llama2cHeader h{};
   int32_t* fields[] = {&h.dim, &h.hidden_dim, &h.n_layers, &h.n_heads, &h.n_kv_heads, &h.vocab_size, &h.seq_len};

@@ -45,7 +45,7 @@ std::unique_ptr<Tokenizer> find_tokenizer(const std::string& override_path, cons
     return std::make_unique<Tokenizer>(read_sentencepiece_model(p));
   };
   if (!override_path.empty()) {
-    SR_CHECK(fs::exists(override_path), "[tokenizer] --tokenizer ", override_path, " does not exist");
+    SR_CHECK(fs::exists(override_path), "[tokenizer] tokenizer_path ", override_path, " does not exist");
     return from_file(override_path);
   }
   for (const std::string& cand : {std::string("tokenizer.model"), std::string("tokenizer.bin"),
@@ -58,12 +58,12 @@ std::unique_ptr<Tokenizer> find_tokenizer(const std::string& override_path, cons
     try {
       return from_file(p.string());
     } catch (const Error& e) {
-      why_not = std::string(e.what()) + "; pass a tokenizer with --tokenizer";
+      why_not = e.what();
       return nullptr;
     }
   }
   why_not = "no tokenizer.model, tokenizer.json, tokenizer.bin or tok" + std::to_string(vocab) +
-            ".bin next to the model in " + model_dir + "; pass one with --tokenizer";
+            ".bin next to the model in " + model_dir;
   return nullptr;
 }
 
@@ -145,7 +145,7 @@ std::unique_ptr<Model> Model::open(const std::string& path, const OpenOptions& o
 }
 
 const Tokenizer& Model::tokenizer() const {
-  SR_CHECK(tokenizer_, "[model] ", path_, ": ", tokenizer_error_);
+  SR_CHECK(tokenizer_, "[model] ", path_, ": ", tokenizer_error_, "; pass a tokenizer file as tokenizer_path");
   return *tokenizer_;
 }
 

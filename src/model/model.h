@@ -53,6 +53,8 @@ class Model {
   bool has_tokenizer() const { return tokenizer_ != nullptr; }
   // Throws explaining why no tokenizer was found (and how to pass one).
   const Tokenizer& tokenizer() const;
+  // Why no tokenizer was found ("" when there is one), without the hint.
+  const std::string& tokenizer_error() const { return tokenizer_error_; }
 
   // What every block holds (model/block_desc.h), sizes from config().
   const BlockDesc& block_desc() const { return block_desc_; }

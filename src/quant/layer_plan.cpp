@@ -91,7 +91,7 @@ LayerPlan make_layer_plan(const Model& model, const PlanOptions& opt) {
                                 SchemeOrigin::LayerDefault});
   }
   if (opt.quant_lm_head && model.config().tie_embeddings) {
-    std::fprintf(stderr, "note: --quant_lm_head ignored: lm_head is tied to the embeddings\n");
+    std::fprintf(stderr, "note: quant_lm_head ignored: lm_head is tied to the embeddings\n");
     plan.layers.pop_back();
   }
   for (const auto& [name, scheme] : opt.layer_schemes) {

@@ -202,7 +202,7 @@ DataType parse_data_type(const std::string& text, int bits) {
   }();
   if (s == "fp") return bits == 8 ? DataType::Fp8 : DataType::BFloat16;
   SR_CHECK(s.rfind("gguf", 0) != 0, "[QuantScheme] data_type '", text, "': a GGUF type is a whole scheme; ",
-           "name it as the scheme (e.g. --scheme gguf:q4_k, or \"data_type\": \"gguf:q4_k\" in JSON)");
+           "name it as the scheme (e.g. scheme \"gguf:q4_k\", or \"data_type\": \"gguf:q4_k\" in JSON)");
   auto it = kNames.find(s);
   if (it != kNames.end()) return it->second;
   std::string names;

@@ -50,8 +50,8 @@ std::vector<std::vector<int32_t>> window_samples(const Tokenizer& tok, const std
 }  // namespace
 
 CalibData load_calibration(const Tokenizer& tok, const CalibOptions& opt) {
-  SR_CHECK(opt.nsamples >= 1, "--nsamples must be positive, got ", opt.nsamples);
-  SR_CHECK(opt.seqlen >= 2, "--seqlen must be at least 2, got ", opt.seqlen);
+  SR_CHECK(opt.nsamples >= 1, "[calibration] nsamples must be >= 1, got ", opt.nsamples);
+  SR_CHECK(opt.seqlen >= 2, "[calibration] seqlen must be at least 2, got ", opt.seqlen);
   const std::vector<std::string> docs = read_documents(opt.dataset);
   CalibData out;
   std::vector<std::vector<int32_t>> samples;
@@ -66,7 +66,7 @@ CalibData load_calibration(const Tokenizer& tok, const CalibOptions& opt) {
     samples = window_samples(tok, docs, opt.seqlen);
     out.mode = "concatenated";
   }
-  SR_CHECK(!samples.empty(), "[calibration] ", opt.dataset, " is too short for one sample of --seqlen ", opt.seqlen);
+  SR_CHECK(!samples.empty(), "[calibration] ", opt.dataset, " is too short for one sample of seqlen ", opt.seqlen, " tokens");
   out.available = int64_t(samples.size());
   std::mt19937_64 rng(opt.seed);
   std::shuffle(samples.begin(), samples.end(), rng);

@@ -133,7 +133,7 @@ std::vector<std::pair<std::string, GgufValue>> gpt2_metadata(const Vocabulary& v
 
 std::unique_ptr<Tokenizer> read_gguf_tokenizer(const GgufReader& r, std::string& why_not) {
   if (!r.has(kModelKey)) {
-    why_not = r.path() + " has no tokenizer.ggml.* metadata; pass a tokenizer with --tokenizer";
+    why_not = r.path() + " has no tokenizer.ggml.* metadata";
     return nullptr;
   }
   const std::string model = r.get<std::string>(kModelKey);
@@ -143,14 +143,14 @@ std::unique_ptr<Tokenizer> read_gguf_tokenizer(const GgufReader& r, std::string&
     if (!kind) {
       why_not = r.path() + ": byte-level BPE pre-tokenizer '" + pre +
                 "' (tokenizer.ggml.pre) is not supported (only 'gpt-2'/'default', 'llama-bpe'/'llama3' and "
-                "'qwen2'); pass a tokenizer with --tokenizer";
+                "'qwen2')";
       return nullptr;
     }
     return std::make_unique<Tokenizer>(read_gpt2_vocabulary(r, *kind));
   }
   if (model != "llama") {
     why_not = r.path() + ": tokenizer model '" + model + "' is not supported (only 'llama', SentencePiece BPE, "
-              "and 'gpt2', byte-level BPE); pass a SentencePiece tokenizer.model or llama2.c tokenizer.bin with --tokenizer";
+              "and 'gpt2', byte-level BPE); a SentencePiece tokenizer.model or llama2.c tokenizer.bin file works";
     return nullptr;
   }
   return std::make_unique<Tokenizer>(read_llama_vocabulary(r));

@@ -91,7 +91,7 @@ void refuse_sentencepiece_style(const json& j, const Reader& r) {
     if (dump.find(marker) != std::string::npos) sp = true;
   SR_CHECK(!sp, "[tokenizer] ", r.path(), ": a SentencePiece-style BPE tokenizer.json (byte_fallback, "
            "Metaspace or a \"▁\" normalizer), not byte-level BPE; use the tokenizer.model next to it "
-           "(--tokenizer path/tokenizer.model)");
+           "as the tokenizer file");
 }
 
 void check_model_options(const json& model, const Reader& r) {

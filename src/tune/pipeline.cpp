@@ -140,14 +140,14 @@ nlohmann::json quantize_lm_head(const Model& model, const LayerPlan& plan, const
 bool check_fingerprint(const std::string& dir, const nlohmann::json& fp, bool resume) {
   const fs::path run = fs::path(dir) / "run.json";
   if (!fs::exists(run)) return false;
-  SR_CHECK(resume, "[quantize] ", dir, " holds an unfinished run; pass --resume to continue it, or delete the folder");
+  SR_CHECK(resume, "[quantize] ", dir, " holds an unfinished run; set resume to continue it, or delete the folder");
   nlohmann::json old;
   try {
     old = read_json_file(run.string());
   } catch (const Error& e) {
-    fail("[quantize] --resume: ", e.what(), "; delete ", dir, " to start over");
+    fail("[quantize] resume: ", e.what(), "; delete ", dir, " to start over");
   }
-  SR_CHECK(old == fp, "[quantize] --resume: the unfinished run in ", dir,
+  SR_CHECK(old == fp, "[quantize] resume: the unfinished run in ", dir,
            " used different settings; delete the folder to start over.\n  saved: ", old.dump(),
            "\n  now:   ", fp.dump());
   return true;
@@ -161,6 +161,8 @@ void write_fingerprint(const std::string& dir, const nlohmann::json& fp) {
 }
 
 }  // namespace
+
+bool has_unfinished_run(const std::string& state_dir) { return fs::exists(fs::path(state_dir) / "run.json"); }
 
 std::vector<QuantizedLayer> load_saved_head(const std::string& state_dir) {
   const std::string f = head_file(state_dir);
@@ -196,7 +198,7 @@ CalibData calibration_data(const Model& model, const QuantizeOptions& opt) {
     return data;
   }
   if (co.seqlen > max_position) {
-    std::fprintf(stderr, "note: --seqlen %lld exceeds the model's %lld positions; using %lld\n", (long long)co.seqlen,
+    std::fprintf(stderr, "note: seqlen %lld exceeds the model's %lld positions; using %lld\n", (long long)co.seqlen,
                  (long long)max_position, (long long)max_position);
     co.seqlen = max_position;
   }
@@ -212,7 +214,7 @@ Caches make_caches(const Model& model, const CalibData& data, const QuantizeOpti
   std::fprintf(stderr, "calibration: %lld samples x %lld tokens (%s); activation caches %s%s\n", (long long)N,
                (long long)T, data.mode.c_str(), format_bytes(double(need)).c_str(), opt.cache_bf16 ? " (bf16)" : "");
   SR_CHECK(avail == 0 || need < avail * 8 / 10, "[quantize] the activation caches need ", format_bytes(double(need)),
-           " but only ", format_bytes(double(avail)), " is available; lower --nsamples or --seqlen, or pass --cache_dtype bf16");
+           " but only ", format_bytes(double(avail)), " is available; lower nsamples or seqlen, or cache in bf16 (cache_bf16)");
   at::NoGradGuard ng;
   Caches caches;
   caches.x_fp = model.embed(data.tokens).to(opt.cache_bf16 ? at::kBFloat16 : at::kFloat);
@@ -308,9 +310,10 @@ nlohmann::json run_quantization(const Model& model, const LayerPlan& plan, const
   const ModelConfig& c = model.config();
   const double t_start = now_seconds();
   const bool resuming = check_fingerprint(state_dir, fingerprint, opt.resume);
-  SR_CHECK(opt.nblocks >= 1 && opt.nblocks <= c.n_layers, "--nblocks must be in [1, ", c.n_layers, "], got ", opt.nblocks);
+  SR_CHECK(opt.nblocks >= 1 && opt.nblocks <= c.n_layers, "[quantize] nblocks must be in [1, ", c.n_layers, "], got ", opt.nblocks);
   SR_CHECK(opt.tune.batch_size >= 1 && opt.tune.gradient_accumulate_steps >= 1,
-           "--batch_size and --gradient_accumulate_steps must be positive");
+           "[quantize] batch_size and gradient_accumulate_steps must be positive, got ", opt.tune.batch_size, " and ",
+           opt.tune.gradient_accumulate_steps);
   nlohmann::json record = {{"units", nlohmann::json::array()}};
   Caches caches;
   if (opt.tune.method != Method::Rtn) caches = make_caches(model, calibration_data(model, opt), opt, record);
@@ -331,7 +334,7 @@ nlohmann::json run_quantization(const Model& model, const LayerPlan& plan, const
     record["units"].push_back(res.stats);
     progress.update(int(in.blocks.back() + 1), unit_summary(res.stats, saved, now_seconds() - t0));
     SR_CHECK(opt.stop_after_units < 0 || u + 1 < opt.stop_after_units, "[quantize] stopped after ", u + 1,
-             " units as asked (--stop_after_units); continue with --resume");
+             " units as asked (stop_after_units); continue with resume");
   }
   if (caches.active() && !c.tie_embeddings)  // caches.x_fp now holds the FP model's last hidden states
     save_tensors(head_imatrix_file(state_dir), {{"lm_head", head_imatrix(model, caches.x_fp)}});

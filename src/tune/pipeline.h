@@ -45,9 +45,13 @@ struct QuantizeOptions {
 nlohmann::json run_quantization(const Model& model, const LayerPlan& plan, const QuantizeOptions& opt,
                                 const std::string& state_dir, const nlohmann::json& fingerprint);
 
+// Whether `state_dir` holds a run (its run.json) that run_quantization would continue only
+// with opt.resume.
+bool has_unfinished_run(const std::string& state_dir);
+
 // The quantized layers of block `b` saved in `state_dir` (empty if none).
 std::vector<QuantizedLayer> load_saved_block(const std::string& state_dir, int64_t b);
-// lm_head's, when --quant_lm_head quantized it (empty otherwise).
+// lm_head's, when quant_lm_head quantized it (empty otherwise).
 std::vector<QuantizedLayer> load_saved_head(const std::string& state_dir);
 
 // Importance of the quantizable layers outside the blocks, saved by run_quantization when it

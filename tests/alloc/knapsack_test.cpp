@@ -9,11 +9,15 @@
 
 #include "alloc/allocation.h"
 #include "alloc/knapsack.h"
+#include "cli/flag_values.h"
 #include "common/error.h"
 #include "testutil.h"
 
 namespace sr {
 namespace {
+
+using cli::parse_alloc_options;
+using cli::parse_bit_cost;
 
 KnapsackItem item(std::vector<std::pair<int64_t, double>> opts) {
   KnapsackItem it;
@@ -183,7 +187,7 @@ TEST(Allocation, BudgetRangeSnappingAndInfeasibleMessage) {
     FAIL() << "4.0 bits accepted";
   } catch (const Error& e) {
     const std::string m = e.what();
-    EXPECT_NE(m.find("--avg_bits"), std::string::npos) << m;
+    EXPECT_NE(m.find("avg_bits 4"), std::string::npos) << m;
     EXPECT_NE(m.find("4.2500 and 8.2500"), std::string::npos) << m;
   }
   EXPECT_THROW(item_budget(p, 9.0), Error);

@@ -11,6 +11,7 @@
 
 #include "alloc/autoscheme.h"
 #include "calib_effect.h"
+#include "cli/flag_values.h"
 #include "random_model.h"
 #include "testutil.h"
 
@@ -49,7 +50,7 @@ TEST(MeasuredKld, AutoSchemePicksTheLowestPerTarget) {
   test::write_vocabulary_text(dir / "calib.txt");
   AutoSchemeOptions o;
   o.avg_bits = {4.5, 6};
-  o.options = "MXFP4,MXFP8";
+  o.options = cli::parse_alloc_options("MXFP4,MXFP8");
   o.allocators = {AllocatorKind::Head, AllocatorKind::Tail, AllocatorKind::Random};
   o.calib = {dir / "calib.txt", 4, 32, 42};
   o.batch_size = 2;

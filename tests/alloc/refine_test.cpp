@@ -11,12 +11,16 @@
 
 #include "alloc/autoscheme.h"
 #include "alloc/measured_kld.h"
+#include "cli/flag_values.h"
 #include "common/error.h"
 #include "random_model.h"
 #include "testutil.h"
 
 namespace sr {
 namespace {
+
+using cli::parse_alloc_options;
+using cli::parse_probe_encoder;
 
 std::vector<BlockSchemes> uniform_assignment(int64_t n_layers, const QuantScheme& s) {
   const size_t n = static_cast<size_t>(n_layers);
@@ -126,7 +130,7 @@ TEST(Refine, AutoSchemeReplacesTheDeltaLossAllocationByItsRefinement) {
   test::write_vocabulary_text(dir / "calib.txt");
   AutoSchemeOptions o;
   o.avg_bits = {4.5, 6};
-  o.options = "MXFP4,MXFP8";
+  o.options = parse_alloc_options("MXFP4,MXFP8");
   o.allocators = {AllocatorKind::DeltaLoss, AllocatorKind::Random};
   o.calib = {dir / "calib.txt", 4, 32, 42};
   o.batch_size = 2;

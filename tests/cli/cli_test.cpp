@@ -89,6 +89,8 @@ TEST(Cli, BadInputsExitNonZeroWithAMessage) {
       {"eval --model " + demo_model() + " --text " + (dir / "missing.txt"), "cannot read"},
       {"frobnicate", "unknown command"},
       {"eval" + ok + " --threads -3", "--threads"},
+      {"eval" + ok + " --tokenizer " + (dir / "missing.model"), "--tokenizer"},
+      {"eval" + ok + " --chunks 0", "--chunks"},
   };
   for (const BadCall& c : calls) {
     auto r = test::run_command(test::cli() + " " + c.args);
@@ -96,6 +98,19 @@ TEST(Cli, BadInputsExitNonZeroWithAMessage) {
     EXPECT_LT(r.exit_code, 3) << c.args << ": " << r.err;  // 3 = internal error, never expected here
     EXPECT_NE(r.err.find(c.expect), std::string::npos) << c.args << "\n  stderr: " << r.err;
   }
+}
+
+// The library names the field (tokenizer_path); the CLI, which knows eval will tokenize, names
+// the flag before any work.
+TEST(Cli, MissingTokenizerNamesTheFlag) {
+  test::TempDir dir;
+  const std::string model = test::write_random_hf_model(dir.path(), {});  // no tokenizer beside it
+  auto r = test::run_command(test::cli() + " eval --model " + model + " --text " + demo_text());
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("no tokenizer.model"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("pass a tokenizer with --tokenizer"), std::string::npos) << r.err;
+  auto inspect = test::run_command(test::cli() + " inspect --model " + model);
+  EXPECT_EQ(inspect.exit_code, 0) << "inspect needs no tokenizer\n" << inspect.err;
 }
 
 TEST(Cli, HelpListsFlags) {

@@ -116,7 +116,7 @@ TEST(ModelOpen, TokenizerDiscoveryAndOverride) {
   test::TempDir dir;
   auto m = Model::open(test::write_random_hf_model(dir.path(), {}));
   EXPECT_FALSE(m->has_tokenizer());
-  EXPECT_NE(error_of([&] { m->tokenizer(); }).find("--tokenizer"), std::string::npos);
+  EXPECT_NE(error_of([&] { m->tokenizer(); }).find("tokenizer_path"), std::string::npos);
   std::ofstream(dir / "tokenizer.json") << "{}";
   auto m2 = Model::open(dir.path());
   EXPECT_NE(error_of([&] { m2->tokenizer(); }).find("tokenizer.json"), std::string::npos);

@@ -179,6 +179,11 @@ TEST(QuantizeCli, BadFlagsAreRefused) {
       {"--iters 0 --disable_opt_rtn --recipe fast" + m, "--recipe"},
       {"--iters 0 --disable_opt_rtn --layer_config /nonexistent.json" + m, "cannot read"},
       {"--iters -1" + m, "--iters"},
+      {"--iters 0 --disable_opt_rtn --nblocks 0" + m, "--nblocks"},
+      {"--iters 0 --disable_opt_rtn --nblocks 99" + m, "--nblocks"},
+      {"--iters 0 --disable_opt_rtn --batch_size 0" + m, "--batch_size"},
+      {"--iters 0 --disable_opt_rtn --gradient_accumulate_steps 0" + m, "--gradient_accumulate_steps"},
+      {"--iters 0 --disable_opt_rtn --tokenizer /nonexistent.model" + m, "--tokenizer"},
   };
   for (const Bad& b : bad) {
     auto r = quantize(b.args);
