@@ -201,6 +201,7 @@ TEST(Allocation, IgnoringScaleBitsAndFixedLayersShiftTheRange) {
   EXPECT_DOUBLE_EQ(budget_range(a).max_avg, 8.0);
   plan.layers[0].scheme = preset_scheme("BF16");  // q_proj of block 0 fixed at 16 bits
   plan.layers[0].source = "override: q";
+  plan.layers[0].origin = SchemeOrigin::Override;  // what makes it fixed (not the text)
   const AllocProblem b = make_alloc_problem(plan, parse_alloc_options("MXFP4,MXFP8"), FusePolicy::Off, true);
   EXPECT_EQ(b.layers.size(), 13u);
   EXPECT_EQ(b.fixed_bits, 16 * 256 * 256);
