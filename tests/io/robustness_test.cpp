@@ -190,6 +190,12 @@ TEST(Robustness, Llama2cHeaderAndWeights) {
   layers[2] = 2000000000;
   write_file(tmp / "layers.bin", std::string(reinterpret_cast<const char*>(layers.data()), 28) + std::string(64, '\0'));
   expect_error(error_within(5, [&] { Model::open(tmp / "layers.bin"); }), "implausible header", "llama2.c 2e9 layers");
+  // A versioned export (llama2.c export.py --version 1/2): magic uint32 0x616b3432 ("ak42"),
+  // version, then the 7 header ints. Was misread as a legacy header ("implausible header").
+  const uint32_t magic_version[2] = {0x616b3432u, 1};
+  write_file(tmp / "v1.bin", std::string(reinterpret_cast<const char*>(magic_version), 8) +
+                                 std::string(reinterpret_cast<const char*>(ok.data()), 28) + std::string(256, '\0'));
+  expect_error(test::error_of([&] { Model::open(tmp / "v1.bin"); }), "versioned llama2.c export", "llama2.c version 1");
 }
 
 // Patches `len` bytes at the offset just past the first occurrence of `marker`.
