@@ -27,6 +27,11 @@ inline const std::string& scratch_dir() {
     std::filesystem::path p = std::filesystem::path(tmp && *tmp ? tmp : "/tmp") /
                               ("signround-fuzz-" + std::to_string(::getpid()));
     std::filesystem::create_directories(p);
+    static const std::string remove_me = p.string();
+    std::atexit([] {
+      std::error_code ec;
+      std::filesystem::remove_all(remove_me, ec);
+    });
     return p.string();
   }();
   return dir;
