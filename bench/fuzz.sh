@@ -47,6 +47,8 @@ run_one() {
     -max_len=32768 -print_final_stats=1 -artifact_prefix="$findings/" >"$log" 2>&1 || true
 }
 
+# The targets write each input to a scratch file (the readers take paths): keep that in memory.
+if [[ -z ${TMPDIR:-} && -d /dev/shm && -w /dev/shm ]]; then export TMPDIR=/dev/shm; fi
 export -f run_one
 export bf secs
 printf '%s\n' "${targets[@]}" | xargs -P "${JOBS:-1}" -I{} bash -c 'run_one {}'

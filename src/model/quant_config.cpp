@@ -94,7 +94,7 @@ void parse_auto_round(const nlohmann::json& q, const std::string& path, QuantCon
 void parse_gptq(const nlohmann::json& q, const std::string& path, QuantConfig& c) {
   c.packing_format = "gptq";
   c.zero_offset = q.value("checkpoint_format", std::string("gptq")) == "gptq_v2" ? 0 : 1;
-  c.defaults = {{"bits", q.at("bits")}, {"group_size", q.value("group_size", int64_t(-1))},
+  c.defaults = {{"bits", q.at("bits")}, {"group_size", q.contains("group_size") ? q["group_size"] : nlohmann::json(-1)},
                 {"sym", q.value("sym", true)}, {"data_type", "int"}};
   if (q.contains("dynamic") && q["dynamic"].is_object()) {
     for (const auto& [k, v] : q["dynamic"].items()) {
