@@ -51,7 +51,10 @@ bool is_llama2c_versioned(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   char magic[4] = {};
   in.read(magic, 4);
-  return in.gcount() == 4 && std::memcmp(magic, "42ka", 4) == 0;  // 0x616b3432 little-endian
+  // export.py writes struct.pack('I', 0x616b3432): the bytes "24ka" ("ak42" read as a
+  // big-endian word). Checking "42ka" missed every real versioned file, which then failed
+  // as an "implausible header" (found by fuzz/llama2c_fuzz's seed corpus).
+  return in.gcount() == 4 && std::memcmp(magic, "24ka", 4) == 0;
 }
 
 Llama2cHeader read_llama2c(const std::string& path, TensorStore& store) {

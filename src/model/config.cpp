@@ -34,6 +34,11 @@ constexpr ArchRow kArchs[] = {
 template <typename T>
 T field(const json& j, const char* key, const std::string& path) {
   SR_CHECK(j.contains(key) && !j[key].is_null(), "[config] ", path, ": missing field '", key, "'");
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    T v{};
+    SR_CHECK(json_integer(j[key], v), "[config] ", path, ": field '", key, "' must be an integer, got ", j[key].dump());
+    return v;
+  }
   try {
     return j[key].get<T>();
   } catch (const json::exception&) {

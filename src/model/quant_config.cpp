@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/json_parse.h"
 #include "common/safe_regex.h"
 
 namespace sr {
@@ -93,7 +94,7 @@ void parse_auto_round(const nlohmann::json& q, const std::string& path, QuantCon
 void parse_gptq(const nlohmann::json& q, const std::string& path, QuantConfig& c) {
   c.packing_format = "gptq";
   c.zero_offset = q.value("checkpoint_format", std::string("gptq")) == "gptq_v2" ? 0 : 1;
-  c.defaults = {{"bits", q.at("bits")}, {"group_size", q.value("group_size", int64_t(-1))},
+  c.defaults = {{"bits", q.at("bits")}, {"group_size", q.contains("group_size") ? q["group_size"] : nlohmann::json(-1)},
                 {"sym", q.value("sym", true)}, {"data_type", "int"}};
   if (q.contains("dynamic") && q["dynamic"].is_object()) {
     for (const auto& [k, v] : q["dynamic"].items()) {
@@ -166,9 +167,16 @@ LayerQuantSpec QuantConfig::layer(const std::string& name) const {
   LayerQuantSpec s;
   s.fields = layer_fields(name);
   try {
-    s.bits = s.fields.value("bits", 4);
+    auto integer = [&](const char* key, auto fallback) {
+      if (!s.fields.contains(key)) return fallback;
+      decltype(fallback) v{};
+      SR_CHECK(json_integer(s.fields[key], v), "[quantization_config] ", source, ": layer ", name, ": ", key,
+               " must be an integer, got ", s.fields[key].dump());
+      return v;
+    };
+    s.bits = integer("bits", 4);
     if (s.bits >= 16) return s;
-    s.group_size = s.fields.value("group_size", int64_t(128));
+    s.group_size = integer("group_size", int64_t(128));
     s.sym = s.fields.value("sym", true);
     const std::string dt = s.fields.value("data_type", std::string("int"));
     if (dt == "int") s.family = PackedFamily::Int;

@@ -4,8 +4,7 @@
 #include <fstream>
 
 #include "common/error.h"
-#include "common/json_parse.h"
-#include "common/safe_regex.h"
+#include "quant/layer_config.h"
 
 namespace sr {
 
@@ -40,45 +39,6 @@ double LayerPlan::average_bits(bool ignore) const {
   return weights > 0 ? bits / weights : 0;
 }
 
-namespace {
-
-struct Override {
-  std::string key;
-  QuantScheme scheme;
-  bool exact;         // key names a layer exactly
-  SafeRegex pattern;
-  bool used = false;
-};
-
-std::vector<Override> read_overrides(const std::string& path, const std::vector<LayerChoice>& layers) {
-  nlohmann::ordered_json j;
-  try {
-    j = read_ordered_json_file(path);
-  } catch (const Error& ex) {
-    fail("[layer config] ", ex.what());
-  }
-  // Accept both the bare mapping and the {"layers": {...}} record we write ourselves.
-  if (j.is_object() && j.contains("layers") && j["layers"].is_object()) j = j["layers"];
-  SR_CHECK(j.is_object(), "[layer config] ", path, ": expected an object mapping layer names or regexes to schemes");
-  std::vector<Override> out;
-  for (auto& [key, value] : j.items()) {
-    Override o;
-    o.key = key;
-    try {
-      o.scheme = QuantScheme::from_json(nlohmann::json::parse(value.dump()));
-    } catch (const Error& e) {
-      fail("[layer config] ", path, ": entry '", key, "': ", e.what());
-    }
-    o.exact = false;
-    for (const LayerChoice& c : layers) o.exact |= c.name == key;
-    if (!o.exact) o.pattern = SafeRegex(key, "[layer config] " + path);  // neither a layer name nor a safe pattern: throws
-    out.push_back(std::move(o));
-  }
-  return out;
-}
-
-}  // namespace
-
 LayerPlan make_layer_plan(const Model& model, const PlanOptions& opt) {
   opt.scheme.validate();
   LayerPlan plan;
@@ -104,19 +64,18 @@ LayerPlan make_layer_plan(const Model& model, const PlanOptions& opt) {
     c->origin = SchemeOrigin::Override;
   }
   if (!opt.override_file.empty()) {
-    std::vector<Override> ovs = read_overrides(opt.override_file, plan.layers);
+    std::vector<std::string> names;
+    for (const LayerChoice& c : plan.layers) names.push_back(c.name);
+    std::vector<LayerOverride> ovs = read_layer_config(opt.override_file, names);
     for (LayerChoice& c : plan.layers) {
-      Override* hit = nullptr;
-      for (Override& o : ovs) if (o.exact && o.key == c.name) { hit = &o; break; }
-      if (!hit)
-        for (Override& o : ovs) if (!o.exact && o.pattern.search(c.name)) { hit = &o; break; }
+      LayerOverride* hit = find_layer_override(ovs, c.name);
       if (!hit) continue;
       hit->used = true;
       c.scheme = hit->scheme;
       c.source = "override: " + hit->key;
       c.origin = SchemeOrigin::Override;
     }
-    for (const Override& o : ovs)
+    for (const LayerOverride& o : ovs)
       SR_CHECK(o.used, "[layer config] ", opt.override_file, ": key '", o.key, "' matches no quantizable layer");
   }
   for (LayerChoice& c : plan.layers) {

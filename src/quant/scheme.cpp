@@ -105,6 +105,12 @@ void check_side(int bits, int64_t g, DataType dt, const char* side) {
 
 template <class T>
 T get_field(const nlohmann::json& j, const char* key) {
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    T v{};
+    SR_CHECK(j.contains(key) && json_integer(j.at(key), v), "[QuantScheme] field '", key, "' must be an integer, got ",
+             j.contains(key) ? j.at(key).dump() : std::string("nothing"));
+    return v;
+  }
   try {
     return j.at(key).get<T>();
   } catch (const nlohmann::json::exception& e) {

@@ -93,6 +93,10 @@ TEST(Robustness, HfConfigValuesAndLimits) {
       {"max_position_embeddings terabytes", cfg("max_position_embeddings", int64_t(1) << 45), "max_position_embeddings"},
       {"negative max_position_embeddings", cfg("max_position_embeddings", -5), "max_position_embeddings"},
       {"negative layer count", cfg("num_hidden_layers", -1), "sizes must be positive"},
+      // nlohmann's get<int64_t>() casts a float: 256.5 was read as 256, and 1e37 is undefined
+      // behaviour (found by fuzz/hf_config_fuzz under UBSan).
+      {"hidden_size 256.5", cfg("hidden_size", 256.5), "field 'hidden_size' must be an integer, got 256.5"},
+      {"vocab_size 1e37", cfg("vocab_size", 1.02e37), "field 'vocab_size' must be an integer"},
       {"rope_theta zero", cfg("rope_theta", 0.0), "rope_theta must be positive"},
       {"rope_theta negative", cfg("rope_theta", -10000.0), "rope_theta must be positive"},
       {"rms_norm_eps zero", cfg("rms_norm_eps", 0.0), "rms_norm_eps must be positive"},
@@ -190,6 +194,12 @@ TEST(Robustness, Llama2cHeaderAndWeights) {
   layers[2] = 2000000000;
   write_file(tmp / "layers.bin", std::string(reinterpret_cast<const char*>(layers.data()), 28) + std::string(64, '\0'));
   expect_error(error_within(5, [&] { Model::open(tmp / "layers.bin"); }), "implausible header", "llama2.c 2e9 layers");
+  // A versioned export (llama2.c export.py --version 1/2): magic uint32 0x616b3432 ("ak42"),
+  // version, then the 7 header ints. Was misread as a legacy header ("implausible header").
+  const uint32_t magic_version[2] = {0x616b3432u, 1};
+  write_file(tmp / "v1.bin", std::string(reinterpret_cast<const char*>(magic_version), 8) +
+                                 std::string(reinterpret_cast<const char*>(ok.data()), 28) + std::string(256, '\0'));
+  expect_error(test::error_of([&] { Model::open(tmp / "v1.bin"); }), "versioned llama2.c export", "llama2.c version 1");
 }
 
 // Patches `len` bytes at the offset just past the first occurrence of `marker`.
@@ -323,7 +333,10 @@ TEST(Robustness, TextInputsOnlyRegularFiles) {
       {tmp / "deep.jsonl", "deep.jsonl:2: JSON nested deeper"},
       {tmp / "notobj.jsonl", "notobj.jsonl:1: expected an object"},
   };
-  for (const auto& [path, frag] : cases) expect_error(error_within(5, [&] { read_documents(path); }), frag, path);
+  for (const auto& c : cases) {  // (clang 14 cannot capture a structured binding in a lambda)
+    const std::string& path = c.first;
+    expect_error(error_within(5, [&] { read_documents(path); }), c.second, path);
+  }
   expect_error(test::error_of([&] { read_input_file(tmp / "blank.txt", 3); }), "over the limit of 3 bytes", "size limit");
   // A FIFO given as a model, a tokenizer or a layer config never blocks.
   expect_error(error_within(5, [&] { Model::open(tmp / "fifo"); }), "FIFO", "--model FIFO");
@@ -371,6 +384,8 @@ TEST(Robustness, LayerConfigKeysCannotHang) {
       {"{\"" + std::string(2000, 'a') + "\": \"W8A16\"}", "longer than the limit of 1024"},
       {nested(100000, true), "nested deeper than 256"},
       {R"x({"mlp": )x", "not valid JSON"},
+      {R"x({"mlp": {"bits": 4.5}})x", "field 'bits' must be an integer, got 4.5"},  // was read as 4
+      {R"x({"mlp": {"bits": 4, "group_size": 1e30}})x", "field 'group_size' must be an integer"},  // was UB
   };
   for (const C& c : cases) {
     const std::string err = error_within(5, [&] { plan_with(c.json); });
@@ -405,6 +420,16 @@ TEST(Robustness, QuantizationConfigKeysCannotHang) {
                  if (b) b->layer("model.layers.0.mlp.down_proj");
                }),
                "not a supported pattern", "extra_config counted repetition");
+  // An extra_config entry's bits / group_size as a float: was cast (4.5 -> 4; 1e30 undefined).
+  for (const json& bad : {json{{"bits", 4.5}}, json{{"bits", 4}, {"group_size", 1e30}}}) {
+    json q = config("mlp");
+    q["quantization_config"]["extra_config"]["mlp"] = bad;
+    expect_error(test::error_of([&] {
+                   auto c2 = parse_quant_config(q, "m/config.json");
+                   if (c2) c2->layer("model.layers.0.mlp.down_proj");
+                 }),
+                 "must be an integer", "extra_config " + bad.dump());
+  }
 }
 
 // SafeRegex agrees with std::regex_search on the accepted subset (a fixed table; the
