@@ -17,17 +17,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       const sr::TensorEntry& e = store.get(name);
       if (e.nbytes > 0) sink = sink + e.data[0] + e.data[e.nbytes - 1];
     }
-    sr::ModelConfig c;  // as in Model::open
-    c.hidden = h.dim;
-    c.intermediate = h.hidden_dim;
-    c.n_layers = h.n_layers;
-    c.n_heads = h.n_heads;
-    c.n_kv_heads = h.n_kv_heads;
-    c.head_dim = h.dim / h.n_heads;
-    c.vocab = h.vocab_size;
-    c.max_position = h.seq_len;
-    c.tie_embeddings = h.shared_classifier;
-    sr::validate_config(c, path);
+    (void)sr::config_from_llama2c(h, path);  // as Model::open does
   });
   return 0;
 }

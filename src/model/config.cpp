@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "io/llama2c.h"
 #include "common/json_parse.h"
 #include "common/limits.h"
 
@@ -171,6 +172,23 @@ void validate_config(const ModelConfig& c, const std::string& src) {
            c.rms_eps);
   SR_CHECK(c.rope_theta > 0 && std::isfinite(c.rope_theta), "[config] ", src, ": rope_theta must be positive, got ",
            c.rope_theta);
+}
+
+ModelConfig config_from_llama2c(const Llama2cHeader& h, const std::string& path) {
+  ModelConfig c;
+  c.hidden = h.dim;
+  c.intermediate = h.hidden_dim;
+  c.n_layers = h.n_layers;
+  c.n_heads = h.n_heads;
+  c.n_kv_heads = h.n_kv_heads;
+  c.head_dim = h.dim / h.n_heads;
+  c.vocab = h.vocab_size;
+  c.max_position = h.seq_len;
+  c.tie_embeddings = h.shared_classifier;
+  c.rms_eps = 1e-5;  // run.c's rmsnorm constant
+  c.arch_name = "llama2.c";
+  validate_config(c, path);
+  return c;
 }
 
 }  // namespace sr

@@ -54,6 +54,12 @@ std::string arch_label(Arch a);  // "llama", "mistral", "qwen2", "qwen3"
 // unsupported architecture, a missing or inconsistent field.
 ModelConfig parse_hf_config(const std::string& json_text, const std::string& path);
 
+struct Llama2cHeader;  // io/llama2c.h
+
+// The config a llama2.c checkpoint's header describes (run.c's constants for what the header
+// lacks), validated; throws sr::Error naming `path` as validate_config does.
+ModelConfig config_from_llama2c(const Llama2cHeader& h, const std::string& path);
+
 // Checks internal consistency (divisibility, positive sizes); throws naming `source`.
 void validate_config(const ModelConfig& c, const std::string& source);
 

@@ -107,20 +107,7 @@ std::unique_ptr<Model> Model::open(const std::string& path, const OpenOptions& o
   } else {
     SR_CHECK(fs::path(path).extension() != ".safetensors", "[model] ", path,
              ": pass the Hugging Face folder (with config.json), not the .safetensors file");
-    Llama2cHeader h = read_llama2c(path, m->store_);
-    ModelConfig& c = m->config_;
-    c.hidden = h.dim;
-    c.intermediate = h.hidden_dim;
-    c.n_layers = h.n_layers;
-    c.n_heads = h.n_heads;
-    c.n_kv_heads = h.n_kv_heads;
-    c.head_dim = h.dim / h.n_heads;
-    c.vocab = h.vocab_size;
-    c.max_position = h.seq_len;
-    c.tie_embeddings = h.shared_classifier;
-    c.rms_eps = 1e-5;  // run.c's rmsnorm constant
-    c.arch_name = "llama2.c";
-    validate_config(c, path);
+    m->config_ = config_from_llama2c(read_llama2c(path, m->store_), path);
     m->format_ = "llama2c";
     m->qk_interleaved_ = true;
     dir = fs::path(path).parent_path().string();
