@@ -41,7 +41,9 @@ std::vector<QuantizedLayer> load_block_state(const std::string& path, nlohmann::
     if (t.is_floating_point() && t.numel() > 0)
       SR_CHECK(at::isfinite(t).all().item<bool>(), "[state] ", path, ": tensor ", name,
                " holds NaN or infinite values; the saved state is corrupt, delete the .partial folder to start over");
-  for (auto& [name, scheme] : schemes.items()) {
+  for (const auto& item : schemes.items()) {
+    const std::string name = item.key();  // a copy, not a binding: the lambda below captures it
+    const nlohmann::json& scheme = item.value();
     QuantizedLayer l;
     l.name = name;
     try {
@@ -71,6 +73,27 @@ std::vector<QuantizedLayer> load_block_state(const std::string& path, nlohmann::
     out.push_back(std::move(l));
   }
   return out;
+}
+
+at::Tensor decode_saved_layer(const QuantizedLayer& l, const QuantScheme& planned, int64_t out, int64_t in,
+                              const std::string& file) {
+  SR_CHECK(l.scheme == planned, "[state] ", file, ": layer ", l.name, " was saved as ", l.scheme.name(),
+           " but the plan quantizes it as ", planned.name(), "; delete the .partial folder to start over");
+  const at::Tensor& codes = l.encoded.codes;
+  SR_CHECK(!codes.defined() || (codes.dim() == 2 && codes.size(0) == out && codes.size(1) == in), "[state] ", file,
+           ": layer ", l.name, " has codes of shape ", codes.sizes(), ", the model's weight is [", out, ", ", in, "]");
+  at::Tensor w;
+  try {
+    w = l.dequantized();
+  } catch (const std::exception& e) {  // codes/scales of the wrong shape or dtype
+    fail("[state] ", file, ": layer ", l.name, " cannot be decoded as ", l.scheme.name(), " (", e.what(),
+         "); the saved state is corrupt, delete the .partial folder to start over");
+  }
+  SR_CHECK(w.dim() == 2 && w.size(0) == out && w.size(1) == in, "[state] ", file, ": layer ", l.name,
+           " decodes to shape ", w.sizes(), ", the model's is [", out, ", ", in, "]");
+  SR_CHECK(at::isfinite(w).all().item<bool>(), "[state] ", file, ": layer ", l.name,
+           " decodes to NaN or infinite weights; the saved state is corrupt, delete the .partial folder");
+  return w;
 }
 
 }  // namespace sr

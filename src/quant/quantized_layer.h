@@ -33,5 +33,10 @@ void save_block_state(const std::string& path, const std::vector<QuantizedLayer>
                       const nlohmann::json& stats);
 // Throws naming the file if it is not a block state written by save_block_state.
 std::vector<QuantizedLayer> load_block_state(const std::string& path, nlohmann::json* stats = nullptr);
+// A loaded layer's weight [out, in], after checking it against what the plan expects of it:
+// the same scheme, codes and decoded weight of the planned shape, finite values. Throws
+// naming `file` and the layer otherwise (a corrupt state must not reach the model).
+at::Tensor decode_saved_layer(const QuantizedLayer& l, const QuantScheme& planned, int64_t out, int64_t in,
+                              const std::string& file);
 
 }  // namespace sr

@@ -67,29 +67,6 @@ struct Observer {
   }
 };
 
-// A saved layer's dequantized weight, after checking the state against the plan: same
-// scheme, the planned shape, and finite values (a corrupt state must not reach the model).
-at::Tensor resumed_weight(const QuantizedLayer& l, const LayerChoice& ch, const std::string& file) {
-  SR_CHECK(l.scheme == ch.scheme, "[state] ", file, ": layer ", l.name, " was saved as ", l.scheme.name(),
-           " but the plan quantizes it as ", ch.scheme.name(), "; delete the .partial folder to start over");
-  const at::Tensor& codes = l.encoded.codes;
-  SR_CHECK(!codes.defined() || (codes.dim() == 2 && codes.size(0) == ch.out && codes.size(1) == ch.in), "[state] ",
-           file, ": layer ", l.name, " has codes of shape ", codes.sizes(), ", the model's weight is [", ch.out, ", ",
-           ch.in, "]");
-  at::Tensor w;
-  try {
-    w = l.dequantized();
-  } catch (const std::exception& e) {  // codes/scales of the wrong shape or dtype
-    fail("[state] ", file, ": layer ", l.name, " cannot be decoded as ", l.scheme.name(), " (", e.what(),
-         "); the saved state is corrupt, delete the .partial folder to start over");
-  }
-  SR_CHECK(w.dim() == 2 && w.size(0) == ch.out && w.size(1) == ch.in, "[state] ", file, ": layer ", l.name,
-           " decodes to shape ", w.sizes(), ", the model's is [", ch.out, ", ", ch.in, "]");
-  SR_CHECK(at::isfinite(w).all().item<bool>(), "[state] ", file, ": layer ", l.name,
-           " decodes to NaN or infinite weights; the saved state is corrupt, delete the .partial folder");
-  return w;
-}
-
 std::string head_imatrix_file(const std::string& dir) { return (fs::path(dir) / "head_imatrix.safetensors").string(); }
 
 // Σ over tokens of (final_norm(x))² / tokens, x [N, T, D] the FP model's last hidden states.
@@ -249,7 +226,8 @@ UnitResult replay_saved_unit(const LayerPlan& plan, const UnitInput& in, const s
     for (QuantizedLayer& l : load_saved_block(state_dir, in.blocks[j])) {
       const LayerChoice* ch = plan.find(l.name);
       SR_CHECK(ch, "[quantize] saved layer ", l.name, " is not in the plan");
-      res.quantized[j].weight(ch->linear) = resumed_weight(l, *ch, block_file(state_dir, in.blocks[j]));
+      res.quantized[j].weight(ch->linear) =
+          decode_saved_layer(l, ch->scheme, ch->out, ch->in, block_file(state_dir, in.blocks[j]));
       res.layers.push_back(std::move(l));
     }
   res.stats = {{"blocks", in.blocks}, {"resumed", true}};

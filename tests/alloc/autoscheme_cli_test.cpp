@@ -82,6 +82,20 @@ TEST(AutoSchemeCli, QuantizeWithAvgBitsUsesTheAllocation) {
   EXPECT_FALSE(fs::exists(dir / "q.partial"));
 }
 
+// A usage error found only after the allocation (GPTQ stores INT schemes, the allocation chose
+// MXFP4 layers) still leaves neither the output nor a .partial folder behind.
+TEST(AutoSchemeCli, QuantizeWithAvgBitsRefusedAfterScoringLeavesNothing) {
+  test::TempDir dir;
+  auto r = test::run_command(test::cli() + " quantize --threads 2 --quiet --model " + demo_model() +
+                             " --dataset " + demo_text() + " --avg_bits 5 --options MXFP4,W8A16 "
+                             "--autoscheme_nsamples 4 --autoscheme_seqlen 64 --score_cache none --iters 0 "
+                             "--disable_opt_rtn --format auto_gptq --output_dir " + (dir / "q"));
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("MXFP4"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir / "q"));
+  EXPECT_FALSE(fs::exists(dir / "q.partial"));
+}
+
 // GGUF types as options: the GGUF file stores each block tensor in the type the allocation chose.
 TEST(AutoSchemeCli, GgufOptionsWriteTheChosenTypePerTensor) {
   test::TempDir dir;

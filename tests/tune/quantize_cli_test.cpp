@@ -304,6 +304,21 @@ TEST(QuantizeCli, CorruptResumeStateIsRefused) {
          });
        },
        "[state]", block},
+      // The next two pass load_block_state's checks and are caught when the layer is decoded.
+      {"scales for fewer rows than the codes",
+       [&] {
+         patch_block([](auto&, at::Tensor& t, const std::string& n) {
+           if (n.find(".scales") != std::string::npos) t = t.narrow(0, 0, t.size(0) - 1).clone();
+         });
+       },
+       "cannot be decoded", block},
+      {"finite scales that decode to infinite weights",
+       [&] {
+         patch_block([](auto&, at::Tensor& t, const std::string& n) {
+           if (n.find(".scales") != std::string::npos) t.fill_(3e38f);
+         });
+       },
+       "decodes to NaN or infinite weights", block},
       {"codes of the wrong dtype",
        [&] {
          patch_block([](auto&, at::Tensor& t, const std::string& n) {
@@ -324,6 +339,33 @@ TEST(QuantizeCli, CorruptResumeStateIsRefused) {
   restore();
   r = quantize(args + " --resume");
   EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+// A GGUF layer's state is its ggml rows; rows one block short decode to a narrower weight.
+TEST(QuantizeCli, ResumeStateOfTheWrongWidthIsRefused) {
+  test::TempDir dir;
+  const std::string out = dir / "out.gguf", state = out + ".partial", block = state + "/block_00000.safetensors";
+  const std::string args = "--model " + test::repo("demo/tinystories-llama-4m") +
+                           " --iters 0 --disable_opt_rtn --format gguf:q8_0 --output_dir " + out;
+  auto r = quantize(args + " --stop_after_units 1");
+  ASSERT_NE(r.exit_code, 0);
+  ASSERT_TRUE(fs::exists(block)) << r.err;
+  std::map<std::string, std::string> meta;
+  auto tensors = load_tensors(block, &meta);
+  int patched = 0;
+  for (auto& [name, t] : tensors)
+    if (name.find(".ggml") != std::string::npos) {
+      t = t.narrow(1, 0, t.size(1) - 34).clone();  // one Q8_0 block (32 weights) fewer per row
+      ++patched;
+    }
+  ASSERT_GT(patched, 0);
+  fs::remove(block);
+  save_tensors(block, tensors, meta);
+  r = quantize(args + " --resume");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("decodes to shape"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(block), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(out));
 }
 
 }  // namespace
