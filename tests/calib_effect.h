@@ -7,7 +7,7 @@
 #include <ATen/ATen.h>
 
 #include "model/model.h"
-#include "quant/scheme.h"
+#include "quant/formats/scheme.h"
 
 namespace sr::test {
 

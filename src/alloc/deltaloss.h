@@ -34,7 +34,7 @@
 
 #include "common/torch.h"
 #include "model/model.h"
-#include "quant/scheme.h"
+#include "quant/formats/scheme.h"
 
 namespace sr {
 

@@ -35,7 +35,7 @@
 #include "model/llama.h"
 #include "model/model.h"
 #include "quant/block_quant.h"
-#include "quant/scheme.h"
+#include "quant/formats/scheme.h"
 
 namespace sr {
 

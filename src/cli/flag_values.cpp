@@ -33,7 +33,7 @@ std::vector<AllocOption> parse_alloc_options(const std::string& text) {
     } catch (const Error& e) {
       const bool gguf = p.rfind("gguf:", 0) == 0 || p.rfind("GGUF:", 0) == 0;
       fail("[--options] '", p, "': ", e.what(),
-           gguf ? " (GGUF k-quant options need the ggml-type schemes of quant/scheme.h, not available yet)" : "");
+           gguf ? " (GGUF k-quant options need the ggml-type schemes of quant/formats/scheme.h, not available yet)" : "");
     }
     bool dup = false;
     for (const AllocOption& o : out) dup |= o.scheme == s;

@@ -2,7 +2,7 @@
 // --fuse_groups, --measure_encoder and --protocol, turned into the library's typed values.
 // They live here, not in the library, because the spellings are the CLI's; their errors name
 // the flag. (Value syntaxes the library itself reads, such as a scheme string, stay there:
-// parse_scheme in quant/scheme.h.)
+// parse_scheme in quant/formats/scheme.h.)
 #pragma once
 #include <string>
 #include <vector>

@@ -4,7 +4,7 @@
 #include <map>
 
 #include "common/error.h"
-#include "quant/autoround_scheme.h"
+#include "quant/formats/autoround_scheme.h"
 
 namespace sr {
 namespace {

@@ -74,7 +74,7 @@ std::vector<std::string> PackedWeights::expected_tensors(const Layer& l) const {
   switch (l.spec.family) {
     case PackedFamily::Int: return {m + ".qweight", m + ".qzeros", m + ".scales", m + ".g_idx"};
     case PackedFamily::Mx:
-      return {m + (l.spec.bits == 4 ? ".weight_packed" : ".weight"), m + ".weight_scale"};
+      return {m + (l.spec.scheme.bits == 4 ? ".weight_packed" : ".weight"), m + ".weight_scale"};
     case PackedFamily::Nv:
       return {m + ".weight_packed", m + ".weight_scale", m + ".weight_global_scale", m + ".input_global_scale"};
     default: return {};
@@ -83,7 +83,7 @@ std::vector<std::string> PackedWeights::expected_tensors(const Layer& l) const {
 
 void PackedWeights::validate(const Layer& l) const {
   const std::string& m = l.shape.name;
-  const int64_t O = l.shape.out, I = l.shape.in, b = l.spec.bits, G = l.spec.group_size;
+  const int64_t O = l.shape.out, I = l.shape.in, b = l.spec.scheme.bits, G = l.spec.scheme.group_size;
   const int64_t C = groups_per_row(I, G);
   std::vector<Expect> ex;
   switch (l.spec.family) {
@@ -144,8 +144,8 @@ std::vector<std::string> PackedWeights::stored_tensors() const {
 at::Tensor PackedWeights::dequantize(const std::string& weight_name) const {
   const Layer& l = layer_of(weight_name);
   const std::string& m = l.shape.name;
-  const int64_t O = l.shape.out, I = l.shape.in, G = l.spec.group_size;
-  const int b = l.spec.bits;
+  const int64_t O = l.shape.out, I = l.shape.in, G = l.spec.scheme.group_size;
+  const int b = l.spec.scheme.bits;
   auto get = [&](const std::string& suffix) -> const TensorEntry& { return store_->get(m + suffix); };
   Encoded e;
   at::Tensor w;
@@ -156,7 +156,7 @@ at::Tensor PackedWeights::dequantize(const std::string& weight_name) const {
     e.zeros = packing::unpack_gptq(entry_to_tensor(get(".qzeros")), b, O, 1, (m + ".qzeros").c_str())
                   .t().to(at::kInt) + qc_.zero_offset;
     e.scales = entry_to_tensor(get(".scales")).t().contiguous();
-    w = int_quant::decode(e, {b, l.spec.sym, G, true});
+    w = int_quant::decode(e, {b, l.spec.scheme.sym, G, true});
     scale_tensor = m + ".scales";
   } else if (l.spec.family == PackedFamily::Mx) {
     e.codes = b == 4 ? packing::unpack_fp4_pairs(raw_bytes(get(".weight_packed")), I, (m + ".weight_packed").c_str())

@@ -4,8 +4,8 @@
 #include <sstream>
 
 #include "common/error.h"
-#include "common/json_parse.h"
 #include "common/safe_regex.h"
+#include "quant/formats/autoround_scheme.h"
 
 namespace sr {
 namespace {
@@ -165,33 +165,16 @@ nlohmann::json QuantConfig::layer_fields(const std::string& name) const {
 
 LayerQuantSpec QuantConfig::layer(const std::string& name) const {
   LayerQuantSpec s;
-  s.fields = layer_fields(name);
-  try {
-    auto integer = [&](const char* key, auto fallback) {
-      if (!s.fields.contains(key)) return fallback;
-      decltype(fallback) v{};
-      SR_CHECK(json_integer(s.fields[key], v), "[quantization_config] ", source, ": layer ", name, ": ", key,
-               " must be an integer, got ", s.fields[key].dump());
-      return v;
-    };
-    s.bits = integer("bits", 4);
-    if (s.bits >= 16) return s;
-    s.group_size = integer("group_size", int64_t(128));
-    s.sym = s.fields.value("sym", true);
-    const std::string dt = s.fields.value("data_type", std::string("int"));
-    if (dt == "int") s.family = PackedFamily::Int;
-    else if (dt.rfind("mx_fp", 0) == 0) s.family = PackedFamily::Mx;
-    else if (dt.rfind("nv_fp", 0) == 0) s.family = PackedFamily::Nv;
-    else fail("[quantization_config] ", source, ": layer ", name, " has data_type '", dt,
-              "', which this reader cannot decode (int, mx_fp, nv_fp)");
-  } catch (const nlohmann::json::exception& e) {
-    fail("[quantization_config] ", source, ": layer ", name, ": ", e.what());
-  }
-  const bool ok = s.family == PackedFamily::Int ? (s.bits >= 2 && s.bits <= 8 && (s.group_size > 0 || s.group_size == -1))
-                  : s.family == PackedFamily::Mx ? ((s.bits == 4 || s.bits == 8) && s.group_size > 0)
-                                                 : (s.bits == 4 && s.group_size == 16);
-  SR_CHECK(ok, "[quantization_config] ", source, ": layer ", name, ": unsupported combination bits ", s.bits,
-           ", group_size ", s.group_size, ", data_type ", s.fields.value("data_type", std::string("int")));
+  s.scheme = scheme_from_autoround_json(layer_fields(name), source + ": layer " + name);
+  const QuantScheme& q = s.scheme;
+  if (!q.quantized()) return s;
+  const DataType dt = q.data_type;
+  SR_CHECK(dt == DataType::Int || dt == DataType::MxFp || dt == DataType::MxFpRceil || dt == DataType::NvFp,
+           "[quantization_config] ", source, ": layer ", name, " has data_type '", to_string(dt),
+           "', which this reader cannot decode (int, mx_fp, nv_fp)");
+  s.family = dt == DataType::Int ? PackedFamily::Int : dt == DataType::NvFp ? PackedFamily::Nv : PackedFamily::Mx;
+  SR_CHECK(s.family != PackedFamily::Int || q.group_size != 0, "[quantization_config] ", source, ": layer ", name,
+           ": group_size 0 (one group per tensor) has no GPTQ packing");
   return s;
 }
 

@@ -21,6 +21,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "quant/formats/scheme.h"
+
 namespace sr {
 
 // How a linear's stored tensors are to be read.
@@ -32,11 +34,8 @@ enum class PackedFamily : int {
 };
 
 struct LayerQuantSpec {
-  PackedFamily family = PackedFamily::None;
-  int bits = 16;
-  int64_t group_size = 128;  // -1: one group per row
-  bool sym = true;
-  nlohmann::json fields;     // the resolved scheme keys (for activation settings)
+  PackedFamily family = PackedFamily::None;  // None: the layer is stored plain
+  QuantScheme scheme;  // the layer's scheme (scheme.bits >= 16: not quantized)
 };
 
 struct QuantConfig {
@@ -53,8 +52,9 @@ struct QuantConfig {
   // The scheme keys of module `name` ("model.layers.3.mlp.up_proj", "lm_head") per the
   // rules above; bits >= 16 means unquantized.
   nlohmann::json layer_fields(const std::string& name) const;
-  // The same, interpreted for the weight. Throws sr::Error naming source and layer for a
-  // data_type this reader cannot decode (fp8, awq, ...) or bits outside 2..8.
+  // The same as a QuantScheme (quant/formats/autoround_scheme.h), with the packed layout it
+  // is stored in. Throws sr::Error naming source and layer for an invalid scheme or one this
+  // reader cannot decode (fp8, per-tensor INT groups).
   LayerQuantSpec layer(const std::string& name) const;
 };
 

@@ -11,7 +11,7 @@
 #include "common/limits.h"
 #include "model/packed_weights.h"
 #include "model/tensor_convert.h"
-#include "quant/autoround_scheme.h"
+#include "quant/formats/autoround_scheme.h"
 #include "quant/block_quant.h"
 #include "quant/qdq.h"
 

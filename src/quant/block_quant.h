@@ -20,7 +20,7 @@
 #include "common/torch.h"
 #include "model/llama.h"
 #include "quant/qdq.h"
-#include "quant/scheme.h"
+#include "quant/formats/scheme.h"
 
 namespace sr {
 

@@ -1,5 +1,5 @@
-// The data type table: one row per DataType, with the adapters from a QuantScheme to the
-// format families of quant/formats (contract in data_types.h).
+// The data type table's qdq half: one row per DataType, with the adapters from a QuantScheme
+// to the format families of quant/formats (contract in data_types.h).
 #include "quant/data_types.h"
 
 #include "common/error.h"
@@ -7,31 +7,6 @@
 
 namespace sr {
 namespace {
-
-// ---- validity of one scheme side ----------------------------------------------------------
-
-void check_group(int64_t g, const char* what) {
-  SR_CHECK(g > 0 || g == -1 || g == 0, "[QuantScheme] ", what, " group_size must be > 0 (weights per group), "
-           "-1 (one group per output channel) or 0 (one group per tensor), got ", g);
-}
-void check_int(int bits, int64_t g, const char* side) {
-  SR_CHECK(bits >= 2 && bits <= 8, "[QuantScheme] ", side, " int bits must be 2..8, got ", bits);
-  check_group(g, side);
-}
-template <DataType T>
-void check_mx(int bits, int64_t g, const char* side) {
-  SR_CHECK(bits == 4 || bits == 8, "[QuantScheme] ", side, " ", to_string(T),
-           " supports 4 (E2M1) or 8 (E4M3) bits, got ", bits);
-  SR_CHECK(g > 0, "[QuantScheme] ", side, " ", to_string(T), " needs a group size > 0, got ", g);
-}
-void check_nv(int bits, int64_t g, const char* side) {
-  SR_CHECK(bits == 4 && g == 16, "[QuantScheme] ", side, " nv_fp needs bits 4 and group size 16, got bits ", bits,
-           ", group ", g);
-}
-void check_fp8(int bits, int64_t g, const char* side) {
-  SR_CHECK(bits == 8, "[QuantScheme] ", side, " fp8 needs bits 8, got ", bits);
-  check_group(g, side);
-}
 
 // The activation side of s as a weight-side scheme, so the family formats apply to it.
 QuantScheme act_side(const QuantScheme& s) {
@@ -120,27 +95,19 @@ T decode_gguf(const Encoded& e, const S& s) {
 using D = DataType;
 #define SR_FAMILY(f) qdq_##f, encode_##f, decode_##f, act_##f
 
-// Columns: type, name, aliases, autoround_name, quantized, check_side, block_scaled, qdq,
-// encode, decode, qdq_act, search_init_scale, global_scale, v1_alpha.
+// Columns: type, qdq, encode, decode, qdq_act, search_init_scale, global_scale.
 // A function-local static: other translation units may look rows up during their static
 // initialisation (test instantiation lists).
-const std::vector<DataTypeTraits>& rows() {
-  static const std::vector<DataTypeTraits> kRows = {
-    {D::Int, "int", {}, "int", true, check_int, false, SR_FAMILY(int), search_int, nullptr, true},
-    {D::MxFp, "mx_fp", {"mx_fp4", "mx_fp8"}, "mx_fp", true, check_mx<D::MxFp>, true, SR_FAMILY(mx), search_mx,
-     nullptr, false},
-    {D::MxFpRceil, "mx_fp_rceil", {"mx_fp4_rceil", "mx_fp8_rceil"}, "mx_fp_rceil", true, check_mx<D::MxFpRceil>,
-     true, SR_FAMILY(mx), search_mx, nullptr, false},
-    {D::NvFp, "nv_fp", {"nv_fp4", "nv_fp4_with_static_gs"}, "nv_fp", true, check_nv, true, SR_FAMILY(nv), search_nv,
-     global_scale_nv, false},
-    {D::Fp8, "fp8", {"fp8_e4m3", "fp8_sym", "fp8_static"}, "fp", true, check_fp8, false, SR_FAMILY(fp8), nullptr,
-     nullptr, false},
-    {D::Float16, "fp16", {"float16"}, "fp", false, nullptr, false, qdq_float, nullptr, nullptr, nullptr, nullptr,
-     nullptr, false},
-    {D::BFloat16, "bf16", {"bfloat16", "float"}, "fp", false, nullptr, false, qdq_float, nullptr, nullptr, nullptr,
-     nullptr, nullptr, false},
-    {D::Gguf, "gguf", {}, "fp", true, nullptr, false, qdq_gguf, encode_gguf, decode_gguf, nullptr, nullptr, nullptr,
-     false},
+const std::vector<DataTypeQdq>& rows() {
+  static const std::vector<DataTypeQdq> kRows = {
+    {D::Int, SR_FAMILY(int), search_int, nullptr},
+    {D::MxFp, SR_FAMILY(mx), search_mx, nullptr},
+    {D::MxFpRceil, SR_FAMILY(mx), search_mx, nullptr},
+    {D::NvFp, SR_FAMILY(nv), search_nv, global_scale_nv},
+    {D::Fp8, SR_FAMILY(fp8), nullptr, nullptr},
+    {D::Float16, qdq_float, nullptr, nullptr, nullptr, nullptr, nullptr},
+    {D::BFloat16, qdq_float, nullptr, nullptr, nullptr, nullptr, nullptr},
+    {D::Gguf, qdq_gguf, encode_gguf, decode_gguf, nullptr, nullptr, nullptr},
   };
   return kRows;
 }
@@ -148,12 +115,12 @@ const std::vector<DataTypeTraits>& rows() {
 
 }  // namespace
 
-const DataTypeTraits& data_type_traits(DataType type) {
+const DataTypeQdq& data_type_qdq(DataType type) {
   const auto i = size_t(type);
   SR_CHECK(i < rows().size() && rows()[i].type == type, "[data_type] unknown data type id ", int(type));
   return rows()[i];
 }
 
-const std::vector<DataTypeTraits>& data_type_registry() { return rows(); }
+const std::vector<DataTypeQdq>& data_type_qdq_registry() { return rows(); }
 
 }  // namespace sr

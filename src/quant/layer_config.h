@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "common/safe_regex.h"
-#include "quant/scheme.h"
+#include "quant/formats/scheme.h"
 
 namespace sr {
 

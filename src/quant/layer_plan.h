@@ -22,7 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/model.h"
-#include "quant/scheme.h"
+#include "quant/formats/scheme.h"
 
 namespace sr {
 

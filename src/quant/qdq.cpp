@@ -35,7 +35,7 @@ F entry(F f, DataType t, const char* fn) {
 
 // The global scale of an RTN layer: the caller's, else this layer's (types that have one).
 at::Tensor layer_global_scale(const at::Tensor& w, const QuantScheme& s, const at::Tensor& given) {
-  const auto own = data_type_traits(s.data_type).global_scale;
+  const auto own = data_type_qdq(s.data_type).global_scale;
   if (!own) return at::Tensor();
   return given.defined() ? given : own(w);
 }
@@ -57,7 +57,7 @@ fp8::Format fp8_format(const QuantScheme& s) {
 }
 
 bool has_init_scale_search(const QuantScheme& s) {
-  return s.quantized() && s.sym && data_type_traits(s.data_type).search_init_scale != nullptr;
+  return s.quantized() && s.sym && data_type_qdq(s.data_type).search_init_scale != nullptr;
 }
 
 bool uses_v2_wrapper(const QuantScheme& s) { return has_init_scale_search(s) || s.is_gguf(); }
@@ -91,12 +91,12 @@ WeightQuantParams make_weight_params(const at::Tensor& w, const QuantScheme& s, 
   WeightQuantParams p;
   p.t.v = param(at::zeros({g.n_groups, g.length}, opts));
   p.t.beta = param(at::ones({g.n_groups}, opts));
-  const DataTypeTraits& dt = data_type_traits(s.data_type);
+  const DataTypeQdq& dt = data_type_qdq(s.data_type);
   if (dt.global_scale) p.global_scale = dt.global_scale(w);
   if (mode == TuneMode::V2 && uses_v2_wrapper(s)) {
     p.t.init_scale = search_init_scale(w, s, imatrix, /*handle_zero=*/false);
     p.range = {0.0f, 2.0f};
-  } else if (dt.v1_alpha) {
+  } else if (data_type_traits(s.data_type).v1_alpha) {
     p.t.alpha = param(at::ones({g.n_groups}, opts));
   }
   return p;
@@ -109,22 +109,22 @@ void clamp_params_(WeightQuantParams& p) {
 }
 
 QdqResult qdq_weight(const at::Tensor& w, const QuantScheme& s, const WeightQuantParams& p) {
-  return data_type_traits(s.data_type).qdq(w, s, p);
+  return data_type_qdq(s.data_type).qdq(w, s, p);
 }
 
 Encoded encode_weight(const at::Tensor& w, const QuantScheme& s, const WeightQuantParams& p) {
   require_quantized(s, "encode_weight");
-  return entry(data_type_traits(s.data_type).encode, s.data_type, "encode_weight")(w, s, p);
+  return entry(data_type_qdq(s.data_type).encode, s.data_type, "encode_weight")(w, s, p);
 }
 
 at::Tensor decode_weight(const Encoded& e, const QuantScheme& s) {
   require_quantized(s, "decode_weight");
-  return entry(data_type_traits(s.data_type).decode, s.data_type, "decode_weight")(e, s);
+  return entry(data_type_qdq(s.data_type).decode, s.data_type, "decode_weight")(e, s);
 }
 
 at::Tensor qdq_act(const at::Tensor& x, const QuantScheme& s, const ActQuantState& st) {
   if (!s.act_quantized()) return x;
-  const auto qdq = data_type_traits(s.act_data_type).qdq_act;
+  const auto qdq = data_type_qdq(s.act_data_type).qdq_act;
   SR_CHECK(qdq, "[qdq_act] activation data_type ", to_string(s.act_data_type), " at ", s.act_bits,
            " bits is not a quantized type");
   return qdq(x, s, st).to(x.scalar_type());
@@ -154,7 +154,7 @@ at::Tensor search_init_scale(const at::Tensor& w, const QuantScheme& s, const at
   auto wg = to_groups(w.detach().to(at::kFloat), g, 0.0).contiguous();
   auto q = imatrix_to_groups(imatrix, g).to(wg.device()).contiguous();
   if (handle_zero && imatrix.defined()) q = imatrix_handle_zero(q, wg, s.bits);
-  return data_type_traits(s.data_type).search_init_scale(wg, s, q);
+  return data_type_qdq(s.data_type).search_init_scale(wg, s, q);
 }
 
 RtnResult rtn(const at::Tensor& w, const QuantScheme& s, const at::Tensor& global_scale) {

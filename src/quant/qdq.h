@@ -24,7 +24,7 @@
 #include "quant/formats/nvfp.h"
 #include "quant/formats/fp8.h"
 #include "quant/gguf_qdq.h"
-#include "quant/scheme.h"
+#include "quant/formats/scheme.h"
 
 namespace sr {
 

@@ -16,7 +16,7 @@
 
 #include "common/torch.h"
 #include "quant/qdq.h"
-#include "quant/scheme.h"
+#include "quant/formats/scheme.h"
 
 namespace sr {
 

@@ -414,7 +414,7 @@ TEST(Robustness, QuantizationConfigKeysCannotHang) {
   };
   const auto c = parse_quant_config(config("(.|.)*Z"), "m/config.json");
   ASSERT_TRUE(c.has_value());
-  EXPECT_EQ(error_within(2, [&] { EXPECT_EQ(c->layer("model.layers.0.mlp.down_proj").bits, 4); }), "");
+  EXPECT_EQ(error_within(2, [&] { EXPECT_EQ(c->layer("model.layers.0.mlp.down_proj").scheme.bits, 4); }), "");
   expect_error(test::error_of([&] {
                  auto b = parse_quant_config(config("(x{2,})"), "m/config.json");
                  if (b) b->layer("model.layers.0.mlp.down_proj");

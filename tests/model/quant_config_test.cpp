@@ -1,10 +1,10 @@
 // quantization_config parsing and per-layer resolution (model/quant_config.h), and the
-// QuantScheme <-> auto-round key mapping (quant/autoround_scheme.h).
+// QuantScheme <-> auto-round key mapping (quant/formats/autoround_scheme.h).
 #include <gtest/gtest.h>
 
 #include "common/error.h"
 #include "model/quant_config.h"
-#include "quant/autoround_scheme.h"
+#include "quant/formats/autoround_scheme.h"
 
 namespace sr {
 namespace {
@@ -30,11 +30,11 @@ TEST(QuantConfig, AutoRoundResolution) {
                                  {"lm_head", {{"bits", 8}, {"group_size", 128}, {"sym", true}, {"data_type", "int"}}}}}});
   EXPECT_EQ(c.packing_format, "auto_round:auto_gptq");
   EXPECT_EQ(c.zero_offset, 1);
-  EXPECT_EQ(c.layer("model.layers.0.mlp.down_proj").bits, 8);           // exact name
-  EXPECT_EQ(c.layer("model.layers.1.mlp.down_proj").bits, 4);           // default
-  EXPECT_EQ(c.layer("model.layers.3.self_attn.k_proj").group_size, 64);  // regex
+  EXPECT_EQ(c.layer("model.layers.0.mlp.down_proj").scheme.bits, 8);           // exact name
+  EXPECT_EQ(c.layer("model.layers.1.mlp.down_proj").scheme.bits, 4);           // default
+  EXPECT_EQ(c.layer("model.layers.3.self_attn.k_proj").scheme.group_size, 64);  // regex
   EXPECT_EQ(c.layer("model.layers.3.mlp.gate_proj").family, PackedFamily::None);  // substring key
-  EXPECT_EQ(c.layer("lm_head").bits, 8);                                 // listed outside the blocks
+  EXPECT_EQ(c.layer("lm_head").scheme.bits, 8);                                 // listed outside the blocks
   EXPECT_EQ(c.layer("model.layers.2.self_attn.q_proj").family, PackedFamily::Int);
   const QuantConfig plain = parse({{"quant_method", "auto-round"}, {"bits", 4}, {"group_size", 128}, {"sym", false}});
   EXPECT_EQ(plain.layer("lm_head").family, PackedFamily::None);          // outside the blocks
@@ -53,8 +53,8 @@ TEST(QuantConfig, GptqDynamicAndModules) {
                                 nlohmann::json::array({nlohmann::json::array({"self_attn.q_proj", "mlp.down_proj"})})}});
   EXPECT_EQ(c.zero_offset, 1);
   EXPECT_EQ(c.layer("model.layers.1.self_attn.q_proj").family, PackedFamily::None);
-  EXPECT_EQ(c.layer("model.layers.0.self_attn.q_proj").bits, 4);
-  EXPECT_EQ(c.layer("model.layers.0.mlp.down_proj").bits, 8);
+  EXPECT_EQ(c.layer("model.layers.0.self_attn.q_proj").scheme.bits, 4);
+  EXPECT_EQ(c.layer("model.layers.0.mlp.down_proj").scheme.bits, 8);
   EXPECT_EQ(c.layer("model.layers.0.mlp.up_proj").family, PackedFamily::None);  // not in modules list
   EXPECT_EQ(c.layer("lm_head").family, PackedFamily::None);
   const QuantConfig v2 = parse({{"quant_method", "gptq"}, {"bits", 4}, {"checkpoint_format", "gptq_v2"}});

@@ -1,6 +1,6 @@
 // QuantScheme: the presets of spec §0.6 (auto_round/schemes.py), parsing, JSON round trip,
 // the §0.1 shape check and the §4.3 bit-cost table.
-#include "quant/scheme.h"
+#include "quant/formats/scheme.h"
 
 #include <gtest/gtest.h>
 
@@ -33,26 +33,31 @@ TEST(DataTypeIds, AreFrozen) {
   EXPECT_EQ(int(TuneMode::V2), 1);
 }
 
-// Every row of the data type registry (style.md #5: a new row is checked without other changes).
+// Every row of the data type registries (style.md #5: a new row is checked without other changes).
 TEST(DataTypeRegistry, EveryRowIsConsistent) {
   const auto& rows = data_type_registry();
+  const auto& qdq_rows = data_type_qdq_registry();
+  ASSERT_EQ(qdq_rows.size(), rows.size()) << "one qdq row per data type";
   for (size_t i = 0; i < rows.size(); ++i) {
     const DataTypeTraits& r = rows[i];
+    const DataTypeQdq& q = qdq_rows[i];
     SCOPED_TRACE(r.name);
     EXPECT_EQ(size_t(r.type), i) << "rows in DataType order";
+    EXPECT_EQ(q.type, r.type) << "qdq rows in DataType order";
     EXPECT_EQ(&data_type_traits(r.type), &r);
+    EXPECT_EQ(&data_type_qdq(r.type), &q);
     EXPECT_STREQ(to_string(r.type), r.name);
-    ASSERT_TRUE(r.qdq) << "every type has a weight qdq (identity for the 16-bit floats)";
+    ASSERT_TRUE(q.qdq) << "every type has a weight qdq (identity for the 16-bit floats)";
     // Quantized types encode and decode; the others refuse to.
-    EXPECT_EQ(r.encode != nullptr, r.quantized);
-    EXPECT_EQ(r.decode != nullptr, r.quantized);
+    EXPECT_EQ(q.encode != nullptr, r.quantized);
+    EXPECT_EQ(q.decode != nullptr, r.quantized);
     // A side-validity rule exactly where the type can be a quantized side, and then an
     // activation qdq too; GGUF types are whole weight schemes (neither).
-    EXPECT_EQ(r.check_side != nullptr, r.qdq_act != nullptr);
+    EXPECT_EQ(r.check_side != nullptr, q.qdq_act != nullptr);
     if (!r.quantized) {
       EXPECT_EQ(r.check_side, nullptr);
     }
-    if (r.search_init_scale || r.global_scale || r.block_scaled) {
+    if (q.search_init_scale || q.global_scale || r.block_scaled) {
       EXPECT_TRUE(r.check_side);
     }
     if (r.type == DataType::Gguf) {
@@ -68,6 +73,7 @@ TEST(DataTypeRegistry, EveryRowIsConsistent) {
   }
   EXPECT_EQ(rows.size(), size_t(DataType::Gguf) + 1);
   EXPECT_THROW(data_type_traits(DataType(99)), Error);
+  EXPECT_THROW(data_type_qdq(DataType(99)), Error);
 }
 
 struct PresetRow {

@@ -1,4 +1,4 @@
-#include "quant/scheme.h"
+#include "quant/formats/scheme.h"
 
 #include <algorithm>
 #include <cctype>
@@ -10,7 +10,7 @@
 
 #include "common/error.h"
 #include "common/json_parse.h"
-#include "quant/data_types.h"
+#include "quant/formats/data_type_traits.h"
 
 namespace sr {
 namespace {

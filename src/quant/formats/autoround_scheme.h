@@ -11,7 +11,7 @@
 #pragma once
 #include <nlohmann/json.hpp>
 
-#include "quant/scheme.h"
+#include "quant/formats/scheme.h"
 
 namespace sr {
 

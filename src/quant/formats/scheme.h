@@ -13,7 +13,7 @@
 //   aliases: "fp" (fp8 at 8 bits, bf16 at 16), "float"/"bfloat16" (bf16), "float16" (fp16),
 //   "mx_fp4"/"mx_fp8", "nv_fp4", "nv_fp4_with_static_gs", "fp8_e4m3", "fp8_sym", "fp8_static".
 //   Names, aliases, the per-side validity rules and the qdq entry points of every data type
-//   are its row in quant/data_types.h.
+//   are its row in quant/formats/data_type_traits.h (and its qdq row in quant/data_types.h).
 //
 // GGUF block types (spec §5.4) are schemes too: data_type "gguf:<type>" with <type> one of
 //   q2_k q3_k q4_k q5_k q6_k q4_0 q4_1 q5_0 q5_1 q8_0 (any case): the ggml types with
@@ -36,7 +36,7 @@
 namespace sr {
 
 // Frozen numeric values (style.md #3): never renumber; retired ids stay commented in place.
-// Each value has one row in the registry of quant/data_types.h.
+// Each value has one row in quant/formats/data_type_traits.h and one in quant/data_types.h.
 enum class DataType : int {
   Int = 0,        // INT, sym (signed full-range scale) or asym (zero point)
   MxFp = 1,       // MXFP4 (E2M1) / MXFP8 (E4M3), E8M0 scale per 32, floor rule

@@ -1,7 +1,8 @@
-#include "quant/autoround_scheme.h"
+#include "quant/formats/autoround_scheme.h"
 
 #include "common/error.h"
-#include "quant/data_types.h"
+#include "common/json_parse.h"
+#include "quant/formats/data_type_traits.h"
 
 namespace sr {
 namespace {
@@ -41,10 +42,10 @@ QuantScheme scheme_from_autoround_json(const nlohmann::json& j, const std::strin
   for (const char* k : kKeys)
     if (j.contains(k) && !j[k].is_null()) f[k] = j[k];
   try {
-    const int bits = f.contains("bits") ? f["bits"].get<int>() : 4;
-    if (bits >= 16) f["data_type"] = "bf16";
-    const int act_bits = f.contains("act_bits") ? f["act_bits"].get<int>() : 16;
-    if (act_bits >= 16) f.erase("act_data_type");
+    // Integers only (an out-of-range float cast would be undefined); from_json names bad values.
+    int bits = 4, act_bits = 16;
+    if (f.contains("bits") && json_integer(f["bits"], bits) && bits >= 16) f["data_type"] = "bf16";
+    if (!f.contains("act_bits") || (json_integer(f["act_bits"], act_bits) && act_bits >= 16)) f.erase("act_data_type");
     const bool static_nv = f.contains("act_data_type") && f["act_data_type"] == "nv_fp4_with_static_gs";
     QuantScheme s = QuantScheme::from_json(f);
     if (static_nv) s.act_dynamic = false;
