@@ -56,5 +56,4 @@ void export_fake(const ExportJob& job, const std::string& out_dir) {
   out.commit();
 }
 
-
 }  // namespace sr

@@ -1,6 +1,5 @@
 #include "io/text.h"
 
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 

@@ -1,7 +1,6 @@
 #include "quant/layer_plan.h"
 
 #include <cstdio>
-#include <fstream>
 
 #include "common/error.h"
 #include "quant/layer_config.h"
