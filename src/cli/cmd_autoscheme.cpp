@@ -5,7 +5,6 @@
 //   report.html                             allocation charts, scores, PPL/KLD-vs-bits curve
 // and prints the table on stdout (--json: autoscheme.json's content).
 #include <algorithm>
-#include <cctype>
 #include <cmath>
 #include <cerrno>
 #include <cstdio>
@@ -23,6 +22,7 @@
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/progress.h"
+#include "common/strings.h"
 #include "common/sysinfo.h"
 
 namespace sr::cli {
@@ -129,9 +129,7 @@ AutoSchemeOptions autoscheme_options_from_flags(const Args& a, const std::string
   const std::string target = a.str("deltaloss-target", "auto");
   SR_CHECK(target == "auto" || target == "labels" || target == "fp",
            "--deltaloss_target must be auto, labels or fp, got '", target, "'");
-  std::string lower = options;
-  for (char& ch : lower) ch = char(std::tolower(static_cast<unsigned char>(ch)));
-  const bool gguf_options = lower.find("gguf:") != std::string::npos;
+  const bool gguf_options = ascii_lower(options).find("gguf:") != std::string::npos;
   o.target = target == "fp" || (target == "auto" && gguf_options) ? DeltaLossTarget::FullPrecision
                                                                    : DeltaLossTarget::Labels;
   o.weight_term = a.flag("deltaloss-weight-term");

@@ -1,7 +1,6 @@
 // signround quantize: RTN, optimized RTN or SignRound (v1 / V2) block by block,
 // then export in the requested formats. Flags follow auto-round's names
 // (underscores or dashes both work).
-#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -16,6 +15,7 @@
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/progress.h"
+#include "common/strings.h"
 #include "common/sysinfo.h"
 #include "export/export_job.h"
 #include "export/gguf_target.h"
@@ -191,11 +191,7 @@ std::string format_dir(const std::string& out, const std::string& format, size_t
   return (fs::path(out) / f).string();
 }
 
-bool is_gguf_path(const std::string& p) {
-  std::string e = fs::path(p).extension().string();
-  for (char& ch : e) ch = char(std::tolower((unsigned char)ch));
-  return e == ".gguf";
-}
+bool is_gguf_path(const std::string& p) { return ascii_lower(fs::path(p).extension().string()) == ".gguf"; }
 
 fs::path canonical_of(const std::string& p) {
   std::error_code ec;
