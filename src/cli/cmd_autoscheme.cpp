@@ -177,7 +177,7 @@ std::map<std::string, QuantScheme> autoscheme_layer_schemes(const Model& model, 
                  o.measure_encoder == ProbeEncoder::OptRtn ? "opt-RTN" : "RTN");
   AutoSchemeResult r = run_autoscheme(model, o);
   const Allocation& al = r.allocations[r.best.empty() ? 0 : r.best.front()];
-  record = nlohmann::json::parse(layer_config_json(r.plan, r.problem, al)["autoscheme"].dump());
+  record = layer_config_json(r.plan, r.problem, al)["autoscheme"];
   record["scoring_seconds"] = r.seconds;
   if (std::isfinite(al.measured_kld)) {
     record["measured_kld"] = al.measured_kld;

@@ -146,7 +146,7 @@ nlohmann::json settings_json(const QuantizeOptions& o, const std::string& model,
   const TuneOptions& t = o.tune;
   const char* method = t.method == Method::Rtn ? "rtn" : t.method == Method::OptRtn ? "opt_rtn"
                        : t.alg_ext ? "signround_v2" : "signround_v1";
-  return {{"model", fs::absolute(model).string()}, {"method", method}, {"layers", nlohmann::json::parse(plan.to_json().dump())},
+  return {{"model", fs::absolute(model).string()}, {"method", method}, {"layers", nlohmann::json(plan.to_json())},
           {"iters", t.iters}, {"lr", t.lr}, {"minmax_lr", t.minmax_lr}, {"batch_size", t.batch_size},
           {"gradient_accumulate_steps", t.gradient_accumulate_steps}, {"not_use_best_mse", t.not_use_best_mse},
           {"enable_minmax_tuning", t.enable_minmax_tuning}, {"seed", t.seed}, {"dataset", o.calib.dataset},
