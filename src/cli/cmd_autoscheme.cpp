@@ -198,11 +198,9 @@ std::map<std::string, QuantScheme> autoscheme_layer_schemes(const Model& model, 
 int cmd_autoscheme(int argc, char** argv) {
   const auto specs = autoscheme_flags();
   Args a("autoscheme", specs, argc, argv, 2);
-  if (a.flag("help")) {
-    std::cout << Args::usage("autoscheme", "DeltaLoss scores and the per-layer scheme allocation for an average-bits "
-                             "budget (no quantization)", specs);
+  if (a.help("DeltaLoss scores and the per-layer scheme allocation for an average-bits budget (no quantization)",
+             specs))
     return 0;
-  }
   apply_common(a);
   const std::string out_dir = a.required("output-dir");
   const AutoSchemeOptions o = autoscheme_options_from_flags(a, "");

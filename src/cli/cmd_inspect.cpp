@@ -65,10 +65,7 @@ nlohmann::json describe(const Model& m) {
 int cmd_inspect(int argc, char** argv) {
   const auto specs = inspect_flags();
   Args a("inspect", specs, argc, argv, 2);
-  if (a.flag("help")) {
-    std::cout << Args::usage("inspect", "architecture, shapes, dtypes, parameter count and size of a model", specs);
-    return 0;
-  }
+  if (a.help("architecture, shapes, dtypes, parameter count and size of a model", specs)) return 0;
   apply_common(a);
   auto model = open_model(a, a.required("model"), false);
   nlohmann::json j = describe(*model);

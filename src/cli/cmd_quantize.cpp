@@ -235,10 +235,7 @@ void check_output_path(const std::string& out, const std::string& model, bool gg
 int cmd_quantize(int argc, char** argv) {
   const auto specs = quantize_flags();
   Args a("quantize", specs, argc, argv, 2);
-  if (a.flag("help")) {
-    std::cout << Args::usage("quantize", "quantize a model (RTN, optimized RTN, SignRound v1/V2) and export it", specs);
-    return 0;
-  }
+  if (a.help("quantize a model (RTN, optimized RTN, SignRound v1/V2) and export it", specs)) return 0;
   apply_common(a);
   const double t0 = now_seconds();
   QuantizeOptions o = options_from_flags(a);
