@@ -227,14 +227,9 @@ std::string QuantScheme::name() const {
 }
 
 nlohmann::json QuantScheme::to_json() const {
-  return {{"bits", bits},
-          {"group_size", group_size},
-          {"sym", sym},
-          {"data_type", is_gguf() ? name() : std::string(to_string(data_type))},
-          {"act_bits", act_bits},
-          {"act_group_size", act_group_size},
-          {"act_sym", act_sym},
-          {"act_data_type", to_string(act_data_type)},
+  return {{"bits", bits}, {"group_size", group_size}, {"sym", sym},
+          {"data_type", is_gguf() ? name() : std::string(to_string(data_type))}, {"act_bits", act_bits},
+          {"act_group_size", act_group_size}, {"act_sym", act_sym}, {"act_data_type", to_string(act_data_type)},
           {"act_dynamic", act_dynamic}};
 }
 
