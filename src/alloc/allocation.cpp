@@ -287,7 +287,7 @@ std::map<std::string, QuantScheme> allocation_layer_schemes(const LayerPlan& pla
 nlohmann::ordered_json layer_config_json(const LayerPlan& plan, const AllocProblem& p, const Allocation& a) {
   const std::map<std::string, QuantScheme> chosen = allocation_layer_schemes(plan, p, a);
   nlohmann::ordered_json layers = nlohmann::ordered_json::object();
-  for (const LayerChoice& c : plan.layers) layers[c.name] = nlohmann::ordered_json::parse(chosen.at(c.name).to_json().dump());
+  for (const LayerChoice& c : plan.layers) layers[c.name] = chosen.at(c.name).to_json();
   nlohmann::ordered_json opts = nlohmann::ordered_json::array();
   for (const AllocOption& o : p.options) opts.push_back(o.name);
   nlohmann::ordered_json j;

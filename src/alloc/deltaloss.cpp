@@ -1,6 +1,5 @@
 #include "alloc/deltaloss.h"
 
-#include <array>
 #include <cmath>
 #include <cstdio>
 

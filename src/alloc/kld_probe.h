@@ -24,7 +24,6 @@
 // 0.5 GB for a 32k vocabulary). Results do not depend on the caches or on `batch`, up to float
 // summation order.
 #pragma once
-#include <array>
 #include <cstdint>
 #include <map>
 #include <string>

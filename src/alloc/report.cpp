@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <map>
 #include <sstream>
 
@@ -70,18 +69,18 @@ nlohmann::ordered_json autoscheme_json(const Model& model, const AutoSchemeResul
   j["model"] = model.path();
   j["options"] = nlohmann::ordered_json::array();
   for (const AllocOption& o : p.options)
-    j["options"].push_back({{"name", o.name}, {"scheme", nlohmann::ordered_json::parse(o.scheme.to_json().dump())}});
+    j["options"].push_back({{"name", o.name}, {"scheme", nlohmann::ordered_json(o.scheme.to_json())}});
   j["weight_term"] = r.weight_term;
   j["deltaloss_target"] = r.target == DeltaLossTarget::FullPrecision ? "fp" : "labels";
   j["ignore_scale_zp_bits"] = p.ignore_scale_zp_bits;
   j["bit_cost"] = p.file_bits ? "file" : "spec";
   j["fused_groups"] = p.fused;
-  j["calibration"] = nlohmann::ordered_json::parse(r.calibration.dump());
+  j["calibration"] = r.calibration;
   j["seconds"] = r.seconds;
   j["option_passes"] = nlohmann::ordered_json::array();
   for (size_t k = 0; k < r.per_option.size(); ++k) {
     const OptionScores& s = r.per_option[k];
-    nlohmann::ordered_json e = nlohmann::ordered_json::parse(s.scores.to_json().dump());
+    nlohmann::ordered_json e = s.scores.to_json();
     e.erase("score");
     e["option"] = p.options[k].name;
     e["cache_hit"] = s.cache_hit;

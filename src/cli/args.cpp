@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <iostream>
 #include <sstream>
 
 #include "common/error.h"
@@ -19,6 +20,19 @@ std::string canonical(std::string s) {
 const FlagSpec* find_spec(const std::vector<FlagSpec>& specs, const std::string& name) {
   for (const FlagSpec& s : specs) if (s.name == name) return &s;
   return nullptr;
+}
+
+// v as parse (a strto* function) reads it, which must be the whole of v; otherwise an error
+// naming the flag and `what` it expects.
+template <class Parse>
+auto parse_whole(const std::string& command, const std::string& name, const std::string& v, Parse parse,
+                 const char* what) {
+  char* end = nullptr;
+  errno = 0;
+  const auto x = parse(v.c_str(), &end);
+  SR_CHECK(!v.empty() && end && *end == '\0' && errno == 0, "signround ", command, ": --", name, " expects ", what,
+           ", got '", v, "'");
+  return x;
 }
 
 }  // namespace
@@ -63,24 +77,18 @@ std::string Args::required(const std::string& name) const {
 
 int64_t Args::integer(const std::string& name, int64_t fallback) const {
   if (!has(name)) return fallback;
-  const std::string v = str(name);
-  char* end = nullptr;
-  errno = 0;
-  long long x = std::strtoll(v.c_str(), &end, 10);
-  SR_CHECK(!v.empty() && end && *end == '\0' && errno == 0, "signround ", command_, ": --", name,
-           " expects an integer, got '", v, "'");
-  return x;
+  return parse_whole(command_, name, str(name), [](const char* s, char** e) { return std::strtoll(s, e, 10); },
+                     "an integer");
 }
 
 double Args::number(const std::string& name, double fallback) const {
   if (!has(name)) return fallback;
-  const std::string v = str(name);
-  char* end = nullptr;
-  errno = 0;
-  double x = std::strtod(v.c_str(), &end);
-  SR_CHECK(!v.empty() && end && *end == '\0' && errno == 0, "signround ", command_, ": --", name,
-           " expects a number, got '", v, "'");
-  return x;
+  return parse_whole(command_, name, str(name), [](const char* s, char** e) { return std::strtod(s, e); }, "a number");
+}
+
+bool Args::help(const std::string& summary, const std::vector<FlagSpec>& specs) const {
+  if (flag("help")) std::cout << usage(command_, summary, specs);
+  return flag("help");
 }
 
 std::vector<std::string> Args::list(const std::string& name) const {

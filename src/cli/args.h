@@ -31,6 +31,8 @@ class Args {
   std::vector<std::string> list(const std::string& name) const;
 
   static std::string usage(const std::string& command, const std::string& summary, const std::vector<FlagSpec>& specs);
+  // With --help: prints usage(command, summary, specs) on stdout and returns true.
+  bool help(const std::string& summary, const std::vector<FlagSpec>& specs) const;
 
  private:
   std::string command_;

@@ -5,7 +5,6 @@
 //   report.html                             allocation charts, scores, PPL/KLD-vs-bits curve
 // and prints the table on stdout (--json: autoscheme.json's content).
 #include <algorithm>
-#include <cctype>
 #include <cmath>
 #include <cerrno>
 #include <cstdio>
@@ -23,6 +22,7 @@
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/progress.h"
+#include "common/strings.h"
 #include "common/sysinfo.h"
 
 namespace sr::cli {
@@ -129,9 +129,7 @@ AutoSchemeOptions autoscheme_options_from_flags(const Args& a, const std::string
   const std::string target = a.str("deltaloss-target", "auto");
   SR_CHECK(target == "auto" || target == "labels" || target == "fp",
            "--deltaloss_target must be auto, labels or fp, got '", target, "'");
-  std::string lower = options;
-  for (char& ch : lower) ch = char(std::tolower(static_cast<unsigned char>(ch)));
-  const bool gguf_options = lower.find("gguf:") != std::string::npos;
+  const bool gguf_options = ascii_lower(options).find("gguf:") != std::string::npos;
   o.target = target == "fp" || (target == "auto" && gguf_options) ? DeltaLossTarget::FullPrecision
                                                                    : DeltaLossTarget::Labels;
   o.weight_term = a.flag("deltaloss-weight-term");
@@ -179,7 +177,7 @@ std::map<std::string, QuantScheme> autoscheme_layer_schemes(const Model& model, 
                  o.measure_encoder == ProbeEncoder::OptRtn ? "opt-RTN" : "RTN");
   AutoSchemeResult r = run_autoscheme(model, o);
   const Allocation& al = r.allocations[r.best.empty() ? 0 : r.best.front()];
-  record = nlohmann::json::parse(layer_config_json(r.plan, r.problem, al)["autoscheme"].dump());
+  record = layer_config_json(r.plan, r.problem, al)["autoscheme"];
   record["scoring_seconds"] = r.seconds;
   if (std::isfinite(al.measured_kld)) {
     record["measured_kld"] = al.measured_kld;
@@ -200,11 +198,9 @@ std::map<std::string, QuantScheme> autoscheme_layer_schemes(const Model& model, 
 int cmd_autoscheme(int argc, char** argv) {
   const auto specs = autoscheme_flags();
   Args a("autoscheme", specs, argc, argv, 2);
-  if (a.flag("help")) {
-    std::cout << Args::usage("autoscheme", "DeltaLoss scores and the per-layer scheme allocation for an average-bits "
-                             "budget (no quantization)", specs);
+  if (a.help("DeltaLoss scores and the per-layer scheme allocation for an average-bits budget (no quantization)",
+             specs))
     return 0;
-  }
   apply_common(a);
   const std::string out_dir = a.required("output-dir");
   const AutoSchemeOptions o = autoscheme_options_from_flags(a, "");

@@ -92,10 +92,7 @@ void print_choices(const nlohmann::json& j, const std::string& source) {
 int cmd_eval(int argc, char** argv) {
   const auto specs = eval_flags();
   Args a("eval", specs, argc, argv, 2);
-  if (a.flag("help")) {
-    std::cout << Args::usage("eval", "perplexity, KL divergence and zero-shot multiple choice of a model", specs);
-    return 0;
-  }
+  if (a.help("perplexity, KL divergence and zero-shot multiple choice of a model", specs)) return 0;
   apply_common(a);
   EvalOptions opt;
   opt.ctx = a.integer("ctx", 512);

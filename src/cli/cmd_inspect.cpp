@@ -32,32 +32,19 @@ uint64_t size_on_disk(const std::string& path) {
 
 nlohmann::json describe(const Model& m) {
   const ModelConfig& c = m.config();
-  nlohmann::json j;
-  j["path"] = m.path();
-  j["format"] = m.format();
-  j["architecture"] = c.arch_name;
-  j["hidden_size"] = c.hidden;
-  j["intermediate_size"] = c.intermediate;
-  j["num_hidden_layers"] = c.n_layers;
-  j["num_attention_heads"] = c.n_heads;
-  j["num_key_value_heads"] = c.n_kv_heads;
-  j["head_dim"] = c.head_dim;
-  j["vocab_size"] = c.vocab;
-  j["max_position_embeddings"] = c.max_position;
-  j["rope_theta"] = c.rope_theta;
-  j["rope_scaling"] = c.rope_scaling.type;
-  j["rms_norm_eps"] = c.rms_eps;
-  j["tie_word_embeddings"] = c.tie_embeddings;
-  j["parameters"] = m.parameter_count();
-  j["size_bytes"] = size_on_disk(m.path());
-  j["tokenizer"] = m.has_tokenizer() ? m.tokenizer().vocabulary().source : "";
   nlohmann::json tensors = nlohmann::json::array();
   for (const std::string& n : m.tensors().names()) {
     const TensorEntry& e = m.tensors().get(n);
     tensors.push_back({{"name", n}, {"shape", e.shape}, {"dtype", e.dtype}, {"bytes", e.nbytes}});
   }
-  j["tensors"] = tensors;
-  return j;
+  return {{"path", m.path()}, {"format", m.format()}, {"architecture", c.arch_name},
+          {"hidden_size", c.hidden}, {"intermediate_size", c.intermediate}, {"num_hidden_layers", c.n_layers},
+          {"num_attention_heads", c.n_heads}, {"num_key_value_heads", c.n_kv_heads}, {"head_dim", c.head_dim},
+          {"vocab_size", c.vocab}, {"max_position_embeddings", c.max_position}, {"rope_theta", c.rope_theta},
+          {"rope_scaling", c.rope_scaling.type}, {"rms_norm_eps", c.rms_eps},
+          {"tie_word_embeddings", c.tie_embeddings}, {"parameters", m.parameter_count()},
+          {"size_bytes", size_on_disk(m.path())},
+          {"tokenizer", m.has_tokenizer() ? m.tokenizer().vocabulary().source : ""}, {"tensors", tensors}};
 }
 
 }  // namespace
@@ -65,10 +52,7 @@ nlohmann::json describe(const Model& m) {
 int cmd_inspect(int argc, char** argv) {
   const auto specs = inspect_flags();
   Args a("inspect", specs, argc, argv, 2);
-  if (a.flag("help")) {
-    std::cout << Args::usage("inspect", "architecture, shapes, dtypes, parameter count and size of a model", specs);
-    return 0;
-  }
+  if (a.help("architecture, shapes, dtypes, parameter count and size of a model", specs)) return 0;
   apply_common(a);
   auto model = open_model(a, a.required("model"), false);
   nlohmann::json j = describe(*model);

@@ -1,7 +1,6 @@
 // signround quantize: RTN, optimized RTN or SignRound (v1 / V2) block by block,
 // then export in the requested formats. Flags follow auto-round's names
 // (underscores or dashes both work).
-#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -16,6 +15,7 @@
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/progress.h"
+#include "common/strings.h"
 #include "common/sysinfo.h"
 #include "export/export_job.h"
 #include "export/gguf_target.h"
@@ -146,7 +146,7 @@ nlohmann::json settings_json(const QuantizeOptions& o, const std::string& model,
   const TuneOptions& t = o.tune;
   const char* method = t.method == Method::Rtn ? "rtn" : t.method == Method::OptRtn ? "opt_rtn"
                        : t.alg_ext ? "signround_v2" : "signround_v1";
-  return {{"model", fs::absolute(model).string()}, {"method", method}, {"layers", nlohmann::json::parse(plan.to_json().dump())},
+  return {{"model", fs::absolute(model).string()}, {"method", method}, {"layers", nlohmann::json(plan.to_json())},
           {"iters", t.iters}, {"lr", t.lr}, {"minmax_lr", t.minmax_lr}, {"batch_size", t.batch_size},
           {"gradient_accumulate_steps", t.gradient_accumulate_steps}, {"not_use_best_mse", t.not_use_best_mse},
           {"enable_minmax_tuning", t.enable_minmax_tuning}, {"seed", t.seed}, {"dataset", o.calib.dataset},
@@ -191,11 +191,7 @@ std::string format_dir(const std::string& out, const std::string& format, size_t
   return (fs::path(out) / f).string();
 }
 
-bool is_gguf_path(const std::string& p) {
-  std::string e = fs::path(p).extension().string();
-  for (char& ch : e) ch = char(std::tolower((unsigned char)ch));
-  return e == ".gguf";
-}
+bool is_gguf_path(const std::string& p) { return ascii_lower(fs::path(p).extension().string()) == ".gguf"; }
 
 fs::path canonical_of(const std::string& p) {
   std::error_code ec;
@@ -239,10 +235,7 @@ void check_output_path(const std::string& out, const std::string& model, bool gg
 int cmd_quantize(int argc, char** argv) {
   const auto specs = quantize_flags();
   Args a("quantize", specs, argc, argv, 2);
-  if (a.flag("help")) {
-    std::cout << Args::usage("quantize", "quantize a model (RTN, optimized RTN, SignRound v1/V2) and export it", specs);
-    return 0;
-  }
+  if (a.help("quantize a model (RTN, optimized RTN, SignRound v1/V2) and export it", specs)) return 0;
   apply_common(a);
   const double t0 = now_seconds();
   QuantizeOptions o = options_from_flags(a);

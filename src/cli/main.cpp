@@ -4,7 +4,6 @@
 #include <cstring>
 #include <exception>
 #include <filesystem>
-#include <string>
 
 #include "cli/commands.h"
 #include "common/error.h"

@@ -81,7 +81,7 @@ class Parser {
     if (p_[i_] == '*' || p_[i_] == '+' || p_[i_] == '?') bad("quantifier with nothing to repeat");
     if (p_[i_] == '{') bad("counted repetition {m,n} is not supported");
     NodeP n = atom(depth);
-    while (more() && (p_[i_] == '*' || p_[i_] == '+' || p_[i_] == '?')) {
+    if (more() && (p_[i_] == '*' || p_[i_] == '+' || p_[i_] == '?')) {
       if (n->kind == Node::Bol || n->kind == Node::Eol) bad("quantifier on an anchor");
       const char q = p_[i_++];
       if (more() && p_[i_] == '?') ++i_;  // lazy form: same set of matching names
@@ -89,6 +89,8 @@ class Parser {
       r->kids.push_back(std::move(n));
       n = std::move(r);
       if (more() && p_[i_] == '{') bad("counted repetition {m,n} is not supported");
+      // ECMAScript refuses "a?*", "a**", "a*+" (nothing to repeat); so do we.
+      if (more() && (p_[i_] == '*' || p_[i_] == '+' || p_[i_] == '?')) bad("quantifier with nothing to repeat");
     }
     return n;
   }

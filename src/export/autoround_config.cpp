@@ -1,5 +1,6 @@
 #include "export/autoround_config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 
@@ -51,19 +52,16 @@ nlohmann::ordered_json differing_keys(const QuantScheme& layer, const QuantSchem
 QuantScheme plan_default_scheme(const LayerPlan& plan) {
   for (const LayerChoice& c : plan.layers)
     if (c.origin == SchemeOrigin::Default && c.quantized()) return c.scheme;
-  std::vector<std::pair<QuantScheme, int>> counts;
+  std::vector<std::pair<QuantScheme, int>> counts;  // in first-seen order, which breaks ties
   for (const LayerChoice& c : plan.layers) {
     if (!c.quantized()) continue;
-    bool found = false;
-    for (auto& [s, n] : counts)
-      if (s == c.scheme) { ++n; found = true; break; }
-    if (!found) counts.push_back({c.scheme, 1});
+    auto it = std::find_if(counts.begin(), counts.end(), [&](const auto& e) { return e.first == c.scheme; });
+    if (it == counts.end()) counts.push_back({c.scheme, 1});
+    else ++it->second;
   }
   SR_CHECK(!counts.empty(), "[export] the layer plan quantizes no layer: nothing to pack (use format fake)");
-  auto best = counts.begin();
-  for (auto it = counts.begin(); it != counts.end(); ++it)
-    if (it->second > best->second) best = it;
-  return best->first;
+  return std::max_element(counts.begin(), counts.end(), [](const auto& a, const auto& b) { return a.second < b.second; })
+      ->first;
 }
 
 std::string layer_regex(const std::string& name) {
@@ -102,11 +100,8 @@ nlohmann::ordered_json autoround_quantization_config(const LayerPlan& plan, cons
 
 nlohmann::ordered_json gptq_quantization_config(const LayerPlan& plan, const nlohmann::json& settings) {
   const QuantScheme def = plan_default_scheme(plan);
-  nlohmann::ordered_json q;
-  q["bits"] = def.bits;
-  q["group_size"] = def.group_size;
-  q["sym"] = def.sym;
-  q["data_type"] = "int";
+  nlohmann::ordered_json q = {
+      {"bits", def.bits}, {"group_size", def.group_size}, {"sym", def.sym}, {"data_type", "int"}};
   add_tuning_overrides(q, settings, def.bits);
   nlohmann::ordered_json dynamic = nlohmann::ordered_json::object();
   for (const LayerChoice& c : plan.layers) {

@@ -1,10 +1,10 @@
 // The table of export formats: `--format` names -> writer functions.
-#include <cctype>
 #include <functional>
 #include <string>
 #include <vector>
 
 #include "common/error.h"
+#include "common/strings.h"
 #include "export/export_job.h"
 #include "export/packed_export.h"
 #include "export/gguf_target.h"
@@ -40,8 +40,7 @@ const std::vector<FormatRow>& formats() {
 
 // Format names match case-insensitively ("gguf:Q4_K_M" is gguf:q4_k_m).
 const FormatRow* find(const std::string& name) {
-  std::string key = name;
-  for (char& ch : key) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+  const std::string key = ascii_lower(name);
   for (const FormatRow& r : formats()) if (key == r.name) return &r;
   return nullptr;
 }

@@ -14,12 +14,11 @@ namespace fs = std::filesystem;
 
 nlohmann::json quantization_record(const std::string& format, const ExportJob& job,
                                    const std::vector<QuantizedLayer>& all) {
-  nlohmann::json layers = nlohmann::json::object(), act = nlohmann::json::object();
-  for (const LayerChoice& c : job.plan->layers) layers[c.name] = c.scheme.to_json();
+  nlohmann::json act = nlohmann::json::object();
   for (const QuantizedLayer& l : all)
     if (l.act.act_max.defined()) act[l.name] = l.act.act_max.item<double>();
-  return {{"format", format}, {"quantizer", "signround"}, {"layers", layers}, {"act_max", act},
-          {"average_bits", job.plan->average_bits()}};
+  return {{"format", format}, {"quantizer", "signround"}, {"layers", nlohmann::json(job.plan->to_json())},
+          {"act_max", act}, {"average_bits", job.plan->average_bits()}};
 }
 
 void export_fake(const ExportJob& job, const std::string& out_dir) {
@@ -55,6 +54,5 @@ void export_fake(const ExportJob& job, const std::string& out_dir) {
   write_json(out.temp(), "signround_run.json", job.record);
   out.commit();
 }
-
 
 }  // namespace sr

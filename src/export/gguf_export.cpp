@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "common/error.h"
+#include "common/strings.h"
 #include "export/gguf_encode.h"
 #include "export/gguf_metadata.h"
 #include "model/block_desc.h"
@@ -13,10 +14,6 @@
 
 namespace sr {
 namespace {
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 // Heads whose rows convert_hf_to_gguf.py interleaves for this tensor (the block description's
 // RoPE rows); 0 if none.

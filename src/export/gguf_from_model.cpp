@@ -1,6 +1,5 @@
 #include "export/gguf_from_model.h"
 
-#include "common/error.h"
 #include "common/progress.h"
 #include "model/gguf_names.h"
 

@@ -3,10 +3,10 @@
 #include "export/gguf_plan.h"
 
 #include <algorithm>
-#include <cctype>
 #include <cstdio>
 
 #include "common/error.h"
+#include "common/strings.h"
 #include "model/block_desc.h"
 #include "model/gguf_names.h"
 
@@ -214,8 +214,7 @@ const GgufMixInfo& gguf_mix_info(GgufMix mix) {
 }
 
 GgufMix parse_gguf_mix(const std::string& name) {
-  std::string lower = name;
-  for (char& ch : lower) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+  const std::string lower = ascii_lower(name);
   std::string known;
   for (const GgufMixInfo& m : kMixes) {
     if (lower == m.name) return m.mix;

@@ -2,12 +2,11 @@
 // the tuned ggml rows (contract in gguf_target.h).
 #include "export/gguf_target.h"
 
-#include <cctype>
-#include <cstdio>
 #include <filesystem>
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/strings.h"
 #include "export/gguf_export.h"
 #include "export/hf_folder.h"
 #include "model/gguf_names.h"
@@ -16,15 +15,6 @@ namespace sr {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string lower(std::string s) {
-  for (char& ch : s) ch = char(std::tolower(static_cast<unsigned char>(ch)));
-  return s;
-}
-std::string upper(std::string s) {
-  for (char& ch : s) ch = char(std::toupper(static_cast<unsigned char>(ch)));
-  return s;
-}
 
 bool is_target_mix(GgufMix mix) {
   const GgmlType base = gguf_mix_info(mix).base;
@@ -128,7 +118,7 @@ void write_file(const ExportJob& job, const GgufTarget& t, const std::string& pa
 
 }  // namespace
 
-bool is_gguf_format(const std::string& format) { return lower(format).rfind("gguf:", 0) == 0; }
+bool is_gguf_format(const std::string& format) { return ascii_lower(format).rfind("gguf:", 0) == 0; }
 
 std::vector<GgufMix> gguf_target_mixes() {
   std::vector<GgufMix> out;
@@ -139,7 +129,7 @@ std::vector<GgufMix> gguf_target_mixes() {
 
 GgufMix gguf_format_mix(const std::string& format) {
   SR_CHECK(is_gguf_format(format), "[export] format ", format, " is not a GGUF target (expected one of ", target_list(), ")");
-  const std::string name = lower(format.substr(5));
+  const std::string name = ascii_lower(format.substr(5));
   for (GgufMix mix : gguf_target_mixes())
     if (name == gguf_mix_info(mix).name) return mix;
   fail("[export] format ", format, " is not a GGUF target (expected one of ", target_list(), ")");
@@ -168,7 +158,8 @@ std::map<std::string, LayerDefault> gguf_layer_defaults(const GgufTarget& target
     const bool linear = (gguf_layer_of(t.name) >= 0 && t.weight_matrix) || hf == "lm_head.weight";
     if (!linear) continue;
     const std::string layer = hf.substr(0, hf.size() - std::string(".weight").size());
-    out[layer] = {gguf_scheme(t.type), t.why.empty() ? tag : tag + ": " + t.why + " " + lower(ggml_type_name(t.type))};
+    out[layer] = {gguf_scheme(t.type),
+                  t.why.empty() ? tag : tag + ": " + t.why + " " + ascii_lower(ggml_type_name(t.type))};
   }
   return out;
 }
@@ -193,8 +184,8 @@ void settle_gguf_target(GgufTarget& target, const LayerPlan& plan, const std::st
 }
 
 std::string gguf_output_file(const Model& model, GgufMix mix, const std::string& out) {
-  if (lower(fs::path(out).extension().string()) == ".gguf") return out;
-  return (fs::path(out) / (model_name(model) + "-" + upper(gguf_mix_info(mix).name) + ".gguf")).string();
+  if (ascii_lower(fs::path(out).extension().string()) == ".gguf") return out;
+  return (fs::path(out) / (model_name(model) + "-" + ascii_upper(gguf_mix_info(mix).name) + ".gguf")).string();
 }
 
 void export_gguf_target(const ExportJob& job, GgufMix mix, const std::string& out) {

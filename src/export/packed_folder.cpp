@@ -73,7 +73,7 @@ void write_packed_folder(const ExportJob& job, const std::string& out_dir, const
     st.set_metadata({{"format", "pt"}});
     st.finish();
   }
-  const nlohmann::json qc = nlohmann::json::parse(spec.quantization_config.dump());
+  const nlohmann::json qc = spec.quantization_config;  // keys sorted, as config.json has them
   nlohmann::json config = hf_config(m, {{"quantization_config", qc}});
   if (!spec.torch_dtype.empty()) config["torch_dtype"] = spec.torch_dtype;
   write_json(out.temp(), "config.json", config);

@@ -43,10 +43,6 @@ class GgufWriter {
   // Adds a metadata entry. Throws on a duplicate or empty key, on "general.alignment"
   // (use the constructor), or after the first write_tensor().
   void set(const std::string& key, GgufValue value);
-  template <typename T>
-  void set_scalar(const std::string& key, const T& v) {
-    set(key, GgufValue::scalar(v));
-  }
 
   // Declares a tensor. shape is row-major, outermost first (shape.back() = row
   // length), 1 to 4 dimensions, each >= 0. Throws on a duplicate or empty name, a

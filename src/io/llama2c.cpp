@@ -1,6 +1,5 @@
 #include "io/llama2c.h"
 
-#include <climits>
 #include <cstring>
 #include <fstream>
 #include <memory>

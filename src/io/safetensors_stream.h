@@ -26,7 +26,6 @@ class SafetensorsStreamWriter {
   void set_metadata(std::map<std::string, std::string> m) { metadata_ = std::move(m); }
   // Writes the shard files (and the index when sharded); returns their file names.
   std::vector<std::string> finish();
-  uint64_t bytes_written() const { return total_; }
 
  private:
   struct Entry { std::string name, dtype; std::vector<int64_t> shape; uint64_t begin, end; };

@@ -1,6 +1,5 @@
 #include "io/text.h"
 
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -8,23 +7,9 @@
 #include "common/input_file.h"
 #include "common/json_parse.h"
 #include "common/limits.h"
+#include "common/strings.h"
 
 namespace sr {
-namespace {
-
-size_t utf8_len(unsigned char c) {
-  if (c < 0x80) return 1;
-  if ((c >> 5) == 0x6) return 2;
-  if ((c >> 4) == 0xE) return 3;
-  if ((c >> 3) == 0x1E) return 4;
-  return 1;
-}
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-}  // namespace
 
 void check_utf8(std::string_view t, const std::string& source) {
   size_t i = 0;

@@ -11,16 +11,6 @@
 namespace sr {
 using nlohmann::json;
 
-std::string arch_label(Arch a) {
-  switch (a) {
-    case Arch::Llama: return "llama";
-    case Arch::Mistral: return "mistral";
-    case Arch::Qwen2: return "qwen2";
-    case Arch::Qwen3: return "qwen3";
-  }
-  return "?";
-}
-
 namespace {
 
 struct ArchRow { const char* hf_name; Arch arch; bool qkv_bias; bool qk_norm; };

@@ -48,8 +48,6 @@ struct ModelConfig {
   int64_t kv_dim() const { return n_kv_heads * head_dim; }
 };
 
-std::string arch_label(Arch a);  // "llama", "mistral", "qwen2", "qwen3"
-
 // Parses a Hugging Face config.json. Throws sr::Error naming `path` for an
 // unsupported architecture, a missing or inconsistent field.
 ModelConfig parse_hf_config(const std::string& json_text, const std::string& path);

@@ -12,10 +12,10 @@
 // (model/rope_layout.h), un-permuted when a block is loaded; rope_freqs.weight, if
 // present, becomes RopeScaling::freq_factors.
 #include <algorithm>
-#include <cctype>
 #include <memory>
 
 #include "common/error.h"
+#include "common/strings.h"
 #include "io/gguf_reader.h"
 #include "model/model.h"
 #include "tokenizer/gguf_vocab.h"
@@ -130,11 +130,7 @@ ModelConfig read_config(const GgufReader& r) {
 }
 
 // Storage dtype name of a ggml type in TensorEntry's spelling ("F32", "Q4_K").
-std::string entry_dtype(GgmlType t) {
-  std::string s = ggml_type_name(t);
-  for (char& ch : s) ch = char(std::toupper(static_cast<unsigned char>(ch)));
-  return s;
-}
+std::string entry_dtype(GgmlType t) { return ascii_upper(ggml_type_name(t)); }
 
 // Every tensor into `store`, pointing into a map the store owns (the reader's own map
 // is released with the reader).

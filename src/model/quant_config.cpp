@@ -1,10 +1,10 @@
 #include "model/quant_config.h"
 
-#include <algorithm>
 #include <sstream>
 
 #include "common/error.h"
 #include "common/safe_regex.h"
+#include "common/strings.h"
 #include "quant/formats/autoround_scheme.h"
 
 namespace sr {
@@ -118,8 +118,7 @@ std::optional<QuantConfig> parse_quant_config(const nlohmann::json& config, cons
   QuantConfig c;
   c.source = path;
   try {
-    std::string m = q.value("quant_method", std::string());
-    std::transform(m.begin(), m.end(), m.begin(), [](unsigned char ch) { return char(std::tolower(ch)); });
+    const std::string m = ascii_lower(q.value("quant_method", std::string()));
     if (m == "auto-round" || m == "intel/auto-round" || m == "auto_round") {
       c.quant_method = "auto-round";
       parse_auto_round(q, path, c);

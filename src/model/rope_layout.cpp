@@ -30,11 +30,6 @@ std::vector<int64_t> interleaved_row_sources(int64_t rows, int64_t heads) {
   return src;
 }
 
-at::Tensor interleave_qk_rows(const at::Tensor& w, int64_t heads) {
-  check_rows(w.size(0), heads);
-  return swap_head_axes(w, heads, 2, w.size(0) / heads / 2);  // (half, i) -> (i, half)
-}
-
 at::Tensor uninterleave_qk_rows(const at::Tensor& w, int64_t heads) {
   check_rows(w.size(0), heads);
   return swap_head_axes(w, heads, w.size(0) / heads / 2, 2);  // (i, half) -> (half, i)

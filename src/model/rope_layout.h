@@ -22,9 +22,7 @@ namespace sr {
 // REQUIRES: rows % heads == 0 and (rows / heads) even (throws otherwise).
 std::vector<int64_t> interleaved_row_sources(int64_t rows, int64_t heads);
 
-// HF -> interleaved: w [rows, ...] (rows = heads * hd); returns a new contiguous tensor.
-at::Tensor interleave_qk_rows(const at::Tensor& w, int64_t heads);
-// Interleaved -> HF; the inverse of interleave_qk_rows.
+// Interleaved -> HF: w [rows, ...] (rows = heads * hd); returns a new contiguous tensor.
 at::Tensor uninterleave_qk_rows(const at::Tensor& w, int64_t heads);
 
 }  // namespace sr

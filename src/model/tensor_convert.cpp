@@ -1,10 +1,10 @@
 #include "model/tensor_convert.h"
 
 #include <algorithm>
-#include <cctype>
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/strings.h"
 #include "io/safetensors.h"
 #include "quant/formats/ggml_types.h"
 
@@ -23,10 +23,7 @@ constexpr DtypeRow kDtypes[] = {
 const GgmlTypeTraits* ggml_block_codec(const std::string& dtype) {
   for (GgmlType t : ggml_supported_types()) {
     const GgmlTypeTraits& tr = ggml_type_traits(t);
-    if (tr.block_size == 1) continue;
-    std::string name = tr.name;
-    for (char& ch : name) ch = char(std::toupper(static_cast<unsigned char>(ch)));
-    if (name == dtype) return &tr;
+    if (tr.block_size > 1 && ascii_upper(tr.name) == dtype) return &tr;
   }
   return nullptr;
 }

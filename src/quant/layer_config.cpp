@@ -22,7 +22,7 @@ std::vector<LayerOverride> read_layer_config(const std::string& path, const std:
     LayerOverride o;
     o.key = key;
     try {
-      o.scheme = QuantScheme::from_json(nlohmann::json::parse(value.dump()));
+      o.scheme = QuantScheme::from_json(value);
     } catch (const Error& e) {
       fail("[layer config] ", path, ": entry '", key, "': ", e.what());
     }

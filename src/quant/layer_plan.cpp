@@ -1,7 +1,6 @@
 #include "quant/layer_plan.h"
 
 #include <cstdio>
-#include <fstream>
 
 #include "common/error.h"
 #include "quant/layer_config.h"
@@ -20,7 +19,7 @@ const LayerChoice* LayerPlan::find(int64_t block, int linear) const {
 
 nlohmann::ordered_json LayerPlan::to_json() const {
   nlohmann::ordered_json layers_json = nlohmann::ordered_json::object();
-  for (const LayerChoice& c : layers) layers_json[c.name] = nlohmann::ordered_json::parse(c.scheme.to_json().dump());
+  for (const LayerChoice& c : layers) layers_json[c.name] = c.scheme.to_json();
   return layers_json;
 }
 

@@ -2,10 +2,7 @@
 // what is accepted in docs/tokenizers.md). Every malformed or unsupported input throws
 // sr::Error naming the file and the JSON key.
 #include <filesystem>
-#include <fstream>
-#include <map>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <unordered_map>
 
 #include "common/error.h"

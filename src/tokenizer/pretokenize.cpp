@@ -133,15 +133,6 @@ std::optional<PreTokenizer> pretokenizer_from_regex(std::string_view regex) {
   return std::nullopt;
 }
 
-const char* pretokenizer_name(PreTokenizer kind) {
-  switch (kind) {
-    case PreTokenizer::Llama3: return "llama3";
-    case PreTokenizer::Qwen2: return "qwen2";
-    case PreTokenizer::Gpt2: break;
-  }
-  return "gpt2";
-}
-
 std::vector<std::string_view> pretokenize(std::string_view text, PreTokenizer kind) {
   const Text t(text);
   std::vector<std::string_view> out;

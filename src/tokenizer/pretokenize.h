@@ -28,8 +28,6 @@ enum class PreTokenizer : uint8_t { Gpt2, Llama3, Qwen2 };
 const std::string& pretokenizer_regex(PreTokenizer kind);
 // The kind whose regex is exactly `regex`, if any.
 std::optional<PreTokenizer> pretokenizer_from_regex(std::string_view regex);
-// "gpt2", "llama3", "qwen2", for messages.
-const char* pretokenizer_name(PreTokenizer kind);
 
 // Splits `text` (UTF-8; invalid bytes are single characters of class Other) into
 // consecutive non-empty pieces that concatenate to `text`. The views point into `text`.

@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "common/error.h"
+#include "common/strings.h"
 #include "tokenizer/bpe_merge.h"
 #include "tokenizer/byte_level_bpe.h"
 
@@ -12,15 +13,6 @@ namespace sr {
 namespace {
 
 const std::string kSpace = "\xE2\x96\x81";  // U+2581, SentencePiece's visible space
-
-// Length in bytes of the UTF-8 character starting with byte c (1 for invalid lead bytes).
-size_t utf8_len(unsigned char c) {
-  if (c < 0x80) return 1;
-  if ((c >> 5) == 0x6) return 2;
-  if ((c >> 4) == 0xE) return 3;
-  if ((c >> 3) == 0x1E) return 4;
-  return 1;
-}
 
 }  // namespace
 

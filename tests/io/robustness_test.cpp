@@ -377,6 +377,7 @@ TEST(Robustness, LayerConfigKeysCannotHang) {
       {R"x({"(.|.)*Z": "W8A16"})x", "matches no quantizable layer"},  // accepted, linear time, no hang
       {R"x({"(a+)+$": "W8A16"})x", "matches no quantizable layer"},
       {R"x({"layers\\.(\\d{1,2})\\.": "W8A16"})x", "counted repetition"},
+      {R"x({"mlp.?*proj": "W8A16"})x", "quantifier with nothing to repeat"},  // was accepted; ECMAScript refuses
       {R"x({"(?=mlp)": "W8A16"})x", "look-around"},
       {R"x({"(mlp)\\1": "W8A16"})x", "back-references"},
       {R"x({"(mlp": "W8A16"})x", "unbalanced '('"},

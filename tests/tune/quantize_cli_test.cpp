@@ -304,7 +304,7 @@ TEST(QuantizeCli, CorruptResumeStateIsRefused) {
          });
        },
        "[state]", block},
-      // The next two pass load_block_state's checks and are caught when the layer is decoded.
+      // Passes load_block_state's checks and is caught when the layer is decoded.
       {"scales for fewer rows than the codes",
        [&] {
          patch_block([](auto&, at::Tensor& t, const std::string& n) {
@@ -312,13 +312,6 @@ TEST(QuantizeCli, CorruptResumeStateIsRefused) {
          });
        },
        "cannot be decoded", block},
-      {"finite scales that decode to infinite weights",
-       [&] {
-         patch_block([](auto&, at::Tensor& t, const std::string& n) {
-           if (n.find(".scales") != std::string::npos) t.fill_(3e38f);
-         });
-       },
-       "decodes to NaN or infinite weights", block},
       {"codes of the wrong dtype",
        [&] {
          patch_block([](auto&, at::Tensor& t, const std::string& n) {
@@ -341,31 +334,44 @@ TEST(QuantizeCli, CorruptResumeStateIsRefused) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
 }
 
-// A GGUF layer's state is its ggml rows; rows one block short decode to a narrower weight.
-TEST(QuantizeCli, ResumeStateOfTheWrongWidthIsRefused) {
-  test::TempDir dir;
-  const std::string out = dir / "out.gguf", state = out + ".partial", block = state + "/block_00000.safetensors";
-  const std::string args = "--model " + test::repo("demo/tinystories-llama-4m") +
-                           " --iters 0 --disable_opt_rtn --format gguf:q8_0 --output_dir " + out;
-  auto r = quantize(args + " --stop_after_units 1");
-  ASSERT_NE(r.exit_code, 0);
-  ASSERT_TRUE(fs::exists(block)) << r.err;
-  std::map<std::string, std::string> meta;
-  auto tensors = load_tensors(block, &meta);
-  int patched = 0;
-  for (auto& [name, t] : tensors)
-    if (name.find(".ggml") != std::string::npos) {
-      t = t.narrow(1, 0, t.size(1) - 34).clone();  // one Q8_0 block (32 weights) fewer per row
-      ++patched;
-    }
-  ASSERT_GT(patched, 0);
-  fs::remove(block);
-  save_tensors(block, tensors, meta);
-  r = quantize(args + " --resume");
-  EXPECT_EQ(r.exit_code, 1) << r.err;
-  EXPECT_NE(r.err.find("decodes to shape"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find(block), std::string::npos) << r.err;
-  EXPECT_FALSE(fs::exists(out));
+// Corruptions that pass load_block_state's checks and are caught when the layer is decoded:
+// GGUF rows one Q8_0 block short decode to a narrower weight; MXFP4 scale bytes of 254
+// (2^127, finite as bytes) decode to infinite weights.
+TEST(QuantizeCli, ResumeStateThatDecodesWrongIsRefused) {
+  struct Case { std::string format, tensor_suffix; std::function<at::Tensor(const at::Tensor&)> patch; std::string expect; };
+  const std::vector<Case> cases = {
+      {"--format gguf:q8_0", ".ggml", [](const at::Tensor& t) { return t.narrow(1, 0, t.size(1) - 34).clone(); },
+       "decodes to shape"},
+      {"--scheme MXFP4", ".scales", [](const at::Tensor& t) { return at::full_like(t, 254); },
+       "decodes to NaN or infinite weights"},
+  };
+  for (const Case& c : cases) {
+    test::TempDir dir;
+    const std::string out = dir / (c.format.find("gguf") != std::string::npos ? "out.gguf" : "out");
+    const std::string state = out + ".partial", block = state + "/block_00000.safetensors";
+    const std::string args = "--model " + test::repo("demo/tinystories-llama-4m") + " --iters 0 --disable_opt_rtn " +
+                             c.format + " --output_dir " + out;
+    auto r = quantize(args + " --stop_after_units 1");
+    ASSERT_NE(r.exit_code, 0);
+    ASSERT_TRUE(fs::exists(block)) << r.err;
+    std::map<std::string, std::string> meta;
+    auto tensors = load_tensors(block, &meta);
+    int patched = 0;
+    for (auto& [name, t] : tensors)
+      if (name.size() > c.tensor_suffix.size() &&
+          name.compare(name.size() - c.tensor_suffix.size(), c.tensor_suffix.size(), c.tensor_suffix) == 0) {
+        t = c.patch(t);
+        ++patched;
+      }
+    ASSERT_GT(patched, 0) << c.format;
+    fs::remove(block);
+    save_tensors(block, tensors, meta);
+    r = quantize(args + " --resume");
+    EXPECT_EQ(r.exit_code, 1) << c.format << "\n" << r.err;
+    EXPECT_NE(r.err.find(c.expect), std::string::npos) << c.format << "\n" << r.err;
+    EXPECT_NE(r.err.find(block), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(out));
+  }
 }
 
 }  // namespace

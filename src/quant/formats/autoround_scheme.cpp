@@ -21,17 +21,10 @@ const char* act_type_name(const QuantScheme& s) {
 
 nlohmann::ordered_json autoround_scheme_json(const QuantScheme& s) {
   const bool static_nv = s.act_quantized() && s.act_data_type == DataType::NvFp && !s.act_dynamic;
-  nlohmann::ordered_json j;
-  j["bits"] = s.bits;
-  j["group_size"] = s.group_size;
-  j["sym"] = s.sym;
-  j["data_type"] = weight_type_name(s);
-  j["act_bits"] = s.act_bits;
-  j["act_group_size"] = s.act_group_size;
-  j["act_sym"] = s.act_sym;
-  j["act_data_type"] = act_type_name(s);
-  j["act_dynamic"] = static_nv ? true : s.act_dynamic;  // the static gs is in the type's name
-  return j;
+  return {{"bits", s.bits}, {"group_size", s.group_size}, {"sym", s.sym}, {"data_type", weight_type_name(s)},
+          {"act_bits", s.act_bits}, {"act_group_size", s.act_group_size}, {"act_sym", s.act_sym},
+          {"act_data_type", act_type_name(s)},
+          {"act_dynamic", static_nv ? true : s.act_dynamic}};  // the static gs is in the type's name
 }
 
 QuantScheme scheme_from_autoround_json(const nlohmann::json& j, const std::string& where) {

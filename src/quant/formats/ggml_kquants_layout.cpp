@@ -1,6 +1,5 @@
 // Bit layouts of the k-quant super-blocks (see ggml_kquants.h): code packing,
 // sub-block scale codes, effective parameters, and decoding.
-#include <algorithm>
 #include <cstring>
 
 #include "common/half.h"

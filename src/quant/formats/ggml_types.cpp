@@ -9,6 +9,7 @@
 
 #include "common/error.h"
 #include "common/half.h"
+#include "common/strings.h"
 #include "quant/formats/ggml_kquants.h"
 #include "quant/formats/ggml_legacy.h"
 #include "quant/formats/ggml_legacy_rounding.h"
@@ -232,11 +233,6 @@ const std::array<const GgmlTypeTraits*, kGgmlTypeIdEnd>& traits_by_id() {
   return table;
 }
 
-std::string lower(std::string s) {
-  for (char& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 }  // namespace
 
 bool ggml_type_id_known(uint32_t id) { return id < kGgmlTypeIdEnd && traits_by_id()[id] != nullptr; }
@@ -262,9 +258,9 @@ std::string ggml_type_name(GgmlType type) {
 }
 
 GgmlType ggml_type_from_name(const std::string& name) {
-  const std::string want = lower(name);
+  const std::string want = ascii_lower(name);
   for (const auto& tr : kTraits) {
-    if (lower(tr.name) == want) return tr.type;
+    if (ascii_lower(tr.name) == want) return tr.type;
   }
   std::string known;
   for (const auto& tr : kTraits) known += std::string(known.empty() ? "" : ", ") + tr.name;

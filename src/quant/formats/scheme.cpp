@@ -10,19 +10,12 @@
 
 #include "common/error.h"
 #include "common/json_parse.h"
+#include "common/strings.h"
 #include "quant/formats/data_type_traits.h"
 
 namespace sr {
 namespace {
 
-std::string lower(std::string s) {
-  for (auto& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-std::string upper(std::string s) {
-  for (auto& c : s) c = char(std::toupper(static_cast<unsigned char>(c)));
-  return s;
-}
 std::string trim(const std::string& s) {
   const auto b = s.find_first_not_of(" \t\n\r'\"");
   if (b == std::string::npos) return "";
@@ -33,7 +26,8 @@ std::string trim(const std::string& s) {
 // hooks; their traits row (ggml_types.h) fixes bits, group (the sub-block) and sym.
 std::string gguf_type_list() {
   std::string out;
-  for (GgmlType t : ggml_block_param_types()) out += (out.empty() ? "gguf:" : ", gguf:") + lower(ggml_type_name(t));
+  for (GgmlType t : ggml_block_param_types())
+    out += (out.empty() ? "gguf:" : ", gguf:") + ascii_lower(ggml_type_name(t));
   return out;
 }
 
@@ -43,7 +37,7 @@ const GgmlTypeTraits& gguf_traits(GgmlType t) {
   return ggml_type_traits(t);
 }
 
-bool has_gguf_prefix(const std::string& s) { return lower(s).rfind("gguf:", 0) == 0; }
+bool has_gguf_prefix(const std::string& s) { return ascii_lower(s).rfind("gguf:", 0) == 0; }
 
 // A weight-side scheme as auto-round normalizes it: act_group_size defaults to group_size,
 // act_sym to sym, act_data_type to data_type when act_bits < 16 (else "float").
@@ -173,8 +167,8 @@ nlohmann::json fields_to_json(const std::string& text) {
   while (std::getline(ss, item, ',')) {
     const auto eq = item.find('=');
     SR_CHECK(eq != std::string::npos, "[parse_scheme] expected key=value, got '", item, "'");
-    const std::string key = lower(trim(item.substr(0, eq))), val = trim(item.substr(eq + 1));
-    const std::string lv = lower(val);
+    const std::string key = ascii_lower(trim(item.substr(0, eq))), val = trim(item.substr(eq + 1));
+    const std::string lv = ascii_lower(val);
     if (lv == "true" || lv == "false") j[key] = lv == "true";
     else if (!val.empty() && (std::isdigit(static_cast<unsigned char>(val[0])) || val[0] == '-')) {
       // The whole value must be the number: "3;group_size=32" is a typo, not bits 3.
@@ -196,7 +190,7 @@ nlohmann::json fields_to_json(const std::string& text) {
 const char* to_string(DataType t) { return data_type_traits(t).name; }
 
 DataType parse_data_type(const std::string& text, int bits) {
-  const std::string s = lower(trim(text));
+  const std::string s = ascii_lower(trim(text));
   static const std::map<std::string, DataType> kNames = [] {
     std::map<std::string, DataType> m;
     for (const DataTypeTraits& tr : data_type_registry()) {
@@ -217,7 +211,7 @@ DataType parse_data_type(const std::string& text, int bits) {
 }
 
 std::string QuantScheme::name() const {
-  if (is_gguf()) return "gguf:" + lower(ggml_type_name(ggml_type));
+  if (is_gguf()) return "gguf:" + ascii_lower(ggml_type_name(ggml_type));
   for (const auto& [n, s] : preset_schemes())
     if (s == *this) return n;
   std::ostringstream os;
@@ -233,14 +227,9 @@ std::string QuantScheme::name() const {
 }
 
 nlohmann::json QuantScheme::to_json() const {
-  return {{"bits", bits},
-          {"group_size", group_size},
-          {"sym", sym},
-          {"data_type", is_gguf() ? name() : std::string(to_string(data_type))},
-          {"act_bits", act_bits},
-          {"act_group_size", act_group_size},
-          {"act_sym", act_sym},
-          {"act_data_type", to_string(act_data_type)},
+  return {{"bits", bits}, {"group_size", group_size}, {"sym", sym},
+          {"data_type", is_gguf() ? name() : std::string(to_string(data_type))}, {"act_bits", act_bits},
+          {"act_group_size", act_group_size}, {"act_sym", act_sym}, {"act_data_type", to_string(act_data_type)},
           {"act_dynamic", act_dynamic}};
 }
 
@@ -289,7 +278,7 @@ const std::vector<std::pair<std::string, QuantScheme>>& preset_schemes() {
 
 QuantScheme preset_scheme(const std::string& name) {
   if (has_gguf_prefix(trim(name))) return gguf_scheme(parse_gguf_scheme_type(trim(name)));
-  std::string key = upper(trim(name));
+  std::string key = ascii_upper(trim(name));
   auto alias = preset_aliases().find(key);
   if (alias != preset_aliases().end()) key = alias->second;
   for (const auto& [n, s] : preset_schemes())
@@ -311,9 +300,9 @@ GgmlType parse_gguf_scheme_type(const std::string& text) {
   const std::string t = trim(text);
   SR_CHECK(has_gguf_prefix(t), "[QuantScheme] '", text, "' is not a GGUF scheme (expected one of ", gguf_type_list(),
            ")");
-  const std::string type = lower(t.substr(5));
+  const std::string type = ascii_lower(t.substr(5));
   for (GgmlType g : ggml_block_param_types())
-    if (lower(ggml_type_name(g)) == type) return g;
+    if (ascii_lower(ggml_type_name(g)) == type) return g;
   sr::fail("[QuantScheme] unknown GGUF scheme '", text, "' — expected one of ", gguf_type_list());
 }
 
