@@ -142,11 +142,22 @@ QuantizeOptions options_from_flags(const Args& a) {
   return o;
 }
 
+// What the exports record of how the run tuned (export/export_job.h).
+TuningRecipe tuning_recipe(const QuantizeOptions& o) {
+  const TuneOptions& t = o.tune;
+  TuningRecipe r;
+  r.method = t.method == Method::Rtn ? "rtn" : t.method == Method::OptRtn ? "opt_rtn"
+             : t.alg_ext ? "signround_v2" : "signround_v1";
+  r.iters = t.iters, r.lr = t.lr, r.minmax_lr = t.minmax_lr;
+  r.batch_size = t.batch_size, r.gradient_accumulate_steps = t.gradient_accumulate_steps;
+  r.nsamples = o.calib.nsamples, r.seqlen = o.calib.seqlen, r.seed = t.seed, r.dataset = o.calib.dataset;
+  r.enable_minmax_tuning = t.enable_minmax_tuning, r.enable_quanted_input = o.enable_quanted_input;
+  return r;
+}
+
 nlohmann::json settings_json(const QuantizeOptions& o, const std::string& model, const LayerPlan& plan) {
   const TuneOptions& t = o.tune;
-  const char* method = t.method == Method::Rtn ? "rtn" : t.method == Method::OptRtn ? "opt_rtn"
-                       : t.alg_ext ? "signround_v2" : "signround_v1";
-  return {{"model", fs::absolute(model).string()}, {"method", method}, {"layers", nlohmann::json(plan.to_json())},
+  return {{"model", fs::absolute(model).string()}, {"method", tuning_recipe(o).method}, {"layers", nlohmann::json(plan.to_json())},
           {"iters", t.iters}, {"lr", t.lr}, {"minmax_lr", t.minmax_lr}, {"batch_size", t.batch_size},
           {"gradient_accumulate_steps", t.gradient_accumulate_steps}, {"not_use_best_mse", t.not_use_best_mse},
           {"enable_minmax_tuning", t.enable_minmax_tuning}, {"seed", t.seed}, {"dataset", o.calib.dataset},
@@ -292,6 +303,7 @@ int cmd_quantize(int argc, char** argv) {
   job.imatrix = load_saved_head_imatrix(state_dir);
   job.max_shard_bytes = uint64_t(a.integer("max-shard-size", 0)) << 20;
   job.gguf = target ? &*target : nullptr;
+  job.recipe = tuning_recipe(o);
   if (formats.size() > 1) {  // the parent of the per-format folders is an output too
     fs::create_directories(out_dir);
     std::ofstream(fs::path(out_dir) / kOutputMarker) << "written by signround; a later run may replace this folder\n";

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
-#include <map>
+#include <tuple>
 
 #include "common/error.h"
 #include "quant/formats/autoround_scheme.h"
@@ -13,25 +13,24 @@ namespace {
 bool same(double a, double b) { return std::fabs(a - b) <= 1e-12 * std::max(std::fabs(a), std::fabs(b)); }
 
 // auto-round filter_quantization_config: only hyper-parameters that differ from the defaults.
-void add_tuning_overrides(nlohmann::ordered_json& q, const nlohmann::json& st, int default_bits) {
-  if (!st.is_object()) return;
-  const int64_t iters = st.value("iters", int64_t(200));
-  if (iters != 200) q["iters"] = iters;
-  const double lr_default = iters > 0 ? 1.0 / double(iters) : 5e-3;
-  double lr = st.value("lr", 0.0);
-  if (lr <= 0) lr = iters >= 1000 && default_bits <= 3 ? 2.0 / double(iters) : lr_default;  // our auto rule
-  double minmax = st.value("minmax_lr", 0.0);
-  if (minmax <= 0) minmax = lr;
+void add_tuning_overrides(nlohmann::ordered_json& q, const std::optional<TuningRecipe>& recipe, int default_bits) {
+  if (!recipe) return;
+  const TuningRecipe& r = *recipe;
+  if (r.iters != 200) q["iters"] = r.iters;
+  const double lr_default = r.iters > 0 ? 1.0 / double(r.iters) : 5e-3;
+  double lr = r.lr;
+  if (lr <= 0) lr = r.iters >= 1000 && default_bits <= 3 ? 2.0 / double(r.iters) : lr_default;  // our auto rule
+  const double minmax = r.minmax_lr > 0 ? r.minmax_lr : lr;
   if (!same(lr, lr_default)) q["lr"] = lr;
   if (!same(minmax, lr_default)) q["minmax_lr"] = minmax;
-  const std::map<std::string, int64_t> ints = {{"batch_size", 8}, {"gradient_accumulate_steps", 1},
-                                               {"nsamples", 128}, {"seqlen", 2048}};
-  for (const auto& [k, d] : ints)
-    if (st.contains(k) && st[k].is_number_integer() && st[k].get<int64_t>() != d) q[k] = st[k];
-  for (const char* k : {"enable_minmax_tuning", "enable_quanted_input"})
-    if (st.contains(k) && st[k].is_boolean() && !st[k].get<bool>()) q[k] = false;
-  const std::string ds = st.value("dataset", std::string());
-  if (!ds.empty() && ds != "NeelNanda/pile-10k") q["dataset"] = ds;
+  const std::tuple<const char*, int64_t, int64_t> ints[] = {  // key, value, auto-round's default
+      {"batch_size", r.batch_size, 8}, {"gradient_accumulate_steps", r.gradient_accumulate_steps, 1},
+      {"nsamples", r.nsamples, 128}, {"seqlen", r.seqlen, 2048}};
+  for (const auto& [key, value, fallback] : ints)
+    if (value != fallback) q[key] = value;
+  if (!r.enable_minmax_tuning) q["enable_minmax_tuning"] = false;
+  if (!r.enable_quanted_input) q["enable_quanted_input"] = false;
+  if (!r.dataset.empty() && r.dataset != "NeelNanda/pile-10k") q["dataset"] = r.dataset;
 }
 
 // The keys of `layer` that differ from `base` (act_* other than act_bits only when either
@@ -74,12 +73,12 @@ std::string layer_regex(const std::string& name) {
 }
 
 nlohmann::ordered_json autoround_quantization_config(const LayerPlan& plan, const std::string& packing_format,
-                                                     const nlohmann::json& settings) {
+                                                     const std::optional<TuningRecipe>& recipe) {
   const QuantScheme def = plan_default_scheme(plan);
   const nlohmann::ordered_json ds = autoround_scheme_json(def);
   nlohmann::ordered_json q;
   for (const char* k : {"bits", "group_size", "sym", "data_type"}) q[k] = ds[k];
-  add_tuning_overrides(q, settings, def.bits);
+  add_tuning_overrides(q, recipe, def.bits);
   if (def.act_quantized())
     for (const char* k : {"act_bits", "act_group_size", "act_sym", "act_data_type", "act_dynamic"}) q[k] = ds[k];
   q["quant_method"] = "auto-round";
@@ -98,11 +97,11 @@ nlohmann::ordered_json autoround_quantization_config(const LayerPlan& plan, cons
   return q;
 }
 
-nlohmann::ordered_json gptq_quantization_config(const LayerPlan& plan, const nlohmann::json& settings) {
+nlohmann::ordered_json gptq_quantization_config(const LayerPlan& plan, const std::optional<TuningRecipe>& recipe) {
   const QuantScheme def = plan_default_scheme(plan);
   nlohmann::ordered_json q = {
       {"bits", def.bits}, {"group_size", def.group_size}, {"sym", def.sym}, {"data_type", "int"}};
-  add_tuning_overrides(q, settings, def.bits);
+  add_tuning_overrides(q, recipe, def.bits);
   nlohmann::ordered_json dynamic = nlohmann::ordered_json::object();
   for (const LayerChoice& c : plan.layers) {
     if (c.block < 0) continue;

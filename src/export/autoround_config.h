@@ -20,10 +20,12 @@
 // batch_size 8, gradient_accumulate_steps 1, nsamples 128, seqlen 2048,
 // enable_minmax_tuning and enable_quanted_input true, dataset NeelNanda/pile-10k.
 #pragma once
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
+#include "export/export_job.h"
 #include "quant/layer_plan.h"
 
 namespace sr {
@@ -32,11 +34,10 @@ namespace sr {
 // Throws sr::Error when the plan quantizes nothing.
 QuantScheme plan_default_scheme(const LayerPlan& plan);
 
-// `settings` is the run record's "settings" object (cli quantize); null or missing keys
-// write no tuning keys.
+// `recipe`: how the run tuned (export/export_job.h); none writes no tuning keys.
 nlohmann::ordered_json autoround_quantization_config(const LayerPlan& plan, const std::string& packing_format,
-                                                     const nlohmann::json& settings);
-nlohmann::ordered_json gptq_quantization_config(const LayerPlan& plan, const nlohmann::json& settings);
+                                                     const std::optional<TuningRecipe>& recipe);
+nlohmann::ordered_json gptq_quantization_config(const LayerPlan& plan, const std::optional<TuningRecipe>& recipe);
 
 // auto-round's to_standard_regex for a plain layer name: ".*" + name with '.' escaped + ".*".
 std::string layer_regex(const std::string& name);

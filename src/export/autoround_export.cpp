@@ -71,7 +71,7 @@ void export_auto_round(const ExportJob& job, const std::string& out_dir) {
   spec.format = "auto_round";
   const std::string pf = fp ? "auto_round:llm_compressor" : all_sym ? "auto_round:auto_gptq" : "auto_round";
   spec.pack.zero_offset = pf == "auto_round:auto_gptq" ? 1 : 0;
-  spec.quantization_config = autoround_quantization_config(*job.plan, pf, settings_of(job));
+  spec.quantization_config = autoround_quantization_config(*job.plan, pf, job.recipe);
   write_packed_folder(job, out_dir, spec);
 }
 

@@ -1,10 +1,12 @@
 // What every export format receives: the source model, the layer plan, the
 // quantized layers block by block (read from the tuning state, so the whole model
-// is never held), lm_head's when quantized, and the run record to store alongside.
+// is never held), lm_head's when quantized, how they were tuned, and the run record to store
+// alongside.
 #pragma once
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,12 +20,27 @@ namespace sr {
 
 struct GgufTarget;  // export/gguf_target.h
 
+// How the weights were made, for the metadata exports write: GGUF general.quantized_by and
+// signround.recipe; the tuning keys of auto_round / GPTQ quantization_config (only those that
+// differ from auto-round's defaults, which are these fields' defaults).
+struct TuningRecipe {
+  std::string method = "rtn";  // "rtn", "opt_rtn", "signround_v1", "signround_v2"
+  int64_t iters = 200;
+  double lr = 0, minmax_lr = 0;  // 0: the automatic rule (tune/unit_quantizer.h)
+  int64_t batch_size = 8, gradient_accumulate_steps = 1;
+  int64_t nsamples = 128, seqlen = 2048;
+  uint64_t seed = 42;
+  std::string dataset;  // the calibration text's path as given; "" for data-free runs
+  bool enable_minmax_tuning = true, enable_quanted_input = true;
+};
+
 struct ExportJob {
   const Model* model = nullptr;
   const LayerPlan* plan = nullptr;
   std::function<std::vector<QuantizedLayer>(int64_t block)> block_layers;
   std::vector<QuantizedLayer> head_layers;  // lm_head, if quantized
-  nlohmann::json record;                    // run record (settings, stats)
+  nlohmann::json record;                    // run record (settings, stats), stored as is
+  std::optional<TuningRecipe> recipe;       // none: no tuning keys, GGUF recipe "rtn"
   uint64_t max_shard_bytes = 0;             // 0: one safetensors file
   // Importance of quantizable layers the run left to the exporter, for formats that encode
   // them with it (GGUF's output.weight): {"lm_head": [D] mean x² of its input}

@@ -41,19 +41,12 @@ std::string model_name(const Model& m) {
 // "signround.recipe" string (e.g. "signround_v2 iters=200 nsamples=128 seqlen=512 seed=42
 // dataset=calib_stories.txt"), kept short so that the file is no larger than llama-quantize's
 // with its imatrix entries.
-std::vector<std::pair<std::string, GgufValue>> run_metadata(const nlohmann::json& record) {
-  const nlohmann::json settings = record.value("settings", nlohmann::json::object());
-  const std::string method = settings.value("method", std::string("rtn"));
-  std::string recipe = method;
-  auto add = [&](const char* key) {
-    if (!settings.contains(key)) return;
-    const nlohmann::json& v = settings[key];
-    recipe += std::string(" ") + key + "=" +
-              (v.is_string() ? fs::path(v.get<std::string>()).filename().string() : v.dump());
-  };
-  if (method.rfind("signround", 0) == 0) add("iters");
-  if (method != "rtn")
-    for (const char* key : {"nsamples", "seqlen", "seed", "dataset"}) add(key);
+std::vector<std::pair<std::string, GgufValue>> run_metadata(const TuningRecipe& r) {
+  std::string recipe = r.method;
+  if (r.method.rfind("signround", 0) == 0) recipe += " iters=" + std::to_string(r.iters);
+  if (r.method != "rtn")
+    recipe += " nsamples=" + std::to_string(r.nsamples) + " seqlen=" + std::to_string(r.seqlen) +
+              " seed=" + std::to_string(r.seed) + " dataset=" + fs::path(r.dataset).filename().string();
   return {{"general.quantized_by", GgufValue::string("signround")}, {"signround.recipe", GgufValue::string(recipe)}};
 }
 
@@ -109,7 +102,7 @@ void write_file(const ExportJob& job, const GgufTarget& t, const std::string& pa
   const Model& m = *job.model;
   GgufExportOptions fo;
   fo.model_name = model_name(m);
-  fo.extra_metadata = run_metadata(job.record);
+  fo.extra_metadata = run_metadata(job.recipe.value_or(TuningRecipe{}));
   GgufModelWriter w(path, m.config(), m.tokenizer().vocabulary(), t.mix, t.tensors, fo);
   write_top_level(w, job);
   for (int64_t b = 0; b < m.config().n_layers; ++b) write_block(w, job, b);

@@ -35,7 +35,7 @@ void export_auto_gptq(const ExportJob& job, const std::string& out_dir) {
   spec.format = "auto_gptq";
   spec.pack.zero_offset = 1;
   spec.pack.g_idx = true;
-  spec.quantization_config = gptq_quantization_config(*job.plan, settings_of(job));
+  spec.quantization_config = gptq_quantization_config(*job.plan, job.recipe);
   spec.torch_dtype = "float16";  // auto-round's save_model rewrites only this key for GPTQ
   write_packed_folder(job, out_dir, spec);
 }

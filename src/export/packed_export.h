@@ -37,9 +37,4 @@ struct PackedFolderSpec {
 };
 void write_packed_folder(const ExportJob& job, const std::string& out_dir, const PackedFolderSpec& spec);
 
-// job.record["settings"] (the tuning hyper-parameters), or null.
-inline nlohmann::json settings_of(const ExportJob& job) {
-  return job.record.is_object() && job.record.contains("settings") ? job.record["settings"] : nlohmann::json();
-}
-
 }  // namespace sr

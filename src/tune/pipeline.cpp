@@ -188,8 +188,9 @@ Caches make_caches(const Model& model, const CalibData& data, const QuantizeOpti
   const int64_t N = data.tokens.size(0), T = data.tokens.size(1);
   const int64_t need = cache_bytes(N, T, model.config().hidden, opt.cache_bf16);
   const int64_t avail = available_memory_bytes();
-  std::fprintf(stderr, "calibration: %lld samples x %lld tokens (%s); activation caches %s%s\n", (long long)N,
-               (long long)T, data.mode.c_str(), format_bytes(double(need)).c_str(), opt.cache_bf16 ? " (bf16)" : "");
+  if (opt.progress)
+    std::fprintf(stderr, "calibration: %lld samples x %lld tokens (%s); activation caches %s%s\n", (long long)N,
+                 (long long)T, data.mode.c_str(), format_bytes(double(need)).c_str(), opt.cache_bf16 ? " (bf16)" : "");
   SR_CHECK(avail == 0 || need < avail * 8 / 10, "[quantize] the activation caches need ", format_bytes(double(need)),
            " but only ", format_bytes(double(avail)), " is available; lower nsamples or seqlen, or cache in bf16 (cache_bf16)");
   at::NoGradGuard ng;

@@ -45,6 +45,7 @@ struct QRun {
   LayerPlan plan;
   std::string state;
   nlohmann::json record;
+  TuningRecipe recipe;
 
   ExportJob job(uint64_t shard = 0) const {
     ExportJob j;
@@ -53,6 +54,7 @@ struct QRun {
     const std::string s = state;
     j.block_layers = [s](int64_t b) { return load_saved_block(s, b); };
     j.record = record;
+    j.recipe = recipe;
     j.max_shard_bytes = shard;
     return j;
   }
@@ -77,6 +79,9 @@ QRun quantize(const std::string& model_path, const QuantScheme& scheme, const st
                              {"dataset", o.calib.dataset}};
   r.record = run_quantization(*r.model, r.plan, o, r.state, settings);
   r.record["settings"] = settings;
+  r.recipe.method = calibrate ? "opt_rtn" : "rtn";
+  r.recipe.iters = 0;
+  r.recipe.nsamples = o.calib.nsamples, r.recipe.seqlen = o.calib.seqlen, r.recipe.dataset = o.calib.dataset;
   return r;
 }
 
