@@ -115,11 +115,7 @@ const std::vector<DataTypeQdq>& rows() {
 
 }  // namespace
 
-const DataTypeQdq& data_type_qdq(DataType type) {
-  const auto i = size_t(type);
-  SR_CHECK(i < rows().size() && rows()[i].type == type, "[data_type] unknown data type id ", int(type));
-  return rows()[i];
-}
+const DataTypeQdq& data_type_qdq(DataType type) { return data_type_row(rows(), type); }
 
 const std::vector<DataTypeQdq>& data_type_qdq_registry() { return rows(); }
 

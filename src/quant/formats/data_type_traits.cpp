@@ -53,11 +53,7 @@ const std::vector<DataTypeTraits>& rows() {
 
 }  // namespace
 
-const DataTypeTraits& data_type_traits(DataType type) {
-  const auto i = size_t(type);
-  SR_CHECK(i < rows().size() && rows()[i].type == type, "[data_type] unknown data type id ", int(type));
-  return rows()[i];
-}
+const DataTypeTraits& data_type_traits(DataType type) { return data_type_row(rows(), type); }
 
 const std::vector<DataTypeTraits>& data_type_registry() { return rows(); }
 

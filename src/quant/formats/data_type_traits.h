@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "common/error.h"
 #include "quant/formats/scheme.h"
 
 namespace sr {
@@ -36,5 +37,14 @@ struct DataTypeTraits {
 const DataTypeTraits& data_type_traits(DataType type);
 // Every row, in DataType order.
 const std::vector<DataTypeTraits>& data_type_registry();
+
+// The row of `type` in a table kept in DataType order (this one, or quant/data_types.h's).
+// Throws sr::Error for a value outside the enum.
+template <class Row>
+const Row& data_type_row(const std::vector<Row>& rows, DataType type) {
+  const auto i = size_t(type);
+  SR_CHECK(i < rows.size() && rows[i].type == type, "[data_type] unknown data type id ", int(type));
+  return rows[i];
+}
 
 }  // namespace sr
