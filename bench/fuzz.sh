@@ -5,7 +5,7 @@
 #
 #   bench/fuzz.sh SECONDS [TARGET...]      e.g. bench/fuzz.sh 60;  bench/fuzz.sh 600 gguf json
 #
-# Builds build-fuzz/ (clang, SIGNROUND_FUZZ=ON) if needed. layer_config_fuzz also links
+# Builds build-fuzz/ (clang, SIGNROUND_FUZZ=ON) if needed. resume_state_fuzz also links
 # libsignround.a of the normal build in build/ (built here if missing; override with
 # SIGNROUND_FUZZ_LIBSIGNROUND=/path/libsignround.a). The seeds in fuzz/corpus/<t>/ are never
 # modified: each run grows a working copy in build-fuzz/corpus/<t>/. Findings are written
@@ -20,7 +20,7 @@ bf=$root/build-fuzz
 lib=${SIGNROUND_FUZZ_LIBSIGNROUND:-$root/build/src/libsignround.a}
 
 if [[ ! -f $lib ]]; then
-  echo "fuzz.sh: building $lib (normal build, for layer_config_fuzz)" >&2
+  echo "fuzz.sh: building $lib (normal build, for resume_state_fuzz)" >&2
   [[ -f build/CMakeCache.txt ]] || cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
   cmake --build build -j"${JOBS_BUILD:-2}" --target signround >/dev/null
 fi
