@@ -155,14 +155,15 @@ TuningRecipe tuning_recipe(const QuantizeOptions& o) {
   return r;
 }
 
-nlohmann::json settings_json(const QuantizeOptions& o, const std::string& model, const LayerPlan& plan) {
-  const TuneOptions& t = o.tune;
-  return {{"model", fs::absolute(model).string()}, {"method", tuning_recipe(o).method}, {"layers", nlohmann::json(plan.to_json())},
-          {"iters", t.iters}, {"lr", t.lr}, {"minmax_lr", t.minmax_lr}, {"batch_size", t.batch_size},
-          {"gradient_accumulate_steps", t.gradient_accumulate_steps}, {"not_use_best_mse", t.not_use_best_mse},
-          {"enable_minmax_tuning", t.enable_minmax_tuning}, {"seed", t.seed}, {"dataset", o.calib.dataset},
-          {"nsamples", o.calib.nsamples}, {"seqlen", o.calib.seqlen}, {"nblocks", o.nblocks},
-          {"enable_quanted_input", o.enable_quanted_input}, {"cache_bf16", o.cache_bf16}, {"threads", threads()}};
+// The run record's "settings": the recipe plus what only the record keeps.
+nlohmann::json settings_json(const QuantizeOptions& o, const TuningRecipe& r, const std::string& model,
+                             const LayerPlan& plan) {
+  return {{"model", fs::absolute(model).string()}, {"method", r.method}, {"layers", nlohmann::json(plan.to_json())},
+          {"iters", r.iters}, {"lr", r.lr}, {"minmax_lr", r.minmax_lr}, {"batch_size", r.batch_size},
+          {"gradient_accumulate_steps", r.gradient_accumulate_steps}, {"not_use_best_mse", o.tune.not_use_best_mse},
+          {"enable_minmax_tuning", r.enable_minmax_tuning}, {"seed", r.seed}, {"dataset", r.dataset},
+          {"nsamples", r.nsamples}, {"seqlen", r.seqlen}, {"nblocks", o.nblocks},
+          {"enable_quanted_input", r.enable_quanted_input}, {"cache_bf16", o.cache_bf16}, {"threads", threads()}};
 }
 
 // The GGUF target among `formats`, if any, with the rules for combining it: one mix per run,
@@ -290,7 +291,8 @@ int cmd_quantize(int argc, char** argv) {
   SR_CHECK(o.tune.method == Method::Rtn || !o.calib.dataset.empty(), "--dataset is required for optimized RTN and "
            "SignRound (e.g. ../shared/data/calib_stories.txt); for data-free RTN pass --iters 0 --disable_opt_rtn");
   for (const std::string& f : formats) check_export_plan(f, plan, o.tune.method != Method::Rtn);
-  nlohmann::json settings = settings_json(o, a.str("model"), plan);
+  const TuningRecipe recipe = tuning_recipe(o);
+  nlohmann::json settings = settings_json(o, recipe, a.str("model"), plan);
   nlohmann::json record = run_quantization(*model, plan, o, state_dir, settings);
   record["settings"] = settings;
   record["average_bits"] = plan.average_bits();
@@ -303,7 +305,7 @@ int cmd_quantize(int argc, char** argv) {
   job.imatrix = load_saved_head_imatrix(state_dir);
   job.max_shard_bytes = uint64_t(a.integer("max-shard-size", 0)) << 20;
   job.gguf = target ? &*target : nullptr;
-  job.recipe = tuning_recipe(o);
+  job.recipe = recipe;
   if (formats.size() > 1) {  // the parent of the per-format folders is an output too
     fs::create_directories(out_dir);
     std::ofstream(fs::path(out_dir) / kOutputMarker) << "written by signround; a later run may replace this folder\n";

@@ -115,8 +115,8 @@ nlohmann::json quantize_lm_head(const Model& model, const LayerPlan& plan, const
 // Before anything is written: an unfinished run in `dir` must be resumed with the same
 // settings. Returns true when `dir` holds one (its run.json matches `fp`).
 bool check_fingerprint(const std::string& dir, const nlohmann::json& fp, bool resume) {
+  if (!has_unfinished_run(dir)) return false;
   const fs::path run = fs::path(dir) / "run.json";
-  if (!fs::exists(run)) return false;
   SR_CHECK(resume, "[quantize] ", dir, " holds an unfinished run; set resume to continue it, or delete the folder");
   nlohmann::json old;
   try {

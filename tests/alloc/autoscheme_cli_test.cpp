@@ -24,6 +24,13 @@ test::CommandResult autoscheme(const std::string& args) {
                            demo_text() + " --nsamples 4 --seqlen 64 --batch_size 2 " + args);
 }
 
+// quantize --avg_bits on the demo model: small DeltaLoss scoring, no score cache, then data-free RTN.
+test::CommandResult quantize_avg_bits(const std::string& args) {
+  return test::run_command(test::cli() + " quantize --threads 2 --quiet --model " + demo_model() + " --dataset " +
+                           demo_text() + " --autoscheme_nsamples 4 --autoscheme_seqlen 64 --score_cache none "
+                           "--iters 0 --disable_opt_rtn " + args);
+}
+
 TEST(AutoSchemeCli, WritesConfigsTableAndReport) {
   test::TempDir dir;
   // eval results for the curve: two budgets of one series.
@@ -63,10 +70,7 @@ TEST(AutoSchemeCli, WritesConfigsTableAndReport) {
 
 TEST(AutoSchemeCli, QuantizeWithAvgBitsUsesTheAllocation) {
   test::TempDir dir;
-  auto r = test::run_command(test::cli() + " quantize --threads 2 --quiet --json --model " + demo_model() +
-                             " --dataset " + demo_text() + " --avg_bits 3 --options W2A16G64,W4A16 "
-                             "--autoscheme_nsamples 4 --autoscheme_seqlen 64 --score_cache none --iters 0 "
-                             "--disable_opt_rtn --output_dir " + (dir / "q"));
+  auto r = quantize_avg_bits("--json --avg_bits 3 --options W2A16G64,W4A16 --output_dir " + (dir / "q"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto rec = nlohmann::json::parse(r.out);
   ASSERT_TRUE(rec.contains("autoscheme")) << r.out;
@@ -86,10 +90,7 @@ TEST(AutoSchemeCli, QuantizeWithAvgBitsUsesTheAllocation) {
 // MXFP4 layers) still leaves neither the output nor a .partial folder behind.
 TEST(AutoSchemeCli, QuantizeWithAvgBitsRefusedAfterScoringLeavesNothing) {
   test::TempDir dir;
-  auto r = test::run_command(test::cli() + " quantize --threads 2 --quiet --model " + demo_model() +
-                             " --dataset " + demo_text() + " --avg_bits 5 --options MXFP4,W8A16 "
-                             "--autoscheme_nsamples 4 --autoscheme_seqlen 64 --score_cache none --iters 0 "
-                             "--disable_opt_rtn --format auto_gptq --output_dir " + (dir / "q"));
+  auto r = quantize_avg_bits("--avg_bits 5 --options MXFP4,W8A16 --format auto_gptq --output_dir " + (dir / "q"));
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_NE(r.err.find("MXFP4"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(dir / "q"));
@@ -99,10 +100,8 @@ TEST(AutoSchemeCli, QuantizeWithAvgBitsRefusedAfterScoringLeavesNothing) {
 // GGUF types as options: the GGUF file stores each block tensor in the type the allocation chose.
 TEST(AutoSchemeCli, GgufOptionsWriteTheChosenTypePerTensor) {
   test::TempDir dir;
-  auto r = test::run_command(test::cli() + " quantize --threads 2 --quiet --json --model " + demo_model() +
-                             " --dataset " + demo_text() + " --format gguf:q3_k_m --avg_bits 3.5 "
-                             "--options gguf:q2_k,gguf:q3_k,gguf:q4_k --autoscheme_nsamples 4 --autoscheme_seqlen 64 "
-                             "--score_cache none --iters 0 --disable_opt_rtn --output_dir " + (dir / "q"));
+  auto r = quantize_avg_bits("--json --format gguf:q3_k_m --avg_bits 3.5 --options gguf:q2_k,gguf:q3_k,gguf:q4_k "
+                             "--output_dir " + (dir / "q"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto rec = nlohmann::json::parse(test::read_text(dir / "q/signround_run.json"));
   EXPECT_LE(rec["autoscheme"]["avg_bits"].get<double>(), 3.5);
