@@ -1,5 +1,6 @@
 #include "random_model.h"
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -19,7 +20,9 @@ struct Named { std::string name; at::Tensor t; };
 std::vector<Named> random_tensors(const RandomModelSpec& s) {
   at::manual_seed(s.seed);
   const int64_t hd = s.hidden / s.heads, D = s.hidden, F = s.intermediate;
-  const bool qwen2 = s.arch == "Qwen2ForCausalLM", qwen3 = s.arch == "Qwen3ForCausalLM";
+  const bool qwen2 = s.arch == "Qwen2ForCausalLM" || s.arch == "Qwen2MoeForCausalLM",
+             qwen3 = s.arch == "Qwen3ForCausalLM" || s.arch == "Qwen3MoeForCausalLM";
+  const bool mixtral = s.arch == "MixtralForCausalLM";
   std::vector<Named> out;
   auto add = [&](const std::string& n, std::vector<int64_t> shape, bool norm = false) {
     at::Tensor t = norm ? 1.0 + 0.1 * at::randn(shape) : s.scale * at::randn(shape);
@@ -43,9 +46,27 @@ std::vector<Named> random_tensors(const RandomModelSpec& s) {
     }
     add(p + "self_attn.o_proj.weight", {D, s.heads * hd});
     add(p + "post_attention_layernorm.weight", {D}, true);
-    add(p + "mlp.gate_proj.weight", {F, D});
-    add(p + "mlp.up_proj.weight", {F, D});
-    add(p + "mlp.down_proj.weight", {D, F});
+    if (s.experts == 0) {
+      add(p + "mlp.gate_proj.weight", {F, D});
+      add(p + "mlp.up_proj.weight", {F, D});
+      add(p + "mlp.down_proj.weight", {D, F});
+      continue;
+    }
+    // Router logits of a few units, so that routing is decided (not near-ties).
+    const std::string moe = p + (mixtral ? "block_sparse_moe." : "mlp.");
+    out.push_back({moe + "gate.weight", 1.0 / std::sqrt(double(D)) * at::randn({s.experts, D})});
+    for (int64_t e = 0; e < s.experts; ++e) {
+      const std::string x = moe + "experts." + std::to_string(e) + ".";
+      add(x + (mixtral ? "w1" : "gate_proj") + ".weight", {F, D});
+      add(x + (mixtral ? "w3" : "up_proj") + ".weight", {F, D});
+      add(x + (mixtral ? "w2" : "down_proj") + ".weight", {D, F});
+    }
+    if (s.arch == "Qwen2MoeForCausalLM") {
+      add(p + "mlp.shared_expert.gate_proj.weight", {s.shared_intermediate, D});
+      add(p + "mlp.shared_expert.up_proj.weight", {s.shared_intermediate, D});
+      add(p + "mlp.shared_expert.down_proj.weight", {D, s.shared_intermediate});
+      add(p + "mlp.shared_expert_gate.weight", {1, D});
+    }
   }
   add("model.norm.weight", {D}, true);
   if (!s.tied) add("lm_head.weight", {s.vocab, D});
@@ -82,6 +103,13 @@ std::string write_random_hf_model(const std::string& dir, const RandomModelSpec&
       {"tie_word_embeddings", s.tied},       {"hidden_act", "silu"},
       {"bos_token_id", 1},                   {"eos_token_id", 2},
       {"torch_dtype", s.dtype == "F32" ? "float32" : s.dtype == "F16" ? "float16" : "bfloat16"}};
+  if (s.experts > 0) {
+    cfg[s.arch == "MixtralForCausalLM" ? "num_local_experts" : "num_experts"] = s.experts;
+    cfg["num_experts_per_tok"] = s.experts_used;
+    cfg["moe_intermediate_size"] = s.intermediate;
+    cfg["norm_topk_prob"] = s.norm_topk_prob;
+    if (s.arch == "Qwen2MoeForCausalLM") cfg["shared_expert_intermediate_size"] = s.shared_intermediate;
+  }
   cfg["rope_scaling"] = s.rope_scaling_json.empty() ? nlohmann::json() : nlohmann::json::parse(s.rope_scaling_json);
   std::ofstream(fs::path(dir) / "config.json") << cfg.dump(2);
   std::vector<Named> all = random_tensors(s);

@@ -20,6 +20,10 @@ struct RandomModelSpec {
   uint64_t seed = 1;
   double scale = 0.05;                    // std of the random weights
   std::string rope_scaling_json;          // config.json "rope_scaling" object; empty: null
+  // Mixture of experts, for arch Mixtral/Qwen2Moe/Qwen3MoeForCausalLM: `experts` experts of width
+  // `intermediate`, `experts_used` per token; Qwen2-MoE adds a shared expert of `shared_intermediate`.
+  int64_t experts = 0, experts_used = 2, shared_intermediate = 96;
+  bool norm_topk_prob = true;
 };
 
 // Writes the model into folder `dir` (created). Returns dir.

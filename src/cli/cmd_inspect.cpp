@@ -30,6 +30,12 @@ uint64_t size_on_disk(const std::string& path) {
   return n;
 }
 
+// Parameters a token uses: all of them, less the experts it is not routed to (E - k per block).
+int64_t active_parameters(const Model& m) {
+  const MoeConfig& e = m.config().moe;
+  return m.parameter_count() - m.config().n_layers * (e.n_experts - e.n_used) * 3 * m.config().hidden * e.expert_intermediate;
+}
+
 nlohmann::json describe(const Model& m) {
   const ModelConfig& c = m.config();
   nlohmann::json tensors = nlohmann::json::array();
@@ -37,7 +43,13 @@ nlohmann::json describe(const Model& m) {
     const TensorEntry& e = m.tensors().get(n);
     tensors.push_back({{"name", n}, {"shape", e.shape}, {"dtype", e.dtype}, {"bytes", e.nbytes}});
   }
-  return {{"path", m.path()}, {"format", m.format()}, {"architecture", c.arch_name},
+  nlohmann::json moe = nullptr;
+  if (c.is_moe())
+    moe = {{"experts", c.moe.n_experts}, {"experts_per_token", c.moe.n_used},
+           {"expert_intermediate_size", c.moe.expert_intermediate},
+           {"shared_expert_intermediate_size", c.moe.shared_intermediate}, {"norm_topk_prob", c.moe.norm_topk_prob},
+           {"active_parameters", active_parameters(m)}};
+  return {{"path", m.path()}, {"format", m.format()}, {"architecture", c.arch_name}, {"moe", moe},
           {"hidden_size", c.hidden}, {"intermediate_size", c.intermediate}, {"num_hidden_layers", c.n_layers},
           {"num_attention_heads", c.n_heads}, {"num_key_value_heads", c.n_kv_heads}, {"head_dim", c.head_dim},
           {"vocab_size", c.vocab}, {"max_position_embeddings", c.max_position}, {"rope_theta", c.rope_theta},
@@ -73,7 +85,13 @@ int cmd_inspect(int argc, char** argv) {
   std::printf("vocab          %lld%s\n", (long long)c.vocab, c.tie_embeddings ? " (tied embeddings)" : "");
   std::printf("rope           theta %g, scaling %s, max positions %lld\n", c.rope_theta, c.rope_scaling.type.c_str(),
               (long long)c.max_position);
-  std::printf("parameters     %lld\n", (long long)model->parameter_count());
+  if (c.is_moe())
+    std::printf("experts        %lld, %lld per token, intermediate %lld%s\n", (long long)c.moe.n_experts,
+                (long long)c.moe.n_used, (long long)c.moe.expert_intermediate,
+                c.moe.shared_intermediate > 0 ? (", shared expert " + std::to_string(c.moe.shared_intermediate)).c_str() : "");
+  std::printf("parameters     %lld", (long long)model->parameter_count());
+  if (c.is_moe()) std::printf(" (%lld active per token)", (long long)active_parameters(*model));
+  std::printf("\n");
   std::printf("size           %s on disk\n", format_bytes(double(j["size_bytes"].get<uint64_t>())).c_str());
   std::printf("dtypes         %s\n", dtypes.c_str());
   std::printf("tokenizer      %s\n", model->has_tokenizer() ? j["tokenizer"].get<std::string>().c_str() : "(none)");

@@ -17,6 +17,7 @@ constexpr int64_t kMaxHidden = 1 << 17;           // hidden_size (131072)
 constexpr int64_t kMaxIntermediate = 1 << 20;     // intermediate_size
 constexpr int64_t kMaxHeads = 4096;               // attention / key-value heads
 constexpr int64_t kMaxHeadDim = 4096;             // head_dim
+constexpr int64_t kMaxExperts = 4096;             // num_experts / num_local_experts / expert_count
 constexpr int64_t kMaxVocab = 1 << 24;            // vocab_size (16.7M)
 constexpr int64_t kMaxContext = 1 << 24;          // max_position_embeddings / context_length (16M)
 // One projection's elements (q_proj: hidden x heads*head_dim, the FFN, the embedding).

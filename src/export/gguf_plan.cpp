@@ -228,6 +228,8 @@ bool gguf_use_more_bits(int64_t i, int64_t n) { return i < n / 8 || i >= 7 * n /
 std::vector<GgufTensorPlan> gguf_tensor_list(const ModelConfig& c) {
   SR_CHECK(!c.qkv_bias && !c.qk_norm, "[gguf] ", c.arch_name, " models (q/k/v bias or q/k norm) cannot be written "
            "as GGUF architecture 'llama'");
+  SR_CHECK(!c.is_moe(), "[gguf] ", c.arch_name, " (mixture of experts) cannot be written as GGUF yet: its experts "
+           "are stacked per projection there; use format fake, auto_round or auto_gptq");
   const int64_t D = c.hidden;
   std::vector<GgufTensorPlan> out;
   auto add = [&](std::string name, std::vector<int64_t> shape) {

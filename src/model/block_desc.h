@@ -19,6 +19,24 @@
 //   q       self_attn.q_norm           attn_q_norm   hd    Qwen3
 //   k       self_attn.k_norm           attn_k_norm   hd    Qwen3
 //
+// A mixture-of-experts block (config.h MoeConfig) keeps q, k, v, o and the norms and replaces
+// gate, up, down by, in this order:
+//
+//   label        HF module (Qwen; Mixtral)                            GGUF stem              [out, in]
+//   router       mlp.gate; block_sparse_moe.gate                      ffn_gate_inp           [E, D]
+//   exp<e>.gate  mlp.experts.<e>.gate_proj; block_sparse_moe.experts.<e>.w1   ffn_gate_exps[e]  [Fe, D]
+//   exp<e>.up    mlp.experts.<e>.up_proj;   ....experts.<e>.w3        ffn_up_exps[e]         [Fe, D]
+//   exp<e>.down  mlp.experts.<e>.down_proj; ....experts.<e>.w2        ffn_down_exps[e]       [D, Fe]
+//   shexp.gate   mlp.shared_expert.gate_proj  (Qwen2-MoE)             ffn_gate_shexp         [Fs, D]
+//   shexp.up     mlp.shared_expert.up_proj                            ffn_up_shexp           [Fs, D]
+//   shexp.down   mlp.shared_expert.down_proj                          ffn_down_shexp         [D, Fs]
+//   shexp.inp    mlp.shared_expert_gate                               ffn_gate_inp_shexp     [1, D]
+//
+// for e = 0 .. E-1. GGUF stores the experts of one projection stacked in one tensor [E, out, in]
+// (LinearDesc::expert is the slice). The router and the shared expert's gate stay 16-bit unless
+// a layer config says otherwise (keep_16bit), as auto-round and llama-quantize keep them. Each
+// expert reads only the tokens routed to it, so each of its linears has an input of its own.
+//
 // Terms. input: linears with the same input id multiply the same tensor (one imatrix serves
 // them; activation quantization sees the same x). fused group: members feed one fused weight in
 // vLLM-style runtimes (one scheme for all, §4) and share one NVFP4 global scale (§1.4).
@@ -46,6 +64,16 @@ enum Linear : int { Q = 0, K, V, O, Gate, Up, Down };
 enum Norm : int { AttnNorm = 0, FfnNorm, QNorm, KNorm };
 }  // namespace llama
 
+// Positions of a MoE block's feed-forward linears (table above); q, k, v, o as llama::Linear.
+namespace moe {
+constexpr int kRouter = 4;
+enum Proj : int { Gate = 0, Up, Down };
+// Expert e's projection p.
+inline int expert_linear(int64_t e, Proj p) { return int(5 + 3 * e + p); }
+// The shared expert's projection p, or with p = 3 its gate ("shexp.inp"); E = number of experts.
+inline int shared_linear(int64_t E, int p) { return int(5 + 3 * E + p); }
+}  // namespace moe
+
 struct LinearDesc {
   std::string label;       // "q": short name for tables and reports
   std::string module;      // HF module path inside the block: "self_attn.q_proj"
@@ -55,6 +83,8 @@ struct LinearDesc {
   int fuse_group = -1;     // fused group id, -1 if none (see Terms)
   bool bias = false;       // carries a bias [out]
   int64_t rope_heads = 0;  // > 0: rows form this many RoPE heads of head_dim (see Terms)
+  int64_t expert = -1;     // >= 0: expert index, the slice of the stacked GGUF tensor `gguf`
+  bool keep_16bit = false; // a router: stays 16-bit unless a layer config names it
 };
 
 struct NormDesc {
@@ -75,7 +105,7 @@ struct BlockDesc {
 };
 
 // The block of `c`'s architecture with its sizes filled in from `c`. Every block of a model has
-// the same description.
+// the same description (a MoE model's blocks are all sparse: config.h refuses dense ones inside).
 BlockDesc describe_block(const ModelConfig& c);
 
 // "model.layers.<block>." : the HF name prefix of a block's tensors.
@@ -83,8 +113,9 @@ std::string block_prefix(int64_t block);
 // Full HF module name of linear `i`: "model.layers.<block>.<module>".
 std::string linear_name(const BlockDesc& d, int64_t block, int i);
 
-// (HF suffix, GGUF suffix) of every per-block tensor any family holds ("self_attn.q_proj.weight",
-// "attn_q.weight"; biases and norms included): the name map of model/gguf_names.h.
+// (HF suffix, GGUF suffix) of every per-block tensor any dense family holds
+// ("self_attn.q_proj.weight", "attn_q.weight"; biases and norms included): the name map of
+// model/gguf_names.h. Experts have no one-to-one GGUF name (they are stacked).
 const std::vector<std::pair<std::string, std::string>>& block_tensor_name_pairs();
 
 }  // namespace sr

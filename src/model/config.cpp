@@ -13,13 +13,18 @@ using nlohmann::json;
 
 namespace {
 
-struct ArchRow { const char* hf_name; Arch arch; bool qkv_bias; bool qk_norm; };
+// How a block's feed-forward is laid out: one MLP, or experts named as Mixtral or Qwen name them.
+enum class Ffn : uint8_t { Dense, MixtralMoe, QwenMoe };
+struct ArchRow { const char* hf_name; Arch arch; bool qkv_bias; bool qk_norm; Ffn ffn; bool shared_expert; };
 // Architectures we run, and what each adds to the plain Llama block.
 constexpr ArchRow kArchs[] = {
-    {"LlamaForCausalLM", Arch::Llama, false, false},
-    {"MistralForCausalLM", Arch::Mistral, false, false},
-    {"Qwen2ForCausalLM", Arch::Qwen2, true, false},
-    {"Qwen3ForCausalLM", Arch::Qwen3, false, true},
+    {"LlamaForCausalLM", Arch::Llama, false, false, Ffn::Dense, false},
+    {"MistralForCausalLM", Arch::Mistral, false, false, Ffn::Dense, false},
+    {"Qwen2ForCausalLM", Arch::Qwen2, true, false, Ffn::Dense, false},
+    {"Qwen3ForCausalLM", Arch::Qwen3, false, true, Ffn::Dense, false},
+    {"MixtralForCausalLM", Arch::Mixtral, false, false, Ffn::MixtralMoe, false},
+    {"Qwen2MoeForCausalLM", Arch::Qwen2Moe, true, false, Ffn::QwenMoe, true},
+    {"Qwen3MoeForCausalLM", Arch::Qwen3Moe, false, true, Ffn::QwenMoe, false},
 };
 
 template <typename T>
@@ -70,6 +75,29 @@ RopeScaling parse_rope_scaling(const json& j, const std::string& path) {
   return r;
 }
 
+// The experts of a MoE architecture (row.ffn != Dense). Mixtral names its expert count
+// num_local_experts and gives every expert intermediate_size; Qwen names moe_intermediate_size.
+MoeConfig parse_moe(const json& j, const ArchRow& row, int64_t intermediate, const std::string& path) {
+  MoeConfig m;
+  if (row.ffn == Ffn::Dense) return m;
+  const bool mixtral = row.ffn == Ffn::MixtralMoe;
+  m.n_experts = field<int64_t>(j, mixtral ? "num_local_experts" : "num_experts", path);
+  m.n_used = field<int64_t>(j, "num_experts_per_tok", path);
+  m.expert_intermediate = mixtral ? intermediate : field<int64_t>(j, "moe_intermediate_size", path);
+  if (row.shared_expert) m.shared_intermediate = field<int64_t>(j, "shared_expert_intermediate_size", path);
+  m.norm_topk_prob = mixtral || field_or<bool>(j, "norm_topk_prob", false, path);
+  // Dense blocks between sparse ones would need a description per block; no released model of
+  // these families has them.
+  const int64_t step = field_or<int64_t>(j, "decoder_sparse_step", 1, path);
+  SR_CHECK(step == 1, "[config] ", path, ": decoder_sparse_step ", step,
+           " (dense blocks between sparse ones) is not supported; every block must be sparse (1)");
+  if (j.contains("mlp_only_layers") && !j["mlp_only_layers"].is_null())
+    SR_CHECK(j["mlp_only_layers"].is_array() && j["mlp_only_layers"].empty(), "[config] ", path,
+             ": mlp_only_layers ", j["mlp_only_layers"].dump(),
+             " (dense blocks inside a mixture-of-experts model) is not supported; it must be empty");
+  return m;
+}
+
 }  // namespace
 
 ModelConfig parse_hf_config(const std::string& text, const std::string& path) {
@@ -82,7 +110,8 @@ ModelConfig parse_hf_config(const std::string& text, const std::string& path) {
   const ArchRow* row = nullptr;
   for (const ArchRow& r : kArchs) if (name == r.hf_name) row = &r;
   SR_CHECK(row, "[config] ", path, ": architecture '", name,
-           "' is not supported (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)");
+           "' is not supported (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, "
+           "MixtralForCausalLM, Qwen2MoeForCausalLM, Qwen3MoeForCausalLM)");
   c.arch = row->arch;
   c.arch_name = name;
   c.qkv_bias = row->qkv_bias || field_or<bool>(j, "attention_bias", false, path);
@@ -99,7 +128,8 @@ ModelConfig parse_hf_config(const std::string& text, const std::string& path) {
   c.rope_scaling = parse_rope_scaling(j, path);
   c.rms_eps = field_or<double>(j, "rms_norm_eps", 1e-6, path);
   c.tie_embeddings = field_or<bool>(j, "tie_word_embeddings", false, path);
-  const bool sliding = c.arch == Arch::Mistral || field_or<bool>(j, "use_sliding_window", false, path);
+  c.moe = parse_moe(j, *row, c.intermediate, path);
+  const bool sliding = c.arch == Arch::Mistral || c.arch == Arch::Mixtral || field_or<bool>(j, "use_sliding_window", false, path);
   if (sliding) c.sliding_window = field_or<int64_t>(j, "sliding_window", 0, path);
   c.bos_id = j.contains("bos_token_id") && j["bos_token_id"].is_number_integer() ? j["bos_token_id"].get<int32_t>() : 1;
   c.eos_id = j.contains("eos_token_id") && j["eos_token_id"].is_number_integer() ? j["eos_token_id"].get<int32_t>() : 2;
@@ -122,6 +152,9 @@ void check_upper_limits(const ModelConfig& c, const std::string& src) {
       {"num_attention_heads", c.n_heads, limits::kMaxHeads},     {"num_key_value_heads", c.n_kv_heads, limits::kMaxHeads},
       {"head_dim", c.head_dim, limits::kMaxHeadDim},             {"vocab_size", c.vocab, limits::kMaxVocab},
       {"max_position_embeddings", c.max_position, limits::kMaxContext},
+      {"num_experts", c.moe.n_experts, limits::kMaxExperts},
+      {"moe_intermediate_size", c.moe.expert_intermediate, limits::kMaxIntermediate},
+      {"shared_expert_intermediate_size", c.moe.shared_intermediate, limits::kMaxIntermediate},
   };
   for (const Row& r : rows)
     SR_CHECK(r.value <= r.limit, "[config] ", src, ": ", r.field, " ", r.value, " is over the limit of ", r.limit,
@@ -137,12 +170,25 @@ void check_products(const ModelConfig& c, const std::string& src) {
       {"hidden_size x num_attention_heads x head_dim", c.hidden, c.n_heads * c.head_dim},
       {"hidden_size x intermediate_size", c.hidden, c.intermediate},
       {"vocab_size x hidden_size", c.vocab, c.hidden},
+      {"hidden_size x moe_intermediate_size", c.hidden, c.moe.expert_intermediate},
+      {"hidden_size x shared_expert_intermediate_size", c.hidden, c.moe.shared_intermediate},
   };
   for (const auto& p : products) {
     int64_t n = 0;
     SR_CHECK(limits::checked_mul(p.a, p.b, &n) && n <= limits::kMaxMatrixElements, "[config] ", src, ": ", p.what,
              " = ", p.a, " x ", p.b, " is over the limit of ", limits::kMaxMatrixElements, " elements");
   }
+}
+
+void check_moe(const MoeConfig& m, const std::string& src) {
+  if (m.n_experts == 0 && m.n_used == 0) return;
+  SR_CHECK(m.n_experts > 0, "[config] ", src, ": num_experts must be positive, got ", m.n_experts);
+  SR_CHECK(m.n_used >= 1 && m.n_used <= m.n_experts, "[config] ", src, ": num_experts_per_tok ", m.n_used,
+           " must lie in [1, num_experts = ", m.n_experts, "]");
+  SR_CHECK(m.expert_intermediate > 0, "[config] ", src, ": the experts' intermediate size must be positive, got ",
+           m.expert_intermediate);
+  SR_CHECK(m.shared_intermediate >= 0, "[config] ", src, ": shared_expert_intermediate_size must not be negative, got ",
+           m.shared_intermediate);
 }
 
 }  // namespace
@@ -162,6 +208,7 @@ void validate_config(const ModelConfig& c, const std::string& src) {
            c.rms_eps);
   SR_CHECK(c.rope_theta > 0 && std::isfinite(c.rope_theta), "[config] ", src, ": rope_theta must be positive, got ",
            c.rope_theta);
+  check_moe(c.moe, src);
 }
 
 ModelConfig config_from_llama2c(const Llama2cHeader& h, const std::string& path) {

@@ -7,7 +7,7 @@
 
 namespace sr {
 
-enum class Arch { Llama, Mistral, Qwen2, Qwen3 };
+enum class Arch { Llama, Mistral, Qwen2, Qwen3, Mixtral, Qwen2Moe, Qwen3Moe };
 
 // RoPE frequency scaling. "none" or Llama-3.x "llama3" (smoothly divides the low
 // frequencies by `factor`), or "linear" (positions divided by `factor`).
@@ -21,6 +21,19 @@ struct RopeScaling {
   double high_freq_factor = 4.0;
   int64_t original_max_position = 8192;
   std::vector<float> freq_factors;  // [head_dim / 2], or empty
+};
+
+// Mixture-of-experts feed-forward (Mixtral, Qwen2-MoE, Qwen3-MoE). A sparse block routes each
+// token to its top-k experts: weights softmax(router logits) over all E experts (fp32), the k
+// largest kept, renormalised to sum 1 when norm_topk_prob (Mixtral always; the same as its
+// softmax over the top-k logits). Qwen2-MoE adds a shared expert every token passes through,
+// scaled by sigmoid(shared_expert_gate(x)).
+struct MoeConfig {
+  int64_t n_experts = 0;            // E (num_local_experts / num_experts); 0: a dense model
+  int64_t n_used = 0;               // k (num_experts_per_tok), 1 <= k <= E
+  int64_t expert_intermediate = 0;  // each expert's MLP width (Qwen: moe_intermediate_size)
+  int64_t shared_intermediate = 0;  // the shared expert's width (Qwen2-MoE); 0: none
+  bool norm_topk_prob = false;
 };
 
 struct ModelConfig {
@@ -43,9 +56,11 @@ struct ModelConfig {
   bool qk_norm = false;         // Qwen3: RMSNorm over head_dim on q and k before RoPE
   int32_t bos_id = 1, eos_id = 2;
   std::string dtype = "F32";    // storage dtype of the source weights
+  MoeConfig moe;                // every block's feed-forward is sparse when moe.n_experts > 0
 
   int64_t q_dim() const { return n_heads * head_dim; }
   int64_t kv_dim() const { return n_kv_heads * head_dim; }
+  bool is_moe() const { return moe.n_experts > 0; }
 };
 
 // Parses a Hugging Face config.json. Throws sr::Error naming `path` for an

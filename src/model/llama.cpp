@@ -1,6 +1,7 @@
 #include "model/llama.h"
 
 #include <cmath>
+#include <tuple>
 
 #include "common/error.h"
 
@@ -51,7 +52,8 @@ namespace {
 at::Tensor project(const BlockWeights& w, int i, const at::Tensor& x, const InputHook& hook) {
   const at::Tensor in = hook ? hook(i, x) : x;
   const at::Tensor& bias = w.b[size_t(i)];
-  return bias.defined() ? at::linear(in, w.w[size_t(i)], bias) : at::linear(in, w.w[size_t(i)]);
+  const at::Tensor weight = w.w[size_t(i)].defined() || !w.lazy ? w.w[size_t(i)] : w.lazy(i);
+  return bias.defined() ? at::linear(in, weight, bias) : at::linear(in, weight);
 }
 
 // x: [B, heads, T, hd]; cos/sin: [T, hd].
@@ -99,14 +101,51 @@ at::Tensor mlp(const BlockWeights& w, const at::Tensor& x, const InputHook& hook
   return project(w, llama::Down, at::silu(gate) * up, hook);
 }
 
+// SwiGLU over one expert's (or the shared expert's) gate, up, down at linear indices g, g+1, g+2.
+at::Tensor expert_mlp(const BlockWeights& w, int g, const at::Tensor& x, const InputHook& hook) {
+  return project(w, g + 2, at::silu(project(w, g, x, hook)) * project(w, g + 1, x, hook), hook);
+}
+
 }  // namespace
+
+MoeRouting route_tokens(const MoeConfig& m, const at::Tensor& logits) {
+  auto probs = at::softmax(logits.to(at::kFloat), -1);  // over all experts, in fp32 as the references
+  auto [weight, expert] = at::topk(probs, m.n_used, -1);
+  if (m.norm_topk_prob) weight = weight / weight.sum(-1, /*keepdim=*/true);
+  return {weight, expert};
+}
+
+at::Tensor moe_ffn(const ModelConfig& c, const BlockWeights& w, const at::Tensor& x, const InputHook& hook) {
+  const int64_t D = c.hidden, E = c.moe.n_experts, k = c.moe.n_used;
+  const at::Tensor xf = x.reshape({-1, D});  // [N, D]
+  const MoeRouting r = route_tokens(c.moe, project(w, moe::kRouter, xf, hook));
+  // Each expert runs once on the rows routed to it: (token, slot) pairs sorted by expert.
+  const at::Tensor flat = r.expert.reshape(-1);                                          // [N·k]
+  const at::Tensor order = std::get<1>(flat.sort(c10::optional<bool>(true), 0, false));            // pair ids by expert
+  const at::Tensor counts = at::bincount(flat, {}, E).to(at::kLong);
+  const int64_t* n = counts.data_ptr<int64_t>();
+  at::Tensor out = at::zeros_like(xf);
+  for (int64_t e = 0, start = 0; e < E; start += n[e], ++e) {
+    if (n[e] == 0) continue;  // an expert without tokens is not computed (nor observed by hooks)
+    const at::Tensor pairs = order.narrow(0, start, n[e]);
+    const at::Tensor rows = at::floor_divide(pairs, k);
+    const at::Tensor y = expert_mlp(w, moe::expert_linear(e, moe::Gate), xf.index_select(0, rows), hook);
+    out = out.index_add(0, rows, y * r.weight.reshape(-1).index_select(0, pairs).unsqueeze(1).to(y.scalar_type()));
+  }
+  if (c.moe.shared_intermediate > 0) {
+    const int g = moe::shared_linear(E, moe::Gate);
+    out = out + at::sigmoid(project(w, g + 3, xf, hook)) * expert_mlp(w, g, xf, hook);
+  }
+  return out.view(x.sizes());
+}
 
 at::Tensor block_forward(const ModelConfig& c, const BlockWeights& w, const at::Tensor& x,
                          const at::Tensor& positions, const RopeTables& rope, const InputHook& hook) {
   SR_CHECK(x.dim() == 3 && x.size(2) == c.hidden, "[block_forward] expected hidden [B, T, ", c.hidden,
            "], got ", x.sizes());
   auto h = x + attention(c, w, rms_norm(x, w.norm[llama::AttnNorm], c.rms_eps), positions, rope, hook);
-  return h + mlp(w, rms_norm(h, w.norm[llama::FfnNorm], c.rms_eps), hook);
+  const at::Tensor hn = rms_norm(h, w.norm[llama::FfnNorm], c.rms_eps);
+  return h + (c.is_moe() ? moe_ffn(c, w, hn, hook) : mlp(w, hn, hook));
 }
 
 }  // namespace sr

@@ -45,7 +45,11 @@ LayerPlan make_layer_plan(const Model& model, const PlanOptions& opt) {
   for (const LinearInfo& l : model.linears()) {
     if (l.block < 0 && !opt.quant_lm_head) continue;
     auto d = opt.layer_defaults.find(l.name);
-    if (d == opt.layer_defaults.end()) plan.layers.push_back({l.name, l.block, l.linear, l.out, l.in, opt.scheme, "default"});
+    const bool router = l.linear >= 0 && plan.block.linears[size_t(l.linear)].keep_16bit;
+    if (d == opt.layer_defaults.end() && router)
+      plan.layers.push_back({l.name, l.block, l.linear, l.out, l.in, preset_scheme("BF16"),
+                             "router: 16-bit unless a layer config names it", SchemeOrigin::LayerDefault});
+    else if (d == opt.layer_defaults.end()) plan.layers.push_back({l.name, l.block, l.linear, l.out, l.in, opt.scheme, "default"});
     else plan.layers.push_back({l.name, l.block, l.linear, l.out, l.in, d->second.scheme, d->second.source,
                                 SchemeOrigin::LayerDefault});
   }

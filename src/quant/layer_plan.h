@@ -1,7 +1,8 @@
 // Which layers are quantized, and with which scheme (spec §0.1, §2.7).
 //
 // Candidates: every Linear inside the decoder blocks; lm_head only with
-// quant_lm_head (refused for tied embeddings, as auto-round does). A per-layer
+// quant_lm_head (refused for tied embeddings, as auto-round does). A MoE router (and the
+// shared expert's gate) starts 16-bit (LinearDesc::keep_16bit); an override names it to change that. A per-layer
 // override file maps layer names or regular expressions to schemes:
 //   {"model.layers.0.mlp.down_proj": "W8A16",           <- exact name (wins)
 //    "mlp\\.down_proj": {"bits": 4, "group_size": 64},   <- regex (std::regex_search), first match

@@ -51,12 +51,14 @@ void forward_in_place(const ModelConfig& c, at::Tensor& x, const std::vector<Blo
 // FP reference pass hooks: Σx² per input channel (imatrix, §3.2) and max|x| (act_max).
 struct Observer {
   std::map<std::string, at::Tensor> imatrix, act_max;
+  std::map<std::string, int64_t> tokens;  // rows each input had (a MoE expert sees its routed tokens)
   InputHook hook_for(int64_t block, const LayerPlan& plan) {
     return [this, block, &plan](int i, const at::Tensor& x) {
       const LayerChoice* c = plan.find(block, i);
       if (!c || !c->quantized()) return x;
       auto flat = x.detach().reshape({-1, x.size(-1)});
       auto sq = flat.pow(2).sum(0);
+      tokens[c->name] += flat.size(0);
       auto& im = imatrix[c->name];
       im = im.defined() ? im + sq : sq;
       auto mx = flat.abs().max();
@@ -246,6 +248,7 @@ void reference_pass(const ModelConfig& c, const LayerPlan& plan, const QuantizeO
   forward_in_place(c, caches.x_fp, in.fp, observe, rope);
   in.imatrix = std::move(obs.imatrix);
   in.act_max = std::move(obs.act_max);
+  in.tokens = std::move(obs.tokens);
   in.x_in = caches.x_q;
   in.y_ref = caches.x_fp;
   in.mask = caches.mask;

@@ -1,6 +1,7 @@
 #include "tune/unit_quantizer.h"
 
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <numeric>
 #include <random>
@@ -157,10 +158,27 @@ Snapshot snapshot(const std::vector<LayerJob>& jobs) {
   return s;
 }
 
-// Weights of the unit's blocks with every job's qdq'd weight substituted.
-std::vector<BlockWeights> quantized_weights(const UnitInput& in, const std::vector<LayerJob>& jobs) {
+// Weights of the unit's blocks with every job's qdq'd weight substituted. MoE experts are qdq'd
+// lazily, when the forward routes tokens to them: the cost and the graph of an iteration grow
+// with the experts in use, not with all of them. REQUIRES: jobs outlive the weights.
+std::vector<BlockWeights> quantized_weights(const BlockDesc& d, const UnitInput& in, const std::vector<LayerJob>& jobs) {
   std::vector<BlockWeights> w = in.fp;
-  for (const LayerJob& j : jobs) w[j.pos].weight(j.choice->linear) = qdq_weight(j.w, j.choice->scheme, j.p).w_hat;
+  std::vector<std::map<int, const LayerJob*>> lazy(w.size());
+  for (const LayerJob& j : jobs) {
+    const int i = j.choice->linear;
+    if (i >= 0 && d.linears[size_t(i)].expert >= 0) {
+      w[j.pos].weight(i) = at::Tensor();
+      lazy[j.pos][i] = &j;
+    } else {
+      w[j.pos].weight(i) = qdq_weight(j.w, j.choice->scheme, j.p).w_hat;
+    }
+  }
+  for (size_t p = 0; p < w.size(); ++p)
+    if (!lazy[p].empty())
+      w[p].lazy = [jobs = std::move(lazy[p])](int i) {
+        const LayerJob& j = *jobs.at(i);
+        return qdq_weight(j.w, j.choice->scheme, j.p).w_hat;
+      };
   return w;
 }
 
@@ -246,9 +264,13 @@ nlohmann::json tune(const TuneProblem& pb, std::vector<LayerJob>& jobs, const Tu
 }
 
 // SignRound parameters of every job (§1.7, §3.1, §3.4), or its RTN / opt-RTN params.
-void init_params(const BlockDesc& d, std::vector<LayerJob>& jobs, const std::map<std::string, at::Tensor>& imatrix, int64_t tokens,
-                 const TuneOptions& opt, bool tuning) {
-  auto im = [&](const LayerChoice& c) { return imatrix_of(imatrix, c, tokens); };
+// `tokens`: what each layer's Σx² summed over (layer_tokens, else all of them).
+void init_params(const BlockDesc& d, std::vector<LayerJob>& jobs, const std::map<std::string, at::Tensor>& imatrix,
+                 const std::map<std::string, int64_t>& layer_tokens, int64_t tokens, const TuneOptions& opt, bool tuning) {
+  auto im = [&](const LayerChoice& c) {
+    auto it = layer_tokens.find(c.name);
+    return imatrix_of(imatrix, c, it == layer_tokens.end() ? tokens : it->second);
+  };
   if (!tuning) {
     fuse_nv_global_scales(d, jobs);
     for (LayerJob& j : jobs) {
@@ -285,6 +307,28 @@ std::vector<QuantizedLayer> encode_jobs(std::vector<LayerJob>& jobs) {
   return out;
 }
 
+// The tokens each expert of the unit's blocks received in the FP pass (the rows its gate
+// projection saw), per block, for the run record; experts that received none keep their
+// initial quantization (no gradient reaches them) and are named on stderr.
+nlohmann::json expert_tokens(const ModelConfig& c, const LayerPlan& plan, const UnitInput& in) {
+  nlohmann::json out = nlohmann::json::object();
+  for (int64_t b : in.blocks) {
+    std::vector<int64_t> n;
+    std::string idle;
+    for (int64_t e = 0; e < c.moe.n_experts; ++e) {
+      const LayerChoice* gate = plan.find(b, moe::expert_linear(e, moe::Gate));
+      auto it = gate ? in.tokens.find(gate->name) : in.tokens.end();
+      n.push_back(it == in.tokens.end() ? 0 : it->second);
+      if (n.back() == 0) idle += (idle.empty() ? "" : ", ") + std::to_string(e);
+    }
+    if (!idle.empty())
+      std::fprintf(stderr, "note: block %lld: experts %s received no calibration token; they keep their initial "
+                   "quantization\n", (long long)b, idle.c_str());
+    out[std::to_string(b)] = n;
+  }
+  return out;
+}
+
 }  // namespace
 
 InputHook activation_hook(const LayerPlan& plan, int64_t block, const std::map<std::string, ActQuantState>& act) {
@@ -313,7 +357,8 @@ UnitResult quantize_unit(const ModelConfig& config, const LayerPlan& plan, const
   std::vector<LayerJob> jobs = make_jobs(plan, in);
   const bool tuning = opt.method == Method::SignRound && opt.iters > 0 && !jobs.empty();
   nlohmann::json stats = {{"blocks", in.blocks}, {"method", method_name(opt, tuning)}};
-  init_params(plan.block, jobs, in.imatrix, token_count(in.x_in), opt, tuning);
+  init_params(plan.block, jobs, in.imatrix, in.tokens, token_count(in.x_in), opt, tuning);
+  if (config.is_moe() && !in.tokens.empty()) stats["expert_tokens"] = expert_tokens(config, plan, in);
   if (tuning) {
     const std::vector<InputHook> hooks = unit_hooks(plan, in, jobs);
     TuneProblem pb;
@@ -325,7 +370,7 @@ UnitResult quantize_unit(const ModelConfig& config, const LayerPlan& plan, const
     pb.kind = loss_kind(jobs, opt);
     pb.what = "block " + std::to_string(in.blocks.front());
     pb.predict = [&](const at::Tensor& rows) {
-      return unit_forward(config, quantized_weights(in, jobs), hooks, in.x_in.index_select(0, rows).to(at::kFloat), rope);
+      return unit_forward(config, quantized_weights(plan.block, in, jobs), hooks, in.x_in.index_select(0, rows).to(at::kFloat), rope);
     };
     pb.target = [&](const at::Tensor& rows) { return in.y_ref.index_select(0, rows).to(at::kFloat); };
     pb.mask = [&](const at::Tensor& rows) { return in.mask.index_select(0, rows); };
@@ -350,7 +395,7 @@ UnitResult quantize_head(const LayerPlan& plan, const HeadInput& in, const TuneO
   nlohmann::json stats = {{"layer", "lm_head"}, {"method", method_name(opt, tuning)}};
   std::map<std::string, at::Tensor> imatrix;
   if (in.imatrix.defined()) imatrix["lm_head"] = in.imatrix;
-  init_params(plan.block, jobs, imatrix, token_count(in.x_fp), opt, tuning);
+  init_params(plan.block, jobs, imatrix, {}, token_count(in.x_fp), opt, tuning);
   if (tuning) {
     // §2.7: lm_head is tuned alone on its cached inputs, one sample per forward with the
     // mini-batch accumulated (reduction "sum"), against the FP layer's logits.

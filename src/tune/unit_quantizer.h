@@ -45,6 +45,9 @@ struct UnitInput {
   at::Tensor mask;                       // [N, T] bool token-validity mask
   std::map<std::string, at::Tensor> imatrix;  // layer name -> [I] Σ x² over the FP pass
   std::map<std::string, at::Tensor> act_max;  // layer name -> scalar max |x| over the FP pass
+  // layer name -> rows its input had over the FP pass (the tokens routed to it, for an expert);
+  // layers absent saw every token of x_in.
+  std::map<std::string, int64_t> tokens;
 };
 
 struct UnitResult {
