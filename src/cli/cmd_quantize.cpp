@@ -184,15 +184,15 @@ std::string gguf_target_of(const std::vector<std::string>& formats) {
 }
 
 // PlanOptions for a GGUF target: the mix defines the scheme; an explicit --scheme must agree.
-PlanOptions gguf_plan_options(const Args& a, const std::string& format, const std::string& layer_config,
-                              const GgufTarget& target) {
+PlanOptions gguf_plan_options(const Args& a, const Model& model, const std::string& format,
+                              const std::string& layer_config, const GgufTarget& target) {
   PlanOptions po{gguf_mix_scheme(target.mix), layer_config, a.flag("quant-lm-head"), {}};
   if (scheme_flags_given(a)) {
     const QuantScheme given = scheme_from_flags(a);
     SR_CHECK(given == po.scheme, "--scheme ", given.name(), " disagrees with --format ", format, ", whose scheme is ",
              po.scheme.name(), " (with its per-layer types); drop --scheme, or change single layers with --layer_config");
   }
-  po.layer_defaults = gguf_layer_defaults(target);
+  po.layer_defaults = gguf_layer_defaults(target, model.block_desc(), model.config().n_layers);
   return po;
 }
 
@@ -283,7 +283,7 @@ int cmd_quantize(int argc, char** argv) {
   // A GGUF file is planned once, here: the mix's types, the layer plan's overrides on top.
   std::optional<GgufTarget> target;
   if (!gguf.empty()) target = plan_gguf_target(model->config(), gguf_format_mix(gguf), o.tune.method != Method::Rtn);
-  PlanOptions po = target ? gguf_plan_options(a, gguf, layer_config, *target)
+  PlanOptions po = target ? gguf_plan_options(a, *model, gguf, layer_config, *target)
                           : PlanOptions{scheme_from_flags(a), layer_config, a.flag("quant-lm-head"), {}};
   po.layer_schemes = std::move(allocated);
   LayerPlan plan = make_layer_plan(*model, po);

@@ -82,12 +82,22 @@ std::vector<uint8_t> GgufModelWriter::to_gguf_rows(size_t i, std::vector<uint8_t
   return permute_byte_rows(bytes.data(), row_bytes, interleaved_row_sources(t.shape[0], heads));
 }
 
-void GgufModelWriter::write_float(const std::string& name, const at::Tensor& w, const at::Tensor& imatrix) {
+// The shape of what is given for tensor t: all of it, or one expert's slice of a stacked one.
+std::vector<int64_t> given_shape(const GgufTensorPlan& t, int64_t expert, const std::string& path) {
+  if (expert < 0) return t.shape;
+  SR_CHECK(t.shape.size() == 3 && expert < t.shape[0], "[gguf] ", path, ": tensor ", t.name, " ",
+           at::IntArrayRef(t.shape), " has no expert ", expert);
+  return {t.shape[1], t.shape[2]};
+}
+
+void GgufModelWriter::write_float(const std::string& name, const at::Tensor& w, const at::Tensor& imatrix,
+                                  int64_t expert) {
   const size_t i = index_of(name);
   const GgufTensorPlan& t = plan_[i];
   SR_CHECK(!given_[i], "[gguf] ", out_->path(), ": tensor ", t.name, " given twice");
-  SR_CHECK(w.sizes() == at::IntArrayRef(t.shape), "[gguf] ", out_->path(), ": tensor ", t.name, " given with shape ",
-           w.sizes(), ", expected ", at::IntArrayRef(t.shape));
+  const std::vector<int64_t> shape = given_shape(t, expert, out_->path());
+  SR_CHECK(w.sizes() == at::IntArrayRef(shape), "[gguf] ", out_->path(), ": tensor ", t.name, " given with shape ",
+           w.sizes(), ", expected ", at::IntArrayRef(shape));
   const int64_t n = t.shape.back(), rows = w.numel() / std::max<int64_t>(n, 1);
   at::Tensor x = w.detach().to(at::kFloat).contiguous();
   at::Tensor imx;
@@ -96,22 +106,38 @@ void GgufModelWriter::write_float(const std::string& name, const at::Tensor& w, 
              imatrix.numel(), " values, expected ", n, " (one per input column of a weight matrix)");
     imx = imatrix.detach().to(at::kFloat).contiguous();
   }
-  std::vector<uint8_t> bytes = ggml_encode_rows(t.type, x.data_ptr<float>(), rows, n,
-                                                imx.defined() ? imx.data_ptr<float>() : nullptr);
-  given_[i] = true;
-  submit(i, to_gguf_rows(i, std::move(bytes)));
+  give(i, expert, ggml_encode_rows(t.type, x.data_ptr<float>(), rows, n, imx.defined() ? imx.data_ptr<float>() : nullptr));
 }
 
-void GgufModelWriter::write_encoded(const std::string& name, const void* data, uint64_t nbytes) {
+void GgufModelWriter::write_encoded(const std::string& name, const void* data, uint64_t nbytes, int64_t expert) {
   const size_t i = index_of(name);
   const GgufTensorPlan& t = plan_[i];
-  const uint64_t want = out_->tensor_bytes(t.name);
-  SR_CHECK(nbytes == want, "[gguf] ", out_->path(), ": tensor ", t.name, " needs ", want, " bytes of ",
-           ggml_type_name(t.type), ", got ", nbytes);
+  const std::vector<int64_t> shape = given_shape(t, expert, out_->path());
+  const uint64_t want = out_->tensor_bytes(t.name) / (expert < 0 ? 1 : uint64_t(t.shape[0]));
+  SR_CHECK(nbytes == want, "[gguf] ", out_->path(), ": tensor ", t.name, expert < 0 ? "" : " (one expert)", " needs ",
+           want, " bytes of ", ggml_type_name(t.type), ", got ", nbytes);
   SR_CHECK(!given_[i], "[gguf] ", out_->path(), ": tensor ", t.name, " given twice");
-  given_[i] = true;
   const auto* p = static_cast<const uint8_t*>(data);
-  submit(i, to_gguf_rows(i, std::vector<uint8_t>(p, p + nbytes)));
+  give(i, expert, std::vector<uint8_t>(p, p + nbytes));
+}
+
+void GgufModelWriter::give(size_t i, int64_t expert, std::vector<uint8_t> bytes) {
+  if (expert < 0) {
+    given_[i] = true;
+    return submit(i, to_gguf_rows(i, std::move(bytes)));
+  }
+  std::vector<std::vector<uint8_t>>& parts = experts_[i];
+  parts.resize(size_t(plan_[i].shape[0]));
+  SR_CHECK(parts[size_t(expert)].empty(), "[gguf] ", out_->path(), ": expert ", expert, " of tensor ", plan_[i].name,
+           " given twice");
+  parts[size_t(expert)] = std::move(bytes);
+  for (const auto& part : parts)
+    if (part.empty()) return;
+  std::vector<uint8_t> all;
+  for (const auto& part : parts) all.insert(all.end(), part.begin(), part.end());
+  experts_.erase(i);
+  given_[i] = true;
+  submit(i, std::move(all));
 }
 
 // Writes tensor i now if it is next, else holds it; then drains what became writable.

@@ -20,6 +20,8 @@
 // the tensors before it arrive, so giving the top-level tensors (output, output_norm,
 // token_embd) first and then the blocks in order keeps memory at one tensor.
 // rope_freqs.weight (Llama-3 scaling) is computed and written by the writer itself.
+// A stacked expert tensor [E, out, in] is given expert by expert (`expert` = 0 .. E-1, each
+// [out, in], any order, types as planned for the whole tensor); it is written once all arrived.
 //
 // Output goes to a temporary file renamed into place by finish() (io/gguf_writer.h);
 // a writer destroyed before finish() leaves nothing behind. Not thread-safe; the rows
@@ -66,12 +68,13 @@ class GgufModelWriter {
   // type: llama.cpp's ref encoder, or its imatrix encoder when imatrix [in] is given
   // (weight matrices only). Throws on a shape mismatch, a tensor given twice, or a
   // non-finite value where the type stores it.
-  void write_float(const std::string& name, const at::Tensor& w, const at::Tensor& imatrix = {});
+  // expert >= 0: expert `expert`'s slice [out, in] of the stacked tensor `name`.
+  void write_float(const std::string& name, const at::Tensor& w, const at::Tensor& imatrix = {}, int64_t expert = -1);
 
   // Ready ggml bytes of the plan's type (e.g. SignRound's frozen-parameter blocks):
   // nbytes = rows * ggml_row_bytes(type, in), rows in the HF order (q/k rows are
   // permuted here like fp32 rows). Throws on a size mismatch or a tensor given twice.
-  void write_encoded(const std::string& name, const void* data, uint64_t nbytes);
+  void write_encoded(const std::string& name, const void* data, uint64_t nbytes, int64_t expert = -1);
 
   // Throws naming the first tensor not given; otherwise completes and renames the file.
   void finish();
@@ -80,12 +83,15 @@ class GgufModelWriter {
   size_t index_of(const std::string& name) const;
   std::vector<uint8_t> to_gguf_rows(size_t index, std::vector<uint8_t> bytes) const;
   void submit(size_t index, std::vector<uint8_t> bytes);
+  // Records tensor i's bytes (all of it, or expert e's slice); submits it once complete.
+  void give(size_t index, int64_t expert, std::vector<uint8_t> bytes);
 
   ModelConfig config_;
   std::vector<GgufTensorPlan> plan_;
   std::unordered_map<std::string, size_t> index_;  // GGUF name -> position in plan_
   std::vector<bool> given_;
   std::map<size_t, std::vector<uint8_t>> pending_;  // given before their turn
+  std::map<size_t, std::vector<std::vector<uint8_t>>> experts_;  // stacked tensors being given, per expert
   size_t next_ = 0;                                 // next plan_ position to write
   std::unique_ptr<GgufWriter> out_;
 };

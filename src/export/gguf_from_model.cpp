@@ -22,6 +22,8 @@ struct Sink {
     auto it = imatrix.find(gguf_tensor_name(hf_name));
     w.write_float(hf_name, t, it == imatrix.end() ? at::Tensor() : it->second);
   }
+  // Expert e's slice of the stacked tensor `gguf_name` (imatrix files carry none per expert here).
+  void put_expert(const std::string& gguf_name, const at::Tensor& t, int64_t e) { w.write_float(gguf_name, t, {}, e); }
 };
 
 // Tensors outside the blocks first: they come first in llama-quantize's order.
@@ -37,7 +39,12 @@ void write_block(const Model& m, int64_t i, Sink& s) {
   const std::string pre = block_prefix(i);
   for (size_t j = 0; j < d.norms.size(); ++j)
     if (d.norms[j].present) s.put(pre + d.norms[j].module + ".weight", b.norm[j]);
-  for (size_t j = 0; j < d.linears.size(); ++j) s.put(pre + d.linears[j].module + ".weight", b.w[j]);
+  for (size_t j = 0; j < d.linears.size(); ++j) {
+    const LinearDesc& l = d.linears[j];
+    const std::string name = "blk." + std::to_string(i) + "." + l.gguf + ".weight";
+    if (l.expert >= 0) s.put_expert(name, b.w[j], l.expert);
+    else s.put(name, b.w[j]);
+  }
 }
 
 }  // namespace

@@ -28,6 +28,10 @@ void add_hyper_parameters(const ModelConfig& c, Entries& e) {
 
 void add_rope(const ModelConfig& c, Entries& e) {
   e.emplace_back("llama.vocab_size", u32(c.vocab));
+  if (c.is_moe()) {  // feed_forward_length (c.intermediate) is then each expert's width, as Mixtral's config says
+    e.emplace_back("llama.expert_count", u32(c.moe.n_experts));
+    e.emplace_back("llama.expert_used_count", u32(c.moe.n_used));
+  }
   e.emplace_back("llama.rope.dimension_count", u32(c.head_dim));
   if (c.rope_scaling.type == "linear") {
     e.emplace_back("llama.rope.scaling.type", GgufValue::string("linear"));

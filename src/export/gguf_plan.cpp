@@ -28,7 +28,7 @@ const std::vector<GgufMixInfo> kMixes = {
 };
 
 // The tensors llama_tensor_get_type has rules for (the part of the name after "blk.<i>.").
-enum class Role : uint8_t { Other, AttnV, AttnOutput, FfnDown };
+enum class Role : uint8_t { Other, AttnK, AttnV, AttnOutput, FfnDown, Router };
 
 // When a rule applies, from the layer index i of n layers and the model's shape.
 enum class When : uint8_t {
@@ -93,9 +93,11 @@ Role role_of(const std::string& name) {
     const std::string suffix = std::string(".") + s;
     return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
   };
+  if (ends_with("attn_k.weight")) return Role::AttnK;
   if (ends_with("attn_v.weight")) return Role::AttnV;
   if (ends_with("attn_output.weight")) return Role::AttnOutput;
-  if (ends_with("ffn_down.weight")) return Role::FfnDown;
+  if (ends_with("ffn_down.weight") || ends_with("ffn_down_exps.weight")) return Role::FfnDown;
+  if (ends_with("ffn_gate_inp.weight")) return Role::Router;
   return Role::Other;
 }
 
@@ -124,10 +126,21 @@ GgmlType output_type(const GgufTensorPlan& t, const Context& x) {
   return base == T::Q8_0 ? T::Q8_0 : T::Q6_K;
 }
 
+// llama.cpp's branches for models of exactly 8 experts (Mixtral 8x7B and 8x22B): attn_k and
+// attn_v in Q8_0 whatever the mix; attn_output in Q5_K for these mixes, else the base type (the
+// dense attn_output rules do not apply). Other expert counts follow the dense rules.
+constexpr GgufMix kEightExpertQ5Output[] = {GgufMix::Q2_K, GgufMix::Q3_K_S, GgufMix::Q3_K_M, GgufMix::Q4_K_S,
+                                            GgufMix::Q4_K_M};
+
 GgmlType block_rule_type(const GgufTensorPlan& t, const Context& x) {
   const Role role = role_of(t.name);
   const int64_t i = gguf_layer_of(t.name);
   GgmlType type = x.mix.base;
+  if (x.c.moe.n_experts == 8 && (role == Role::AttnK || role == Role::AttnV)) return T::Q8_0;
+  if (x.c.moe.n_experts == 8 && role == Role::AttnOutput) {
+    for (GgufMix m : kEightExpertQ5Output) if (m == x.mix.mix) return T::Q5_K;
+    return type;
+  }
   for (const Rule& r : kRules) {
     if (r.role == role && r.mix == x.mix.mix && holds(r.when, i, x)) {
       type = r.type;
@@ -193,6 +206,11 @@ void apply_override(GgufTensorPlan& t, GgmlType type, const Context& x) {
 // Rule, fallback and override for one tensor.
 void plan_tensor(GgufTensorPlan& t, const std::map<std::string, GgmlType>& overrides, const Context& x) {
   if (!t.weight_matrix) return;  // 1-D tensors stay F32
+  // llama-quantize never quantizes a MoE router (ffn_gate_inp); only an override changes it.
+  if (role_of(t.name) == Role::Router) {
+    if (auto o = overrides.find(t.name); o != overrides.end()) apply_override(t, o->second, x);
+    return;
+  }
   const GgmlType base = x.mix.base;
   const bool quantized_mix = ggml_type_traits(base).block_size > 1;
   const GgmlType ruled = quantized_mix ? rule_type(t, x) : base;
@@ -228,14 +246,14 @@ bool gguf_use_more_bits(int64_t i, int64_t n) { return i < n / 8 || i >= 7 * n /
 std::vector<GgufTensorPlan> gguf_tensor_list(const ModelConfig& c) {
   SR_CHECK(!c.qkv_bias && !c.qk_norm, "[gguf] ", c.arch_name, " models (q/k/v bias or q/k norm) cannot be written "
            "as GGUF architecture 'llama'");
-  SR_CHECK(!c.is_moe(), "[gguf] ", c.arch_name, " (mixture of experts) cannot be written as GGUF yet: its experts "
-           "are stacked per projection there; use format fake, auto_round or auto_gptq");
+  SR_CHECK(!c.is_moe() || c.moe.shared_intermediate == 0, "[gguf] ", c.arch_name,
+           " models (shared expert) cannot be written as GGUF architecture 'llama'");
   const int64_t D = c.hidden;
   std::vector<GgufTensorPlan> out;
   auto add = [&](std::string name, std::vector<int64_t> shape) {
     GgufTensorPlan t;
     t.name = std::move(name);
-    t.weight_matrix = shape.size() == 2;
+    t.weight_matrix = shape.size() >= 2;
     t.shape = std::move(shape);
     out.push_back(std::move(t));
   };
@@ -248,7 +266,10 @@ std::vector<GgufTensorPlan> gguf_tensor_list(const ModelConfig& c) {
   std::vector<std::pair<std::string, std::vector<int64_t>>> block;  // (GGUF name in the block, shape)
   for (const NormDesc& n : d.norms)
     if (n.present) block.push_back({n.gguf + ".weight", {n.size}});
-  for (const LinearDesc& l : d.linears) block.push_back({l.gguf + ".weight", {l.out, l.in}});
+  for (const LinearDesc& l : d.linears) {
+    if (l.expert < 0) block.push_back({l.gguf + ".weight", {l.out, l.in}});
+    else if (l.expert == 0) block.push_back({l.gguf + ".weight", {c.moe.n_experts, l.out, l.in}});  // stacked
+  }
   std::sort(block.begin(), block.end());
   for (int64_t i = 0; i < c.n_layers; ++i)
     for (const auto& [name, shape] : block) add("blk." + std::to_string(i) + "." + name, shape);

@@ -23,7 +23,13 @@
 //   which signround does not encode; Q4_0 has the same 4.5 bits per weight), then F16
 //   if the row is still not a multiple; a legacy type (Q4_0..Q8_0) has no fallback:
 //   like llama.cpp, planning throws (use an override or a float mix for such models).
-// llama.cpp's MoE (n_expert) and Falcon branches do not apply to "llama" models here.
+// Mixture of experts ("llama" with expert_count, i.e. Mixtral): the experts of one projection
+// are one tensor [E, out, in] (ffn_{gate,up,down}_exps) typed as the dense projection would
+// be (ffn_down_exps by the ffn_down rules, the layer read from its name as llama.cpp does);
+// the router ffn_gate_inp [E, D] stays F32 (llama-quantize never quantizes it). For exactly 8
+// experts llama.cpp adds: attn_k and attn_v Q8_0 in every mix; attn_output Q5_K in q2_k,
+// q3_k_s, q3_k_m, q4_k_s and q4_k_m, the base type in the others (no dense attn_output rule).
+// The Falcon branches do not apply.
 //
 // Thread-safety: pure functions.
 #pragma once
@@ -57,7 +63,7 @@ GgufMix parse_gguf_mix(const std::string& name);
 // One tensor of the file, in llama-quantize's order.
 struct GgufTensorPlan {
   std::string name;            // GGUF name ("blk.3.ffn_down.weight")
-  std::vector<int64_t> shape;  // row-major, outermost first: [out, in] for weights
+  std::vector<int64_t> shape;  // row-major, outermost first: [out, in] for weights, [E, out, in] for experts
   GgmlType type = GgmlType::F32;
   bool weight_matrix = false;  // 2-D: the mix applies (false: norms, rope_freqs stay F32)
   std::string why;             // "" if the mix's base type, else the rule, fallback or override
@@ -76,8 +82,9 @@ struct GgufPlanOptions {
 // llama-quantize's order: tensors outside the blocks first (output, output_norm,
 // rope_freqs if c has freq factors or llama3 scaling, token_embd: by name), then block
 // by block, each block's tensors by name (attn_k, attn_norm, attn_output, attn_q,
-// attn_v, ffn_down, ffn_gate, ffn_norm, ffn_up). No output.weight if tied.
-// Throws for configurations GGUF "llama" cannot hold (q/k/v bias, q/k norm).
+// attn_v, ffn_down, ffn_gate, ffn_norm, ffn_up; a MoE block ffn_down_exps, ffn_gate_exps,
+// ffn_gate_inp, ffn_up_exps in their place). No output.weight if tied.
+// Throws for configurations GGUF "llama" cannot hold (q/k/v bias, q/k norm, a shared expert).
 std::vector<GgufTensorPlan> gguf_tensor_list(const ModelConfig& c);
 
 // gguf_tensor_list with each tensor's type chosen for `mix` (rules above). Throws

@@ -30,6 +30,12 @@ std::string target_list() {
 // The HF weight name of a layer ("model.layers.0.mlp.up_proj" -> "...up_proj.weight").
 std::string weight_name(const std::string& layer) { return layer + ".weight"; }
 
+// The GGUF tensor holding block linear i of block b: "blk.<b>.<stem>.weight" (for an expert, the
+// stacked tensor of its projection; LinearDesc::expert is its slice).
+std::string gguf_linear_tensor(const BlockDesc& d, int64_t b, int i) {
+  return "blk." + std::to_string(b) + "." + d.linears[size_t(i)].gguf + ".weight";
+}
+
 // The model's name for general.name and the default file name: the folder or file stem.
 std::string model_name(const Model& m) {
   fs::path p = fs::path(m.path()).lexically_normal();
@@ -61,18 +67,19 @@ void write_block(GgufModelWriter& w, const ExportJob& job, int64_t b) {
   std::map<std::string, QuantizedLayer> tuned;
   for (QuantizedLayer& l : job.block_layers(b)) tuned[l.name] = std::move(l);
   for (int p = 0; p < int(d.linears.size()); ++p) {
-    const std::string layer = linear_name(d, b, p);
+    const std::string layer = linear_name(d, b, p), tensor = gguf_linear_tensor(d, b, p);
+    const int64_t expert = d.linears[size_t(p)].expert;
     auto it = tuned.find(layer);
     if (it == tuned.end()) {
-      w.write_float(weight_name(layer), fp.weight(p));
+      w.write_float(tensor, fp.weight(p), {}, expert);
       continue;
     }
     const QuantizedLayer& l = it->second;
-    const GgmlType planned = w.planned(weight_name(layer)).type;
+    const GgmlType planned = w.planned(tensor).type;
     SR_CHECK(l.scheme.is_gguf() && l.scheme.ggml_type == planned, "[export gguf] layer ", layer, " was quantized as ",
              l.scheme.name(), " but the file plans ", ggml_type_name(planned));
     const at::Tensor bytes = l.encoded.ggml.contiguous();
-    w.write_encoded(weight_name(layer), bytes.data_ptr<uint8_t>(), uint64_t(bytes.numel()));
+    w.write_encoded(tensor, bytes.data_ptr<uint8_t>(), uint64_t(bytes.numel()), expert);
   }
 }
 
@@ -130,10 +137,14 @@ GgufMix gguf_format_mix(const std::string& format) {
 
 QuantScheme gguf_mix_scheme(GgufMix mix) { return gguf_scheme(gguf_mix_info(mix).base); }
 
-GgufTensorPlan& GgufTarget::tensor(const std::string& gguf_name) {
-  for (GgufTensorPlan& t : tensors)
+const GgufTensorPlan& GgufTarget::tensor(const std::string& gguf_name) const {
+  for (const GgufTensorPlan& t : tensors)
     if (t.name == gguf_name) return t;
   fail("[gguf] the file plan has no tensor '", gguf_name, "'");
+}
+
+GgufTensorPlan& GgufTarget::tensor(const std::string& gguf_name) {
+  return const_cast<GgufTensorPlan&>(static_cast<const GgufTarget&>(*this).tensor(gguf_name));
 }
 
 GgufTarget plan_gguf_target(const ModelConfig& c, GgufMix mix, bool has_imatrix) {
@@ -143,22 +154,28 @@ GgufTarget plan_gguf_target(const ModelConfig& c, GgufMix mix, bool has_imatrix)
   return {mix, has_imatrix, plan_gguf_types(c, mix, po)};
 }
 
-std::map<std::string, LayerDefault> gguf_layer_defaults(const GgufTarget& target) {
+std::map<std::string, LayerDefault> gguf_layer_defaults(const GgufTarget& target, const BlockDesc& d, int64_t n_layers) {
   const std::string tag = std::string("gguf ") + gguf_mix_info(target.mix).name;
+  auto from = [&](const GgufTensorPlan& t) -> LayerDefault {
+    return {gguf_scheme(t.type), t.why.empty() ? tag : tag + ": " + t.why + " " + ascii_lower(ggml_type_name(t.type))};
+  };
   std::map<std::string, LayerDefault> out;
-  for (const GgufTensorPlan& t : target.tensors) {
-    const std::string hf = hf_tensor_name(t.name);
-    const bool linear = (gguf_layer_of(t.name) >= 0 && t.weight_matrix) || hf == "lm_head.weight";
-    if (!linear) continue;
-    const std::string layer = hf.substr(0, hf.size() - std::string(".weight").size());
-    out[layer] = {gguf_scheme(t.type),
-                  t.why.empty() ? tag : tag + ": " + t.why + " " + ascii_lower(ggml_type_name(t.type))};
-  }
+  for (int64_t b = 0; b < n_layers; ++b)
+    for (int i = 0; i < int(d.linears.size()); ++i) {
+      const GgufTensorPlan& t = target.tensor(gguf_linear_tensor(d, b, i));
+      if (d.linears[size_t(i)].keep_16bit && t.type == GgmlType::F32) continue;  // a router: F32 as llama.cpp keeps it
+      out[linear_name(d, b, i)] = from(t);
+    }
+  for (const GgufTensorPlan& t : target.tensors)
+    if (t.name == "output.weight") out["lm_head"] = from(t);
   return out;
 }
 
 void settle_gguf_target(GgufTarget& target, const LayerPlan& plan, const std::string& format) {
+  std::map<std::string, const LayerChoice*> stacked;  // an expert tensor's first layer: the others must agree
   for (const LayerChoice& c : plan.layers) {
+    const bool router = c.block >= 0 && plan.block.linears[size_t(c.linear)].keep_16bit;
+    if (router && !c.quantized()) continue;  // stays F32 (llama-quantize never quantizes it)
     GgmlType type;
     try {
       type = ggml_type_of(c.scheme);
@@ -166,7 +183,14 @@ void settle_gguf_target(GgufTarget& target, const LayerPlan& plan, const std::st
       fail("[export] format ", format, ": layer ", c.name, " has scheme ", c.scheme.name(), " (", c.source,
            "), which GGUF cannot store; give it a gguf:<type> (e.g. \"gguf:q4_k\"), \"BF16\" or \"FP16\" scheme");
     }
-    GgufTensorPlan& t = target.tensor(gguf_tensor_name(weight_name(c.name)));
+    GgufTensorPlan& t = target.tensor(c.block >= 0 ? gguf_linear_tensor(plan.block, c.block, c.linear)
+                                                   : gguf_tensor_name(weight_name(c.name)));
+    if (t.shape.size() == 3) {
+      auto [first, fresh] = stacked.emplace(t.name, &c);
+      SR_CHECK(fresh || first->second->scheme == c.scheme, "[export] format ", format, ": the experts of ", t.name,
+               " are one GGUF tensor and need one type; layer ", c.name, " has ", c.scheme.name(), " but ",
+               first->second->name, " has ", first->second->scheme.name());
+    }
     if (type == t.type) continue;
     const int64_t block = ggml_type_traits(type).block_size;
     SR_CHECK(t.shape.back() % block == 0, "[export] format ", format, ": layer ", c.name, ": rows of ", t.shape.back(),

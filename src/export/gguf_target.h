@@ -52,6 +52,7 @@ struct GgufTarget {
 
   // The tensor of GGUF name `gguf_name`. Throws sr::Error if the file has none.
   GgufTensorPlan& tensor(const std::string& gguf_name);
+  const GgufTensorPlan& tensor(const std::string& gguf_name) const;
 };
 
 // The mix's rules for `c` (plan_gguf_types; has_imatrix only moves q4_0/q5_0's ffn_down rule).
@@ -60,12 +61,15 @@ GgufTarget plan_gguf_target(const ModelConfig& c, GgufMix mix, bool has_imatrix)
 // make_layer_plan defaults from the target: every block linear (and lm_head, used only with
 // --quant_lm_head) -> the scheme of its tensor's type, source "gguf <mix>" or
 // "gguf <mix>: <rule/fallback> <type>".
-std::map<std::string, LayerDefault> gguf_layer_defaults(const GgufTarget& t);
+// Block linears are found through the block description `d` (n_layers blocks); a MoE router
+// whose tensor stays F32 gets no default (its plan keeps it 16-bit; settle leaves it F32).
+std::map<std::string, LayerDefault> gguf_layer_defaults(const GgufTarget& t, const BlockDesc& d, int64_t n_layers);
 
 // Gives every layer of `plan` (block linears, lm_head when it is a candidate) its scheme's ggml
 // type in `t`, as an override of the mix's rule when they differ. Throws sr::Error naming the
 // layer and `format` if a scheme has no GGUF type (INT/MX/NV/FP8, e.g. from an override file)
-// or its rows are not whole blocks of it. Called once, before tuning.
+// or its rows are not whole blocks of it, and when the experts of one stacked tensor disagree.
+// Called once, before tuning.
 void settle_gguf_target(GgufTarget& t, const LayerPlan& plan, const std::string& format);
 
 // The .gguf file written for output path `out` (see "output" above).

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <cstring>
 #include <set>
 
 #include "common/error.h"
@@ -332,6 +333,126 @@ TEST(MoeCli, QuantizeKeepsRoutersAndRecordsExpertTokens) {
   const at::Tensor tokens = at::randint(3, 1024, {1, 24}, at::kLong);
   const at::Tensor a = Model::open(outs[0])->forward(tokens), b = Model::open(outs[1])->forward(tokens);
   EXPECT_TRUE(at::allclose(a, b, 1e-4, 1e-4)) << outs[0] << " vs " << outs[1] << ": " << (a - b).abs().max().item<float>();
+}
+
+}  // namespace
+}  // namespace sr
+
+#include "export/gguf_from_model.h"
+#include "export/gguf_target.h"
+#include "io/gguf_reader.h"
+
+namespace sr {
+namespace {
+
+ModelConfig mixtral_config(int64_t experts, int64_t layers = 8) {
+  nlohmann::json j = qwen3_moe_config();
+  j["architectures"] = {"MixtralForCausalLM"};
+  j["num_local_experts"] = experts;
+  j["num_hidden_layers"] = layers;
+  j["intermediate_size"] = 256;
+  j["hidden_size"] = 256;  // whole 256-blocks per row: the rules, not the fallbacks, decide
+  return parse_hf_config(j.dump(), "config.json");
+}
+
+GgmlType planned(const std::vector<GgufTensorPlan>& plan, const std::string& name) {
+  for (const GgufTensorPlan& t : plan)
+    if (t.name == name) return t.type;
+  ADD_FAILURE() << "no tensor " << name;
+  return GgmlType::F32;
+}
+
+// llama.cpp's stacked layout and its 8-expert rules (llama-quant.cpp, c392e50).
+TEST(MoeGguf, PlanStacksExpertsAndAppliesTheEightExpertRules) {
+  GgufPlanOptions quiet;
+  quiet.log = false;
+  const std::vector<GgufTensorPlan> p8 = plan_gguf_types(mixtral_config(8), GgufMix::Q4_K_M, quiet);
+  for (const GgufTensorPlan& t : p8)
+    if (t.name == "blk.0.ffn_down_exps.weight") EXPECT_EQ(t.shape, (std::vector<int64_t>{8, 256, 256}));
+  EXPECT_EQ(planned(p8, "blk.0.ffn_gate_inp.weight"), GgmlType::F32);  // the router is never quantized
+  EXPECT_EQ(planned(p8, "blk.5.attn_k.weight"), GgmlType::Q8_0);
+  EXPECT_EQ(planned(p8, "blk.5.attn_v.weight"), GgmlType::Q8_0);
+  EXPECT_EQ(planned(p8, "blk.5.attn_output.weight"), GgmlType::Q5_K);
+  EXPECT_EQ(planned(p8, "blk.5.attn_q.weight"), GgmlType::Q4_K);
+  EXPECT_EQ(planned(p8, "blk.0.ffn_down_exps.weight"), GgmlType::Q6_K);  // use_more_bits(0, 8)
+  EXPECT_EQ(planned(p8, "blk.3.ffn_down_exps.weight"), GgmlType::Q6_K);  // (3 - 8/8) % 3 == 2
+  EXPECT_EQ(planned(p8, "blk.4.ffn_down_exps.weight"), GgmlType::Q4_K);
+  EXPECT_EQ(planned(p8, "blk.4.ffn_gate_exps.weight"), GgmlType::Q4_K);
+  // Not 8 experts: the dense rules (q2_k: attn_output Q3_K, attn_v Q3_K with GQA 2).
+  const std::vector<GgufTensorPlan> p4 = plan_gguf_types(mixtral_config(4), GgufMix::Q2_K, quiet);
+  EXPECT_EQ(planned(p4, "blk.1.attn_output.weight"), GgmlType::Q3_K);
+  EXPECT_EQ(planned(p4, "blk.1.attn_v.weight"), GgmlType::Q3_K);
+  EXPECT_EQ(planned(p4, "blk.1.attn_k.weight"), GgmlType::Q2_K);
+  EXPECT_EQ(planned(p4, "blk.1.ffn_down_exps.weight"), GgmlType::Q3_K);
+  // Qwen MoE blocks (q/k norm, shared expert) are no "llama" GGUF.
+  EXPECT_NE(error_of([&] { gguf_tensor_list(parse_hf_config(qwen3_moe_config().dump(), "c")); }).find("q/k norm"),
+            std::string::npos);
+}
+
+std::string write_mixtral(const std::string& dir, int64_t experts) {
+  test::RandomModelSpec s = moe_spec("MixtralForCausalLM", experts);
+  s.vocab = 1024;
+  s.hidden = 256;  // rows of whole 256-blocks: no k-quant fallback (ours differs from llama.cpp's iq4_nl there)
+  s.intermediate = 256;
+  s.layers = 4;
+  const std::string src = test::write_random_hf_model(dir, s);
+  fs::copy_file(test::repo("demo/tinystories-llama-4m/tokenizer.model"), src + "/tokenizer.model");
+  return src;
+}
+
+// The GGUF that quantize writes for a Mixtral, against llama-quantize on the F32 GGUF of the
+// same weights: RTN must give the same tensors byte for byte (types, shapes, stacked experts).
+TEST(MoeGguf, RtnFileEqualsLlamaQuantizeByteForByte) {
+  SR_REQUIRE_SHARED("tools/llama.cpp/bin/llama-quantize");
+  test::TempDir dir;
+  const std::string src = write_mixtral(dir / "mx", 8);
+  GgufModelExportOptions o;
+  o.progress = false;
+  o.plan.log = false;
+  export_gguf(*Model::open(src), dir / "f32.gguf", GgufMix::F32, o);
+  for (const char* mix : {"q4_k_m", "q2_k", "q3_k_m"}) {
+    std::string upper = mix;
+    for (char& ch : upper) ch = char(std::toupper(ch));
+    auto lq = test::run_command(test::shared("tools/llama.cpp/bin/llama-quantize") + " " + (dir / "f32.gguf") + " " +
+                                (dir / "theirs.gguf") + " " + upper + " 2");
+    ASSERT_EQ(lq.exit_code, 0) << lq.err;
+    auto q = test::run_command(test::cli() + " quantize --threads 2 --quiet --overwrite --iters 0 --disable-opt-rtn "
+                               "--model " + src + " --format gguf:" + mix + " --output-dir " + (dir / "ours.gguf"));
+    ASSERT_EQ(q.exit_code, 0) << q.err;
+    GgufReader ours(dir / "ours.gguf"), theirs(dir / "theirs.gguf");
+    EXPECT_EQ(ours.get<uint32_t>("llama.expert_count"), 8u);
+    EXPECT_EQ(ours.get<uint32_t>("llama.expert_used_count"), 2u);
+    ASSERT_EQ(ours.tensors().size(), theirs.tensors().size());
+    for (size_t i = 0; i < ours.tensors().size(); ++i) {
+      const GgufTensorInfo &a = ours.tensors()[i], &b = theirs.tensors()[i];
+      ASSERT_EQ(a.name, b.name) << i;
+      EXPECT_EQ(ggml_type_name(a.type), ggml_type_name(b.type)) << mix << " " << a.name;
+      EXPECT_EQ(a.shape, b.shape) << a.name;
+      ASSERT_EQ(a.nbytes, b.nbytes) << a.name;
+      EXPECT_EQ(std::memcmp(a.data, b.data, a.nbytes), 0) << mix << " " << a.name << " differs";
+    }
+  }
+}
+
+// One GGUF tensor holds the experts of a projection: they need one type.
+TEST(MoeGguf, ExpertsOfOneTensorWithDifferentTypesAreRefused) {
+  test::TempDir dir;
+  const std::string src = write_mixtral(dir / "mx", 4);
+  std::ofstream(dir / "lc.json") << R"({"model.layers.2.block_sparse_moe.experts.1.w2": "gguf:q8_0"})";
+  auto q = test::run_command(test::cli() + " quantize --threads 2 --quiet --iters 0 --disable-opt-rtn --model " + src +
+                             " --format gguf:q4_k_m --layer-config " + (dir / "lc.json") + " --output-dir " +
+                             (dir / "out.gguf"));
+  EXPECT_NE(q.exit_code, 0);
+  EXPECT_NE(q.err.find("the experts of blk.2.ffn_down_exps.weight are one GGUF tensor and need one type"),
+            std::string::npos) << q.err;
+  EXPECT_FALSE(fs::exists(dir / "out.gguf"));
+  // The same override for every expert of that projection is one type: accepted.
+  std::ofstream(dir / "lc.json") << R"({"model\\.layers\\.2\\.block_sparse_moe\\.experts\\.\\d+\\.w2": "gguf:q8_0"})";
+  q = test::run_command(test::cli() + " quantize --threads 2 --quiet --iters 0 --disable-opt-rtn --model " + src +
+                        " --format gguf:q4_k_m --layer-config " + (dir / "lc.json") + " --output-dir " + (dir / "out.gguf"));
+  ASSERT_EQ(q.exit_code, 0) << q.err;
+  EXPECT_EQ(ggml_type_name(GgufReader(dir / "out.gguf").tensor("blk.2.ffn_down_exps.weight").type),
+            std::string("q8_0"));
 }
 
 }  // namespace
