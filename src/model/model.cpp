@@ -156,6 +156,20 @@ at::Tensor Model::load_tensor(const std::string& hf, const std::vector<int64_t>&
   return t;
 }
 
+std::pair<std::string, int64_t> Model::stored_linear(const LinearDesc& l, int64_t b) const {
+  if (format_ != "gguf") return {block_prefix(b) + l.module + ".weight", -1};
+  return {"blk." + std::to_string(b) + "." + l.gguf + ".weight", l.expert};
+}
+
+// A GGUF expert is a slice of its projection's stacked tensor, decoded once per block (`stacked`).
+at::Tensor Model::load_linear(const LinearDesc& l, int64_t b, std::map<std::string, at::Tensor>& stacked) const {
+  const auto [name, expert] = stored_linear(l, b);
+  if (expert < 0) return load_tensor(name, {l.out, l.in});
+  auto it = stacked.find(name);
+  if (it == stacked.end()) it = stacked.emplace(name, load_tensor(name, {config_.moe.n_experts, l.out, l.in})).first;
+  return it->second[expert].clone();
+}
+
 void Model::load_resident() {
   const ModelConfig& c = config_;
   block_desc_ = describe_block(c);
@@ -168,7 +182,8 @@ void Model::load_resident() {
     for (const NormDesc& n : d.norms)
       if (n.present) expected.push_back(pre + n.module + ".weight");
     for (const LinearDesc& l : d.linears) {
-      expected.push_back(pre + l.module + ".weight");
+      const auto [name, expert] = stored_linear(l, i);
+      if (expert <= 0) expected.push_back(name);  // a stacked tensor once
       if (l.bias) expected.push_back(pre + l.module + ".bias");
     }
   }
@@ -193,10 +208,11 @@ void Model::load_resident() {
   // Validate every block's shapes up front so errors surface at open, not mid-run.
   for (int64_t i = 0; i < c.n_layers; ++i) {
     for (const LinearDesc& l : d.linears) {
-      const std::string name = block_prefix(i) + l.module + ".weight";
+      const auto [name, expert] = stored_linear(l, i);
       if (packed_ && packed_->packed(name)) continue;  // checked by PackedWeights
       const auto& e = store_.get(stored_name(name));
-      const std::vector<int64_t> shape = {l.out, l.in};
+      const std::vector<int64_t> shape =
+          expert < 0 ? std::vector<int64_t>{l.out, l.in} : std::vector<int64_t>{config_.moe.n_experts, l.out, l.in};
       SR_CHECK(e.shape == shape, "[model] ", path_, ": tensor ", e.describe(), " should have shape ",
                at::IntArrayRef(shape));
     }
@@ -213,10 +229,10 @@ BlockWeights Model::load_block(int64_t i, const std::vector<int>& skip) const {
   w.b.resize(d.linears.size());
   for (const NormDesc& n : d.norms)
     w.norm.push_back(n.present ? load_tensor(pre + n.module + ".weight", {n.size}) : at::Tensor());
+  std::map<std::string, at::Tensor> stacked;
   for (size_t j = 0; j < d.linears.size(); ++j) {
     const LinearDesc& l = d.linears[j];
-    if (std::find(skip.begin(), skip.end(), int(j)) == skip.end())
-      w.w[j] = load_tensor(pre + l.module + ".weight", {l.out, l.in});
+    if (std::find(skip.begin(), skip.end(), int(j)) == skip.end()) w.w[j] = load_linear(l, i, stacked);
     if (l.bias) w.b[j] = load_tensor(pre + l.module + ".bias", {l.out});
     if (!qk_interleaved_ || l.rope_heads == 0) continue;
     if (w.w[j].defined()) w.w[j] = uninterleave_qk_rows(w.w[j], l.rope_heads);

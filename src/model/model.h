@@ -13,6 +13,7 @@
 // (q/k rows of llama2.c and GGUF files are un-permuted from the interleaved RoPE
 // layout), as fp32 tensors.
 #pragma once
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -95,6 +96,10 @@ class Model {
  private:
   Model() = default;
   at::Tensor load_tensor(const std::string& hf_name, const std::vector<int64_t>& shape) const;
+  // Where linear l of block b is stored: a tensor name, and for a GGUF expert its slice of the
+  // stacked tensor (-1: the whole tensor).
+  std::pair<std::string, int64_t> stored_linear(const LinearDesc& l, int64_t b) const;
+  at::Tensor load_linear(const LinearDesc& l, int64_t b, std::map<std::string, at::Tensor>& stacked) const;
   void load_resident();
   void init_gguf(const std::string& path);  // model_gguf.cpp
 

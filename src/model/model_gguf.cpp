@@ -7,8 +7,9 @@
 //   attention.value_length (= key_length), rope.dimension_count (= key_length),
 //   context_length (2048), rope.freq_base (10000), attention.layer_norm_rms_epsilon
 //   (required), vocab_size (checked against token_embd), rope.scaling.type +
-//   rope.scaling.factor (or the older rope.scale_linear), expert_count (must be 0).
-// Tensors: llama.cpp names (model/gguf_names.h); q/k rows in the interleaved RoPE order
+//   rope.scaling.factor (or the older rope.scale_linear), expert_count (0: dense; else
+//   expert_used_count is required, feed_forward_length is each expert's width: Mixtral).
+// Tensors: llama.cpp names (model/gguf_names.h; experts stacked per projection, [E, out, in]); q/k rows in the interleaved RoPE order
 // (model/rope_layout.h), un-permuted when a block is loaded; rope_freqs.weight, if
 // present, becomes RopeScaling::freq_factors.
 #include <algorithm>
@@ -71,8 +72,17 @@ void check_architecture(const GgufReader& r) {
   const std::string arch = r.get<std::string>("general.architecture");
   SR_CHECK(arch == kArch, "[model] ", r.path(), ": GGUF architecture '", arch,
            "' is not supported (only 'llama': Llama, Mistral and other models llama.cpp runs as 'llama')");
-  SR_CHECK(int_or(r, key("expert_count"), 0) == 0, "[model] ", r.path(),
-           ": mixture-of-experts models (llama.expert_count > 0) are not supported");
+}
+
+// "llama" with experts (Mixtral): llama.cpp routes softmax, top expert_used_count, renormalised.
+MoeConfig read_moe(const GgufReader& r, int64_t feed_forward_length) {
+  MoeConfig m;
+  m.n_experts = int_or(r, key("expert_count"), 0);
+  if (m.n_experts == 0) return m;
+  m.n_used = int_required(r, key("expert_used_count"));
+  m.expert_intermediate = feed_forward_length;
+  m.norm_topk_prob = true;
+  return m;
 }
 
 RopeScaling read_rope_scaling(const GgufReader& r) {
@@ -98,6 +108,8 @@ ModelConfig read_config(const GgufReader& r) {
   c.n_layers = int_required(r, key("block_count"));
   c.hidden = int_required(r, key("embedding_length"));
   c.intermediate = int_required(r, key("feed_forward_length"));
+  c.moe = read_moe(r, c.intermediate);
+  if (c.is_moe()) c.arch = Arch::Mixtral;
   SR_CHECK(!r.has(key("attention.head_count_kv")) || !r.value(key("attention.head_count_kv")).is_array(),
            "[model] ", r.path(), ": per-layer head counts (", key("attention.head_count_kv"),
            " is an array) are not supported");

@@ -457,3 +457,54 @@ TEST(MoeGguf, ExpertsOfOneTensorWithDifferentTypesAreRefused) {
 
 }  // namespace
 }  // namespace sr
+
+namespace sr {
+namespace {
+
+// A Mixtral read back from GGUF (stacked experts sliced per expert) computes what its HF
+// folder computes; GGUF in, GGUF out gives the file HF in gives.
+TEST(MoeGguf, GgufForwardEqualsHfForwardAndGgufInputWorks) {
+  test::TempDir dir;
+  const std::string src = write_mixtral(dir / "mx", 4);
+  GgufModelExportOptions o;
+  o.progress = false;
+  export_gguf(*Model::open(src), dir / "f32.gguf", GgufMix::F32, o);
+  auto hf = Model::open(src), gg = Model::open(dir / "f32.gguf");
+  EXPECT_TRUE(gg->config().is_moe());
+  EXPECT_EQ(gg->config().moe.n_experts, 4);
+  EXPECT_EQ(gg->config().moe.n_used, 2);
+  EXPECT_EQ(gg->linears().size(), hf->linears().size());
+  const at::Tensor tokens = at::randint(3, 1024, {2, 16}, at::kLong);
+  const at::Tensor a = hf->forward(tokens), b = gg->forward(tokens);
+  EXPECT_TRUE(at::allclose(a, b, 1e-5, 1e-5)) << (a - b).abs().max().item<float>();
+  for (const auto& [in, out] : {std::pair(src, dir / "from_hf.gguf"), std::pair(dir / "f32.gguf", dir / "from_gguf.gguf")}) {
+    auto q = test::run_command(test::cli() + " quantize --threads 2 --quiet --iters 0 --disable-opt-rtn --model " + in +
+                               " --format gguf:q4_k_m --output-dir " + out);
+    ASSERT_EQ(q.exit_code, 0) << q.err;
+  }
+  GgufReader x(dir / "from_hf.gguf"), y(dir / "from_gguf.gguf");
+  ASSERT_EQ(x.tensors().size(), y.tensors().size());
+  for (size_t i = 0; i < x.tensors().size(); ++i)
+    EXPECT_EQ(std::memcmp(x.tensors()[i].data, y.tensors()[i].data, x.tensors()[i].nbytes), 0) << x.tensors()[i].name;
+}
+
+// Stacked expert tensors that disagree with the metadata name the tensor.
+TEST(MoeGguf, BadExpertTensorsNameTheTensor) {
+  test::TempDir dir;
+  const std::string src = write_mixtral(dir / "mx", 4);
+  auto m = Model::open(src);
+  GgufModelExportOptions o;
+  o.progress = false;
+  o.file.extra_metadata = {{"llama.expert_count", GgufValue::scalar<uint32_t>(5)}};
+  export_gguf(*m, dir / "e5.gguf", GgufMix::F32, o);
+  std::string e = error_of([&] { Model::open(dir / "e5.gguf"); });
+  EXPECT_NE(e.find("tensor 'blk.0.ffn_gate_inp.weight' [4, 256]"), std::string::npos) << e;  // the router comes first
+  EXPECT_NE(e.find("should have shape [5, 256]"), std::string::npos) << e;
+  o.file.extra_metadata = {{"llama.expert_used_count", GgufValue::scalar<uint32_t>(7)}};
+  export_gguf(*m, dir / "k7.gguf", GgufMix::F32, o);
+  e = error_of([&] { Model::open(dir / "k7.gguf"); });
+  EXPECT_NE(e.find("num_experts_per_tok 7 must lie in [1, num_experts = 4]"), std::string::npos) << e;
+}
+
+}  // namespace
+}  // namespace sr
