@@ -34,29 +34,19 @@ namespace {
 
 bool wants_fusion(FusePolicy f, const std::vector<AllocOption>& options) {
   if (f != FusePolicy::Auto) return f == FusePolicy::On;
-  for (const AllocOption& o : options)
-    if (o.scheme.data_type == DataType::NvFp) return true;
-  return false;
+  return std::any_of(options.begin(), options.end(),
+                     [](const AllocOption& o) { return o.scheme.data_type == DataType::NvFp; });
 }
 
 std::vector<std::vector<size_t>> make_items(const std::vector<AllocLayer>& layers, bool fuse) {
   std::vector<std::vector<size_t>> items;
   std::map<std::pair<int64_t, int>, size_t> group_item;
   for (size_t i = 0; i < layers.size(); ++i) {
-    if (!fuse) {
-      items.push_back({i});
-      continue;
-    }
-    // A linear outside any fused group is an item of its own.
-    const int group = layers[i].fuse_group >= 0 ? layers[i].fuse_group : -1 - layers[i].linear;
-    auto key = std::make_pair(layers[i].block, group);
-    auto it = group_item.find(key);
-    if (it == group_item.end()) {
-      group_item[key] = items.size();
-      items.push_back({i});
-    } else {
-      items[it->second].push_back(i);
-    }
+    // Unfused, or outside any fused group, a linear is an item of its own (its key is unique).
+    const int group = fuse && layers[i].fuse_group >= 0 ? layers[i].fuse_group : -1 - layers[i].linear;
+    const auto [it, fresh] = group_item.try_emplace({layers[i].block, group}, items.size());
+    if (fresh) items.emplace_back();
+    items[it->second].push_back(i);
   }
   return items;
 }
@@ -154,11 +144,9 @@ std::vector<int> first_fit(const ItemOptions& io, const std::vector<size_t>& ord
   int64_t left = budget;
   for (size_t i = 0; i < io.items.size(); ++i) {
     const auto& opts = io.items[i].options;
-    size_t cheapest = 0;
-    for (size_t j = 1; j < opts.size(); ++j)
-      if (opts[j].cost < opts[cheapest].cost) cheapest = j;
-    choice[i] = int(cheapest);
-    left -= opts[cheapest].cost;
+    const auto cheapest = std::min_element(opts.begin(), opts.end(), [](auto& a, auto& b) { return a.cost < b.cost; });
+    choice[i] = int(cheapest - opts.begin());
+    left -= cheapest->cost;
   }
   for (size_t i : order) {
     const auto& opts = io.items[i].options;
@@ -320,35 +308,28 @@ std::vector<size_t> head_options(const std::vector<AllocOption>& options, const 
     if (options[k].scheme.bits >= 6) high.push_back(k);
   if (high.empty()) return {by_loss(total_loss).front()};
   if (high.size() == 1 || target <= 6) return high;
-  size_t best = high.front();
-  for (size_t k : high)
-    if (options[k].scheme.bits > options[best].scheme.bits) best = k;
-  return {best};
+  return {*std::max_element(high.begin(), high.end(), [&](size_t a, size_t b) {
+    return options[a].scheme.bits < options[b].scheme.bits;
+  })};
 }
 
 std::vector<size_t> embedding_option_order(const std::vector<AllocOption>& options,
                                            const std::vector<double>& total_loss, double target, bool tied) {
   SR_CHECK(options.size() == total_loss.size() && !options.empty(), "[embedding_option_order] ", options.size(),
            " options, ", total_loss.size(), " losses");
-  const std::vector<size_t> sorted = by_loss(total_loss);
-  std::vector<size_t> first;
-  if (tied) {
-    for (size_t k : sorted)
-      if (target > 6 || options[k].scheme.bits <= 6) first.push_back(k);
-  } else {
-    const int fl = int(std::floor(target));
-    int next = 1 << 30;
-    for (size_t k : sorted) {
-      if (options[k].scheme.bits == fl) first.push_back(k);
-      if (options[k].scheme.bits > fl) next = std::min(next, options[k].scheme.bits);
-    }
-    if (first.empty())
-      for (size_t k : sorted)
-        if (options[k].scheme.bits == next) first.push_back(k);
-  }
-  for (size_t k : sorted)
-    if (std::find(first.begin(), first.end(), k) == first.end()) first.push_back(k);
-  return first;
+  // Untied, the bit width tried first: floor(target) if an option has it, else the next higher one
+  // present (the smallest width >= floor(target)).
+  const int fl = int(std::floor(target));
+  int want = 1 << 30;
+  for (const AllocOption& o : options)
+    if (o.scheme.bits >= fl) want = std::min(want, o.scheme.bits);
+  // The preferred options first, then the others, each group by loss.
+  std::vector<size_t> order = by_loss(total_loss);
+  std::stable_partition(order.begin(), order.end(), [&](size_t k) {
+    const int bits = options[k].scheme.bits;
+    return tied ? target > 6 || bits <= 6 : bits == want;
+  });
+  return order;
 }
 
 }  // namespace sr

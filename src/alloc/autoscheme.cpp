@@ -1,5 +1,6 @@
 #include "alloc/autoscheme.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -14,9 +15,7 @@ namespace sr {
 namespace {
 
 bool needs_scores(const std::vector<AllocatorKind>& kinds) {
-  for (AllocatorKind k : kinds)
-    if (k == AllocatorKind::DeltaLoss) return true;
-  return false;
+  return std::find(kinds.begin(), kinds.end(), AllocatorKind::DeltaLoss) != kinds.end();
 }
 
 at::Tensor calibration_tokens(const Model& model, CalibOptions co, nlohmann::json& record) {
@@ -90,6 +89,8 @@ void refine_allocations(const Model& model, const AutoSchemeOptions& opt, KldPro
 
 }  // namespace
 
+bool AutoSchemeOptions::needs_data() const { return needs_scores(allocators) || measure_kld || refine_rounds > 0; }
+
 AutoSchemeResult run_autoscheme(const Model& model, const AutoSchemeOptions& opt) {
   const double t0 = now_seconds();
   SR_CHECK(!opt.avg_bits.empty(), "[autoscheme] avg_bits names no target (one or more averages, e.g. 4.5, 5, 6)");
@@ -109,13 +110,12 @@ AutoSchemeResult run_autoscheme(const Model& model, const AutoSchemeOptions& opt
   for (double b : opt.avg_bits) item_budget(r.problem, b);
   at::Tensor tokens;
   SR_CHECK(opt.refine_rounds >= 0, "[autoscheme] refine_rounds must be >= 0, got ", opt.refine_rounds);
-  const bool measures = opt.measure_kld || opt.refine_rounds > 0;
-  if (needs_scores(opt.allocators) || measures) tokens = calibration_tokens(model, opt.calib, r.calibration);
+  if (opt.needs_data()) tokens = calibration_tokens(model, opt.calib, r.calibration);
   if (needs_scores(opt.allocators)) score_all(model, opt, tokens, r);
   for (double b : opt.avg_bits)
     for (AllocatorKind k : opt.allocators)
       r.allocations.push_back(allocate(r.problem, r.has_scores ? &r.scores : nullptr, b, k, opt.seed));
-  if (measures) {
+  if (opt.measure_kld || opt.refine_rounds > 0) {
     KldProbe probe(model, tokens, opt.batch_size, opt.measure_encoder);
     if (opt.refine_rounds > 0) refine_allocations(model, opt, probe, r);
     if (opt.measure_kld) measure_allocations(model, opt, probe, r);

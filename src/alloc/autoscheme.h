@@ -36,6 +36,9 @@ struct AutoSchemeOptions {
   // Rounds of measured refinement of every DeltaLoss allocation (alloc/refine.h); 0: none.
   int refine_rounds = 0;
   bool progress = true;
+
+  // Whether the search reads calibration text: for DeltaLoss scores or measured KLD.
+  bool needs_data() const;
 };
 
 struct OptionScores {

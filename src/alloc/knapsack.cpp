@@ -56,25 +56,22 @@ void prune(std::vector<State>& states) {
   states.resize(kept);
 }
 
+// Σ over items of their cheapest (most_expensive = false) or most expensive option's cost.
+int64_t extreme_total_cost(const std::vector<KnapsackItem>& items, bool most_expensive) {
+  check_items(items);
+  int64_t total = 0;
+  for (const KnapsackItem& it : items) {
+    const auto [lo, hi] = std::minmax_element(it.options.begin(), it.options.end(),
+                                              [](auto& a, auto& b) { return a.cost < b.cost; });
+    total += most_expensive ? hi->cost : lo->cost;
+  }
+  return total;
+}
+
 }  // namespace
 
-int64_t min_total_cost(const std::vector<KnapsackItem>& items) {
-  check_items(items);
-  int64_t total = 0;
-  for (const KnapsackItem& it : items)
-    total += std::min_element(it.options.begin(), it.options.end(),
-                              [](auto& a, auto& b) { return a.cost < b.cost; })->cost;
-  return total;
-}
-
-int64_t max_total_cost(const std::vector<KnapsackItem>& items) {
-  check_items(items);
-  int64_t total = 0;
-  for (const KnapsackItem& it : items)
-    total += std::max_element(it.options.begin(), it.options.end(),
-                              [](auto& a, auto& b) { return a.cost < b.cost; })->cost;
-  return total;
-}
+int64_t min_total_cost(const std::vector<KnapsackItem>& items) { return extreme_total_cost(items, false); }
+int64_t max_total_cost(const std::vector<KnapsackItem>& items) { return extreme_total_cost(items, true); }
 
 KnapsackSolution solve_knapsack(const std::vector<KnapsackItem>& items, int64_t budget, int64_t state_limit) {
   const int64_t cheapest = min_total_cost(items);

@@ -21,9 +21,8 @@ std::vector<EvalPoint> read_eval_points(const std::string& path) {
   for (size_t i = 0; i < j.size(); ++i) {
     try {
       const auto& e = j[i];
-      EvalPoint p{e.at("label").get<std::string>(), e.at("avg_bits").get<double>(), e.at("ppl").get<double>(),
-                  e.value("ppl_stderr", 0.0), e.value("kld", -1.0)};
-      out.push_back(p);
+      out.push_back({e.at("label").get<std::string>(), e.at("avg_bits").get<double>(), e.at("ppl").get<double>(),
+                     e.value("ppl_stderr", 0.0), e.value("kld", -1.0)});
     } catch (const nlohmann::json::exception& ex) {
       fail("[eval results] ", path, ": entry ", i, ": ", ex.what());
     }
@@ -46,6 +45,15 @@ double bits_per_weight(const AllocProblem& p, size_t l, size_t k) {
 std::string fmt(const char* f, double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+nlohmann::ordered_json finite_or_null(double v) { return std::isfinite(v) ? nlohmann::ordered_json(v) : nullptr; }
+
+// One column of the text table: `text` right-aligned under `header`, at least 14 wide.
+std::string column(const std::string& header, const std::string& text) {
+  char buf[512];
+  std::snprintf(buf, sizeof buf, " %*s", std::max<int>(14, int(header.size())), text.c_str());
   return buf;
 }
 
@@ -90,12 +98,9 @@ nlohmann::ordered_json autoscheme_json(const Model& model, const AutoSchemeResul
   for (const Allocation& a : r.allocations)
     j["allocations"].push_back({{"name", allocation_stem(a)}, {"allocator", to_string(a.allocator)},
                                 {"target_avg_bits", a.target_avg_bits}, {"avg_bits", a.avg_bits}, {"bits", a.bits},
-                                {"score", std::isfinite(a.score) ? nlohmann::ordered_json(a.score) : nlohmann::ordered_json()},
-                                {"dp_states", a.dp_states},
-                                {"measured_kld", std::isfinite(a.measured_kld) ? nlohmann::ordered_json(a.measured_kld)
-                                                                               : nlohmann::ordered_json()},
-                                {"unrefined_kld", std::isfinite(a.unrefined_kld) ? nlohmann::ordered_json(a.unrefined_kld)
-                                                                                 : nlohmann::ordered_json()},
+                                {"score", finite_or_null(a.score)}, {"dp_states", a.dp_states},
+                                {"measured_kld", finite_or_null(a.measured_kld)},
+                                {"unrefined_kld", finite_or_null(a.unrefined_kld)},
                                 {"refine_evaluations", a.refine_evaluations}});
   if (!r.best.empty()) {
     j["best_measured"] = nlohmann::ordered_json::array();
@@ -140,15 +145,8 @@ std::string autoscheme_table(const AutoSchemeResult& r) {
   char line[512];
   std::snprintf(line, sizeof line, "\n%-34s %-10s", "layer", "shape");
   os << line;
-  for (const AllocOption& o : p.options) {
-    std::snprintf(line, sizeof line, " %*s", std::max<int>(14, int(o.name.size()) + 6), (o.name + " score").c_str());
-    os << line;
-  }
-  for (const Allocation& a : r.allocations) {
-    std::snprintf(line, sizeof line, " %*s", std::max<int>(14, int(allocation_stem(a).size())),
-                  allocation_stem(a).c_str());
-    os << line;
-  }
+  for (const AllocOption& o : p.options) os << column(o.name + " score", o.name + " score");
+  for (const Allocation& a : r.allocations) os << column(allocation_stem(a), allocation_stem(a));
   os << "\n";
   for (size_t l = 0; l < p.layers.size(); ++l) {
     const AllocLayer& L = p.layers[l];
@@ -156,16 +154,12 @@ std::string autoscheme_table(const AutoSchemeResult& r) {
                   (std::to_string(L.out) + "x" + std::to_string(L.in)).c_str());
     os << line;
     for (size_t k = 0; k < p.options.size(); ++k) {
-      const int w = std::max<int>(14, int(p.options[k].name.size()) + 6);
       const double s = r.has_scores ? r.scores[l][k] : std::nan("");
-      std::snprintf(line, sizeof line, " %*s", w, p.cost[l][k] < 0 ? "n/a" : std::isfinite(s) ? fmt("%.4g", s).c_str() : "-");
-      os << line;
+      os << column(p.options[k].name + " score", p.cost[l][k] < 0 ? "n/a" : std::isfinite(s) ? fmt("%.4g", s) : "-");
     }
     for (const Allocation& a : r.allocations) {
       const size_t k = size_t(a.option[l]);
-      const std::string cell = p.options[k].name + " " + fmt("%.2f", bits_per_weight(p, l, k));
-      std::snprintf(line, sizeof line, " %*s", std::max<int>(14, int(allocation_stem(a).size())), cell.c_str());
-      os << line;
+      os << column(allocation_stem(a), p.options[k].name + " " + fmt("%.2f", bits_per_weight(p, l, k)));
     }
     os << "\n";
   }
@@ -273,9 +267,12 @@ const char* series_colour(size_t i) {
   return c[i % 8];
 }
 
-// A line chart of y(avg_bits) per label; `value` picks PPL or KLD (negative = absent).
-std::string curve_chart(const std::vector<EvalPoint>& pts, const std::string& ylabel,
-                        double (*value)(const EvalPoint&), double (*err)(const EvalPoint&)) {
+// A line chart of y(avg_bits) per label; `y` picks PPL or KLD (negative = absent), `y_err` its
+// error bar (none when null).
+std::string curve_chart(const std::vector<EvalPoint>& pts, const std::string& ylabel, double EvalPoint::*y,
+                        double EvalPoint::*y_err) {
+  auto value = [&](const EvalPoint& e) { return e.*y; };
+  auto err = [&](const EvalPoint& e) { return y_err ? e.*y_err : 0.0; };
   std::map<std::string, std::vector<EvalPoint>> series;
   double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
   for (const EvalPoint& e : pts) {
@@ -328,11 +325,6 @@ std::string curve_chart(const std::vector<EvalPoint>& pts, const std::string& yl
   return s.str();
 }
 
-double ppl_of(const EvalPoint& e) { return e.ppl; }
-double ppl_err(const EvalPoint& e) { return e.ppl_stderr; }
-double kld_of(const EvalPoint& e) { return e.kld; }
-double no_err(const EvalPoint&) { return 0.0; }
-
 std::string legend(double lo, double hi) {
   std::ostringstream s;
   s << "<p>Colour = bits per weight of the chosen option: ";
@@ -368,8 +360,8 @@ std::string autoscheme_html(const std::string& title, const AutoSchemeResult& r,
                                                                        : "with scales and zero points (spec §4.3)")
     << (p.fused ? "; q/k/v and gate/up share one option" : "") << ".</p>";
   if (!r.calibration.empty()) h << "<p>Calibration: " << html_escape(r.calibration.dump()) << "</p>";
-  const std::string curve = curve_chart(evals, "perplexity", ppl_of, ppl_err);
-  const std::string kcurve = curve_chart(evals, "KL divergence", kld_of, no_err);
+  const std::string curve = curve_chart(evals, "perplexity", &EvalPoint::ppl, &EvalPoint::ppl_stderr);
+  const std::string kcurve = curve_chart(evals, "KL divergence", &EvalPoint::kld, nullptr);
   if (!curve.empty()) h << "<h2>Quality versus average bits</h2>" << curve << kcurve;
   h << "<h2>Allocations</h2>" << legend(lo, hi);
   for (const Allocation& a : r.allocations) h << allocation_chart(r, a, lo, hi);

@@ -4,7 +4,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 
 #include "common/atomic_file.h"
 #include "common/error.h"
@@ -13,7 +12,11 @@
 namespace sr {
 namespace fs = std::filesystem;
 
-uint64_t fnv1a64(const void* data, size_t bytes, uint64_t h) {
+namespace {
+
+// 64-bit FNV-1a of raw bytes.
+uint64_t fnv1a64(const void* data, size_t bytes) {
+  uint64_t h = 1469598103934665603ULL;
   const auto* p = static_cast<const unsigned char*>(data);
   for (size_t i = 0; i < bytes; ++i) {
     h ^= p[i];
@@ -21,8 +24,6 @@ uint64_t fnv1a64(const void* data, size_t bytes, uint64_t h) {
   }
   return h;
 }
-
-namespace {
 
 constexpr int kCacheVersion = 1;  // bump when the score definition changes
 
@@ -106,13 +107,8 @@ void ScoreCache::store(const nlohmann::json& key, const DeltaLossScores& scores)
   std::error_code ec;
   fs::create_directories(dir_, ec);
   SR_CHECK(!ec, "[score cache] cannot create ", dir_, ": ", ec.message());
-  AtomicPath out(file_for(key));
-  {
-    std::ofstream o(out.temp());
-    o << nlohmann::json{{"key", key}, {"scores", scores.to_json()}}.dump(1) << "\n";
-    SR_CHECK(o.good(), "[score cache] cannot write ", out.temp());
-  }
-  out.commit();
+  write_file_atomically(file_for(key), nlohmann::json{{"key", key}, {"scores", scores.to_json()}}.dump(1) + "\n",
+                        "[score cache]");
 }
 
 DeltaLossScores cached_deltaloss_scores(const ScoreCache& cache, const Model& model,

@@ -20,9 +20,6 @@
 
 namespace sr {
 
-// 64-bit FNV-1a of raw bytes.
-uint64_t fnv1a64(const void* data, size_t bytes, uint64_t seed = 1469598103934665603ULL);
-
 nlohmann::json deltaloss_cache_key(const Model& model, const std::vector<ScoredLayer>& layers,
                                    const QuantScheme& option, const at::Tensor& tokens, const DeltaLossOptions& opt);
 

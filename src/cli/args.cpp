@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
-#include <iostream>
+#include <filesystem>
 #include <sstream>
 
 #include "common/error.h"
@@ -37,9 +37,10 @@ auto parse_whole(const std::string& command, const std::string& name, const std:
 
 }  // namespace
 
-Args::Args(const std::string& command, const std::vector<FlagSpec>& specs, int argc, char** argv, int first)
-    : command_(command) {
-  for (int i = first; i < argc; ++i) {
+Args::Args(const std::string& command, const std::vector<FlagSpec>& own, int argc, char** argv)
+    : command_(command), specs_(common_flags()) {
+  specs_.insert(specs_.end(), own.begin(), own.end());
+  for (int i = 2; i < argc; ++i) {
     std::string arg = argv[i];
     SR_CHECK(arg.size() > 2 && arg.compare(0, 2, "--") == 0, "signround ", command, ": unexpected argument '", arg,
              "' (flags start with --; see signround ", command, " --help)");
@@ -51,7 +52,7 @@ Args::Args(const std::string& command, const std::vector<FlagSpec>& specs, int a
       has_inline = true;
     }
     name = canonical(name);
-    const FlagSpec* spec = find_spec(specs, name);
+    const FlagSpec* spec = find_spec(specs_, name);
     SR_CHECK(spec, "signround ", command, ": unknown flag --", name, " (see signround ", command, " --help)");
     if (spec->takes_value && !has_inline) {
       SR_CHECK(i + 1 < argc, "signround ", command, ": --", name, " needs a value");
@@ -86,11 +87,6 @@ double Args::number(const std::string& name, double fallback) const {
   return parse_whole(command_, name, str(name), [](const char* s, char** e) { return std::strtod(s, e); }, "a number");
 }
 
-bool Args::help(const std::string& summary, const std::vector<FlagSpec>& specs) const {
-  if (flag("help")) std::cout << usage(command_, summary, specs);
-  return flag("help");
-}
-
 std::vector<std::string> Args::list(const std::string& name) const {
   std::vector<std::string> out;
   std::stringstream ss(str(name));
@@ -100,16 +96,16 @@ std::vector<std::string> Args::list(const std::string& name) const {
   return out;
 }
 
-std::string Args::usage(const std::string& command, const std::string& summary, const std::vector<FlagSpec>& specs) {
-  std::ostringstream os;
-  os << "usage: signround " << command << " [flags]\n  " << summary << "\n\nflags:\n";
-  for (const FlagSpec& s : specs) {
+bool Args::help(const std::string& summary) const {
+  if (!flag("help")) return false;
+  std::cout << "usage: signround " << command_ << " [flags]\n  " << summary << "\n\nflags:\n";
+  for (const FlagSpec& s : specs_) {
     std::string left = "  --" + s.name + (s.takes_value ? " VALUE" : "");
-    os << left << std::string(left.size() < 28 ? 28 - left.size() : 1, ' ') << s.help;
-    if (!s.fallback.empty()) os << " (default: " << s.fallback << ")";
-    os << "\n";
+    std::cout << left << std::string(left.size() < 28 ? 28 - left.size() : 1, ' ') << s.help;
+    if (!s.fallback.empty()) std::cout << " (default: " << s.fallback << ")";
+    std::cout << "\n";
   }
-  return os.str();
+  return true;
 }
 
 std::vector<FlagSpec> common_flags() {
@@ -124,6 +120,17 @@ void apply_common(const Args& a) {
   const int64_t t = a.integer("threads", 0);
   SR_CHECK(t >= 0 && t <= 1024, "--threads must be between 1 and 1024, got ", t);
   set_threads(int(t));
+}
+
+std::unique_ptr<Model> open_model(const Args& a, const std::string& path, bool needs_tokenizer) {
+  OpenOptions oo;
+  oo.tokenizer_path = a.str("tokenizer");
+  SR_CHECK(oo.tokenizer_path.empty() || std::filesystem::exists(oo.tokenizer_path), "--tokenizer ",
+           oo.tokenizer_path, " does not exist");
+  auto model = Model::open(path, oo);
+  SR_CHECK(!needs_tokenizer || model->has_tokenizer(), "[model] ", model->path(), ": ", model->tokenizer_error(),
+           "; pass a tokenizer with --tokenizer");
+  return model;
 }
 
 }  // namespace sr::cli

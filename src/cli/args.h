@@ -2,10 +2,15 @@
 // a table; unknown flags, missing values and malformed numbers are errors that
 // name the flag. `--group_size` and `--group-size` are the same flag (auto-round
 // spells flags with underscores), and `--flag=value` equals `--flag value`.
+// Also here: what every subcommand does with the flags they all take (common_flags).
 #pragma once
+#include <iostream>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "model/model.h"
 
 namespace sr::cli {
 
@@ -18,8 +23,9 @@ struct FlagSpec {
 
 class Args {
  public:
-  // Parses argv[first..argc). Throws sr::Error on an unknown flag or a missing value.
-  Args(const std::string& command, const std::vector<FlagSpec>& specs, int argc, char** argv, int first);
+  // Parses argv[2..argc) (argv[1] is the command) against common_flags() followed by `own`.
+  // Throws sr::Error on an unknown flag or a missing value.
+  Args(const std::string& command, const std::vector<FlagSpec>& own, int argc, char** argv);
 
   bool has(const std::string& name) const;
   std::string str(const std::string& name, const std::string& fallback = "") const;
@@ -30,12 +36,13 @@ class Args {
   // Comma-separated list ("a,b,c"); empty if absent.
   std::vector<std::string> list(const std::string& name) const;
 
-  static std::string usage(const std::string& command, const std::string& summary, const std::vector<FlagSpec>& specs);
-  // With --help: prints usage(command, summary, specs) on stdout and returns true.
-  bool help(const std::string& summary, const std::vector<FlagSpec>& specs) const;
+  // With --help: prints the usage (command, summary, every flag with its help) on stdout and
+  // returns true.
+  bool help(const std::string& summary) const;
 
  private:
   std::string command_;
+  std::vector<FlagSpec> specs_;
   std::map<std::string, std::string> values_;
 };
 
@@ -43,5 +50,17 @@ class Args {
 std::vector<FlagSpec> common_flags();
 // Applies --threads (default: one per core).
 void apply_common(const Args& a);
+
+// Opens `path` with the tokenizer of --tokenizer (which must exist). `needs_tokenizer`: the
+// command will tokenize text, so a model without a usable tokenizer is an error now, saying
+// why and naming --tokenizer.
+std::unique_ptr<Model> open_model(const Args& a, const std::string& path, bool needs_tokenizer);
+
+// --json: prints `j` indented on stdout and returns 0, the command's exit code.
+template <typename Json>
+int print_json(const Json& j) {
+  std::cout << j.dump(2) << "\n";
+  return 0;
+}
 
 }  // namespace sr::cli

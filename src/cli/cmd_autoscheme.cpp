@@ -10,14 +10,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <iostream>
 
 #include "alloc/report.h"
 #include "alloc/score_cache.h"
 #include "cli/autoscheme_flags.h"
 #include "cli/flag_values.h"
-#include "cli/model_flags.h"
 #include "cli/commands.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
@@ -53,13 +50,6 @@ std::vector<FlagSpec> autoscheme_common_flags() {
 
 namespace {
 
-// Whether the search reads calibration text: DeltaLoss scores or measured KLD.
-bool autoscheme_needs_data(const AutoSchemeOptions& o) {
-  const bool deltaloss = std::find(o.allocators.begin(), o.allocators.end(), AllocatorKind::DeltaLoss) !=
-                         o.allocators.end();
-  return deltaloss || o.measure_kld || o.refine_rounds > 0;
-}
-
 std::vector<double> parse_avg_bits(const Args& a) {
   std::vector<double> out;
   for (const std::string& v : a.list("avg-bits")) {
@@ -80,21 +70,9 @@ std::string score_cache_dir(const Args& a) {
   return v.empty() ? default_score_cache_dir() : v;
 }
 
-void write_file(const std::string& path, const std::string& text) {
-  AtomicPath out(path);
-  {
-    std::ofstream o(out.temp());
-    o << text;
-    SR_CHECK(o.good(), "[autoscheme] cannot write ", out.temp());
-  }
-  out.commit();
-}
-
 std::vector<FlagSpec> autoscheme_flags() {
-  auto f = common_flags();
-  auto own = autoscheme_common_flags();
-  f.insert(f.end(), own.begin(), own.end());
-  std::vector<FlagSpec> more = {
+  auto f = autoscheme_common_flags();
+  f.insert(f.end(), {
       {"model", true, "model: HF folder, .gguf or llama2.c .bin", ""},
       {"output-dir", true, "where the layer configs, autoscheme.json and report.html go", ""},
       {"dataset", true, "calibration text for DeltaLoss (plain text or JSONL)", ""},
@@ -106,8 +84,7 @@ std::vector<FlagSpec> autoscheme_flags() {
       {"eval-results", true, "JSON list of {label, avg_bits, ppl, ppl_stderr, kld} for the report's curve", ""},
       {"json", false, "print autoscheme.json on stdout", ""},
       {"quiet", false, "no progress on stderr", ""},
-  };
-  f.insert(f.end(), more.begin(), more.end());
+  });
   return f;
 }
 
@@ -149,7 +126,7 @@ AutoSchemeOptions autoscheme_options_from_flags(const Args& a, const std::string
   o.measure_encoder = parse_probe_encoder(a.str("measure-encoder", "rtn"));
   SR_CHECK(o.refine_rounds >= 0 && o.refine_rounds <= 100, "--refine must be between 0 and 100, got ",
            o.refine_rounds);
-  if (autoscheme_needs_data(o)) {
+  if (o.needs_data()) {
     SR_CHECK(!o.calib.dataset.empty(), "--dataset is required for DeltaLoss scoring (e.g. ../shared/data/calib_stories.txt)");
     SR_CHECK(fs::exists(o.calib.dataset), "--dataset ", o.calib.dataset, " does not exist");
   }
@@ -196,10 +173,8 @@ std::map<std::string, QuantScheme> autoscheme_layer_schemes(const Model& model, 
 }
 
 int cmd_autoscheme(int argc, char** argv) {
-  const auto specs = autoscheme_flags();
-  Args a("autoscheme", specs, argc, argv, 2);
-  if (a.help("DeltaLoss scores and the per-layer scheme allocation for an average-bits budget (no quantization)",
-             specs))
+  Args a("autoscheme", autoscheme_flags(), argc, argv);
+  if (a.help("DeltaLoss scores and the per-layer scheme allocation for an average-bits budget (no quantization)"))
     return 0;
   apply_common(a);
   const std::string out_dir = a.required("output-dir");
@@ -210,20 +185,19 @@ int cmd_autoscheme(int argc, char** argv) {
     SR_CHECK(fs::exists(path), "--eval_results ", path, " does not exist");
     evals = read_eval_points(path);
   }
-  auto model = open_model(a, a.required("model"), autoscheme_needs_data(o));
+  auto model = open_model(a, a.required("model"), o.needs_data());
   AutoSchemeResult r = run_autoscheme(*model, o);
   fs::create_directories(out_dir);
+  auto write = [&](const std::string& name, const std::string& text) {
+    write_file_atomically((fs::path(out_dir) / name).string(), text, "[autoscheme]");
+  };
   for (const Allocation& al : r.allocations)
-    write_file((fs::path(out_dir) / ("layer_config_" + allocation_stem(al) + ".json")).string(),
-               layer_config_json(r.plan, r.problem, al).dump(2) + "\n");
+    write("layer_config_" + allocation_stem(al) + ".json", layer_config_json(r.plan, r.problem, al).dump(2) + "\n");
   nlohmann::ordered_json j = autoscheme_json(*model, r);
   j["peak_rss_bytes"] = peak_rss_bytes();
-  write_file((fs::path(out_dir) / "autoscheme.json").string(), j.dump(2) + "\n");
-  write_file((fs::path(out_dir) / "report.html").string(), autoscheme_html(model->path(), r, evals));
-  if (a.flag("json")) {
-    std::cout << j.dump(2) << "\n";
-    return 0;
-  }
+  write("autoscheme.json", j.dump(2) + "\n");
+  write("report.html", autoscheme_html(model->path(), r, evals));
+  if (a.flag("json")) return print_json(j);
   std::cout << autoscheme_table(r);
   std::printf("\noutput     %s (layer_config_*.json, autoscheme.json, report.html)\n", out_dir.c_str());
   std::printf("time       %s, peak memory %s\n", format_duration(r.seconds).c_str(),

@@ -1,43 +1,38 @@
 // signround eval: perplexity and KL divergence (see eval/perplexity.h for the protocols), and
 // zero-shot multiple choice (eval/multiple_choice.h; story cloze from any text: eval/cloze.h).
 #include <cstdio>
-#include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/flag_values.h"
-#include "cli/model_flags.h"
 #include "common/error.h"
 #include "common/progress.h"
 #include "eval/cloze.h"
 #include "eval/multiple_choice.h"
 #include "eval/perplexity.h"
 #include "io/text.h"
-#include "model/model.h"
 #include "quant/act_hooks.h"
 
 namespace sr::cli {
 
 namespace {
 
-std::vector<FlagSpec> eval_flags() {
-  auto f = common_flags();
-  f.push_back({"model", true, "model to evaluate: HF folder, .gguf or llama2.c .bin", ""});
-  f.push_back({"text", true, "UTF-8 text file to score (perplexity, KLD)", ""});
-  f.push_back({"choices", true, "multiple-choice items (JSON lines: context, choices, label) to score", ""});
-  f.push_back({"cloze", true, "text file to cut story-cloze multiple-choice items from", ""});
-  f.push_back({"cloze-items", true, "cloze items to make", "500"});
-  f.push_back({"cloze-choices", true, "choices per cloze item", "4"});
-  f.push_back({"ctx", true, "tokens per chunk", "512"});
-  f.push_back({"chunks", true, "number of chunks to score", "all"});
-  f.push_back({"protocol", true, "llamacpp (llama-perplexity's) or windows", "llamacpp"});
-  f.push_back({"kld-base", true, "base model: also report KL divergence and same-top-token share (and, with "
-               "multiple choice, the share of items where both pick the same choice)", ""});
-  f.push_back({"json", false, "print one JSON object on stdout", ""});
-  f.push_back({"quiet", false, "no progress on stderr", ""});
-  return f;
-}
+const std::vector<FlagSpec> kEvalFlags = {
+    {"model", true, "model to evaluate: HF folder, .gguf or llama2.c .bin", ""},
+    {"text", true, "UTF-8 text file to score (perplexity, KLD)", ""},
+    {"choices", true, "multiple-choice items (JSON lines: context, choices, label) to score", ""},
+    {"cloze", true, "text file to cut story-cloze multiple-choice items from", ""},
+    {"cloze-items", true, "cloze items to make", "500"},
+    {"cloze-choices", true, "choices per cloze item", "4"},
+    {"ctx", true, "tokens per chunk", "512"},
+    {"chunks", true, "number of chunks to score", "all"},
+    {"protocol", true, "llamacpp (llama-perplexity's) or windows", "llamacpp"},
+    {"kld-base", true, "base model: also report KL divergence and same-top-token share (and, with "
+     "multiple choice, the share of items where both pick the same choice)", ""},
+    {"json", false, "print one JSON object on stdout", ""},
+    {"quiet", false, "no progress on stderr", ""},
+};
 
 nlohmann::json to_json(const EvalResult& r) {
   nlohmann::json j = {{"ppl", r.ppl},       {"ppl_stderr", r.ppl_stderr},
@@ -90,9 +85,8 @@ void print_choices(const nlohmann::json& j, const std::string& source) {
 }  // namespace
 
 int cmd_eval(int argc, char** argv) {
-  const auto specs = eval_flags();
-  Args a("eval", specs, argc, argv, 2);
-  if (a.help("perplexity, KL divergence and zero-shot multiple choice of a model", specs)) return 0;
+  Args a("eval", kEvalFlags, argc, argv);
+  if (a.help("perplexity, KL divergence and zero-shot multiple choice of a model")) return 0;
   apply_common(a);
   EvalOptions opt;
   opt.ctx = a.integer("ctx", 512);
@@ -134,10 +128,7 @@ int cmd_eval(int argc, char** argv) {
     j["multiple_choice"] = to_json(cr, br.get());
     j["multiple_choice"]["source"] = a.has("choices") ? a.str("choices") : "cloze:" + a.str("cloze");
   }
-  if (a.flag("json")) {
-    std::cout << j.dump(2) << "\n";
-    return 0;
-  }
+  if (a.flag("json")) return print_json(j);
   std::printf("model      %s\n", model->path().c_str());
   if (a.has("text")) {
     std::printf("text       %s\n", a.str("text").c_str());

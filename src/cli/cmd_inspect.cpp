@@ -1,25 +1,20 @@
 // signround inspect --model PATH [--json]: what a model is made of.
 #include <cstdio>
 #include <filesystem>
-#include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "cli/model_flags.h"
 #include "common/progress.h"
-#include "model/model.h"
 
 namespace sr::cli {
 
 namespace {
 
-std::vector<FlagSpec> inspect_flags() {
-  auto f = common_flags();
-  f.push_back({"model", true, "model: HF folder, .gguf file or llama2.c .bin", ""});
-  f.push_back({"json", false, "print one JSON object instead of tables", ""});
-  return f;
-}
+const std::vector<FlagSpec> kInspectFlags = {
+    {"model", true, "model: HF folder, .gguf file or llama2.c .bin", ""},
+    {"json", false, "print one JSON object instead of tables", ""},
+};
 
 uint64_t size_on_disk(const std::string& path) {
   namespace fs = std::filesystem;
@@ -62,16 +57,12 @@ nlohmann::json describe(const Model& m) {
 }  // namespace
 
 int cmd_inspect(int argc, char** argv) {
-  const auto specs = inspect_flags();
-  Args a("inspect", specs, argc, argv, 2);
-  if (a.help("architecture, shapes, dtypes, parameter count and size of a model", specs)) return 0;
+  Args a("inspect", kInspectFlags, argc, argv);
+  if (a.help("architecture, shapes, dtypes, parameter count and size of a model")) return 0;
   apply_common(a);
   auto model = open_model(a, a.required("model"), false);
   nlohmann::json j = describe(*model);
-  if (a.flag("json")) {
-    std::cout << j.dump(2) << "\n";
-    return 0;
-  }
+  if (a.flag("json")) return print_json(j);
   std::map<std::string, int64_t> dtype_count;
   for (auto& t : j["tensors"]) dtype_count[t["dtype"].get<std::string>()] += 1;
   std::string dtypes;

@@ -5,13 +5,11 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
-#include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "cli/args.h"
 #include "cli/autoscheme_flags.h"
 #include "cli/commands.h"
-#include "cli/model_flags.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/progress.h"
@@ -27,8 +25,7 @@ namespace fs = std::filesystem;
 namespace {
 
 std::vector<FlagSpec> quantize_flags() {
-  auto f = common_flags();
-  std::vector<FlagSpec> own = {
+  std::vector<FlagSpec> f = {
       {"model", true, "source model: HF folder, .gguf or llama2.c .bin", ""},
       {"output-dir", true, "where the quantized model is written", ""},
       {"format", true, "comma list of export formats: fake, gguf:<mix> (q2_k ... q8_0; a .gguf output path or "
@@ -72,7 +69,6 @@ std::vector<FlagSpec> quantize_flags() {
       {"autoscheme-seqlen", true, "with --avg_bits: DeltaLoss tokens per sample", "256"},
       {"autoscheme-batch-size", true, "with --avg_bits: DeltaLoss samples per forward/backward", "8"},
   };
-  f.insert(f.end(), own.begin(), own.end());
   auto as = autoscheme_common_flags();
   f.insert(f.end(), as.begin(), as.end());
   return f;
@@ -245,9 +241,8 @@ void check_output_path(const std::string& out, const std::string& model, bool gg
 }  // namespace
 
 int cmd_quantize(int argc, char** argv) {
-  const auto specs = quantize_flags();
-  Args a("quantize", specs, argc, argv, 2);
-  if (a.help("quantize a model (RTN, optimized RTN, SignRound v1/V2) and export it", specs)) return 0;
+  Args a("quantize", quantize_flags(), argc, argv);
+  if (a.help("quantize a model (RTN, optimized RTN, SignRound v1/V2) and export it")) return 0;
   apply_common(a);
   const double t0 = now_seconds();
   QuantizeOptions o = options_from_flags(a);
@@ -326,10 +321,7 @@ int cmd_quantize(int argc, char** argv) {
   fs::remove_all(state_dir);
   record["seconds_total"] = now_seconds() - t0;
   record["peak_rss_bytes"] = peak_rss_bytes();
-  if (a.flag("json")) {
-    std::cout << record.dump(2) << "\n";
-    return 0;
-  }
+  if (a.flag("json")) return print_json(record);
   std::printf("output     %s (%s)\n", out_dir.c_str(), a.str("format", "fake").c_str());
   std::printf("method     %s, %lld of %zu layers quantized, %.3f bits/weight (spec 4.3)\n",
               settings["method"].get<std::string>().c_str(), (long long)plan.quantized_count(), plan.layers.size(),

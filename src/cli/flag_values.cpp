@@ -1,6 +1,8 @@
 #include "cli/flag_values.h"
 
 #include <algorithm>
+#include <initializer_list>
+#include <utility>
 
 #include "common/error.h"
 
@@ -42,39 +44,45 @@ std::vector<AllocOption> parse_alloc_options(const std::string& text) {
   return out;
 }
 
+namespace {
+
+// The value whose spelling in `rows` is `s`; otherwise an error: "<expected>, got '<s>'".
+template <typename T>
+T spelled(const std::string& s, std::initializer_list<std::pair<const char*, T>> rows, const char* expected) {
+  for (const auto& [spelling, value] : rows)
+    if (s == spelling) return value;
+  fail(expected, ", got '", s, "'");
+}
+
+}  // namespace
+
 FusePolicy parse_fuse_policy(const std::string& s) {
-  if (s == "auto") return FusePolicy::Auto;
-  if (s == "on") return FusePolicy::On;
-  if (s == "off") return FusePolicy::Off;
-  fail("--fuse_groups must be auto, on or off, got '", s, "'");
+  return spelled<FusePolicy>(s, {{"auto", FusePolicy::Auto}, {"on", FusePolicy::On}, {"off", FusePolicy::Off}},
+                             "--fuse_groups must be auto, on or off");
 }
 
 BitCost parse_bit_cost(const std::string& s) {
-  if (s == "auto") return BitCost::Auto;
-  if (s == "spec") return BitCost::Spec;
-  if (s == "file") return BitCost::File;
-  fail("--bit_cost must be auto, spec or file, got '", s, "'");
+  return spelled<BitCost>(s, {{"auto", BitCost::Auto}, {"spec", BitCost::Spec}, {"file", BitCost::File}},
+                          "--bit_cost must be auto, spec or file");
 }
 
 AllocatorKind parse_allocator(const std::string& s) {
-  if (s == "deltaloss") return AllocatorKind::DeltaLoss;
-  if (s == "uniform") return AllocatorKind::Uniform;
-  if (s == "head8" || s == "head") return AllocatorKind::Head;
-  if (s == "tail8" || s == "tail") return AllocatorKind::Tail;
-  if (s == "random") return AllocatorKind::Random;
-  fail("--allocator must be deltaloss, uniform, head8, tail8 or random, got '", s, "'");
+  using K = AllocatorKind;
+  return spelled<K>(s, {{"deltaloss", K::DeltaLoss}, {"uniform", K::Uniform}, {"head8", K::Head}, {"head", K::Head},
+                        {"tail8", K::Tail}, {"tail", K::Tail}, {"random", K::Random}},
+                    "--allocator must be deltaloss, uniform, head8, tail8 or random");
 }
 
 ProbeEncoder parse_probe_encoder(const std::string& s) {
-  if (s == "rtn") return ProbeEncoder::Rtn;
-  if (s == "opt_rtn" || s == "opt-rtn") return ProbeEncoder::OptRtn;
-  fail("--measure_encoder must be rtn or opt_rtn, got '", s, "'");
+  return spelled<ProbeEncoder>(s, {{"rtn", ProbeEncoder::Rtn}, {"opt_rtn", ProbeEncoder::OptRtn},
+                                   {"opt-rtn", ProbeEncoder::OptRtn}},
+                               "--measure_encoder must be rtn or opt_rtn");
 }
 
 Protocol parse_protocol(const std::string& s) {
-  if (s == "llamacpp" || s == "llama.cpp") return Protocol::LlamaCpp;
-  if (s == "windows") return Protocol::Windows;
-  fail("--protocol must be 'llamacpp' or 'windows', got '", s, "'");
+  return spelled<Protocol>(s, {{"llamacpp", Protocol::LlamaCpp}, {"llama.cpp", Protocol::LlamaCpp},
+                               {"windows", Protocol::Windows}},
+                           "--protocol must be 'llamacpp' or 'windows'");
 }
 
 }  // namespace sr::cli

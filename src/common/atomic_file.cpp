@@ -56,27 +56,36 @@ AtomicPath::~AtomicPath() {
 
 void AtomicPath::commit() {
   std::error_code ec;
-  if (fs::is_directory(temp_)) {
+  const bool folder = fs::is_directory(temp_);
+  if (folder) {
     std::ofstream(fs::path(temp_) / kOutputMarker) << "written by signround; a later run may replace this folder\n";
   }
-  if (fs::is_directory(temp_) && fs::exists(fs::symlink_status(final_))) {
+  std::string old;  // the folder that was at final_, moved aside until the output is in place
+  if (folder && fs::exists(fs::symlink_status(final_))) {
     SR_CHECK(fs::is_directory(fs::symlink_status(final_)), "[output] ", final_,
              " exists and is not a folder; signround never replaces it with an output folder");
     SR_CHECK(fs::is_empty(final_, ec) || is_signround_output(final_) || replacing_allowed(final_), "[output] ", final_,
              " is a folder signround did not write (no ", kOutputMarker, "); refusing to replace it");
     // rename(2) cannot replace a non-empty folder: move the old one aside first.
-    std::string old = final_ + ".old-" + std::to_string(getpid());
+    old = final_ + ".old-" + std::to_string(getpid());
     fs::remove_all(old, ec);
     fs::rename(final_, old, ec);
     SR_CHECK(!ec, "[output] cannot replace ", final_, ": ", ec.message());
-    fs::rename(temp_, final_, ec);
-    SR_CHECK(!ec, "[output] cannot rename ", temp_, " to ", final_, ": ", ec.message());
-    fs::remove_all(old, ec);
-  } else {
-    fs::rename(temp_, final_, ec);
-    SR_CHECK(!ec, "[output] cannot rename ", temp_, " to ", final_, ": ", ec.message());
   }
+  fs::rename(temp_, final_, ec);
+  SR_CHECK(!ec, "[output] cannot rename ", temp_, " to ", final_, ": ", ec.message());
+  if (!old.empty()) fs::remove_all(old, ec);
   committed_ = true;
+}
+
+void write_file_atomically(const std::string& path, const std::string& text, const std::string& what) {
+  AtomicPath out(path);
+  {
+    std::ofstream o(out.temp());
+    o << text;
+    SR_CHECK(o.good(), what, " cannot write ", out.temp());
+  }
+  out.commit();
 }
 
 }  // namespace sr

@@ -43,4 +43,7 @@ class AtomicPath {
   bool committed_ = false;
 };
 
+// Writes `text` to `path` through an AtomicPath. Throws sr::Error "<what> cannot write <temporary>".
+void write_file_atomically(const std::string& path, const std::string& text, const std::string& what);
+
 }  // namespace sr

@@ -17,6 +17,11 @@ std::string label(const std::string& path, const std::string& what) {
   return (what.empty() ? "" : what + " ") + "cannot read " + path;
 }
 
+struct FdCloser {
+  int fd;
+  ~FdCloser() { ::close(fd); }
+};
+
 const char* kind_of(mode_t m) {
   if (S_ISDIR(m)) return "a folder";
   if (S_ISFIFO(m)) return "a FIFO (named pipe)";
@@ -41,32 +46,22 @@ std::string read_input_file(const std::string& path, uint64_t max_bytes, const s
   // still returns at once and fstat() below refuses it.
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   SR_CHECK(fd >= 0, label(path, what), ": ", std::strerror(errno));
+  const FdCloser closer{fd};  // closes it on every return and throw below
   struct stat st{};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    fail(label(path, what), ": not a regular file");
-  }
+  SR_CHECK(::fstat(fd, &st) == 0 && S_ISREG(st.st_mode), label(path, what), ": not a regular file");
   const uint64_t size = uint64_t(st.st_size);
-  if (size > max_bytes) {
-    ::close(fd);
-    fail(label(path, what), ": ", size, " bytes is over the limit of ", max_bytes,
-         " bytes for this kind of input");
-  }
+  SR_CHECK(size <= max_bytes, label(path, what), ": ", size, " bytes is over the limit of ", max_bytes,
+           " bytes for this kind of input");
   std::string out(size_t(size), '\0');
   size_t got = 0;
   while (got < out.size()) {
     const ssize_t n = ::read(fd, &out[got], out.size() - got);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int err = errno;
-      ::close(fd);
-      SR_CHECK(n == 0, label(path, what), ": ", std::strerror(err));
-      out.resize(got);  // the file shrank while we read it
-      return out;
-    }
+    SR_CHECK(n >= 0, label(path, what), ": ", std::strerror(errno));
+    if (n == 0) break;  // the file shrank while we read it
     got += size_t(n);
   }
-  ::close(fd);
+  out.resize(got);
   return out;
 }
 

@@ -128,15 +128,11 @@ class Parser {
       if (p_[i_] == '\\') {
         ++i_;
         const Set e = escape();
-        if (e.count() != 1) {
-          if (range_follows()) bad("a class escape cannot start a range");
-          s |= e;
-          continue;
-        }
         if (!range_follows()) {
           s |= e;
           continue;
         }
+        if (e.count() != 1) bad("a class escape cannot start a range");
         unsigned lo = 0;
         while (!e[lo]) ++lo;
         range(s, lo);
@@ -184,12 +180,7 @@ class Parser {
         return n;
       }
       case '[': return chars(char_class());
-      case '.': {
-        Set s;
-        s.set();
-        s['\n'] = s['\r'] = false;
-        return chars(s);
-      }
+      case '.': return chars(Set().set().reset('\n').reset('\r'));
       case '^': return make(Node::Bol);
       case '$': return make(Node::Eol);
       case '\\': {
@@ -198,11 +189,7 @@ class Parser {
         return chars(escape());
       }
       case ']': case '}': --i_; bad(std::string("unbalanced '") + c + "'");
-      default: {
-        Set s;
-        s[static_cast<unsigned char>(c)] = true;
-        return chars(s);
-      }
+      default: return chars(Set().set(static_cast<unsigned char>(c)));
     }
   }
 
@@ -241,11 +228,12 @@ class Compiler {
         for (size_t j : jumps) prog_[j].x = int(prog_.size());
         break;
       }
-      case Node::Star: {
+      case Node::Star:
+      case Node::Quest: {  // Split to the body or past it; a star's body jumps back to the Split
         const size_t split = add({I::Split, 0, 0});
         prog_[split].x = int(prog_.size());
         emit(*n.kids[0]);
-        add({I::Jmp, int(split), 0});
+        if (n.kind == Node::Star) add({I::Jmp, int(split), 0});
         prog_[split].y = int(prog_.size());
         break;
       }
@@ -253,13 +241,6 @@ class Compiler {
         const int start = int(prog_.size());
         emit(*n.kids[0]);
         add({I::Split, start, int(prog_.size()) + 1});
-        break;
-      }
-      case Node::Quest: {
-        const size_t split = add({I::Split, 0, 0});
-        prog_[split].x = int(prog_.size());
-        emit(*n.kids[0]);
-        prog_[split].y = int(prog_.size());
         break;
       }
     }

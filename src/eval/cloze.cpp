@@ -1,6 +1,7 @@
 #include "eval/cloze.h"
 
 #include <algorithm>
+#include <sstream>
 
 #include "common/error.h"
 
@@ -30,18 +31,15 @@ std::string trim(const std::string& s) {
 std::vector<std::string> paragraphs(const std::string& text) {
   std::vector<std::string> out;
   std::string cur;
-  size_t pos = 0;
-  while (pos <= text.size()) {
-    size_t eol = text.find('\n', pos);
-    if (eol == std::string::npos) eol = text.size();
-    const std::string line = trim(text.substr(pos, eol - pos));
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    line = trim(line);
     if (line.empty()) {
       if (!cur.empty()) out.push_back(cur);
       cur.clear();
     } else {
       cur += (cur.empty() ? "" : " ") + line;
     }
-    pos = eol + 1;
   }
   if (!cur.empty()) out.push_back(cur);
   return out;

@@ -27,7 +27,7 @@ int64_t run_layerwise(const Model& model, const at::Tensor& tokens, const Layerw
   const int64_t count = opt.position_count < 0 ? T - first : opt.position_count;
   SR_CHECK(first >= 0 && first + count <= T, "[eval] scored positions [", first, ", ", first + count,
            ") outside sequences of ", T);
-  const int64_t row_bytes = T * c.hidden * 4 + count * c.vocab * 4 + opt.extra_bytes_per_row;
+  const int64_t row_bytes = T * c.hidden * 4 + count * c.vocab * 4;
   const int64_t wave = std::clamp<int64_t>(opt.max_wave_bytes / row_bytes, 1, N);
   const int64_t call = rows_per_call(c, T);
   const int64_t n_waves = (N + wave - 1) / wave;

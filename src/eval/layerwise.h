@@ -18,7 +18,6 @@ struct LayerwiseOptions {
   int64_t first_position = 0;      // logits are produced for positions [first, first + count)
   int64_t position_count = -1;     // -1: up to the end of the sequence
   int64_t max_wave_bytes = 1LL << 30;  // budget for the wave's hidden states (and caller's logits)
-  int64_t extra_bytes_per_row = 0;     // what the caller keeps per row (e.g. base log-probs for KLD)
   bool progress = true;
 };
 

@@ -26,11 +26,9 @@ EvalBatch make_eval_batch(const std::vector<int32_t>& ids, int32_t bos_id, const
   } else if (bos_id < 0) {
     // No BOS to predict the first token from: score tokens 1..ctx-1 of each window.
     b.inputs = flat.clone();
-    b.first = 0;
     b.targets = flat.narrow(1, 1, ctx - 1).clone();
   } else {
     b.inputs = at::cat({at::full({n, 1}, bos_id, at::kLong), flat.narrow(1, 0, ctx - 1)}, 1);
-    b.first = 0;
     b.targets = flat.clone();
   }
   return b;
@@ -55,10 +53,6 @@ struct Moments {
     return var > 0 ? std::sqrt(var / double(n - 1)) : 0;
   }
 };
-
-}  // namespace
-
-namespace {
 
 LayerwiseOptions scored_window(const EvalBatch& batch, const EvalOptions& opt) {
   LayerwiseOptions lw;
@@ -89,7 +83,6 @@ EvalResult score_model(const Model& model, const EvalBatch& batch, const EvalOpt
   EvalResult r;
   r.tokens = nll.n;
   r.chunks = batch.inputs.size(0);
-  r.processed_tokens = r.chunks * batch.inputs.size(1);
   r.nll = nll.mean();
   r.nll_stderr = nll.stderr_();
   r.ppl = std::exp(r.nll);
@@ -102,7 +95,7 @@ EvalResult score_model(const Model& model, const EvalBatch& batch, const EvalOpt
     r.top1_stderr = top1.n > 1 ? std::sqrt(r.top1 * (1 - r.top1) / double(top1.n - 1)) : 0;
   }
   r.seconds = now_seconds() - t0;
-  r.tokens_per_second = r.seconds > 0 ? double(r.processed_tokens) / r.seconds : 0;
+  r.tokens_per_second = r.seconds > 0 ? double(batch.inputs.numel()) / r.seconds : 0;
   return r;
 }
 

@@ -36,12 +36,11 @@ struct EvalResult {
   double nll = 0, nll_stderr = 0;  // mean NLL (nats) and its standard error
   int64_t tokens = 0;              // scored tokens
   int64_t chunks = 0;
-  int64_t processed_tokens = 0;    // chunks * sequence length fed to the model
   bool has_kld = false;
   double kld = 0, kld_stderr = 0;
   double top1 = 0, top1_stderr = 0;  // share in [0, 1]
   double seconds = 0;            // wall time, including the base model's pass for KLD
-  double tokens_per_second = 0;  // processed tokens / seconds of the evaluated model's pass
+  double tokens_per_second = 0;  // tokens fed to the model (chunks x sequence length) / seconds of its pass
 };
 
 // The [N, T] token matrix and the scored positions of a protocol.

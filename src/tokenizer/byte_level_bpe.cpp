@@ -94,26 +94,18 @@ int32_t ByteLevelBpe::token_id(const std::string& symbol) const {
 std::vector<int32_t> ByteLevelBpe::encode(std::string_view text) const {
   std::vector<int32_t> out;
   size_t stretch = 0;  // start of the text not yet encoded
-  for (size_t pos = 0; pos < text.size();) {
-    size_t match = 0;
-    if (added_first_byte_[static_cast<uint8_t>(text[pos])]) {
-      for (size_t len : added_lengths_) {
-        if (len > text.size() - pos) continue;
-        auto it = added_.find(std::string(text.substr(pos, len)));
-        if (it != added_.end()) {
-          if (stretch < pos) encode_stretch(text.substr(stretch, pos - stretch), out);
-          out.push_back(it->second);
-          match = len;
-          break;
-        }
-      }
+  for (size_t pos = 0; pos < text.size(); ++pos) {
+    if (!added_first_byte_[static_cast<uint8_t>(text[pos])]) continue;
+    for (size_t len : added_lengths_) {
+      if (len > text.size() - pos) continue;
+      auto it = added_.find(std::string(text.substr(pos, len)));
+      if (it == added_.end()) continue;
+      if (stretch < pos) encode_stretch(text.substr(stretch, pos - stretch), out);
+      out.push_back(it->second);
+      stretch = pos + len;
+      pos = stretch - 1;  // the loop's ++pos resumes right after the token (len >= 1)
+      break;
     }
-    if (match == 0) {
-      ++pos;
-      continue;
-    }
-    pos += match;
-    stretch = pos;
   }
   if (stretch < text.size()) encode_stretch(text.substr(stretch), out);
   return out;

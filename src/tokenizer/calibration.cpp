@@ -68,8 +68,7 @@ CalibData load_calibration(const Tokenizer& tok, const CalibOptions& opt) {
   }
   SR_CHECK(!samples.empty(), "[calibration] ", opt.dataset, " is too short for one sample of seqlen ", opt.seqlen, " tokens");
   out.available = int64_t(samples.size());
-  std::mt19937_64 rng(opt.seed);
-  std::shuffle(samples.begin(), samples.end(), rng);
+  std::shuffle(samples.begin(), samples.end(), std::mt19937_64(opt.seed));
   const int64_t n = std::min<int64_t>(opt.nsamples, int64_t(samples.size()));
   if (n < opt.nsamples)
     std::fprintf(stderr, "calibration: %s yields %lld samples of %lld tokens (asked for %lld)\n",

@@ -36,21 +36,33 @@ int32_t token_id(const GgufReader& r, const std::string& key, uint32_t fallback)
   return int32_t(id);
 }
 
-Vocabulary read_llama_vocabulary(const GgufReader& r) {
+// What both tokenizer models store alike: the source, the tokens and their types.
+Vocabulary read_tokens(const GgufReader& r) {
   Vocabulary v;
   v.source = r.path() + " (tokenizer.ggml.*)";
   v.pieces = r.get_array<std::string>(kTokensKey);
   SR_CHECK(!v.pieces.empty(), "[tokenizer] ", r.path(), ": ", kTokensKey, " is empty");
   const size_t n = v.pieces.size();
-  v.scores = per_token_array<float>(r, kScoresKey, n, 0.0f);
   const std::vector<int32_t> types = per_token_array<int32_t>(r, kTypesKey, n, int32_t(PieceKind::Normal));
   for (size_t i = 0; i < n; ++i) v.kinds.push_back(piece_kind(types[i], i, r));
+  return v;
+}
+
+std::vector<int32_t> token_types(const Vocabulary& v) {
+  std::vector<int32_t> types;
+  for (PieceKind k : v.kinds) types.push_back(int32_t(k));
+  return types;
+}
+
+// remove_extra_whitespaces keeps its default, false: llama.cpp's SPM tokenizer keeps every space.
+Vocabulary read_llama_vocabulary(const GgufReader& r) {
+  Vocabulary v = read_tokens(r);
+  v.scores = per_token_array<float>(r, kScoresKey, v.pieces.size(), 0.0f);
   v.bos_id = token_id(r, "tokenizer.ggml.bos_token_id", 1);
   v.eos_id = token_id(r, "tokenizer.ggml.eos_token_id", 2);
   v.unk_id = token_id(r, "tokenizer.ggml.unknown_token_id", 0);
   v.add_bos = r.get_or<bool>("tokenizer.ggml.add_bos_token", true);
   v.add_dummy_prefix = r.get_or<bool>("tokenizer.ggml.add_space_prefix", true);
-  v.remove_extra_whitespaces = false;  // llama.cpp's SPM tokenizer keeps every space
   return v;
 }
 
@@ -79,17 +91,11 @@ int32_t optional_token_id(const GgufReader& r, const std::string& key) {
 }
 
 Vocabulary read_gpt2_vocabulary(const GgufReader& r, PreTokenizer pre) {
-  Vocabulary v;
-  v.source = r.path() + " (tokenizer.ggml.*)";
+  Vocabulary v = read_tokens(r);
   v.model = TokenizerModel::ByteLevelBpe;
   v.pre = pre;
   v.ignore_merges = pre == PreTokenizer::Llama3;  // llama.cpp ties it to the pre type
-  v.pieces = r.get_array<std::string>(kTokensKey);
-  SR_CHECK(!v.pieces.empty(), "[tokenizer] ", r.path(), ": ", kTokensKey, " is empty");
-  const size_t n = v.pieces.size();
-  v.scores.assign(n, 0.0f);
-  const std::vector<int32_t> types = per_token_array<int32_t>(r, kTypesKey, n, int32_t(PieceKind::Normal));
-  for (size_t i = 0; i < n; ++i) v.kinds.push_back(piece_kind(types[i], i, r));
+  v.scores.assign(v.pieces.size(), 0.0f);
   SR_CHECK(r.has(kMergesKey), "[tokenizer] ", r.path(), ": tokenizer model 'gpt2' without ", kMergesKey);
   const std::vector<std::string> merges = r.get_array<std::string>(kMergesKey);
   for (size_t i = 0; i < merges.size(); ++i) {
@@ -104,13 +110,10 @@ Vocabulary read_gpt2_vocabulary(const GgufReader& r, PreTokenizer pre) {
   v.eos_id = optional_token_id(r, "tokenizer.ggml.eos_token_id");
   v.add_bos = r.get_or<bool>("tokenizer.ggml.add_bos_token", pre == PreTokenizer::Llama3);
   v.add_dummy_prefix = r.get_or<bool>("tokenizer.ggml.add_space_prefix", false);
-  v.remove_extra_whitespaces = false;
   return v;
 }
 
 std::vector<std::pair<std::string, GgufValue>> gpt2_metadata(const Vocabulary& v) {
-  std::vector<int32_t> types;
-  for (PieceKind k : v.kinds) types.push_back(int32_t(k));
   std::vector<std::string> merges;
   merges.reserve(v.merges.size());
   for (const auto& [a, b] : v.merges) merges.push_back(a + " " + b);
@@ -118,7 +121,7 @@ std::vector<std::pair<std::string, GgufValue>> gpt2_metadata(const Vocabulary& v
       {kModelKey, GgufValue::string("gpt2")},
       {"tokenizer.ggml.pre", GgufValue::string(pre_to_gguf(v.pre))},
       {kTokensKey, GgufValue::array(v.pieces)},
-      {kTypesKey, GgufValue::array(types)},
+      {kTypesKey, GgufValue::array(token_types(v))},
       {kMergesKey, GgufValue::array(merges)},
   };
   if (v.bos_id >= 0) e.emplace_back("tokenizer.ggml.bos_token_id", GgufValue::scalar<uint32_t>(uint32_t(v.bos_id)));
@@ -158,14 +161,12 @@ std::unique_ptr<Tokenizer> read_gguf_tokenizer(const GgufReader& r, std::string&
 
 std::vector<std::pair<std::string, GgufValue>> gguf_vocabulary_metadata(const Vocabulary& v) {
   if (v.model == TokenizerModel::ByteLevelBpe) return gpt2_metadata(v);
-  std::vector<int32_t> types;
-  for (PieceKind k : v.kinds) types.push_back(int32_t(k));
   return {
       {kModelKey, GgufValue::string("llama")},
       {"tokenizer.ggml.pre", GgufValue::string("default")},
       {kTokensKey, GgufValue::array(v.pieces)},
       {kScoresKey, GgufValue::array(v.scores)},
-      {kTypesKey, GgufValue::array(types)},
+      {kTypesKey, GgufValue::array(token_types(v))},
       {"tokenizer.ggml.bos_token_id", GgufValue::scalar<uint32_t>(uint32_t(v.bos_id))},
       {"tokenizer.ggml.eos_token_id", GgufValue::scalar<uint32_t>(uint32_t(v.eos_id))},
       {"tokenizer.ggml.unknown_token_id", GgufValue::scalar<uint32_t>(uint32_t(v.unk_id))},

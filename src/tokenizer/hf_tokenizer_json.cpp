@@ -104,21 +104,25 @@ void check_model_options(const json& model, const Reader& r) {
                s->dump(), " is not supported (byte-level BPE has none)");
 }
 
-// model.vocab: token -> id, into pieces indexed by id ("" where no token yet).
-void read_vocab(const json& model, const Reader& r, std::vector<std::string>& pieces, std::vector<bool>& taken) {
+// Makes room for token `id` in v: ids not yet taken by a token have piece "" and kind Unused.
+void make_room(Vocabulary& v, int32_t id) {
+  if (size_t(id) < v.pieces.size()) return;
+  v.pieces.resize(size_t(id) + 1);
+  v.kinds.resize(size_t(id) + 1, PieceKind::Unused);
+}
+
+// model.vocab: token -> id, into pieces indexed by id.
+void read_vocab(const json& model, const Reader& r, Vocabulary& v) {
   const json& vocab = r.need(model, "model", "vocab");
   SR_CHECK(vocab.is_object() && !vocab.empty(), "[tokenizer] ", r.path(),
            ": model.vocab must be a non-empty object (token -> id)");
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
     const int32_t id = r.id(it.value(), "model.vocab[\"" + it.key() + "\"]");
-    if (size_t(id) >= pieces.size()) {
-      pieces.resize(size_t(id) + 1);
-      taken.resize(size_t(id) + 1, false);
-    }
-    SR_CHECK(!taken[size_t(id)], "[tokenizer] ", r.path(), ": model.vocab gives id ", id, " to both \"",
-             pieces[size_t(id)], "\" and \"", it.key(), "\"");
-    pieces[size_t(id)] = it.key();
-    taken[size_t(id)] = true;
+    make_room(v, id);
+    SR_CHECK(v.kinds[size_t(id)] == PieceKind::Unused, "[tokenizer] ", r.path(), ": model.vocab gives id ", id,
+             " to both \"", v.pieces[size_t(id)], "\" and \"", it.key(), "\"");
+    v.pieces[size_t(id)] = it.key();
+    v.kinds[size_t(id)] = PieceKind::Normal;
   }
 }
 
@@ -332,31 +336,20 @@ Vocabulary read_hf_tokenizer_json(const std::string& path) {
   Vocabulary v;
   v.source = path;
   v.model = TokenizerModel::ByteLevelBpe;
-  v.unk_id = v.bos_id = v.eos_id = -1;
-  v.add_bos = false;
-  v.remove_extra_whitespaces = false;
-  std::vector<bool> taken;
-  read_vocab(model, r, v.pieces, taken);
-  v.kinds.assign(v.pieces.size(), PieceKind::Normal);
+  v.unk_id = v.bos_id = v.eos_id = -1;  // add_bos: read_special_tokens decides
+  read_vocab(model, r, v);
   v.merges = read_merges(model, r);
   v.ignore_merges = r.boolean(model, "model", "ignore_merges", false);
   // Added tokens override the text of their id (Hugging Face looks them up first) and
   // may lie beyond model.vocab.
   for (AddedToken& a : read_added_tokens(j, r)) {
-    if (size_t(a.id) >= v.pieces.size()) {
-      v.pieces.resize(size_t(a.id) + 1);
-      v.kinds.resize(size_t(a.id) + 1, PieceKind::Normal);
-      taken.resize(size_t(a.id) + 1, false);
-    }
+    make_room(v, a.id);
     v.pieces[size_t(a.id)] = std::move(a.content);
     v.kinds[size_t(a.id)] = a.special ? PieceKind::Control : PieceKind::UserDefined;
-    taken[size_t(a.id)] = true;
   }
-  for (size_t i = 0; i < v.pieces.size(); ++i) {
-    if (taken[i]) continue;
-    v.pieces[i] = "[PAD" + std::to_string(i) + "]";  // as llama.cpp's converter fills holes
-    v.kinds[i] = PieceKind::Unused;
-  }
+  // Ids no token took are filled as llama.cpp's converter fills them.
+  for (size_t i = 0; i < v.pieces.size(); ++i)
+    if (v.kinds[i] == PieceKind::Unused) v.pieces[i] = "[PAD" + std::to_string(i) + "]";
   v.scores.assign(v.pieces.size(), 0.0f);
   check_merges(v, r);
   check_normalizer_and_decoder(j, r);

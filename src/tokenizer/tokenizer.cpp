@@ -98,10 +98,8 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
 }
 
 std::vector<int32_t> Tokenizer::encode_with_bos(std::string_view text) const {
-  std::vector<int32_t> ids;
-  if (add_bos()) ids.push_back(vocab_.bos_id);
-  std::vector<int32_t> body = encode(text);
-  ids.insert(ids.end(), body.begin(), body.end());
+  std::vector<int32_t> ids = encode(text);
+  if (add_bos()) ids.insert(ids.begin(), vocab_.bos_id);
   return ids;
 }
 

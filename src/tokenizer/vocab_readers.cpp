@@ -145,13 +145,10 @@ Vocabulary read_sentencepiece_model(const std::string& path) {
 
 Vocabulary read_llama2c_vocabulary(const std::string& path, int32_t vocab_size) {
   Llama2cVocab raw = read_llama2c_tokenizer(path, vocab_size);
+  // The Vocabulary defaults are llama2.c's: unk 0, BOS 1, EOS 2 (run.c hard-codes them), a dummy
+  // prefix, no whitespace collapsing.
   Vocabulary v;
   v.source = path;
-  v.unk_id = 0;
-  v.bos_id = 1;  // llama2.c's run.c hard-codes BOS=1, EOS=2
-  v.eos_id = 2;
-  v.add_dummy_prefix = true;
-  v.remove_extra_whitespaces = false;
   for (int32_t i = 0; i < vocab_size; ++i) {
     std::string p = raw.pieces[size_t(i)];
     PieceKind kind = PieceKind::Normal;
