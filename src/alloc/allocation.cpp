@@ -38,13 +38,22 @@ bool wants_fusion(FusePolicy f, const std::vector<AllocOption>& options) {
                      [](const AllocOption& o) { return o.scheme.data_type == DataType::NvFp; });
 }
 
-std::vector<std::vector<size_t>> make_items(const std::vector<AllocLayer>& layers, bool fuse) {
+// The projection of a MoE expert linear (0 gate, 1 up, 2 down), -1 for the others.
+int expert_projection(const LinearDesc& l) {
+  if (l.expert < 0) return -1;
+  return l.gguf == "ffn_down_exps" ? 2 : l.gguf == "ffn_up_exps" ? 1 : 0;
+}
+
+std::vector<std::vector<size_t>> make_items(const std::vector<AllocLayer>& layers, bool fuse, bool stack) {
   std::vector<std::vector<size_t>> items;
-  std::map<std::pair<int64_t, int>, size_t> group_item;
+  std::map<std::pair<int64_t, int64_t>, size_t> group_item;
+  constexpr int64_t kExperts = int64_t(1) << 40;  // keys of expert stacks, apart from groups and linears
   for (size_t i = 0; i < layers.size(); ++i) {
+    const AllocLayer& l = layers[i];
     // Unfused, or outside any fused group, a linear is an item of its own (its key is unique).
-    const int group = fuse && layers[i].fuse_group >= 0 ? layers[i].fuse_group : -1 - layers[i].linear;
-    const auto [it, fresh] = group_item.try_emplace({layers[i].block, group}, items.size());
+    int64_t group = fuse && l.fuse_group >= 0 ? l.fuse_group : -1 - l.linear;
+    if (l.expert_proj >= 0 && (fuse || stack)) group = kExperts + (fuse && !stack && l.expert_proj == 1 ? 0 : l.expert_proj);
+    const auto [it, fresh] = group_item.try_emplace({l.block, group}, items.size());
     if (fresh) items.emplace_back();
     items[it->second].push_back(i);
   }
@@ -76,7 +85,8 @@ AllocProblem make_alloc_problem(const LayerPlan& plan, const std::vector<AllocOp
       continue;
     }
     SR_CHECK(c.block >= 0, "[autoscheme] ", c.name, " cannot be allocated yet (only block projections are candidates)");
-    p.layers.push_back({c.name, c.block, c.linear, c.out, c.in, plan.block.linears[size_t(c.linear)].fuse_group});
+    const LinearDesc& d = plan.block.linears[size_t(c.linear)];
+    p.layers.push_back({c.name, c.block, c.linear, c.out, c.in, d.fuse_group, expert_projection(d)});
     std::vector<int64_t> row;
     std::string why;
     for (const AllocOption& o : options) {
@@ -89,7 +99,8 @@ AllocProblem make_alloc_problem(const LayerPlan& plan, const std::vector<AllocOp
     p.cost.push_back(row);
   }
   p.fused = wants_fusion(fuse, options);
-  p.items = make_items(p.layers, p.fused);
+  p.stacked = std::any_of(options.begin(), options.end(), [](const AllocOption& o) { return o.scheme.is_gguf(); });
+  p.items = make_items(p.layers, p.fused, p.stacked);
   for (size_t i = 0; i < p.items.size(); ++i) {
     bool any = false;
     for (size_t k = 0; k < options.size(); ++k) any |= p.item_allows(i, k);

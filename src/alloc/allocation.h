@@ -41,6 +41,10 @@ struct AllocOption {
 // shares one global scale across them (§1.4, min of the members'). GGUF keeps every tensor
 // separately typed (llama.cpp's own mixes give attn_v more bits than attn_q), so it never needs
 // fusion. Auto: fuse iff some option is NVFP4 (nv_fp).
+// MoE experts: whatever the policy, the experts of one projection in a block are one item when an
+// option is a GGUF type (GGUF stacks them into one tensor of one type); with fusion they are too,
+// gate and up together (vLLM's fused-MoE weights w13 and w2 hold every expert). Their scores and
+// costs add up.
 enum class FusePolicy { Auto, On, Off };
 
 // What a layer's bits are. Spec: §4.3's layer_bits, auto-round's estimate. File: the bits the
@@ -56,6 +60,7 @@ struct AllocLayer {
   int linear = 0;          // index in the block description
   int64_t out = 0, in = 0;
   int fuse_group = -1;     // the block description's fused group (-1: alone)
+  int expert_proj = -1;    // a MoE expert's projection (0 gate, 1 up, 2 down); -1 otherwise
 };
 
 struct AllocProblem {
@@ -68,6 +73,7 @@ struct AllocProblem {
   bool ignore_scale_zp_bits = false;
   bool file_bits = false;                   // costs are layer_file_bits (BitCost::File)
   bool fused = false;                       // items are fused groups
+  bool stacked = false;                     // the experts of one projection are one item (GGUF)
 
   int64_t total_weights() const;            // candidates + fixed
   // Whether item i can take option k (fits every member).

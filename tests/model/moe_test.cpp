@@ -508,3 +508,36 @@ TEST(MoeGguf, BadExpertTensorsNameTheTensor) {
 
 }  // namespace
 }  // namespace sr
+
+#include "alloc/allocation.h"
+#include "cli/flag_values.h"
+
+namespace sr {
+namespace {
+
+// Mixed precision: the experts of one projection are one item where the format stores them as
+// one tensor (GGUF) or one fused-MoE weight (fusion); each expert is its own item otherwise.
+TEST(MoeAlloc, ExpertsOfOneProjectionAreOneItemForGgufAndFusion) {
+  test::TempDir dir;
+  auto m = Model::open(write_mixtral(dir / "mx", 4));
+  const LayerPlan plan = make_layer_plan(*m, PlanOptions{preset_scheme("BF16"), "", false, {}});
+  // 4 blocks: q, k, v, o and 4 experts x 3 projections are candidates; the routers are fixed.
+  const AllocProblem gguf = make_alloc_problem(plan, cli::parse_alloc_options("gguf:q4_k,gguf:q8_0"), FusePolicy::Auto, false);
+  ASSERT_EQ(gguf.layers.size(), 4u * (4 + 12));
+  EXPECT_EQ(gguf.items.size(), 4u * (4 + 3));
+  for (const auto& item : gguf.items) {
+    std::set<std::string> stems;
+    for (size_t i : item) stems.insert(plan.block.linears[size_t(gguf.layers[i].linear)].gguf);
+    EXPECT_EQ(stems.size(), 1u);  // one tensor per item
+    if (stems.count("ffn_down_exps")) {
+      EXPECT_EQ(item.size(), 4u);
+      EXPECT_EQ(gguf.item_cost(gguf.items.size() - 1, 0), 4 * gguf.cost[item[0]][0]);  // costs add up
+    }
+  }
+  const auto mx = cli::parse_alloc_options("MXFP4,MXFP8");
+  EXPECT_EQ(make_alloc_problem(plan, mx, FusePolicy::Off, false).items.size(), 4u * (4 + 12));
+  EXPECT_EQ(make_alloc_problem(plan, mx, FusePolicy::On, false).items.size(), 4u * (2 + 2));  // qkv, o, w13, w2
+}
+
+}  // namespace
+}  // namespace sr
