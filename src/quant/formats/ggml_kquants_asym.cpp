@@ -53,7 +53,9 @@ void q2k_finish(const float* x, BlockQ2_K* y, uint8_t* L) {
   pack_codes_q2_K(L, y);
 }
 
-void q2k_ref_block(const float* x, BlockQ2_K* y) {
+}  // namespace
+
+void quantize_block_q2_K_ref(const float* x, BlockQ2_K* y) {
   constexpr float q4scale = 15.f;
   uint8_t L[kQkK], Laux[16];
   float weights[16], mins[16], scales[16];
@@ -85,7 +87,7 @@ void q2k_ref_block(const float* x, BlockQ2_K* y) {
   q2k_finish(x, y, L);
 }
 
-void q2k_weighted_block(const float* x, BlockQ2_K* y, const float* qw) {
+void quantize_block_q2_K_weighted(const float* x, BlockQ2_K* y, const float* qw) {
   uint8_t L[kQkK], Laux[16], Ls[16], Lm[16];
   float mins[16], scales[16], sw[16], weight[16];
   float sumx2 = 0;
@@ -105,6 +107,8 @@ void q2k_weighted_block(const float* x, BlockQ2_K* y, const float* qw) {
   for (int j = 0; j < 16; ++j) y->scales[j] = uint8_t(Ls[j] | (Lm[j] << 4));
   q2k_finish(x, y, L);
 }
+
+namespace {
 
 // ---- Q4_K / Q5_K ----------------------------------------------------------------------
 
@@ -176,44 +180,28 @@ void k4_weighted_header(const float* x, Block* y, uint8_t* L, int nmax, const fl
 
 }  // namespace
 
-void quantize_row_q2_K_ref(const float* x, BlockQ2_K* y, int64_t n) {
-  for (int64_t i = 0; i < n / kQkK; ++i) q2k_ref_block(x + i * kQkK, y + i);
-}
-
-void quantize_row_q2_K_weighted(const float* x, BlockQ2_K* y, int64_t n, const float* weights) {
-  for (int64_t i = 0; i < n / kQkK; ++i) q2k_weighted_block(x + i * kQkK, y + i, weights + i * kQkK);
-}
-
-void quantize_row_q4_K_ref(const float* x, BlockQ4_K* y, int64_t n) {
+void quantize_block_q4_K_ref(const float* x, BlockQ4_K* y) {
   uint8_t L[kQkK];
-  for (int64_t i = 0; i < n / kQkK; ++i) {
-    k4_ref_header(x + i * kQkK, y + i, L, 15, {-1.f, 0.1f, 20, false});
-    k4_finish(x + i * kQkK, y + i, L, 15, block_params_q4_K, pack_codes_q4_K);
-  }
+  k4_ref_header(x, y, L, 15, {-1.f, 0.1f, 20, false});
+  k4_finish(x, y, L, 15, block_params_q4_K, pack_codes_q4_K);
 }
 
-void quantize_row_q5_K_ref(const float* x, BlockQ5_K* y, int64_t n) {
+void quantize_block_q5_K_ref(const float* x, BlockQ5_K* y) {
   uint8_t L[kQkK];
-  for (int64_t i = 0; i < n / kQkK; ++i) {
-    k4_ref_header(x + i * kQkK, y + i, L, 31, {-0.5f, 0.1f, 15, false});
-    k4_finish(x + i * kQkK, y + i, L, 31, block_params_q5_K, pack_codes_q5_K);
-  }
+  k4_ref_header(x, y, L, 31, {-0.5f, 0.1f, 15, false});
+  k4_finish(x, y, L, 31, block_params_q5_K, pack_codes_q5_K);
 }
 
-void quantize_row_q4_K_weighted(const float* x, BlockQ4_K* y, int64_t n, const float* weights) {
+void quantize_block_q4_K_weighted(const float* x, BlockQ4_K* y, const float* weights) {
   uint8_t L[kQkK];
-  for (int64_t i = 0; i < n / kQkK; ++i) {
-    k4_weighted_header(x + i * kQkK, y + i, L, 15, weights + i * kQkK, false);
-    k4_finish(x + i * kQkK, y + i, L, 15, block_params_q4_K, pack_codes_q4_K);
-  }
+  k4_weighted_header(x, y, L, 15, weights, false);
+  k4_finish(x, y, L, 15, block_params_q4_K, pack_codes_q4_K);
 }
 
-void quantize_row_q5_K_weighted(const float* x, BlockQ5_K* y, int64_t n, const float* weights) {
+void quantize_block_q5_K_weighted(const float* x, BlockQ5_K* y, const float* weights) {
   uint8_t L[kQkK];
-  for (int64_t i = 0; i < n / kQkK; ++i) {
-    k4_weighted_header(x + i * kQkK, y + i, L, 31, weights + i * kQkK, true);
-    k4_finish(x + i * kQkK, y + i, L, 31, block_params_q5_K, pack_codes_q5_K);
-  }
+  k4_weighted_header(x, y, L, 31, weights, true);
+  k4_finish(x, y, L, 31, block_params_q5_K, pack_codes_q5_K);
 }
 
 }  // namespace sr

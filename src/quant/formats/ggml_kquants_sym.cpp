@@ -61,7 +61,9 @@ void q3k_finish(const float* x, BlockQ3_K* y, int8_t* L) {
   pack_signed(L, y, pack_codes_q3_K);
 }
 
-void q3k_ref_block(const float* x, BlockQ3_K* y) {
+}  // namespace
+
+void quantize_block_q3_K_ref(const float* x, BlockQ3_K* y) {
   int8_t L[kQkK];
   float scales[16];
   for (int j = 0; j < 16; ++j) scales[j] = ggml_search::make_q3_quants(16, 4, x + 16 * j, L + 16 * j);
@@ -83,7 +85,7 @@ void q3k_ref_block(const float* x, BlockQ3_K* y) {
   q3k_finish(x, y, L);
 }
 
-void q3k_weighted_block(const float* x, BlockQ3_K* y, const float* qw) {
+void quantize_block_q3_K_weighted(const float* x, BlockQ3_K* y, const float* qw) {
   int8_t L[kQkK], Ls[16];
   float scales[16], weight[16], sw[16];
   float sumx2 = 0;
@@ -107,8 +109,9 @@ void q3k_weighted_block(const float* x, BlockQ3_K* y, const float* qw) {
 
 // ---- Q6_K ------------------------------------------------------------------------------
 
-// weights: importance of the 256 elements, or nullptr for ggml's default x^2.
-void q6k_block(const float* x, BlockQ6_K* y, const float* weights) {
+// weights: importance of the 256 elements, or nullptr for ggml's default x^2 (the ref
+// encoder below).
+void quantize_block_q6_K_weighted(const float* x, BlockQ6_K* y, const float* weights) {
   int8_t L[kQkK];
   float scales[16];
   for (int ib = 0; ib < 16; ++ib) {
@@ -130,22 +133,6 @@ void q6k_block(const float* x, BlockQ6_K* y, const float* weights) {
   pack_signed(L, y, pack_codes_q6_K);
 }
 
-}  // namespace
-
-void quantize_row_q3_K_ref(const float* x, BlockQ3_K* y, int64_t n) {
-  for (int64_t i = 0; i < n / kQkK; ++i) q3k_ref_block(x + i * kQkK, y + i);
-}
-
-void quantize_row_q3_K_weighted(const float* x, BlockQ3_K* y, int64_t n, const float* weights) {
-  for (int64_t i = 0; i < n / kQkK; ++i) q3k_weighted_block(x + i * kQkK, y + i, weights + i * kQkK);
-}
-
-void quantize_row_q6_K_ref(const float* x, BlockQ6_K* y, int64_t n) {
-  for (int64_t i = 0; i < n / kQkK; ++i) q6k_block(x + i * kQkK, y + i, nullptr);
-}
-
-void quantize_row_q6_K_weighted(const float* x, BlockQ6_K* y, int64_t n, const float* weights) {
-  for (int64_t i = 0; i < n / kQkK; ++i) q6k_block(x + i * kQkK, y + i, weights + i * kQkK);
-}
+void quantize_block_q6_K_ref(const float* x, BlockQ6_K* y) { quantize_block_q6_K_weighted(x, y, nullptr); }
 
 }  // namespace sr
