@@ -94,6 +94,20 @@ inline int64_t first_argmax_abs(const float* w, int64_t L) {
   return best;
 }
 
+// max |w| over the group row (0 for an all-zero row).
+inline float abs_max(const GroupIn& in) {
+  float a = 0;
+  for (int64_t j = 0; j < in.L; ++j) a = std::max(a, std::fabs(in.w[j]));
+  return a;
+}
+
+// The MX and NV kernels' amax multiplier init_scale · β, absent factors taken as 1
+// (multiplying by 1 is exact, so amax · amax_coef(in) is the reference's product bit for bit).
+inline float amax_coef(const GroupIn& in) {
+  if (in.has_init && in.has_beta) return in.init * in.beta;
+  return in.has_init ? in.init : in.has_beta ? in.beta : 1.0f;
+}
+
 // Adds g·∂(max|w|)/∂w to gx: all of it to the first argmax, times sign(w) (abs' backward).
 inline void add_amax_grad(const GroupIn& in, float* gx, float g) {
   if (!gx) return;
