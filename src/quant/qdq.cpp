@@ -64,14 +64,6 @@ bool uses_v2_wrapper(const QuantScheme& s) { return has_init_scale_search(s) || 
 
 namespace {
 
-WeightQuantParams gguf_params(const at::Tensor& w, const QuantScheme& s, TuneMode mode, const at::Tensor& imatrix) {
-  const auto g = group_layout(w.sizes(), s.group_size);
-  WeightQuantParams p;
-  p.t.v = param(at::zeros({g.n_groups, g.length}, at::TensorOptions().dtype(at::kFloat).device(w.device())));
-  p.ggml = gguf_qdq::freeze(w, s.ggml_type, mode == TuneMode::V2 ? imatrix : at::Tensor(), /*searched_codes=*/false);
-  return p;
-}
-
 RtnResult gguf_rtn(const at::Tensor& w, const QuantScheme& s, const at::Tensor& imatrix) {
   RtnResult r;
   r.params.ggml = gguf_qdq::freeze(w, s.ggml_type, imatrix, /*searched_codes=*/true);
@@ -85,11 +77,14 @@ RtnResult gguf_rtn(const at::Tensor& w, const QuantScheme& s, const at::Tensor& 
 WeightQuantParams make_weight_params(const at::Tensor& w, const QuantScheme& s, TuneMode mode,
                                      const at::Tensor& imatrix) {
   require_quantized(s, "make_weight_params");
-  if (s.is_gguf()) return gguf_params(w, s, mode, imatrix);
   const auto g = group_layout(w.sizes(), s.group_size);
   const auto opts = at::TensorOptions().dtype(at::kFloat).device(w.device());
   WeightQuantParams p;
   p.t.v = param(at::zeros({g.n_groups, g.length}, opts));
+  if (s.is_gguf()) {
+    p.ggml = gguf_qdq::freeze(w, s.ggml_type, mode == TuneMode::V2 ? imatrix : at::Tensor(), /*searched_codes=*/false);
+    return p;
+  }
   p.t.beta = param(at::ones({g.n_groups}, opts));
   const DataTypeQdq& dt = data_type_qdq(s.data_type);
   if (dt.global_scale) p.global_scale = dt.global_scale(w);
