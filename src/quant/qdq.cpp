@@ -8,18 +8,6 @@
 namespace sr {
 namespace {
 
-bool is_mx(DataType t) { return t == DataType::MxFp || t == DataType::MxFpRceil; }
-
-mxfp::Format mx_format_of(int bits, int64_t g, DataType t) {
-  SR_CHECK(is_mx(t) && (bits == 4 || bits == 8), "[mx_format] expected mx_fp 4/8 bits, got ",
-           to_string(t), " ", bits);
-  mxfp::Format f;
-  f.element = bits == 4 ? mxfp::Element::E2M1 : mxfp::Element::E4M3;
-  f.rule = t == DataType::MxFpRceil ? mxfp::ScaleRule::Rceil : mxfp::ScaleRule::Floor;
-  f.group_size = g;
-  return f;
-}
-
 void require_quantized(const QuantScheme& s, const char* fn) {
   SR_CHECK(s.quantized(), "[", fn, "] scheme ", s.name(), " is not quantized");
 }
@@ -46,7 +34,13 @@ int_quant::Format int_format(const QuantScheme& s) {
   SR_CHECK(s.data_type == DataType::Int, "[int_format] scheme ", s.name(), " is not int");
   return {s.bits, s.sym, s.group_size, true};
 }
-mxfp::Format mx_format(const QuantScheme& s) { return mx_format_of(s.bits, s.group_size, s.data_type); }
+mxfp::Format mx_format(const QuantScheme& s) {
+  const bool mx = s.data_type == DataType::MxFp || s.data_type == DataType::MxFpRceil;
+  SR_CHECK(mx && (s.bits == 4 || s.bits == 8), "[mx_format] expected mx_fp 4/8 bits, got ", to_string(s.data_type),
+           " ", s.bits);
+  return {s.bits == 4 ? mxfp::Element::E2M1 : mxfp::Element::E4M3,
+          s.data_type == DataType::MxFpRceil ? mxfp::ScaleRule::Rceil : mxfp::ScaleRule::Floor, s.group_size};
+}
 nvfp::Format nv_format(const QuantScheme& s) {
   SR_CHECK(s.data_type == DataType::NvFp, "[nv_format] scheme ", s.name(), " is not nv_fp");
   return {s.group_size};

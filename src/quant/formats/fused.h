@@ -128,8 +128,6 @@ inline void add_extreme_grad(const GroupIn& in, float* gx, float extreme, float 
 // Grain for at::parallel_for over groups: about 32k elements per task.
 inline int64_t grain_for(int64_t L) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(L, 1)); }
 
-inline const float* opt_ptr(const at::Tensor& t) { return t.defined() ? t.data_ptr<float>() : nullptr; }
-
 inline GroupIn group_in(const at::Tensor& wg, const Tunables& t, int64_t i) {
   GroupIn in;
   in.L = wg.size(1);

@@ -1,6 +1,6 @@
 // The traits table: one row per ggml type ID, in ID order. Codec and frozen-parameter entry
-// points are type-erased wrappers around the per-family functions (ggml_legacy.h,
-// ggml_kquants.h).
+// points are the per-family functions (ggml_legacy.h, ggml_kquants.h), type-erased; every
+// block type decodes through one loop over its hooks.
 #include "quant/formats/ggml_types.h"
 
 #include <array>
@@ -118,14 +118,16 @@ void dequantize_blocks(const void* src, float* y, int64_t n) {
 
 // ---- the table -------------------------------------------------------------------------
 
-// dequantize, quantize_row_ref, quantize_row_weighted of a k-quant.
-#define SR_GGML_KCODEC(Type, suffix)                                                                   \
-  dequantize_blocks<T::Type>, kquant_row_ref<Block##Type, quantize_block_##suffix##_ref>, \
-      kquant_row_weighted<Block##Type, quantize_block_##suffix##_weighted>
-// The frozen-parameter hooks of a k-quant.
-#define SR_GGML_KQUANT(Block, suffix, group, asym, sub_scale_bits)                                        \
-  { group, asym, sub_scale_bits, erase_unpack<Block, unpack_codes_##suffix>, erase_pack<Block, pack_codes_##suffix>, \
-    erase_params<Block, block_params_##suffix>, nullptr, nullptr }
+// Everything after uses_importance of a k-quant (ggml_kquants.h): codec, scale check (the fp16
+// d at byte offset d_at, dmin at dmin_at or -1) and frozen-parameter hooks (sub-blocks of
+// `group`, sub_scale_bits bits per sub-block scale code).
+#define SR_GGML_KQUANT(Type, suffix, d_at, dmin_at, group, asym, sub_scale_bits)                        \
+  dequantize_blocks<T::Type>, kquant_row_ref<Block##Type, quantize_block_##suffix##_ref>,              \
+      kquant_row_weighted<Block##Type, quantize_block_##suffix##_weighted>,                            \
+      fp16_scales_finite<d_at, dmin_at>,                                                               \
+      { group, asym, sub_scale_bits, erase_unpack<Block##Type, unpack_codes_##suffix>,                 \
+        erase_pack<Block##Type, pack_codes_##suffix>, erase_params<Block##Type, block_params_##suffix>, \
+        nullptr, nullptr }
 // Everything after uses_importance of a legacy type (ggml_legacy.h): codec, scale check (d,
 // and m of Q4_1/Q5_1) and frozen-parameter hooks (the sub-block is the block of 32).
 #define SR_GGML_LEGACY(Type, asym)                                                                \
@@ -157,16 +159,11 @@ const GgmlTypeTraits kTraits[] = {
     {T::Q5_1, "q5_1", 32, 24, 5, true, SR_GGML_LEGACY(Q5_1, true)},
     {T::Q8_0, "q8_0", 32, 34, 8, false, SR_GGML_LEGACY(Q8_0, false)},
     {T::Q8_1, "q8_1", 32, 36, 8, SR_GGML_LAYOUT_ONLY},
-    {T::Q2_K, "q2_K", 256, 84, 2, true, SR_GGML_KCODEC(Q2_K, q2_K), fp16_scales_finite<80, 82>,
-     SR_GGML_KQUANT(BlockQ2_K, q2_K, 16, true, 4)},
-    {T::Q3_K, "q3_K", 256, 110, 3, true, SR_GGML_KCODEC(Q3_K, q3_K), fp16_scales_finite<108>,
-     SR_GGML_KQUANT(BlockQ3_K, q3_K, 16, false, 6)},
-    {T::Q4_K, "q4_K", 256, 144, 4, true, SR_GGML_KCODEC(Q4_K, q4_K), fp16_scales_finite<0, 2>,
-     SR_GGML_KQUANT(BlockQ4_K, q4_K, 32, true, 6)},
-    {T::Q5_K, "q5_K", 256, 176, 5, true, SR_GGML_KCODEC(Q5_K, q5_K), fp16_scales_finite<0, 2>,
-     SR_GGML_KQUANT(BlockQ5_K, q5_K, 32, true, 6)},
-    {T::Q6_K, "q6_K", 256, 210, 6, true, SR_GGML_KCODEC(Q6_K, q6_K), fp16_scales_finite<208>,
-     SR_GGML_KQUANT(BlockQ6_K, q6_K, 16, false, 8)},
+    {T::Q2_K, "q2_K", 256, 84, 2, true, SR_GGML_KQUANT(Q2_K, q2_K, 80, 82, 16, true, 4)},
+    {T::Q3_K, "q3_K", 256, 110, 3, true, SR_GGML_KQUANT(Q3_K, q3_K, 108, -1, 16, false, 6)},
+    {T::Q4_K, "q4_K", 256, 144, 4, true, SR_GGML_KQUANT(Q4_K, q4_K, 0, 2, 32, true, 6)},
+    {T::Q5_K, "q5_K", 256, 176, 5, true, SR_GGML_KQUANT(Q5_K, q5_K, 0, 2, 32, true, 6)},
+    {T::Q6_K, "q6_K", 256, 210, 6, true, SR_GGML_KQUANT(Q6_K, q6_K, 208, -1, 16, false, 8)},
     {T::Q8_K, "q8_K", 256, 292, 8, SR_GGML_LAYOUT_ONLY},
     {T::IQ2_XXS, "iq2_xxs", 256, 66, 2, SR_GGML_LAYOUT_ONLY},
     {T::IQ2_XS, "iq2_xs", 256, 74, 2, SR_GGML_LAYOUT_ONLY},
@@ -188,7 +185,6 @@ const GgmlTypeTraits kTraits[] = {
     {T::TQ2_0, "tq2_0", 256, 66, 2, SR_GGML_LAYOUT_ONLY},
 };
 
-#undef SR_GGML_KCODEC
 #undef SR_GGML_LEGACY
 #undef SR_GGML_KQUANT
 #undef SR_GGML_LAYOUT_ONLY
