@@ -86,14 +86,6 @@ inline float clamp(float x, float lo, float hi) {
 // torch.sign as fp32 (0 for ±0).
 inline float sign(float x) { return float((0.0f < x) - (x < 0.0f)); }
 
-// Index of the first element of largest |w| (torch's CPU max(dim) returns the first on ties).
-inline int64_t first_argmax_abs(const float* w, int64_t L) {
-  int64_t best = 0;
-  for (int64_t j = 1; j < L; ++j)
-    if (std::fabs(w[j]) > std::fabs(w[best])) best = j;
-  return best;
-}
-
 // max |w| over the group row (0 for an all-zero row).
 inline float abs_max(const GroupIn& in) {
   float a = 0;
@@ -108,10 +100,13 @@ inline float amax_coef(const GroupIn& in) {
   return in.has_init ? in.init : in.has_beta ? in.beta : 1.0f;
 }
 
-// Adds g·∂(max|w|)/∂w to gx: all of it to the first argmax, times sign(w) (abs' backward).
+// Adds g·∂(max|w|)/∂w to gx: all of it to the first element of largest |w| (torch's CPU
+// max(dim) returns the first on ties), times sign(w) (abs' backward).
 inline void add_amax_grad(const GroupIn& in, float* gx, float g) {
   if (!gx) return;
-  const int64_t i = first_argmax_abs(in.w, in.L);
+  int64_t i = 0;
+  for (int64_t j = 1; j < in.L; ++j)
+    if (std::fabs(in.w[j]) > std::fabs(in.w[i])) i = j;
   gx[i] += g * sign(in.w[i]);
 }
 

@@ -243,11 +243,7 @@ std::vector<GgmlType> ggml_supported_types() {
 
 std::string ggml_supported_type_names() {
   std::string out;
-  for (const auto& tr : kTraits) {
-    if (!tr.supported()) continue;
-    out += out.empty() ? "" : ", ";
-    out += tr.name;
-  }
+  for (GgmlType t : ggml_supported_types()) out += (out.empty() ? "" : ", ") + ggml_type_name(t);
   return out;
 }
 
