@@ -8,31 +8,28 @@ namespace sr {
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
               "GGUF fields and ggml blocks are read and written as host-order little-endian");
 
+namespace {
+
+// One row per value type, in ID order: its name in messages and the bytes of one scalar
+// (0 for string and array).
+struct ValueTypeRow {
+  const char* name;
+  size_t size;
+};
+constexpr ValueTypeRow kValueTypes[kGgufValueTypeEnd] = {
+    {"u8", 1},  {"i8", 1},  {"u16", 2},   {"i16", 2}, {"u32", 4}, {"i32", 4}, {"f32", 4},
+    {"bool", 1}, {"str", 0}, {"arr", 0}, {"u64", 8}, {"i64", 8}, {"f64", 8}};
+
+}  // namespace
+
 std::string gguf_value_type_name(GgufValueType type) {
-  static const char* const kNames[kGgufValueTypeEnd] = {"u8",  "i8",   "u16", "i16", "u32",
-                                                        "i32", "f32",  "bool", "str", "arr",
-                                                        "u64", "i64",  "f64"};
   const auto id = uint32_t(type);
-  return id < kGgufValueTypeEnd ? kNames[id] : "type(" + std::to_string(id) + ")";
+  return id < kGgufValueTypeEnd ? kValueTypes[id].name : "type(" + std::to_string(id) + ")";
 }
 
 size_t gguf_scalar_size(GgufValueType type) {
-  switch (type) {
-    case GgufValueType::kUint8:
-    case GgufValueType::kInt8:
-    case GgufValueType::kBool: return 1;
-    case GgufValueType::kUint16:
-    case GgufValueType::kInt16: return 2;
-    case GgufValueType::kUint32:
-    case GgufValueType::kInt32:
-    case GgufValueType::kFloat32: return 4;
-    case GgufValueType::kUint64:
-    case GgufValueType::kInt64:
-    case GgufValueType::kFloat64: return 8;
-    case GgufValueType::kString:
-    case GgufValueType::kArray: return 0;
-  }
-  return 0;
+  const auto id = uint32_t(type);
+  return id < kGgufValueTypeEnd ? kValueTypes[id].size : 0;
 }
 
 std::string GgufValue::type_name() const {

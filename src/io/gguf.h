@@ -116,6 +116,8 @@ class GgufValue {
 
  private:
   void check_type(GgufValueType want, bool want_array, const std::string& context) const;
+  template <typename T>
+  T element(uint64_t i) const;  // REQUIRES: i < count_ and T the stored type
 
   GgufValueType elem_ = GgufValueType::kUint8;
   bool is_array_ = false;
@@ -151,33 +153,31 @@ GgufValue GgufValue::scalar(const T& v) {
 }
 
 template <typename T>
-T GgufValue::as(const std::string& context) const {
-  check_type(GgufTypeOf<T>::value, false, context);
+T GgufValue::element(uint64_t i) const {
   if constexpr (std::is_same_v<T, std::string>) {
-    return strings_[0];
+    return strings_[size_t(i)];
   } else if constexpr (std::is_same_v<T, bool>) {
-    return bytes_[0] != 0;
+    return bytes_[size_t(i)] != 0;
   } else {
     T v;
-    std::memcpy(&v, bytes_.data(), sizeof(T));
+    std::memcpy(&v, bytes_.data() + i * sizeof(T), sizeof(T));
     return v;
   }
 }
 
 template <typename T>
+T GgufValue::as(const std::string& context) const {
+  check_type(GgufTypeOf<T>::value, false, context);
+  return element<T>(0);
+}
+
+template <typename T>
 std::vector<T> GgufValue::as_array(const std::string& context) const {
   check_type(GgufTypeOf<T>::value, true, context);
-  if constexpr (std::is_same_v<T, std::string>) {
-    return strings_;
-  } else if constexpr (std::is_same_v<T, bool>) {
-    std::vector<bool> out;
-    for (uint8_t b : bytes_) out.push_back(b != 0);
-    return out;
-  } else {
-    std::vector<T> out(static_cast<size_t>(count_));
-    if (count_) std::memcpy(out.data(), bytes_.data(), bytes_.size());
-    return out;
-  }
+  std::vector<T> out;
+  out.reserve(size_t(count_));
+  for (uint64_t i = 0; i < count_; ++i) out.push_back(element<T>(i));
+  return out;
 }
 
 }  // namespace sr

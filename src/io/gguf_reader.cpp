@@ -120,16 +120,12 @@ const GgufTensorInfo& GgufReader::tensor(const std::string& name) const {
   return *t;
 }
 
-void GgufReader::decode_f32(const GgufTensorInfo& t, float* out) const {
+std::vector<float> GgufReader::decode_f32(const GgufTensorInfo& t) const {
   const GgmlTypeTraits& tr = ggml_type_traits(t.type);
   SR_CHECK(tr.supported(), "[gguf] ", path(), ": tensor '", t.name, "' has type ", tr.name,
            ", which this build cannot decode");
-  if (t.n_elements() > 0) tr.dequantize_row(t.data, out, t.n_elements());
-}
-
-std::vector<float> GgufReader::decode_f32(const GgufTensorInfo& t) const {
   std::vector<float> out(size_t(t.n_elements()));
-  decode_f32(t, out.data());
+  if (!out.empty()) tr.dequantize_row(t.data, out.data(), t.n_elements());
   return out;
 }
 

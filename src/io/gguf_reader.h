@@ -78,9 +78,8 @@ class GgufReader {
   const GgufTensorInfo* find_tensor(const std::string& name) const;
   const GgufTensorInfo& tensor(const std::string& name) const;  // throws if absent
 
-  // Decodes a whole tensor to fp32 (out: [n_elements]) exactly as ggml dequantizes it.
+  // Decodes a whole tensor to fp32 ([n_elements]) exactly as ggml dequantizes it.
   // Throws if the tensor's type has no codec here.
-  void decode_f32(const GgufTensorInfo& t, float* out) const;
   std::vector<float> decode_f32(const GgufTensorInfo& t) const;
 
   // Drops the tensor's pages from the resident set (see MappedFile::release).

@@ -78,29 +78,19 @@ Llama2cHeader read_llama2c(const std::string& path, TensorStore& store) {
            where, ": dim ", h.dim, " must split into ", h.n_heads, " even-sized heads and n_heads must be"
            " a multiple of n_kv_heads (", h.n_kv_heads, ")");
   uint64_t offset = 28;
-  for_each_tensor(h, [&](const std::string&, const std::vector<int64_t>& shape) {
+  std::vector<std::pair<TensorEntry, uint64_t>> found;  // the named tensors and their file offsets
+  for_each_tensor(h, [&](const std::string& name, const std::vector<int64_t>& shape) {
     uint64_t n = 4;
     for (int64_t d : shape) n *= uint64_t(d);
+    if (!name.empty()) found.push_back({TensorEntry{name, shape, "F32", nullptr, n, f}, offset});
     offset += n;
   });
   SR_CHECK(offset == f->size(), where, ": file has ", f->size(), " bytes but its header implies ",
            offset, (offset > f->size() ? " (truncated?)" : " (trailing data; wrong format?)"));
-  offset = 28;
-  for_each_tensor(h, [&](const std::string& name, const std::vector<int64_t>& shape) {
-    uint64_t n = 4;
-    for (int64_t d : shape) n *= uint64_t(d);
-    if (!name.empty()) {
-      TensorEntry e;
-      e.name = name;
-      e.shape = shape;
-      e.dtype = "F32";
-      e.data = f->data() + offset;
-      e.nbytes = n;
-      e.file = f;
-      store.add(std::move(e));
-    }
-    offset += n;
-  });
+  for (auto& [e, at] : found) {
+    e.data = f->data() + at;
+    store.add(std::move(e));
+  }
   return h;
 }
 

@@ -148,6 +148,19 @@ TensorStore read_safetensors_folder(const std::string& dir) {
 
 // ---- writer ----
 
+std::string safetensors_header(const std::vector<SafetensorsEntry>& entries,
+                               const std::map<std::string, std::string>& metadata) {
+  json h = json::object();
+  for (const SafetensorsEntry& e : entries)
+    h[e.name] = {{"dtype", e.dtype}, {"shape", e.shape}, {"data_offsets", {e.begin, e.end}}};
+  if (!metadata.empty()) h["__metadata__"] = metadata;
+  std::string text = h.dump();
+  text.resize((text.size() + 7) / 8 * 8, ' ');  // the data section starts 8-byte aligned
+  std::string out(8, '\0');
+  for (size_t i = 0; i < 8; ++i) out[i] = char(uint8_t(uint64_t(text.size()) >> (8 * i)));
+  return out + text;
+}
+
 void SafetensorsWriter::declare(const std::string& name, const std::string& dtype,
                                 const std::vector<int64_t>& shape) {
   SR_CHECK(!out_.is_open(), "[safetensors] declare('", name, "') after begin()");
@@ -159,35 +172,21 @@ void SafetensorsWriter::declare(const std::string& name, const std::string& dtyp
   data_bytes_ += bytes;
 }
 
-std::string SafetensorsWriter::header_json() const {
-  json h = json::object();
-  for (auto& d : decls_)
-    h[d.name] = {{"dtype", d.dtype}, {"shape", d.shape}, {"data_offsets", {d.begin, d.end}}};
-  if (!metadata_.empty()) h["__metadata__"] = metadata_;
-  std::string s = h.dump();
-  s.resize((s.size() + 7) / 8 * 8, ' ');  // the data section starts 8-byte aligned
-  return s;
-}
-
-uint64_t SafetensorsWriter::total_bytes() const { return 8 + header_json().size() + data_bytes_; }
+uint64_t SafetensorsWriter::total_bytes() const { return safetensors_header(decls_, metadata_).size() + data_bytes_; }
 
 void SafetensorsWriter::begin(const std::string& path) {
   path_ = path;
-  header_ = header_json();
+  const std::string header = safetensors_header(decls_, metadata_);
   out_.open(path, std::ios::binary | std::ios::trunc);
   SR_CHECK(out_.good(), "[safetensors] cannot create ", path);
-  uint8_t len[8];
-  uint64_t n = header_.size();
-  for (int i = 0; i < 8; ++i) len[i] = uint8_t(n >> (8 * i));
-  out_.write(reinterpret_cast<const char*>(len), 8);
-  out_.write(header_.data(), std::streamsize(header_.size()));
+  out_.write(header.data(), std::streamsize(header.size()));
 }
 
 void SafetensorsWriter::write(const std::string& name, const void* data, uint64_t nbytes) {
   SR_CHECK(out_.is_open(), "[safetensors] write('", name, "') before begin()");
   SR_CHECK(next_ < decls_.size() && decls_[next_].name == name, "[safetensors] ", path_,
            ": tensor '", name, "' written out of declared order");
-  const Decl& d = decls_[next_];
+  const SafetensorsEntry& d = decls_[next_];
   SR_CHECK(nbytes == d.end - d.begin, "[safetensors] ", path_, ": tensor '", name, "' has ", nbytes,
            " bytes, declared ", d.end - d.begin);
   out_.write(static_cast<const char*>(data), std::streamsize(nbytes));

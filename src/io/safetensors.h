@@ -27,6 +27,18 @@ std::map<std::string, std::string> read_safetensors(const std::string& path, Ten
 // weight_map must be present in the shard it names).
 TensorStore read_safetensors_folder(const std::string& dir);
 
+// One tensor of a file being written: data_offsets [begin, end) in its data section.
+struct SafetensorsEntry {
+  std::string name, dtype;
+  std::vector<int64_t> shape;
+  uint64_t begin, end;
+};
+// The bytes before a file's data section: the 8-byte length prefix and the JSON header of
+// `entries` (plus "__metadata__" unless empty), padded with spaces so the data starts
+// 8-byte aligned.
+std::string safetensors_header(const std::vector<SafetensorsEntry>& entries,
+                               const std::map<std::string, std::string>& metadata);
+
 // Streaming writer: declare every tensor first, then write their bytes in the
 // same order; the header is written before the first tensor so tensors can be
 // produced one block at a time without holding the model.
@@ -44,15 +56,12 @@ class SafetensorsWriter {
   uint64_t total_bytes() const;  // header + data, known after all declarations
 
  private:
-  std::string header_json() const;
-  struct Decl { std::string name, dtype; std::vector<int64_t> shape; uint64_t begin, end; };
-  std::vector<Decl> decls_;
+  std::vector<SafetensorsEntry> decls_;
   std::map<std::string, std::string> metadata_;
   std::ofstream out_;
   std::string path_;
   size_t next_ = 0;
   uint64_t data_bytes_ = 0;
-  std::string header_;
 };
 
 }  // namespace sr

@@ -60,18 +60,9 @@ std::vector<std::string> SafetensorsStreamWriter::finish() {
     char fname[96];
     if (n == 1) std::snprintf(fname, sizeof fname, "%s.safetensors", base_.c_str());
     else std::snprintf(fname, sizeof fname, "%s-%05zu-of-%05zu.safetensors", base_.c_str(), k + 1, n);
-    nlohmann::json h = nlohmann::json::object();
-    for (const Entry& e : shards_[k].entries)
-      h[e.name] = {{"dtype", e.dtype}, {"shape", e.shape}, {"data_offsets", {e.begin, e.end}}};
-    if (!metadata_.empty()) h["__metadata__"] = metadata_;
-    std::string header = h.dump();
-    header.resize((header.size() + 7) / 8 * 8, ' ');
     const std::string path = (fs::path(dir_) / fname).string();
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    uint8_t len[8];
-    for (int i = 0; i < 8; ++i) len[i] = uint8_t(uint64_t(header.size()) >> (8 * i));
-    out.write(reinterpret_cast<const char*>(len), 8);
-    out << header;
+    out << safetensors_header(shards_[k].entries, metadata_);
     if (shards_[k].bytes > 0) {  // streaming an empty buffer would set failbit
       std::ifstream in(shards_[k].data_path, std::ios::binary);
       out << in.rdbuf();

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "io/safetensors.h"
+
 namespace sr {
 
 class SafetensorsStreamWriter {
@@ -28,8 +30,7 @@ class SafetensorsStreamWriter {
   std::vector<std::string> finish();
 
  private:
-  struct Entry { std::string name, dtype; std::vector<int64_t> shape; uint64_t begin, end; };
-  struct Shard { std::string data_path; std::vector<Entry> entries; uint64_t bytes = 0; };
+  struct Shard { std::string data_path; std::vector<SafetensorsEntry> entries; uint64_t bytes = 0; };
   void open_shard();
 
   std::string dir_, base_;

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "common/error.h"
 #include "common/input_file.h"
@@ -28,13 +29,23 @@ struct ModelActs {
   std::vector<BlockActs> blocks;
   int count = 0;  // act-quantized linears
 
-  explicit ModelActs(const Model& m)
+  // of(name, act) -> the scheme of the linear `name` when it quantizes activations (filling
+  // act where the scheme needs a calibrated range), else nullopt.
+  template <class Of>
+  ModelActs(const Model& m, Of of)
       : blocks(size_t(m.config().n_layers),
-               BlockActs{unquantized_block(m.block_desc()), std::vector<ActQuantState>(m.block_desc().linears.size())}) {}
-  void set(int64_t block, size_t linear, const QuantScheme& s, const ActQuantState& a) {
-    blocks[size_t(block)].schemes[linear] = s;
-    blocks[size_t(block)].act[linear] = a;
-    ++count;
+               BlockActs{unquantized_block(m.block_desc()), std::vector<ActQuantState>(m.block_desc().linears.size())}) {
+    const BlockDesc& d = m.block_desc();
+    for (int64_t b = 0; b < m.config().n_layers; ++b) {
+      for (size_t i = 0; i < d.linears.size(); ++i) {
+        ActQuantState a;
+        const std::optional<QuantScheme> s = of(linear_name(d, b, int(i)), a);
+        if (!s) continue;
+        blocks[size_t(b)].schemes[i] = *s;
+        blocks[size_t(b)].act[i] = a;
+        ++count;
+      }
+    }
   }
 };
 
@@ -43,21 +54,14 @@ struct ModelActs {
 ModelActs acts_from_record(const Model& model, const fs::path& rec) {
   const nlohmann::json j = parse_json_text(read_input_file(rec.string(), limits::kMaxJsonFileBytes),
                                            "[quantization] " + rec.string());
-  ModelActs acts(model);
-  const BlockDesc& d = model.block_desc();
-  for (int64_t b = 0; b < model.config().n_layers; ++b) {
-    for (size_t i = 0; i < d.linears.size(); ++i) {
-      const std::string name = linear_name(d, b, int(i));
-      if (!j.contains("layers") || !j["layers"].contains(name)) continue;
-      QuantScheme s = QuantScheme::from_json(j["layers"][name]);
-      if (!s.quantized() || !s.act_quantized()) continue;
-      ActQuantState a;
-      if (j.contains("act_max") && j["act_max"].contains(name))
-        a.act_max = at::scalar_tensor(j["act_max"][name].get<double>(), at::kFloat);
-      acts.set(b, i, s, a);
-    }
-  }
-  return acts;
+  return ModelActs(model, [&](const std::string& name, ActQuantState& a) -> std::optional<QuantScheme> {
+    if (!j.contains("layers") || !j["layers"].contains(name)) return std::nullopt;
+    QuantScheme s = QuantScheme::from_json(j["layers"][name]);
+    if (!s.quantized() || !s.act_quantized()) return std::nullopt;
+    if (j.contains("act_max") && j["act_max"].contains(name))
+      a.act_max = at::scalar_tensor(j["act_max"][name].get<double>(), at::kFloat);
+    return s;
+  });
 }
 
 // An act_max whose NVFP4 global scale 2688·recip(act_max) (nvfp::qdq_act) is exactly `gs`:
@@ -73,27 +77,20 @@ at::Tensor act_max_for_global_scale(float gs, const std::string& tensor) {
 // Folders without quantization.json (auto-round's own): the schemes from config.json's
 // quantization_config, static NVFP4 input scales from <layer>.input_global_scale.
 ModelActs acts_from_config(const Model& model) {
-  ModelActs acts(model);
   const PackedWeights* pw = model.packed_weights();
-  if (!pw) return acts;
-  const QuantConfig& qc = pw->config();
-  const BlockDesc& d = model.block_desc();
-  for (int64_t b = 0; b < model.config().n_layers; ++b) {
-    for (size_t i = 0; i < d.linears.size(); ++i) {
-      const std::string name = linear_name(d, b, int(i));
-      QuantScheme s = scheme_from_autoround_json(qc.layer_fields(name), qc.source + " layer " + name);
-      if (!s.quantized() || !s.act_quantized()) continue;
-      ActQuantState a;
-      if (s.act_data_type == DataType::NvFp && !s.act_dynamic) {
-        const TensorEntry* t = model.tensors().find(name + ".input_global_scale");
-        SR_CHECK(t, "[quantization] ", qc.source, ": ", name, " has static NVFP4 activations but tensor '", name,
-                 ".input_global_scale' is missing");
-        a.act_max = act_max_for_global_scale(entry_to_float(*t).reshape({-1})[0].item<float>(), t->describe());
-      }
-      acts.set(b, i, s, a);
+  return ModelActs(model, [&](const std::string& name, ActQuantState& a) -> std::optional<QuantScheme> {
+    if (!pw) return std::nullopt;
+    const QuantConfig& qc = pw->config();
+    QuantScheme s = scheme_from_autoround_json(qc.layer_fields(name), qc.source + " layer " + name);
+    if (!s.quantized() || !s.act_quantized()) return std::nullopt;
+    if (s.act_data_type == DataType::NvFp && !s.act_dynamic) {
+      const TensorEntry* t = model.tensors().find(name + ".input_global_scale");
+      SR_CHECK(t, "[quantization] ", qc.source, ": ", name, " has static NVFP4 activations but tensor '", name,
+               ".input_global_scale' is missing");
+      a.act_max = act_max_for_global_scale(entry_to_float(*t).reshape({-1})[0].item<float>(), t->describe());
     }
-  }
-  return acts;
+    return s;
+  });
 }
 
 }  // namespace

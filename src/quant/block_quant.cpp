@@ -9,17 +9,13 @@ namespace sr {
 
 BlockSchemes unquantized_block(const BlockDesc& d) { return BlockSchemes(d.linears.size(), preset_scheme("BF16")); }
 
-namespace {
-bool is_nv(const QuantScheme& s) { return s.quantized() && s.data_type == DataType::NvFp; }
-}  // namespace
-
 BlockTensors fused_global_scales(const BlockDesc& d, const BlockWeights& w, const BlockSchemes& s) {
   at::NoGradGuard ng;
   const size_t n = d.linears.size();
   BlockTensors gs(n);
   std::map<int, std::vector<size_t>> groups;  // fused group -> its NVFP4 members, in forward order
   for (size_t i = 0; i < n; ++i) {
-    if (!is_nv(s[i])) continue;
+    if (!s[i].quantized() || s[i].data_type != DataType::NvFp) continue;
     gs[i] = nvfp::global_scale(w.w[i]);
     if (d.linears[i].fuse_group >= 0) groups[d.linears[i].fuse_group].push_back(i);
   }

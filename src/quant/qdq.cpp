@@ -8,18 +8,6 @@
 namespace sr {
 namespace {
 
-bool is_mx(DataType t) { return t == DataType::MxFp || t == DataType::MxFpRceil; }
-
-mxfp::Format mx_format_of(int bits, int64_t g, DataType t) {
-  SR_CHECK(is_mx(t) && (bits == 4 || bits == 8), "[mx_format] expected mx_fp 4/8 bits, got ",
-           to_string(t), " ", bits);
-  mxfp::Format f;
-  f.element = bits == 4 ? mxfp::Element::E2M1 : mxfp::Element::E4M3;
-  f.rule = t == DataType::MxFpRceil ? mxfp::ScaleRule::Rceil : mxfp::ScaleRule::Floor;
-  f.group_size = g;
-  return f;
-}
-
 void require_quantized(const QuantScheme& s, const char* fn) {
   SR_CHECK(s.quantized(), "[", fn, "] scheme ", s.name(), " is not quantized");
 }
@@ -46,7 +34,13 @@ int_quant::Format int_format(const QuantScheme& s) {
   SR_CHECK(s.data_type == DataType::Int, "[int_format] scheme ", s.name(), " is not int");
   return {s.bits, s.sym, s.group_size, true};
 }
-mxfp::Format mx_format(const QuantScheme& s) { return mx_format_of(s.bits, s.group_size, s.data_type); }
+mxfp::Format mx_format(const QuantScheme& s) {
+  const bool mx = s.data_type == DataType::MxFp || s.data_type == DataType::MxFpRceil;
+  SR_CHECK(mx && (s.bits == 4 || s.bits == 8), "[mx_format] expected mx_fp 4/8 bits, got ", to_string(s.data_type),
+           " ", s.bits);
+  return {s.bits == 4 ? mxfp::Element::E2M1 : mxfp::Element::E4M3,
+          s.data_type == DataType::MxFpRceil ? mxfp::ScaleRule::Rceil : mxfp::ScaleRule::Floor, s.group_size};
+}
 nvfp::Format nv_format(const QuantScheme& s) {
   SR_CHECK(s.data_type == DataType::NvFp, "[nv_format] scheme ", s.name(), " is not nv_fp");
   return {s.group_size};
@@ -64,14 +58,6 @@ bool uses_v2_wrapper(const QuantScheme& s) { return has_init_scale_search(s) || 
 
 namespace {
 
-WeightQuantParams gguf_params(const at::Tensor& w, const QuantScheme& s, TuneMode mode, const at::Tensor& imatrix) {
-  const auto g = group_layout(w.sizes(), s.group_size);
-  WeightQuantParams p;
-  p.t.v = param(at::zeros({g.n_groups, g.length}, at::TensorOptions().dtype(at::kFloat).device(w.device())));
-  p.ggml = gguf_qdq::freeze(w, s.ggml_type, mode == TuneMode::V2 ? imatrix : at::Tensor(), /*searched_codes=*/false);
-  return p;
-}
-
 RtnResult gguf_rtn(const at::Tensor& w, const QuantScheme& s, const at::Tensor& imatrix) {
   RtnResult r;
   r.params.ggml = gguf_qdq::freeze(w, s.ggml_type, imatrix, /*searched_codes=*/true);
@@ -85,11 +71,14 @@ RtnResult gguf_rtn(const at::Tensor& w, const QuantScheme& s, const at::Tensor& 
 WeightQuantParams make_weight_params(const at::Tensor& w, const QuantScheme& s, TuneMode mode,
                                      const at::Tensor& imatrix) {
   require_quantized(s, "make_weight_params");
-  if (s.is_gguf()) return gguf_params(w, s, mode, imatrix);
   const auto g = group_layout(w.sizes(), s.group_size);
   const auto opts = at::TensorOptions().dtype(at::kFloat).device(w.device());
   WeightQuantParams p;
   p.t.v = param(at::zeros({g.n_groups, g.length}, opts));
+  if (s.is_gguf()) {
+    p.ggml = gguf_qdq::freeze(w, s.ggml_type, mode == TuneMode::V2 ? imatrix : at::Tensor(), /*searched_codes=*/false);
+    return p;
+  }
   p.t.beta = param(at::ones({g.n_groups}, opts));
   const DataTypeQdq& dt = data_type_qdq(s.data_type);
   if (dt.global_scale) p.global_scale = dt.global_scale(w);

@@ -7,6 +7,14 @@
 #include "model/tensor_convert.h"
 
 namespace sr {
+namespace {
+
+// The fields of Encoded a block state stores, by tensor-name suffix.
+const std::pair<const char*, at::Tensor Encoded::*> kEncodedParts[] = {
+    {".codes", &Encoded::codes},   {".scales", &Encoded::scales}, {".zeros", &Encoded::zeros},
+    {".global_scale", &Encoded::global_scale}, {".ggml", &Encoded::ggml}};
+
+}  // namespace
 
 void save_block_state(const std::string& path, const std::vector<QuantizedLayer>& layers,
                       const nlohmann::json& stats) {
@@ -17,11 +25,7 @@ void save_block_state(const std::string& path, const std::vector<QuantizedLayer>
   };
   for (const QuantizedLayer& l : layers) {
     schemes[l.name] = l.scheme.to_json();
-    add(l.name + ".codes", l.encoded.codes);
-    add(l.name + ".scales", l.encoded.scales);
-    add(l.name + ".zeros", l.encoded.zeros);
-    add(l.name + ".global_scale", l.encoded.global_scale);
-    add(l.name + ".ggml", l.encoded.ggml);
+    for (const auto& [suffix, field] : kEncodedParts) add(l.name + suffix, l.encoded.*field);
     add(l.name + ".act_max", l.act.act_max.defined() ? l.act.act_max.reshape({1}) : at::Tensor());
   }
   save_tensors(path, tensors, {{"layers", schemes.dump()}, {"stats", stats.dump()}});
@@ -55,11 +59,7 @@ std::vector<QuantizedLayer> load_block_state(const std::string& path, nlohmann::
       auto it = by_name.find(name + suffix);
       return it == by_name.end() ? at::Tensor() : it->second;
     };
-    l.encoded.codes = get(".codes");
-    l.encoded.scales = get(".scales");
-    l.encoded.zeros = get(".zeros");
-    l.encoded.global_scale = get(".global_scale");
-    l.encoded.ggml = get(".ggml");
+    for (const auto& [suffix, field] : kEncodedParts) l.encoded.*field = get(suffix);
     if (auto m = get(".act_max"); m.defined()) l.act.act_max = m.reshape({});
     for (const auto& [part, t] : {std::pair<const char*, const at::Tensor&>{".codes", l.encoded.codes},
                                   {".zeros", l.encoded.zeros}, {".ggml", l.encoded.ggml}})

@@ -12,17 +12,11 @@ namespace {
 constexpr float kMax = codec::kE4M3Max;
 const float kScaleFloor = float(1.0 / (448.0 * 512.0));  // vLLM's min scaling factor
 
-struct Prepared {
-  GroupLayout g;
-  at::Tensor wg;
-};
+using Prepared = GroupedWeight;
 
 Prepared prepare(const at::Tensor& w, const Format& f, const Tunables& t, const char* fn) {
-  SR_CHECK(f.group_size > 0 || f.group_size == -1 || f.group_size == 0, "[", fn,
-           "] group_size must be > 0, -1 or 0, got ", f.group_size);
-  auto g = group_layout(w.sizes(), f.group_size);
-  check_tunables(t, g, fn);
-  return {g, to_groups(w.to(at::kFloat), g, 0.0)};
+  check_group_size(f.group_size, fn);
+  return group_weight(w, f.group_size, t, fn);
 }
 
 struct Parts {
@@ -53,10 +47,7 @@ struct Kernel {
   float tmax = 0;
 
   float amax_of(const fused::GroupIn& in) const {
-    if (has_tmax) return tmax;
-    float a = 0;
-    for (int64_t j = 0; j < in.L; ++j) a = std::max(a, std::fabs(in.w[j]));
-    return a;
+    return has_tmax ? tmax : fused::abs_max(in);
   }
   static float s_of(float amax, const fused::GroupIn& in, float& s0) {
     s0 = (in.has_beta ? amax * in.beta : amax) / kMax;

@@ -86,18 +86,27 @@ inline float clamp(float x, float lo, float hi) {
 // torch.sign as fp32 (0 for ±0).
 inline float sign(float x) { return float((0.0f < x) - (x < 0.0f)); }
 
-// Index of the first element of largest |w| (torch's CPU max(dim) returns the first on ties).
-inline int64_t first_argmax_abs(const float* w, int64_t L) {
-  int64_t best = 0;
-  for (int64_t j = 1; j < L; ++j)
-    if (std::fabs(w[j]) > std::fabs(w[best])) best = j;
-  return best;
+// max |w| over the group row (0 for an all-zero row).
+inline float abs_max(const GroupIn& in) {
+  float a = 0;
+  for (int64_t j = 0; j < in.L; ++j) a = std::max(a, std::fabs(in.w[j]));
+  return a;
 }
 
-// Adds g·∂(max|w|)/∂w to gx: all of it to the first argmax, times sign(w) (abs' backward).
+// The MX and NV kernels' amax multiplier init_scale · β, absent factors taken as 1
+// (multiplying by 1 is exact, so amax · amax_coef(in) is the reference's product bit for bit).
+inline float amax_coef(const GroupIn& in) {
+  if (in.has_init && in.has_beta) return in.init * in.beta;
+  return in.has_init ? in.init : in.has_beta ? in.beta : 1.0f;
+}
+
+// Adds g·∂(max|w|)/∂w to gx: all of it to the first element of largest |w| (torch's CPU
+// max(dim) returns the first on ties), times sign(w) (abs' backward).
 inline void add_amax_grad(const GroupIn& in, float* gx, float g) {
   if (!gx) return;
-  const int64_t i = first_argmax_abs(in.w, in.L);
+  int64_t i = 0;
+  for (int64_t j = 1; j < in.L; ++j)
+    if (std::fabs(in.w[j]) > std::fabs(in.w[i])) i = j;
   gx[i] += g * sign(in.w[i]);
 }
 
@@ -113,8 +122,6 @@ inline void add_extreme_grad(const GroupIn& in, float* gx, float extreme, float 
 
 // Grain for at::parallel_for over groups: about 32k elements per task.
 inline int64_t grain_for(int64_t L) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(L, 1)); }
-
-inline const float* opt_ptr(const at::Tensor& t) { return t.defined() ? t.data_ptr<float>() : nullptr; }
 
 inline GroupIn group_in(const at::Tensor& wg, const Tunables& t, int64_t i) {
   GroupIn in;

@@ -46,8 +46,9 @@
 //   *_weighted  quantize_row_*_impl with quant_weights (the imatrix path); the same
 //               structure with importance-weighted searches (make_qkx3/qp/qx_quants).
 //
-// Shapes: x, y [n] floats, blocks [n/256]. REQUIRES: n % 256 == 0 (checked by the
-// callers in ggml_types); weights [n] non-null for the weighted encoders.
+// The encoders here take ONE super-block, x [256] (and its weights [256], non-null for
+// the weighted ones): no k-quant statistic spans more than a super-block, so ggml_types
+// runs them block by block along a row.
 #pragma once
 #include <cstdint>
 
@@ -96,23 +97,17 @@ struct BlockQ6_K {
 };
 static_assert(sizeof(BlockQ6_K) == 210, "Q6_K block is 128 + 64 + 16 + 2 bytes");
 
-void dequantize_row_q2_K(const BlockQ2_K* x, float* y, int64_t n);
-void dequantize_row_q3_K(const BlockQ3_K* x, float* y, int64_t n);
-void dequantize_row_q4_K(const BlockQ4_K* x, float* y, int64_t n);
-void dequantize_row_q5_K(const BlockQ5_K* x, float* y, int64_t n);
-void dequantize_row_q6_K(const BlockQ6_K* x, float* y, int64_t n);
+void quantize_block_q2_K_ref(const float* x, BlockQ2_K* y);
+void quantize_block_q3_K_ref(const float* x, BlockQ3_K* y);
+void quantize_block_q4_K_ref(const float* x, BlockQ4_K* y);
+void quantize_block_q5_K_ref(const float* x, BlockQ5_K* y);
+void quantize_block_q6_K_ref(const float* x, BlockQ6_K* y);
 
-void quantize_row_q2_K_ref(const float* x, BlockQ2_K* y, int64_t n);
-void quantize_row_q3_K_ref(const float* x, BlockQ3_K* y, int64_t n);
-void quantize_row_q4_K_ref(const float* x, BlockQ4_K* y, int64_t n);
-void quantize_row_q5_K_ref(const float* x, BlockQ5_K* y, int64_t n);
-void quantize_row_q6_K_ref(const float* x, BlockQ6_K* y, int64_t n);
-
-void quantize_row_q2_K_weighted(const float* x, BlockQ2_K* y, int64_t n, const float* weights);
-void quantize_row_q3_K_weighted(const float* x, BlockQ3_K* y, int64_t n, const float* weights);
-void quantize_row_q4_K_weighted(const float* x, BlockQ4_K* y, int64_t n, const float* weights);
-void quantize_row_q5_K_weighted(const float* x, BlockQ5_K* y, int64_t n, const float* weights);
-void quantize_row_q6_K_weighted(const float* x, BlockQ6_K* y, int64_t n, const float* weights);
+void quantize_block_q2_K_weighted(const float* x, BlockQ2_K* y, const float* weights);
+void quantize_block_q3_K_weighted(const float* x, BlockQ3_K* y, const float* weights);
+void quantize_block_q4_K_weighted(const float* x, BlockQ4_K* y, const float* weights);
+void quantize_block_q5_K_weighted(const float* x, BlockQ5_K* y, const float* weights);
+void quantize_block_q6_K_weighted(const float* x, BlockQ6_K* y, const float* weights);
 
 // Pack/unpack the 256 unsigned codes c_e of one super-block in element order
 // (ranges in the table above). pack writes only the code bits (qs, qh, hmask, ql);

@@ -44,16 +44,21 @@ void max_scale_min(const float* scales, const float* mins, int n_groups, float* 
   }
 }
 
-// ---- Q2_K ----------------------------------------------------------------------------
-
-void q2k_finish(const float* x, BlockQ2_K* y, uint8_t* L) {
+// Stage 3 against the stored parameters of y (sub-blocks of `group`), then the codes into y.
+template <typename Block>
+void finish_asym(const float* x, Block* y, uint8_t* L, int group, int nmax,
+                 void (*params)(const Block&, float*, float*), void (*pack)(const uint8_t*, Block*)) {
   float scale[16], min[16];
-  block_params_q2_K(*y, scale, min);
-  requantize_asym(x, scale, min, 16, 16, 3, L);
-  pack_codes_q2_K(L, y);
+  params(*y, scale, min);
+  requantize_asym(x, scale, min, kQkK / group, group, nmax, L);
+  pack(L, y);
 }
 
-void q2k_ref_block(const float* x, BlockQ2_K* y) {
+}  // namespace
+
+// ---- Q2_K ----------------------------------------------------------------------------
+
+void quantize_block_q2_K_ref(const float* x, BlockQ2_K* y) {
   constexpr float q4scale = 15.f;
   uint8_t L[kQkK], Laux[16];
   float weights[16], mins[16], scales[16];
@@ -82,10 +87,10 @@ void q2k_ref_block(const float* x, BlockQ2_K* y) {
   } else {
     y->dmin = f32_to_f16(0.f);
   }
-  q2k_finish(x, y, L);
+  finish_asym(x, y, L, 16, 3, block_params_q2_K, pack_codes_q2_K);
 }
 
-void q2k_weighted_block(const float* x, BlockQ2_K* y, const float* qw) {
+void quantize_block_q2_K_weighted(const float* x, BlockQ2_K* y, const float* qw) {
   uint8_t L[kQkK], Laux[16], Ls[16], Lm[16];
   float mins[16], scales[16], sw[16], weight[16];
   float sumx2 = 0;
@@ -103,20 +108,12 @@ void q2k_weighted_block(const float* x, BlockQ2_K* y, const float* qw) {
   y->d = f32_to_f16(dm);
   y->dmin = f32_to_f16(mm);
   for (int j = 0; j < 16; ++j) y->scales[j] = uint8_t(Ls[j] | (Lm[j] << 4));
-  q2k_finish(x, y, L);
+  finish_asym(x, y, L, 16, 3, block_params_q2_K, pack_codes_q2_K);
 }
+
+namespace {
 
 // ---- Q4_K / Q5_K ----------------------------------------------------------------------
-
-template <typename Block>
-void k4_finish(const float* x, Block* y, uint8_t* L, int nmax,
-               void (*params)(const Block&, float*, float*),
-               void (*pack)(const uint8_t*, Block*)) {
-  float scale[8], min[8];
-  params(*y, scale, min);
-  requantize_asym(x, scale, min, 8, 32, nmax, L);
-  pack(L, y);
-}
 
 // Stages 1-2 of the ref path: weights |x| + rms(x) per sub-block, max-based 6-bit codes.
 template <typename Block>
@@ -176,44 +173,28 @@ void k4_weighted_header(const float* x, Block* y, uint8_t* L, int nmax, const fl
 
 }  // namespace
 
-void quantize_row_q2_K_ref(const float* x, BlockQ2_K* y, int64_t n) {
-  for (int64_t i = 0; i < n / kQkK; ++i) q2k_ref_block(x + i * kQkK, y + i);
-}
-
-void quantize_row_q2_K_weighted(const float* x, BlockQ2_K* y, int64_t n, const float* weights) {
-  for (int64_t i = 0; i < n / kQkK; ++i) q2k_weighted_block(x + i * kQkK, y + i, weights + i * kQkK);
-}
-
-void quantize_row_q4_K_ref(const float* x, BlockQ4_K* y, int64_t n) {
+void quantize_block_q4_K_ref(const float* x, BlockQ4_K* y) {
   uint8_t L[kQkK];
-  for (int64_t i = 0; i < n / kQkK; ++i) {
-    k4_ref_header(x + i * kQkK, y + i, L, 15, {-1.f, 0.1f, 20, false});
-    k4_finish(x + i * kQkK, y + i, L, 15, block_params_q4_K, pack_codes_q4_K);
-  }
+  k4_ref_header(x, y, L, 15, {-1.f, 0.1f, 20, false});
+  finish_asym(x, y, L, 32, 15, block_params_q4_K, pack_codes_q4_K);
 }
 
-void quantize_row_q5_K_ref(const float* x, BlockQ5_K* y, int64_t n) {
+void quantize_block_q5_K_ref(const float* x, BlockQ5_K* y) {
   uint8_t L[kQkK];
-  for (int64_t i = 0; i < n / kQkK; ++i) {
-    k4_ref_header(x + i * kQkK, y + i, L, 31, {-0.5f, 0.1f, 15, false});
-    k4_finish(x + i * kQkK, y + i, L, 31, block_params_q5_K, pack_codes_q5_K);
-  }
+  k4_ref_header(x, y, L, 31, {-0.5f, 0.1f, 15, false});
+  finish_asym(x, y, L, 32, 31, block_params_q5_K, pack_codes_q5_K);
 }
 
-void quantize_row_q4_K_weighted(const float* x, BlockQ4_K* y, int64_t n, const float* weights) {
+void quantize_block_q4_K_weighted(const float* x, BlockQ4_K* y, const float* weights) {
   uint8_t L[kQkK];
-  for (int64_t i = 0; i < n / kQkK; ++i) {
-    k4_weighted_header(x + i * kQkK, y + i, L, 15, weights + i * kQkK, false);
-    k4_finish(x + i * kQkK, y + i, L, 15, block_params_q4_K, pack_codes_q4_K);
-  }
+  k4_weighted_header(x, y, L, 15, weights, false);
+  finish_asym(x, y, L, 32, 15, block_params_q4_K, pack_codes_q4_K);
 }
 
-void quantize_row_q5_K_weighted(const float* x, BlockQ5_K* y, int64_t n, const float* weights) {
+void quantize_block_q5_K_weighted(const float* x, BlockQ5_K* y, const float* weights) {
   uint8_t L[kQkK];
-  for (int64_t i = 0; i < n / kQkK; ++i) {
-    k4_weighted_header(x + i * kQkK, y + i, L, 31, weights + i * kQkK, true);
-    k4_finish(x + i * kQkK, y + i, L, 31, block_params_q5_K, pack_codes_q5_K);
-  }
+  k4_weighted_header(x, y, L, 31, weights, true);
+  finish_asym(x, y, L, 32, 31, block_params_q5_K, pack_codes_q5_K);
 }
 
 }  // namespace sr

@@ -214,45 +214,4 @@ void block_params_q6_K(const BlockQ6_K& b, float* scale, float* min) {
   }
 }
 
-// ---- dequantize ---------------------------------------------------------------------
-// ggml computes (d*sc) * code [- dmin*m] per element; so do we, via the same
-// effective parameters.
-
-namespace {
-
-template <typename Block, void (*Unpack)(const Block&, uint8_t*),
-          void (*Params)(const Block&, float*, float*), int kGroup, int kBias, bool kAsym>
-void dequantize_k(const Block* x, float* y, int64_t n) {
-  uint8_t c[kQkK];
-  float scale[kQkK / kGroup], min[kQkK / kGroup];
-  for (int64_t i = 0; i < n / kQkK; ++i) {
-    Unpack(x[i], c);
-    Params(x[i], scale, min);
-    float* yb = y + i * kQkK;
-    for (int e = 0; e < kQkK; ++e) {
-      const int g = e / kGroup;
-      const int q = int(c[e]) - kBias;
-      yb[e] = kAsym ? scale[g] * q - min[g] : scale[g] * q;
-    }
-  }
-}
-
-}  // namespace
-
-void dequantize_row_q2_K(const BlockQ2_K* x, float* y, int64_t n) {
-  dequantize_k<BlockQ2_K, unpack_codes_q2_K, block_params_q2_K, 16, 0, true>(x, y, n);
-}
-void dequantize_row_q3_K(const BlockQ3_K* x, float* y, int64_t n) {
-  dequantize_k<BlockQ3_K, unpack_codes_q3_K, block_params_q3_K, 16, 4, false>(x, y, n);
-}
-void dequantize_row_q4_K(const BlockQ4_K* x, float* y, int64_t n) {
-  dequantize_k<BlockQ4_K, unpack_codes_q4_K, block_params_q4_K, 32, 0, true>(x, y, n);
-}
-void dequantize_row_q5_K(const BlockQ5_K* x, float* y, int64_t n) {
-  dequantize_k<BlockQ5_K, unpack_codes_q5_K, block_params_q5_K, 32, 0, true>(x, y, n);
-}
-void dequantize_row_q6_K(const BlockQ6_K* x, float* y, int64_t n) {
-  dequantize_k<BlockQ6_K, unpack_codes_q6_K, block_params_q6_K, 16, 32, false>(x, y, n);
-}
-
 }  // namespace sr

@@ -45,23 +45,23 @@ float signed_max_scale(const float* scales, float* max_abs) {
   return max_scale;
 }
 
+// Stage 3 against the stored scales of y, then the codes into y.
 template <typename Block>
-void pack_signed(const int8_t* L, Block* y, void (*pack)(const uint8_t*, Block*)) {
+void finish_sym(const float* x, Block* y, int8_t* L, int nmax, void (*params)(const Block&, float*, float*),
+                void (*pack)(const uint8_t*, Block*)) {
+  float scale[16], min[16];
+  params(*y, scale, min);
+  requantize_sym(x, scale, nmax, L);
   uint8_t c[kQkK];
   for (int e = 0; e < kQkK; ++e) c[e] = uint8_t(L[e]);
   pack(c, y);
 }
 
+}  // namespace
+
 // ---- Q3_K ------------------------------------------------------------------------------
 
-void q3k_finish(const float* x, BlockQ3_K* y, int8_t* L) {
-  float scale[16], min[16];
-  block_params_q3_K(*y, scale, min);
-  requantize_sym(x, scale, 4, L);
-  pack_signed(L, y, pack_codes_q3_K);
-}
-
-void q3k_ref_block(const float* x, BlockQ3_K* y) {
+void quantize_block_q3_K_ref(const float* x, BlockQ3_K* y) {
   int8_t L[kQkK];
   float scales[16];
   for (int j = 0; j < 16; ++j) scales[j] = ggml_search::make_q3_quants(16, 4, x + 16 * j, L + 16 * j);
@@ -80,10 +80,10 @@ void q3k_ref_block(const float* x, BlockQ3_K* y) {
     std::memset(y->scales, 0, sizeof(y->scales));
     y->d = f32_to_f16(0.f);
   }
-  q3k_finish(x, y, L);
+  finish_sym(x, y, L, 4, block_params_q3_K, pack_codes_q3_K);
 }
 
-void q3k_weighted_block(const float* x, BlockQ3_K* y, const float* qw) {
+void quantize_block_q3_K_weighted(const float* x, BlockQ3_K* y, const float* qw) {
   int8_t L[kQkK], Ls[16];
   float scales[16], weight[16], sw[16];
   float sumx2 = 0;
@@ -102,13 +102,14 @@ void q3k_weighted_block(const float* x, BlockQ3_K* y, const float* qw) {
   for (int j = 0; j < 16; ++j) biased[j] = Ls[j];
   q3k_set_scales(biased, y->scales);
   y->d = f32_to_f16(d_block);
-  q3k_finish(x, y, L);
+  finish_sym(x, y, L, 4, block_params_q3_K, pack_codes_q3_K);
 }
 
 // ---- Q6_K ------------------------------------------------------------------------------
 
-// weights: importance of the 256 elements, or nullptr for ggml's default x^2.
-void q6k_block(const float* x, BlockQ6_K* y, const float* weights) {
+// weights: importance of the 256 elements, or nullptr for ggml's default x^2 (the ref
+// encoder below).
+void quantize_block_q6_K_weighted(const float* x, BlockQ6_K* y, const float* weights) {
   int8_t L[kQkK];
   float scales[16];
   for (int ib = 0; ib < 16; ++ib) {
@@ -124,28 +125,9 @@ void q6k_block(const float* x, BlockQ6_K* y, const float* weights) {
   const float iscale = -128.f / max_scale;
   y->d = f32_to_f16(1 / iscale);
   for (int ib = 0; ib < 16; ++ib) y->scales[ib] = int8_t(std::min(127, nearest_int(iscale * scales[ib])));
-  float scale[16], min[16];
-  block_params_q6_K(*y, scale, min);
-  requantize_sym(x, scale, 32, L);
-  pack_signed(L, y, pack_codes_q6_K);
+  finish_sym(x, y, L, 32, block_params_q6_K, pack_codes_q6_K);
 }
 
-}  // namespace
-
-void quantize_row_q3_K_ref(const float* x, BlockQ3_K* y, int64_t n) {
-  for (int64_t i = 0; i < n / kQkK; ++i) q3k_ref_block(x + i * kQkK, y + i);
-}
-
-void quantize_row_q3_K_weighted(const float* x, BlockQ3_K* y, int64_t n, const float* weights) {
-  for (int64_t i = 0; i < n / kQkK; ++i) q3k_weighted_block(x + i * kQkK, y + i, weights + i * kQkK);
-}
-
-void quantize_row_q6_K_ref(const float* x, BlockQ6_K* y, int64_t n) {
-  for (int64_t i = 0; i < n / kQkK; ++i) q6k_block(x + i * kQkK, y + i, nullptr);
-}
-
-void quantize_row_q6_K_weighted(const float* x, BlockQ6_K* y, int64_t n, const float* weights) {
-  for (int64_t i = 0; i < n / kQkK; ++i) q6k_block(x + i * kQkK, y + i, weights + i * kQkK);
-}
+void quantize_block_q6_K_ref(const float* x, BlockQ6_K* y) { quantize_block_q6_K_weighted(x, y, nullptr); }
 
 }  // namespace sr

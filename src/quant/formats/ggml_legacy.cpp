@@ -8,7 +8,6 @@
 #include <cstring>
 
 #include "common/half.h"
-#include "quant/formats/ggml_legacy_rounding.h"
 #include "quant/formats/ggml_quant_search.h"
 
 namespace sr {
@@ -84,206 +83,164 @@ void importance(const float* xb, const float* qw, float sigma2, float* weight) {
   for (int j = 0; j < QK; ++j) weight[j] = qw[j] * std::sqrt(sigma2 + xb[j] * xb[j]);
 }
 
-}  // namespace
+// ---- the ref encoders' rounding rules ----------------------------------------------
+// `t` is the element already multiplied by 1/d (minus the block minimum for Q4_1/Q5_1),
+// in fp32. ggml writes MIN(max, (int8_t)(t + offset)): a truncating conversion, i.e. round
+// half up for t + offset >= 0. For t + offset <= -1 (never reached by the ref encoders,
+// only by a large negative rounding offset) ggml's conversion is out of range; we clamp
+// to 0 instead.
 
-float legacy_ref_sym_scale(const float* xb, int half_range) { return signed_absmax(xb) / -half_range; }
-
-float legacy_ref_q8_scale(const float* xb) {
-  float amax = 0.0f;
-  // ggml's MAX(amax, |v|): keeps the running value unless |v| is larger.
-  for (int e = 0; e < QK; ++e) amax = amax > std::fabs(xb[e]) ? amax : std::fabs(xb[e]);
-  return amax / ((1 << 7) - 1);
+int truncate_code(float t, int max) {
+  if (!(t > 0.0f)) return 0;  // (int8_t) of (-1, 0] is 0; NaN also lands here
+  if (t >= float(max)) return max;
+  return int(t);
 }
 
-void legacy_ref_asym_scale(const float* xb, int code_max, float* d, float* min) {
-  float max;
-  min_max(xb, min, &max);
-  *d = (max - *min) / code_max;
+// Q4_0 (half_range 8) and Q5_0 (16): code = trunc(t + half_range + 0.5).
+int ref_code_sym(float t, int half_range) {
+  const float offset = float(half_range) + 0.5f;  // 8.5f / 16.5f exactly
+  return truncate_code(t + offset, 2 * half_range - 1);
 }
 
-// ---- pack / unpack ----------------------------------------------------------------
+// Q4_1 (code_max 15) and Q5_1 (31): code = trunc(t + 0.5).
+int ref_code_asym(float t, int code_max) { return truncate_code(t + 0.5f, code_max); }
 
-void unpack_codes_q4_0(const BlockQ4_0& b, uint8_t* codes) { unpack_nibbles(b.qs, codes); }
-void unpack_codes_q4_1(const BlockQ4_1& b, uint8_t* codes) { unpack_nibbles(b.qs, codes); }
-void unpack_codes_q5_0(const BlockQ5_0& b, uint8_t* codes) {
-  unpack_nibbles(b.qs, codes);
-  unpack_fifth_bits(b.qh, codes);
-}
-void unpack_codes_q5_1(const BlockQ5_1& b, uint8_t* codes) {
-  unpack_nibbles(b.qs, codes);
-  unpack_fifth_bits(b.qh, codes);
-}
-void unpack_codes_q8_0(const BlockQ8_0& b, uint8_t* codes) {
-  for (int e = 0; e < QK; ++e) codes[e] = uint8_t(b.qs[e] + 128);
+// Q8_0: roundf (half away from zero), returned biased by 128 as an unsigned code.
+int ref_code_q8(float t) {
+  if (t != t) return 128;
+  float r = std::round(t);
+  if (r < -128.0f) r = -128.0f;
+  if (r > 127.0f) r = 127.0f;
+  return int(r) + 128;
 }
 
-void pack_codes_q4_0(const uint8_t* codes, BlockQ4_0* b) { pack_nibbles(codes, b->qs); }
-void pack_codes_q4_1(const uint8_t* codes, BlockQ4_1* b) { pack_nibbles(codes, b->qs); }
-void pack_codes_q5_0(const uint8_t* codes, BlockQ5_0* b) {
-  pack_nibbles(codes, b->qs);
-  pack_fifth_bits(codes, b->qh);
-}
-void pack_codes_q5_1(const uint8_t* codes, BlockQ5_1* b) {
-  pack_nibbles(codes, b->qs);
-  pack_fifth_bits(codes, b->qh);
-}
-void pack_codes_q8_0(const uint8_t* codes, BlockQ8_0* b) {
-  for (int e = 0; e < QK; ++e) b->qs[e] = int8_t(int(codes[e]) - 128);
-}
-
-// ---- dequantize ---------------------------------------------------------------------
-// value = float(signed code) * d [+ m]: the operations of ggml's dequantize_row_*.
-
-namespace {
-
-template <typename Block, void (*Unpack)(const Block&, uint8_t*)>
-void dequantize_sym(const Block* x, float* y, int64_t n, int bias) {
-  uint8_t c[QK];
-  for (int64_t i = 0; i < n / QK; ++i) {
-    const float d = f16_to_f32(x[i].d);
-    Unpack(x[i], c);
-    for (int e = 0; e < QK; ++e) y[i * QK + e] = (int(c[e]) - bias) * d;
-  }
-}
-
-template <typename Block, void (*Unpack)(const Block&, uint8_t*)>
-void dequantize_asym(const Block* x, float* y, int64_t n) {
-  uint8_t c[QK];
-  for (int64_t i = 0; i < n / QK; ++i) {
-    const float d = f16_to_f32(x[i].d);
-    const float m = f16_to_f32(x[i].m);
-    Unpack(x[i], c);
-    for (int e = 0; e < QK; ++e) y[i * QK + e] = int(c[e]) * d + m;
-  }
+template <typename Block>
+Block load(const uint8_t* p) {
+  Block b;
+  std::memcpy(&b, p, sizeof(b));
+  return b;
 }
 
 }  // namespace
 
-void dequantize_row_q4_0(const BlockQ4_0* x, float* y, int64_t n) {
-  dequantize_sym<BlockQ4_0, unpack_codes_q4_0>(x, y, n, 8);
+// ---- code packing and block parameters ------------------------------------------------
+
+template <typename Block, int Bits, bool Asym>
+void LegacyCodec<Block, Bits, Asym>::unpack(const uint8_t* block, uint8_t* codes) {
+  const Block b = load<Block>(block);
+  if constexpr (Bits == 8) {
+    for (int e = 0; e < QK; ++e) codes[e] = uint8_t(b.qs[e] + 128);
+  } else {
+    unpack_nibbles(b.qs, codes);
+    if constexpr (Bits == 5) unpack_fifth_bits(b.qh, codes);
+  }
 }
-void dequantize_row_q5_0(const BlockQ5_0* x, float* y, int64_t n) {
-  dequantize_sym<BlockQ5_0, unpack_codes_q5_0>(x, y, n, 16);
+
+template <typename Block, int Bits, bool Asym>
+void LegacyCodec<Block, Bits, Asym>::pack(const uint8_t* codes, uint8_t* block) {
+  Block b = load<Block>(block);
+  if constexpr (Bits == 8) {
+    for (int e = 0; e < QK; ++e) b.qs[e] = int8_t(int(codes[e]) - 128);
+  } else {
+    pack_nibbles(codes, b.qs);
+    if constexpr (Bits == 5) pack_fifth_bits(codes, b.qh);
+  }
+  std::memcpy(block, &b, sizeof(b));
 }
-void dequantize_row_q8_0(const BlockQ8_0* x, float* y, int64_t n) {
-  dequantize_sym<BlockQ8_0, unpack_codes_q8_0>(x, y, n, 128);
-}
-void dequantize_row_q4_1(const BlockQ4_1* x, float* y, int64_t n) {
-  dequantize_asym<BlockQ4_1, unpack_codes_q4_1>(x, y, n);
-}
-void dequantize_row_q5_1(const BlockQ5_1* x, float* y, int64_t n) {
-  dequantize_asym<BlockQ5_1, unpack_codes_q5_1>(x, y, n);
+
+template <typename Block, int Bits, bool Asym>
+void LegacyCodec<Block, Bits, Asym>::decode(const uint8_t* block, float* scale, float* min) {
+  const Block b = load<Block>(block);
+  scale[0] = f16_to_f32(b.d);
+  if constexpr (Asym) {
+    min[0] = -f16_to_f32(b.m);
+  } else {
+    min[0] = 0.0f;
+  }
 }
 
 // ---- ref encoders -------------------------------------------------------------------
 
-namespace {
-
-// Q4_0 / Q5_0: d = (signed absmax) / -(2^(bits-1)), so the extreme element gets code 0.
-template <typename Block, void (*Pack)(const uint8_t*, Block*)>
-void quantize_sym_ref(const float* x, Block* y, int64_t n, int half_range) {
-  uint8_t c[QK];
-  for (int64_t i = 0; i < n / QK; ++i) {
-    const float* xb = x + i * QK;
-    const float d = legacy_ref_sym_scale(xb, half_range);
-    const float id = d ? 1.0f / d : 0.0f;
-    y[i].d = f32_to_f16(d);
-    for (int e = 0; e < QK; ++e) c[e] = uint8_t(legacy_ref_code_sym(xb[e] * id, half_range));
-    Pack(c, &y[i]);
+template <typename Block, int Bits, bool Asym>
+void LegacyCodec<Block, Bits, Asym>::ref_params(const float* xb, float* d, float* min) {
+  if constexpr (Asym) {
+    float max;
+    min_max(xb, min, &max);
+    *d = (max - *min) / ((1 << Bits) - 1);
+  } else if constexpr (Bits == 8) {
+    float amax = 0.0f;
+    // ggml's MAX(amax, |v|): keeps the running value unless |v| is larger.
+    for (int e = 0; e < QK; ++e) amax = amax > std::fabs(xb[e]) ? amax : std::fabs(xb[e]);
+    *d = amax / ((1 << 7) - 1);
+    *min = 0.0f;
+  } else {
+    *d = signed_absmax(xb) / -(1 << (Bits - 1));
+    *min = 0.0f;
   }
 }
 
-// Q4_1 / Q5_1: d = (max - min) / (2^bits - 1), m = min.
-template <typename Block, void (*Pack)(const uint8_t*, Block*)>
-void quantize_asym_ref(const float* x, Block* y, int64_t n, int code_max) {
+template <typename Block, int Bits, bool Asym>
+int LegacyCodec<Block, Bits, Asym>::ref_code(float x, float v, float d, float min) {
+  const float inv = d ? 1.0f / d : 0.0f;
+  if constexpr (Asym) return ref_code_asym((x - min) * inv + v, (1 << Bits) - 1);
+  if constexpr (Bits == 8) return ref_code_q8(x * inv + v);
+  return ref_code_sym(x * inv + v, 1 << (Bits - 1));
+}
+
+// The codes are rounded against the fp32 d (and min) before those are stored as fp16.
+// ref_code with v = 0 is the ref rule exactly: t + 0 differs from t only for t = -0, and
+// every rule then adds a non-zero offset or rounds, which maps -0 and +0 alike.
+template <typename Block, int Bits, bool Asym>
+void LegacyCodec<Block, Bits, Asym>::quantize_row_ref(const float* x, void* blocks, int64_t n) {
+  auto* y = static_cast<Block*>(blocks);
   uint8_t c[QK];
   for (int64_t i = 0; i < n / QK; ++i) {
     const float* xb = x + i * QK;
     float d, min;
-    legacy_ref_asym_scale(xb, code_max, &d, &min);
-    const float id = d ? 1.0f / d : 0.0f;
+    ref_params(xb, &d, &min);
     y[i].d = f32_to_f16(d);
-    y[i].m = f32_to_f16(min);
-    for (int e = 0; e < QK; ++e) c[e] = uint8_t(legacy_ref_code_asym((xb[e] - min) * id, code_max));
-    Pack(c, &y[i]);
-  }
-}
-
-}  // namespace
-
-void quantize_row_q4_0_ref(const float* x, BlockQ4_0* y, int64_t n) {
-  quantize_sym_ref<BlockQ4_0, pack_codes_q4_0>(x, y, n, 8);
-}
-void quantize_row_q5_0_ref(const float* x, BlockQ5_0* y, int64_t n) {
-  quantize_sym_ref<BlockQ5_0, pack_codes_q5_0>(x, y, n, 16);
-}
-void quantize_row_q4_1_ref(const float* x, BlockQ4_1* y, int64_t n) {
-  quantize_asym_ref<BlockQ4_1, pack_codes_q4_1>(x, y, n, 15);
-}
-void quantize_row_q5_1_ref(const float* x, BlockQ5_1* y, int64_t n) {
-  quantize_asym_ref<BlockQ5_1, pack_codes_q5_1>(x, y, n, 31);
-}
-
-void quantize_row_q8_0_ref(const float* x, BlockQ8_0* y, int64_t n) {
-  for (int64_t i = 0; i < n / QK; ++i) {
-    const float* xb = x + i * QK;
-    const float d = legacy_ref_q8_scale(xb);
-    const float id = d ? 1.0f / d : 0.0f;
-    y[i].d = f32_to_f16(d);
-    for (int e = 0; e < QK; ++e) y[i].qs[e] = int8_t(legacy_ref_code_q8(xb[e] * id) - 128);
+    if constexpr (Asym) y[i].m = f32_to_f16(min);
+    for (int e = 0; e < QK; ++e) c[e] = uint8_t(ref_code(xb[e], 0.0f, d, min));
+    pack(c, reinterpret_cast<uint8_t*>(&y[i]));
   }
 }
 
 // ---- weighted (imatrix) encoders ----------------------------------------------------
 
-namespace {
-
-template <typename Block, void (*Pack)(const uint8_t*, Block*)>
-void quantize_sym_weighted(const float* x, Block* y, int64_t n, const float* qw, int nmax) {
-  const float sigma2 = row_sigma2(x, n);
-  float weight[QK];
-  int8_t L[QK];
-  uint8_t c[QK];
-  for (int64_t ib = 0; ib < n / QK; ++ib) {
-    const float* xb = x + QK * ib;
-    importance(xb, qw + QK * ib, sigma2, weight);
-    const float d = ggml_search::make_qx_quants(QK, nmax, xb, L, weight);
-    y[ib].d = f32_to_f16(d);
-    for (int e = 0; e < QK; ++e) c[e] = uint8_t(L[e]);
-    Pack(c, &y[ib]);
+template <typename Block, int Bits, bool Asym>
+void LegacyCodec<Block, Bits, Asym>::quantize_row_weighted(const float* x, void* blocks, int64_t n,
+                                                           const float* qw) {
+  if constexpr (Bits == 8) {
+    quantize_row_ref(x, blocks, n);  // llama.cpp has no imatrix path for Q8_0
+  } else {
+    auto* y = static_cast<Block*>(blocks);
+    const float sigma2 = row_sigma2(x, n);
+    float weight[QK];
+    uint8_t L[QK];
+    for (int64_t ib = 0; ib < n / QK; ++ib) {
+      const float* xb = x + QK * ib;
+      importance(xb, qw + QK * ib, sigma2, weight);
+      if constexpr (Asym) {
+        uint8_t Laux[QK];
+        float neg_min;
+        const float d = ggml_search::make_qkx_quants(QK, (1 << Bits) - 1, xb, weight, L, &neg_min, Laux,
+                                                     {-0.9f, 0.05f, 36, false});
+        y[ib].d = f32_to_f16(d);
+        y[ib].m = f32_to_f16(-neg_min);
+      } else {
+        int8_t Ls[QK];
+        y[ib].d = f32_to_f16(ggml_search::make_qx_quants(QK, 1 << (Bits - 1), xb, Ls, weight));
+        for (int e = 0; e < QK; ++e) L[e] = uint8_t(Ls[e]);
+      }
+      pack(L, reinterpret_cast<uint8_t*>(&y[ib]));
+    }
   }
 }
 
-template <typename Block, void (*Pack)(const uint8_t*, Block*)>
-void quantize_asym_weighted(const float* x, Block* y, int64_t n, const float* qw, int nmax) {
-  const float sigma2 = row_sigma2(x, n);
-  float weight[QK];
-  uint8_t L[QK], Laux[QK];
-  for (int64_t ib = 0; ib < n / QK; ++ib) {
-    const float* xb = x + QK * ib;
-    importance(xb, qw + QK * ib, sigma2, weight);
-    float neg_min;
-    const float d = ggml_search::make_qkx_quants(QK, nmax, xb, weight, L, &neg_min, Laux,
-                                                 {-0.9f, 0.05f, 36, false});
-    y[ib].d = f32_to_f16(d);
-    y[ib].m = f32_to_f16(-neg_min);
-    Pack(L, &y[ib]);
-  }
-}
-
-}  // namespace
-
-void quantize_row_q4_0_weighted(const float* x, BlockQ4_0* y, int64_t n, const float* weights) {
-  quantize_sym_weighted<BlockQ4_0, pack_codes_q4_0>(x, y, n, weights, 8);
-}
-void quantize_row_q5_0_weighted(const float* x, BlockQ5_0* y, int64_t n, const float* weights) {
-  quantize_sym_weighted<BlockQ5_0, pack_codes_q5_0>(x, y, n, weights, 16);
-}
-void quantize_row_q4_1_weighted(const float* x, BlockQ4_1* y, int64_t n, const float* weights) {
-  quantize_asym_weighted<BlockQ4_1, pack_codes_q4_1>(x, y, n, weights, 15);
-}
-void quantize_row_q5_1_weighted(const float* x, BlockQ5_1* y, int64_t n, const float* weights) {
-  quantize_asym_weighted<BlockQ5_1, pack_codes_q5_1>(x, y, n, weights, 31);
-}
+template struct LegacyCodec<BlockQ4_0, 4, false>;
+template struct LegacyCodec<BlockQ4_1, 4, true>;
+template struct LegacyCodec<BlockQ5_0, 5, false>;
+template struct LegacyCodec<BlockQ5_1, 5, true>;
+template struct LegacyCodec<BlockQ8_0, 8, false>;
 
 }  // namespace sr

@@ -71,35 +71,25 @@ struct BlockQ8_0 {
 };
 static_assert(sizeof(BlockQ8_0) == 34, "Q8_0 block is 2 + 32 bytes");
 
-void dequantize_row_q4_0(const BlockQ4_0* x, float* y, int64_t n);
-void dequantize_row_q4_1(const BlockQ4_1* x, float* y, int64_t n);
-void dequantize_row_q5_0(const BlockQ5_0* x, float* y, int64_t n);
-void dequantize_row_q5_1(const BlockQ5_1* x, float* y, int64_t n);
-void dequantize_row_q8_0(const BlockQ8_0* x, float* y, int64_t n);
-
-void quantize_row_q4_0_ref(const float* x, BlockQ4_0* y, int64_t n);
-void quantize_row_q4_1_ref(const float* x, BlockQ4_1* y, int64_t n);
-void quantize_row_q5_0_ref(const float* x, BlockQ5_0* y, int64_t n);
-void quantize_row_q5_1_ref(const float* x, BlockQ5_1* y, int64_t n);
-void quantize_row_q8_0_ref(const float* x, BlockQ8_0* y, int64_t n);
-
-// One tensor row; weights [n] non-null (see the header comment).
-void quantize_row_q4_0_weighted(const float* x, BlockQ4_0* y, int64_t n, const float* weights);
-void quantize_row_q4_1_weighted(const float* x, BlockQ4_1* y, int64_t n, const float* weights);
-void quantize_row_q5_0_weighted(const float* x, BlockQ5_0* y, int64_t n, const float* weights);
-void quantize_row_q5_1_weighted(const float* x, BlockQ5_1* y, int64_t n, const float* weights);
-
-// Pack/unpack the 32 unsigned codes of one block, in element order (Q8_0: the int8
-// code plus 128). pack writes only the code bits (qs, qh); d and m are untouched.
-void unpack_codes_q4_0(const BlockQ4_0& b, uint8_t* codes);
-void unpack_codes_q4_1(const BlockQ4_1& b, uint8_t* codes);
-void unpack_codes_q5_0(const BlockQ5_0& b, uint8_t* codes);
-void unpack_codes_q5_1(const BlockQ5_1& b, uint8_t* codes);
-void unpack_codes_q8_0(const BlockQ8_0& b, uint8_t* codes);
-void pack_codes_q4_0(const uint8_t* codes, BlockQ4_0* b);
-void pack_codes_q4_1(const uint8_t* codes, BlockQ4_1* b);
-void pack_codes_q5_0(const uint8_t* codes, BlockQ5_0* b);
-void pack_codes_q5_1(const uint8_t* codes, BlockQ5_1* b);
-void pack_codes_q8_0(const uint8_t* codes, BlockQ8_0* b);
+// The codec and frozen-parameter hooks of the legacy type with block Block, `Bits`-bit codes
+// and, for Q4_1/Q5_1, a minimum (Asym), in the type-erased signatures of its traits row
+// (ggml_types.h: blocks are byte buffers). Instantiated in ggml_legacy.cpp for the five types.
+template <typename Block, int Bits, bool Asym>
+struct LegacyCodec {
+  static void quantize_row_ref(const float* x, void* blocks, int64_t n);
+  // One tensor row; weights [n] non-null (see the header comment). Q8_0: the ref encoder.
+  static void quantize_row_weighted(const float* x, void* blocks, int64_t n, const float* weights);
+  // The 32 unsigned codes of one block, in element order (Q8_0: the int8 code plus 128).
+  // pack writes only the code bits (qs, qh); d and m are untouched.
+  static void unpack(const uint8_t* block, uint8_t* codes);
+  static void pack(const uint8_t* codes, uint8_t* block);
+  // The block's scale d and min (-m; 0 for the symmetric types).
+  static void decode(const uint8_t* block, float* scale, float* min);
+  // The ref encoder's fp32 block parameters (Q4_0/Q5_0: d = signed absmax / -2^(bits-1);
+  // Q8_0: absmax / 127; Q4_1/Q5_1: d = (max - min) / (2^bits - 1), min = block minimum)
+  // and its rounding rule for one element x with offset v (see ggml_types.h ref_code).
+  static void ref_params(const float* xb, float* d, float* min);
+  static int ref_code(float x, float v, float d, float min);
+};
 
 }  // namespace sr

@@ -1,6 +1,6 @@
 // The traits table: one row per ggml type ID, in ID order. Codec and frozen-parameter entry
-// points are type-erased wrappers around the per-family functions (ggml_legacy.h,
-// ggml_kquants.h).
+// points are the per-family functions (ggml_legacy.h, ggml_kquants.h), type-erased; every
+// block type decodes through one loop over its hooks.
 #include "quant/formats/ggml_types.h"
 
 #include <array>
@@ -12,7 +12,6 @@
 #include "common/strings.h"
 #include "quant/formats/ggml_kquants.h"
 #include "quant/formats/ggml_legacy.h"
-#include "quant/formats/ggml_legacy_rounding.h"
 
 namespace sr {
 namespace {
@@ -22,22 +21,16 @@ namespace {
 void dequantize_f32(const void* src, float* y, int64_t n) { std::memcpy(y, src, size_t(n) * 4); }
 void quantize_f32(const float* x, void* dst, int64_t n) { std::memcpy(dst, x, size_t(n) * 4); }
 
-void dequantize_f16(const void* src, float* y, int64_t n) {
+// The 16-bit float types, element by element (common/half.h converts bit exactly).
+template <float (*ToF32)(uint16_t)>
+void dequantize_half(const void* src, float* y, int64_t n) {
   const auto* h = static_cast<const uint16_t*>(src);
-  for (int64_t i = 0; i < n; ++i) y[i] = f16_to_f32(h[i]);
+  for (int64_t i = 0; i < n; ++i) y[i] = ToF32(h[i]);
 }
-void quantize_f16(const float* x, void* dst, int64_t n) {
+template <uint16_t (*FromF32)(float)>
+void quantize_half(const float* x, void* dst, int64_t n) {
   auto* h = static_cast<uint16_t*>(dst);
-  for (int64_t i = 0; i < n; ++i) h[i] = f32_to_f16(x[i]);
-}
-
-void dequantize_bf16(const void* src, float* y, int64_t n) {
-  const auto* h = static_cast<const uint16_t*>(src);
-  for (int64_t i = 0; i < n; ++i) y[i] = bf16_to_f32(h[i]);
-}
-void quantize_bf16(const float* x, void* dst, int64_t n) {
-  auto* h = static_cast<uint16_t*>(dst);
-  for (int64_t i = 0; i < n; ++i) h[i] = f32_to_bf16(x[i]);
+  for (int64_t i = 0; i < n; ++i) h[i] = FromF32(x[i]);
 }
 
 // Float types and Q8_0 have no importance-weighted path in ggml: the weights are ignored.
@@ -48,21 +41,16 @@ void ignore_weights(const float* x, void* dst, int64_t n, const float*) {
 
 // ---- scale checks (ggml_validate_row_data) ---------------------------------------------
 
-bool f16_finite(const uint8_t* p) {
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return (h & 0x7c00u) != 0x7c00u;
+// A float element (U: its bits) is finite unless its exponent field is all ones.
+template <typename U, U kExponent>
+bool float_finite(const uint8_t* p) {
+  U u;
+  std::memcpy(&u, p, sizeof(u));
+  return (u & kExponent) != kExponent;
 }
-bool f32_finite(const uint8_t* p) {
-  uint32_t u;
-  std::memcpy(&u, p, 4);
-  return (u & 0x7f800000u) != 0x7f800000u;
-}
-bool bf16_finite(const uint8_t* p) {
-  uint16_t b;
-  std::memcpy(&b, p, 2);
-  return (b & 0x7f80u) != 0x7f80u;
-}
+constexpr auto f32_finite = float_finite<uint32_t, 0x7f800000u>;
+constexpr auto f16_finite = float_finite<uint16_t, 0x7c00u>;
+constexpr auto bf16_finite = float_finite<uint16_t, 0x7f80u>;
 // The fp16 scale fields of a block at byte offsets First (d) and Second (dmin or m; -1 = none).
 template <int First, int Second = -1>
 bool fp16_scales_finite(const uint8_t* blk) {
@@ -73,17 +61,14 @@ bool fp16_scales_finite(const uint8_t* blk) {
 // Blocks are copied into a properly aligned struct before use, so callers may pass any
 // byte buffer.
 
-template <typename Block, void (*F)(const Block*, float*, int64_t)>
-void erase_dequant(const void* src, float* y, int64_t n) {
-  F(static_cast<const Block*>(src), y, n);
+// The k-quant row encoders run their one-super-block encoders (ggml_kquants.h) block by block.
+template <typename Block, void (*F)(const float*, Block*)>
+void kquant_row_ref(const float* x, void* dst, int64_t n) {
+  for (int64_t i = 0; i < n / kQkK; ++i) F(x + i * kQkK, static_cast<Block*>(dst) + i);
 }
-template <typename Block, void (*F)(const float*, Block*, int64_t)>
-void erase_ref(const float* x, void* dst, int64_t n) {
-  F(x, static_cast<Block*>(dst), n);
-}
-template <typename Block, void (*F)(const float*, Block*, int64_t, const float*)>
-void erase_weighted(const float* x, void* dst, int64_t n, const float* w) {
-  F(x, static_cast<Block*>(dst), n, w);
+template <typename Block, void (*F)(const float*, Block*, const float*)>
+void kquant_row_weighted(const float* x, void* dst, int64_t n, const float* w) {
+  for (int64_t i = 0; i < n / kQkK; ++i) F(x + i * kQkK, static_cast<Block*>(dst) + i, w + i * kQkK);
 }
 
 template <typename Block, void (*Unpack)(const Block&, uint8_t*)>
@@ -106,63 +91,56 @@ void erase_params(const uint8_t* p, float* scale, float* min) {
   Params(b, scale, min);
 }
 
-// ---- legacy blocks: one sub-block of 32; the ref rounding rules ------------------------
+// ---- decoding of the block types --------------------------------------------------------
 
-// Symmetric types have no min, Q4_1/Q5_1 add m (= -min).
-template <typename Block>
-void legacy_sym_params(const Block& b, float* scale, float* min) {
-  scale[0] = f16_to_f32(b.d);
-  min[0] = 0.0f;
-}
-template <typename Block>
-void legacy_asym_params(const Block& b, float* scale, float* min) {
-  scale[0] = f16_to_f32(b.d);
-  min[0] = -f16_to_f32(b.m);
-}
-
-// Q4_0 (HalfRange 8), Q5_0 (16): d = signed absmax / -HalfRange.
-template <int HalfRange>
-void ref_params_sym(const float* xb, float* d, float* min) {
-  *d = legacy_ref_sym_scale(xb, HalfRange);
-  *min = 0.0f;
-}
-void ref_params_q8(const float* xb, float* d, float* min) {
-  *d = legacy_ref_q8_scale(xb);
-  *min = 0.0f;
-}
-// Q4_1 (CodeMax 15), Q5_1 (31): d = (max - min) / CodeMax.
-template <int CodeMax>
-void ref_params_asym(const float* xb, float* d, float* min) {
-  legacy_ref_asym_scale(xb, CodeMax, d, min);
-}
-
-inline float inverse(float d) { return d ? 1.0f / d : 0.0f; }
-template <int HalfRange>
-int ref_code_sym(float x, float v, float d, float) {
-  return legacy_ref_code_sym(x * inverse(d) + v, HalfRange);
-}
-int ref_code_q8(float x, float v, float d, float) { return legacy_ref_code_q8(x * inverse(d) + v); }
-template <int CodeMax>
-int ref_code_asym(float x, float v, float d, float min) {
-  return legacy_ref_code_asym((x - min) * inverse(d) + v, CodeMax);
+// Every block type decodes through its frozen-parameter hooks: per sub-block g, scale_g * q,
+// minus min_g for the asymmetric types, in fp32 with q = c - 2^(bits-1) (sym) or c (asym).
+// These are the products ggml's dequantize_row_* compute (Q4_1/Q5_1's d * c + m is
+// d * c - min with min = -m, the same sum).
+template <GgmlType Type>
+void dequantize_blocks(const void* src, float* y, int64_t n) {
+  const GgmlTypeTraits& tr = ggml_type_traits(Type);
+  const GgmlBlockParams& h = tr.params;
+  const int64_t block = tr.block_size;
+  const int bias = h.asym ? 0 : 1 << (tr.bits - 1);
+  uint8_t c[kQkK];
+  float scale[kQkK / 16], min[kQkK / 16];
+  for (int64_t b = 0; b < n / block; ++b) {
+    h.unpack(static_cast<const uint8_t*>(src) + b * tr.type_size, c);
+    h.decode(static_cast<const uint8_t*>(src) + b * tr.type_size, scale, min);
+    for (int64_t e = 0; e < block; ++e) {
+      const int64_t g = e / h.group;
+      const int q = int(c[e]) - bias;
+      y[b * block + e] = h.asym ? scale[g] * q - min[g] : scale[g] * q;
+    }
+  }
 }
 
 // ---- the table -------------------------------------------------------------------------
 
-// dequantize, quantize_row_ref, quantize_row_weighted of a block type.
-#define SR_GGML_CODEC(Block, suffix)                                                              \
-  erase_dequant<Block, dequantize_row_##suffix>, erase_ref<Block, quantize_row_##suffix##_ref>, \
-      erase_weighted<Block, quantize_row_##suffix##_weighted>
-// unpack, pack, decode of the frozen-parameter hooks.
-#define SR_GGML_CODES(Block, suffix, params)                                                       \
-  erase_unpack<Block, unpack_codes_##suffix>, erase_pack<Block, pack_codes_##suffix>, \
-      erase_params<Block, params>
-// The frozen-parameter hooks of a legacy type (sub-block = block of 32).
-#define SR_GGML_LEGACY(Block, suffix, asym, params, ref_params, ref_code) \
-  { 32, asym, 0, SR_GGML_CODES(Block, suffix, params), ref_params, ref_code }
-// The frozen-parameter hooks of a k-quant.
-#define SR_GGML_KQUANT(Block, suffix, group, asym, sub_scale_bits) \
-  { group, asym, sub_scale_bits, SR_GGML_CODES(Block, suffix, block_params_##suffix), nullptr, nullptr }
+// Everything after uses_importance of a k-quant (ggml_kquants.h): codec, scale check (the fp16
+// d at byte offset d_at, dmin at dmin_at or -1) and frozen-parameter hooks (sub-blocks of
+// `group`, sub_scale_bits bits per sub-block scale code).
+#define SR_GGML_KQUANT(Type, suffix, d_at, dmin_at, group, asym, sub_scale_bits)                        \
+  dequantize_blocks<T::Type>, kquant_row_ref<Block##Type, quantize_block_##suffix##_ref>,              \
+      kquant_row_weighted<Block##Type, quantize_block_##suffix##_weighted>,                            \
+      fp16_scales_finite<d_at, dmin_at>,                                                               \
+      { group, asym, sub_scale_bits, erase_unpack<Block##Type, unpack_codes_##suffix>,                 \
+        erase_pack<Block##Type, pack_codes_##suffix>, erase_params<Block##Type, block_params_##suffix>, \
+        nullptr, nullptr }
+// Everything after uses_importance of a legacy type (ggml_legacy.h): codec, scale check (d,
+// and m of Q4_1/Q5_1) and frozen-parameter hooks (the sub-block is the block of 32).
+#define SR_GGML_LEGACY(Type, asym)                                                                \
+  dequantize_blocks<T::Type>, Legacy##Type::quantize_row_ref, Legacy##Type::quantize_row_weighted, \
+      fp16_scales_finite<0, asym ? 2 : -1>,                                                        \
+      { 32, asym, 0, Legacy##Type::unpack, Legacy##Type::pack, Legacy##Type::decode,               \
+        Legacy##Type::ref_params, Legacy##Type::ref_code }
+// The legacy codecs: block, code bits, asym.
+using LegacyQ4_0 = LegacyCodec<BlockQ4_0, 4, false>;
+using LegacyQ4_1 = LegacyCodec<BlockQ4_1, 4, true>;
+using LegacyQ5_0 = LegacyCodec<BlockQ5_0, 5, false>;
+using LegacyQ5_1 = LegacyCodec<BlockQ5_1, 5, true>;
+using LegacyQ8_0 = LegacyCodec<BlockQ8_0, 8, false>;
 
 using T = GgmlType;
 #define SR_GGML_LAYOUT_ONLY false, nullptr, nullptr, nullptr, nullptr, {}
@@ -173,30 +151,19 @@ using T = GgmlType;
 // quantize_row_ref, quantize_row_weighted, block_finite, params.
 const GgmlTypeTraits kTraits[] = {
     {T::F32, "f32", 1, 4, 32, false, dequantize_f32, quantize_f32, ignore_weights<quantize_f32>, f32_finite, {}},
-    {T::F16, "f16", 1, 2, 16, false, dequantize_f16, quantize_f16, ignore_weights<quantize_f16>, f16_finite, {}},
-    {T::Q4_0, "q4_0", 32, 18, 4, true, SR_GGML_CODEC(BlockQ4_0, q4_0), fp16_scales_finite<0>,
-     SR_GGML_LEGACY(BlockQ4_0, q4_0, false, legacy_sym_params<BlockQ4_0>, ref_params_sym<8>, ref_code_sym<8>)},
-    {T::Q4_1, "q4_1", 32, 20, 4, true, SR_GGML_CODEC(BlockQ4_1, q4_1), fp16_scales_finite<0, 2>,
-     SR_GGML_LEGACY(BlockQ4_1, q4_1, true, legacy_asym_params<BlockQ4_1>, ref_params_asym<15>, ref_code_asym<15>)},
-    {T::Q5_0, "q5_0", 32, 22, 5, true, SR_GGML_CODEC(BlockQ5_0, q5_0), fp16_scales_finite<0>,
-     SR_GGML_LEGACY(BlockQ5_0, q5_0, false, legacy_sym_params<BlockQ5_0>, ref_params_sym<16>, ref_code_sym<16>)},
-    {T::Q5_1, "q5_1", 32, 24, 5, true, SR_GGML_CODEC(BlockQ5_1, q5_1), fp16_scales_finite<0, 2>,
-     SR_GGML_LEGACY(BlockQ5_1, q5_1, true, legacy_asym_params<BlockQ5_1>, ref_params_asym<31>, ref_code_asym<31>)},
-    {T::Q8_0, "q8_0", 32, 34, 8, false, erase_dequant<BlockQ8_0, dequantize_row_q8_0>,
-     erase_ref<BlockQ8_0, quantize_row_q8_0_ref>, ignore_weights<erase_ref<BlockQ8_0, quantize_row_q8_0_ref>>,
-     fp16_scales_finite<0>,
-     SR_GGML_LEGACY(BlockQ8_0, q8_0, false, legacy_sym_params<BlockQ8_0>, ref_params_q8, ref_code_q8)},
+    {T::F16, "f16", 1, 2, 16, false, dequantize_half<f16_to_f32>, quantize_half<f32_to_f16>,
+     ignore_weights<quantize_half<f32_to_f16>>, f16_finite, {}},
+    {T::Q4_0, "q4_0", 32, 18, 4, true, SR_GGML_LEGACY(Q4_0, false)},
+    {T::Q4_1, "q4_1", 32, 20, 4, true, SR_GGML_LEGACY(Q4_1, true)},
+    {T::Q5_0, "q5_0", 32, 22, 5, true, SR_GGML_LEGACY(Q5_0, false)},
+    {T::Q5_1, "q5_1", 32, 24, 5, true, SR_GGML_LEGACY(Q5_1, true)},
+    {T::Q8_0, "q8_0", 32, 34, 8, false, SR_GGML_LEGACY(Q8_0, false)},
     {T::Q8_1, "q8_1", 32, 36, 8, SR_GGML_LAYOUT_ONLY},
-    {T::Q2_K, "q2_K", 256, 84, 2, true, SR_GGML_CODEC(BlockQ2_K, q2_K), fp16_scales_finite<80, 82>,
-     SR_GGML_KQUANT(BlockQ2_K, q2_K, 16, true, 4)},
-    {T::Q3_K, "q3_K", 256, 110, 3, true, SR_GGML_CODEC(BlockQ3_K, q3_K), fp16_scales_finite<108>,
-     SR_GGML_KQUANT(BlockQ3_K, q3_K, 16, false, 6)},
-    {T::Q4_K, "q4_K", 256, 144, 4, true, SR_GGML_CODEC(BlockQ4_K, q4_K), fp16_scales_finite<0, 2>,
-     SR_GGML_KQUANT(BlockQ4_K, q4_K, 32, true, 6)},
-    {T::Q5_K, "q5_K", 256, 176, 5, true, SR_GGML_CODEC(BlockQ5_K, q5_K), fp16_scales_finite<0, 2>,
-     SR_GGML_KQUANT(BlockQ5_K, q5_K, 32, true, 6)},
-    {T::Q6_K, "q6_K", 256, 210, 6, true, SR_GGML_CODEC(BlockQ6_K, q6_K), fp16_scales_finite<208>,
-     SR_GGML_KQUANT(BlockQ6_K, q6_K, 16, false, 8)},
+    {T::Q2_K, "q2_K", 256, 84, 2, true, SR_GGML_KQUANT(Q2_K, q2_K, 80, 82, 16, true, 4)},
+    {T::Q3_K, "q3_K", 256, 110, 3, true, SR_GGML_KQUANT(Q3_K, q3_K, 108, -1, 16, false, 6)},
+    {T::Q4_K, "q4_K", 256, 144, 4, true, SR_GGML_KQUANT(Q4_K, q4_K, 0, 2, 32, true, 6)},
+    {T::Q5_K, "q5_K", 256, 176, 5, true, SR_GGML_KQUANT(Q5_K, q5_K, 0, 2, 32, true, 6)},
+    {T::Q6_K, "q6_K", 256, 210, 6, true, SR_GGML_KQUANT(Q6_K, q6_K, 208, -1, 16, false, 8)},
     {T::Q8_K, "q8_K", 256, 292, 8, SR_GGML_LAYOUT_ONLY},
     {T::IQ2_XXS, "iq2_xxs", 256, 66, 2, SR_GGML_LAYOUT_ONLY},
     {T::IQ2_XS, "iq2_xs", 256, 74, 2, SR_GGML_LAYOUT_ONLY},
@@ -212,13 +179,12 @@ const GgmlTypeTraits kTraits[] = {
     {T::I64, "i64", 1, 8, 64, SR_GGML_LAYOUT_ONLY},
     {T::F64, "f64", 1, 8, 64, SR_GGML_LAYOUT_ONLY},
     {T::IQ1_M, "iq1_m", 256, 56, 1, SR_GGML_LAYOUT_ONLY},
-    {T::BF16, "bf16", 1, 2, 16, false, dequantize_bf16, quantize_bf16, ignore_weights<quantize_bf16>, bf16_finite, {}},
+    {T::BF16, "bf16", 1, 2, 16, false, dequantize_half<bf16_to_f32>, quantize_half<f32_to_bf16>,
+     ignore_weights<quantize_half<f32_to_bf16>>, bf16_finite, {}},
     {T::TQ1_0, "tq1_0", 256, 54, 1, SR_GGML_LAYOUT_ONLY},
     {T::TQ2_0, "tq2_0", 256, 66, 2, SR_GGML_LAYOUT_ONLY},
 };
 
-#undef SR_GGML_CODEC
-#undef SR_GGML_CODES
 #undef SR_GGML_LEGACY
 #undef SR_GGML_KQUANT
 #undef SR_GGML_LAYOUT_ONLY
@@ -277,11 +243,7 @@ std::vector<GgmlType> ggml_supported_types() {
 
 std::string ggml_supported_type_names() {
   std::string out;
-  for (const auto& tr : kTraits) {
-    if (!tr.supported()) continue;
-    out += out.empty() ? "" : ", ";
-    out += tr.name;
-  }
+  for (GgmlType t : ggml_supported_types()) out += (out.empty() ? "" : ", ") + ggml_type_name(t);
   return out;
 }
 

@@ -96,7 +96,7 @@ struct GgmlBlockParams {
   // Legacy types only (null for the k-quants): llama.cpp's ref encoder rounds against the
   // fp32 block scale d and minimum (0 for sym) of one 32-element block xb before they are
   // stored as fp16; ref_code is that rule for one element x with offset v (the unsigned
-  // code, ggml_legacy_rounding.h).
+  // code, ggml_legacy.h LegacyCodec).
   void (*ref_params)(const float* xb, float* d, float* min) = nullptr;
   int (*ref_code)(float x, float v, float d, float min) = nullptr;
 };

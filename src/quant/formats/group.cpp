@@ -87,6 +87,17 @@ void check_tunables(const Tunables& t, const GroupLayout& g, const char* fn) {
   check(t.init_scale, "init_scale", {g.n_groups});
 }
 
+void check_group_size(int64_t group_size, const char* fn) {
+  SR_CHECK(group_size > 0 || group_size == -1 || group_size == 0, "[", fn, "] group_size must be > 0, -1 or 0, got ",
+           group_size);
+}
+
+GroupedWeight group_weight(const at::Tensor& w, int64_t group_size, const Tunables& t, const char* fn) {
+  auto g = group_layout(w.sizes(), group_size);
+  check_tunables(t, g, fn);
+  return {g, to_groups(w.to(at::kFloat), g, 0.0)};
+}
+
 at::Tensor recip(const at::Tensor& x) {
   auto zero = x == 0;
   auto safe = at::where(zero, at::ones_like(x), x);
@@ -94,6 +105,13 @@ at::Tensor recip(const at::Tensor& x) {
 }
 
 at::Tensor group_amax(const at::Tensor& wg) { return std::get<0>(wg.abs().max(1)); }
+
+at::Tensor scaled_amax(const at::Tensor& amax, const Tunables& t) {
+  if (t.init_scale.defined() && t.beta.defined()) return amax * (t.init_scale * t.beta);
+  if (t.init_scale.defined()) return amax * t.init_scale;
+  if (t.beta.defined()) return amax * t.beta;
+  return amax;
+}
 
 at::Tensor search_best_multiplier(const at::Tensor& wg, const at::Tensor& importance,
                                   const std::vector<float>& candidates,

@@ -61,6 +61,17 @@ struct Tunables {
 // Throws sr::Error naming `fn` when a defined tunable has the wrong shape or dtype.
 void check_tunables(const Tunables& t, const GroupLayout& g, const char* fn);
 
+// Throws sr::Error naming `fn` unless group_size is > 0, -1 or 0.
+void check_group_size(int64_t group_size, const char* fn);
+
+// A weight w [.., I] as fp32 groups wg [N, L] with their layout; the tunables are checked
+// against it (errors name `fn`).
+struct GroupedWeight {
+  GroupLayout g;
+  at::Tensor wg;
+};
+GroupedWeight group_weight(const at::Tensor& w, int64_t group_size, const Tunables& t, const char* fn);
+
 // Result of a quantize-dequantize. Meaning of scale/zp per family (see each header):
 // INT: scale [N] (fp16 values held in fp32, signed for sym), zp [N] (integers held in fp32);
 // MX: scale [N] = the shared exponent E, zp undefined; NV: scale [N] = the E4M3 block scale,
@@ -99,6 +110,8 @@ at::Tensor recip(const at::Tensor& x);
 
 // Max |w| per group row: [N, L] -> [N].
 at::Tensor group_amax(const at::Tensor& wg);
+// amax · (init_scale · β) of the MX and NV block scales, absent factors left out.
+at::Tensor scaled_amax(const at::Tensor& amax, const Tunables& t);
 
 // Shared by the MX and NV initial-scale searches (§3.3.2, §3.3.3): per group, the candidate
 // amax multiplier c whose qdq (qdq_with_init(init_scale filled with c) -> ŵ [N, L]) has the

@@ -14,16 +14,17 @@ namespace {
 float maxq_of(const Format& f) { return float((1 << f.bits) - 1); }
 float nmax_of(const Format& f) { return float(1 << (f.bits - 1)); }
 
-struct Prepared {
-  GroupLayout g;
-  at::Tensor wg;  // [N, L] fp32
-};
+// Throws sr::Error naming `fn` unless 2 <= bits <= 8 (and a valid group size).
+void check_format(const Format& f, const char* fn) {
+  SR_CHECK(f.bits >= 2 && f.bits <= 8, "[", fn, "] INT bits must be in [2, 8], got ", f.bits);
+  check_group_size(f.group_size, fn);
+}
+
+using Prepared = GroupedWeight;
 
 Prepared prepare(const at::Tensor& w, const Format& f, const Tunables& t, const char* fn) {
   check_format(f, fn);
-  auto g = group_layout(w.sizes(), f.group_size);
-  check_tunables(t, g, fn);
-  return {g, to_groups(w.to(at::kFloat), g, 0.0)};
+  return group_weight(w, f.group_size, t, fn);
 }
 
 // The scale as stored: fp16 (straight-through) unless fp32 scales were asked for.
@@ -226,12 +227,6 @@ Kernel make_kernel(const Format& f) {
 }
 
 }  // namespace
-
-void check_format(const Format& f, const char* fn) {
-  SR_CHECK(f.bits >= 2 && f.bits <= 8, "[", fn, "] INT bits must be in [2, 8], got ", f.bits);
-  SR_CHECK(f.group_size > 0 || f.group_size == -1 || f.group_size == 0, "[", fn,
-           "] group_size must be > 0, -1 or 0, got ", f.group_size);
-}
 
 float scale_floor(const Format& f) { return f.scale_fp16 ? f16_to_f32(f32_to_f16(1e-5f)) : 1e-8f; }
 

@@ -48,8 +48,6 @@ struct Format {
   bool scale_fp16 = true;    // round scales to fp16 inside the qdq (auto-round default)
 };
 
-// Throws sr::Error naming `fn` unless 2 <= bits <= 8 (and a valid group size).
-void check_format(const Format& f, const char* fn);
 // The scale magnitude floor: fp16(1e-5) with fp16 scales, 1e-8 with fp32 scales.
 float scale_floor(const Format& f);
 

@@ -11,29 +11,23 @@ namespace {
 
 constexpr float kLn2 = 0.693147180559945309f;
 
-void check_format(const Format& f, const char* fn) {
-  SR_CHECK(f.group_size > 0 || f.group_size == -1 || f.group_size == 0, "[", fn,
-           "] group_size must be > 0, -1 or 0, got ", f.group_size);
+// The element table (auto-round MXFP_FORMAT_CACHE): ebits, mbits (sign + implicit bit included),
+// emax, max normal, exponent of the smallest normal.
+struct ElementInfo {
+  int ebits, mbits, emax;
+  float max_norm;
+  int min_exp;
+};
+ElementInfo element_info(Element e) {
+  if (e == Element::E2M1) return {2, 3, 2, codec::kE2M1Max, codec::kE2M1MinExp};
+  return {4, 5, 8, codec::kE4M3Max, codec::kE4M3MinExp};
 }
 
-struct Prepared {
-  GroupLayout g;
-  at::Tensor wg;
-};
+using Prepared = GroupedWeight;
 
 Prepared prepare(const at::Tensor& w, const Format& f, const Tunables& t, const char* fn) {
-  check_format(f, fn);
-  auto g = group_layout(w.sizes(), f.group_size);
-  check_tunables(t, g, fn);
-  return {g, to_groups(w.to(at::kFloat), g, 0.0)};
-}
-
-// amax · (init_scale · β), with absent factors left out.
-at::Tensor scaled_amax(const at::Tensor& amax, const Tunables& t) {
-  if (t.init_scale.defined() && t.beta.defined()) return amax * (t.init_scale * t.beta);
-  if (t.init_scale.defined()) return amax * t.init_scale;
-  if (t.beta.defined()) return amax * t.beta;
-  return amax;
+  check_group_size(f.group_size, fn);
+  return group_weight(w, f.group_size, t, fn);
 }
 
 // Shared exponent with the straight-through surrogate log2 (floor_ste / ceil_ste of §1.3).
@@ -92,12 +86,8 @@ struct Kernel {
   struct Scale { float amax, am, e0, e, s, inv_s; };
   Scale scale(const fused::GroupIn& in) const {
     Scale r;
-    r.amax = 0;
-    for (int64_t j = 0; j < in.L; ++j) r.amax = std::max(r.amax, std::fabs(in.w[j]));
-    r.am = in.has_init && in.has_beta ? r.amax * (in.init * in.beta)
-           : in.has_init              ? r.amax * in.init
-           : in.has_beta              ? r.amax * in.beta
-                                      : r.amax;
+    r.amax = fused::abs_max(in);
+    r.am = r.amax * fused::amax_coef(in);
     if (!rceil) {
       r.e0 = (r.am == 0 ? 1.0f : float(codec::floor_log2(r.am))) - emax;
     } else {
@@ -154,13 +144,7 @@ struct Kernel {
     if (rceil && r.am / max_norm == 0) return;
     const float gam = gs * s * kLn2 / (r.am * kLn2);  // dS/dE = S·ln2, dE/dam = 1/(am·ln2)
     if (in.has_beta) gb = gam * r.amax * (in.has_init ? in.init : 1.0f);
-    fused::add_amax_grad(in, gx, gam * coef(in));  // am = amax·coef
-  }
-  static float coef(const fused::GroupIn& in) {
-    return in.has_init && in.has_beta ? in.init * in.beta
-           : in.has_init              ? in.init
-           : in.has_beta              ? in.beta
-                                      : 1.0f;
+    fused::add_amax_grad(in, gx, gam * fused::amax_coef(in));  // am = amax·coef
   }
 };
 
@@ -185,11 +169,6 @@ QdqResult fused_result(const Prepared& p, const Format& f, const Tunables& t) {
 }
 
 }  // namespace
-
-ElementInfo element_info(Element e) {
-  if (e == Element::E2M1) return {2, 3, 2, codec::kE2M1Max, codec::kE2M1MinExp};
-  return {4, 5, 8, codec::kE4M3Max, codec::kE4M3MinExp};
-}
 
 int shared_exponent(float amax, const Format& f) {
   const auto info = element_info(f.element);
@@ -228,7 +207,7 @@ Encoded encode(const at::Tensor& w, const Format& f, const Tunables& t) {
 }
 
 at::Tensor decode(const Encoded& e, const Format& f) {
-  check_format(f, "mxfp::decode");
+  check_group_size(f.group_size, "mxfp::decode");
   SR_CHECK(e.codes.defined() && e.scales.defined(), "[mxfp::decode] codes and scales required");
   auto g = group_layout(e.codes.sizes(), f.group_size);
   auto el = f.element == Element::E2M1 ? codec::e2m1_decode(e.codes) : codec::e4m3_decode(e.codes);

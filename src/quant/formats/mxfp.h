@@ -42,15 +42,6 @@ struct Format {
   int64_t group_size = 32;
 };
 
-// The element table (auto-round MXFP_FORMAT_CACHE): ebits, mbits (sign + implicit bit included),
-// emax, max normal, exponent of the smallest normal.
-struct ElementInfo {
-  int ebits, mbits, emax;
-  float max_norm;
-  int min_exp;
-};
-ElementInfo element_info(Element e);
-
 // Shared exponent E of a block with (scaled) amax >= 0, per the rule above. Scalar reference.
 int shared_exponent(float amax, const Format& f);
 

@@ -12,28 +12,17 @@ namespace {
 constexpr float kGlobalNumerator = 448.0f * 6.0f;  // FLOAT8_E4M3_MAX · FLOAT4_E2M1_MAX
 constexpr float kInvSix = 1.0f / 6.0f;             // get_reciprocal(6.0) as applied to fp32
 
-struct Prepared {
-  GroupLayout g;
-  at::Tensor wg;
+struct Prepared : GroupedWeight {
   at::Tensor gs;  // fp32 [1]
 };
 
 Prepared prepare(const at::Tensor& w, const Format& f, const Tunables& t, const at::Tensor& gs,
                  const char* fn) {
   SR_CHECK(f.group_size == 16, "[", fn, "] NVFP4 needs group_size 16, got ", f.group_size);
-  auto g = group_layout(w.sizes(), f.group_size);
-  check_tunables(t, g, fn);
-  auto wf = w.to(at::kFloat);
-  at::Tensor scale = gs.defined() ? gs.detach().to(at::kFloat).reshape({1}) : global_scale(wf);
+  GroupedWeight grouped = group_weight(w, f.group_size, t, fn);
+  at::Tensor scale = gs.defined() ? gs.detach().to(at::kFloat).reshape({1}) : global_scale(w);
   SR_CHECK(scale.numel() == 1, "[", fn, "] global scale must have one element, got ", gs.sizes());
-  return {g, to_groups(wf, g, 0.0), scale.to(wf.device())};
-}
-
-at::Tensor block_coef_amax(const at::Tensor& amax, const Tunables& t) {
-  if (t.beta.defined() && t.init_scale.defined()) return amax * (t.beta * t.init_scale);
-  if (t.beta.defined()) return amax * t.beta;
-  if (t.init_scale.defined()) return amax * t.init_scale;
-  return amax;
+  return {grouped, scale.to(w.device())};
 }
 
 // cast_to_fp4 of nvfp.py: sign(x)·RNE(|x|) on the E2M1 grid, each step straight-through.
@@ -47,7 +36,7 @@ struct Parts {
 };
 
 Parts reference_parts(const at::Tensor& wg, const Tunables& t, const at::Tensor& gs) {
-  auto m = block_coef_amax(group_amax(wg), t);
+  auto m = scaled_amax(group_amax(wg), t);
   auto sb = at::clamp(gs * (m * kInvSix), -448.0, 448.0);
   sb = ste(codec::e4m3_round(sb.detach()), sb);
   auto k = recip(sb * recip(gs)).unsqueeze(1);
@@ -65,12 +54,8 @@ struct Kernel {
   struct Scale { float amax, sb0, sb, d, k, rk; };
   Scale scale(const fused::GroupIn& in) const {
     Scale r;
-    r.amax = 0;
-    for (int64_t j = 0; j < in.L; ++j) r.amax = std::max(r.amax, std::fabs(in.w[j]));
-    const float m = in.has_beta && in.has_init ? r.amax * (in.beta * in.init)
-                    : in.has_beta              ? r.amax * in.beta
-                    : in.has_init              ? r.amax * in.init
-                                               : r.amax;
+    r.amax = fused::abs_max(in);
+    const float m = r.amax * fused::amax_coef(in);
     r.sb0 = gs * (m * kInvSix);
     const float sb1 = fused::clamp(r.sb0, -448.0f, 448.0f);
     r.sb = fused::ste_value(codec::e4m3_round(sb1), sb1);
@@ -112,11 +97,7 @@ struct Kernel {
     if (r.d == 0 || r.sb0 < -448.0f || r.sb0 > 448.0f) return;
     const float gm = gk * (-1.0f / (r.d * r.d)) * rgs * gs * kInvSix;  // dL/dm, m = amax·coef
     if (in.has_beta) gb = gm * r.amax * (in.has_init ? in.init : 1.0f);
-    const float coef = in.has_beta && in.has_init ? in.beta * in.init
-                       : in.has_beta              ? in.beta
-                       : in.has_init              ? in.init
-                                                  : 1.0f;
-    fused::add_amax_grad(in, gx, gm * coef);
+    fused::add_amax_grad(in, gx, gm * fused::amax_coef(in));
   }
 };
 

@@ -39,6 +39,17 @@ const GgmlTypeTraits& gguf_traits(GgmlType t) {
 
 bool has_gguf_prefix(const std::string& s) { return ascii_lower(s).rfind("gguf:", 0) == 0; }
 
+// "gguf:q4_k" -> Q4_K (any case); throws listing the accepted names otherwise.
+GgmlType parse_gguf_scheme_type(const std::string& text) {
+  const std::string t = trim(text);
+  SR_CHECK(has_gguf_prefix(t), "[QuantScheme] '", text, "' is not a GGUF scheme (expected one of ", gguf_type_list(),
+           ")");
+  const std::string type = ascii_lower(t.substr(5));
+  for (GgmlType g : ggml_block_param_types())
+    if (ascii_lower(ggml_type_name(g)) == type) return g;
+  sr::fail("[QuantScheme] unknown GGUF scheme '", text, "' — expected one of ", gguf_type_list());
+}
+
 // A weight-side scheme as auto-round normalizes it: act_group_size defaults to group_size,
 // act_sym to sym, act_data_type to data_type when act_bits < 16 (else "float").
 QuantScheme make(int bits, int64_t g, bool sym, DataType dt, int act_bits = 16,
@@ -75,12 +86,6 @@ std::vector<std::pair<std::string, QuantScheme>> build_presets() {
       {"INT4", make(4, -1, true, D::Int, 4, D::Int, -1)},
       {"BF16", make(16, 128, true, D::BFloat16)},
   };
-}
-
-const std::map<std::string, std::string>& preset_aliases() {
-  static const std::map<std::string, std::string> m = {
-      {"W8A8", "INT8"}, {"INT8_W8A8", "INT8"}, {"W4A4", "INT4"}};
-  return m;
 }
 
 std::string preset_list() {
@@ -278,9 +283,9 @@ const std::vector<std::pair<std::string, QuantScheme>>& preset_schemes() {
 
 QuantScheme preset_scheme(const std::string& name) {
   if (has_gguf_prefix(trim(name))) return gguf_scheme(parse_gguf_scheme_type(trim(name)));
+  static const std::map<std::string, std::string> kAliases = {{"W8A8", "INT8"}, {"INT8_W8A8", "INT8"}, {"W4A4", "INT4"}};
   std::string key = ascii_upper(trim(name));
-  auto alias = preset_aliases().find(key);
-  if (alias != preset_aliases().end()) key = alias->second;
+  if (auto alias = kAliases.find(key); alias != kAliases.end()) key = alias->second;
   for (const auto& [n, s] : preset_schemes())
     if (n == key) return s;
   sr::fail("[QuantScheme] unknown scheme '", name, "' — presets: ", preset_list(), "; GGUF types: ",
@@ -294,16 +299,6 @@ QuantScheme gguf_scheme(GgmlType type) {
   QuantScheme s = make(tr.bits, tr.params.group, !tr.params.asym, DataType::Gguf);
   s.ggml_type = type;
   return s;
-}
-
-GgmlType parse_gguf_scheme_type(const std::string& text) {
-  const std::string t = trim(text);
-  SR_CHECK(has_gguf_prefix(t), "[QuantScheme] '", text, "' is not a GGUF scheme (expected one of ", gguf_type_list(),
-           ")");
-  const std::string type = ascii_lower(t.substr(5));
-  for (GgmlType g : ggml_block_param_types())
-    if (ascii_lower(ggml_type_name(g)) == type) return g;
-  sr::fail("[QuantScheme] unknown GGUF scheme '", text, "' — expected one of ", gguf_type_list());
 }
 
 GgmlType ggml_type_of(const QuantScheme& s) {

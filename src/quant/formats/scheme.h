@@ -98,8 +98,6 @@ QuantScheme preset_scheme(const std::string& name);
 // F16 and BF16 give the unquantized fp16 / bf16 schemes (what a GGUF plan may fall back to).
 // Throws sr::Error naming the type for types without a frozen-parameter codec (F32, IQ*, ...).
 QuantScheme gguf_scheme(GgmlType type);
-// "gguf:q4_k" -> Q4_K (any case); throws listing the accepted names otherwise.
-GgmlType parse_gguf_scheme_type(const std::string& text);
 // The ggml type a GGUF file stores a layer of scheme `s` in: its block type, F16 or BF16.
 // Throws sr::Error naming the scheme for anything else (INT/MX/NV/FP8 cannot be stored).
 GgmlType ggml_type_of(const QuantScheme& s);
