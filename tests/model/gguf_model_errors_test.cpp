@@ -105,8 +105,14 @@ TEST_F(GgufModelErrors, MissingOrMistypedHyperParameters) {
   EXPECT_NE(e.find("partial RoPE"), std::string::npos) << e;
   e = error_with([](Kv& kv) { set_kv(kv, "llama.rope.scaling.type", GgufValue::string("yarn")); });
   EXPECT_NE(e.find("'yarn' is not supported"), std::string::npos) << e;
+  // A dense file claiming experts: a Mixtral needs expert_used_count, then its expert tensors.
   e = error_with([](Kv& kv) { set_kv(kv, "llama.expert_count", GgufValue::scalar<uint32_t>(8)); });
-  EXPECT_NE(e.find("mixture-of-experts"), std::string::npos) << e;
+  EXPECT_NE(e.find("metadata llama.expert_used_count is missing"), std::string::npos) << e;
+  e = error_with([](Kv& kv) {
+    set_kv(kv, "llama.expert_count", GgufValue::scalar<uint32_t>(8));
+    set_kv(kv, "llama.expert_used_count", GgufValue::scalar<uint32_t>(2));
+  });
+  EXPECT_NE(e.find("unexpected tensor 'blk.0.ffn_down.weight'"), std::string::npos) << e;
   e = error_with([](Kv& kv) { set_kv(kv, "llama.attention.head_count", GgufValue::scalar<uint32_t>(3)); });
   EXPECT_NE(e.find("not a multiple of num_key_value_heads"), std::string::npos) << e;
 }
