@@ -8,7 +8,9 @@
 #include "cli/flag_values.h"
 #include "common/error.h"
 #include "common/progress.h"
+#include "common/sysinfo.h"
 #include "eval/cloze.h"
+#include "eval/logits_file.h"
 #include "eval/multiple_choice.h"
 #include "eval/perplexity.h"
 #include "io/text.h"
@@ -30,9 +32,66 @@ const std::vector<FlagSpec> kEvalFlags = {
     {"protocol", true, "llamacpp (llama-perplexity's) or windows", "llamacpp"},
     {"kld-base", true, "base model: also report KL divergence and same-top-token share (and, with "
      "multiple choice, the share of items where both pick the same choice)", ""},
+    {"kld-base-logits", true, "base log-probs from a file (llama-perplexity --kl-divergence-base, or --save-logits): "
+     "KLD without running the base; gives --ctx, --chunks and, without --text, the tokens", ""},
+    {"save-logits", true, "write the base's scored log-probs (--kld-base's, else this model's) in llama.cpp's "
+     "--kl-divergence-base format", ""},
     {"json", false, "print one JSON object on stdout", ""},
     {"quiet", false, "no progress on stderr", ""},
 };
+
+nlohmann::json quantiles_json(const std::vector<Quantile>& q) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const Quantile& e : q) j[e.name] = e.value;
+  return j;
+}
+
+// llama-perplexity --kl-divergence's figures; probabilities as fractions, not %.
+nlohmann::json kld_stats_json(const KldStats& s) {
+  return {{"count", s.count},
+          {"ppl", s.ppl}, {"ppl_stderr", s.ppl_stderr},
+          {"ppl_base", s.ppl_base}, {"ppl_base_stderr", s.ppl_base_stderr},
+          {"ppl_correlation", s.ppl_correlation},
+          {"ln_ppl_ratio", s.ln_ppl_ratio}, {"ln_ppl_ratio_stderr", s.ln_ppl_ratio_stderr},
+          {"ppl_ratio", s.ppl_ratio}, {"ppl_ratio_stderr", s.ppl_ratio_stderr},
+          {"ppl_diff", s.ppl_diff}, {"ppl_diff_stderr", s.ppl_diff_stderr},
+          {"kld", s.kld}, {"kld_stderr", s.kld_stderr}, {"kld_quantiles", quantiles_json(s.kld_quantiles)},
+          {"delta_p", s.dp}, {"delta_p_stderr", s.dp_stderr},
+          {"delta_p_rms", s.dp_rms}, {"delta_p_rms_stderr", s.dp_rms_stderr},
+          {"delta_p_quantiles", quantiles_json(s.dp_quantiles)},
+          {"same_top_p", s.same_top}, {"same_top_p_stderr", s.same_top_stderr}};
+}
+
+// llama.cpp's 8-column labels: "Maximum ", "99.9%   ", " 5.0%   ", "Median  ".
+std::string quantile_label(const Quantile& q) {
+  if (q.name == "max") return "Maximum ";
+  if (q.name == "min") return "Minimum ";
+  if (q.name == "median") return "Median  ";
+  char s[32];
+  std::snprintf(s, sizeof s, "%5s   ", q.name.c_str());
+  return s;
+}
+
+// The block llama-perplexity prints after a --kl-divergence run, in its words and units.
+void print_kld_stats(const KldStats& s) {
+  std::printf("\n====== Perplexity statistics ======\n");
+  std::printf("Mean PPL(Q)                   : %10.6f ± %10.6f\n", s.ppl, s.ppl_stderr);
+  std::printf("Mean PPL(base)                : %10.6f ± %10.6f\n", s.ppl_base, s.ppl_base_stderr);
+  std::printf("Cor(ln(PPL(Q)), ln(PPL(base))): %6.2f%%\n", 100 * s.ppl_correlation);
+  std::printf("Mean ln(PPL(Q)/PPL(base))     : %10.6f ± %10.6f\n", s.ln_ppl_ratio, s.ln_ppl_ratio_stderr);
+  std::printf("Mean PPL(Q)/PPL(base)         : %10.6f ± %10.6f\n", s.ppl_ratio, s.ppl_ratio_stderr);
+  std::printf("Mean PPL(Q)-PPL(base)         : %10.6f ± %10.6f\n", s.ppl_diff, s.ppl_diff_stderr);
+  std::printf("\n====== KL divergence statistics ======\n");
+  std::printf("Mean    KLD: %10.6f ± %10.6f\n", s.kld, s.kld_stderr);
+  for (const Quantile& q : s.kld_quantiles)
+    std::printf("%sKLD: %10.6f\n", quantile_label(q).c_str(), q.value);
+  std::printf("\n====== Token probability statistics ======\n");
+  std::printf("Mean    Δp: %6.3f ± %5.3f %%\n", 100 * s.dp, 100 * s.dp_stderr);
+  for (const Quantile& q : s.dp_quantiles)
+    std::printf("%sΔp: %6.3f%%\n", quantile_label(q).c_str(), 100 * q.value);
+  std::printf("RMS Δp    : %6.3f ± %5.3f %%\n", 100 * s.dp_rms, 100 * s.dp_rms_stderr);
+  std::printf("Same top p: %6.3f ± %5.3f %%\n", 100 * s.same_top, 100 * s.same_top_stderr);
+}
 
 nlohmann::json to_json(const EvalResult& r) {
   nlohmann::json j = {{"ppl", r.ppl},       {"ppl_stderr", r.ppl_stderr},
@@ -44,6 +103,7 @@ nlohmann::json to_json(const EvalResult& r) {
     j["kld_stderr"] = r.kld_stderr;
     j["top1_agreement"] = r.top1;
     j["top1_agreement_stderr"] = r.top1_stderr;
+    j["kld_stats"] = kld_stats_json(r.kld_stats);
   }
   return j;
 }
@@ -82,6 +142,69 @@ void print_choices(const nlohmann::json& j, const std::string& source) {
                 100 * j["agreement_norm"].get<double>());
 }
 
+// The tokens a --kld-base-logits file was made on; checks the file against the model, --ctx,
+// --chunks and (if given) --text, and takes ctx and chunks from it.
+std::vector<int32_t> logits_file_tokens(const Args& a, const Model& model, const LogitsFile& f, EvalOptions& opt) {
+  const std::string path = a.str("kld-base-logits");
+  SR_CHECK(f.n_vocab == model.config().vocab, "--kld-base-logits ", path, ": n_vocab is ", f.n_vocab,
+           ", the model's vocabulary has ", model.config().vocab, " tokens");
+  SR_CHECK(!a.has("ctx") || opt.ctx == f.n_ctx, "--kld-base-logits ", path, ": n_ctx is ", f.n_ctx, ", --ctx is ",
+           opt.ctx, " (leave --ctx out to use the file's)");
+  SR_CHECK(opt.chunks <= f.n_chunk, "--kld-base-logits ", path, ": n_chunk is ", f.n_chunk, ", fewer than --chunks ",
+           opt.chunks);
+  opt.ctx = f.n_ctx;
+  opt.chunks = opt.chunks < 0 ? f.n_chunk : opt.chunks;
+  std::vector<int32_t> ids(f.tokens.begin(), f.tokens.begin() + opt.chunks * f.n_ctx);
+  if (!a.has("text")) return ids;
+  const std::vector<int32_t> text_ids = model.tokenizer().encode_with_bos(read_text_file(a.str("text")));
+  SR_CHECK(text_ids.size() >= ids.size(), "--kld-base-logits ", path, ": its tokens (", ids.size(),
+           ") run past --text's (", text_ids.size(), ")");
+  for (size_t i = 0; i < ids.size(); ++i)
+    SR_CHECK(ids[i] == text_ids[i], "--kld-base-logits ", path, ": tokens differ from --text's at position ", i,
+             " (file ", ids[i], ", text ", text_ids[i], "): the file was made on another text or tokenizer");
+  return ids;
+}
+
+// Perplexity and KLD: tokens from --text or a --kld-base-logits file; the KLD base from a model
+// (exact fp32 log-probs, or their 16-bit records when they are also saved, so that a later
+// --kld-base-logits run reproduces this run's figures) or from a file; --save-logits.
+EvalResult eval_text(const Args& a, const Model& model, const Model* base, EvalOptions& opt) {
+  const bool save = a.has("save-logits");
+  std::unique_ptr<LogitsFile> file;
+  if (a.has("kld-base-logits")) {
+    SR_CHECK(!base, "pass --kld-base or --kld-base-logits, not both");
+    SR_CHECK(!save, "--save-logits saves a base's log-probs; with --kld-base-logits they are in a file already");
+    file = std::make_unique<LogitsFile>(read_logits_file(a.required("kld-base-logits")));
+  }
+  SR_CHECK(opt.protocol == Protocol::LlamaCpp || (!file && !save),
+           "--kld-base-logits and --save-logits hold the llamacpp protocol's positions; drop --protocol windows");
+  std::vector<int32_t> ids;
+  if (file) ids = logits_file_tokens(a, model, *file, opt);
+  else {
+    const std::string text = read_text_file(a.required("text"));
+    ids = opt.protocol == Protocol::LlamaCpp ? model.tokenizer().encode_with_bos(text) : model.tokenizer().encode(text);
+  }
+  const EvalBatch batch = make_eval_batch(ids, model.tokenizer().bos_id(), opt);
+  const double t0 = now_seconds();
+  KldBase kb;
+  if (file) kb.records = file->records.narrow(0, 0, batch.inputs.size(0));
+  else if (base && save) kb.records = scored_log_prob_records(*base, batch, opt);
+  else if (base) kb.log_probs = scored_log_probs(*base, batch, opt);
+  at::Tensor own;
+  EvalResult r = evaluate_batch_against(model, batch, opt, kb, save && !base ? &own : nullptr);
+  if (base) r.seconds = now_seconds() - t0;  // includes the base model's pass
+  if (save) {
+    LogitsFile out;
+    out.n_ctx = int32_t(opt.ctx);
+    out.n_vocab = int32_t(model.config().vocab);
+    out.n_chunk = int32_t(batch.inputs.size(0));
+    out.tokens.assign(ids.begin(), ids.begin() + int64_t(out.n_chunk) * out.n_ctx);
+    out.records = base ? kb.records : own;
+    write_logits_file(a.str("save-logits"), out);
+  }
+  return r;
+}
+
 }  // namespace
 
 int cmd_eval(int argc, char** argv) {
@@ -96,7 +219,8 @@ int cmd_eval(int argc, char** argv) {
   SR_CHECK(opt.ctx >= 4 && opt.ctx <= (1 << 20), "--ctx must be between 4 and 1048576, got ", opt.ctx);
   SR_CHECK(a.integer("chunks", 1) >= 1, "--chunks must be positive");
   const bool mc = a.has("choices") || a.has("cloze");
-  SR_CHECK(a.has("text") || mc, "eval needs --text (perplexity), --choices or --cloze (multiple choice)");
+  const bool ppl = a.has("text") || a.has("kld-base-logits");
+  SR_CHECK(ppl || mc, "eval needs --text (perplexity), --kld-base-logits, --choices or --cloze (multiple choice)");
   const std::vector<ChoiceItem> items = mc ? choice_items(a) : std::vector<ChoiceItem>{};
   auto model = open_model(a, a.required("model"), true);
   const int act_layers = install_activation_quantization(*model);
@@ -110,14 +234,15 @@ int cmd_eval(int argc, char** argv) {
   }
   nlohmann::json j = {{"model", model->path()}};
   EvalResult r;
-  if (a.has("text")) {
-    const std::string text = read_text_file(a.required("text"));
-    r = evaluate_text(*model, text, opt, base.get());
+  if (ppl) {
+    r = eval_text(a, *model, base.get(), opt);
     j.update(to_json(r));
-    j["text"] = a.str("text");
+    if (a.has("text")) j["text"] = a.str("text");
     j["ctx"] = opt.ctx;
     j["protocol"] = a.str("protocol", "llamacpp");
     if (base) j["kld_base"] = base->path();
+    if (a.has("kld-base-logits")) j["kld_base_logits"] = a.str("kld-base-logits");
+    if (a.has("save-logits")) j["saved_logits"] = a.str("save-logits");
   }
   if (mc) {
     ChoiceOptions co;
@@ -130,16 +255,19 @@ int cmd_eval(int argc, char** argv) {
   }
   if (a.flag("json")) return print_json(j);
   std::printf("model      %s\n", model->path().c_str());
-  if (a.has("text")) {
-    std::printf("text       %s\n", a.str("text").c_str());
+  if (ppl) {
+    if (a.has("text")) std::printf("text       %s\n", a.str("text").c_str());
     std::printf("protocol   %s, ctx %lld, %lld chunks, %lld scored tokens\n", a.str("protocol", "llamacpp").c_str(),
                 (long long)opt.ctx, (long long)r.chunks, (long long)r.tokens);
     std::printf("PPL        %.4f +/- %.5f\n", r.ppl, r.ppl_stderr);
     if (r.has_kld) {
-      std::printf("KLD        %.6f +/- %.6f   (base %s)\n", r.kld, r.kld_stderr, base->path().c_str());
+      std::printf("KLD        %.6f +/- %.6f   (base %s)\n", r.kld, r.kld_stderr,
+                  base ? base->path().c_str() : a.str("kld-base-logits").c_str());
       std::printf("same top   %.3f +/- %.3f %%\n", 100 * r.top1, 100 * r.top1_stderr);
     }
+    if (a.has("save-logits")) std::printf("saved      %s (base log-probs)\n", a.str("save-logits").c_str());
     std::printf("time       %s (%.0f tokens/s)\n", format_duration(r.seconds).c_str(), r.tokens_per_second);
+    if (r.has_kld) print_kld_stats(r.kld_stats);
   }
   if (mc) print_choices(j["multiple_choice"], j["multiple_choice"]["source"].get<std::string>());
   return 0;

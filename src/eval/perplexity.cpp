@@ -5,6 +5,7 @@
 #include "common/error.h"
 #include "common/sysinfo.h"
 #include "eval/layerwise.h"
+#include "eval/logits_file.h"
 
 namespace sr {
 
@@ -62,23 +63,60 @@ LayerwiseOptions scored_window(const EvalBatch& batch, const EvalOptions& opt) {
   return lw;
 }
 
-// The evaluated model's pass; `base_logp` [N, S, V] is undefined without a KLD base.
-EvalResult score_model(const Model& model, const EvalBatch& batch, const EvalOptions& opt,
-                       const at::Tensor& base_logp) {
+// KLD terms of one batch of rows against the base's rows `row` .. row + b.
+struct BaseRows {
+  at::Tensor log_probs;  // [b, S, V] float
+  bool llamacpp = false;  // decoded from llama.cpp's records: leave out log p <= -16
+};
+
+BaseRows base_rows(const KldBase& base, int64_t row, int64_t b, int64_t vocab) {
+  if (base.records.defined())
+    return {decode_log_prob_records(base.records.narrow(0, row, b), vocab), true};
+  return {base.log_probs.narrow(0, row, b), false};
+}
+
+// Per position: KLD (its mean and stderr also into `kld_moments` and same-top into
+// `top1_moments`, summed as before the statistics existed, so those figures stay bit for bit)
+// and the rest of llama.cpp's statistics into `acc`.
+void add_kld(KldAccumulator& acc, Moments& kld_moments, Moments& top1_moments, const at::Tensor& logp,
+             const at::Tensor& target, const BaseRows& base) {
+  const at::Tensor& bl = base.log_probs;
+  auto terms = bl.exp() * (bl - logp);
+  // Exact log-probs: a float sum over the vocabulary; llama.cpp's records: its double sum.
+  auto kld = base.llamacpp ? at::where(bl > -16.f, terms, at::zeros_like(terms)).to(at::kDouble).sum(-1)
+                           : terms.sum(-1).to(at::kDouble);
+  kld = kld.reshape(-1).contiguous();
+  auto nll = (-logp.gather(-1, target)).reshape(-1).contiguous();
+  auto nll_base = (-bl.gather(-1, target)).to(at::kFloat).reshape(-1).contiguous();
+  auto same = (bl.argmax(-1) == logp.argmax(-1)).reshape(-1).contiguous();
+  kld_moments.add(kld);
+  top1_moments.add(same.to(at::kDouble));
+  const double* k = kld.data_ptr<double>();
+  const float* n = nll.data_ptr<float>();
+  const float* nb = nll_base.data_ptr<float>();
+  const bool* st = same.data_ptr<bool>();
+  for (int64_t i = 0; i < kld.numel(); ++i) acc.add(k[i], n[i], nb[i], st[i]);
+}
+
+// The evaluated model's pass; `base` may be empty (no KLD).
+EvalResult score_model(const Model& model, const EvalBatch& batch, const EvalOptions& opt, const KldBase& base,
+                       at::Tensor* records_out) {
   at::NoGradGuard no_grad;
-  const bool has_base = base_logp.defined();
+  const bool has_base = base.log_probs.defined() || base.records.defined();
+  const int64_t V = model.config().vocab;
+  if (records_out)
+    *records_out = at::empty({batch.inputs.size(0), batch.targets.size(1), logits_row_words(V)}, at::kShort);
   Moments nll, kld, top1;
+  KldAccumulator stats;
   const double t0 = now_seconds();
-  run_layerwise(model, batch.inputs, scored_window(batch, opt), [&](int64_t row, const at::Tensor& logits) {
+  run_layerwise(model, batch.inputs, scored_window(batch, opt), [&](int64_t row, const at::Tensor& logits_in) {
+    const at::Tensor logits = logits_in.to(at::kFloat);
     const int64_t b = logits.size(0);
     auto logp = at::log_softmax(logits, -1);  // [b, S, V]
     auto target = batch.targets.narrow(0, row, b).unsqueeze(-1);
     nll.add(-logp.gather(-1, target).reshape(-1));
-    if (has_base) {
-      auto bl = base_logp.narrow(0, row, b);
-      kld.add((bl.exp() * (bl - logp)).sum(-1).reshape(-1));
-      top1.add((bl.argmax(-1) == logp.argmax(-1)).to(at::kDouble).reshape(-1));
-    }
+    if (records_out) records_out->narrow(0, row, b).copy_(encode_log_prob_records(logits));
+    if (has_base) add_kld(stats, kld, top1, logp, target, base_rows(base, row, b, V));
   });
   EvalResult r;
   r.tokens = nll.n;
@@ -89,6 +127,7 @@ EvalResult score_model(const Model& model, const EvalBatch& batch, const EvalOpt
   r.ppl_stderr = r.ppl * r.nll_stderr;
   if (has_base) {
     r.has_kld = true;
+    r.kld_stats = stats.finish();
     r.kld = kld.mean();
     r.kld_stderr = kld.stderr_();
     r.top1 = top1.mean();
@@ -111,23 +150,38 @@ at::Tensor scored_log_probs(const Model& base, const EvalBatch& batch, const Eva
   return out;
 }
 
+at::Tensor scored_log_prob_records(const Model& base, const EvalBatch& batch, const EvalOptions& opt) {
+  at::Tensor out;
+  score_model(base, batch, opt, KldBase{}, &out);
+  return out;
+}
+
+EvalResult evaluate_batch_against(const Model& model, const EvalBatch& batch, const EvalOptions& opt,
+                                  const KldBase& base, at::Tensor* records_out) {
+  const int64_t N = batch.inputs.size(0), S = batch.targets.size(1), V = model.config().vocab;
+  SR_CHECK(!(base.log_probs.defined() && base.records.defined()), "[eval] a KLD base is log-probs or records, not both");
+  const at::Tensor& t = base.records.defined() ? base.records : base.log_probs;
+  if (t.defined()) {
+    const int64_t width = base.records.defined() ? logits_row_words(V) : V;
+    SR_CHECK(t.dim() == 3 && t.size(0) == N && t.size(1) == S, "[eval] base log-probs of shape ", t.sizes(),
+             " do not cover the batch's ", N, " x ", S, " scored positions");
+    SR_CHECK(t.size(2) == width, "[eval] KLD base: ", base.records.defined() ? "records" : "log-probs", " of width ",
+             t.size(2), " do not fit the evaluated model's vocabulary of ", V, " (expected width ", width, ")");
+  }
+  return score_model(model, batch, opt, base, records_out);
+}
+
 EvalResult evaluate_batch_against(const Model& model, const EvalBatch& batch, const EvalOptions& opt,
                                   const at::Tensor& base_log_probs) {
-  const int64_t N = batch.inputs.size(0), S = batch.targets.size(1), V = model.config().vocab;
-  SR_CHECK(base_log_probs.dim() == 3 && base_log_probs.size(0) == N && base_log_probs.size(1) == S,
-           "[eval] base log-probs of shape ", base_log_probs.sizes(), " do not cover the batch's ", N, " x ", S,
-           " scored positions");
-  SR_CHECK(base_log_probs.size(2) == V, "[eval] base model: its vocabulary (", base_log_probs.size(2),
-           ") differs from the evaluated model's (", V, ")");
-  return score_model(model, batch, opt, base_log_probs);
+  return evaluate_batch_against(model, batch, opt, KldBase{base_log_probs, {}});
 }
 
 EvalResult evaluate_batch(const Model& model, const EvalBatch& batch, const EvalOptions& opt, const Model* base) {
-  if (!base) return score_model(model, batch, opt, at::Tensor());
+  if (!base) return score_model(model, batch, opt, KldBase{}, nullptr);
   const double t0 = now_seconds();
   SR_CHECK(base->config().vocab == model.config().vocab, "[eval] base model ", base->path(), ": its vocabulary (",
            base->config().vocab, ") differs from the evaluated model's (", model.config().vocab, ")");
-  EvalResult r = evaluate_batch_against(model, batch, opt, scored_log_probs(*base, batch, opt));
+  EvalResult r = evaluate_batch_against(model, batch, opt, KldBase{scored_log_probs(*base, batch, opt), {}});
   r.seconds = now_seconds() - t0;  // includes the base model's pass
   return r;
 }

@@ -12,12 +12,16 @@
 // PPL = exp(mean NLL); its uncertainty is llama.cpp's: ppl * stderr(NLL).
 // KLD (with a base model): mean over scored positions of
 //   KL(p_base || p_model) = sum_v p_base(v) (log p_base(v) - log p_model(v)),
-// plus the share of positions where both models rank the same token first.
+// plus the share of positions where both models rank the same token first, and the rest of
+// llama-perplexity --kl-divergence's statistics (eval/kld_stats.h).
+// The base is exact fp32 log-probs, or llama.cpp's 16-bit records (eval/logits_file.h), which
+// are measured as llama.cpp measures them: terms with log p_base <= -16 are left out.
 #pragma once
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "eval/kld_stats.h"
 #include "model/model.h"
 
 namespace sr {
@@ -39,6 +43,7 @@ struct EvalResult {
   bool has_kld = false;
   double kld = 0, kld_stderr = 0;
   double top1 = 0, top1_stderr = 0;  // share in [0, 1]
+  KldStats kld_stats;                // everything llama-perplexity --kl-divergence reports
   double seconds = 0;            // wall time, including the base model's pass for KLD
   double tokens_per_second = 0;  // tokens fed to the model (chunks x sequence length) / seconds of its pass
 };
@@ -63,12 +68,27 @@ EvalResult evaluate_text(const Model& model, const std::string& text, const Eval
 EvalResult evaluate_batch(const Model& model, const EvalBatch& batch, const EvalOptions& opt,
                           const Model* base = nullptr);
 
+// What a KLD compares against, at the batch's scored positions: exactly one of
+//   log_probs  [N, S, V] fp32 log-probabilities (scored_log_probs), or
+//   records    [N, S, logits_row_words(V)] int16: llama.cpp's 16-bit records
+//              (scored_log_prob_records, or a file read by read_logits_file).
+struct KldBase {
+  at::Tensor log_probs;
+  at::Tensor records;
+};
+
 // Log-probabilities [N, S, V] (fp32) of `base` at the batch's scored positions: what
 // the KLD compares against. Compute them once to compare several models with one base.
 at::Tensor scored_log_probs(const Model& base, const EvalBatch& batch, const EvalOptions& opt);
-// evaluate_batch with a KLD base given by its scored_log_probs (seconds and
-// tokens_per_second then cover the evaluated model's pass only). Throws if the shape
-// does not match the batch and the model's vocabulary.
+// The same as llama.cpp's records (eval/logits_file.h): what a log-probability file holds.
+at::Tensor scored_log_prob_records(const Model& base, const EvalBatch& batch, const EvalOptions& opt);
+// evaluate_batch with a KLD base computed beforehand (seconds and tokens_per_second then
+// cover the evaluated model's pass only); an empty KldBase measures no KLD. With
+// `records_out`, also returns the evaluated model's own scored_log_prob_records. Throws if
+// the base's shape does not match the batch and the model's vocabulary.
+EvalResult evaluate_batch_against(const Model& model, const EvalBatch& batch, const EvalOptions& opt,
+                                  const KldBase& base, at::Tensor* records_out = nullptr);
+// The same against exact log-probs (KldBase{base_log_probs, {}}).
 EvalResult evaluate_batch_against(const Model& model, const EvalBatch& batch, const EvalOptions& opt,
                                   const at::Tensor& base_log_probs);
 
