@@ -91,7 +91,8 @@ LogitsFile read_logits_file(const std::string& path) {
   f.n_ctx = h[0];
   f.n_vocab = h[1];
   f.n_chunk = h[2];
-  SR_CHECK(f.n_ctx >= 4 && f.n_ctx <= kMaxCtx, "[logits] ", path, ": n_ctx ", f.n_ctx, " is outside [4, ", kMaxCtx, "]");
+  SR_CHECK(f.n_ctx >= 4 && f.n_ctx <= kMaxCtx, "[logits] ", path, ": n_ctx ", f.n_ctx, " is outside [4, ", kMaxCtx,
+           "]");
   SR_CHECK(f.n_vocab >= 1 && f.n_vocab <= kMaxVocab, "[logits] ", path, ": n_vocab ", f.n_vocab, " is outside [1, ",
            kMaxVocab, "]");
   SR_CHECK(f.n_chunk >= 1 && f.n_chunk <= kMaxChunks, "[logits] ", path, ": n_chunk ", f.n_chunk, " is outside [1, ",

@@ -159,7 +159,8 @@ at::Tensor scored_log_prob_records(const Model& base, const EvalBatch& batch, co
 EvalResult evaluate_batch_against(const Model& model, const EvalBatch& batch, const EvalOptions& opt,
                                   const KldBase& base, at::Tensor* records_out) {
   const int64_t N = batch.inputs.size(0), S = batch.targets.size(1), V = model.config().vocab;
-  SR_CHECK(!(base.log_probs.defined() && base.records.defined()), "[eval] a KLD base is log-probs or records, not both");
+  SR_CHECK(!(base.log_probs.defined() && base.records.defined()),
+           "[eval] a KLD base is log-probs or records, not both");
   const at::Tensor& t = base.records.defined() ? base.records : base.log_probs;
   if (t.defined()) {
     const int64_t width = base.records.defined() ? logits_row_words(V) : V;

@@ -8,7 +8,9 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <random>
 
+#include "common/error.h"
 #include "eval/logits_file.h"
 #include "testutil.h"
 
@@ -171,6 +173,33 @@ TEST(LogitsFile, RefusesDamagedFiles) {
   e = read_error(dir, "nan.kld", b);
   EXPECT_NE(e.find("chunk 0, scored position 1"), std::string::npos) << e;
   EXPECT_NE(read_error(dir, "missing/none.kld", "").find("cannot"), std::string::npos);
+}
+
+// Random damage (bytes overwritten, the file cut anywhere): a clean sr::Error or a file that
+// reads, never a crash (this binary runs under ASan/UBSan in the sanitizer build).
+TEST(LogitsFile, RandomDamageReadsOrThrows) {
+  test::TempDir dir;
+  write_logits_file(dir / "good.kld", small_file());
+  const std::string good = test::read_text(dir / "good.kld");
+  std::mt19937 rng(5);
+  int refused = 0;
+  for (int trial = 0; trial < 300; ++trial) {
+    std::string b = good;
+    if (trial % 3 == 0) {
+      b.resize(rng() % b.size());
+    } else {
+      const size_t span = trial % 2 ? 40 : b.size();  // the header and first tokens, or anywhere
+      for (int k = 0, n = 1 + int(rng() % 4); k < n; ++k) b[rng() % span] = char(rng());
+    }
+    std::ofstream(dir / "d.kld", std::ios::binary | std::ios::trunc) << b;
+    try {
+      const LogitsFile f = read_logits_file(dir / "d.kld");
+      EXPECT_EQ(int64_t(f.tokens.size()), int64_t(f.n_chunk) * f.n_ctx);
+    } catch (const Error&) {
+      ++refused;
+    }
+  }
+  EXPECT_GT(refused, 100);  // every cut file, most damaged headers
 }
 
 }  // namespace
