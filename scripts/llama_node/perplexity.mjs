@@ -91,9 +91,14 @@ function chunkInput(tokens, start, ctx, first, bos) {
   return input;
 }
 
-async function evaluateChunk(sequence, input) {
-  await sequence.clearHistory();
-  return sequence.controlledEvaluate(input);
+async function evaluateChunk(sequence, input, file, chunk) {
+  try {
+    await sequence.clearHistory();
+    return await sequence.controlledEvaluate(input);
+  } catch (err) {
+    // e.g. a --base whose vocabulary lacks the model's token ids
+    throw new Error(`${file}: llama.cpp failed to evaluate chunk ${chunk}: ${err?.message ?? err}`);
+  }
 }
 
 function probabilitiesAt(outputs, k, file) {
@@ -113,7 +118,12 @@ function meanAndStderr(sum, sum2, count) {
 }
 
 async function openModel(llama, path, ctx, threads) {
-  const model = await llama.loadModel({ modelPath: path, gpuLayers: 0 });
+  let model;
+  try {
+    model = await llama.loadModel({ modelPath: path, gpuLayers: 0 });
+  } catch (err) {
+    throw new Error(`${path}: llama.cpp cannot load it: ${err?.message ?? err}`);
+  }
   const context = await model.createContext({
     contextSize: ctx, batchSize: ctx, sequences: 1, threads, flashAttention: false,
   });
@@ -137,8 +147,8 @@ async function measure(llama, modelPath, base, text, opts) {
   for (let i = 0; i < nChunk; i++) {
     const start = i * ctx;
     const input = chunkInput(tokens, start, ctx, first, bos);
-    const outputs = await evaluateChunk(target.sequence, input);
-    const baseOutputs = base ? await evaluateChunk(base.sequence, input) : null;
+    const outputs = await evaluateChunk(target.sequence, input, modelPath, i);
+    const baseOutputs = base ? await evaluateChunk(base.sequence, input, opts.base, i) : null;
     for (let k = first; k <= ctx - 2; k++) {
       const probs = probabilitiesAt(outputs, k, modelPath);
       const next = tokens[start + k + 1];
@@ -149,6 +159,8 @@ async function measure(llama, modelPath, base, text, opts) {
       if (!base) continue;
       // Both maps iterate from the most to the least likely token.
       const baseProbs = probabilitiesAt(baseOutputs, k, opts.base);
+      if (baseProbs.size !== probs.size)
+        throw new Error(`${opts.base}: a vocabulary of ${baseProbs.size} tokens, ${modelPath} has ${probs.size}`);
       let kl = 0;
       for (const [token, pb] of baseProbs) {
         if (pb <= 0) continue;
