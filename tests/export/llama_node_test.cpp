@@ -74,7 +74,9 @@ struct Row {
   Method method;
 };
 
-// Every source needs its "f32" Convert row first: the base of the KL divergences.
+// Every source needs its "f32" Convert row first: the base of the KL divergences. Another
+// family is a Source whose folder() writes, e.g., a RandomModelSpec with arch
+// "Qwen3ForCausalLM" and a byte-level tokenizer.json, and its rows here.
 const std::vector<Row> kRows = {
     {"llama-4m", "f32", Method::Convert},
     {"llama-4m", "q4_0", Method::Rtn},
@@ -136,7 +138,7 @@ std::string eval_flags(const Source& src) {
 // second), KLD against `base`: one JSON object per file, in order.
 std::vector<nlohmann::json> run_harness(const Source& src, const std::string& base,
                                         const std::vector<std::string>& files) {
-  std::string cmd = "node " + harness() + eval_flags(src) + " --threads 1 --base " + base;
+  std::string cmd = "timeout 600 node " + harness() + eval_flags(src) + " --threads 1 --base " + base;
   for (const std::string& f : files) cmd += " --model " + f;
   const auto h = test::run_command(cmd);
   EXPECT_EQ(h.exit_code, 0) << cmd << "\n" << h.err;
