@@ -152,9 +152,9 @@ std::vector<nlohmann::json> run_harness(const Source& src, const std::string& ba
 // Compares the harness's figures for one row with signround's.
 void expect_agreement(const Row& row, const nlohmann::json& llama, const EvalResult& ours) {
   const double rel = llama.at("ppl").get<double>() / ours.ppl - 1;
-  std::printf("%-10s %-7s %-13s %10.4f %10.4f %+7.3f%% %10.6f %10.6f\n", row.source.c_str(), row.type.c_str(),
-              method_name(row.method), llama.at("ppl").get<double>(), ours.ppl, 100 * rel,
-              llama.at("kld").get<double>(), ours.kld);
+  std::printf("%-10s %-7s %-13s %4s %10.4f %10.4f %+7.3f%% %10.6f %10.6f\n", row.source.c_str(), row.type.c_str(),
+              method_name(row.method), llama.at("add_bos").get<bool>() ? "yes" : "no", llama.at("ppl").get<double>(),
+              ours.ppl, 100 * rel, llama.at("kld").get<double>(), ours.kld);
   const std::string what = row.source + " " + row.type + " " + method_name(row.method);
   // Same chunks and scored tokens: both tokenized the text alike.
   EXPECT_EQ(llama.at("chunks").get<int64_t>(), ours.chunks) << what;
@@ -182,8 +182,8 @@ TEST(LlamaCppCurrent, PerplexityEqualsSignroundEval) {
   }
   if (HasFailure()) return;
 
-  std::printf("%-10s %-7s %-13s %10s %10s %8s %10s %10s\n", "model", "type", "method", "PPL llama", "PPL ours",
-              "rel", "KLD llama", "KLD ours");
+  std::printf("%-10s %-7s %-13s %4s %10s %10s %8s %10s %10s\n", "model", "type", "method", "BOS", "PPL llama",
+              "PPL ours", "rel", "KLD llama", "KLD ours");
   for (const auto& [name, rows] : rows_of) {
     const Source& src = source_of(name);
     const std::string base = files[rows.front()];
