@@ -63,9 +63,15 @@ const std::vector<Source>& sources() {
   return all;
 }
 
-enum class Method { Convert, Rtn, SignRoundV2 };
+enum class Method { Convert, Rtn, OptRtn, SignRoundV2 };
 const char* method_name(Method m) {
-  return m == Method::Convert ? "convert" : m == Method::Rtn ? "rtn" : "signround_v2";
+  switch (m) {
+    case Method::Convert: return "convert";
+    case Method::Rtn: return "rtn";
+    case Method::OptRtn: return "opt_rtn";
+    case Method::SignRoundV2: return "signround_v2";
+  }
+  return "?";
 }
 
 struct Row {
@@ -82,6 +88,7 @@ const std::vector<Row> kRows = {
     {"llama-4m", "q4_0", Method::Rtn},
     {"llama-4m", "q4_k_m", Method::Rtn},
     {"llama-4m", "q2_k_s", Method::Rtn},
+    {"llama-4m", "q3_k_m", Method::OptRtn},
     {"llama-4m", "q4_0", Method::SignRoundV2},
     {"llama-4m", "q4_k_m", Method::SignRoundV2},
     {"llama-4m", "q2_k_s", Method::SignRoundV2},
@@ -121,6 +128,8 @@ std::string make_file(const Row& row, const std::string& folder, const Source& s
                     " --output_dir " + path;
   if (row.method == Method::Rtn)
     cmd += " --iters 0 --disable_opt_rtn";
+  else if (row.method == Method::OptRtn)
+    cmd += " --iters 0 --nsamples 4 --seqlen 64 --dataset " + test::repo(src.calib);
   else  // a few iterations: the tuned rounding, not its quality, is what the file must carry
     cmd += " --iters 8 --nsamples 4 --seqlen 64 --batch_size 4 --dataset " + test::repo(src.calib);
   const auto r = test::run_command(cmd);
