@@ -130,6 +130,33 @@ async function openModel(llama, path, ctx, threads) {
   return { model, context, sequence: context.getSequence() };
 }
 
+// The base's next-token distributions at a chunk's scored positions: position k ->
+// { probs: Float32Array over the vocabulary, top: its most likely token }. They are computed
+// once for all --model files (which tokenize the text alike; the chunk's tokens are the key)
+// while they fit in kBaseCacheFloats.
+const kBaseCacheFloats = 64 * 1024 * 1024;
+
+async function baseDistributions(base, input, chunk, first, opts) {
+  const key = input.map((item) => (Array.isArray(item) ? item[0] : item)).join(",");
+  const hit = base.cache.get(chunk);
+  if (hit && hit.key === key) return hit.dists;
+  const outputs = await evaluateChunk(base.sequence, input, opts.base, chunk);
+  const dists = [];
+  let floats = 0;
+  for (let k = first; k <= input.length - 2; k++) {
+    const map = probabilitiesAt(outputs, k, opts.base);
+    const probs = new Float32Array(map.size);  // the addon's fp32 values, exactly
+    for (const [token, p] of map) probs[token] = p;
+    dists[k] = { probs, top: map.keys().next().value };
+    floats += probs.length;
+  }
+  if (base.cachedFloats + floats <= kBaseCacheFloats) {
+    base.cache.set(chunk, { key, dists });
+    base.cachedFloats += floats;
+  }
+  return dists;
+}
+
 // llama-perplexity (and, with a base, its --kl-divergence) on one model.
 async function measure(llama, modelPath, base, text, opts) {
   const target = await openModel(llama, modelPath, opts.ctx, opts.threads);
@@ -148,7 +175,7 @@ async function measure(llama, modelPath, base, text, opts) {
     const start = i * ctx;
     const input = chunkInput(tokens, start, ctx, first, bos);
     const outputs = await evaluateChunk(target.sequence, input, modelPath, i);
-    const baseOutputs = base ? await evaluateChunk(base.sequence, input, opts.base, i) : null;
+    const baseDists = base ? await baseDistributions(base, input, i, first, opts) : null;
     for (let k = first; k <= ctx - 2; k++) {
       const probs = probabilitiesAt(outputs, k, modelPath);
       const next = tokens[start + k + 1];
@@ -157,18 +184,18 @@ async function measure(llama, modelPath, base, text, opts) {
       nll2 += logp * logp;
       count++;
       if (!base) continue;
-      // Both maps iterate from the most to the least likely token.
-      const baseProbs = probabilitiesAt(baseOutputs, k, opts.base);
-      if (baseProbs.size !== probs.size)
-        throw new Error(`${opts.base}: a vocabulary of ${baseProbs.size} tokens, ${modelPath} has ${probs.size}`);
+      const b = baseDists[k];
+      if (b.probs.length !== probs.size)
+        throw new Error(`${opts.base}: a vocabulary of ${b.probs.length} tokens, ${modelPath} has ${probs.size}`);
       let kl = 0;
-      for (const [token, pb] of baseProbs) {
-        if (pb <= 0) continue;
-        kl += pb * (Math.log(pb) - Math.log(Math.max(probs.get(token) ?? 0, kMinProb)));
+      for (let token = 0; token < b.probs.length; token++) {
+        const pb = b.probs[token];
+        if (pb > 0) kl += pb * (Math.log(pb) - Math.log(Math.max(probs.get(token) ?? 0, kMinProb)));
       }
       kld += kl;
       kld2 += kl * kl;
-      if (baseProbs.keys().next().value === probs.keys().next().value) sameTop++;
+      // The map iterates from the most to the least likely token.
+      if (b.top === probs.keys().next().value) sameTop++;
     }
   }
   await target.model.dispose();
@@ -198,6 +225,7 @@ async function main() {
     progressLogs: false, logLevel: LlamaLogLevel.error, maxThreads: opts.threads,
   });
   const base = opts.base ? await openModel(llama, opts.base, opts.ctx, opts.threads) : null;
+  if (base) Object.assign(base, { cache: new Map(), cachedFloats: 0 });
   for (const modelPath of opts.models) {
     const t0 = performance.now();
     const result = await measure(llama, modelPath, base, text, opts);
