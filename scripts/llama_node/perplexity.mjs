@@ -15,7 +15,7 @@
 // 2 * ctx tokens are required; each chunk's first token is replaced by BOS; with
 // first = ctx / 2, the logits at positions [first, ctx - 2] predict the tokens at
 // [first + 1, ctx - 1], so ctx - 1 - first tokens are scored per chunk.
-// PPL = exp(mean NLL) +/- PPL * sqrt((mean NLL^2 - mean NLL^2) / (count - 1)), as
+// PPL = exp(mean(NLL)) +/- PPL * sqrt((mean(NLL^2) - mean(NLL)^2) / (count - 1)), as
 // llama-perplexity prints its final estimate.
 // With --base, the same tokens go through the base model too and, at the same scored
 // positions, KL(p_base || p_model) and the share of positions whose most likely token is
