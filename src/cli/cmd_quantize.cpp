@@ -77,7 +77,7 @@ std::vector<FlagSpec> quantize_flags() {
       {"pure", false, "no mix rules: every weight matrix gets the mix's base type", ""},
       {"dry-run", false, "print each GGUF tensor's type and size and the file's total, quantize nothing", ""},
       {"target-bpw", true, "mixed precision for a whole-file bits per weight (file bytes x 8 / parameters)", ""},
-      {"target-size", true, "mixed precision for a file size (e.g. 1.5G, 800M; powers of 1024)", ""},
+      {"target-size", true, "mixed precision for a file size (e.g. 1.5G, 800M, bytes; powers of 1024)", ""},
   };
   auto as = autoscheme_common_flags();
   f.insert(f.end(), as.begin(), as.end());

@@ -148,7 +148,9 @@ double parse_size(const std::string& flag, const std::string& text) {
   char* end = nullptr;
   errno = 0;
   const double x = std::strtod(t.c_str(), &end);
-  const std::string suffix = ascii_lower(end ? std::string(end) : "");
+  std::string suffix = ascii_lower(end ? std::string(end) : "");
+  for (const char* tail : {"ib", "b"})  // "GiB" and "GB" mean "G"
+    if (suffix.size() == std::string(tail).size() + 1 && ends_with(suffix, tail)) suffix.resize(1);
   double unit = 0;
   for (const auto& [s, u] : {std::make_pair("", 1.0), std::make_pair("b", 1.0), std::make_pair("k", 1024.0),
                              std::make_pair("m", 1048576.0), std::make_pair("g", 1073741824.0),

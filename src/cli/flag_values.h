@@ -35,8 +35,8 @@ GgufTensorTypeRule parse_tensor_type(const std::string& text, const std::string&
 std::vector<GgufTensorTypeRule> read_tensor_type_file(const std::string& path);
 // --output_tensor_type / --token_embedding_type: any type signround writes (ggml names, any case).
 GgmlType parse_written_type(const std::string& flag, const std::string& name);
-// --target_size: a byte count with an optional suffix K, M, G or T (powers of 1024; "1.5G",
-// "800M", "123456"). Throws naming the flag.
+// --target_size: a byte count with an optional suffix K, M, G or T, also spelled KB/KiB ...
+// (powers of 1024 all: "1.5G", "800M", "123456"). Throws naming the flag.
 double parse_size(const std::string& flag, const std::string& text);
 
 }  // namespace sr::cli
