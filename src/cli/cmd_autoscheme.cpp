@@ -58,8 +58,8 @@ std::vector<double> parse_avg_bits(const Args& a) {
     char* end = nullptr;
     errno = 0;
     const double x = std::strtod(v.c_str(), &end);
-    SR_CHECK(!v.empty() && end && *end == '\0' && errno == 0 && x > 0, "--", flag, " expects positive numbers, got '",
-             v, "'");
+    SR_CHECK(!v.empty() && end && *end == '\0' && errno == 0 && x > 0, "--", flag == "bits" ? "bits" : "avg_bits",
+             " expects positive numbers, got '", v, "'");
     out.push_back(x);
   }
   SR_CHECK(!out.empty(), "--avg_bits is required (e.g. --avg_bits 4.5 or 4.5,5,6)");
