@@ -147,6 +147,11 @@ TEST(GgufTensorTypes, FlagSpellings) {
   EXPECT_NE(e.find("'iq2_xs' (valid: f16, bf16, q4_0"), std::string::npos) << e;
   e = test::error_of([] { cli::parse_tensor_type("attn_v{2}=q8_0", "--tensor_type"); });
   EXPECT_NE(e.find("--tensor_type"), std::string::npos) << e;
+  e = test::error_of([] { cli::parse_tensor_type("attn_(v=q8_0", "--tensor_type"); });
+  EXPECT_NE(e.find("--tensor_type"), std::string::npos) << e;
+  for (const char* bad : {"attn_v", "=q8_0", "attn_v="})
+    EXPECT_NE(test::error_of([&] { cli::parse_tensor_type(bad, "--tensor_type"); }).find("expected REGEX=TYPE"),
+              std::string::npos) << bad;
   e = test::error_of([] { cli::parse_written_type("--output_tensor_type", "q9_9"); });
   EXPECT_NE(e.find("--output_tensor_type: unknown or unwritable type 'q9_9' (valid: f32, f16"), std::string::npos) << e;
   EXPECT_EQ(cli::parse_size("--target_size", "1.5G"), 1.5 * 1073741824.0);
@@ -253,8 +258,6 @@ TEST(GgufTensorTypes, BadFlagsAreRefusedNamingWhatIsWrong) {
   const std::vector<Bad> bad = {
       {"--format gguf:q4_k_m --tensor_type attn_vv=q8_0" + out, "'attn_vv' matches no weight matrix"},
       {"--format gguf:q4_k_m --tensor_type attn_v=q4_x" + out, "unknown or unwritable type 'q4_x' (valid: f16, bf16, q4_0"},
-      {"--format gguf:q4_k_m --tensor_type 'attn_(v=q8_0'" + out, "--tensor_type"},
-      {"--format gguf:q4_k_m --tensor_type attn_v" + out, "expected REGEX=TYPE"},
       {"--format gguf:q4_k_m --tensor_type_file " + (dir / "bad.txt") + out, "bad.txt:2"},
       {"--tensor_type attn_v=q8_0" + out, "need --format gguf:<mix>"},
       {"--format gguf:q4_k_m --target_size 100K --options gguf:q4_k,gguf:q6_k" + out, "leaves nothing"},
@@ -297,6 +300,24 @@ TEST(GgufTensorTypes, TargetSizeAndAutoSchemeSpellings) {
   auto spelled = quantize(common + " --schemes gguf:q4_k,gguf:q6_k --bits 4.5 --bit_cost file");
   ASSERT_EQ(spelled.exit_code, 0) << spelled.err;
   EXPECT_EQ(nlohmann::json::parse(spelled.out)["tensors"], nlohmann::json::parse(base.out)["tensors"]);
+}
+
+// `signround autoscheme` takes the same spellings (uniform allocator: no scoring, no data).
+TEST(GgufTensorTypes, AutoschemeTakesSchemesAndBits) {
+  SR_REQUIRE_SHARED(kModel);
+  test::TempDir dir;
+  const std::string run = test::cli() + " autoscheme --threads 2 --quiet --allocator uniform --score_cache none --model " +
+                          test::shared(kModel) + " --output_dir ";
+  auto ours = test::run_command(run + (dir / "a") + " --options W2A16G64,W4A16 --avg_bits 3");
+  auto theirs = test::run_command(run + (dir / "b") + " --schemes W2A16G64,W4A16 --bits 3");
+  ASSERT_EQ(ours.exit_code, 0) << ours.err;
+  ASSERT_EQ(theirs.exit_code, 0) << theirs.err;
+  const std::string file = "/layer_config_uniform_3.json";
+  ASSERT_TRUE(fs::exists(dir / "a" + file)) << ours.out;
+  EXPECT_EQ(test::read_text(dir / "a" + file), test::read_text(dir / "b" + file));
+  auto both = test::run_command(run + (dir / "c") + " --options W4A16 --schemes W4A16 --avg_bits 4");
+  EXPECT_EQ(both.exit_code, 1);
+  EXPECT_NE(both.err.find("--options and --schemes are the same flag"), std::string::npos) << both.err;
 }
 
 }  // namespace
