@@ -208,16 +208,17 @@ void apply_override(GgufTensorPlan& t, GgmlType type, const Context& x) {
 std::optional<std::pair<GgmlType, std::string>> controlled_type(const GgufTensorPlan& t, const Context& x,
                                                                 std::vector<int>& matched) {
   const GgufTypeControls& u = x.opt.controls;
-  const bool embd = t.name == "token_embd.weight";
-  const bool output = t.name == "output.weight" || (embd && x.c.tie_embeddings);
-  if (embd && u.token_embd_type) return std::make_pair(*u.token_embd_type, std::string("token_embd type"));
-  if (output && u.output_type) return std::make_pair(*u.output_type, std::string("output type"));
   std::optional<std::pair<GgmlType, std::string>> out;
   for (size_t r = 0; r < u.tensor_types.size(); ++r) {
     if (!u.tensor_types[r].pattern.search(t.name)) continue;
     ++matched[r];
     if (!out) out = std::make_pair(u.tensor_types[r].type, "tensor type '" + u.tensor_types[r].pattern.pattern() + "'");
   }
+  // The dedicated output and token-embedding types come first, as in llama.cpp.
+  const bool embd = t.name == "token_embd.weight";
+  const bool output = t.name == "output.weight" || (embd && x.c.tie_embeddings);
+  if (embd && u.token_embd_type) return std::make_pair(*u.token_embd_type, std::string("token_embd type"));
+  if (output && u.output_type) return std::make_pair(*u.output_type, std::string("output type"));
   if (!out && u.pure) out = std::make_pair(x.mix.base, std::string("pure"));
   return out;
 }

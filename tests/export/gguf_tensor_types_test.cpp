@@ -86,7 +86,7 @@ TEST(GgufTensorTypes, PureOutputAndTokenEmbeddingTypes) {
   GgufTypeControls io;
   io.output_type = T::Q8_0;
   io.token_embd_type = T::Q4_K;
-  io.tensor_types = {rule("output|token_embd", T::Q2_K)};  // the dedicated types take precedence
+  io.tensor_types = {rule("^(output|token_embd)", T::Q2_K)};  // the dedicated types take precedence
   io.pure = true;
   const auto p = plan(c, GgufMix::Q5_K_M, [&] {
     GgufTypeControls x = io;
