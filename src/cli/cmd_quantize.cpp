@@ -33,7 +33,8 @@ std::vector<FlagSpec> quantize_flags() {
                        "a folder)", "fake"},
       {"scheme", true, "preset (W4A16, W2A16G64, MXFP4, NVFP4, gguf:q4_k, ...) or key=value fields",
        "W4A16; with --format gguf:<mix>, the mix's types"},
-      {"bits", true, "override the scheme's weight bits", ""},
+      {"bits", true, "override the scheme's weight bits (with --options/--schemes and no --avg_bits: the average-bits "
+                     "target, auto-round's AutoScheme spelling)", ""},
       {"group-size", true, "override the scheme's group size (-1 per channel, 0 per tensor)", ""},
       {"sym", false, "symmetric INT weights", ""},
       {"asym", false, "asymmetric INT weights", ""},
