@@ -4,6 +4,8 @@
 //   - --save_imatrix then --imatrix gives the file the in-memory collection gives (GGUF format,
 //     exact), for optimized RTN and for SignRoundV2, whose search takes a given file;
 //     llama-quantize reads the saved .dat, and its tensors are ours from that file;
+//   - the same for a random 8-expert Mixtral: llama-imatrix's per-expert importances of the
+//     stacked tensors (one matrix per expert) and our saved per-expert counts;
 //   - names map through the block description (stacked experts too), and a file of another
 //     model names its first mismatch and the file.
 #include "tune/imatrix.h"
@@ -16,6 +18,7 @@
 #include <fstream>
 
 #include "common/error.h"
+#include "export/gguf_from_model.h"
 #include "io/gguf_reader.h"
 #include "model/model.h"
 #include "random_model.h"
@@ -188,6 +191,50 @@ TEST_F(LlamaImatrix, FilesOfAnotherModelNameTheFirstMismatch) {
     EXPECT_NE(r.err.find(bad), std::string::npos) << r.err;
     EXPECT_FALSE(fs::exists(dir / "o.gguf"));
   }
+}
+
+// A random Mixtral (8 experts, top 2) with the demo tokenizer, as tests/model/moe_test.cpp
+// makes it: llama-imatrix's file of its F32 GGUF drives opt-RTN to llama-quantize's bytes for
+// the stacked expert tensors, and our saved per-expert imatrix round-trips.
+TEST_F(LlamaImatrix, ExpertsTooMatchLlamaQuantize) {
+  test::TempDir dir;
+  test::RandomModelSpec s;
+  s.arch = "MixtralForCausalLM";
+  s.experts = 8;
+  s.vocab = 1024;
+  s.hidden = 256;  // whole 256-blocks: no k-quant fallback
+  s.intermediate = 256;
+  s.layers = 2;
+  const std::string src = test::write_random_hf_model(dir / "mx", s);
+  fs::copy_file(test::repo("demo/tinystories-llama-4m/tokenizer.model"), src + "/tokenizer.model");
+  GgufModelExportOptions o;
+  o.progress = false;
+  o.plan.log = false;
+  export_gguf(*Model::open(src), dir / "f32.gguf", GgufMix::F32, o);
+  auto im = test::run_command(test::shared(kBin + "llama-imatrix") + " -m " + (dir / "f32.gguf") + " -f " +
+                              (*dir_ / "calib.txt") + " -c 128 --chunks 4 -t 2 -o " + (dir / "mx.dat"));
+  ASSERT_EQ(im.exit_code, 0) << im.err;
+  const ImatrixFile f = read_imatrix_file(dir / "mx.dat");
+  ASSERT_EQ(f.entries.count("blk.1.ffn_down_exps.weight"), 1u) << "every expert saw tokens";
+  EXPECT_EQ(f.entries.at("blk.1.ffn_down_exps.weight").sums.size(), 8u * 256);
+  auto lq = test::run_command(test::shared(kBin + "llama-quantize") + " --imatrix " + (dir / "mx.dat") + " " +
+                              (dir / "f32.gguf") + " " + (dir / "theirs.gguf") + " Q4_K_M 2");
+  ASSERT_EQ(lq.exit_code, 0) << lq.err;
+  const std::string q = test::cli() + " quantize --threads 2 --quiet --iters 0 --format gguf:q4_k_m --model " + src;
+  auto c = test::run_command(q + " --imatrix " + (dir / "mx.dat") + " --output_dir " + (dir / "ours.gguf"));
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  EXPECT_EQ(n_differing(dir / "ours.gguf", dir / "theirs.gguf"), 0u);
+  auto a = test::run_command(q + calib(4, 64) + " --save_imatrix " + (dir / "mx.gguf") + " --output_dir " + (dir / "a.gguf"));
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  const ImatrixFile saved = read_imatrix_file(dir / "mx.gguf");
+  const ImatrixEntry& up = saved.entries.at("blk.0.ffn_up_exps.weight");
+  ASSERT_EQ(up.counts.size(), 8u);
+  double routed = 0;
+  for (double n : up.counts) routed += n;
+  EXPECT_EQ(routed, 2 * 4 * 64) << "each token goes to 2 experts";
+  auto b = test::run_command(q + " --imatrix " + (dir / "mx.gguf") + " --output_dir " + (dir / "b.gguf"));
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_EQ(n_differing(dir / "b.gguf", dir / "a.gguf"), 0u);
 }
 
 // Stacked experts: each expert is a matrix of blk.<b>.ffn_*_exps.weight, in expert order.
