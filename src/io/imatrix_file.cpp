@@ -53,6 +53,12 @@ void check_values(const std::string& path, const std::string& name, const std::v
              " (a sum or mean of squares is finite and >= 0)");
 }
 
+// Counts for whole matrices of sums (what the readers guarantee; callers may build entries).
+void check_shape(const ImatrixEntry& e, const char* who) {
+  SR_CHECK(!e.counts.empty() && e.sums.size() % e.counts.size() == 0, who, ": an entry has ", e.sums.size(),
+           " sums for ", e.counts.size(), " counts");
+}
+
 ImatrixFile read_legacy(const MappedFile& f) {
   const std::string& path = f.path();
   LegacyCursor c(f);
@@ -145,6 +151,7 @@ ImatrixFile read_gguf(const std::string& path) {
 // llama-imatrix's legacy view of a GGUF-meaning entry, or false when no matrix saw a token
 // (it leaves those out).
 bool to_legacy(const ImatrixEntry& e, uint32_t chunk_size, ImatrixEntry& out) {
+  check_shape(e, "[imatrix] write");
   const double most = *std::max_element(e.counts.begin(), e.counts.end());
   if (most <= 0) return false;
   const double chunk = chunk_size > 0 ? double(chunk_size) : most;
@@ -224,6 +231,7 @@ void write_imatrix_file(const std::string& path, const ImatrixFile& f, bool lega
 }
 
 std::vector<float> imatrix_mean(const ImatrixEntry& e, bool legacy) {
+  check_shape(e, "[imatrix_mean]");
   std::vector<float> out(e.sums.size());
   if (legacy) {
     const auto ncall = int64_t(e.counts.at(0));

@@ -215,6 +215,26 @@ TEST(ImatrixFile, GgufFilesThatAreNotImatricesAreRefused) {
             std::string::npos);
 }
 
+// Newer llama-imatrix files also hold <weight>.in_sum (Σx), which importance does not use.
+TEST(ImatrixFile, GgufWithInSumLoads) {
+  test::TempDir dir;
+  const std::vector<float> sums = {4, 9}, sum = {-1, 2}, count = {2};
+  {
+    GgufWriter w(dir / "m.gguf");
+    w.set("general.type", GgufValue::string("imatrix"));
+    for (const char* t : {"a.weight.in_sum2", "a.weight.counts", "a.weight.in_sum"})
+      w.add_tensor(t, GgmlType::F32, {1, std::string(t).find("counts") == std::string::npos ? 2 : 1});
+    w.write_tensor("a.weight.in_sum2", sums.data(), 8);
+    w.write_tensor("a.weight.counts", count.data(), 4);
+    w.write_tensor("a.weight.in_sum", sum.data(), 8);
+    w.finish();
+  }
+  const ImatrixFile f = read_imatrix_file(dir / "m.gguf");
+  ASSERT_EQ(f.entries.size(), 1u);
+  EXPECT_EQ(imatrix_mean(f.entries.at("a.weight"), false), (std::vector<float>{2, 4.5f}));
+  EXPECT_EQ(f.chunk_size, 0u) << "absent keys read as 0";
+}
+
 // Random byte damage to valid files of both formats: each loads or throws sr::Error.
 TEST(ImatrixFile, MutatedFilesLoadOrThrow) {
   test::TempDir dir;
