@@ -18,6 +18,7 @@
 #include "common/sysinfo.h"
 #include "export/export_job.h"
 #include "export/gguf_target.h"
+#include "io/imatrix_file.h"
 #include "tune/pipeline.h"
 
 namespace sr::cli {
@@ -56,6 +57,8 @@ std::vector<FlagSpec> quantize_flags() {
       {"disable-minmax-tuning", false, "tune only the rounding offsets v", ""},
       {"disable-quanted-input", false, "tune on full-precision inputs instead of quantized-path ones", ""},
       {"dataset", true, "calibration text (plain text or JSONL with a \"text\" field)", ""},
+      {"imatrix", true, "llama.cpp imatrix file (GGUF or legacy .dat) used instead of the collected one", ""},
+      {"save-imatrix", true, "write the collected imatrix for llama.cpp (GGUF; a .dat name: the legacy format)", ""},
       {"nsamples", true, "calibration samples", "128"},
       {"seqlen", true, "tokens per calibration sample (capped at the model's context)", "2048"},
       {"seed", true, "random seed (sample choice, mini-batch order)", "42"},
@@ -154,7 +157,7 @@ QuantizeOptions options_from_flags(const Args& a) {
 }
 
 // What the exports record of how the run tuned (export/export_job.h).
-TuningRecipe tuning_recipe(const QuantizeOptions& o) {
+TuningRecipe tuning_recipe(const QuantizeOptions& o, const std::string& imatrix) {
   const TuneOptions& t = o.tune;
   TuningRecipe r;
   r.method = t.method == Method::Rtn ? "rtn" : t.method == Method::OptRtn ? "opt_rtn"
@@ -162,6 +165,7 @@ TuningRecipe tuning_recipe(const QuantizeOptions& o) {
   r.iters = t.iters, r.lr = t.lr, r.minmax_lr = t.minmax_lr;
   r.batch_size = t.batch_size, r.gradient_accumulate_steps = t.gradient_accumulate_steps;
   r.nsamples = o.calib.nsamples, r.seqlen = o.calib.seqlen, r.seed = t.seed, r.dataset = o.calib.dataset;
+  r.imatrix = imatrix;
   r.enable_minmax_tuning = t.enable_minmax_tuning, r.enable_quanted_input = o.enable_quanted_input;
   return r;
 }
@@ -336,6 +340,36 @@ int print_dry_run(const Args& a, const Model& m, const GgufTarget& t, const Tuni
   return 0;
 }
 
+// --imatrix (read and mapped onto the model now, so a bad file stops the run before any work)
+// and --save_imatrix (checked now, written after the run).
+void imatrix_options(const Args& a, const Model& model, QuantizeOptions& o, Importances& given,
+                     Importances& collected) {
+  if (a.has("imatrix")) {
+    SR_CHECK(o.tune.method != Method::Rtn, "--imatrix is used by optimized RTN and SignRound; drop --disable_opt_rtn");
+    const std::string path = a.str("imatrix");
+    given = importances_from_file(read_imatrix_file(path), path, model.config(), model.block_desc());
+    o.imatrix = &given;
+  }
+  if (!a.has("save-imatrix")) return;
+  SR_CHECK(!o.calib.dataset.empty() && o.tune.method != Method::Rtn, "--save_imatrix collects the imatrix on the "
+           "calibration data: it needs --dataset, and optimized RTN or SignRound (not --disable_opt_rtn)");
+  const fs::path parent = fs::absolute(a.str("save-imatrix")).parent_path();
+  SR_CHECK(fs::is_directory(parent), "--save_imatrix ", a.str("save-imatrix"), ": the folder ", parent.string(),
+           " does not exist");
+  o.collected_imatrix = &collected;
+}
+
+// --save_imatrix: what the run collected, as llama-imatrix would have written it (one chunk per
+// calibration sample).
+void save_imatrix(const std::string& path, const Importances& im, const Model& model, const QuantizeOptions& o,
+                  const nlohmann::json& record) {
+  ImatrixFile f = imatrix_file_of(im, model.config(), model.block_desc());
+  f.datasets = {o.calib.dataset};
+  f.chunk_count = record["calibration"]["samples"].get<uint32_t>();
+  f.chunk_size = record["calibration"]["seqlen"].get<uint32_t>();
+  write_imatrix_file(path, f, ascii_lower(fs::path(path).extension().string()) == ".dat");
+}
+
 }  // namespace
 
 int cmd_quantize(int argc, char** argv) {
@@ -372,7 +406,9 @@ int cmd_quantize(int argc, char** argv) {
   auto model = open_model(a, a.required("model"), o.tune.method != Method::Rtn || !gguf.empty());
   SR_CHECK(o.nblocks >= 1 && o.nblocks <= model->config().n_layers, "--nblocks must be in [1, ",
            model->config().n_layers, "], got ", o.nblocks);
-  const TuningRecipe recipe = tuning_recipe(o);
+  Importances given, collected;
+  imatrix_options(a, *model, o, given, collected);
+  const TuningRecipe recipe = tuning_recipe(o, a.str("imatrix"));
   // A GGUF file is planned once, here: the mix's types and the per-tensor controls, the layer
   // plan's overrides on top.
   std::optional<GgufTarget> target;
@@ -389,11 +425,14 @@ int cmd_quantize(int argc, char** argv) {
   LayerPlan plan = make_layer_plan(*model, po);
   if (target) settle_gguf_target(*target, plan, gguf);
   if (dry_run) return print_dry_run(a, *model, *target, recipe, gguf_output_file(*model, target->mix, out_dir));
-  SR_CHECK(o.tune.method == Method::Rtn || !o.calib.dataset.empty(), "--dataset is required for optimized RTN and "
-           "SignRound (e.g. ../shared/data/calib_stories.txt); for data-free RTN pass --iters 0 --disable_opt_rtn");
+  SR_CHECK(o.tune.method == Method::Rtn || !o.calib.dataset.empty() || (o.tune.method == Method::OptRtn && o.imatrix),
+           "--dataset is required for optimized RTN (unless given --imatrix) and SignRound (e.g. "
+           "../shared/data/calib_stories.txt); for data-free RTN pass --iters 0 --disable_opt_rtn");
   for (const std::string& f : formats) check_export_plan(f, plan, o.tune.method != Method::Rtn);
   nlohmann::json settings = settings_json(o, recipe, a.str("model"), plan);
+  if (o.imatrix) settings["imatrix"] = fs::absolute(a.str("imatrix")).string();
   nlohmann::json record = run_quantization(*model, plan, o, state_dir, settings);
+  if (o.collected_imatrix) save_imatrix(a.str("save-imatrix"), collected, *model, o, record);
   record["settings"] = settings;
   record["average_bits"] = plan.average_bits();
   if (!autoscheme.empty()) record["autoscheme"] = autoscheme;

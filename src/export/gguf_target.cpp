@@ -50,9 +50,10 @@ std::string model_name(const Model& m) {
 std::vector<std::pair<std::string, GgufValue>> run_metadata(const TuningRecipe& r) {
   std::string recipe = r.method;
   if (r.method.rfind("signround", 0) == 0) recipe += " iters=" + std::to_string(r.iters);
-  if (r.method != "rtn")
+  if (r.method != "rtn" && !r.dataset.empty())
     recipe += " nsamples=" + std::to_string(r.nsamples) + " seqlen=" + std::to_string(r.seqlen) +
               " seed=" + std::to_string(r.seed) + " dataset=" + fs::path(r.dataset).filename().string();
+  if (!r.imatrix.empty()) recipe += " imatrix=" + fs::path(r.imatrix).filename().string();
   return {{"general.quantized_by", GgufValue::string("signround")}, {"signround.recipe", GgufValue::string(recipe)}};
 }
 
