@@ -20,11 +20,14 @@ Architectures (--arch):
             dense model's 10.0 (measured once, `eval --text calib_stories.txt --ctx 256 --chunks 20`).
   mixtral   MixtralForCausalLM: block_sparse_moe.gate, block_sparse_moe.experts.<e>.w1/w3/w2; the
             attention is the dense model's exactly.
+  dense     LlamaForCausalLM with the active parameters of a top-k MoE: its MLP is k perturbed
+            copies side by side (intermediate k·F, down_proj scaled by 1/k), the reference for
+            comparing a MoE's throughput with a dense model of equal active parameters.
 
 The generator is deterministic (random.Random(seed)); the output is F32 safetensors plus the demo
 model's tokenizer files.
 
-usage: make_upcycled_moe.py OUT_DIR [--arch qwen3moe|mixtral] [--experts 8] [--top-k 2]
+usage: make_upcycled_moe.py OUT_DIR [--arch qwen3moe|mixtral|dense] [--experts 8] [--top-k 2]
                             [--noise 0.1] [--router-scale 4] [--seed 1] [--src demo/tinystories-llama-4m]
 """
 import argparse, array, json, math, os, random, shutil, struct, sys
@@ -92,7 +95,7 @@ def head_rms(w, gamma, rows, cols, hd):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("out")
-    p.add_argument("--arch", choices=["qwen3moe", "mixtral"], default="qwen3moe")
+    p.add_argument("--arch", choices=["qwen3moe", "mixtral", "dense"], default="qwen3moe")
     p.add_argument("--experts", type=int, default=8)
     p.add_argument("--top-k", type=int, default=2)
     p.add_argument("--noise", type=float, default=0.1, help="perturbation std, relative to each weight's std")
@@ -112,6 +115,7 @@ def main():
     hd = cfg.get("head_dim", D // H)
     rng = random.Random(a.seed)
     qwen = a.arch == "qwen3moe"
+    dense = a.arch == "dense"
     moe = "mlp." if qwen else "block_sparse_moe."
     names = ("gate_proj", "up_proj", "down_proj") if qwen else ("w1", "w3", "w2")
     out = [("model.embed_tokens.weight", src["model.embed_tokens.weight"])]
@@ -126,6 +130,23 @@ def main():
             for n, rows in (("q", H * hd), ("k", KV * hd)):
                 g = a.qk_gain * head_rms(src[p_ + f"self_attn.{n}_proj.weight"][1], gamma, rows, D, hd)
                 out.append((p_ + f"self_attn.{n}_norm.weight", ([hd], array.array("f", [g] * hd))))
+        if dense:
+            k = a.top_k
+            for hf in ("gate_proj", "up_proj"):
+                shape, w = src[p_ + "mlp." + hf + ".weight"]
+                rows = array.array("f")
+                for _ in range(k):
+                    rows.extend(perturbed(w, a.noise, rng))
+                out.append((p_ + "mlp." + hf + ".weight", ([k * shape[0], shape[1]], rows)))
+            shape, w = src[p_ + "mlp.down_proj.weight"]
+            copies = [perturbed(w, a.noise, rng) for _ in range(k)]
+            cols = array.array("f")
+            for i in range(shape[0]):
+                for c in copies:
+                    cols.extend(x / k for x in c[i * shape[1]:(i + 1) * shape[1]])
+            out.append((p_ + "mlp.down_proj.weight", ([shape[0], k * shape[1]], cols)))
+            print(f"block {l + 1}/{L}", file=sys.stderr)
+            continue
         s = a.router_scale / math.sqrt(D)
         out.append((p_ + moe + "gate.weight", ([a.experts, D], array.array("f", (s * rng.gauss(0.0, 1.0) for _ in range(a.experts * D))))))
         for e in range(a.experts):
@@ -136,13 +157,16 @@ def main():
     out.append(("model.norm.weight", src["model.norm.weight"]))
     out.append(("lm_head.weight", src["lm_head.weight"]))
     cfg = dict(cfg)
-    cfg["architectures"] = ["Qwen3MoeForCausalLM" if qwen else "MixtralForCausalLM"]
-    cfg["model_type"] = "qwen3_moe" if qwen else "mixtral"
-    cfg["num_experts_per_tok"] = a.top_k
+    if dense:
+        cfg["intermediate_size"] = a.top_k * F
+    else:
+        cfg["architectures"] = ["Qwen3MoeForCausalLM" if qwen else "MixtralForCausalLM"]
+        cfg["model_type"] = "qwen3_moe" if qwen else "mixtral"
+        cfg["num_experts_per_tok"] = a.top_k
     if qwen:
         cfg.update({"num_experts": a.experts, "moe_intermediate_size": F, "norm_topk_prob": True,
                     "decoder_sparse_step": 1, "mlp_only_layers": []})
-    else:
+    elif not dense:
         cfg["num_local_experts"] = a.experts
     os.makedirs(a.out, exist_ok=True)
     write_safetensors(os.path.join(a.out, "model.safetensors"), out)

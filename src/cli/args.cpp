@@ -61,6 +61,7 @@ Args::Args(const std::string& command, const std::vector<FlagSpec>& own, int arg
     SR_CHECK(spec->takes_value || !has_inline || value == "true" || value == "1", "signround ", command, ": --",
              name, " is a switch and takes no value");
     values_[name] = value;
+    repeated_[name].push_back(value);
   }
 }
 
@@ -94,6 +95,11 @@ std::vector<std::string> Args::list(const std::string& name) const {
   while (std::getline(ss, item, ','))
     if (!item.empty()) out.push_back(item);
   return out;
+}
+
+std::vector<std::string> Args::all(const std::string& name) const {
+  auto it = repeated_.find(name);
+  return it == repeated_.end() ? std::vector<std::string>() : it->second;
 }
 
 bool Args::help(const std::string& summary) const {

@@ -35,6 +35,8 @@ class Args {
   bool flag(const std::string& name) const { return has(name); }
   // Comma-separated list ("a,b,c"); empty if absent.
   std::vector<std::string> list(const std::string& name) const;
+  // Every value of a repeatable flag, in command-line order (str() is the last one).
+  std::vector<std::string> all(const std::string& name) const;
 
   // With --help: prints the usage (command, summary, every flag with its help) on stdout and
   // returns true.
@@ -44,6 +46,7 @@ class Args {
   std::string command_;
   std::vector<FlagSpec> specs_;
   std::map<std::string, std::string> values_;
+  std::map<std::string, std::vector<std::string>> repeated_;
 };
 
 // Flags every subcommand takes.

@@ -14,14 +14,22 @@ namespace sr::cli {
 // --avg_bits, --options, --allocator, --ignore_scale_zp_bits, --fuse_groups, --score_cache.
 std::vector<FlagSpec> autoscheme_common_flags();
 
+// The flag holding the average-bits target: "avg-bits", or "bits" (auto-round's newer AutoScheme
+// spelling) when given with --options or --schemes and without --avg_bits; "" when neither.
+std::string avg_bits_flag(const Args& a);
+
 // AutoSchemeOptions from the flags. `prefix` names the calibration flags: "" in autoscheme
 // (--nsamples, --seqlen, --batch_size), "autoscheme-" in quantize, whose own --nsamples etc.
-// are the tuning's. Throws naming the flag on malformed values.
-AutoSchemeOptions autoscheme_options_from_flags(const Args& a, const std::string& prefix);
+// are the tuning's. `file_targets`, when not empty, replaces the flags' targets and counts file
+// bits (--target_bpw / --target_size). Throws naming the flag on malformed values.
+AutoSchemeOptions autoscheme_options_from_flags(const Args& a, const std::string& prefix,
+                                                const std::vector<double>& file_targets = {});
 
 // quantize --avg_bits B --options ...: runs the search (one target, one allocator) and returns
 // the chosen allocation's scheme of every layer by name (PlanOptions::layer_schemes); `record`
-// gets the allocation summary. REQUIRES: a.has("avg-bits").
-std::map<std::string, QuantScheme> autoscheme_layer_schemes(const Model& model, const Args& a, nlohmann::json& record);
+// gets the allocation summary. REQUIRES: avg_bits_flag(a) is not empty, or file_target > 0: the
+// average file bits per searched weight (--target_bpw / --target_size converted by the caller).
+std::map<std::string, QuantScheme> autoscheme_layer_schemes(const Model& model, const Args& a, nlohmann::json& record,
+                                                             double file_target = 0);
 
 }  // namespace sr::cli

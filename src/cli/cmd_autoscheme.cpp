@@ -29,6 +29,7 @@ std::vector<FlagSpec> autoscheme_common_flags() {
   return {
       {"avg-bits", true, "target average bits per weight (spec 4.3 costs); autoscheme takes a comma list", ""},
       {"options", true, "comma list of candidate schemes, e.g. MXFP4,MXFP8 or W2A16G64,W4A16", ""},
+      {"schemes", true, "auto-round's newer spelling of --options (with --bits for --avg_bits)", ""},
       {"allocator", true, "deltaloss | uniform | head8 | tail8 | random, or a comma list (quantize: needs "
        "--measure_kld and keeps the allocation with the lowest measured KLD)", "deltaloss"},
       {"measure-kld", false, "measure each allocation's KL divergence to the unquantized model on the calibration "
@@ -52,12 +53,13 @@ namespace {
 
 std::vector<double> parse_avg_bits(const Args& a) {
   std::vector<double> out;
-  for (const std::string& v : a.list("avg-bits")) {
+  const std::string flag = avg_bits_flag(a);
+  for (const std::string& v : a.list(flag.empty() ? "avg-bits" : flag)) {
     char* end = nullptr;
     errno = 0;
     const double x = std::strtod(v.c_str(), &end);
-    SR_CHECK(!v.empty() && end && *end == '\0' && errno == 0 && x > 0, "--avg_bits expects positive numbers, got '",
-             v, "'");
+    SR_CHECK(!v.empty() && end && *end == '\0' && errno == 0 && x > 0, "--", flag == "bits" ? "bits" : "avg_bits",
+             " expects positive numbers, got '", v, "'");
     out.push_back(x);
   }
   SR_CHECK(!out.empty(), "--avg_bits is required (e.g. --avg_bits 4.5 or 4.5,5,6)");
@@ -74,6 +76,7 @@ std::vector<FlagSpec> autoscheme_flags() {
   auto f = autoscheme_common_flags();
   f.insert(f.end(), {
       {"model", true, "model: HF folder, .gguf or llama2.c .bin", ""},
+      {"bits", true, "auto-round's newer spelling of --avg_bits", ""},
       {"output-dir", true, "where the layer configs, autoscheme.json and report.html go", ""},
       {"dataset", true, "calibration text for DeltaLoss (plain text or JSONL)", ""},
       {"nsamples", true, "calibration samples", "16"},
@@ -90,16 +93,23 @@ std::vector<FlagSpec> autoscheme_flags() {
 
 }  // namespace
 
-AutoSchemeOptions autoscheme_options_from_flags(const Args& a, const std::string& prefix) {
+std::string avg_bits_flag(const Args& a) {
+  SR_CHECK(!(a.has("options") && a.has("schemes")), "--options and --schemes are the same flag; give one");
+  if (a.has("avg-bits")) return "avg-bits";
+  return a.has("bits") && (a.has("options") || a.has("schemes")) ? "bits" : "";
+}
+
+AutoSchemeOptions autoscheme_options_from_flags(const Args& a, const std::string& prefix,
+                                                const std::vector<double>& file_targets) {
   AutoSchemeOptions o;
-  o.avg_bits = parse_avg_bits(a);
-  const std::string options = a.required("options");
+  o.avg_bits = file_targets.empty() ? parse_avg_bits(a) : file_targets;
+  const std::string options = a.has("schemes") ? a.str("schemes") : a.required("options");
   o.options = parse_alloc_options(options);
   o.allocators.clear();
   for (const std::string& s : a.list("allocator")) o.allocators.push_back(parse_allocator(s));
   if (o.allocators.empty()) o.allocators = {AllocatorKind::DeltaLoss};
   o.ignore_scale_zp_bits = a.flag("ignore-scale-zp-bits");
-  o.bit_cost = parse_bit_cost(a.str("bit-cost", "spec"));
+  o.bit_cost = file_targets.empty() ? parse_bit_cost(a.str("bit-cost", "spec")) : BitCost::File;
   o.fuse = parse_fuse_policy(a.str("fuse-groups", "auto"));
   // auto: the KL target for GGUF options, where it beat the spec's label loss against llama.cpp's
   // mixes at 4 of 5 sizes (the label loss at 2; docs/results-mixed-precision.md).
@@ -140,8 +150,10 @@ AutoSchemeOptions autoscheme_options_from_flags(const Args& a, const std::string
   return o;
 }
 
-std::map<std::string, QuantScheme> autoscheme_layer_schemes(const Model& model, const Args& a, nlohmann::json& record) {
-  AutoSchemeOptions o = autoscheme_options_from_flags(a, "autoscheme-");
+std::map<std::string, QuantScheme> autoscheme_layer_schemes(const Model& model, const Args& a, nlohmann::json& record,
+                                                             double file_target) {
+  AutoSchemeOptions o = autoscheme_options_from_flags(a, "autoscheme-", file_target > 0 ? std::vector<double>{file_target}
+                                                                                         : std::vector<double>{});
   SR_CHECK(o.avg_bits.size() == 1, "quantize takes one --avg_bits; use signround autoscheme to compare several");
   SR_CHECK(o.allocators.size() == 1 || o.measure_kld, "quantize takes one --allocator, or several with --measure_kld "
            "(the allocation with the lowest measured KLD is quantized)");
@@ -178,6 +190,7 @@ int cmd_autoscheme(int argc, char** argv) {
     return 0;
   apply_common(a);
   const std::string out_dir = a.required("output-dir");
+  SR_CHECK(!(a.has("avg-bits") && a.has("bits")), "--avg_bits and --bits are the same flag here; give one");
   const AutoSchemeOptions o = autoscheme_options_from_flags(a, "");
   std::vector<EvalPoint> evals;
   if (a.has("eval-results")) {

@@ -10,6 +10,7 @@
 #include "cli/args.h"
 #include "cli/autoscheme_flags.h"
 #include "cli/commands.h"
+#include "cli/flag_values.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/progress.h"
@@ -17,6 +18,7 @@
 #include "common/sysinfo.h"
 #include "export/export_job.h"
 #include "export/gguf_target.h"
+#include "io/imatrix_file.h"
 #include "tune/pipeline.h"
 
 namespace sr::cli {
@@ -32,7 +34,8 @@ std::vector<FlagSpec> quantize_flags() {
                        "a folder)", "fake"},
       {"scheme", true, "preset (W4A16, W2A16G64, MXFP4, NVFP4, gguf:q4_k, ...) or key=value fields",
        "W4A16; with --format gguf:<mix>, the mix's types"},
-      {"bits", true, "override the scheme's weight bits", ""},
+      {"bits", true, "override the scheme's weight bits (with --options/--schemes and no --avg_bits: the average-bits "
+                     "target, auto-round's AutoScheme spelling)", ""},
       {"group-size", true, "override the scheme's group size (-1 per channel, 0 per tensor)", ""},
       {"sym", false, "symmetric INT weights", ""},
       {"asym", false, "asymmetric INT weights", ""},
@@ -54,6 +57,8 @@ std::vector<FlagSpec> quantize_flags() {
       {"disable-minmax-tuning", false, "tune only the rounding offsets v", ""},
       {"disable-quanted-input", false, "tune on full-precision inputs instead of quantized-path ones", ""},
       {"dataset", true, "calibration text (plain text or JSONL with a \"text\" field)", ""},
+      {"imatrix", true, "llama.cpp imatrix file (GGUF or legacy .dat) used instead of the collected one", ""},
+      {"save-imatrix", true, "write the collected imatrix for llama.cpp (GGUF; a .dat name: the legacy format)", ""},
       {"nsamples", true, "calibration samples", "128"},
       {"seqlen", true, "tokens per calibration sample (capped at the model's context)", "2048"},
       {"seed", true, "random seed (sample choice, mini-batch order)", "42"},
@@ -68,22 +73,35 @@ std::vector<FlagSpec> quantize_flags() {
       {"autoscheme-nsamples", true, "with --avg_bits: DeltaLoss calibration samples", "16"},
       {"autoscheme-seqlen", true, "with --avg_bits: DeltaLoss tokens per sample", "256"},
       {"autoscheme-batch-size", true, "with --avg_bits: DeltaLoss samples per forward/backward", "8"},
+      // llama-quantize's per-tensor controls (--format gguf:<mix>; docs/gguf.md).
+      {"tensor-type", true, "REGEX=TYPE: tensors whose GGUF name matches get TYPE (repeatable; first match wins)", ""},
+      {"tensor-type-file", true, "file of --tensor_type entries, one REGEX=TYPE per line", ""},
+      {"output-tensor-type", true, "ggml type of output.weight", "the mix's"},
+      {"token-embedding-type", true, "ggml type of token_embd.weight", "the mix's"},
+      {"pure", false, "no mix rules: every weight matrix gets the mix's base type", ""},
+      {"dry-run", false, "print each GGUF tensor's type and size and the file's total, quantize nothing", ""},
+      {"target-bpw", true, "mixed precision for a whole-file bits per weight (file bytes x 8 / parameters)", ""},
+      {"target-size", true, "mixed precision for a file size (e.g. 1.5G, 800M, bytes; powers of 1024)", ""},
   };
   auto as = autoscheme_common_flags();
   f.insert(f.end(), as.begin(), as.end());
   return f;
 }
 
+// --bits is the scheme's weight bits, unless it is AutoScheme's average (autoscheme_flags.h).
+bool scheme_bits_given(const Args& a) { return a.has("bits") && avg_bits_flag(a) != "bits"; }
+
 bool scheme_flags_given(const Args& a) {
-  for (const char* f : {"scheme", "bits", "group-size", "sym", "asym", "data-type", "act-bits"})
+  for (const char* f : {"scheme", "group-size", "sym", "asym", "data-type", "act-bits"})
     if (a.has(f)) return true;
-  return false;
+  return scheme_bits_given(a);
 }
 
 QuantScheme scheme_from_flags(const Args& a) {
   QuantScheme s = parse_scheme(a.str("scheme", "W4A16"));
-  if (a.has("data-type")) s.data_type = parse_data_type(a.str("data-type"), int(a.integer("bits", s.bits)));
-  if (a.has("bits")) s.bits = int(a.integer("bits", s.bits));
+  const bool bits = scheme_bits_given(a);
+  if (a.has("data-type")) s.data_type = parse_data_type(a.str("data-type"), int(bits ? a.integer("bits", s.bits) : s.bits));
+  if (bits) s.bits = int(a.integer("bits", s.bits));
   if (a.has("group-size")) s.group_size = a.integer("group-size", s.group_size);
   SR_CHECK(!(a.flag("sym") && a.flag("asym")), "--sym and --asym exclude each other");
   if (a.flag("sym")) s.sym = true;
@@ -139,7 +157,7 @@ QuantizeOptions options_from_flags(const Args& a) {
 }
 
 // What the exports record of how the run tuned (export/export_job.h).
-TuningRecipe tuning_recipe(const QuantizeOptions& o) {
+TuningRecipe tuning_recipe(const QuantizeOptions& o, const std::string& imatrix) {
   const TuneOptions& t = o.tune;
   TuningRecipe r;
   r.method = t.method == Method::Rtn ? "rtn" : t.method == Method::OptRtn ? "opt_rtn"
@@ -147,6 +165,7 @@ TuningRecipe tuning_recipe(const QuantizeOptions& o) {
   r.iters = t.iters, r.lr = t.lr, r.minmax_lr = t.minmax_lr;
   r.batch_size = t.batch_size, r.gradient_accumulate_steps = t.gradient_accumulate_steps;
   r.nsamples = o.calib.nsamples, r.seqlen = o.calib.seqlen, r.seed = t.seed, r.dataset = o.calib.dataset;
+  r.imatrix = imatrix;
   r.enable_minmax_tuning = t.enable_minmax_tuning, r.enable_quanted_input = o.enable_quanted_input;
   return r;
 }
@@ -238,6 +257,119 @@ void check_output_path(const std::string& out, const std::string& model, bool gg
            " is a non-empty folder signround did not write (no ", kOutputMarker, "); pass --overwrite to replace it");
 }
 
+// llama-quantize's per-tensor controls from the flags (--tensor_type entries before the file's).
+GgufTypeControls type_controls_from_flags(const Args& a) {
+  GgufTypeControls u;
+  for (const std::string& v : a.all("tensor-type")) u.tensor_types.push_back(parse_tensor_type(v, "--tensor_type"));
+  if (a.has("tensor-type-file"))
+    for (GgufTensorTypeRule& r : read_tensor_type_file(a.required("tensor-type-file"))) u.tensor_types.push_back(r);
+  if (a.has("output-tensor-type")) u.output_type = parse_written_type("--output_tensor_type", a.str("output-tensor-type"));
+  if (a.has("token-embedding-type"))
+    u.token_embd_type = parse_written_type("--token_embedding_type", a.str("token-embedding-type"));
+  u.pure = a.flag("pure");
+  return u;
+}
+
+// Whether the run searches a mixed-precision allocation (--avg_bits and its spellings).
+bool searches(const Args& a) { return !avg_bits_flag(a).empty() || a.has("target-bpw") || a.has("target-size"); }
+
+// The flag combinations of the per-tensor controls, refused before any work.
+void check_tensor_flags(const Args& a, const std::string& gguf, const GgufTypeControls& u) {
+  const bool by_file = a.has("target-bpw") || a.has("target-size");
+  SR_CHECK(!gguf.empty() || (!u.any() && !a.flag("dry-run")), "--tensor_type, --tensor_type_file, "
+           "--output_tensor_type, --token_embedding_type, --pure and --dry_run need --format gguf:<mix>");
+  SR_CHECK(!gguf.empty() || !by_file, "--target_bpw and --target_size count file bits and need --format gguf:<mix>");
+  SR_CHECK(!(a.has("target-bpw") && a.has("target-size")), "--target_bpw and --target_size exclude each other");
+  SR_CHECK(!by_file || avg_bits_flag(a).empty(),
+           "--target_bpw / --target_size and --avg_bits exclude each other (one budget per run)");
+  SR_CHECK(!searches(a) || (u.tensor_types.empty() && !u.pure), "--tensor_type and --pure fix layer types that "
+           "the mixed-precision search (--avg_bits, --target_bpw, --target_size) chooses; fix layers with "
+           "--layer_config instead");
+}
+
+// --target_bpw / --target_size as the search's average file bits per searched weight: the
+// budget minus what the search does not choose (embeddings, output, norms, metadata), spread
+// over the block linears. The fixed part is the mix's file less its block linears.
+double file_target_bits(const Args& a, const Model& m, const GgufTarget& t, const TuningRecipe& r) {
+  if (!a.has("target-bpw") && !a.has("target-size")) return 0;
+  const double budget = a.has("target-size") ? 8.0 * parse_size("--target_size", a.str("target-size"))
+                                             : a.number("target-bpw", 0) * double(m.parameter_count());
+  SR_CHECK(budget > 0, "--target_bpw must be > 0, got ", a.str("target-bpw"));
+  double searched_weights = 0, searched_bits = 0;
+  for (const GgufTensorPlan& p : t.tensors) {
+    if (p.name.rfind("blk.", 0) != 0 || !p.weight_matrix || p.type == GgmlType::F32) continue;  // F32: a router
+    int64_t n = 1;
+    for (int64_t d : p.shape) n *= d;
+    searched_weights += double(n);
+    searched_bits += 8.0 * double(ggml_row_bytes(p.type, p.shape.back()) * uint64_t(n / p.shape.back()));
+  }
+  const double fixed = 8.0 * double(gguf_target_file_bytes(m, t, r)) - searched_bits;
+  const double avg = (budget - fixed) / searched_weights;
+  SR_CHECK(avg > 0, a.has("target-size") ? "--target_size " : "--target_bpw ",
+           a.str(a.has("target-size") ? "target-size" : "target-bpw"), " leaves nothing for the block linears: "
+           "the rest of the file (embeddings, output, norms, metadata) alone takes ", int64_t(fixed / 8), " bytes");
+  return avg;
+}
+
+// --dry_run: the planned file, tensor by tensor, and its size (what the real run would write).
+int print_dry_run(const Args& a, const Model& m, const GgufTarget& t, const TuningRecipe& r, const std::string& file) {
+  const uint64_t bytes = gguf_target_file_bytes(m, t, r);
+  const double bpw = 8.0 * double(bytes) / double(m.parameter_count());
+  nlohmann::json tensors = nlohmann::json::array();
+  for (const GgufTensorPlan& p : t.tensors) {
+    int64_t n = 1;
+    for (int64_t d : p.shape) n *= d;
+    const uint64_t b = p.shape.back() ? ggml_row_bytes(p.type, p.shape.back()) * uint64_t(n / p.shape.back()) : 0;
+    tensors.push_back({{"name", p.name}, {"shape", p.shape}, {"type", ascii_lower(ggml_type_name(p.type))},
+                       {"bytes", b}, {"why", p.why}});
+  }
+  nlohmann::json j = {{"dry_run", true}, {"mix", gguf_mix_info(t.mix).name}, {"file", file}, {"tensors", tensors},
+                      {"bytes", bytes}, {"parameters", m.parameter_count()}, {"bits_per_weight", bpw}};
+  if (a.flag("json")) return print_json(j);
+  std::printf("%-34s %-16s %-6s %12s  %s\n", "tensor", "shape", "type", "bytes", "why");
+  for (const auto& x : tensors) {
+    std::string shape;
+    for (int64_t d : x["shape"]) shape += (shape.empty() ? "" : "x") + std::to_string(d);
+    std::printf("%-34s %-16s %-6s %12llu  %s\n", x["name"].get<std::string>().c_str(), shape.c_str(),
+                x["type"].get<std::string>().c_str(), (unsigned long long)x["bytes"].get<uint64_t>(),
+                x["why"].get<std::string>().c_str());
+  }
+  std::printf("total      %s: %llu bytes (%s), %.4f bits/weight (file bytes over %lld parameters); nothing written\n",
+              file.c_str(), (unsigned long long)bytes, format_bytes(double(bytes)).c_str(), bpw,
+              (long long)m.parameter_count());
+  return 0;
+}
+
+// --imatrix (read and mapped onto the model now, so a bad file stops the run before any work)
+// and --save_imatrix (checked now, written after the run).
+void imatrix_options(const Args& a, const Model& model, QuantizeOptions& o, Importances& given,
+                     Importances& collected) {
+  if (a.has("imatrix")) {
+    SR_CHECK(o.tune.method != Method::Rtn, "--imatrix is used by optimized RTN and SignRound; drop --disable_opt_rtn");
+    const std::string path = a.str("imatrix");
+    given = importances_from_file(read_imatrix_file(path), path, model.config(), model.block_desc());
+    o.imatrix = &given;
+  }
+  if (!a.has("save-imatrix")) return;
+  SR_CHECK(!o.calib.dataset.empty() && o.tune.method != Method::Rtn, "--save_imatrix collects the imatrix on the "
+           "calibration data: it needs --dataset, and optimized RTN or SignRound (not --disable_opt_rtn)");
+  const fs::path parent = fs::absolute(a.str("save-imatrix")).parent_path();
+  SR_CHECK(fs::is_directory(parent), "--save_imatrix ", a.str("save-imatrix"), ": the folder ", parent.string(),
+           " does not exist");
+  o.collected_imatrix = &collected;
+}
+
+// --save_imatrix: what the run collected, as llama-imatrix would have written it (one chunk per
+// calibration sample).
+void save_imatrix(const std::string& path, const Importances& im, const Model& model, const QuantizeOptions& o,
+                  const nlohmann::json& record) {
+  ImatrixFile f = imatrix_file_of(im, model.config(), model.block_desc());
+  f.datasets = {o.calib.dataset};
+  f.chunk_count = record["calibration"]["samples"].get<uint32_t>();
+  f.chunk_size = record["calibration"]["seqlen"].get<uint32_t>();
+  write_imatrix_file(path, f, ascii_lower(fs::path(path).extension().string()) == ".dat");
+}
+
 }  // namespace
 
 int cmd_quantize(int argc, char** argv) {
@@ -246,7 +378,8 @@ int cmd_quantize(int argc, char** argv) {
   apply_common(a);
   const double t0 = now_seconds();
   QuantizeOptions o = options_from_flags(a);
-  const std::string out_dir = a.required("output-dir");
+  const bool dry_run = a.flag("dry-run");
+  const std::string out_dir = dry_run ? a.str("output-dir") : a.required("output-dir");
   std::vector<std::string> formats = a.list("format");
   if (formats.empty()) formats = {"fake"};
   for (std::string& f : formats) {
@@ -254,10 +387,12 @@ int cmd_quantize(int argc, char** argv) {
     if (is_gguf_format(f)) f = "gguf:" + std::string(gguf_mix_info(gguf_format_mix(f)).name);  // canonical case
   }
   const std::string gguf = gguf_target_of(formats);
+  const GgufTypeControls controls = type_controls_from_flags(a);
+  check_tensor_flags(a, gguf, controls);
   const bool overwrite = a.flag("overwrite");
   const bool gguf_file = formats.size() == 1 && !gguf.empty() && is_gguf_path(out_dir);
-  check_output_path(out_dir, a.required("model"), gguf_file, overwrite);
-  if (overwrite) {
+  if (!dry_run) check_output_path(out_dir, a.required("model"), gguf_file, overwrite);
+  if (overwrite && !dry_run) {
     AtomicPath::allow_replacing(out_dir);
     for (const std::string& f : formats) AtomicPath::allow_replacing(format_dir(out_dir, f, formats.size()));
   }
@@ -266,29 +401,38 @@ int cmd_quantize(int argc, char** argv) {
   SR_CHECK(o.tune.method == Method::Rtn || o.calib.seqlen >= 2, "--seqlen must be at least 2 for calibration, got ",
            o.calib.seqlen);
   const std::string state_dir = out_dir + ".partial";
-  SR_CHECK(o.resume || !has_unfinished_run(state_dir), "[quantize] ", state_dir,
+  SR_CHECK(dry_run || o.resume || !has_unfinished_run(state_dir), "[quantize] ", state_dir,
            " holds an unfinished run; pass --resume to continue it, or delete the folder");
   auto model = open_model(a, a.required("model"), o.tune.method != Method::Rtn || !gguf.empty());
   SR_CHECK(o.nblocks >= 1 && o.nblocks <= model->config().n_layers, "--nblocks must be in [1, ",
            model->config().n_layers, "], got ", o.nblocks);
+  Importances given, collected;
+  imatrix_options(a, *model, o, given, collected);
+  const TuningRecipe recipe = tuning_recipe(o, a.str("imatrix"));
+  // A GGUF file is planned once, here: the mix's types and the per-tensor controls, the layer
+  // plan's overrides on top.
+  std::optional<GgufTarget> target;
+  if (!gguf.empty())
+    target = plan_gguf_target(model->config(), gguf_format_mix(gguf), o.tune.method != Method::Rtn, controls);
   nlohmann::json autoscheme;  // with --avg_bits: the allocation, whose schemes replace --layer_config
   std::map<std::string, QuantScheme> allocated;
-  if (a.has("avg-bits")) allocated = autoscheme_layer_schemes(*model, a, autoscheme);
-  const std::string layer_config = a.has("avg-bits") ? std::string() : a.str("layer-config");
-  // A GGUF file is planned once, here: the mix's types, the layer plan's overrides on top.
-  std::optional<GgufTarget> target;
-  if (!gguf.empty()) target = plan_gguf_target(model->config(), gguf_format_mix(gguf), o.tune.method != Method::Rtn);
+  if (searches(a))
+    allocated = autoscheme_layer_schemes(*model, a, autoscheme, target ? file_target_bits(a, *model, *target, recipe) : 0);
+  const std::string layer_config = searches(a) ? std::string() : a.str("layer-config");
   PlanOptions po = target ? gguf_plan_options(a, *model, gguf, layer_config, *target)
                           : PlanOptions{scheme_from_flags(a), layer_config, a.flag("quant-lm-head"), {}};
   po.layer_schemes = std::move(allocated);
   LayerPlan plan = make_layer_plan(*model, po);
   if (target) settle_gguf_target(*target, plan, gguf);
-  SR_CHECK(o.tune.method == Method::Rtn || !o.calib.dataset.empty(), "--dataset is required for optimized RTN and "
-           "SignRound (e.g. ../shared/data/calib_stories.txt); for data-free RTN pass --iters 0 --disable_opt_rtn");
+  if (dry_run) return print_dry_run(a, *model, *target, recipe, gguf_output_file(*model, target->mix, out_dir));
+  SR_CHECK(o.tune.method == Method::Rtn || !o.calib.dataset.empty() || (o.tune.method == Method::OptRtn && o.imatrix),
+           "--dataset is required for optimized RTN (unless given --imatrix) and SignRound (e.g. "
+           "../shared/data/calib_stories.txt); for data-free RTN pass --iters 0 --disable_opt_rtn");
   for (const std::string& f : formats) check_export_plan(f, plan, o.tune.method != Method::Rtn);
-  const TuningRecipe recipe = tuning_recipe(o);
   nlohmann::json settings = settings_json(o, recipe, a.str("model"), plan);
+  if (o.imatrix) settings["imatrix"] = fs::absolute(a.str("imatrix")).string();
   nlohmann::json record = run_quantization(*model, plan, o, state_dir, settings);
+  if (o.collected_imatrix) save_imatrix(a.str("save-imatrix"), collected, *model, o, record);
   record["settings"] = settings;
   record["average_bits"] = plan.average_bits();
   if (!autoscheme.empty()) record["autoscheme"] = autoscheme;

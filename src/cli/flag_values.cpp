@@ -1,10 +1,16 @@
 #include "cli/flag_values.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <sstream>
 #include <initializer_list>
 #include <utility>
 
 #include "common/error.h"
+#include "common/input_file.h"
+#include "common/limits.h"
+#include "common/strings.h"
 
 namespace sr::cli {
 
@@ -83,6 +89,76 @@ Protocol parse_protocol(const std::string& s) {
   return spelled<Protocol>(s, {{"llamacpp", Protocol::LlamaCpp}, {"llama.cpp", Protocol::LlamaCpp},
                                {"windows", Protocol::Windows}},
                            "--protocol must be 'llamacpp' or 'windows'");
+}
+
+namespace {
+
+std::string trim(const std::string& s) {
+  const size_t a = s.find_first_not_of(" \t\r\n"), b = s.find_last_not_of(" \t\r\n");
+  return a == std::string::npos ? std::string() : s.substr(a, b - a + 1);
+}
+
+// The type among `valid` whose ggml name is `name` (any case); otherwise an error naming the
+// type and listing the valid ones.
+GgmlType type_among(const std::string& source, const std::string& name, const std::vector<GgmlType>& valid) {
+  std::string list;
+  for (GgmlType t : valid) {
+    if (ascii_lower(ggml_type_name(t)) == ascii_lower(trim(name))) return t;
+    list += (list.empty() ? "" : ", ") + ascii_lower(ggml_type_name(t));
+  }
+  fail(source, ": unknown or unwritable type '", name, "' (valid: ", list, ")");
+}
+
+std::vector<GgmlType> matrix_types() {
+  std::vector<GgmlType> v = {GgmlType::F16, GgmlType::BF16};
+  for (GgmlType t : ggml_block_param_types()) v.push_back(t);
+  return v;
+}
+
+}  // namespace
+
+GgufTensorTypeRule parse_tensor_type(const std::string& text, const std::string& source) {
+  const size_t eq = text.rfind('=');
+  SR_CHECK(eq != std::string::npos && eq > 0 && eq + 1 < text.size(), source, ": expected REGEX=TYPE (e.g. "
+           "attn_v=q8_0), got '", text, "'");
+  GgufTensorTypeRule r;
+  r.pattern = SafeRegex(text.substr(0, eq), source);
+  r.type = type_among(source + " '" + text + "'", text.substr(eq + 1), matrix_types());
+  return r;
+}
+
+std::vector<GgufTensorTypeRule> read_tensor_type_file(const std::string& path) {
+  std::istringstream in(read_input_file(path, limits::kMaxJsonFileBytes, "--tensor_type_file"));
+  std::vector<GgufTensorTypeRule> out;
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    line = trim(line);
+    if (line.empty() || line[0] == '#') continue;
+    out.push_back(parse_tensor_type(line, "--tensor_type_file " + path + ":" + std::to_string(n)));
+  }
+  return out;
+}
+
+GgmlType parse_written_type(const std::string& flag, const std::string& name) {
+  return type_among(flag, name, ggml_supported_types());
+}
+
+double parse_size(const std::string& flag, const std::string& text) {
+  const std::string t = trim(text);
+  char* end = nullptr;
+  errno = 0;
+  const double x = std::strtod(t.c_str(), &end);
+  std::string suffix = ascii_lower(end ? std::string(end) : "");
+  for (const char* tail : {"ib", "b"})  // "GiB" and "GB" mean "G"
+    if (suffix.size() == std::string(tail).size() + 1 && ends_with(suffix, tail)) suffix.resize(1);
+  double unit = 0;
+  for (const auto& [s, u] : {std::make_pair("", 1.0), std::make_pair("b", 1.0), std::make_pair("k", 1024.0),
+                             std::make_pair("m", 1048576.0), std::make_pair("g", 1073741824.0),
+                             std::make_pair("t", 1099511627776.0)})
+    if (suffix == s) unit = u;
+  SR_CHECK(!t.empty() && end != t.c_str() && errno == 0 && unit > 0 && x > 0, flag,
+           " expects a size such as 1.5G, 800M or 123456 (bytes), got '", text, "'");
+  return x * unit;
 }
 
 }  // namespace sr::cli

@@ -10,6 +10,7 @@
 #include "alloc/allocation.h"
 #include "alloc/kld_probe.h"
 #include "eval/perplexity.h"
+#include "export/gguf_plan.h"
 
 namespace sr::cli {
 
@@ -25,5 +26,17 @@ BitCost parse_bit_cost(const std::string& s);              // --bit_cost: "auto"
 AllocatorKind parse_allocator(const std::string& s);
 ProbeEncoder parse_probe_encoder(const std::string& s);    // --measure_encoder: "rtn" | "opt_rtn" (or "opt-rtn")
 Protocol parse_protocol(const std::string& s);             // --protocol: "llamacpp" (or "llama.cpp") | "windows"
+
+// llama-quantize's per-tensor controls. A --tensor_type entry is REGEX=TYPE (split at the last
+// '='): the pattern in common/safe_regex.h's syntax, the type a ggml name (any case) that a weight
+// matrix can take (the block types, f16, bf16). `source` names the flag or "<file>:<line>".
+GgufTensorTypeRule parse_tensor_type(const std::string& text, const std::string& source);
+// --tensor_type_file: one REGEX=TYPE per line; blank lines and lines starting with '#' skipped.
+std::vector<GgufTensorTypeRule> read_tensor_type_file(const std::string& path);
+// --output_tensor_type / --token_embedding_type: any type signround writes (ggml names, any case).
+GgmlType parse_written_type(const std::string& flag, const std::string& name);
+// --target_size: a byte count with an optional suffix K, M, G or T, also spelled KB/KiB ...
+// (powers of 1024 all: "1.5G", "800M", "123456"). Throws naming the flag.
+double parse_size(const std::string& flag, const std::string& text);
 
 }  // namespace sr::cli

@@ -31,6 +31,7 @@ struct TuningRecipe {
   int64_t nsamples = 128, seqlen = 2048;
   uint64_t seed = 42;
   std::string dataset;  // the calibration text's path as given; "" for data-free runs
+  std::string imatrix;  // the imatrix file given (quantize --imatrix); "" when collected or none
   bool enable_minmax_tuning = true, enable_quanted_input = true;
 };
 

@@ -36,13 +36,10 @@ void check_plan(const std::vector<GgufTensorPlan>& plan, const ModelConfig& c, c
 
 std::string default_name(const std::string& path) { return std::filesystem::path(path).stem().string(); }
 
-}  // namespace
-
-GgufModelWriter::GgufModelWriter(const std::string& path, const ModelConfig& c, const Vocabulary& vocab,
-                                 GgufMix mix, std::vector<GgufTensorPlan> plan, const GgufExportOptions& opt)
-    : config_(c), plan_(std::move(plan)) {
-  check_plan(plan_, c, path);
-  out_ = std::make_unique<GgufWriter>(path, opt.alignment);
+// The file's metadata: the model's, then opt.extra_metadata (replacing equal keys in place).
+std::vector<std::pair<std::string, GgufValue>> file_metadata(const std::string& path, const ModelConfig& c,
+                                                             const Vocabulary& vocab, GgufMix mix,
+                                                             const GgufExportOptions& opt) {
   const std::string name = opt.model_name.empty() ? default_name(path) : opt.model_name;
   auto metadata = gguf_model_metadata(c, vocab, mix, name);
   for (const auto& [key, value] : opt.extra_metadata) {
@@ -50,7 +47,25 @@ GgufModelWriter::GgufModelWriter(const std::string& path, const ModelConfig& c, 
     if (it == metadata.end()) metadata.emplace_back(key, value);
     else it->second = value;
   }
-  for (auto& [key, value] : metadata) out_->set(key, std::move(value));
+  return metadata;
+}
+
+}  // namespace
+
+uint64_t gguf_model_file_size(const std::string& path, const ModelConfig& c, const Vocabulary& vocab, GgufMix mix,
+                              const std::vector<GgufTensorPlan>& plan, const GgufExportOptions& opt) {
+  check_plan(plan, c, path);
+  std::vector<GgufTensorDecl> tensors;
+  for (const GgufTensorPlan& t : plan) tensors.push_back({t.name, t.type, t.shape});
+  return gguf_file_size(file_metadata(path, c, vocab, mix, opt), tensors, opt.alignment);
+}
+
+GgufModelWriter::GgufModelWriter(const std::string& path, const ModelConfig& c, const Vocabulary& vocab,
+                                 GgufMix mix, std::vector<GgufTensorPlan> plan, const GgufExportOptions& opt)
+    : config_(c), plan_(std::move(plan)) {
+  check_plan(plan_, c, path);
+  out_ = std::make_unique<GgufWriter>(path, opt.alignment);
+  for (auto& [key, value] : file_metadata(path, c, vocab, mix, opt)) out_->set(key, std::move(value));
   for (size_t i = 0; i < plan_.size(); ++i) {
     out_->add_tensor(plan_[i].name, plan_[i].type, plan_[i].shape);
     index_[plan_[i].name] = i;

@@ -50,6 +50,11 @@ struct GgufExportOptions {
   std::vector<std::pair<std::string, GgufValue>> extra_metadata;
 };
 
+// The size in bytes of the file a GgufModelWriter with these arguments writes (same metadata,
+// same plan), computed without writing anything (a dry run's total).
+uint64_t gguf_model_file_size(const std::string& path, const ModelConfig& c, const Vocabulary& vocab, GgufMix mix,
+                              const std::vector<GgufTensorPlan>& plan, const GgufExportOptions& opt = {});
+
 class GgufModelWriter {
  public:
   // Declares the metadata and every tensor of `plan`, which must list exactly the

@@ -203,8 +203,29 @@ void apply_override(GgufTensorPlan& t, GgmlType type, const Context& x) {
   t.why = "override";
 }
 
-// Rule, fallback and override for one tensor.
-void plan_tensor(GgufTensorPlan& t, const std::map<std::string, GgmlType>& overrides, const Context& x) {
+// The type the user's controls give tensor t, and why; nullopt where they leave it to the mix.
+// `matched` counts, per tensor-type rule, the tensors its pattern was found in.
+std::optional<std::pair<GgmlType, std::string>> controlled_type(const GgufTensorPlan& t, const Context& x,
+                                                                std::vector<int>& matched) {
+  const GgufTypeControls& u = x.opt.controls;
+  std::optional<std::pair<GgmlType, std::string>> out;
+  for (size_t r = 0; r < u.tensor_types.size(); ++r) {
+    if (!u.tensor_types[r].pattern.search(t.name)) continue;
+    ++matched[r];
+    if (!out) out = std::make_pair(u.tensor_types[r].type, "tensor type '" + u.tensor_types[r].pattern.pattern() + "'");
+  }
+  // The dedicated output and token-embedding types come first, as in llama.cpp.
+  const bool embd = t.name == "token_embd.weight";
+  const bool output = t.name == "output.weight" || (embd && x.c.tie_embeddings);
+  if (embd && u.token_embd_type) return std::make_pair(*u.token_embd_type, std::string("token_embd type"));
+  if (output && u.output_type) return std::make_pair(*u.output_type, std::string("output type"));
+  if (!out && u.pure) out = std::make_pair(x.mix.base, std::string("pure"));
+  return out;
+}
+
+// Rule, user controls, fallback and override for one tensor.
+void plan_tensor(GgufTensorPlan& t, const std::map<std::string, GgmlType>& overrides, const Context& x,
+                 std::vector<int>& matched) {
   if (!t.weight_matrix) return;  // 1-D tensors stay F32
   // llama-quantize never quantizes a MoE router (ffn_gate_inp); only an override changes it.
   if (role_of(t.name) == Role::Router) {
@@ -213,13 +234,43 @@ void plan_tensor(GgufTensorPlan& t, const std::map<std::string, GgmlType>& overr
   }
   const GgmlType base = x.mix.base;
   const bool quantized_mix = ggml_type_traits(base).block_size > 1;
-  const GgmlType ruled = quantized_mix ? rule_type(t, x) : base;
-  t.type = ruled;
+  GgmlType ruled = quantized_mix ? rule_type(t, x) : base;
   if (ruled != base) t.why = "mix rule";
+  const auto user = controlled_type(t, x, matched);
+  if (user) {
+    ruled = user->first;
+    t.why = user->second;
+  }
+  t.type = ruled;
   auto o = overrides.find(t.name);
   if (o != overrides.end()) return apply_override(t, o->second, x);
   t.type = apply_fallback(t, ruled, x);
-  if (t.type != ruled) t.why = "fallback";
+  // A user's choice keeps its reason in front: "tensor type 'attn_v', fallback from q4_K".
+  if (t.type != ruled) t.why = user ? t.why + ", fallback from " + ggml_type_name(ruled) : "fallback";
+}
+
+// The controls' types must be writable, and a block linear's a quantization scheme.
+void check_control_types(const GgufTypeControls& u) {
+  auto valid_linear = [] {
+    std::string s = "f16, bf16";
+    for (GgmlType t : ggml_block_param_types()) s += ", " + ascii_lower(ggml_type_name(t));
+    return s;
+  };
+  const std::vector<GgmlType> blocks = ggml_block_param_types();
+  for (const GgufTensorTypeRule& r : u.tensor_types) {
+    const GgmlType t = r.type;
+    const bool ok = t == T::F16 || t == T::BF16 || std::count(blocks.begin(), blocks.end(), t) > 0;
+    SR_CHECK(ok, "[gguf] tensor type rule '", r.pattern.pattern(), "': type ", ascii_lower(ggml_type_name(t)),
+             " cannot be written for a weight matrix (valid: ", valid_linear(), ")");
+  }
+  for (const auto& [what, t] : {std::make_pair("output type", u.output_type),
+                                std::make_pair("token_embd type", u.token_embd_type)})
+    if (t) {
+      bool ok = false;
+      for (GgmlType s : ggml_supported_types()) ok |= s == *t;
+      SR_CHECK(ok, "[gguf] ", what, " ", ascii_lower(ggml_type_name(*t)), " cannot be written (valid: ",
+               ggml_supported_type_names(), ")");
+    }
 }
 
 }  // namespace
@@ -283,7 +334,13 @@ std::vector<GgufTensorPlan> plan_gguf_types(const ModelConfig& c, GgufMix mix, c
   if (mix == GgufMix::Q2_K_S && !opt.has_imatrix)
     note(opt, "q2_k_s without an imatrix: llama-quantize refuses this (its Q2_K is poor without importance "
               "weights); continuing");
-  for (GgufTensorPlan& t : plan) plan_tensor(t, overrides, x);
+  check_control_types(opt.controls);
+  std::vector<int> matched(opt.controls.tensor_types.size(), 0);
+  for (GgufTensorPlan& t : plan) plan_tensor(t, overrides, x, matched);
+  for (size_t r = 0; r < matched.size(); ++r)
+    SR_CHECK(matched[r] > 0, "[gguf] tensor type pattern '", opt.controls.tensor_types[r].pattern.pattern(),
+             "' matches no weight matrix of the model (patterns are searched in GGUF names such as "
+             "blk.0.attn_v.weight; norms and MoE routers are never quantized)");
   return plan;
 }
 

@@ -18,6 +18,14 @@
 //   attn_output  q2_k: Q3_K;  q3_k_m: Q4_K;  q3_k_l: Q5_K
 //   use_more_bits(i, n) = i < n/8 || i >= 7n/8 || (i - n/8) % 3 == 2
 //   1-D tensors (norms, rope_freqs) stay F32; f16/bf16/f32 mixes apply no rules.
+// User controls (llama-quantize's --tensor-type, --output-tensor-type, --token-embedding-type,
+// --pure; GgufTypeControls), for the 2-D tensors llama-quantize quantizes (not the router):
+//   token_embd.weight   the token_embd type if given; else (tied) the output type if given
+//   output.weight       the output type if given
+//   any other           the first tensor-type rule whose pattern is found in the GGUF name
+//                       (in the order given), else the base type with `pure`, else the mix rule
+// and then the fallback below, whatever decided (reported in `why`). A rule whose pattern finds
+// no such tensor is an error naming the pattern.
 // Fallback (row length not a multiple of the chosen block size), logged on stderr:
 //   Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, Q2_K/Q3_K -> Q4_0 (llama.cpp: IQ4_NL,
 //   which signround does not encode; Q4_0 has the same 4.5 bits per weight), then F16
@@ -35,9 +43,11 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "common/safe_regex.h"
 #include "model/config.h"
 #include "quant/formats/ggml_types.h"
 
@@ -69,6 +79,24 @@ struct GgufTensorPlan {
   std::string why;             // "" if the mix's base type, else the rule, fallback or override
 };
 
+// One llama-quantize --tensor-type rule: tensors whose GGUF name contains a match of `pattern`
+// (common/safe_regex.h syntax) get `type`.
+struct GgufTensorTypeRule {
+  SafeRegex pattern;
+  GgmlType type = GgmlType::Q8_0;
+};
+
+// llama-quantize's per-tensor controls (rules in the header comment). Types must have a codec;
+// a block linear's type must also be a quantization scheme (gguf_scheme: the block types, F16,
+// BF16); otherwise planning throws naming the type and listing the valid ones.
+struct GgufTypeControls {
+  std::vector<GgufTensorTypeRule> tensor_types;  // first match wins
+  std::optional<GgmlType> output_type;           // output.weight (token_embd.weight if tied)
+  std::optional<GgmlType> token_embd_type;       // token_embd.weight
+  bool pure = false;                             // no mix rules: every matrix the base type
+  bool any() const { return !tensor_types.empty() || output_type || token_embd_type || pure; }
+};
+
 struct GgufPlanOptions {
   bool has_imatrix = false;  // llama.cpp's q4_0/q5_0 ffn_down rule depends on it
   // Tensor name (GGUF "blk.0.attn_q.weight" or HF "model.layers.0.self_attn.q_proj.weight")
@@ -76,6 +104,7 @@ struct GgufPlanOptions {
   // block size (throws otherwise), no fallback applies.
   std::map<std::string, GgmlType> overrides;
   bool log = true;  // report fallbacks and overrides on stderr
+  GgufTypeControls controls;  // llama-quantize's per-tensor controls (the header comment)
 };
 
 // The tensors a "llama" GGUF holds for `c` (names and shapes; types F32), in

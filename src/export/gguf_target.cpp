@@ -50,9 +50,10 @@ std::string model_name(const Model& m) {
 std::vector<std::pair<std::string, GgufValue>> run_metadata(const TuningRecipe& r) {
   std::string recipe = r.method;
   if (r.method.rfind("signround", 0) == 0) recipe += " iters=" + std::to_string(r.iters);
-  if (r.method != "rtn")
+  if (r.method != "rtn" && !r.dataset.empty())
     recipe += " nsamples=" + std::to_string(r.nsamples) + " seqlen=" + std::to_string(r.seqlen) +
               " seed=" + std::to_string(r.seed) + " dataset=" + fs::path(r.dataset).filename().string();
+  if (!r.imatrix.empty()) recipe += " imatrix=" + fs::path(r.imatrix).filename().string();
   return {{"general.quantized_by", GgufValue::string("signround")}, {"signround.recipe", GgufValue::string(recipe)}};
 }
 
@@ -105,11 +106,16 @@ void write_top_level(GgufModelWriter& w, const ExportJob& job) {
   w.write_float("model.embed_tokens.weight", m.embedding());  // llama.cpp has no imatrix for it
 }
 
-void write_file(const ExportJob& job, const GgufTarget& t, const std::string& path) {
-  const Model& m = *job.model;
+GgufExportOptions file_options(const Model& m, const TuningRecipe& recipe) {
   GgufExportOptions fo;
   fo.model_name = model_name(m);
-  fo.extra_metadata = run_metadata(job.recipe.value_or(TuningRecipe{}));
+  fo.extra_metadata = run_metadata(recipe);
+  return fo;
+}
+
+void write_file(const ExportJob& job, const GgufTarget& t, const std::string& path) {
+  const Model& m = *job.model;
+  const GgufExportOptions fo = file_options(m, job.recipe.value_or(TuningRecipe{}));
   GgufModelWriter w(path, m.config(), m.tokenizer().vocabulary(), t.mix, t.tensors, fo);
   write_top_level(w, job);
   for (int64_t b = 0; b < m.config().n_layers; ++b) write_block(w, job, b);
@@ -147,9 +153,10 @@ GgufTensorPlan& GgufTarget::tensor(const std::string& gguf_name) {
   return const_cast<GgufTensorPlan&>(static_cast<const GgufTarget&>(*this).tensor(gguf_name));
 }
 
-GgufTarget plan_gguf_target(const ModelConfig& c, GgufMix mix, bool has_imatrix) {
+GgufTarget plan_gguf_target(const ModelConfig& c, GgufMix mix, bool has_imatrix, const GgufTypeControls& controls) {
   GgufPlanOptions po;
   po.has_imatrix = has_imatrix;
+  po.controls = controls;
   po.log = false;
   return {mix, has_imatrix, plan_gguf_types(c, mix, po)};
 }
@@ -198,6 +205,12 @@ void settle_gguf_target(GgufTarget& target, const LayerPlan& plan, const std::st
     t.type = type;
     t.why = "override";
   }
+}
+
+uint64_t gguf_target_file_bytes(const Model& model, const GgufTarget& t, const TuningRecipe& recipe) {
+  const GgufExportOptions fo = file_options(model, recipe);
+  return gguf_model_file_size(model_name(model) + ".gguf", model.config(), model.tokenizer().vocabulary(),
+                              t.mix, t.tensors, fo);
 }
 
 std::string gguf_output_file(const Model& model, GgufMix mix, const std::string& out) {

@@ -55,8 +55,9 @@ struct GgufTarget {
   const GgufTensorPlan& tensor(const std::string& gguf_name) const;
 };
 
-// The mix's rules for `c` (plan_gguf_types; has_imatrix only moves q4_0/q5_0's ffn_down rule).
-GgufTarget plan_gguf_target(const ModelConfig& c, GgufMix mix, bool has_imatrix);
+// The mix's rules for `c` with the user's per-tensor controls (plan_gguf_types; has_imatrix only
+// moves q4_0/q5_0's ffn_down rule).
+GgufTarget plan_gguf_target(const ModelConfig& c, GgufMix mix, bool has_imatrix, const GgufTypeControls& controls = {});
 
 // make_layer_plan defaults from the target: every block linear (and lm_head, used only with
 // --quant_lm_head) -> the scheme of its tensor's type, source "gguf <mix>" or
@@ -71,6 +72,10 @@ std::map<std::string, LayerDefault> gguf_layer_defaults(const GgufTarget& t, con
 // or its rows are not whole blocks of it, and when the experts of one stacked tensor disagree.
 // Called once, before tuning.
 void settle_gguf_target(GgufTarget& t, const LayerPlan& plan, const std::string& format);
+
+// The size in bytes of the file export_gguf_target writes for `t` with this recipe (the same
+// metadata and tensors), computed without quantizing or writing anything.
+uint64_t gguf_target_file_bytes(const Model& model, const GgufTarget& t, const TuningRecipe& recipe);
 
 // The .gguf file written for output path `out` (see "output" above).
 std::string gguf_output_file(const Model& model, GgufMix mix, const std::string& out);

@@ -47,7 +47,50 @@ struct Bytes {
   }
 };
 
+// The header up to the tensor infos: magic, version, counts and the metadata entries.
+Bytes header_prefix(const std::vector<std::pair<std::string, GgufValue>>& kv, size_t n_tensors, uint32_t alignment) {
+  Bytes h;
+  h.buf.insert(h.buf.end(), {'G', 'G', 'U', 'F'});
+  h.pod<uint32_t>(kGgufVersion);
+  const bool store_alignment = alignment != kGgufDefaultAlignment;
+  h.pod<uint64_t>(n_tensors);
+  h.pod<uint64_t>(kv.size() + (store_alignment ? 1 : 0));
+  for (const auto& [key, value] : kv) {
+    h.str(key);
+    h.value(value);
+  }
+  if (store_alignment) {
+    h.str(kGgufAlignmentKey);
+    h.value(GgufValue::scalar<uint32_t>(alignment));
+  }
+  return h;
+}
+
+// One tensor info: name, dimension count, dimensions, type, offset.
+void tensor_info(Bytes& h, const std::string& name, const std::vector<int64_t>& shape, GgmlType type,
+                 uint64_t offset) {
+  h.str(name);
+  h.pod<uint32_t>(uint32_t(shape.size()));
+  for (auto it = shape.rbegin(); it != shape.rend(); ++it) h.pod<int64_t>(*it);  // ne: innermost first
+  h.pod<uint32_t>(uint32_t(type));
+  h.pod<uint64_t>(offset);
+}
+
 }  // namespace
+
+uint64_t gguf_file_size(const std::vector<std::pair<std::string, GgufValue>>& kv,
+                        const std::vector<GgufTensorDecl>& tensors, uint32_t alignment) {
+  Bytes h = header_prefix(kv, tensors.size(), alignment);
+  uint64_t data = 0;
+  for (const GgufTensorDecl& t : tensors) {
+    tensor_info(h, t.name, t.shape, t.type, data);
+    int64_t n = 1;
+    for (int64_t d : t.shape) n *= d;
+    const int64_t row = t.shape.empty() ? 0 : t.shape.back();
+    data += align_up(row ? ggml_row_bytes(t.type, row) * uint64_t(n / row) : 0, alignment);
+  }
+  return align_up(h.buf.size(), alignment) + data;
+}
 
 GgufWriter::GgufWriter(const std::string& path, uint32_t alignment) : atomic_(path), alignment_(alignment) {
   SR_CHECK(alignment && !(alignment & (alignment - 1)), "[gguf] ", path, ": alignment ", alignment,
@@ -119,27 +162,8 @@ void GgufWriter::pad_to_alignment() {
 }
 
 void GgufWriter::write_header() {
-  Bytes h;
-  h.buf.insert(h.buf.end(), {'G', 'G', 'U', 'F'});
-  h.pod<uint32_t>(kGgufVersion);
-  const bool store_alignment = alignment_ != kGgufDefaultAlignment;
-  h.pod<uint64_t>(tensors_.size());
-  h.pod<uint64_t>(kv_.size() + (store_alignment ? 1 : 0));
-  for (const auto& [key, value] : kv_) {
-    h.str(key);
-    h.value(value);
-  }
-  if (store_alignment) {
-    h.str(kGgufAlignmentKey);
-    h.value(GgufValue::scalar<uint32_t>(alignment_));
-  }
-  for (const Declared& t : tensors_) {
-    h.str(t.name);
-    h.pod<uint32_t>(uint32_t(t.shape.size()));
-    for (auto it = t.shape.rbegin(); it != t.shape.rend(); ++it) h.pod<int64_t>(*it);  // ne: innermost first
-    h.pod<uint32_t>(uint32_t(t.type));
-    h.pod<uint64_t>(t.offset);
-  }
+  Bytes h = header_prefix(kv_, tensors_.size(), alignment_);
+  for (const Declared& t : tensors_) tensor_info(h, t.name, t.shape, t.type, t.offset);
   write_bytes(h.buf.data(), h.buf.size());
   pad_to_alignment();
   header_written_ = true;

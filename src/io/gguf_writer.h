@@ -31,6 +31,19 @@
 
 namespace sr {
 
+// A tensor as gguf_file_size sees it (GgufWriter::add_tensor's arguments).
+struct GgufTensorDecl {
+  std::string name;
+  GgmlType type;
+  std::vector<int64_t> shape;
+};
+
+// The size in bytes of the file a GgufWriter writes with these metadata entries (set in this
+// order) and these tensors (declared in this order), computed without writing anything. Rows
+// must be whole blocks of their type (throws otherwise).
+uint64_t gguf_file_size(const std::vector<std::pair<std::string, GgufValue>>& kv,
+                        const std::vector<GgufTensorDecl>& tensors, uint32_t alignment = kGgufDefaultAlignment);
+
 class GgufWriter {
  public:
   // REQUIRES: alignment is a power of two (a non-default one is stored as

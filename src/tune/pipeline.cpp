@@ -71,8 +71,8 @@ struct Observer {
 
 std::string head_imatrix_file(const std::string& dir) { return (fs::path(dir) / "head_imatrix.safetensors").string(); }
 
-// Σ over tokens of (final_norm(x))² / tokens, x [N, T, D] the FP model's last hidden states.
-at::Tensor head_imatrix(const Model& model, const at::Tensor& x) {
+// Σ over tokens of (final_norm(x))², x [N, T, D] the FP model's last hidden states.
+at::Tensor head_sum_sq(const Model& model, const at::Tensor& x) {
   at::NoGradGuard ng;
   const ModelConfig& c = model.config();
   at::Tensor sum = at::zeros({c.hidden}, at::kFloat);
@@ -80,7 +80,24 @@ at::Tensor head_imatrix(const Model& model, const at::Tensor& x) {
     auto h = rms_norm(x.narrow(0, r, std::min<int64_t>(16, x.size(0) - r)).to(at::kFloat), model.final_norm(), c.rms_eps);
     sum += h.reshape({-1, c.hidden}).pow(2).sum(0);
   }
-  return sum / double(x.size(0) * x.size(1));
+  return sum;
+}
+
+// lm_head's imatrix for the exporters (load_saved_head_imatrix): the given one, or the mean of
+// x² over the calibration tokens; none for tied embeddings or without either.
+void save_head_imatrix(const Model& model, const QuantizeOptions& opt, const Caches& caches, const std::string& dir) {
+  at::Tensor mean;
+  if (caches.active() && !model.config().tie_embeddings) {  // caches.x_fp: the FP model's last hidden states
+    const int64_t tokens = caches.x_fp.size(0) * caches.x_fp.size(1);
+    const at::Tensor sum = head_sum_sq(model, caches.x_fp);
+    mean = sum / double(tokens);
+    if (opt.collected_imatrix) (*opt.collected_imatrix)["lm_head"] = {sum, tokens};
+  }
+  if (opt.imatrix) {
+    auto it = opt.imatrix->find("lm_head");
+    mean = it == opt.imatrix->end() ? at::Tensor() : importance_mean(it->second);
+  }
+  if (mean.defined()) save_tensors(head_imatrix_file(dir), {{"lm_head", mean}});
 }
 
 std::string head_file(const std::string& dir) { return (fs::path(dir) / "lm_head.safetensors").string(); }
@@ -107,6 +124,11 @@ nlohmann::json quantize_lm_head(const Model& model, const LayerPlan& plan, const
     in.x_fp = caches.x_fp;
     in.x_q = caches.x_q;
     in.mask = caches.mask;
+  }
+  if (opt.imatrix) {
+    auto it = opt.imatrix->find("lm_head");
+    in.imatrix = it == opt.imatrix->end() ? at::Tensor() : it->second.sum_sq;
+    in.tokens = it == opt.imatrix->end() ? -1 : it->second.tokens;
   }
   UnitResult r = quantize_head(plan, in, opt.tune);
   save_block_state(file, r.layers, r.stats);
@@ -184,6 +206,14 @@ CalibData calibration_data(const Model& model, const QuantizeOptions& opt) {
   return load_calibration(model.tokenizer(), co);
 }
 
+// Everything but plain RTN calibrates, except optimized RTN that is given its imatrix and no
+// calibration data.
+bool needs_calibration(const QuantizeOptions& opt) {
+  if (opt.tune.method == Method::Rtn) return false;
+  const bool data = !opt.calib.dataset.empty() || opt.calib_tokens.defined();
+  return opt.tune.method == Method::SignRound || !opt.imatrix || data;
+}
+
 // X_fp = X_q = the calibration tokens' embeddings, once they are known to fit in memory; their
 // summary goes into record["calibration"].
 Caches make_caches(const Model& model, const CalibData& data, const QuantizeOptions& opt, nlohmann::json& record) {
@@ -238,20 +268,39 @@ UnitResult replay_saved_unit(const LayerPlan& plan, const UnitInput& in, const s
 }
 
 // The unit's FP pass: caches.x_fp becomes its reference output Y_ref; unless the unit is
-// replayed, its linears' imatrix and act_max are observed on the way. Hands the unit its inputs.
+// replayed (and no imatrix is being collected), its linears' imatrix and act_max are observed
+// on the way. Hands the unit its inputs.
 void reference_pass(const ModelConfig& c, const LayerPlan& plan, const QuantizeOptions& opt, Caches& caches,
                     UnitInput& in, bool saved, const RopeTables& rope) {
   if (!opt.enable_quanted_input) caches.x_q.copy_(caches.x_fp);
   Observer obs;
   std::vector<InputHook> observe;
-  for (int64_t b : in.blocks) observe.push_back(saved ? InputHook() : obs.hook_for(b, plan));
+  const bool observing = !saved || opt.collected_imatrix;
+  for (int64_t b : in.blocks) observe.push_back(observing ? obs.hook_for(b, plan) : InputHook());
   forward_in_place(c, caches.x_fp, in.fp, observe, rope);
+  if (opt.collected_imatrix)
+    for (const auto& [name, sum] : obs.imatrix) (*opt.collected_imatrix)[name] = {sum, obs.tokens[name]};
   in.imatrix = std::move(obs.imatrix);
   in.act_max = std::move(obs.act_max);
   in.tokens = std::move(obs.tokens);
   in.x_in = caches.x_q;
   in.y_ref = caches.x_fp;
   in.mask = caches.mask;
+}
+
+// The given imatrix in place of the collected one, for every quantized layer of the unit.
+void use_given_imatrix(const LayerPlan& plan, const Importances& given, UnitInput& in) {
+  for (int64_t b : in.blocks)
+    for (int i = 0; i < int(plan.block.linears.size()); ++i) {
+      const LayerChoice* c = plan.find(b, i);
+      if (!c || !c->quantized()) continue;
+      in.imatrix.erase(c->name);
+      in.tokens.erase(c->name);
+      if (auto it = given.find(c->name); it != given.end()) {
+        in.imatrix[c->name] = it->second.sum_sq;
+        in.tokens[c->name] = it->second.tokens;
+      }
+    }
 }
 
 // Quantizes the unit and saves each of its blocks' state.
@@ -298,7 +347,7 @@ nlohmann::json run_quantization(const Model& model, const LayerPlan& plan, const
            opt.tune.gradient_accumulate_steps);
   nlohmann::json record = {{"units", nlohmann::json::array()}};
   Caches caches;
-  if (opt.tune.method != Method::Rtn) caches = make_caches(model, calibration_data(model, opt), opt, record);
+  if (needs_calibration(opt)) caches = make_caches(model, calibration_data(model, opt), opt, record);
   if (!resuming) write_fingerprint(state_dir, fingerprint);  // every input checked: the first byte written
   const RopeTables& rope = model.rope(caches.active() ? caches.x_fp.size(1) : 1);
   const int64_t n_units = (c.n_layers + opt.nblocks - 1) / opt.nblocks;
@@ -310,6 +359,7 @@ nlohmann::json run_quantization(const Model& model, const LayerPlan& plan, const
     UnitResult res;
     if (saved) res = replay_saved_unit(plan, in, state_dir);
     if (caches.active()) reference_pass(c, plan, opt, caches, in, saved, rope);
+    if (opt.imatrix) use_given_imatrix(plan, *opt.imatrix, in);
     if (!saved) res = quantize_and_save(c, plan, in, rope, opt, state_dir);
     if (caches.active()) advance_quantized_input(c, plan, in, res, caches, rope);
     res.stats["seconds_total"] = now_seconds() - t0;
@@ -318,8 +368,7 @@ nlohmann::json run_quantization(const Model& model, const LayerPlan& plan, const
     SR_CHECK(opt.stop_after_units < 0 || u + 1 < opt.stop_after_units, "[quantize] stopped after ", u + 1,
              " units as asked (stop_after_units); continue with resume");
   }
-  if (caches.active() && !c.tie_embeddings)  // caches.x_fp now holds the FP model's last hidden states
-    save_tensors(head_imatrix_file(state_dir), {{"lm_head", head_imatrix(model, caches.x_fp)}});
+  save_head_imatrix(model, opt, caches, state_dir);
   if (const LayerChoice* head = plan.find("lm_head"); head && head->quantized())
     record["lm_head"] = quantize_lm_head(model, plan, opt, caches, state_dir);
   record["seconds"] = now_seconds() - t_start;

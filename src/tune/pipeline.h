@@ -20,6 +20,7 @@
 
 #include "tokenizer/calibration.h"
 #include "quant/layer_plan.h"
+#include "tune/imatrix.h"
 #include "tune/unit_quantizer.h"
 
 namespace sr {
@@ -34,6 +35,13 @@ struct QuantizeOptions {
   bool resume = false;
   bool progress = true;
   int64_t stop_after_units = -1;          // testing aid: throw after this many units (simulates a kill)
+  // Given (an imatrix file): replaces the Σx² the FP pass collects wherever it is used (opt-RTN,
+  // the V2 search, the GGUF encoders, lm_head's); a layer it lacks gets none. Optimized RTN with
+  // one needs no calibration data: without a dataset the run skips calibration.
+  const Importances* imatrix = nullptr;
+  // When set: filled with what the FP pass collected, every quantized layer's and lm_head's
+  // (untied models), whether or not `imatrix` replaced it. Needs calibration data.
+  Importances* collected_imatrix = nullptr;
 };
 
 // Quantizes every unit of `model` per `plan`, saving each unit's layers under

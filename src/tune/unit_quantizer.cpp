@@ -395,7 +395,7 @@ UnitResult quantize_head(const LayerPlan& plan, const HeadInput& in, const TuneO
   nlohmann::json stats = {{"layer", "lm_head"}, {"method", method_name(opt, tuning)}};
   std::map<std::string, at::Tensor> imatrix;
   if (in.imatrix.defined()) imatrix["lm_head"] = in.imatrix;
-  init_params(plan.block, jobs, imatrix, {}, token_count(in.x_fp), opt, tuning);
+  init_params(plan.block, jobs, imatrix, {}, in.tokens >= 0 ? in.tokens : token_count(in.x_fp), opt, tuning);
   if (tuning) {
     // §2.7: lm_head is tuned alone on its cached inputs, one sample per forward with the
     // mini-batch accumulated (reduction "sum"), against the FP layer's logits.

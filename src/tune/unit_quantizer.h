@@ -67,6 +67,7 @@ struct HeadInput {
   at::Tensor x_q;       // [N, T, D] quantized-path inputs, or undefined (RTN)
   at::Tensor mask;      // [N, T]
   at::Tensor imatrix;   // [D] Σ x² over the FP inputs, or undefined
+  int64_t tokens = -1;  // the tokens imatrix summed over; -1: all of x_fp's
   at::Tensor act_max;   // scalar, or undefined
 };
 
