@@ -111,6 +111,7 @@ std::string write_random_hf_model(const std::string& dir, const RandomModelSpec&
     if (s.arch == "Qwen2MoeForCausalLM") cfg["shared_expert_intermediate_size"] = s.shared_intermediate;
   }
   cfg["rope_scaling"] = s.rope_scaling_json.empty() ? nlohmann::json() : nlohmann::json::parse(s.rope_scaling_json);
+  if (!s.extra_config_json.empty()) cfg.update(nlohmann::json::parse(s.extra_config_json));
   std::ofstream(fs::path(dir) / "config.json") << cfg.dump(2);
   std::vector<Named> all = random_tensors(s);
   if (s.shards <= 1) {
