@@ -426,35 +426,39 @@ TEST(GgufArchLlamaCppQuantize, RtnEqualsLlamaQuantize) {
   }
 }
 
-// A Qwen2 with a byte-level BPE vocabulary (tokenizer.json, pre-tokenizer "qwen2"): llama.cpp
-// c392e50 knows the pre-tokenizer name we write, tokenizes the text as we do and measures our
-// perplexity.
-TEST(GgufArchLlamaCppQuantize, ByteLevelQwen2VocabularyLoads) {
+// Byte-level BPE vocabularies (tokenizer.json) as llama.cpp's converter stores them: a Qwen2 with
+// pre-tokenizer "qwen2" (no BOS) and a Llama with "llama-bpe" (BOS from the template, ignore_merges).
+// llama.cpp c392e50 knows the pre-tokenizer names we write, tokenizes the text as we do and
+// measures our perplexity.
+TEST(GgufArchLlamaCppQuantize, ByteLevelVocabulariesLoad) {
   SR_REQUIRE_SHARED("tools/llama.cpp/bin/llama-perplexity");
-  test::TempDir dir;
-  test::RandomModelSpec s = spec_of(kFamilies[4], 288);  // > the tokenizer's 273 ids
-  const std::string src = test::write_random_hf_model(dir / "hf", s);
-  test::ByteLevelSpec bl;
-  bl.pattern = "qwen2";
-  test::write_json(src + "/tokenizer.json", test::byte_level_tokenizer_json(bl));
-  test::write_json(src + "/tokenizer_config.json", {{"bos_token", nullptr}, {"eos_token", "<|endoftext|>"}});
-  auto hf = Model::open(src);
-  GgufModelExportOptions o;
-  o.progress = false;
-  o.plan.log = false;
-  export_gguf(*hf, dir / "f32.gguf", GgufMix::F32, o);
-  EXPECT_EQ(GgufReader(dir / "f32.gguf").get<std::string>("tokenizer.ggml.pre"), "qwen2");
+  struct Case { const Family& family; test::ByteLevelSpec spec; nlohmann::json config; const char* pre; };
+  const Case cases[] = {
+      {kFamilies[4], {"qwen2"}, {{"bos_token", nullptr}, {"eos_token", "<|endoftext|>"}}, "qwen2"},
+      {kFamilies[0], {"llama3", false, true, false, true}, {{"eos_token", "<|endoftext|>"}}, "llama-bpe"},
+  };
   std::string text;
   for (int i = 0; i < 60; ++i) text += "the lower we low, xyz aa " + std::to_string(i % 7) + " hello there\n";
-  std::ofstream(dir / "text.txt") << text;
-  const double theirs = llama_cpp_ppl(dir / "f32.gguf", dir / "text.txt", "-c 32 -b 32 -t 2");
-  EvalOptions e;
-  e.ctx = 32;
-  e.progress = false;
-  const EvalResult ours = evaluate_text(*Model::open(dir / "f32.gguf"), text, e);
-  std::printf("byte-level qwen2: llama.cpp PPL %.4f, signround eval %.4f (%lld tokens)\n", theirs, ours.ppl,
-              (long long)ours.tokens);
-  EXPECT_LT(std::abs(ours.ppl / theirs - 1), 1e-3);
+  for (const Case& c : cases) {
+    test::TempDir dir;
+    const std::string src = test::write_random_hf_model(dir / "hf", spec_of(c.family, 288));  // > the 273 ids
+    test::write_json(src + "/tokenizer.json", test::byte_level_tokenizer_json(c.spec));
+    test::write_json(src + "/tokenizer_config.json", c.config);
+    GgufModelExportOptions o;
+    o.progress = false;
+    o.plan.log = false;
+    export_gguf(*Model::open(src), dir / "f32.gguf", GgufMix::F32, o);
+    EXPECT_EQ(GgufReader(dir / "f32.gguf").get<std::string>("tokenizer.ggml.pre"), c.pre);
+    std::ofstream(dir / "text.txt") << text;
+    const double theirs = llama_cpp_ppl(dir / "f32.gguf", dir / "text.txt", "-c 32 -b 32 -t 2");
+    EvalOptions e;
+    e.ctx = 32;
+    e.progress = false;
+    const EvalResult ours = evaluate_text(*Model::open(dir / "f32.gguf"), text, e);
+    std::printf("byte-level %s (%s): llama.cpp PPL %.4f, signround eval %.4f (%lld tokens)\n", c.family.label, c.pre,
+                theirs, ours.ppl, (long long)ours.tokens);
+    EXPECT_LT(std::abs(ours.ppl / theirs - 1), 1e-3) << c.pre;
+  }
 }
 
 }  // namespace
