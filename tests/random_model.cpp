@@ -20,7 +20,10 @@ struct Named { std::string name; at::Tensor t; };
 std::vector<Named> random_tensors(const RandomModelSpec& s) {
   at::manual_seed(s.seed);
   const int64_t hd = s.hidden / s.heads, D = s.hidden, F = s.intermediate;
-  const bool qwen2 = s.arch == "Qwen2ForCausalLM" || s.arch == "Qwen2MoeForCausalLM",
+  // extra_config_json {"attention_bias": true} (a Llama with q/k/v biases) gets biases as Qwen2 has them.
+  const bool extra_bias = !s.extra_config_json.empty() &&
+                          nlohmann::json::parse(s.extra_config_json).value("attention_bias", false);
+  const bool qwen2 = s.arch == "Qwen2ForCausalLM" || s.arch == "Qwen2MoeForCausalLM" || extra_bias,
              qwen3 = s.arch == "Qwen3ForCausalLM" || s.arch == "Qwen3MoeForCausalLM";
   const bool mixtral = s.arch == "MixtralForCausalLM";
   std::vector<Named> out;

@@ -80,7 +80,8 @@ std::vector<uint8_t> GgufModelWriter::to_gguf_rows(size_t i, std::vector<uint8_t
   const GgufTensorPlan& t = plan_[i];
   const int64_t heads = interleaved_heads(t.name, config_);
   if (heads == 0) return bytes;
-  const uint64_t row_bytes = ggml_row_bytes(t.type, t.shape.back());
+  // A bias [rows] is F32: each of its rows is one element.
+  const uint64_t row_bytes = ggml_row_bytes(t.type, t.shape.size() == 1 ? 1 : t.shape.back());
   return permute_byte_rows(bytes.data(), row_bytes, interleaved_row_sources(t.shape[0], heads));
 }
 
