@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
+#include <tuple>
 #include <vector>
 
 #include "eval/perplexity.h"
@@ -235,6 +236,23 @@ TEST(GgufArch, UnsupportedArchitectureListsTheSupportedOnes) {
   EXPECT_EQ(find_gguf_arch("llama", true)->family, Arch::Mixtral);
   EXPECT_EQ(find_gguf_arch("llama", false)->family, Arch::Llama);
   EXPECT_STREQ(gguf_arch_of(Arch::Mistral).name, "llama");
+  // Experts where the architecture has none, or none where it needs them, are named.
+  test::TempDir dir;
+  for (const auto& [family, key, value, message] :
+       {std::tuple(kFamilies[8], "qwen2moe.expert_count", 0u, "'qwen2moe' without experts (qwen2moe.expert_count)"),
+        std::tuple(kFamilies[5], "qwen2.expert_count", 4u, "'qwen2' with experts (qwen2.expert_count)")}) {
+    auto hf = Model::open(write_family(dir / family.label, family));
+    const Vocabulary vocab = test::synthetic_vocabulary(hf->config().vocab);
+    GgufModelExportOptions o;
+    o.vocabulary = &vocab;
+    o.progress = false;
+    o.plan.log = false;
+    o.file.extra_metadata = {{key, GgufValue::scalar<uint32_t>(value)}};
+    const std::string path = dir / (std::string(family.label) + ".gguf");
+    export_gguf(*hf, path, GgufMix::F32, o);
+    const std::string e = test::error_of([&] { Model::open(path); });
+    EXPECT_NE(e.find(message), std::string::npos) << e;
+  }
 }
 
 // A Qwen2 with a real vocabulary: the trained 4m Llama with seeded q/k/v biases added (a second
