@@ -20,7 +20,10 @@ struct Named { std::string name; at::Tensor t; };
 std::vector<Named> random_tensors(const RandomModelSpec& s) {
   at::manual_seed(s.seed);
   const int64_t hd = s.hidden / s.heads, D = s.hidden, F = s.intermediate;
-  const bool qwen2 = s.arch == "Qwen2ForCausalLM" || s.arch == "Qwen2MoeForCausalLM",
+  // extra_config_json {"attention_bias": true} (a Llama with q/k/v biases) gets biases as Qwen2 has them.
+  const bool extra_bias = !s.extra_config_json.empty() &&
+                          nlohmann::json::parse(s.extra_config_json).value("attention_bias", false);
+  const bool qwen2 = s.arch == "Qwen2ForCausalLM" || s.arch == "Qwen2MoeForCausalLM" || extra_bias,
              qwen3 = s.arch == "Qwen3ForCausalLM" || s.arch == "Qwen3MoeForCausalLM";
   const bool mixtral = s.arch == "MixtralForCausalLM";
   std::vector<Named> out;
@@ -111,6 +114,7 @@ std::string write_random_hf_model(const std::string& dir, const RandomModelSpec&
     if (s.arch == "Qwen2MoeForCausalLM") cfg["shared_expert_intermediate_size"] = s.shared_intermediate;
   }
   cfg["rope_scaling"] = s.rope_scaling_json.empty() ? nlohmann::json() : nlohmann::json::parse(s.rope_scaling_json);
+  if (!s.extra_config_json.empty()) cfg.update(nlohmann::json::parse(s.extra_config_json));
   std::ofstream(fs::path(dir) / "config.json") << cfg.dump(2);
   std::vector<Named> all = random_tensors(s);
   if (s.shards <= 1) {

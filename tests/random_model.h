@@ -24,6 +24,9 @@ struct RandomModelSpec {
   // `intermediate`, `experts_used` per token; Qwen2-MoE adds a shared expert of `shared_intermediate`.
   int64_t experts = 0, experts_used = 2, shared_intermediate = 96;
   bool norm_topk_prob = true;
+  // A JSON object whose fields are added to (or replace those of) config.json, e.g.
+  // {"use_sliding_window": true, "sliding_window": 4}.
+  std::string extra_config_json;
 };
 
 // Writes the model into folder `dir` (created). Returns dir.

@@ -30,8 +30,8 @@ std::vector<FlagSpec> quantize_flags() {
   std::vector<FlagSpec> f = {
       {"model", true, "source model: HF folder, .gguf or llama2.c .bin", ""},
       {"output-dir", true, "where the quantized model is written", ""},
-      {"format", true, "comma list of export formats: fake, gguf:<mix> (q2_k ... q8_0; a .gguf output path or "
-                       "a folder)", "fake"},
+      {"format", true, "comma list of export formats: fake, gguf:<mix> (q2_k ... q8_0, or f32/f16/bf16: "
+                       "converted without quantizing; a .gguf output path or a folder)", "fake"},
       {"scheme", true, "preset (W4A16, W2A16G64, MXFP4, NVFP4, gguf:q4_k, ...) or key=value fields",
        "W4A16; with --format gguf:<mix>, the mix's types"},
       {"bits", true, "override the scheme's weight bits (with --options/--schemes and no --avg_bits: the average-bits "
@@ -370,6 +370,22 @@ void save_imatrix(const std::string& path, const Importances& im, const Model& m
   write_imatrix_file(path, f, ascii_lower(fs::path(path).extension().string()) == ".dat");
 }
 
+// --format gguf:f32 / f16 / bf16: the model converted as it is, nothing tuned (a Python-free
+// convert_hf_to_gguf.py); the quantization flags do not apply.
+int convert_to_gguf(const Args& a, const Model& model, const std::string& format, const std::string& out,
+                    double t0) {
+  ExportJob job;
+  job.model = &model;
+  job.record = {{"settings", {{"model", a.str("model")}, {"method", "convert"}, {"format", format}}}};
+  export_model(format, job, out);
+  const std::string file = gguf_output_file(model, gguf_format_mix(format), out);
+  nlohmann::json record = {{"gguf", {{"file", file}, {"bytes", int64_t(fs::file_size(file))}}},
+                           {"seconds_total", now_seconds() - t0}};
+  if (a.flag("json")) return print_json(record);
+  std::printf("output     %s (%s, converted without quantization)\n", file.c_str(), format.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int cmd_quantize(int argc, char** argv) {
@@ -404,6 +420,13 @@ int cmd_quantize(int argc, char** argv) {
   SR_CHECK(dry_run || o.resume || !has_unfinished_run(state_dir), "[quantize] ", state_dir,
            " holds an unfinished run; pass --resume to continue it, or delete the folder");
   auto model = open_model(a, a.required("model"), o.tune.method != Method::Rtn || !gguf.empty());
+  if (!gguf.empty() && is_gguf_float_mix(gguf_format_mix(gguf))) {
+    SR_CHECK(!dry_run && !controls.any(), "--format ", gguf, " converts the model without quantizing: --dry_run and "
+             "the per-tensor type controls do not apply");
+    SR_CHECK(formats.size() == 1, "--format ", gguf, " converts the model without quantizing; export other formats "
+             "in a separate run");
+    return convert_to_gguf(a, *model, gguf, out_dir, t0);
+  }
   SR_CHECK(o.nblocks >= 1 && o.nblocks <= model->config().n_layers, "--nblocks must be in [1, ",
            model->config().n_layers, "], got ", o.nblocks);
   Importances given, collected;

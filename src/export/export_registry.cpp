@@ -18,11 +18,14 @@ struct FormatRow {
   void (*check_plan)(const LayerPlan&, bool calibrated) = nullptr;  // nullptr: stores any plan
 };
 
-// "gguf:<mix>" for every quantized llama.cpp mix (export/gguf_target.h).
+// "gguf:<mix>" for every llama.cpp mix, quantized and float (export/gguf_target.h).
 void add_gguf_rows(std::vector<FormatRow>& rows) {
   for (GgufMix mix : gguf_target_mixes())
     rows.push_back({std::string("gguf:") + gguf_mix_info(mix).name,
                     [mix](const ExportJob& job, const std::string& out) { export_gguf_target(job, mix, out); }});
+  for (GgufMix mix : gguf_float_mixes())
+    rows.push_back({std::string("gguf:") + gguf_mix_info(mix).name,
+                    [mix](const ExportJob& job, const std::string& out) { export_gguf_float(job, mix, out); }});
 }
 
 const std::vector<FormatRow>& formats() {

@@ -1,4 +1,4 @@
-// Streaming "llama" GGUF model writer (contract in gguf_export.h).
+// Streaming GGUF model writer (contract in gguf_export.h).
 #include "export/gguf_export.h"
 
 #include <algorithm>
@@ -9,6 +9,7 @@
 #include "export/gguf_encode.h"
 #include "export/gguf_metadata.h"
 #include "model/block_desc.h"
+#include "model/gguf_arch.h"
 #include "model/gguf_names.h"
 #include "model/rope_layout.h"
 
@@ -16,11 +17,12 @@ namespace sr {
 namespace {
 
 // Heads whose rows convert_hf_to_gguf.py interleaves for this tensor (the block description's
-// RoPE rows); 0 if none.
+// RoPE rows, weight and bias, of an architecture with interleaved RoPE); 0 if none.
 int64_t interleaved_heads(const std::string& gguf_name, const ModelConfig& c) {
-  if (gguf_layer_of(gguf_name) < 0) return 0;
+  if (gguf_layer_of(gguf_name) < 0 || !gguf_arch_of(c.arch).interleaved_rope) return 0;
   for (const LinearDesc& l : describe_block(c).linears)
-    if (l.rope_heads > 0 && ends_with(gguf_name, "." + l.gguf + ".weight")) return l.rope_heads;
+    if (l.rope_heads > 0 && (ends_with(gguf_name, "." + l.gguf + ".weight") || ends_with(gguf_name, "." + l.gguf + ".bias")))
+      return l.rope_heads;
   return 0;
 }
 
@@ -93,7 +95,8 @@ std::vector<uint8_t> GgufModelWriter::to_gguf_rows(size_t i, std::vector<uint8_t
   const GgufTensorPlan& t = plan_[i];
   const int64_t heads = interleaved_heads(t.name, config_);
   if (heads == 0) return bytes;
-  const uint64_t row_bytes = ggml_row_bytes(t.type, t.shape.back());
+  // A bias [rows] is F32: each of its rows is one element.
+  const uint64_t row_bytes = ggml_row_bytes(t.type, t.shape.size() == 1 ? 1 : t.shape.back());
   return permute_byte_rows(bytes.data(), row_bytes, interleaved_row_sources(t.shape[0], heads));
 }
 

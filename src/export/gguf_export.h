@@ -1,11 +1,13 @@
-// Streaming writer of "llama" GGUF model files that llama.cpp loads.
+// Streaming writer of GGUF model files that llama.cpp loads, for the architectures of
+// model/gguf_arch.h.
 //
 // What it writes (details in docs/gguf.md): GGUF v3, 32-byte alignment; the metadata
 // of export/gguf_metadata.h; the tensors of a plan (export/gguf_plan.h: llama.cpp's
 // names, llama-quantize's order, one ggml type each). Weights are given in the Hugging
-// Face layout; the q and k projections' rows are permuted into the interleaved RoPE
-// order exactly as convert_hf_to_gguf.py does (model/rope_layout.h), so llama.cpp
-// computes the same model. 1-D tensors (norms) are stored F32.
+// Face layout; for "llama" the q and k projections' rows (and biases) are permuted into the
+// interleaved RoPE order exactly as convert_hf_to_gguf.py does (model/rope_layout.h), so
+// llama.cpp computes the same model; the Qwen architectures keep the HF order (NEOX RoPE).
+// 1-D tensors (norms, biases) are stored F32.
 //
 // Use:
 //   auto plan = plan_gguf_types(config, GgufMix::Q4_K_M);

@@ -42,6 +42,7 @@ void write_block(const Model& m, int64_t i, Sink& s) {
   for (size_t j = 0; j < d.linears.size(); ++j) {
     const LinearDesc& l = d.linears[j];
     const std::string name = "blk." + std::to_string(i) + "." + l.gguf + ".weight";
+    if (l.bias) s.put(pre + l.module + ".bias", b.b[j]);
     if (l.expert >= 0) s.put_expert(name, b.w[j], l.expert);
     else s.put(name, b.w[j]);
   }

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "model/gguf_arch.h"
 #include "tokenizer/gguf_vocab.h"
 
 namespace sr {
@@ -13,29 +14,44 @@ using Entries = std::vector<std::pair<std::string, GgufValue>>;
 GgufValue u32(int64_t v) { return GgufValue::scalar<uint32_t>(uint32_t(v)); }
 GgufValue f32(double v) { return GgufValue::scalar<float>(float(v)); }
 
-void add_hyper_parameters(const ModelConfig& c, Entries& e) {
-  e.emplace_back("llama.block_count", u32(c.n_layers));
-  e.emplace_back("llama.context_length", u32(c.max_position));
-  e.emplace_back("llama.embedding_length", u32(c.hidden));
-  e.emplace_back("llama.feed_forward_length", u32(c.intermediate));
-  e.emplace_back("llama.attention.head_count", u32(c.n_heads));
-  e.emplace_back("llama.attention.head_count_kv", u32(c.n_kv_heads));
-  e.emplace_back("llama.rope.freq_base", f32(c.rope_theta));
-  e.emplace_back("llama.attention.layer_norm_rms_epsilon", f32(c.rms_eps));
-  e.emplace_back("llama.attention.key_length", u32(c.head_dim));
-  e.emplace_back("llama.attention.value_length", u32(c.head_dim));
+// Keys of the architecture's prefix ("qwen2.block_count").
+struct Keys {
+  const GgufArch& arch;
+  std::string operator()(const char* rest) const { return std::string(arch.name) + "." + rest; }
+};
+
+// convert_hf_to_gguf.py's base set_gguf_parameters, in its order (expert_used_count among them,
+// where the HF config names num_experts_per_tok: every MoE family).
+void add_hyper_parameters(const ModelConfig& c, const Keys& k, Entries& e) {
+  e.emplace_back(k("block_count"), u32(c.n_layers));
+  e.emplace_back(k("context_length"), u32(c.max_position));
+  e.emplace_back(k("embedding_length"), u32(c.hidden));
+  e.emplace_back(k("feed_forward_length"), u32(c.intermediate));
+  e.emplace_back(k("attention.head_count"), u32(c.n_heads));
+  e.emplace_back(k("attention.head_count_kv"), u32(c.n_kv_heads));
+  e.emplace_back(k("rope.freq_base"), f32(c.rope_theta));
+  e.emplace_back(k("attention.layer_norm_rms_epsilon"), f32(c.rms_eps));
+  if (k.arch.expert_keys == GgufExpertKeys::Llama) e.emplace_back(k("expert_count"), u32(c.moe.n_experts));
+  if (k.arch.expert_keys != GgufExpertKeys::None) e.emplace_back(k("expert_used_count"), u32(c.moe.n_used));
+  e.emplace_back(k("attention.key_length"), u32(c.head_dim));
+  e.emplace_back(k("attention.value_length"), u32(c.head_dim));
 }
 
-void add_rope(const ModelConfig& c, Entries& e) {
-  e.emplace_back("llama.vocab_size", u32(c.vocab));
-  if (c.is_moe()) {  // feed_forward_length (c.intermediate) is then each expert's width, as Mixtral's config says
-    e.emplace_back("llama.expert_count", u32(c.moe.n_experts));
-    e.emplace_back("llama.expert_used_count", u32(c.moe.n_used));
+// What the architecture's own set_gguf_parameters adds after general.file_type: LlamaModel's
+// vocabulary size and RoPE keys, Qwen2MoeModel's expert keys.
+void add_architecture_keys(const ModelConfig& c, const Keys& k, Entries& e) {
+  if (k.arch.expert_keys == GgufExpertKeys::Qwen) {
+    e.emplace_back(k("expert_count"), u32(c.moe.n_experts));
+    e.emplace_back(k("expert_feed_forward_length"), u32(c.moe.expert_intermediate));
+    if (c.moe.shared_intermediate > 0)
+      e.emplace_back(k("expert_shared_feed_forward_length"), u32(c.moe.shared_intermediate));
   }
-  e.emplace_back("llama.rope.dimension_count", u32(c.head_dim));
+  if (!k.arch.llama_keys) return;
+  e.emplace_back(k("vocab_size"), u32(c.vocab));
+  e.emplace_back(k("rope.dimension_count"), u32(c.head_dim));
   if (c.rope_scaling.type == "linear") {
-    e.emplace_back("llama.rope.scaling.type", GgufValue::string("linear"));
-    e.emplace_back("llama.rope.scaling.factor", f32(c.rope_scaling.factor));
+    e.emplace_back(k("rope.scaling.type"), GgufValue::string("linear"));
+    e.emplace_back(k("rope.scaling.factor"), f32(c.rope_scaling.factor));
   }
 }
 
@@ -56,13 +72,14 @@ std::vector<std::pair<std::string, GgufValue>> gguf_model_metadata(const ModelCo
                                                                    GgufMix mix, const std::string& model_name) {
   SR_CHECK(int64_t(vocab.pieces.size()) <= c.vocab, "[gguf] the tokenizer (", vocab.source, ") has ",
            vocab.pieces.size(), " tokens but the model's vocabulary is only ", c.vocab);
+  const Keys k{gguf_arch_of(c.arch)};
   Entries e;
-  e.emplace_back("general.architecture", GgufValue::string("llama"));
+  e.emplace_back("general.architecture", GgufValue::string(k.arch.name));
   e.emplace_back("general.type", GgufValue::string("model"));
   e.emplace_back("general.name", GgufValue::string(model_name));
-  add_hyper_parameters(c, e);
+  add_hyper_parameters(c, k, e);
   e.emplace_back("general.file_type", u32(gguf_mix_info(mix).file_type));
-  add_rope(c, e);
+  add_architecture_keys(c, k, e);
   for (auto& kv : gguf_vocabulary_metadata(padded_vocabulary(vocab, c.vocab))) e.push_back(std::move(kv));
   e.emplace_back("general.quantization_version", u32(kGgmlQuantizationVersion));
   return e;

@@ -1,17 +1,26 @@
-// The metadata of a "llama" GGUF file written from a ModelConfig and a Vocabulary.
+// The metadata of a GGUF model file written from a ModelConfig and a Vocabulary, for the
+// family's GGUF architecture (model/gguf_arch.h: llama, qwen2, qwen3, qwen2moe, qwen3moe).
 //
-// Entries, in this order (keys as llama.cpp c392e50 reads them; all integers u32,
-// all reals f32, as convert_hf_to_gguf.py writes them):
-//   general.architecture "llama", general.type "model", general.name
-//   llama.block_count, context_length, embedding_length, feed_forward_length,
-//         attention.head_count, attention.head_count_kv, rope.freq_base,
-//         attention.layer_norm_rms_epsilon, attention.key_length, attention.value_length
+// Entries, in this order (keys as llama.cpp reads them and convert_hf_to_gguf.py writes them;
+// all integers u32, all reals f32; <a> = the architecture name):
+//   general.architecture <a>, general.type "model", general.name
+//   <a>.block_count, context_length, embedding_length, feed_forward_length,
+//        attention.head_count, attention.head_count_kv, rope.freq_base,
+//        attention.layer_norm_rms_epsilon,
+//        [llama with experts: expert_count], [MoE: expert_used_count],
+//        attention.key_length, attention.value_length
 //   general.file_type (the mix's llama_ftype)
-//   llama.vocab_size, llama.rope.dimension_count
-//   llama.rope.scaling.type "linear" + llama.rope.scaling.factor   (linear scaling only;
-//         Llama-3 scaling travels as the rope_freqs.weight tensor, see below)
-//   tokenizer.ggml.*  (tokenizer/gguf_vocab.h)
+//   [qwen2moe, qwen3moe: <a>.expert_count, expert_feed_forward_length,
+//        expert_shared_feed_forward_length (qwen2moe)]
+//   [llama: llama.vocab_size, llama.rope.dimension_count,
+//        llama.rope.scaling.type "linear" + llama.rope.scaling.factor (linear scaling only;
+//        Llama-3 scaling travels as the rope_freqs.weight tensor, see below)]
+//   tokenizer.ggml.*  (tokenizer/gguf_vocab.h: "llama" SentencePiece or "gpt2" byte-level BPE
+//        with its pre-tokenizer name and merges)
 //   general.quantization_version 2
+// key_length / value_length are written always (the converter writes them when config.json
+// names head_dim; llama.cpp reads the same value either way). No sliding window is written:
+// llama.cpp has none for these architectures.
 #pragma once
 #include <string>
 #include <utility>

@@ -8,6 +8,7 @@
 #include "common/error.h"
 #include "common/strings.h"
 #include "model/block_desc.h"
+#include "model/gguf_arch.h"
 #include "model/gguf_names.h"
 
 namespace sr {
@@ -96,7 +97,9 @@ Role role_of(const std::string& name) {
   if (ends_with("attn_k.weight")) return Role::AttnK;
   if (ends_with("attn_v.weight")) return Role::AttnV;
   if (ends_with("attn_output.weight")) return Role::AttnOutput;
-  if (ends_with("ffn_down.weight") || ends_with("ffn_down_exps.weight")) return Role::FfnDown;
+  // llama.cpp matches "ffn_down" anywhere in the name: the experts' and the shared expert's too.
+  if (ends_with("ffn_down.weight") || ends_with("ffn_down_exps.weight") || ends_with("ffn_down_shexp.weight"))
+    return Role::FfnDown;
   if (ends_with("ffn_gate_inp.weight")) return Role::Router;
   return Role::Other;
 }
@@ -273,6 +276,29 @@ void check_control_types(const GgufTypeControls& u) {
     }
 }
 
+// ggml_n_dims of a tensor of this shape (outermost first): trailing ggml dimensions of 1 do not
+// count, so a [1, D] gate (Qwen2-MoE's ffn_gate_inp_shexp) is 1-D to llama-quantize.
+int ggml_n_dims(const std::vector<int64_t>& shape) {
+  int n = 1;
+  for (size_t i = 0; i < shape.size(); ++i)  // shape[i] is ggml dimension shape.size() - 1 - i
+    if (shape[i] != 1) n = std::max(n, int(shape.size() - i));
+  return n;
+}
+
+// The model's blocks must be what its GGUF architecture holds (model/gguf_arch.h).
+void check_gguf_arch(const ModelConfig& c) {
+  const GgufArch& a = gguf_arch_of(c.arch);
+  SR_CHECK(!c.qkv_bias || a.qkv_bias != GgufBias::Never, "[gguf] ", c.arch_name,
+           " with q/k/v biases (attention_bias) cannot be written: llama.cpp's '", a.name, "' has no attn_q.bias");
+  SR_CHECK(c.qkv_bias || a.qkv_bias != GgufBias::Required, "[gguf] ", c.arch_name,
+           " without q/k/v biases cannot be written: llama.cpp's '", a.name, "' requires attn_q.bias");
+  SR_CHECK(c.qk_norm == a.qk_norm, "[gguf] ", c.arch_name, c.qk_norm ? " with" : " without",
+           " q/k norms cannot be written as GGUF architecture '", a.name, "'");
+  SR_CHECK(c.is_moe() == a.experts && (c.moe.shared_intermediate > 0) == a.shared_expert, "[gguf] ", c.arch_name,
+           c.moe.shared_intermediate > 0 ? " with a shared expert" : c.is_moe() ? " with experts" : "",
+           " cannot be written as GGUF architecture '", a.name, "'");
+}
+
 }  // namespace
 
 const std::vector<GgufMixInfo>& gguf_mixes() { return kMixes; }
@@ -295,16 +321,13 @@ GgufMix parse_gguf_mix(const std::string& name) {
 bool gguf_use_more_bits(int64_t i, int64_t n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
 
 std::vector<GgufTensorPlan> gguf_tensor_list(const ModelConfig& c) {
-  SR_CHECK(!c.qkv_bias && !c.qk_norm, "[gguf] ", c.arch_name, " models (q/k/v bias or q/k norm) cannot be written "
-           "as GGUF architecture 'llama'");
-  SR_CHECK(!c.is_moe() || c.moe.shared_intermediate == 0, "[gguf] ", c.arch_name,
-           " models (shared expert) cannot be written as GGUF architecture 'llama'");
+  check_gguf_arch(c);
   const int64_t D = c.hidden;
   std::vector<GgufTensorPlan> out;
   auto add = [&](std::string name, std::vector<int64_t> shape) {
     GgufTensorPlan t;
     t.name = std::move(name);
-    t.weight_matrix = shape.size() >= 2;
+    t.weight_matrix = ggml_n_dims(shape) >= 2;
     t.shape = std::move(shape);
     out.push_back(std::move(t));
   };
@@ -318,6 +341,7 @@ std::vector<GgufTensorPlan> gguf_tensor_list(const ModelConfig& c) {
   for (const NormDesc& n : d.norms)
     if (n.present) block.push_back({n.gguf + ".weight", {n.size}});
   for (const LinearDesc& l : d.linears) {
+    if (l.bias) block.push_back({l.gguf + ".bias", {l.out}});
     if (l.expert < 0) block.push_back({l.gguf + ".weight", {l.out, l.in}});
     else if (l.expert == 0) block.push_back({l.gguf + ".weight", {c.moe.n_experts, l.out, l.in}});  // stacked
   }
@@ -334,6 +358,13 @@ std::vector<GgufTensorPlan> plan_gguf_types(const ModelConfig& c, GgufMix mix, c
   if (mix == GgufMix::Q2_K_S && !opt.has_imatrix)
     note(opt, "q2_k_s without an imatrix: llama-quantize refuses this (its Q2_K is poor without importance "
               "weights); continuing");
+  if (c.sliding_window > 0)
+    note(opt, c.arch_name + ": the sliding window (" + std::to_string(c.sliding_window) + " tokens) is not stored: "
+              "llama.cpp's '" + gguf_arch_of(c.arch).name + "' attends to the whole context, as its converter writes it");
+  if (c.is_moe() && c.moe.norm_topk_prob != gguf_arch_of(c.arch).norm_topk_prob)
+    note(opt, c.arch_name + ": norm_topk_prob is " + (c.moe.norm_topk_prob ? "true" : "false") + " but llama.cpp's '" +
+              gguf_arch_of(c.arch).name + "' " + (c.moe.norm_topk_prob ? "never renormalises" : "always renormalises") +
+              " the top-k routing weights; the GGUF model routes as llama.cpp does");
   check_control_types(opt.controls);
   std::vector<int> matched(opt.controls.tensor_types.size(), 0);
   for (GgufTensorPlan& t : plan) plan_tensor(t, overrides, x, matched);

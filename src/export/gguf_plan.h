@@ -2,7 +2,8 @@
 // per-tensor rules for its quantization mixes ("Q4_K_M" and friends), ported from
 // llama-quantize (llama.cpp c392e50, src/llama-quant.cpp: llama_tensor_get_type,
 // use_more_bits and the fallback for rows that are not a whole number of blocks) for
-// the "llama" architecture, plus per-tensor overrides (mixed-precision search).
+// the architectures of model/gguf_arch.h (the rules match tensor names, whatever the
+// architecture), plus per-tensor overrides (mixed-precision search).
 //
 // The rules, for a model of n layers (i = layer index, n_gqa = heads / kv heads); a
 // mix's base type applies where no rule says otherwise (table in docs/gguf.md):
@@ -12,7 +13,8 @@
 //            q3_k_m: Q5_K for i < 2 else Q4_K;  q3_k_l: Q5_K;  q4_k_s: Q5_K for i < 4;
 //            q4_k_m, q5_k_m: Q6_K where use_more_bits(i, n);
 //            70B-shaped models (80 layers with GQA): Q3_K/Q4_K become Q5_K
-//   ffn_down q2_k: Q3_K;  q2_k_s: Q4_K for i < n/8;  q3_k_m: Q5_K for i < n/16 else
+//   ffn_down (also ffn_down_exps, ffn_down_shexp: llama.cpp matches "ffn_down")
+//            q2_k: Q3_K;  q2_k_s: Q4_K for i < n/8;  q3_k_m: Q5_K for i < n/16 else
 //            Q4_K;  q3_k_l: Q5_K;  q4_k_s: Q5_K for i < n/8;  q4_k_m, q5_k_m: Q6_K
 //            where use_more_bits;  q4_0/q5_0 with an imatrix: Q4_1/Q5_1 for i < n/8
 //   attn_output  q2_k: Q3_K;  q3_k_m: Q4_K;  q3_k_l: Q5_K
@@ -31,7 +33,7 @@
 //   which signround does not encode; Q4_0 has the same 4.5 bits per weight), then F16
 //   if the row is still not a multiple; a legacy type (Q4_0..Q8_0) has no fallback:
 //   like llama.cpp, planning throws (use an override or a float mix for such models).
-// Mixture of experts ("llama" with expert_count, i.e. Mixtral): the experts of one projection
+// Mixture of experts (Mixtral, Qwen2-MoE, Qwen3-MoE): the experts of one projection
 // are one tensor [E, out, in] (ffn_{gate,up,down}_exps) typed as the dense projection would
 // be (ffn_down_exps by the ffn_down rules, the layer read from its name as llama.cpp does);
 // the router ffn_gate_inp [E, D] stays F32 (llama-quantize never quantizes it). For exactly 8
@@ -107,13 +109,16 @@ struct GgufPlanOptions {
   GgufTypeControls controls;  // llama-quantize's per-tensor controls (the header comment)
 };
 
-// The tensors a "llama" GGUF holds for `c` (names and shapes; types F32), in
-// llama-quantize's order: tensors outside the blocks first (output, output_norm,
-// rope_freqs if c has freq factors or llama3 scaling, token_embd: by name), then block
-// by block, each block's tensors by name (attn_k, attn_norm, attn_output, attn_q,
-// attn_v, ffn_down, ffn_gate, ffn_norm, ffn_up; a MoE block ffn_down_exps, ffn_gate_exps,
-// ffn_gate_inp, ffn_up_exps in their place). No output.weight if tied.
-// Throws for configurations GGUF "llama" cannot hold (q/k/v bias, q/k norm, a shared expert).
+// The tensors a GGUF of c's architecture (model/gguf_arch.h) holds for `c` (names and shapes;
+// types F32), in llama-quantize's order: tensors outside the blocks first (output,
+// output_norm, rope_freqs if c has freq factors or llama3 scaling, token_embd: by name), then
+// block by block, each block's tensors by name (attn_k, attn_norm, attn_output, attn_q,
+// attn_v, ffn_down, ffn_gate, ffn_norm, ffn_up; q/k/v biases attn_{q,k,v}.bias; Qwen3's
+// attn_{q,k}_norm; a MoE block ffn_down_exps, ffn_gate_exps, ffn_gate_inp, ffn_up_exps and
+// Qwen2-MoE's ffn_{gate,up,down}_shexp, ffn_gate_inp_shexp in their place). No output.weight
+// if tied. A tensor is a weight matrix (the mix applies) when ggml sees 2 or more dimensions:
+// the [1, D] shared-expert gate is 1-D to llama-quantize and stays F32.
+// Throws for configurations the architecture cannot hold (Qwen3 with q/k/v biases, ...).
 std::vector<GgufTensorPlan> gguf_tensor_list(const ModelConfig& c);
 
 // gguf_tensor_list with each tensor's type chosen for `mix` (rules above). Throws

@@ -2,12 +2,15 @@
 // the tuned ggml rows (contract in gguf_target.h).
 #include "export/gguf_target.h"
 
+#include "export/gguf_from_model.h"
+
 #include <filesystem>
 
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/strings.h"
 #include "export/gguf_export.h"
+#include "export/gguf_from_model.h"
 #include "export/hf_folder.h"
 #include "model/gguf_names.h"
 
@@ -24,6 +27,7 @@ bool is_target_mix(GgufMix mix) {
 std::string target_list() {
   std::string s;
   for (GgufMix mix : gguf_target_mixes()) s += (s.empty() ? "gguf:" : ", gguf:") + std::string(gguf_mix_info(mix).name);
+  for (GgufMix mix : gguf_float_mixes()) s += ", gguf:" + std::string(gguf_mix_info(mix).name);
   return s;
 }
 
@@ -70,6 +74,7 @@ void write_block(GgufModelWriter& w, const ExportJob& job, int64_t b) {
   for (int p = 0; p < int(d.linears.size()); ++p) {
     const std::string layer = linear_name(d, b, p), tensor = gguf_linear_tensor(d, b, p);
     const int64_t expert = d.linears[size_t(p)].expert;
+    if (d.linears[size_t(p)].bias) w.write_float(layer + ".bias", fp.b[size_t(p)]);
     auto it = tuned.find(layer);
     if (it == tuned.end()) {
       w.write_float(tensor, fp.weight(p), {}, expert);
@@ -133,11 +138,20 @@ std::vector<GgufMix> gguf_target_mixes() {
   return out;
 }
 
+std::vector<GgufMix> gguf_float_mixes() {
+  std::vector<GgufMix> out;
+  for (const GgufMixInfo& m : gguf_mixes())
+    if (!is_target_mix(m.mix)) out.push_back(m.mix);
+  return out;
+}
+
+bool is_gguf_float_mix(GgufMix mix) { return !is_target_mix(mix); }
+
 GgufMix gguf_format_mix(const std::string& format) {
   SR_CHECK(is_gguf_format(format), "[export] format ", format, " is not a GGUF target (expected one of ", target_list(), ")");
   const std::string name = ascii_lower(format.substr(5));
-  for (GgufMix mix : gguf_target_mixes())
-    if (name == gguf_mix_info(mix).name) return mix;
+  for (const GgufMixInfo& m : gguf_mixes())
+    if (name == m.name) return m.mix;
   fail("[export] format ", format, " is not a GGUF target (expected one of ", target_list(), ")");
 }
 
@@ -226,6 +240,25 @@ void export_gguf_target(const ExportJob& job, GgufMix mix, const std::string& ou
   AtomicPath dir(out);
   fs::create_directories(dir.temp());
   write_file(job, *job.gguf, (fs::path(dir.temp()) / fs::path(file).filename()).string());
+  write_json(dir.temp(), "signround_run.json", job.record);
+  dir.commit();
+}
+
+void export_gguf_float(const ExportJob& job, GgufMix mix, const std::string& out) {
+  SR_CHECK(is_gguf_float_mix(mix), "[export gguf] ", gguf_mix_info(mix).name, " is a quantized mix (export_gguf_target)");
+  const Model& m = *job.model;
+  GgufModelExportOptions o;
+  o.file.model_name = model_name(m);
+  o.progress = false;
+  o.plan.log = false;
+  const std::string file = gguf_output_file(m, mix, out);
+  if (file == out) {  // GgufWriter renames into place itself
+    export_gguf(m, file, mix, o);
+    return;
+  }
+  AtomicPath dir(out);
+  fs::create_directories(dir.temp());
+  export_gguf(m, (fs::path(dir.temp()) / fs::path(file).filename()).string(), mix, o);
   write_json(dir.temp(), "signround_run.json", job.record);
   dir.commit();
 }

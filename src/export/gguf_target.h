@@ -36,9 +36,13 @@ namespace sr {
 
 // True for "gguf:<anything>" (case-insensitive prefix).
 bool is_gguf_format(const std::string& format);
-// The mixes a "gguf:<mix>" format may name: the quantized ones (q2_k ... q8_0).
+// The quantized mixes a "gguf:<mix>" format may name (q2_k ... q8_0): tuned block by block.
 std::vector<GgufMix> gguf_target_mixes();
-// "gguf:q4_k_m" -> Q4_K_M. Throws sr::Error listing gguf_target_mixes() otherwise.
+// The unquantized mixes "gguf:f32", "gguf:f16", "gguf:bf16": the model converted as it is, no
+// tuning (convert_hf_to_gguf.py --outtype; norms, biases and MoE routers stay F32).
+std::vector<GgufMix> gguf_float_mixes();
+bool is_gguf_float_mix(GgufMix mix);
+// "gguf:q4_k_m" -> Q4_K_M. Throws sr::Error listing the target and float mixes otherwise.
 GgufMix gguf_format_mix(const std::string& format);
 
 // The scheme a mix defines when --scheme is not given: its base type (gguf:q4_k for q4_k_m).
@@ -85,5 +89,10 @@ std::string gguf_output_file(const Model& model, GgufMix mix, const std::string&
 // or bytes do not match the plan, or when the job carries no target of this mix; leaves no
 // output behind on any error.
 void export_gguf_target(const ExportJob& job, GgufMix mix, const std::string& out);
+
+// Writes job.model unquantized as float mix `mix` at `out` (a .gguf file, or a folder receiving
+// <model-name>-<MIX>.gguf and job.record as signround_run.json), the model's tokenizer as its
+// vocabulary. Needs no plan or tuned layers. Leaves no output behind on any error.
+void export_gguf_float(const ExportJob& job, GgufMix mix, const std::string& out);
 
 }  // namespace sr

@@ -98,6 +98,32 @@ MoeConfig parse_moe(const json& j, const ArchRow& row, int64_t intermediate, con
   return m;
 }
 
+// Which layers slide (config.h). Mistral and Mixtral: every layer, whenever sliding_window is
+// set. Otherwise only with use_sliding_window: layer_types if given, else the layers from
+// max_window_layers on (28 when absent: the default of transformers' Qwen2/Qwen3 configs).
+void parse_sliding_window(const json& j, ModelConfig& c, const std::string& path) {
+  const bool every_layer = c.arch == Arch::Mistral || c.arch == Arch::Mixtral;
+  if (!every_layer && !field_or<bool>(j, "use_sliding_window", false, path)) return;
+  c.sliding_window = field_or<int64_t>(j, "sliding_window", 0, path);
+  if (every_layer || c.sliding_window <= 0) return;
+  if (c.n_layers <= 0 || c.n_layers > limits::kMaxLayers) return;  // validate_config names the field
+  c.sliding_layers.assign(size_t(std::max<int64_t>(c.n_layers, 0)), false);
+  if (j.contains("layer_types") && !j["layer_types"].is_null()) {
+    const json& t = j["layer_types"];
+    SR_CHECK(t.is_array() && int64_t(t.size()) == c.n_layers, "[config] ", path, ": layer_types must be an array of ",
+             c.n_layers, " entries (num_hidden_layers), got ", t.dump());
+    for (size_t i = 0; i < t.size(); ++i) {
+      const std::string kind = t[i].is_string() ? t[i].get<std::string>() : t[i].dump();
+      SR_CHECK(kind == "sliding_attention" || kind == "full_attention", "[config] ", path, ": layer_types[", i, "] '",
+               kind, "' is not supported (sliding_attention, full_attention)");
+      c.sliding_layers[i] = kind == "sliding_attention";
+    }
+    return;
+  }
+  const int64_t first = field_or<int64_t>(j, "max_window_layers", 28, path);
+  for (int64_t i = std::max<int64_t>(first, 0); i < c.n_layers; ++i) c.sliding_layers[size_t(i)] = true;
+}
+
 }  // namespace
 
 ModelConfig parse_hf_config(const std::string& text, const std::string& path) {
@@ -129,8 +155,7 @@ ModelConfig parse_hf_config(const std::string& text, const std::string& path) {
   c.rms_eps = field_or<double>(j, "rms_norm_eps", 1e-6, path);
   c.tie_embeddings = field_or<bool>(j, "tie_word_embeddings", false, path);
   c.moe = parse_moe(j, *row, c.intermediate, path);
-  const bool sliding = c.arch == Arch::Mistral || c.arch == Arch::Mixtral || field_or<bool>(j, "use_sliding_window", false, path);
-  if (sliding) c.sliding_window = field_or<int64_t>(j, "sliding_window", 0, path);
+  parse_sliding_window(j, c, path);
   c.bos_id = j.contains("bos_token_id") && j["bos_token_id"].is_number_integer() ? j["bos_token_id"].get<int32_t>() : 1;
   c.eos_id = j.contains("eos_token_id") && j["eos_token_id"].is_number_integer() ? j["eos_token_id"].get<int32_t>() : 2;
   const std::string act = field_or<std::string>(j, "hidden_act", "silu", path);

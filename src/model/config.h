@@ -50,7 +50,12 @@ struct ModelConfig {
   double rope_theta = 10000.0;
   RopeScaling rope_scaling;
   double rms_eps = 1e-5;
-  int64_t sliding_window = 0;  // Mistral: attend only to the last W positions (0 = off)
+  // Sliding-window attention: a sliding layer attends only to the last W positions (query i sees
+  // keys j with i - W < j <= i). Mistral and Mixtral slide in every layer; Qwen2/Qwen3 (and their
+  // MoE) with use_sliding_window only in the layers layer_types names "sliding_attention", or
+  // without layer_types in layers >= max_window_layers, as transformers builds layer_types.
+  int64_t sliding_window = 0;        // W; 0 = no layer slides
+  std::vector<bool> sliding_layers;  // [n_layers]: which layers slide; empty = every layer
   bool tie_embeddings = false;  // lm_head shares the embedding matrix
   bool qkv_bias = false;        // Qwen2: q/k/v projections carry a bias
   bool qk_norm = false;         // Qwen3: RMSNorm over head_dim on q and k before RoPE
@@ -59,6 +64,12 @@ struct ModelConfig {
   MoeConfig moe;                // every block's feed-forward is sparse when moe.n_experts > 0
 
   int64_t q_dim() const { return n_heads * head_dim; }
+  // The attention window of layer `layer` (0: the whole context).
+  int64_t window_of(int64_t layer) const {
+    if (sliding_window <= 0) return 0;
+    if (sliding_layers.empty()) return sliding_window;
+    return layer >= 0 && layer < int64_t(sliding_layers.size()) && sliding_layers[size_t(layer)] ? sliding_window : 0;
+  }
   int64_t kv_dim() const { return n_kv_heads * head_dim; }
   bool is_moe() const { return moe.n_experts > 0; }
 };

@@ -89,7 +89,7 @@ at::Tensor attention(const ModelConfig& c, const BlockWeights& w, const at::Tens
   // along the token axis, so one batched matmul per kv head does the work.
   auto qg = q.reshape({B, KV, G * T, hd});
   auto scores = at::matmul(qg, k.transpose(-2, -1)) * (1.0 / std::sqrt(double(hd)));  // [B, KV, G*T, T]
-  scores = scores.view({B, KV, G, T, T}) + attention_mask(T, c.sliding_window, x.options());
+  scores = scores.view({B, KV, G, T, T}) + attention_mask(T, w.window, x.options());
   auto probs = at::softmax(scores, -1).view({B, KV, G * T, T});
   auto out = at::matmul(probs, v).view({B, H, T, hd}).transpose(1, 2).reshape({B, T, H * hd});
   return project(w, llama::O, out, hook);

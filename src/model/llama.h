@@ -29,6 +29,9 @@ struct BlockWeights {
   // When set, a linear whose w[i] is undefined is made by lazy(i) where the forward multiplies
   // it: tuning qdq's a MoE expert only when tokens reach it.
   std::function<at::Tensor(int)> lazy;
+  // The block's attention window (ModelConfig::window_of its layer; 0: the whole context), set by
+  // Model::load_block: the window is the layer's, and the forward sees only the block.
+  int64_t window = 0;
 
   at::Tensor& weight(int i) { return w[size_t(i)]; }
   const at::Tensor& weight(int i) const { return w[size_t(i)]; }

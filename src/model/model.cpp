@@ -225,6 +225,7 @@ BlockWeights Model::load_block(int64_t i, const std::vector<int>& skip) const {
   SR_CHECK(i >= 0 && i < c.n_layers, "[model] block ", i, " out of range [0, ", c.n_layers, ")");
   const std::string pre = block_prefix(i);
   BlockWeights w;
+  w.window = c.window_of(i);
   w.w.resize(d.linears.size());
   w.b.resize(d.linears.size());
   for (const NormDesc& n : d.norms)

@@ -5,7 +5,7 @@
 //
 // Formats (detected from the path):
 //   folder with config.json       Hugging Face: model.safetensors or sharded + index; F32/F16/BF16
-//   file starting with "GGUF"     GGUF v2/v3, architecture "llama"
+//   file starting with "GGUF"     GGUF v2/v3, the architectures of model/gguf_arch.h (llama, qwen*)
 //   other file                    llama2.c legacy checkpoint (.bin)
 // A folder whose config.json has a quantization_config (auto_round, GPTQ) has its packed
 // linears dequantized to fp32 as blocks are loaded (model/packed_weights.h).

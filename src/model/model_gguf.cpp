@@ -1,30 +1,35 @@
-// Opening GGUF files (architecture "llama"): llama.* metadata -> ModelConfig,
-// tokenizer.ggml.* -> Tokenizer, tensors -> the TensorStore (left in the map).
+// Opening GGUF files of the architectures in model/gguf_arch.h (llama, qwen2, qwen3, qwen2moe,
+// qwen3moe): <arch>.* metadata -> ModelConfig, tokenizer.ggml.* -> Tokenizer, tensors -> the
+// TensorStore (left in the map).
 //
-// Metadata read (llama.cpp c392e50, llama-model.cpp / llama-hparams; "llama." prefix):
+// Metadata read (llama.cpp c392e50, llama-model.cpp / llama-hparams; "<arch>." prefix):
 //   block_count, embedding_length, feed_forward_length, attention.head_count   required
 //   attention.head_count_kv (= head_count), attention.key_length (= D / H),
 //   attention.value_length (= key_length), rope.dimension_count (= key_length),
 //   context_length (2048), rope.freq_base (10000), attention.layer_norm_rms_epsilon
 //   (required), vocab_size (checked against token_embd), rope.scaling.type +
 //   rope.scaling.factor (or the older rope.scale_linear), expert_count (0: dense; else
-//   expert_used_count is required, feed_forward_length is each expert's width: Mixtral).
-// Tensors: llama.cpp names (model/gguf_names.h; experts stacked per projection, [E, out, in]); q/k rows in the interleaved RoPE order
-// (model/rope_layout.h), un-permuted when a block is loaded; rope_freqs.weight, if
-// present, becomes RopeScaling::freq_factors.
+//   expert_used_count is required). The experts' width: "llama" (Mixtral) feed_forward_length;
+//   qwen2moe / qwen3moe expert_feed_forward_length (absent: feed_forward_length /
+//   expert_used_count, as llama.cpp), the shared expert's expert_shared_feed_forward_length
+//   (absent: feed_forward_length).
+// Tensors: llama.cpp names (model/gguf_names.h; experts stacked per projection, [E, out, in]);
+// "llama" q/k rows (and biases) in the interleaved RoPE order (model/rope_layout.h), un-permuted
+// when a block is loaded, the Qwen architectures' in the HF order; q/k/v biases as the
+// architecture has them ("llama": if blk.0.attn_q.bias exists); rope_freqs.weight, if present,
+// becomes RopeScaling::freq_factors.
 #include <algorithm>
 #include <memory>
 
 #include "common/error.h"
 #include "common/strings.h"
 #include "io/gguf_reader.h"
+#include "model/gguf_arch.h"
 #include "model/model.h"
 #include "tokenizer/gguf_vocab.h"
 
 namespace sr {
 namespace {
-
-constexpr const char* kArch = "llama";
 
 // An unsigned integer metadata value of any GGUF integer type (llama.cpp writes u32,
 // other writers sometimes i32 or u64). Throws naming the key if negative.
@@ -65,27 +70,46 @@ double float_or(const GgufReader& r, const std::string& key, double fallback) {
   return v.as<float>(r.path() + ": " + key);
 }
 
-std::string key(const std::string& rest) { return std::string(kArch) + "." + rest; }
+// The architecture's row (model/gguf_arch.h); its name prefixes the hyper-parameter keys.
+struct Keys {
+  const GgufArch& arch;
+  std::string operator()(const std::string& rest) const { return std::string(arch.name) + "." + rest; }
+};
 
-void check_architecture(const GgufReader& r) {
+const GgufArch& check_architecture(const GgufReader& r) {
   SR_CHECK(r.has("general.architecture"), "[model] ", r.path(), ": metadata general.architecture is missing");
-  const std::string arch = r.get<std::string>("general.architecture");
-  SR_CHECK(arch == kArch, "[model] ", r.path(), ": GGUF architecture '", arch,
-           "' is not supported (only 'llama': Llama, Mistral and other models llama.cpp runs as 'llama')");
+  const std::string name = r.get<std::string>("general.architecture");
+  const std::string count_key = name + ".expert_count";
+  const bool experts = r.has(count_key) && int_value(r, count_key) > 0;
+  const GgufArch* arch = find_gguf_arch(name, experts);
+  if (!arch && find_gguf_arch(name, !experts))
+    fail("[model] ", r.path(), ": GGUF architecture '", name, "' ", experts ? "with" : "without", " experts (",
+         count_key, ") is not supported");
+  SR_CHECK(arch, "[model] ", r.path(), ": GGUF architecture '", name, "' is not supported (supported: ",
+           gguf_arch_names(), ")");
+  return *arch;
 }
 
-// "llama" with experts (Mixtral): llama.cpp routes softmax, top expert_used_count, renormalised.
-MoeConfig read_moe(const GgufReader& r, int64_t feed_forward_length) {
+// Routing as llama.cpp runs the architecture (gguf_arch.h); the experts' widths as it reads them.
+MoeConfig read_moe(const GgufReader& r, const Keys& key, int64_t feed_forward_length) {
   MoeConfig m;
-  m.n_experts = int_or(r, key("expert_count"), 0);
-  if (m.n_experts == 0) return m;
+  if (!key.arch.experts) return m;
+  m.n_experts = int_required(r, key("expert_count"));
   m.n_used = int_required(r, key("expert_used_count"));
+  m.norm_topk_prob = key.arch.norm_topk_prob;
   m.expert_intermediate = feed_forward_length;
-  m.norm_topk_prob = true;
+  if (key.arch.expert_keys == GgufExpertKeys::Qwen && m.n_used > 0)
+    m.expert_intermediate = int_or(r, key("expert_feed_forward_length"), feed_forward_length / m.n_used);
+  if (key.arch.shared_expert) m.shared_intermediate = int_or(r, key("expert_shared_feed_forward_length"), feed_forward_length);
   return m;
 }
 
-RopeScaling read_rope_scaling(const GgufReader& r) {
+bool has_qkv_bias(const GgufReader& r, GgufBias b) {
+  if (b == GgufBias::Optional) return r.find_tensor("blk.0.attn_q.bias") != nullptr;
+  return b == GgufBias::Required;
+}
+
+RopeScaling read_rope_scaling(const GgufReader& r, const Keys& key) {
   RopeScaling s;
   if (r.has(key("rope.scaling.type"))) s.type = r.get<std::string>(key("rope.scaling.type"));
   if (s.type == "linear") {
@@ -101,15 +125,17 @@ RopeScaling read_rope_scaling(const GgufReader& r) {
   return s;
 }
 
-ModelConfig read_config(const GgufReader& r) {
+ModelConfig read_config(const GgufReader& r, const GgufArch& arch) {
+  const Keys key{arch};
   ModelConfig c;
-  c.arch = Arch::Llama;
-  c.arch_name = kArch;
+  c.arch = arch.family;
+  c.arch_name = arch.name;
+  c.qkv_bias = has_qkv_bias(r, arch.qkv_bias);
+  c.qk_norm = arch.qk_norm;
   c.n_layers = int_required(r, key("block_count"));
   c.hidden = int_required(r, key("embedding_length"));
   c.intermediate = int_required(r, key("feed_forward_length"));
-  c.moe = read_moe(r, c.intermediate);
-  if (c.is_moe()) c.arch = Arch::Mixtral;
+  c.moe = read_moe(r, key, c.intermediate);
   SR_CHECK(!r.has(key("attention.head_count_kv")) || !r.value(key("attention.head_count_kv")).is_array(),
            "[model] ", r.path(), ": per-layer head counts (", key("attention.head_count_kv"),
            " is an array) are not supported");
@@ -126,7 +152,7 @@ ModelConfig read_config(const GgufReader& r) {
   SR_CHECK(r.has(key("attention.layer_norm_rms_epsilon")), "[model] ", r.path(), ": metadata ",
            key("attention.layer_norm_rms_epsilon"), " is missing");
   c.rms_eps = float_or(r, key("attention.layer_norm_rms_epsilon"), 1e-5);
-  c.rope_scaling = read_rope_scaling(r);
+  c.rope_scaling = read_rope_scaling(r, key);
   const size_t n_factors = c.rope_scaling.freq_factors.size();
   SR_CHECK(n_factors == 0 || int64_t(n_factors) == c.head_dim / 2, "[model] ", r.path(), ": rope_freqs.weight has ",
            n_factors, " elements, expected head_dim / 2 = ", c.head_dim / 2);
@@ -166,8 +192,8 @@ void add_tensors(const GgufReader& r, TensorStore& store) {
 
 void Model::init_gguf(const std::string& path) {
   GgufReader r(path);
-  check_architecture(r);
-  config_ = read_config(r);
+  const GgufArch& arch = check_architecture(r);
+  config_ = read_config(r, arch);
   add_tensors(r, store_);
   tokenizer_ = read_gguf_tokenizer(r, tokenizer_error_);
   if (tokenizer_) {
@@ -175,7 +201,7 @@ void Model::init_gguf(const std::string& path) {
     config_.eos_id = tokenizer_->eos_id();
   }
   format_ = "gguf";
-  qk_interleaved_ = true;
+  qk_interleaved_ = arch.interleaved_rope;
 }
 
 }  // namespace sr

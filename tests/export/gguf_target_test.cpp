@@ -166,7 +166,7 @@ TEST(GgufTarget, InconsistentFlagsAreRefusedBeforeAnyWork) {
       {"--format gguf:q4_k_m --scheme W4A16" + out, "disagrees"},
       {"--format gguf:q4_k_m --scheme gguf:q5_k" + out, "disagrees"},
       {"--format gguf:q4_k_m --layer_config " + (dir / "int.json") + out, "GGUF cannot store"},
-      {"--format gguf:f16" + out, "--format"},
+      {"--format gguf:q9_k" + out, "--format"},
       {"--format gguf:q4_k_m --scheme gguf:q4_k --act_bits 8" + out, "act"},
   };
   for (const Bad& b : bad) {
@@ -214,7 +214,8 @@ TEST(GgufTarget, MixDefinesThePerLayerSchemes) {
   EXPECT_NE(test::error_of([&] { settle_gguf_target(t2, changed, "gguf:q4_k_m"); }).find("GGUF cannot store"),
             std::string::npos);
   EXPECT_EQ(gguf_format_mix("GGUF:Q2_K_S"), GgufMix::Q2_K_S);
-  EXPECT_THROW(gguf_format_mix("gguf:bf16"), Error);
+  EXPECT_EQ(gguf_format_mix("gguf:bf16"), GgufMix::BF16);  // converted without quantizing
+  EXPECT_THROW(gguf_format_mix("gguf:q9_k"), Error);
 }
 
 // Optimized RTN of a GGUF layer = llama-quantize --imatrix with llama.cpp's imatrix (mean x²).
