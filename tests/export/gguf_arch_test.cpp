@@ -20,6 +20,7 @@
 #include "eval/perplexity.h"
 #include "export/gguf_from_model.h"
 #include "io/gguf_reader.h"
+#include "gguf_compare.h"
 #include "io/safetensors.h"
 #include "io/text.h"
 #include "model/gguf_arch.h"
@@ -395,13 +396,8 @@ TEST(GgufArchConvert, FloatFormatsEqualLlamaCpp) {
     ASSERT_EQ(q.exit_code, 0) << q.err;
     GgufReader a(ours), b(theirs);
     EXPECT_EQ(a.get<uint32_t>("general.file_type"), b.get<uint32_t>("general.file_type")) << mix;
-    ASSERT_EQ(a.tensors().size(), b.tensors().size());
-    for (const GgufTensorInfo& x : a.tensors()) {  // by name: convert_hf_to_gguf.py's order is not llama-quantize's
-      const GgufTensorInfo& y = b.tensor(x.name);
-      EXPECT_EQ(ggml_type_name(x.type), ggml_type_name(y.type)) << mix << " " << x.name;
-      ASSERT_EQ(x.nbytes, y.nbytes) << x.name;
-      EXPECT_EQ(std::memcmp(x.data, y.data, x.nbytes), 0) << mix << " " << x.name << " differs";
-    }
+    SCOPED_TRACE(mix);
+    test::expect_same_gguf_tensors(a, b, /*by_name=*/true);  // convert_hf_to_gguf.py's order is not llama-quantize's
   }
   auto both = test::run_command(test::cli() + " quantize --quiet --model " + test::shared("models/tinystories-llama-4m") +
                                 " --format gguf:f16,fake --output-dir " + (dir / "both"));
@@ -444,14 +440,8 @@ TEST(GgufArchLlamaCppQuantize, RtnEqualsLlamaQuantize) {
     ASSERT_EQ(q.exit_code, 0) << q.err;
     GgufReader ours(dir / "ours.gguf"), theirs(dir / "theirs.gguf");
     EXPECT_EQ(ours.get<std::string>("general.architecture"), f.gguf);
-    ASSERT_EQ(ours.tensors().size(), theirs.tensors().size()) << f.label;
-    for (size_t i = 0; i < ours.tensors().size(); ++i) {
-      const GgufTensorInfo &a = ours.tensors()[i], &b = theirs.tensors()[i];
-      ASSERT_EQ(a.name, b.name) << f.label << " " << i;
-      EXPECT_EQ(ggml_type_name(a.type), ggml_type_name(b.type)) << f.label << " " << a.name;
-      ASSERT_EQ(a.nbytes, b.nbytes) << a.name;
-      EXPECT_EQ(std::memcmp(a.data, b.data, a.nbytes), 0) << f.label << " " << a.name << " differs";
-    }
+    SCOPED_TRACE(f.label);
+    test::expect_same_gguf_tensors(ours, theirs);
   }
 }
 

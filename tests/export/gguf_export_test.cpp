@@ -16,6 +16,7 @@
 #include "export/gguf_encode.h"
 #include "export/gguf_from_model.h"
 #include "io/gguf_reader.h"
+#include "gguf_compare.h"
 #include "io/text.h"
 #include "model/gguf_names.h"
 #include "random_model.h"
@@ -49,15 +50,7 @@ TEST_P(MatchesLlamaQuantize, TensorBytesAndFileSize) {
   const std::string ours_path = tmp / "ours.gguf";
   export_gguf(*m, ours_path, parse_gguf_mix(lower(GetParam())), quiet());
   GgufReader ours(ours_path), theirs(test::shared(ref_gguf(GetParam())));
-  ASSERT_EQ(ours.tensors().size(), theirs.tensors().size());
-  for (size_t i = 0; i < ours.tensors().size(); ++i) {
-    const GgufTensorInfo &a = ours.tensors()[i], &b = theirs.tensors()[i];
-    ASSERT_EQ(a.name, b.name) << i;
-    EXPECT_EQ(ggml_type_name(a.type), ggml_type_name(b.type)) << a.name;
-    EXPECT_EQ(a.shape, b.shape) << a.name;
-    ASSERT_EQ(a.nbytes, b.nbytes) << a.name;
-    EXPECT_EQ(std::memcmp(a.data, b.data, a.nbytes), 0) << a.name << " differs";
-  }
+  test::expect_same_gguf_tensors(ours, theirs);
   // Same data section; the header differs a little (metadata, docs/gguf.md).
   EXPECT_EQ(ours.file_size() - ours.data_offset(), theirs.file_size() - theirs.data_offset());
   EXPECT_EQ(ours.get<uint32_t>("general.file_type"), theirs.get<uint32_t>("general.file_type"));

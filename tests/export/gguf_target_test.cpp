@@ -19,6 +19,7 @@
 #include "common/error.h"
 #include "export/gguf_encode.h"
 #include "io/gguf_reader.h"
+#include "gguf_compare.h"
 #include "model/model.h"
 #include "testutil.h"
 #include "tune/unit_quantizer.h"
@@ -49,15 +50,7 @@ nlohmann::json eval_json(const std::string& model, int chunks) {
 
 // Tensor-for-tensor equality of two GGUF files (names, types, shapes, bytes).
 void expect_same_tensors(const std::string& ours_path, const std::string& theirs_path) {
-  GgufReader ours(ours_path), theirs(theirs_path);
-  ASSERT_EQ(ours.tensors().size(), theirs.tensors().size());
-  for (size_t i = 0; i < ours.tensors().size(); ++i) {
-    const GgufTensorInfo &a = ours.tensors()[i], &b = theirs.tensors()[i];
-    ASSERT_EQ(a.name, b.name) << i;
-    EXPECT_EQ(ggml_type_name(a.type), ggml_type_name(b.type)) << a.name;
-    ASSERT_EQ(a.nbytes, b.nbytes) << a.name;
-    EXPECT_EQ(std::memcmp(a.data, b.data, a.nbytes), 0) << a.name << " differs";
-  }
+  test::expect_same_gguf_tensors(GgufReader(ours_path), GgufReader(theirs_path));
 }
 
 TEST(GgufTarget, RtnIsLlamaQuantizesFileByteForByte) {

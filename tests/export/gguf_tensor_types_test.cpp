@@ -19,6 +19,7 @@
 #include "common/strings.h"
 #include "export/gguf_plan.h"
 #include "io/gguf_reader.h"
+#include "gguf_compare.h"
 #include "model/gguf_names.h"
 #include "testutil.h"
 
@@ -171,15 +172,7 @@ test::CommandResult quantize(const std::string& args) {
 }
 
 void expect_same_tensors(const std::string& ours_path, const std::string& theirs_path) {
-  GgufReader ours(ours_path), theirs(theirs_path);
-  ASSERT_EQ(ours.tensors().size(), theirs.tensors().size());
-  for (size_t i = 0; i < ours.tensors().size(); ++i) {
-    const GgufTensorInfo &a = ours.tensors()[i], &b = theirs.tensors()[i];
-    ASSERT_EQ(a.name, b.name) << i;
-    EXPECT_EQ(ggml_type_name(a.type), ggml_type_name(b.type)) << a.name;
-    ASSERT_EQ(a.nbytes, b.nbytes) << a.name;
-    EXPECT_EQ(std::memcmp(a.data, b.data, a.nbytes), 0) << a.name << " differs";
-  }
+  test::expect_same_gguf_tensors(GgufReader(ours_path), GgufReader(theirs_path));
 }
 
 // Overrides land in the file on exactly the tensors they match; the dry run reports that file's
