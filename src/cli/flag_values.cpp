@@ -93,11 +93,6 @@ Protocol parse_protocol(const std::string& s) {
 
 namespace {
 
-std::string trim(const std::string& s) {
-  const size_t a = s.find_first_not_of(" \t\r\n"), b = s.find_last_not_of(" \t\r\n");
-  return a == std::string::npos ? std::string() : s.substr(a, b - a + 1);
-}
-
 // The type among `valid` whose ggml name is `name` (any case); otherwise an error naming the
 // type and listing the valid ones.
 GgmlType type_among(const std::string& source, const std::string& name, const std::vector<GgmlType>& valid) {
@@ -109,12 +104,6 @@ GgmlType type_among(const std::string& source, const std::string& name, const st
   fail(source, ": unknown or unwritable type '", name, "' (valid: ", list, ")");
 }
 
-std::vector<GgmlType> matrix_types() {
-  std::vector<GgmlType> v = {GgmlType::F16, GgmlType::BF16};
-  for (GgmlType t : ggml_block_param_types()) v.push_back(t);
-  return v;
-}
-
 }  // namespace
 
 GgufTensorTypeRule parse_tensor_type(const std::string& text, const std::string& source) {
@@ -123,7 +112,7 @@ GgufTensorTypeRule parse_tensor_type(const std::string& text, const std::string&
            "attn_v=q8_0), got '", text, "'");
   GgufTensorTypeRule r;
   r.pattern = SafeRegex(text.substr(0, eq), source);
-  r.type = type_among(source + " '" + text + "'", text.substr(eq + 1), matrix_types());
+  r.type = type_among(source + " '" + text + "'", text.substr(eq + 1), gguf_matrix_types());
   return r;
 }
 

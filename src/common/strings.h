@@ -16,6 +16,13 @@ inline std::string ascii_upper(std::string s) {
   return s;
 }
 
+// s without leading and trailing ASCII whitespace (space, tab, CR, LF).
+inline std::string trim(const std::string& s) {
+  const size_t b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos) return "";
+  return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
+}
+
 inline bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/strings.h"
 
 namespace sr {
 namespace {
@@ -19,13 +20,6 @@ struct SplitMix64 {
   }
   uint64_t below(uint64_t n) { return next() % n; }  // the modulo bias is irrelevant here
 };
-
-std::string trim(const std::string& s) {
-  const size_t b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return "";
-  const size_t e = s.find_last_not_of(" \t\r\n");
-  return s.substr(b, e - b + 1);
-}
 
 // Paragraphs: runs of non-blank lines joined by single spaces.
 std::vector<std::string> paragraphs(const std::string& text) {

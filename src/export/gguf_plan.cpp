@@ -254,17 +254,13 @@ void plan_tensor(GgufTensorPlan& t, const std::map<std::string, GgmlType>& overr
 
 // The controls' types must be writable, and a block linear's a quantization scheme.
 void check_control_types(const GgufTypeControls& u) {
-  auto valid_linear = [] {
-    std::string s = "f16, bf16";
-    for (GgmlType t : ggml_block_param_types()) s += ", " + ascii_lower(ggml_type_name(t));
-    return s;
-  };
-  const std::vector<GgmlType> blocks = ggml_block_param_types();
+  const std::vector<GgmlType> matrix = gguf_matrix_types();
   for (const GgufTensorTypeRule& r : u.tensor_types) {
-    const GgmlType t = r.type;
-    const bool ok = t == T::F16 || t == T::BF16 || std::count(blocks.begin(), blocks.end(), t) > 0;
-    SR_CHECK(ok, "[gguf] tensor type rule '", r.pattern.pattern(), "': type ", ascii_lower(ggml_type_name(t)),
-             " cannot be written for a weight matrix (valid: ", valid_linear(), ")");
+    if (std::count(matrix.begin(), matrix.end(), r.type) > 0) continue;
+    std::string valid;
+    for (GgmlType t : matrix) valid += (valid.empty() ? "" : ", ") + ascii_lower(ggml_type_name(t));
+    fail("[gguf] tensor type rule '", r.pattern.pattern(), "': type ", ascii_lower(ggml_type_name(r.type)),
+         " cannot be written for a weight matrix (valid: ", valid, ")");
   }
   for (const auto& [what, t] : {std::make_pair("output type", u.output_type),
                                 std::make_pair("token_embd type", u.token_embd_type)})
@@ -300,6 +296,12 @@ void check_gguf_arch(const ModelConfig& c) {
 }
 
 }  // namespace
+
+std::vector<GgmlType> gguf_matrix_types() {
+  std::vector<GgmlType> v = {GgmlType::F16, GgmlType::BF16};
+  for (GgmlType t : ggml_block_param_types()) v.push_back(t);
+  return v;
+}
 
 const std::vector<GgufMixInfo>& gguf_mixes() { return kMixes; }
 

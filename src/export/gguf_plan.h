@@ -91,6 +91,9 @@ struct GgufTensorTypeRule {
 // llama-quantize's per-tensor controls (rules in the header comment). Types must have a codec;
 // a block linear's type must also be a quantization scheme (gguf_scheme: the block types, F16,
 // BF16); otherwise planning throws naming the type and listing the valid ones.
+// The types a weight matrix may take under the controls: F16, BF16 and the block types.
+std::vector<GgmlType> gguf_matrix_types();
+
 struct GgufTypeControls {
   std::vector<GgufTensorTypeRule> tensor_types;  // first match wins
   std::optional<GgmlType> output_type;           // output.weight (token_embd.weight if tied)

@@ -16,7 +16,8 @@
 namespace sr {
 namespace {
 
-std::string trim(const std::string& s) {
+// s without surrounding whitespace and quotes ("W4A16", 'bits=4' as typed in shells and JSON).
+std::string trim_and_unquote(const std::string& s) {
   const auto b = s.find_first_not_of(" \t\n\r'\"");
   if (b == std::string::npos) return "";
   return s.substr(b, s.find_last_not_of(" \t\n\r'\"") - b + 1);
@@ -41,7 +42,7 @@ bool has_gguf_prefix(const std::string& s) { return ascii_lower(s).rfind("gguf:"
 
 // "gguf:q4_k" -> Q4_K (any case); throws listing the accepted names otherwise.
 GgmlType parse_gguf_scheme_type(const std::string& text) {
-  const std::string t = trim(text);
+  const std::string t = trim_and_unquote(text);
   SR_CHECK(has_gguf_prefix(t), "[QuantScheme] '", text, "' is not a GGUF scheme (expected one of ", gguf_type_list(),
            ")");
   const std::string type = ascii_lower(t.substr(5));
@@ -172,7 +173,7 @@ nlohmann::json fields_to_json(const std::string& text) {
   while (std::getline(ss, item, ',')) {
     const auto eq = item.find('=');
     SR_CHECK(eq != std::string::npos, "[parse_scheme] expected key=value, got '", item, "'");
-    const std::string key = ascii_lower(trim(item.substr(0, eq))), val = trim(item.substr(eq + 1));
+    const std::string key = ascii_lower(trim_and_unquote(item.substr(0, eq))), val = trim_and_unquote(item.substr(eq + 1));
     const std::string lv = ascii_lower(val);
     if (lv == "true" || lv == "false") j[key] = lv == "true";
     else if (!val.empty() && (std::isdigit(static_cast<unsigned char>(val[0])) || val[0] == '-')) {
@@ -195,7 +196,7 @@ nlohmann::json fields_to_json(const std::string& text) {
 const char* to_string(DataType t) { return data_type_traits(t).name; }
 
 DataType parse_data_type(const std::string& text, int bits) {
-  const std::string s = ascii_lower(trim(text));
+  const std::string s = ascii_lower(trim_and_unquote(text));
   static const std::map<std::string, DataType> kNames = [] {
     std::map<std::string, DataType> m;
     for (const DataTypeTraits& tr : data_type_registry()) {
@@ -282,9 +283,9 @@ const std::vector<std::pair<std::string, QuantScheme>>& preset_schemes() {
 }
 
 QuantScheme preset_scheme(const std::string& name) {
-  if (has_gguf_prefix(trim(name))) return gguf_scheme(parse_gguf_scheme_type(trim(name)));
+  if (has_gguf_prefix(trim_and_unquote(name))) return gguf_scheme(parse_gguf_scheme_type(trim_and_unquote(name)));
   static const std::map<std::string, std::string> kAliases = {{"W8A8", "INT8"}, {"INT8_W8A8", "INT8"}, {"W4A4", "INT4"}};
-  std::string key = ascii_upper(trim(name));
+  std::string key = ascii_upper(trim_and_unquote(name));
   if (auto alias = kAliases.find(key); alias != kAliases.end()) key = alias->second;
   for (const auto& [n, s] : preset_schemes())
     if (n == key) return s;
@@ -310,7 +311,7 @@ GgmlType ggml_type_of(const QuantScheme& s) {
 }
 
 QuantScheme parse_scheme(const std::string& text) {
-  const std::string t = trim(text);
+  const std::string t = trim_and_unquote(text);
   SR_CHECK(!t.empty(), "[parse_scheme] empty scheme");
   if (t[0] == '{') {
     nlohmann::json j;
