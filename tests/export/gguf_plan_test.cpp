@@ -210,7 +210,7 @@ TEST(GgufPlan, OverridesReplaceTheRule) {
     if (t.name == "output.weight") EXPECT_EQ(t.why, "override");
   o.overrides = {{"blk.9.attn_v.weight", T::Q8_0}};
   EXPECT_THROW(plan_gguf_types(c, GgufMix::Q4_K_M, o), Error);
-  o.overrides = {{"blk.0.attn_v.weight", T::IQ2_XXS}};  // no codec
+  o.overrides = {{"blk.0.attn_v.weight", T::TQ1_0}};  // no codec
   EXPECT_THROW(plan_gguf_types(c, GgufMix::Q4_K_M, o), Error);
   const ModelConfig odd = llama_config(4, 4, 4, 256, 992);
   o.overrides = {{"blk.0.ffn_down.weight", T::Q4_K}};  // 992 is no multiple of 256

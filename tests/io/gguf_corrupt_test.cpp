@@ -328,17 +328,17 @@ TEST_F(GgufCorrupt, OverlappingTensors) {
 
 TEST_F(GgufCorrupt, AccessorsNameTheFileAndKey) {
   Spec s;
-  s.tensors.push_back({"iq", {256}, 16, 96});  // IQ2_XXS: listed, not decodable
-  s.data_bytes = 96 + 66 + 30;
+  s.tensors.push_back({"iq", {256}, 34, 96});  // TQ1_0: listed, not decodable
+  s.data_bytes = 96 + 54 + 10;
   const std::string path = write(build(s));
   GgufReader r(path);
-  EXPECT_EQ(r.tensor("iq").type, GgmlType::IQ2_XXS);
-  EXPECT_EQ(r.tensor("iq").nbytes, 66u);
+  EXPECT_EQ(r.tensor("iq").type, GgmlType::TQ1_0);
+  EXPECT_EQ(r.tensor("iq").nbytes, 54u);
   try {
     r.decode_f32(r.tensor("iq"));
     FAIL();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("tensor 'iq' has type iq2_xxs"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("tensor 'iq' has type tq1_0"), std::string::npos) << e.what();
   }
   for (auto fn : std::vector<std::function<void()>>{
            [&] { r.get<uint32_t>("general.architecture"); }, [&] { r.get<std::string>("missing.key"); },

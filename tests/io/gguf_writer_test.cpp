@@ -31,7 +31,15 @@ std::vector<float> gaussian(int64_t n, uint32_t seed) {
 
 std::vector<uint8_t> quantize(GgmlType t, const std::vector<float>& x) {
   std::vector<uint8_t> b(ggml_row_bytes(t, int64_t(x.size())));
-  ggml_codec(t).quantize_row_ref(x.data(), b.data(), int64_t(x.size()));
+  const GgmlTypeTraits& tr = ggml_codec(t);
+  const int64_t n = int64_t(x.size());
+  if (!tr.requires_importance) {
+    tr.quantize_row_ref(x.data(), b.data(), n);
+  } else {  // the types llama.cpp refuses without an imatrix: unit importance, row by row
+    const int64_t row = tr.block_size == 256 ? 512 : 96;
+    const std::vector<float> w(size_t(row), 1.0f);
+    for (int64_t r = 0; r < n / row; ++r) tr.quantize_row_weighted(x.data() + r * row, b.data() + r * ggml_row_bytes(t, row), row, w.data());
+  }
   return b;
 }
 
@@ -245,7 +253,7 @@ TEST(GgufWriter, MisuseIsAnError) {
   EXPECT_THROW(w.set("", GgufValue::scalar<uint32_t>(2)), Error);                        // empty key
   EXPECT_THROW(w.add_tensor(std::string(64, 'n'), GgmlType::F32, {256}), Error);          // name too long
   EXPECT_THROW(w.add_tensor("", GgmlType::F32, {256}), Error);                            // empty name
-  EXPECT_THROW(w.add_tensor("iq", GgmlType::IQ2_XXS, {256}), Error);                      // no codec
+  EXPECT_THROW(w.add_tensor("tq", GgmlType::TQ1_0, {256}), Error);                        // no codec
   EXPECT_THROW(w.add_tensor("q", GgmlType::Q4_K, {4, 128}), Error);                       // partial block
   EXPECT_THROW(w.add_tensor("s", GgmlType::F32, {1, 1, 1, 1, 256}), Error);               // 5 dims
   EXPECT_THROW(w.add_tensor("s", GgmlType::F32, {}), Error);                              // 0 dims

@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "common/half.h"
 #include "common/strings.h"
+#include "quant/formats/ggml_iquants_grid.h"
 #include "quant/formats/ggml_kquants.h"
 #include "quant/formats/ggml_legacy.h"
 
@@ -144,6 +145,12 @@ using LegacyQ8_0 = LegacyCodec<BlockQ8_0, 8, false>;
 
 using T = GgmlType;
 #define SR_GGML_LAYOUT_ONLY false, nullptr, nullptr, nullptr, nullptr, {}
+// Everything after uses_importance of a lattice i-quant (ggml_iquants_grid.h): codec, scale
+// check, no frozen-parameter hooks, and whether llama.cpp requires an imatrix for it.
+// `finite` is the scale check: the fp16 d at offset 0, or IQ1_M's d spread over its scales.
+#define SR_GGML_IQ_GRID(suffix, finite, requires_importance)                                  \
+  dequantize_row_##suffix, quantize_row_##suffix##_ref, quantize_row_##suffix##_weighted, finite, {}, \
+      requires_importance
 
 // Known types in ID order (retired IDs are absent). Sizes are ggml's type_traits; scale
 // field offsets and sub-block geometry are the layouts in ggml_legacy.h / ggml_kquants.h.
@@ -165,20 +172,20 @@ const GgmlTypeTraits kTraits[] = {
     {T::Q5_K, "q5_K", 256, 176, 5, true, SR_GGML_KQUANT(Q5_K, q5_K, 0, 2, 32, true, 6)},
     {T::Q6_K, "q6_K", 256, 210, 6, true, SR_GGML_KQUANT(Q6_K, q6_K, 208, -1, 16, false, 8)},
     {T::Q8_K, "q8_K", 256, 292, 8, SR_GGML_LAYOUT_ONLY},
-    {T::IQ2_XXS, "iq2_xxs", 256, 66, 2, SR_GGML_LAYOUT_ONLY},
-    {T::IQ2_XS, "iq2_xs", 256, 74, 2, SR_GGML_LAYOUT_ONLY},
-    {T::IQ3_XXS, "iq3_xxs", 256, 98, 3, SR_GGML_LAYOUT_ONLY},
-    {T::IQ1_S, "iq1_s", 256, 50, 1, SR_GGML_LAYOUT_ONLY},
+    {T::IQ2_XXS, "iq2_xxs", 256, 66, 2, true, SR_GGML_IQ_GRID(iq2_xxs, fp16_scales_finite<0>, true)},
+    {T::IQ2_XS, "iq2_xs", 256, 74, 2, true, SR_GGML_IQ_GRID(iq2_xs, fp16_scales_finite<0>, true)},
+    {T::IQ3_XXS, "iq3_xxs", 256, 98, 3, true, SR_GGML_IQ_GRID(iq3_xxs, fp16_scales_finite<0>, false)},
+    {T::IQ1_S, "iq1_s", 256, 50, 1, true, SR_GGML_IQ_GRID(iq1_s, fp16_scales_finite<0>, true)},
     {T::IQ4_NL, "iq4_nl", 32, 18, 4, SR_GGML_LAYOUT_ONLY},
-    {T::IQ3_S, "iq3_s", 256, 110, 3, SR_GGML_LAYOUT_ONLY},
-    {T::IQ2_S, "iq2_s", 256, 82, 2, SR_GGML_LAYOUT_ONLY},
+    {T::IQ3_S, "iq3_s", 256, 110, 3, true, SR_GGML_IQ_GRID(iq3_s, fp16_scales_finite<0>, false)},
+    {T::IQ2_S, "iq2_s", 256, 82, 2, true, SR_GGML_IQ_GRID(iq2_s, fp16_scales_finite<0>, true)},
     {T::IQ4_XS, "iq4_xs", 256, 136, 4, SR_GGML_LAYOUT_ONLY},
     {T::I8, "i8", 1, 1, 8, SR_GGML_LAYOUT_ONLY},
     {T::I16, "i16", 1, 2, 16, SR_GGML_LAYOUT_ONLY},
     {T::I32, "i32", 1, 4, 32, SR_GGML_LAYOUT_ONLY},
     {T::I64, "i64", 1, 8, 64, SR_GGML_LAYOUT_ONLY},
     {T::F64, "f64", 1, 8, 64, SR_GGML_LAYOUT_ONLY},
-    {T::IQ1_M, "iq1_m", 256, 56, 1, SR_GGML_LAYOUT_ONLY},
+    {T::IQ1_M, "iq1_m", 256, 56, 1, true, SR_GGML_IQ_GRID(iq1_m, iq1_m_block_finite, true)},
     {T::BF16, "bf16", 1, 2, 16, false, dequantize_half<bf16_to_f32>, quantize_half<f32_to_bf16>,
      ignore_weights<quantize_half<f32_to_bf16>>, bf16_finite, {}},
     {T::TQ1_0, "tq1_0", 256, 54, 1, SR_GGML_LAYOUT_ONLY},
@@ -188,6 +195,7 @@ const GgmlTypeTraits kTraits[] = {
 #undef SR_GGML_LEGACY
 #undef SR_GGML_KQUANT
 #undef SR_GGML_LAYOUT_ONLY
+#undef SR_GGML_IQ_GRID
 
 // ID -> row of kTraits, or nullptr for retired / out-of-range IDs.
 const std::array<const GgmlTypeTraits*, kGgmlTypeIdEnd>& traits_by_id() {

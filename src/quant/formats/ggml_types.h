@@ -123,6 +123,10 @@ struct GgmlTypeTraits {
   GgmlQuantizeRowWeighted quantize_row_weighted = nullptr;
   GgmlBlockFinite block_finite = nullptr;
   GgmlBlockParams params;  // params.group == 0: no frozen-parameter hooks
+  // True where llama.cpp refuses the type without an importance matrix (IQ2_XXS, IQ2_XS,
+  // IQ2_S, IQ1_S, IQ1_M: "Missing importance matrix ... in a very low-bit quantization"):
+  // quantize_row_ref then throws sr::Error saying so.
+  bool requires_importance = false;
 
   bool supported() const { return dequantize_row != nullptr; }
   bool has_block_params() const { return params.group != 0; }

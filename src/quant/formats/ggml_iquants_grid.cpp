@@ -1,0 +1,1053 @@
+// ggml's lattice i-quants (ggml_iquants_grid.h). The float expressions follow ggml-quants.c
+// (c392e50) operation for operation: a reassociated sum or a fused multiply-add changes the
+// chosen grid points (this file is built with -ffp-contract=off).
+#include "quant/formats/ggml_iquants_grid.h"
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "common/error.h"
+#include "common/half.h"
+#include "quant/formats/ggml_iq_grids.h"
+#include "quant/formats/ggml_quant_search.h"
+
+namespace sr {
+namespace {
+
+using ggml_search::nearest_int;
+using namespace iq_grids;
+
+constexpr int kQk = 256;
+constexpr float kIq1Delta = 0.125f;  // ggml's IQ1S_DELTA and IQ1M_DELTA
+
+uint16_t load16(const uint8_t* p) { return uint16_t(p[0] | (p[1] << 8)); }
+uint32_t load32(const uint8_t* p) { return uint32_t(load16(p)) | uint32_t(load16(p + 2)) << 16; }
+void store16(uint8_t* p, uint16_t v) { p[0] = uint8_t(v); p[1] = uint8_t(v >> 8); }
+void store32(uint8_t* p, uint32_t v) { store16(p, uint16_t(v)); store16(p + 2, uint16_t(v >> 16)); }
+float sign_of(uint32_t signs, int j) { return (signs >> j) & 1 ? -1.f : 1.f; }
+uint8_t grid_byte(uint64_t point, int j) { return uint8_t(point >> (8 * j)); }
+
+// ---- decoders ------------------------------------------------------------------------------
+
+template <int kBlockBytes, typename F>
+void for_blocks(const void* src, int64_t n, F f) {
+  const auto* p = static_cast<const uint8_t*>(src);
+  for (int64_t i = 0; i < n / kQk; ++i) f(p + i * kBlockBytes, i * kQk);
+}
+
+}  // namespace
+
+void dequantize_row_iq2_xxs(const void* src, float* y, int64_t n) {
+  for_blocks<66>(src, n, [&](const uint8_t* b, int64_t o) {
+    const float d = f16_to_f32(load16(b));
+    for (int ib = 0; ib < 8; ++ib) {
+      const uint32_t a0 = load32(b + 2 + 8 * ib), a1 = load32(b + 6 + 8 * ib);
+      const float db = d * (0.5f + float(a1 >> 28)) * 0.25f;
+      for (int l = 0; l < 4; ++l) {
+        const uint64_t g = iq2xxs_grid[(a0 >> 8 * l) & 255];
+        const uint8_t s = ksigns((a1 >> 7 * l) & 127);
+        for (int j = 0; j < 8; ++j) y[o + 32 * ib + 8 * l + j] = db * float(grid_byte(g, j)) * sign_of(s, j);
+      }
+    }
+  });
+}
+
+void dequantize_row_iq2_xs(const void* src, float* y, int64_t n) {
+  for_blocks<74>(src, n, [&](const uint8_t* b, int64_t o) {
+    const float d = f16_to_f32(load16(b));
+    for (int ib = 0; ib < 8; ++ib) {
+      const float db[2] = {d * (0.5f + float(b[66 + ib] & 0xf)) * 0.25f, d * (0.5f + float(b[66 + ib] >> 4)) * 0.25f};
+      for (int l = 0; l < 4; ++l) {
+        const uint16_t q = load16(b + 2 + 2 * (4 * ib + l));
+        const uint64_t g = iq2xs_grid[q & 511];
+        const uint8_t s = ksigns(q >> 9);
+        for (int j = 0; j < 8; ++j) y[o + 32 * ib + 8 * l + j] = db[l / 2] * float(grid_byte(g, j)) * sign_of(s, j);
+      }
+    }
+  });
+}
+
+void dequantize_row_iq2_s(const void* src, float* y, int64_t n) {
+  for_blocks<82>(src, n, [&](const uint8_t* b, int64_t o) {
+    const float d = f16_to_f32(load16(b));
+    const uint8_t *qs = b + 2, *signs = b + 34, *qh = b + 66, *scales = b + 74;
+    for (int ib = 0; ib < 8; ++ib) {
+      const float db[2] = {d * (0.5f + float(scales[ib] & 0xf)) * 0.25f, d * (0.5f + float(scales[ib] >> 4)) * 0.25f};
+      for (int l = 0; l < 4; ++l) {
+        const uint64_t g = iq2s_grid[qs[4 * ib + l] | ((qh[ib] << (8 - 2 * l)) & 0x300)];
+        for (int j = 0; j < 8; ++j)
+          y[o + 32 * ib + 8 * l + j] = db[l / 2] * float(grid_byte(g, j)) * sign_of(signs[4 * ib + l], j);
+      }
+    }
+  });
+}
+
+void dequantize_row_iq3_xxs(const void* src, float* y, int64_t n) {
+  for_blocks<98>(src, n, [&](const uint8_t* b, int64_t o) {
+    const float d = f16_to_f32(load16(b));
+    const uint8_t* qs = b + 2;
+    for (int ib = 0; ib < 8; ++ib) {
+      const uint32_t a = load32(b + 66 + 4 * ib);
+      const float db = d * (0.5f + float(a >> 28)) * 0.5f;
+      for (int l = 0; l < 4; ++l) {
+        const uint8_t s = ksigns((a >> 7 * l) & 127);
+        const uint32_t g1 = iq3xxs_grid[qs[8 * ib + 2 * l]], g2 = iq3xxs_grid[qs[8 * ib + 2 * l + 1]];
+        float* yl = y + o + 32 * ib + 8 * l;
+        for (int j = 0; j < 4; ++j) {
+          yl[j] = db * float(grid_byte(g1, j)) * sign_of(s, j);
+          yl[j + 4] = db * float(grid_byte(g2, j)) * sign_of(s, j + 4);
+        }
+      }
+    }
+  });
+}
+
+void dequantize_row_iq3_s(const void* src, float* y, int64_t n) {
+  for_blocks<110>(src, n, [&](const uint8_t* b, int64_t o) {
+    const float d = f16_to_f32(load16(b));
+    const uint8_t *qs = b + 2, *qh = b + 66, *signs = b + 74, *scales = b + 106;
+    for (int ib = 0; ib < 8; ++ib) {
+      const int s = ib % 2 == 0 ? scales[ib / 2] & 0xf : scales[ib / 2] >> 4;
+      const float db = d * float(1 + 2 * s);
+      for (int l = 0; l < 4; ++l) {
+        const uint32_t g1 = iq3s_grid[qs[8 * ib + 2 * l] | ((qh[ib] << (8 - 2 * l)) & 256)];
+        const uint32_t g2 = iq3s_grid[qs[8 * ib + 2 * l + 1] | ((qh[ib] << (7 - 2 * l)) & 256)];
+        const uint8_t sg = signs[4 * ib + l];
+        float* yl = y + o + 32 * ib + 8 * l;
+        for (int j = 0; j < 4; ++j) {
+          yl[j] = db * float(grid_byte(g1, j)) * sign_of(sg, j);
+          yl[j + 4] = db * float(grid_byte(g2, j)) * sign_of(sg, j + 4);
+        }
+      }
+    }
+  });
+}
+
+void dequantize_row_iq1_s(const void* src, float* y, int64_t n) {
+  for_blocks<50>(src, n, [&](const uint8_t* b, int64_t o) {
+    const float d = f16_to_f32(load16(b));
+    for (int ib = 0; ib < 8; ++ib) {
+      const uint16_t qh = load16(b + 34 + 2 * ib);
+      const float dl = d * float(2 * ((qh >> 12) & 7) + 1);
+      const float delta = qh & 0x8000 ? -kIq1Delta : kIq1Delta;
+      for (int l = 0; l < 4; ++l) {
+        const uint64_t g = iq1s_grid[b[2 + 4 * ib + l] | (((qh >> 3 * l) & 7) << 8)];
+        for (int j = 0; j < 8; ++j) y[o + 32 * ib + 8 * l + j] = dl * (float(int8_t(grid_byte(g, j))) + delta);
+      }
+    }
+  });
+}
+
+namespace {
+uint16_t iq1_m_d_bits(const uint8_t* b) {
+  const uint16_t sc[4] = {load16(b + 48), load16(b + 50), load16(b + 52), load16(b + 54)};
+  return uint16_t((sc[0] >> 12) | ((sc[1] >> 8) & 0x00f0) | ((sc[2] >> 4) & 0x0f00) | (sc[3] & 0xf000));
+}
+}  // namespace
+
+bool iq1_m_block_finite(const uint8_t* block) { return (iq1_m_d_bits(block) & 0x7c00) != 0x7c00; }
+
+void dequantize_row_iq1_m(const void* src, float* y, int64_t n) {
+  for_blocks<56>(src, n, [&](const uint8_t* b, int64_t o) {
+    const float d = f16_to_f32(iq1_m_d_bits(b));
+    for (int ib = 0; ib < 8; ++ib) {
+      const uint16_t sc = load16(b + 48 + 2 * (ib / 2));
+      const float dl[2] = {d * float(2 * ((sc >> (6 * (ib % 2) + 0)) & 7) + 1),
+                           d * float(2 * ((sc >> (6 * (ib % 2) + 3)) & 7) + 1)};
+      for (int l = 0; l < 4; ++l) {
+        const uint8_t h = uint8_t(b[32 + 2 * ib + l / 2] >> (4 * (l % 2)));
+        const uint64_t g = iq1s_grid[b[4 * ib + l] | ((h & 7) << 8)];
+        const float delta = h & 0x08 ? -kIq1Delta : kIq1Delta;
+        for (int j = 0; j < 8; ++j) y[o + 32 * ib + 8 * l + j] = dl[l / 2] * (float(int8_t(grid_byte(g, j))) + delta);
+      }
+    }
+  });
+}
+
+// ---- lattices and neighbour tables (ggml's iq2xs_init_impl / iq3xs_init_impl) ---------------
+
+namespace {
+
+// A grid as lattice points: coordinate j of point k is 2*l + 1 for the level l in [0, 2^bits);
+// `map` takes a lattice point's packed levels (bits per coordinate, coordinate 0 lowest) to its
+// grid index, or to -(offset + 1) into `neighbours`, where a count c is followed by the c grid
+// points at the nwant smallest distances from it, ordered by (distance, index) as ggml's qsort.
+struct Lattice {
+  int dim = 0;
+  std::vector<int8_t> pts;  // [grid size * dim]
+  std::vector<int32_t> map;
+  std::vector<uint16_t> neighbours;
+  const int8_t* point(int k) const { return pts.data() + size_t(k) * size_t(dim); }
+  const uint16_t* neighbours_of(uint32_t u) const { return neighbours.data() + (-map[u] - 1); }
+};
+
+template <typename LevelOf>
+Lattice make_lattice(int grid_size, int dim, int bits, int nwant, LevelOf level_of) {
+  Lattice g;
+  g.dim = dim;
+  g.pts.resize(size_t(grid_size) * size_t(dim));
+  g.map.assign(size_t(1) << (bits * dim), -1);
+  for (int k = 0; k < grid_size; ++k) {
+    uint32_t u = 0;
+    for (int j = 0; j < dim; ++j) {
+      const int l = level_of(k, j);
+      g.pts[size_t(k) * dim + j] = int8_t(2 * l + 1);
+      u |= uint32_t(l) << (bits * j);
+    }
+    g.map[u] = k;
+  }
+  // The 2-bit grids use levels 0..2 only: packed values with a level 3 are never looked up.
+  const int max_level = bits == 2 ? 2 : (1 << bits) - 1;
+  std::vector<int> d2(grid_size);
+  int8_t pos[8];
+  for (uint32_t u = 0; u < g.map.size(); ++u) {
+    if (g.map[u] >= 0) continue;
+    bool valid = true;
+    for (int j = 0; j < dim; ++j) {
+      const int l = int(u >> (bits * j)) & ((1 << bits) - 1);
+      valid &= l <= max_level;
+      pos[j] = int8_t(2 * l + 1);
+    }
+    if (!valid) continue;
+    int nearest[3] = {0, 0, 0};
+    int have = 0;
+    for (int k = 0; k < grid_size; ++k) {
+      const int8_t* p = g.point(k);
+      int s = 0;
+      for (int j = 0; j < dim; ++j) s += (p[j] - pos[j]) * (p[j] - pos[j]);
+      d2[k] = s;
+      // The nwant smallest distinct distances, ascending.
+      int i = 0;
+      while (i < have && nearest[i] < s) ++i;
+      if (i < have && nearest[i] == s) continue;
+      if (i >= nwant) continue;
+      for (int m = std::min(have, nwant - 1); m > i; --m) nearest[m] = nearest[m - 1];
+      nearest[i] = s;
+      have = std::min(have + 1, nwant);
+    }
+    g.map[u] = -int32_t(g.neighbours.size() + 1);
+    const size_t count_at = g.neighbours.size();
+    g.neighbours.push_back(0);
+    for (int i = 0; i < have; ++i) {
+      for (int k = 0; k < grid_size; ++k) {
+        if (d2[k] == nearest[i]) g.neighbours.push_back(uint16_t(k));
+      }
+    }
+    g.neighbours[count_at] = uint16_t(g.neighbours.size() - count_at - 1);
+  }
+  return g;
+}
+
+int level_iq2(uint64_t v, int j) {
+  const uint8_t b = grid_byte(v, j);
+  return b == 0x08 ? 0 : b == 0x19 ? 1 : 2;
+}
+int level_iq3xxs(uint32_t v, int j) {
+  static const uint8_t kValues[8] = {4, 12, 20, 28, 36, 44, 52, 62};
+  return int(std::find(kValues, kValues + 8, grid_byte(v, j)) - kValues);
+}
+
+const Lattice& lattice_iq2xxs() {
+  static const Lattice g = make_lattice(256, 8, 2, 2, [](int k, int j) { return level_iq2(iq2xxs_grid[k], j); });
+  return g;
+}
+const Lattice& lattice_iq2xs() {
+  static const Lattice g = make_lattice(512, 8, 2, 2, [](int k, int j) { return level_iq2(iq2xs_grid[k], j); });
+  return g;
+}
+const Lattice& lattice_iq2s() {
+  static const Lattice g = make_lattice(1024, 8, 2, 1, [](int k, int j) { return level_iq2(iq2s_grid[k], j); });
+  return g;
+}
+const Lattice& lattice_iq1() {
+  static const Lattice g =
+      make_lattice(2048, 8, 2, 3, [](int k, int j) { return int(int8_t(grid_byte(iq1s_grid[k], j))) + 1; });
+  return g;
+}
+const Lattice& lattice_iq3xxs() {
+  static const Lattice g = make_lattice(256, 4, 3, 2, [](int k, int j) { return level_iq3xxs(iq3xxs_grid[k], j); });
+  return g;
+}
+const Lattice& lattice_iq3s() {
+  static const Lattice g = make_lattice(512, 4, 3, 3, [](int k, int j) { return (grid_byte(iq3s_grid[k], j) - 1) / 2; });
+  return g;
+}
+
+// ggml's iq2_find_best_neighbour / iq3_find_best_neighbour: the neighbour minimising
+// sum w (scale*q - x)^2; writes its levels to L.
+int best_neighbour(const Lattice& g, const uint16_t* nb, const float* xval, const float* w, float scale, int8_t* L) {
+  float best_d2 = FLT_MAX;
+  int index = -1;
+  for (int j = 1; j <= nb[0]; ++j) {
+    const int8_t* p = g.point(nb[j]);
+    float d2 = 0;
+    for (int i = 0; i < g.dim; ++i) {
+      const float q = p[i];
+      const float diff = scale * q - xval[i];
+      d2 += w[i] * diff * diff;
+    }
+    if (d2 < best_d2) {
+      best_d2 = d2;
+      index = nb[j];
+    }
+  }
+  SR_CHECK(index >= 0, "[ggml] i-quant neighbour search found no grid point (non-finite input?)");
+  const int8_t* p = g.point(index);
+  for (int i = 0; i < g.dim; ++i) L[i] = int8_t((p[i] - 1) / 2);
+  return index;
+}
+
+// Grid index of the levels L[0..dim) (packed `bits` per level); -1 if not on the grid is an error.
+uint32_t pack_levels(const int8_t* L, int dim, int bits) {
+  uint32_t u = 0;
+  for (int i = 0; i < dim; ++i) u |= uint32_t(L[i]) << (bits * i);
+  return u;
+}
+int on_grid_index(const Lattice& g, const int8_t* L, int bits) {
+  const int k = g.map[pack_levels(L, g.dim, bits)];
+  SR_CHECK(k >= 0, "[ggml] i-quant encoder produced a point off its grid");
+  return k;
+}
+
+float row_sigma2(const float* xbl, float factor) {
+  float sumx2 = 0;
+  for (int i = 0; i < kQk; ++i) sumx2 += xbl[i] * xbl[i];
+  return factor * sumx2 / kQk;
+}
+
+// Absolute values into xval and sign bits per group of 8 into signs[k]. With `even_signs`,
+// the group's least important element (smallest w x^2) is flipped when the count of negative
+// ones is odd, so that 7 bits store the signs (IQ2_XXS, IQ2_XS, IQ3_XXS).
+void split_signs(const float* xb, const float* weight, int n, bool even_signs, float* xval, uint8_t* signs) {
+  for (int k = 0; k < n / 8; ++k) {
+    int nflip = 0;
+    uint8_t s = 0;
+    for (int i = 0; i < 8; ++i) {
+      if (xb[8 * k + i] >= 0) {
+        xval[8 * k + i] = xb[8 * k + i];
+      } else {
+        xval[8 * k + i] = -xb[8 * k + i];
+        ++nflip;
+        s |= uint8_t(1 << i);
+      }
+    }
+    if (even_signs && nflip % 2) {
+      int imin = 0;
+      float min = weight[8 * k] * xb[8 * k] * xb[8 * k];
+      for (int i = 1; i < 8; ++i) {
+        const float ax = weight[8 * k + i] * xb[8 * k + i] * xb[8 * k + i];
+        if (ax < min) {
+          min = ax;
+          imin = i;
+        }
+      }
+      xval[8 * k + imin] = -xval[8 * k + imin];
+      s ^= uint8_t(1 << imin);
+    }
+    signs[k] = even_signs ? s & 127 : s;
+  }
+}
+
+float max_of(const float* v, int n) {
+  float m = v[0];
+  for (int i = 1; i < n; ++i) m = m > v[i] ? m : v[i];
+  return m;
+}
+
+// sum w x q and sum w q^2 with q = 2L + 1.
+void odd_sums(const float* weight, const float* xval, const int8_t* L, int n, float* sumqx, float* sumq2) {
+  *sumqx = 0;
+  *sumq2 = 0;
+  for (int i = 0; i < n; ++i) {
+    const float w = weight[i];
+    const float q = float(2 * L[i] + 1);
+    *sumqx += w * xval[i] * q;
+    *sumq2 += w * q * q;
+  }
+}
+
+// Rounds xval/scale (inverse `id`) to levels in [0, kmax) for the group at L.
+void round_levels(const float* xval, float id, int dim, int kmax, int8_t* L) {
+  for (int i = 0; i < dim; ++i) {
+    const int l = nearest_int(0.5f * (id * xval[i] - 1));
+    L[i] = int8_t(std::max(0, std::min(kmax - 1, l)));
+  }
+}
+
+// The scale scan shared by IQ2_XS, IQ2_S, IQ3_XXS and IQ3_S (ggml's loop over `is`): for each
+// candidate inverse scale (2 kmax - 1 + is * step) / max, round every group, snapping an
+// off-grid group to its best neighbour, and keep the least-squares best scale, its levels L and
+// which groups were on the grid. `scale` enters as the fallback (kept when nothing improves).
+struct ScanState {
+  int8_t L[32];
+  bool on_grid[8];
+};
+void scale_scan(const Lattice& g, int bits, int kmax, int n, const float* xval, const float* weight, const float* waux,
+                float max, int is_range, float step, float* scale, ScanState* st) {
+  const int groups = n / g.dim;
+  int8_t Laux[32];
+  bool on_aux[8];
+  float best = 0;
+  for (int is = -is_range; is <= is_range; ++is) {
+    const float id = (2 * kmax - 1 + is * step) / max;
+    const float this_scale = 1 / id;
+    for (int k = 0; k < groups; ++k) {
+      round_levels(xval + g.dim * k, id, g.dim, kmax, Laux + g.dim * k);
+      const uint32_t u = pack_levels(Laux + g.dim * k, g.dim, bits);
+      on_aux[k] = g.map[u] >= 0;
+      if (!on_aux[k])
+        best_neighbour(g, g.neighbours_of(u), xval + g.dim * k, waux + g.dim * k, this_scale, Laux + g.dim * k);
+    }
+    float sumqx, sumq2;
+    odd_sums(weight, xval, Laux, n, &sumqx, &sumq2);
+    if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
+      *scale = sumqx / sumq2;
+      best = *scale * sumqx;
+      std::memcpy(st->L, Laux, size_t(n));
+      std::memcpy(st->on_grid, on_aux, size_t(groups));
+    }
+  }
+}
+
+// Re-rounds the groups at the final scale (those off the grid, or all with `all_groups`),
+// snapping to neighbours, then refits the scale by least squares (ggml's second pass).
+// `snap_on_grid`: L of an on-grid group is its grid point's levels (IQ3), else the rounding.
+void refit(const Lattice& g, int bits, int kmax, int n, const float* xval, const float* weight, const float* waux,
+           bool all_groups, float* scale, ScanState* st) {
+  const int groups = n / g.dim;
+  int off = 0;
+  for (int k = 0; k < groups; ++k) off += !st->on_grid[k];
+  if (off == 0 || !(*scale > 0)) return;
+  const float id = 1 / *scale;
+  for (int k = 0; k < groups; ++k) {
+    if (!all_groups && st->on_grid[k]) continue;
+    int8_t* Lk = st->L + g.dim * k;
+    round_levels(xval + g.dim * k, id, g.dim, kmax, Lk);
+    const uint32_t u = pack_levels(Lk, g.dim, bits);
+    if (g.map[u] < 0) best_neighbour(g, g.neighbours_of(u), xval + g.dim * k, waux + g.dim * k, *scale, Lk);
+  }
+  float sumqx, sumq2;
+  odd_sums(weight, xval, st->L, n, &sumqx, &sumq2);
+  if (sumq2 > 0) *scale = sumqx / sumq2;
+}
+
+void sub_block_weights(const float* xb, const float* qw, float sigma2, int n, float* weight) {
+  for (int i = 0; i < n; ++i) weight[i] = qw[i] * std::sqrt(sigma2 + xb[i] * xb[i]);
+}
+
+int scale_code(float id, float scale, int max_code) {
+  const int l = nearest_int(0.5f * (id * scale - 1));
+  return std::max(0, std::min(max_code, l));
+}
+
+[[noreturn]] void refuse_without_imatrix(const char* type) {
+  fail("[ggml] ", type,
+       " needs an importance matrix, as in llama.cpp (\"Missing importance matrix in a very low-bit "
+       "quantization: the result will be garbage\"; llama-quantize: \"Please do not use IQ1_S, IQ1_M, IQ2_S, "
+       "IQ2_XXS, IQ2_XS or Q2_K_S quantization without an importance matrix\")");
+}
+
+void require_weights(const float* w, const char* type) {
+  if (!w) refuse_without_imatrix(type);
+}
+
+// ---- IQ2_XXS ---------------------------------------------------------------------------------
+
+void iq2_xxs_block(const float* xbl, const float* qwl, uint8_t* y) {
+  const Lattice& g = lattice_iq2xxs();
+  std::memset(y, 0, 66);
+  uint32_t q2[16] = {};
+  float scales[8];
+  float max_scale = 0;
+  const float sigma2 = row_sigma2(xbl, 1.f);
+  for (int ib = 0; ib < 8; ++ib) {
+    const float* xb = xbl + 32 * ib;
+    float weight[32], waux[32], xval[32];
+    uint8_t signs[4];
+    sub_block_weights(xb, qwl + 32 * ib, sigma2, 32, weight);
+    for (int i = 0; i < 32; ++i) waux[i] = std::sqrt(weight[i]);
+    split_signs(xb, weight, 32, true, xval, signs);
+    const float max = max_of(xval, 32);
+    if (max < ggml_search::kGroupMaxEps) {
+      scales[ib] = 0;
+      continue;
+    }
+    ScanState st{};
+    float scale = ggml_search::make_qp_quants(32, 4, xval, reinterpret_cast<uint8_t*>(st.L), weight);
+    // The scan: candidates around 5/(3 * scale), neighbours as in scale_scan.
+    const float eff_max = scale * 3;
+    scale_scan(g, 2, 3, 32, xval, weight, waux, eff_max, 6, 0.1f, &scale, &st);
+    if (scale > 0) {
+      const float id = 1 / scale;
+      for (int k = 0; k < 4; ++k) {
+        int8_t* Lk = st.L + 8 * k;
+        round_levels(xval + 8 * k, id, 8, 3, Lk);
+        const uint32_t u = pack_levels(Lk, 8, 2);
+        int index = g.map[u];
+        if (index < 0) index = best_neighbour(g, g.neighbours_of(u), xval + 8 * k, waux + 8 * k, scale, Lk);
+        const int8_t* p = g.point(index);
+        for (int i = 0; i < 8; ++i) Lk[i] = int8_t((p[i] - 1) / 2);
+      }
+      float sumqx, sumq2;
+      odd_sums(weight, xval, st.L, 32, &sumqx, &sumq2);
+      if (sumq2 > 0) scale = sumqx / sumq2;
+    }
+    if (scale < 0) {
+      scale = -scale;
+      for (int k = 0; k < 4; ++k) signs[k] = ~signs[k] & 127;
+    }
+    for (int k = 0; k < 4; ++k) {
+      q2[2 * ib] |= uint32_t(on_grid_index(g, st.L + 8 * k, 2)) << 8 * k;
+      q2[2 * ib + 1] |= uint32_t(signs[k]) << 7 * k;
+    }
+    scales[ib] = scale;
+    max_scale = max_scale > scale ? max_scale : scale;
+  }
+  if (!max_scale) return;
+  const float d = max_scale / 31;
+  store16(y, f32_to_f16(d));
+  const float id = 1 / d;
+  for (int ib = 0; ib < 8; ++ib) q2[2 * ib + 1] |= uint32_t(scale_code(id, scales[ib], 15)) << 28;
+  for (int i = 0; i < 16; ++i) store32(y + 2 + 4 * i, q2[i]);
+}
+
+// ---- IQ2_XS and IQ2_S (16-element sub-blocks) --------------------------------------------------
+
+// One super-block of IQ2_XS (is_s false) or IQ2_S.
+void iq2_16_block(bool is_s, const float* xbl, const float* qwl, uint8_t* y) {
+  const Lattice& g = is_s ? lattice_iq2s() : lattice_iq2xs();
+  const int bytes = is_s ? 82 : 74;
+  std::memset(y, 0, size_t(bytes));
+  uint8_t* scale_bytes = y + (is_s ? 74 : 66);
+  float scales[16];
+  float max_scale = 0;
+  const float sigma2 = row_sigma2(xbl, is_s ? 2.f : 1.f);
+  for (int ib = 0; ib < 16; ++ib) {
+    const float* xb = xbl + 16 * ib;
+    float weight[16], waux[16], xval[16];
+    uint8_t signs[2];
+    sub_block_weights(xb, qwl + 16 * ib, sigma2, 16, weight);
+    for (int i = 0; i < 16; ++i) waux[i] = std::sqrt(weight[i]);
+    split_signs(xb, weight, 16, !is_s, xval, signs);
+    const float max = max_of(xval, 16);
+    if (max < (is_s ? 1e-8f : ggml_search::kGroupMaxEps)) {
+      scales[ib] = 0;
+      continue;
+    }
+    ScanState st{};
+    st.on_grid[0] = st.on_grid[1] = true;
+    float scale = max / 5;
+    scale_scan(g, 2, 3, 16, xval, weight, waux, max, 9, 0.1f, &scale, &st);
+    refit(g, 2, 3, 16, xval, weight, waux, false, &scale, &st);
+    if (scale < 0) {
+      scale = -scale;
+      for (int k = 0; k < 2; ++k) signs[k] = is_s ? uint8_t(~signs[k]) : ~signs[k] & 127;
+    }
+    for (int k = 0; k < 2; ++k) {
+      const int index = on_grid_index(g, st.L + 8 * k, 2);
+      const int i8 = 2 * ib + k;
+      if (is_s) {
+        y[2 + i8] = uint8_t(index & 255);
+        y[66 + i8 / 4] |= uint8_t((index >> 8) << 2 * (i8 % 4));
+        y[34 + i8] = signs[k];
+      } else {
+        store16(y + 2 + 2 * i8, uint16_t(index | (signs[k] << 9)));
+      }
+    }
+    scales[ib] = scale;
+    max_scale = max_scale > scale ? max_scale : scale;
+  }
+  if (!max_scale) {
+    if (!is_s) std::memset(y + 2, 0, 64);  // ggml clears IQ2_XS's codes; IQ2_S keeps what it wrote
+    return;
+  }
+  const float d = max_scale / 31;
+  store16(y, f32_to_f16(is_s ? d * 0.9875f : d));
+  const float id = 1 / d;
+  for (int ib = 0; ib < 16; ++ib) {
+    const int l = scale_code(id, scales[ib], 15);
+    scale_bytes[ib / 2] = ib % 2 == 0 ? uint8_t(l) : uint8_t(scale_bytes[ib / 2] | (l << 4));
+  }
+}
+
+// ---- IQ3_XXS and IQ3_S ----------------------------------------------------------------------
+
+// IQ3_XXS keeps the scan state across sub-blocks as ggml does (its on-grid flags are not
+// reset before the scan); `st` is that state.
+void iq3_xxs_block(const float* xbl, const float* qwl, uint8_t* y, ScanState* st) {
+  const Lattice& g = lattice_iq3xxs();
+  std::memset(y, 0, 98);
+  uint8_t q3[96] = {};
+  float scales[8];
+  float max_scale = 0;
+  const float sigma2 = row_sigma2(xbl, 2.f);
+  for (int ib = 0; ib < 8; ++ib) {
+    const float* xb = xbl + 32 * ib;
+    float weight[32], waux[32], xval[32];
+    uint8_t signs[4];
+    if (qwl) {
+      sub_block_weights(xb, qwl + 32 * ib, sigma2, 32, weight);
+    } else {
+      for (int i = 0; i < 32; ++i) weight[i] = xb[i] * xb[i];
+    }
+    for (int i = 0; i < 32; ++i) waux[i] = std::sqrt(weight[i]);
+    split_signs(xb, weight, 32, true, xval, signs);
+    const float max = max_of(xval, 32);
+    if (max < 1e-8f) {
+      scales[ib] = 0;
+      std::memset(st->L, 0, 32);
+      continue;
+    }
+    float scale = max / 15;
+    scale_scan(g, 3, 8, 32, xval, weight, waux, max, 15, 0.2f, &scale, st);
+    // ggml's second pass: off-grid groups re-rounded, every re-rounded group then takes its
+    // grid point's levels.
+    int off = 0;
+    for (int k = 0; k < 8; ++k) off += !st->on_grid[k];
+    if (off > 0 && scale > 0) {
+      const float id = 1 / scale;
+      for (int k = 0; k < 8; ++k) {
+        if (st->on_grid[k]) continue;
+        int8_t Lr[4];
+        round_levels(xval + 4 * k, id, 4, 8, Lr);
+        const uint32_t u = pack_levels(Lr, 4, 3);
+        int index = g.map[u];
+        if (index < 0) index = best_neighbour(g, g.neighbours_of(u), xval + 4 * k, waux + 4 * k, scale, st->L + 4 * k);
+        const int8_t* p = g.point(index);
+        for (int i = 0; i < 4; ++i) st->L[4 * k + i] = int8_t((p[i] - 1) / 2);
+      }
+      float sumqx, sumq2;
+      odd_sums(weight, xval, st->L, 32, &sumqx, &sumq2);
+      if (sumq2 > 0) scale = sumqx / sumq2;
+    }
+    if (scale < 0) {
+      scale = -scale;
+      for (int k = 0; k < 4; ++k) signs[k] = ~signs[k] & 127;
+    }
+    for (int k = 0; k < 8; ++k) q3[8 * ib + k] = uint8_t(on_grid_index(g, st->L + 4 * k, 3));
+    store32(q3 + 64 + 4 * ib, uint32_t(signs[0]) | uint32_t(signs[1]) << 7 | uint32_t(signs[2]) << 14 |
+                                  uint32_t(signs[3]) << 21);
+    scales[ib] = scale;
+    max_scale = max_scale > scale ? max_scale : scale;
+  }
+  if (!max_scale) return;
+  const float d = max_scale / 31;
+  store16(y, f32_to_f16(d * 1.0125f));
+  const float id = 1 / d;
+  for (int ib = 0; ib < 8; ++ib) {
+    store32(q3 + 64 + 4 * ib, load32(q3 + 64 + 4 * ib) | uint32_t(scale_code(id, scales[ib], 15)) << 28);
+  }
+  std::memcpy(y + 2, q3, 96);
+}
+
+void iq3_s_block(const float* xbl, const float* qwl, uint8_t* y, ScanState* st) {
+  const Lattice& g = lattice_iq3s();
+  std::memset(y, 0, 110);
+  uint8_t *qs = y + 2, *qh = y + 66, *signs_out = y + 74, *scale_bytes = y + 106;
+  float scales[8];
+  float max_scale = 0;
+  const float sigma2 = row_sigma2(xbl, 2.f);
+  for (int ib = 0; ib < 8; ++ib) {
+    const float* xb = xbl + 32 * ib;
+    float weight[32], waux[32], xval[32];
+    uint8_t signs[4];
+    if (qwl) {
+      sub_block_weights(xb, qwl + 32 * ib, sigma2, 32, weight);
+    } else {
+      for (int i = 0; i < 32; ++i) weight[i] = xb[i] * xb[i];
+    }
+    for (int i = 0; i < 32; ++i) waux[i] = std::sqrt(weight[i]);
+    split_signs(xb, weight, 32, false, xval, signs);
+    const float max = max_of(xval, 32);
+    if (!max) {
+      scales[ib] = 0;
+      continue;
+    }
+    float scale = max / 15;
+    for (bool& b : st->on_grid) b = false;
+    scale_scan(g, 3, 8, 32, xval, weight, waux, max, 9, 0.2f, &scale, st);
+    // ggml re-rounds every group here once any is off the grid; each then takes its grid
+    // point's levels.
+    int off = 0;
+    for (int k = 0; k < 8; ++k) off += !st->on_grid[k];
+    if (off > 0 && scale > 0) {
+      const float id = 1 / scale;
+      for (int k = 0; k < 8; ++k) {
+        int8_t Lr[4];
+        round_levels(xval + 4 * k, id, 4, 8, Lr);
+        const uint32_t u = pack_levels(Lr, 4, 3);
+        int index = g.map[u];
+        if (index < 0) index = best_neighbour(g, g.neighbours_of(u), xval + 4 * k, waux + 4 * k, scale, st->L + 4 * k);
+        const int8_t* p = g.point(index);
+        for (int i = 0; i < 4; ++i) st->L[4 * k + i] = int8_t((p[i] - 1) / 2);
+      }
+      float sumqx, sumq2;
+      odd_sums(weight, xval, st->L, 32, &sumqx, &sumq2);
+      if (sumq2 > 0) scale = sumqx / sumq2;
+    }
+    if (scale < 0) {
+      scale = -scale;
+      for (int k = 0; k < 4; ++k) signs[k] = uint8_t(~signs[k]);
+    }
+    for (int k = 0; k < 8; ++k) {
+      const int index = on_grid_index(g, st->L + 4 * k, 3);
+      qs[8 * ib + k] = uint8_t(index & 255);
+      qh[ib] |= uint8_t((index >> 8) << k);
+    }
+    for (int k = 0; k < 4; ++k) signs_out[4 * ib + k] = signs[k];
+    scales[ib] = scale;
+    max_scale = max_scale > scale ? max_scale : scale;
+  }
+  if (!max_scale) return;
+  const float d = max_scale / 31;
+  store16(y, f32_to_f16(d * 1.033f));
+  const float id = 1 / d;
+  for (int ib = 0; ib < 8; ib += 2) {
+    scale_bytes[ib / 2] = uint8_t(scale_code(id, scales[ib], 15) | (scale_code(id, scales[ib + 1], 15) << 4));
+  }
+}
+
+// ---- IQ1_S and IQ1_M ----------------------------------------------------------------------
+
+// ggml's iq1_find_best_neighbour2: the neighbour minimising sum w (scale*xg[l] - x)^2.
+int iq1_best_neighbour(const Lattice& g, const uint16_t* nb, const float* xval, const float* w, float scale,
+                       const float* xg, int8_t* L) {
+  float best = FLT_MAX;
+  int index = -1;
+  for (int j = 1; j <= nb[0]; ++j) {
+    const int8_t* p = g.point(nb[j]);
+    float d2 = 0;
+    for (int i = 0; i < 8; ++i) {
+      const float q = xg[(p[i] - 1) / 2];
+      const float diff = scale * q - xval[i];
+      d2 += w[i] * diff * diff;
+    }
+    if (d2 < best) {
+      best = d2;
+      index = nb[j];
+    }
+  }
+  SR_CHECK(index >= 0, "[ggml] IQ1 neighbour search found no grid point (non-finite input?)");
+  const int8_t* p = g.point(index);
+  for (int i = 0; i < 8; ++i) L[i] = int8_t((p[i] - 1) / 2);
+  return index;
+}
+
+// Element indices of xb [n] by ascending value (ggml sorts (value, index) pairs by value with
+// qsort, a merge sort for arrays this small: ties keep index order).
+void sort_by_value(const float* xb, int n, int* order) {
+  for (int j = 0; j < n; ++j) order[j] = j;
+  std::stable_sort(order, order + n, [&](int a, int b) { return xb[a] < xb[b]; });
+}
+
+const float kXp[3] = {-1 + kIq1Delta, kIq1Delta, 1 + kIq1Delta};
+const float kXm[3] = {-1 - kIq1Delta, -kIq1Delta, 1 - kIq1Delta};
+
+struct Iq1State {
+  int8_t shifts[16] = {};  // ggml's scratch: kept across sub-blocks (see the header)
+};
+
+void iq1_s_block(const float* xbl, const float* qwl, uint8_t* y, Iq1State* state) {
+  const Lattice& g = lattice_iq1();
+  std::memset(y, 0, 50);
+  float scales[8];
+  float max_scale = 0;
+  const float sigma2 = row_sigma2(xbl, 2.f);
+  for (int ib = 0; ib < 8; ++ib) {
+    const float* xb = xbl + 32 * ib;
+    float weight[32];
+    sub_block_weights(xb, qwl + 32 * ib, sigma2, 32, weight);
+    float max = std::fabs(xb[0]);
+    for (int i = 1; i < 32; ++i) max = max > std::fabs(xb[i]) ? max : std::fabs(xb[i]);
+    if (max < 1e-12f) {
+      scales[ib] = 0;
+      continue;
+    }
+    int order[32];
+    sort_by_value(xb, 32, order);
+    float sumx[33], sumw[33];
+    sumx[0] = sumw[0] = 0;
+    for (int j = 0; j < 32; ++j) {
+      const int i = order[j];
+      sumx[j + 1] = sumx[j] + weight[i] * xb[i];
+      sumw[j + 1] = sumw[j] + weight[i];
+    }
+    float best_score = -FLT_MIN, scale = max;
+    int besti1 = -1, besti2 = -1, best_shift = 0;
+    for (int i1 = 0; i1 <= 32; ++i1) {
+      for (int i2 = i1; i2 <= 32; ++i2) {
+        for (int shift : {1, -1}) {
+          const float* xs = shift == 1 ? kXp : kXm;
+          const float sumqx = (sumx[i1] - sumx[0]) * xs[0] + (sumx[i2] - sumx[i1]) * xs[1] + (sumx[32] - sumx[i2]) * xs[2];
+          const float sumq2 = (sumw[i1] - sumw[0]) * xs[0] * xs[0] + (sumw[i2] - sumw[i1]) * xs[1] * xs[1] +
+                              (sumw[32] - sumw[i2]) * xs[2] * xs[2];
+          if (sumq2 > 0 && sumqx * sumqx > best_score * sumq2) {
+            scale = sumqx / sumq2;
+            best_score = scale * sumqx;
+            besti1 = i1;
+            besti2 = i2;
+            best_shift = shift;
+          }
+        }
+      }
+    }
+    SR_CHECK(besti1 >= 0, "[ggml] IQ1_S found no split (non-finite input or importance?)");
+    int8_t L[32];
+    for (int j = 0; j < 32; ++j) L[order[j]] = int8_t(j < besti1 ? 0 : j < besti2 ? 1 : 2);
+    if (scale < 0) {
+      for (int j = 0; j < 32; ++j) L[j] = int8_t(2 - L[j]);
+      scale = -scale;
+      best_shift = -best_shift;
+    }
+    const float* xx = best_shift == 1 ? kXp : kXm;
+    bool all_on_grid = true;
+    int index[4];
+    for (int k = 0; k < 4; ++k) {
+      const uint32_t u = pack_levels(L + 8 * k, 8, 2);
+      index[k] = g.map[u];
+      if (index[k] < 0) {
+        all_on_grid = false;
+        index[k] = iq1_best_neighbour(g, g.neighbours_of(u), xb + 8 * k, weight + 8 * k, scale, xx, L + 8 * k);
+      }
+    }
+    if (!all_on_grid) {
+      float sumqx = 0, sumq2 = 0;
+      for (int k = 0; k < 4; ++k) {
+        const int8_t* p = g.point(index[k]);
+        for (int j = 0; j < 8; ++j) {
+          const float w = weight[8 * k + j];
+          const float q = xx[(p[j] - 1) / 2];
+          sumqx += w * q * xb[8 * k + j];
+          sumq2 += w * q * q;
+        }
+      }
+      if (sumqx > 0 && sumq2 > 0) scale = sumqx / sumq2;
+    }
+    uint16_t h = 0;
+    for (int k = 0; k < 4; ++k) {
+      y[2 + 4 * ib + k] = uint8_t(index[k] & 255);
+      h = uint16_t(h | ((index[k] >> 8) << 3 * k));
+    }
+    store16(y + 34 + 2 * ib, h);
+    scales[ib] = scale;
+    state->shifts[ib] = int8_t(best_shift);
+    max_scale = max_scale > scale ? max_scale : scale;
+  }
+  if (!max_scale) return;
+  const float d = max_scale / 15;
+  store16(y, f32_to_f16(d * 1.125f));
+  const float id = 1 / d;
+  for (int ib = 0; ib < 8; ++ib) {
+    int l = scale_code(id, scales[ib], 7);
+    if (state->shifts[ib] == -1) l |= 8;
+    store16(y + 34 + 2 * ib, uint16_t(load16(y + 34 + 2 * ib) | (l << 12)));
+  }
+}
+
+void iq1_m_weights(const float* xb, const float* qw, float sigma2, float* weight) {
+  if (qw) {
+    sub_block_weights(xb, qw, sigma2, 16, weight);
+  } else {
+    for (int i = 0; i < 16; ++i) weight[i] = xb[i] * xb[i];
+  }
+}
+
+void iq1_m_block(const float* xbl, const float* qwl, uint8_t* y, Iq1State* state) {
+  const Lattice& g = lattice_iq1();
+  std::memset(y, 0, 56);
+  uint8_t *qs = y, *qh = y + 32;
+  static const uint8_t kMasks[4] = {0x00, 0x80, 0x08, 0x88};
+  float scales[16];
+  float max_scale = 0;
+  const float sigma2 = row_sigma2(xbl, 2.f);
+  // best_k: bit 1 = the first 8 elements take the negative delta, bit 0 = the last 8.
+  auto xs_of = [](int best_k, int k) { return (k == 0 ? best_k < 2 : best_k % 2 == 0) ? kXp : kXm; };
+  for (int ib = 0; ib < 16; ++ib) {
+    const float* xb = xbl + 16 * ib;
+    float weight[16];
+    iq1_m_weights(xb, qwl ? qwl + 16 * ib : nullptr, sigma2, weight);
+    float max = std::fabs(xb[0]);
+    for (int i = 1; i < 16; ++i) max = max > std::fabs(xb[i]) ? max : std::fabs(xb[i]);
+    if (max < 1e-7f) {
+      scales[ib] = 0;
+      continue;
+    }
+    int order[16];
+    sort_by_value(xb, 16, order);
+    float best_score = -FLT_MIN, scale = max;
+    int besti1 = -1, besti2 = -1, best_k = -1;
+    for (int i1 = 0; i1 <= 16; ++i1) {
+      for (int i2 = i1; i2 <= 16; ++i2) {
+        float sumqx[4] = {0, 0, 0, 0}, sumq2[4] = {0, 0, 0, 0};
+        for (int j = 0; j < 16; ++j) {
+          const int level = j < i1 ? 0 : j < i2 ? 1 : 2;
+          const int i = order[j];
+          const float p = kXp[level], m = kXm[level];
+          // Candidates k whose half of element i takes x_p: both halves for k = 0; the first
+          // for k = 1, the second for k = 2.
+          const bool first = i < 8;
+          const float a[4] = {p, first ? p : m, first ? m : p, m};
+          for (int k = 0; k < 4; ++k) {
+            sumqx[k] += weight[i] * a[k] * xb[i];
+            sumq2[k] += weight[i] * a[k] * a[k];
+          }
+        }
+        for (int k = 0; k < 4; ++k) {
+          if (sumq2[k] > 0 && sumqx[k] * sumqx[k] > best_score * sumq2[k]) {
+            scale = sumqx[k] / sumq2[k];
+            best_score = scale * sumqx[k];
+            besti1 = i1;
+            besti2 = i2;
+            best_k = k;
+          }
+        }
+      }
+    }
+    SR_CHECK(besti1 >= 0, "[ggml] IQ1_M found no split (non-finite input or importance?)");
+    int8_t L[16];
+    for (int j = 0; j < 16; ++j) L[order[j]] = int8_t(j < besti1 ? 0 : j < besti2 ? 1 : 2);
+    if (scale < 0) {
+      for (int j = 0; j < 16; ++j) L[j] = int8_t(2 - L[j]);
+      scale = -scale;
+      best_k = 3 - best_k;
+    }
+    bool all_on_grid = true;
+    int index[2];
+    for (int k = 0; k < 2; ++k) {
+      const uint32_t u = pack_levels(L + 8 * k, 8, 2);
+      index[k] = g.map[u];
+      if (index[k] < 0) {
+        all_on_grid = false;
+        index[k] = iq1_best_neighbour(g, g.neighbours_of(u), xb + 8 * k, weight + 8 * k, scale, xs_of(best_k, k),
+                                      L + 8 * k);
+      }
+    }
+    if (!all_on_grid) {
+      float sumqx = 0, sumq2 = 0;
+      for (int k = 0; k < 2; ++k) {
+        const float* xx = xs_of(best_k, k);
+        const int8_t* p = g.point(index[k]);
+        for (int j = 0; j < 8; ++j) {
+          const float w = weight[8 * k + j];
+          const float q = xx[(p[j] - 1) / 2];
+          sumqx += w * q * xb[8 * k + j];
+          sumq2 += w * q * q;
+        }
+      }
+      if (sumqx > 0 && sumq2 > 0) scale = sumqx / sumq2;
+    }
+    qs[2 * ib] = uint8_t(index[0] & 255);
+    qs[2 * ib + 1] = uint8_t(index[1] & 255);
+    qh[ib] = uint8_t((index[0] >> 8) | ((index[1] >> 8) << 4));
+    scales[ib] = scale;
+    state->shifts[ib] = int8_t(best_k);
+    max_scale = max_scale > scale ? max_scale : scale;
+  }
+  if (!max_scale) return;
+  uint16_t sc[4] = {0, 0, 0, 0};
+  float d = max_scale / 15;
+  const float id = 1 / d;
+  float sumqx = 0, sumq2 = 0;
+  for (int ib = 0; ib < 16; ++ib) {
+    const int l = scale_code(id, scales[ib], 7);
+    sc[ib / 4] = uint16_t(sc[ib / 4] | (l << 3 * (ib % 4)));
+    qh[ib] |= kMasks[state->shifts[ib]];
+    const float* xb = xbl + 16 * ib;
+    float weight[16];
+    iq1_m_weights(xb, qwl ? qwl + 16 * ib : nullptr, sigma2, weight);
+    for (int k = 0; k < 2; ++k) {
+      const float* xx = xs_of(state->shifts[ib], k);
+      const int8_t* p = g.point(qs[2 * ib + k] + ((qh[ib] << (8 - 4 * k)) & 0x700));
+      for (int j = 0; j < 8; ++j) {
+        const float w = weight[8 * k + j];
+        const float q = xx[(p[j] - 1) / 2] * float(2 * l + 1);
+        sumqx += w * q * xb[8 * k + j];
+        sumq2 += w * q * q;
+      }
+    }
+  }
+  if (sumq2 > 0) d = sumqx / sumq2;
+  const uint16_t s = f32_to_f16(d * 1.1125f);
+  sc[0] = uint16_t(sc[0] | ((s & 0x000f) << 12));
+  sc[1] = uint16_t(sc[1] | ((s & 0x00f0) << 8));
+  sc[2] = uint16_t(sc[2] | ((s & 0x0f00) << 4));
+  sc[3] = uint16_t(sc[3] | (s & 0xf000));
+  for (int i = 0; i < 4; ++i) store16(y + 48 + 2 * i, sc[i]);
+}
+
+void check_row(int64_t n, const char* type) {
+  SR_CHECK(n % kQk == 0, "[ggml] a ", type, " row needs a multiple of 256 elements, got ", n);
+}
+
+}  // namespace
+
+// ---- row entry points -------------------------------------------------------------------------
+
+void quantize_row_iq2_xxs_weighted(const float* x, void* dst, int64_t n, const float* w) {
+  check_row(n, "iq2_xxs");
+  require_weights(w, "iq2_xxs");
+  auto* y = static_cast<uint8_t*>(dst);
+  for (int64_t i = 0; i < n / kQk; ++i) iq2_xxs_block(x + i * kQk, w + i * kQk, y + i * 66);
+}
+void quantize_row_iq2_xs_weighted(const float* x, void* dst, int64_t n, const float* w) {
+  check_row(n, "iq2_xs");
+  require_weights(w, "iq2_xs");
+  auto* y = static_cast<uint8_t*>(dst);
+  for (int64_t i = 0; i < n / kQk; ++i) iq2_16_block(false, x + i * kQk, w + i * kQk, y + i * 74);
+}
+void quantize_row_iq2_s_weighted(const float* x, void* dst, int64_t n, const float* w) {
+  check_row(n, "iq2_s");
+  require_weights(w, "iq2_s");
+  auto* y = static_cast<uint8_t*>(dst);
+  for (int64_t i = 0; i < n / kQk; ++i) iq2_16_block(true, x + i * kQk, w + i * kQk, y + i * 82);
+}
+void quantize_row_iq3_xxs_weighted(const float* x, void* dst, int64_t n, const float* w) {
+  check_row(n, "iq3_xxs");
+  require_weights(w, "iq3_xxs");
+  auto* y = static_cast<uint8_t*>(dst);
+  ScanState st{};
+  for (int64_t i = 0; i < n / kQk; ++i) iq3_xxs_block(x + i * kQk, w + i * kQk, y + i * 98, &st);
+}
+void quantize_row_iq3_xxs_ref(const float* x, void* dst, int64_t n) {
+  check_row(n, "iq3_xxs");
+  auto* y = static_cast<uint8_t*>(dst);
+  ScanState st{};
+  for (int64_t i = 0; i < n / kQk; ++i) iq3_xxs_block(x + i * kQk, nullptr, y + i * 98, &st);
+}
+void quantize_row_iq3_s_weighted(const float* x, void* dst, int64_t n, const float* w) {
+  check_row(n, "iq3_s");
+  require_weights(w, "iq3_s");
+  auto* y = static_cast<uint8_t*>(dst);
+  ScanState st{};
+  for (int64_t i = 0; i < n / kQk; ++i) iq3_s_block(x + i * kQk, w + i * kQk, y + i * 110, &st);
+}
+void quantize_row_iq3_s_ref(const float* x, void* dst, int64_t n) {
+  check_row(n, "iq3_s");
+  auto* y = static_cast<uint8_t*>(dst);
+  ScanState st{};
+  for (int64_t i = 0; i < n / kQk; ++i) iq3_s_block(x + i * kQk, nullptr, y + i * 110, &st);
+}
+void quantize_row_iq1_s_weighted(const float* x, void* dst, int64_t n, const float* w) {
+  check_row(n, "iq1_s");
+  require_weights(w, "iq1_s");
+  auto* y = static_cast<uint8_t*>(dst);
+  Iq1State st;
+  for (int64_t i = 0; i < n / kQk; ++i) iq1_s_block(x + i * kQk, w + i * kQk, y + i * 50, &st);
+}
+void quantize_row_iq1_m_weighted(const float* x, void* dst, int64_t n, const float* w) {
+  check_row(n, "iq1_m");
+  require_weights(w, "iq1_m");
+  auto* y = static_cast<uint8_t*>(dst);
+  Iq1State st;
+  for (int64_t i = 0; i < n / kQk; ++i) iq1_m_block(x + i * kQk, w + i * kQk, y + i * 56, &st);
+}
+void quantize_row_iq2_xxs_ref(const float*, void*, int64_t) { refuse_without_imatrix("iq2_xxs"); }
+void quantize_row_iq2_xs_ref(const float*, void*, int64_t) { refuse_without_imatrix("iq2_xs"); }
+void quantize_row_iq2_s_ref(const float*, void*, int64_t) { refuse_without_imatrix("iq2_s"); }
+void quantize_row_iq1_s_ref(const float*, void*, int64_t) { refuse_without_imatrix("iq1_s"); }
+void quantize_row_iq1_m_ref(const float*, void*, int64_t) { refuse_without_imatrix("iq1_m"); }
+
+}  // namespace sr
