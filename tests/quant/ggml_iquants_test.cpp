@@ -9,6 +9,8 @@
 //   - without an imatrix the types llama.cpp refuses refuse, with its explanation.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -155,6 +157,8 @@ void expect_decodes_and_encodes_like_llama(const std::string& theirs_path, const
   GgufReader theirs(theirs_path), f32(f32_path), decoded(decoded_path);
   const GgmlTypeTraits& tr = ggml_codec(type);
   int compared = 0;
+  double encode_s = 0;
+  int64_t encoded = 0;
   for (const GgufTensorInfo& t : theirs.tensors()) {
     if (t.type != type) continue;
     SCOPED_TRACE(t.name);
@@ -179,10 +183,13 @@ void expect_decodes_and_encodes_like_llama(const std::string& theirs_path, const
     }
     const uint64_t row_bytes = ggml_row_bytes(type, n);
     std::vector<uint8_t> enc(row_bytes * uint64_t(rows));
+    const auto t0 = std::chrono::steady_clock::now();
     for (int64_t r = 0; r < rows; ++r) {
       if (im) tr.quantize_row_weighted(xs.data() + r * n, enc.data() + r * row_bytes, n, w.data());
       else tr.quantize_row_ref(xs.data() + r * n, enc.data() + r * row_bytes, n);
     }
+    encode_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    encoded += n * rows;
     ASSERT_EQ(enc.size(), t.nbytes);
     int64_t bad = 0, first = -1;
     for (uint64_t b = 0; b < t.nbytes / tr.type_size; ++b) {
@@ -194,6 +201,8 @@ void expect_decodes_and_encodes_like_llama(const std::string& theirs_path, const
     EXPECT_EQ(bad, 0) << bad << " of " << t.nbytes / tr.type_size << " blocks differ, the first " << first;
   }
   EXPECT_EQ(compared, 28) << "7 linears x 4 blocks of type " << tr.name;
+  std::printf("  %s%s: encoded %lld weights in %.2f s (one thread)\n", tr.name, im ? " imatrix" : "",
+              static_cast<long long>(encoded), encode_s);
 }
 
 TEST_P(LlamaIq, FilesDecodeAndEncodeByteForByte) {

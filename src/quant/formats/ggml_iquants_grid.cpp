@@ -300,16 +300,17 @@ int best_neighbour(const Lattice& g, const uint16_t* nb, const float* xval, cons
   return index;
 }
 
-// Grid index of the levels L[0..dim) (packed `bits` per level); -1 if not on the grid is an error.
+// Grid index of the levels L[0..dim) (packed `bits` per level); a point off the grid is an error.
 uint32_t pack_levels(const int8_t* L, int dim, int bits) {
   uint32_t u = 0;
   for (int i = 0; i < dim; ++i) u |= uint32_t(L[i]) << (bits * i);
   return u;
 }
 int on_grid_index(const Lattice& g, const int8_t* L, int bits) {
-  const int k = g.map[pack_levels(L, g.dim, bits)];
-  SR_CHECK(k >= 0, "[ggml] i-quant encoder produced a point off its grid");
-  return k;
+  const uint32_t u = pack_levels(L, g.dim, bits);
+  // ggml aborts here ("Oops: found point not on grid"); only degenerate input gets here.
+  SR_CHECK(u < g.map.size() && g.map[u] >= 0, "[ggml] i-quant encoder produced a point off its grid");
+  return g.map[u];
 }
 
 float row_sigma2(const float* xbl, float factor) {
