@@ -12,6 +12,7 @@
 #include "model/gguf_arch.h"
 #include "model/gguf_names.h"
 #include "model/rope_layout.h"
+#include "quant/formats/ggml_types.h"
 
 namespace sr {
 namespace {
@@ -117,6 +118,9 @@ void GgufModelWriter::write_float(const std::string& name, const at::Tensor& w, 
   SR_CHECK(w.sizes() == at::IntArrayRef(shape), "[gguf] ", out_->path(), ": tensor ", t.name, " given with shape ",
            w.sizes(), ", expected ", at::IntArrayRef(shape));
   const int64_t n = t.shape.back(), rows = w.numel() / std::max<int64_t>(n, 1);
+  SR_CHECK(imatrix.defined() || !ggml_type_traits(t.type).requires_importance, "[gguf] ", out_->path(), ": tensor ",
+           t.name, " is ", ggml_type_name(t.type), ", which llama.cpp refuses without an importance matrix (\"Missing",
+           " importance matrix for tensor ", t.name, " in a very low-bit quantization\"): give one for it");
   at::Tensor x = w.detach().to(at::kFloat).contiguous();
   at::Tensor imx;
   if (imatrix.defined()) {

@@ -246,5 +246,25 @@ TEST(GgufExport, MisuseIsAnErrorAndLeavesNoFile) {
   EXPECT_FALSE(fs::exists(tmp / "x.gguf"));
 }
 
+// As llama.cpp, a type that needs an importance matrix (IQ2_XXS here) is refused without one,
+// naming the tensor; with one it is written.
+TEST(GgufExport, VeryLowBitTypesNeedAnImatrix) {
+  test::TempDir tmp;
+  test::RandomModelSpec spec;
+  spec.hidden = 256;
+  spec.intermediate = 256;
+  spec.layers = 1;
+  auto m = Model::open(test::write_random_hf_model(tmp / "hf", spec));
+  const Vocabulary vocab = test::synthetic_vocabulary(spec.vocab);
+  GgufPlanOptions po;
+  po.log = false;
+  po.overrides = {{"output.weight", GgmlType::IQ2_XXS}};
+  auto plan = plan_gguf_types(m->config(), GgufMix::Q8_0, po);
+  GgufModelWriter w(tmp / "x.gguf", m->config(), vocab, GgufMix::Q8_0, plan);
+  const std::string msg = test::error_of([&] { w.write_float("lm_head.weight", at::zeros({spec.vocab, 256})); });
+  EXPECT_NE(msg.find("Missing importance matrix for tensor output.weight"), std::string::npos) << msg;
+  EXPECT_NO_THROW(w.write_float("lm_head.weight", at::randn({spec.vocab, 256}), at::ones({256})));
+}
+
 }  // namespace
 }  // namespace sr
