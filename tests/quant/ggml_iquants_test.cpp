@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -96,6 +97,24 @@ TEST(IqEncoders, TheTypesLlamaCppRefusesNeedAnImatrix) {
   for (GgmlType t : {GgmlType::IQ3_XXS, GgmlType::IQ3_S}) {
     EXPECT_FALSE(ggml_codec(t).requires_importance);
     EXPECT_NO_THROW(ggml_codec(t).quantize_row_ref(x.data(), out.data(), 512));
+  }
+}
+
+// Non-finite input is the caller's to refuse (the GGUF writer checks the blocks); the encoders
+// must not crash on it: they throw sr::Error or write blocks.
+TEST(IqEncoders, NonFiniteInputDoesNotCrash) {
+  for (float bad : {std::nanf(""), INFINITY}) {
+    std::vector<float> x(512, 0.25f), w(512, 1.0f);
+    x[3] = bad;
+    x[300] = -bad;
+    for (GgmlType t : {GgmlType::IQ3_XXS, GgmlType::IQ3_S, GgmlType::IQ2_XXS, GgmlType::IQ2_XS, GgmlType::IQ2_S,
+                       GgmlType::IQ1_S, GgmlType::IQ1_M}) {
+      std::vector<uint8_t> out(ggml_row_bytes(t, 512));
+      try {
+        ggml_codec(t).quantize_row_weighted(x.data(), out.data(), 512, w.data());
+      } catch (const Error&) {
+      }
+    }
   }
 }
 
