@@ -1,0 +1,235 @@
+// IQ4_NL and IQ4_XS (quant/formats/ggml_iquants_nl.h) against llama.cpp c392e50 itself:
+//   - llama-quantize's IQ4_NL / IQ4_XS files of the 4m model's F32 GGUF, with llama-imatrix's
+//     importance matrix and without: our encoders (quantize_row_weighted with the file's
+//     per-column importance, quantize_row_ref where llama-quantize has none) give every
+//     i-quant tensor byte for byte;
+//   - llama-quantize --allow-requantize of those files to F32 is ggml's dequantize_row_*:
+//     our decoders give every tensor of every file bit for bit (the Q6_K output too);
+//   - the worked values of the table rule (nearest level, ties to the upper one), the
+//     block layouts and the scale codes on hand-made blocks.
+// The reference files are made once per run of this binary (about 10 s, most of it the
+// imatrix-weighted files).
+#include "quant/formats/ggml_iquants_nl.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+
+#include "common/half.h"
+#include "common/strings.h"
+#include "io/gguf_reader.h"
+#include "io/imatrix_file.h"
+#include "quant/formats/ggml_types.h"
+#include "testutil.h"
+
+namespace sr {
+namespace {
+namespace fs = std::filesystem;
+
+const std::string kF32 = "reference/llamacpp/tinystories-llama-4m/tinystories-llama-4m-f32.gguf";
+const std::string kBin = "tools/llama.cpp/bin/";
+
+// ---- worked values ----------------------------------------------------------------------
+
+TEST(Iq4Nl, NearestIndexIsBestIndexInt8) {
+  // The ends saturate; between two levels the nearer wins, a tie goes to the upper one.
+  EXPECT_EQ(iq4nl_nearest_index(-1000.f), 0);
+  EXPECT_EQ(iq4nl_nearest_index(-127.f), 0);
+  EXPECT_EQ(iq4nl_nearest_index(113.f), 15);
+  EXPECT_EQ(iq4nl_nearest_index(1e9f), 15);
+  EXPECT_EQ(iq4nl_nearest_index(0.f), 8);       // 1 is nearer than -10
+  EXPECT_EQ(iq4nl_nearest_index(-4.5f), 8);     // midpoint of -10 and 1: upper
+  EXPECT_EQ(iq4nl_nearest_index(-4.51f), 7);
+  EXPECT_EQ(iq4nl_nearest_index(-115.5f), 1);   // midpoint of -127 and -104
+  EXPECT_EQ(iq4nl_nearest_index(101.f), 15);    // midpoint of 89 and 113
+  EXPECT_EQ(iq4nl_nearest_index(100.99f), 14);
+  for (int i = 0; i < 16; ++i) EXPECT_EQ(iq4nl_nearest_index(float(kIq4nlValues[i])), i);
+}
+
+TEST(Iq4Nl, BlockLayoutAndDecoding) {
+  // IQ4_NL: d = 0.5, element j in the low nibble of qs[j], element 16 + j in its high nibble.
+  BlockIQ4_NL b{};
+  b.d = f32_to_f16(0.5f);
+  for (int j = 0; j < 16; ++j) b.qs[j] = uint8_t(j | ((15 - j) << 4));
+  float y[32];
+  dequantize_row_iq4_nl(&b, y, 32);
+  for (int j = 0; j < 16; ++j) {
+    EXPECT_EQ(y[j], 0.5f * kIq4nlValues[j]) << j;
+    EXPECT_EQ(y[16 + j], 0.5f * kIq4nlValues[15 - j]) << j;
+  }
+  // IQ4_XS: sub-block g's 6-bit scale code ls_g (value ls_g - 32): low nibble in scales_l[g/2],
+  // top two bits at 2g of scales_h. Codes 0, 1, 17, 31, 32, 33, 48, 63 -> -32 .. 31.
+  BlockIQ4_XS x{};
+  x.d = f32_to_f16(0.25f);
+  const int ls[8] = {0, 1, 17, 31, 32, 33, 48, 63};
+  for (int g = 0; g < 8; ++g) {
+    x.scales_l[g / 2] |= uint8_t((ls[g] & 15) << 4 * (g % 2));
+    x.scales_h |= uint16_t((ls[g] >> 4) << 2 * g);
+  }
+  for (int i = 0; i < 128; ++i) x.qs[i] = uint8_t((i % 16) | ((i / 16) << 4));
+  float z[256];
+  dequantize_row_iq4_xs(&x, z, 256);
+  for (int g = 0; g < 8; ++g)
+    for (int j = 0; j < 16; ++j) {
+      const float dl = 0.25f * float(ls[g] - 32);
+      EXPECT_EQ(z[32 * g + j], dl * kIq4nlValues[j]) << g << " " << j;
+      EXPECT_EQ(z[32 * g + 16 + j], dl * kIq4nlValues[g]) << g << " " << j;
+    }
+  float s[8];
+  iq4_row_scales(true, &x, 256, s);
+  for (int g = 0; g < 8; ++g) EXPECT_EQ(s[g], 0.25f * float(ls[g] - 32));
+  uint8_t c[256];
+  iq4_unpack_row(true, &x, 256, c);
+  BlockIQ4_XS back = x;
+  std::memset(back.qs, 0, sizeof(back.qs));
+  iq4_pack_row(true, c, &back, 256);
+  EXPECT_EQ(std::memcmp(&back, &x, sizeof(x)), 0);
+}
+
+TEST(Iq4Nl, ZeroSuperBlockStoresNegativeZeroScale) {
+  // ggml's d = -max_scale / 32 is -0.0f for an all-zero IQ4_XS super-block (fp16 0x8000), every
+  // scale code is 32 (value 0), every index 8; IQ4_NL stores +0 with index 8.
+  const std::vector<float> x(256, 0.0f);
+  BlockIQ4_XS b;
+  quantize_row_iq4_xs_ref(x.data(), &b, 256);
+  EXPECT_EQ(b.d, 0x8000);
+  EXPECT_EQ(b.scales_h, 0xaaaa);
+  for (uint8_t l : b.scales_l) EXPECT_EQ(l, 0);
+  for (uint8_t q : b.qs) EXPECT_EQ(q, 0x88);
+  BlockIQ4_NL n;
+  quantize_row_iq4_nl_ref(x.data(), &n, 32);
+  EXPECT_EQ(n.d, 0);
+  for (uint8_t q : n.qs) EXPECT_EQ(q, 0x88);
+}
+
+// ---- llama.cpp's files --------------------------------------------------------------------
+
+// One llama-quantize output: the mix, whether it used the imatrix, and its file.
+struct RefFile {
+  std::string mix;
+  bool imatrix;
+  std::string path() const;
+};
+
+class LlamaIq4Files : public ::testing::TestWithParam<RefFile> {
+ protected:
+  static void SetUpTestSuite() {
+    if (!test::have_shared(kBin + "llama-quantize") || !test::have_shared(kBin + "llama-imatrix") ||
+        !test::have_shared(kF32) || !test::have_shared("data/calib_stories.txt"))
+      return;
+    dir_ = new test::TempDir();
+    std::ifstream in(test::shared("data/calib_stories.txt"), std::ios::binary);
+    std::string text(40000, '\0');
+    in.read(text.data(), std::streamsize(text.size()));
+    std::ofstream(*dir_ / "calib.txt", std::ios::binary) << text.substr(0, size_t(in.gcount()));
+    run(test::shared(kBin + "llama-imatrix") + " -m " + test::shared(kF32) + " -f " + (*dir_ / "calib.txt") +
+        " -c 128 --chunks 8 -t 2 -o " + imatrix());
+    for (const char* mix : {"IQ4_NL", "IQ4_XS"})
+      for (bool im : {false, true}) {
+        const RefFile f{mix, im};
+        run(test::shared(kBin + "llama-quantize") + (im ? " --imatrix " + imatrix() : "") + " " + test::shared(kF32) +
+            " " + f.path() + " " + mix + " 2");
+        run(test::shared(kBin + "llama-quantize") + " --allow-requantize " + f.path() + " " + f.path() + ".f32 F32 2");
+      }
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+  void SetUp() override {
+    SR_REQUIRE_SHARED(kBin + "llama-quantize");
+    SR_REQUIRE_SHARED(kBin + "llama-imatrix");
+    SR_REQUIRE_SHARED(kF32);
+    SR_REQUIRE_SHARED("data/calib_stories.txt");
+    ASSERT_TRUE(fs::exists(GetParam().path())) << "llama-quantize did not write " << GetParam().path();
+  }
+  static void run(const std::string& cmd) {
+    auto r = test::run_command(cmd);
+    if (r.exit_code != 0) std::printf("failed: %s\n%s\n", cmd.c_str(), r.err.c_str());
+  }
+
+ public:
+  static std::string imatrix() { return *dir_ / "llama.dat"; }
+  static test::TempDir* dir_;
+};
+test::TempDir* LlamaIq4Files::dir_ = nullptr;
+
+std::string RefFile::path() const {
+  return *LlamaIq4Files::dir_ / ((imatrix ? "im-" : "no-") + mix + ".gguf");
+}
+
+// llama-quantize's importance for each tensor: the legacy file's stored values over ncall.
+std::map<std::string, std::vector<float>> llama_importance(const std::string& path) {
+  const ImatrixFile f = read_imatrix_file(path);
+  EXPECT_TRUE(f.legacy);
+  std::map<std::string, std::vector<float>> out;
+  for (const auto& [name, e] : f.entries) {
+    std::vector<float> v(e.sums);
+    for (float& x : v) x /= float(e.counts.at(0));
+    out[name] = v;
+  }
+  return out;
+}
+
+TEST_P(LlamaIq4Files, EncodersReproduceEveryIQuantTensor) {
+  const RefFile& f = GetParam();
+  GgufReader src(test::shared(kF32)), q(f.path());
+  const auto importance = f.imatrix ? llama_importance(imatrix()) : std::map<std::string, std::vector<float>>{};
+  std::map<std::string, int> compared;  // "iq4_xs weighted" -> tensors
+  for (const GgufTensorInfo& t : q.tensors()) {
+    if (t.type != GgmlType::IQ4_NL && t.type != GgmlType::IQ4_XS) continue;
+    const std::vector<float> x = src.decode_f32(src.tensor(t.name));
+    const GgmlTypeTraits& tr = ggml_codec(t.type);
+    const int64_t n = t.row_length();
+    const uint64_t row_bytes = ggml_row_bytes(t.type, n);
+    std::vector<uint8_t> ours(t.nbytes);
+    auto im = importance.find(t.name);
+    const bool weighted = im != importance.end();
+    for (int64_t r = 0; r < t.n_rows(); ++r) {
+      if (weighted) tr.quantize_row_weighted(x.data() + r * n, ours.data() + r * row_bytes, n, im->second.data());
+      else tr.quantize_row_ref(x.data() + r * n, ours.data() + r * row_bytes, n);
+    }
+    uint64_t bad = 0, first = 0;
+    for (uint64_t b = t.nbytes / tr.type_size; b-- > 0;)
+      if (std::memcmp(ours.data() + b * tr.type_size, t.data + b * tr.type_size, tr.type_size) != 0) ++bad, first = b;
+    EXPECT_EQ(bad, 0u) << f.path() << " " << t.name << ": " << bad << " of " << t.nbytes / tr.type_size
+                       << " blocks differ, the first " << first;
+    ++compared[std::string(tr.name) + (weighted ? " weighted" : " ref")];
+  }
+  for (const auto& [what, k] : compared) std::cout << "  " << f.mix << (f.imatrix ? " +imatrix" : "") << ": " << k << " " << what << " tensors byte-identical\n";
+  // Without an imatrix every matrix is the ref path; with one, the block linears are weighted
+  // (llama-imatrix has none for token_embd).
+  EXPECT_EQ(compared[ascii_lower(f.mix) + " weighted"], f.imatrix ? 28 : 0);
+  EXPECT_GE(compared.size(), 1u);
+}
+
+TEST_P(LlamaIq4Files, DecodersAreGgmlsDequantize) {
+  const RefFile& f = GetParam();
+  GgufReader q(f.path()), f32(f.path() + ".f32");
+  int iq = 0;
+  for (const GgufTensorInfo& t : q.tensors()) {
+    const GgufTensorInfo& ref = f32.tensor(t.name);
+    ASSERT_EQ(ref.type, GgmlType::F32) << t.name;
+    std::vector<float> ours(size_t(t.n_elements()));
+    ggml_codec(t.type).dequantize_row(t.data, ours.data(), t.n_elements());
+    ASSERT_EQ(ref.nbytes, ours.size() * 4);
+    EXPECT_EQ(std::memcmp(ours.data(), ref.data, ref.nbytes), 0) << t.name << " (" << ggml_type_name(t.type) << ")";
+    iq += t.type == GgmlType::IQ4_NL || t.type == GgmlType::IQ4_XS;
+  }
+  EXPECT_EQ(iq, 29) << "28 block linears and token_embd";
+}
+
+INSTANTIATE_TEST_SUITE_P(TinyStories4m, LlamaIq4Files,
+                         ::testing::Values(RefFile{"IQ4_NL", false}, RefFile{"IQ4_NL", true},
+                                           RefFile{"IQ4_XS", false}, RefFile{"IQ4_XS", true}),
+                         [](const ::testing::TestParamInfo<RefFile>& i) {
+                           return i.param.mix + (i.param.imatrix ? "_imatrix" : "_ref");
+                         });
+
+}  // namespace
+}  // namespace sr
