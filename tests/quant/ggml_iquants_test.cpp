@@ -5,6 +5,7 @@
 //     i-quant tensor byte for byte;
 //   - llama-quantize --allow-requantize of those files to F32 is ggml's dequantize_row_*:
 //     our decoders give every tensor of every file bit for bit (the Q6_K output too);
+//   - export_gguf of the HF model with the iq4_nl / iq4_xs mixes is llama-quantize's file;
 //   - the worked values of the table rule (nearest level, ties to the upper one), the
 //     block layouts and the scale codes on hand-made blocks.
 // The reference files are made once per run of this binary (about 10 s, most of it the
@@ -22,7 +23,11 @@
 
 #include "common/half.h"
 #include "common/strings.h"
+#include "common/torch.h"
+#include "export/gguf_from_model.h"
+#include "gguf_compare.h"
 #include "io/gguf_reader.h"
+#include "model/model.h"
 #include "io/imatrix_file.h"
 #include "quant/formats/ggml_types.h"
 #include "testutil.h"
@@ -183,6 +188,8 @@ TEST_P(LlamaIq4Files, EncodersReproduceEveryIQuantTensor) {
   std::map<std::string, int> compared;  // "iq4_xs weighted" -> tensors
   for (const GgufTensorInfo& t : q.tensors()) {
     if (t.type != GgmlType::IQ4_NL && t.type != GgmlType::IQ4_XS) continue;
+    // Block 0 and the embedding here (the whole file: WholeModelExportIsLlamaQuantizesFile).
+    if (t.name.rfind("blk.", 0) == 0 && t.name.rfind("blk.0.", 0) != 0) continue;
     const std::vector<float> x = src.decode_f32(src.tensor(t.name));
     const GgmlTypeTraits& tr = ggml_codec(t.type);
     const int64_t n = t.row_length();
@@ -204,7 +211,8 @@ TEST_P(LlamaIq4Files, EncodersReproduceEveryIQuantTensor) {
   for (const auto& [what, k] : compared) std::cout << "  " << f.mix << (f.imatrix ? " +imatrix" : "") << ": " << k << " " << what << " tensors byte-identical\n";
   // Without an imatrix every matrix is the ref path; with one, the block linears are weighted
   // (llama-imatrix has none for token_embd).
-  EXPECT_EQ(compared[ascii_lower(f.mix) + " weighted"], f.imatrix ? 28 : 0);
+  EXPECT_EQ(compared[ascii_lower(f.mix) + " weighted"], f.imatrix ? 7 : 0);
+  EXPECT_EQ(compared[ascii_lower(f.mix) + " ref"], f.imatrix ? 1 : 8);
   EXPECT_GE(compared.size(), 1u);
 }
 
@@ -222,6 +230,26 @@ TEST_P(LlamaIq4Files, DecodersAreGgmlsDequantize) {
     iq += t.type == GgmlType::IQ4_NL || t.type == GgmlType::IQ4_XS;
   }
   EXPECT_EQ(iq, 29) << "28 block linears and token_embd";
+}
+
+// export_gguf (llama-quantize's job on the HF model: plan, q/k permutation, encoders) with the
+// same importance gives llama-quantize's file tensor for tensor: the iq4_nl / iq4_xs mix rules
+// (Q6_K output, the i-quant everywhere else for this model) and the encoders together.
+TEST_P(LlamaIq4Files, WholeModelExportIsLlamaQuantizesFile) {
+  SR_REQUIRE_SHARED("models/tinystories-llama-4m");
+  const RefFile& f = GetParam();
+  auto m = Model::open(test::shared("models/tinystories-llama-4m"));
+  GgufModelExportOptions o;
+  o.progress = false;
+  o.plan.log = false;
+  if (f.imatrix)
+    for (const auto& [name, v] : llama_importance(imatrix()))
+      o.imatrix[name] = at::from_blob(const_cast<float*>(v.data()), {int64_t(v.size())}, at::kFloat).clone();
+  test::TempDir tmp;
+  export_gguf(*m, tmp / "ours.gguf", parse_gguf_mix(ascii_lower(f.mix)), o);
+  GgufReader ours(tmp / "ours.gguf"), theirs(f.path());
+  test::expect_same_gguf_tensors(ours, theirs);
+  EXPECT_EQ(ours.get<uint32_t>("general.file_type"), theirs.get<uint32_t>("general.file_type"));
 }
 
 INSTANTIATE_TEST_SUITE_P(TinyStories4m, LlamaIq4Files,
