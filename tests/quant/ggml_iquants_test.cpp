@@ -14,12 +14,14 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <random>
+#include <algorithm>
 
 #include "common/half.h"
 #include "common/strings.h"
@@ -29,6 +31,7 @@
 #include "io/gguf_reader.h"
 #include "model/model.h"
 #include "io/imatrix_file.h"
+#include "quant/formats/ggml_frozen.h"
 #include "quant/formats/ggml_types.h"
 #include "testutil.h"
 
@@ -110,6 +113,143 @@ TEST(Iq4Nl, ZeroSuperBlockStoresNegativeZeroScale) {
   quantize_row_iq4_nl_ref(x.data(), &n, 32);
   EXPECT_EQ(n.d, 0);
   for (uint8_t q : n.qs) EXPECT_EQ(q, 0x88);
+}
+
+// ---- frozen scales, tunable rounding -------------------------------------------------------
+
+TEST(Iq4Frozen, IndexCoordinateRoundsLikeTheNearestLevel) {
+  for (int i = 0; i < 16; ++i) EXPECT_EQ(iq4nl_index_coord(kIq4nlValues[i]), float(i)) << i;
+  for (int i = 0; i < 15; ++i) {  // a midpoint is i + 1/2 and rounds up, as best_index_int8
+    const float mid = 0.5f * float(kIq4nlValues[i] + kIq4nlValues[i + 1]);
+    EXPECT_EQ(iq4nl_index_coord(mid), float(i) + 0.5f) << i;
+    EXPECT_EQ(iq4nl_nearest_index(mid), i + 1) << i;
+  }
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> u(-140.f, 130.f);
+  for (int k = 0; k < 100000; ++k) {
+    const float x = u(rng);
+    const float c = std::min(15.f, std::max(0.f, std::floor(iq4nl_index_coord(x) + 0.5f)));
+    ASSERT_EQ(int(c), iq4nl_nearest_index(x)) << x;
+  }
+}
+
+// One random row of IQ4_XS / IQ4_NL blocks from llama.cpp's encoder, then the frozen path.
+TEST(Iq4Frozen, ZeroOffsetsReRoundAgainstTheStoredScalesAndEncodeDecodesToQdq) {
+  for (bool xs : {false, true}) {
+    SCOPED_TRACE(xs ? "iq4_xs" : "iq4_nl");
+    const GgmlType type = xs ? GgmlType::IQ4_XS : GgmlType::IQ4_NL;
+    const int64_t n = 1024;
+    std::mt19937 rng(5);
+    std::normal_distribution<float> g(0.f, 0.02f);
+    std::vector<float> x(n), v(n), y(n), dv(n), dec(n);
+    for (float& e : x) e = g(rng);
+    for (float& e : v) e = std::uniform_real_distribution<float>(-0.5f, 0.5f)(rng);
+    std::vector<uint8_t> blocks(ggml_row_bytes(type, n));
+    ggml_codec(type).quantize_row_ref(x.data(), blocks.data(), n);
+    // v = 0: the llama.cpp codes wherever the fp16 scale rounds them as the fp32 one did.
+    ggml_codec(type).dequantize_row(blocks.data(), dec.data(), n);
+    iq4_qdq_row_frozen(xs, blocks.data(), x.data(), nullptr, n, y.data(), nullptr);
+    int same = 0;
+    for (int64_t e = 0; e < n; ++e) same += y[e] == dec[e];
+    EXPECT_GE(same, n * 99 / 100);
+    // Offsets: encode, decode, and qdq agree bit for bit; |v| <= 1/2 moves a code one level at most.
+    iq4_qdq_row_frozen(xs, blocks.data(), x.data(), v.data(), n, y.data(), dv.data());
+    std::vector<uint8_t> tuned = blocks;
+    iq4_encode_row_frozen(xs, tuned.data(), x.data(), v.data(), n);
+    ggml_codec(type).dequantize_row(tuned.data(), dec.data(), n);
+    EXPECT_EQ(std::memcmp(dec.data(), y.data(), n * 4), 0);
+    std::vector<uint8_t> c0(n), c1(n);
+    std::vector<float> scale(n / 32);
+    iq4_row_scales(xs, blocks.data(), n, scale.data());
+    iq4_unpack_row(xs, blocks.data(), n, c0.data());
+    iq4_unpack_row(xs, tuned.data(), n, c1.data());
+    int moved = 0;
+    for (int64_t e = 0; e < n; ++e) {
+      EXPECT_LE(std::abs(int(c1[e]) - int(c0[e])), 2) << e;  // one level from the re-rounded code
+      moved += c1[e] != c0[e];
+      // The derivative has the scale's sign and a level spacing (10..24) as magnitude.
+      const float sc = scale[size_t(e / 32)];
+      if (dv[e] != 0) EXPECT_TRUE(dv[e] / sc >= 10.f && dv[e] / sc <= 24.f) << e << " " << dv[e] / sc;
+    }
+    EXPECT_GT(moved, n / 10);
+  }
+}
+
+// SignRound's sign-SGD on v (lr 1/iters, linear decay, v in [-1/2, 1/2], the best iterate kept)
+// against one linear layer's output, from llama.cpp's imatrix encoding (opt-RTN): the
+// straight-through rounding of the table lowers the output loss. Q4_K through the k-quants'
+// frozen path (ggml_frozen.h) in the same loop gives the cost per iteration to compare with.
+// A demonstration of the primitive: `quantize --format gguf:iq4_*` does not run it yet.
+TEST(Iq4Frozen, SignSgdOnOffsetsLowersTheLayerOutputLoss) {
+  const int64_t O = 64, I = 256, N = 256, iters = 200;
+  std::mt19937 rng(11);
+  std::normal_distribution<float> g(0.f, 1.f);
+  at::Tensor X = at::empty({N, I}), W = at::empty({O, I});
+  std::vector<float> col(I);
+  for (float& c : col) c = std::exp(g(rng));  // heavy input channels, as in LLM activations
+  // Correlated inputs (a rank-16 part plus noise): what the imatrix's per-column weights cannot
+  // see and the output loss can.
+  at::Tensor A = at::empty({N, 16}), B = at::empty({16, I});
+  for (int64_t i = 0; i < N * 16; ++i) A.data_ptr<float>()[i] = g(rng);
+  for (int64_t i = 0; i < 16 * I; ++i) B.data_ptr<float>()[i] = g(rng) * 0.25f;
+  for (int64_t i = 0; i < N * I; ++i) X.data_ptr<float>()[i] = 0.3f * g(rng);
+  X = ((at::matmul(A, B) + X) * at::from_blob(col.data(), {I}, at::kFloat)).contiguous();
+  for (int64_t i = 0; i < O * I; ++i) W.data_ptr<float>()[i] = 0.02f * g(rng);
+  const at::Tensor imp = (X * X).mean(0).contiguous();
+  const float* w = W.data_ptr<float>();
+  auto loss = [&](const at::Tensor& w_hat) { return at::matmul(X, (w_hat - W).t()).pow(2).mean().item<double>(); };
+
+  for (GgmlType type : {GgmlType::IQ4_NL, GgmlType::IQ4_XS, GgmlType::Q4_K}) {
+    SCOPED_TRACE(ggml_type_name(type));
+    const bool xs = type == GgmlType::IQ4_XS, iq = type != GgmlType::Q4_K;
+    const uint64_t rb = ggml_row_bytes(type, I);
+    std::vector<uint8_t> blocks(rb * O);
+    std::vector<GgmlRowParams> frozen;  // Q4_K
+    for (int64_t r = 0; r < O; ++r) {
+      if (iq) ggml_codec(type).quantize_row_weighted(w + r * I, blocks.data() + r * rb, I, imp.data_ptr<float>());
+      else frozen.push_back(ggml_search_row_weighted(type, w + r * I, I, imp.data_ptr<float>()));
+    }
+    // Row r's qdq and straight-through derivative for offsets v, and its encoding.
+    auto qdq = [&](int64_t r, const float* v, float* w_hat, float* dv) {
+      if (iq) iq4_qdq_row_frozen(xs, blocks.data() + r * rb, w + r * I, v, I, w_hat, dv);
+      else ggml_qdq_row_frozen_grad(frozen[size_t(r)], w + r * I, v, w_hat, dv);
+    };
+    auto encode = [&](const at::Tensor& v) {
+      std::vector<uint8_t> out = blocks;
+      for (int64_t r = 0; r < O; ++r) {
+        const float* vr = v.defined() ? v.data_ptr<float>() + r * I : nullptr;
+        if (iq) iq4_encode_row_frozen(xs, out.data() + r * rb, w + r * I, vr, I);
+        else ggml_encode_row_frozen(frozen[size_t(r)], w + r * I, vr, out.data() + r * rb);
+      }
+      at::Tensor dec = at::empty({O, I});
+      ggml_codec(type).dequantize_row(out.data(), dec.data_ptr<float>(), O * I);
+      return dec;
+    };
+    const double rtn = iq ? loss(encode({})) : 0;  // v = 0 re-rounds; the searched bytes:
+    at::Tensor start = at::empty({O, I});
+    if (iq) ggml_codec(type).dequantize_row(blocks.data(), start.data_ptr<float>(), O * I);
+    const double searched = iq ? loss(start) : loss(encode(at::zeros({O, I})));
+    at::Tensor v = at::zeros({O, I}), w_hat = at::empty({O, I}), dv = at::empty({O, I}), best_v = v.clone();
+    double best = 1e300;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int64_t it = 0; it < iters; ++it) {
+      for (int64_t r = 0; r < O; ++r)
+        qdq(r, v.data_ptr<float>() + r * I, w_hat.data_ptr<float>() + r * I, dv.data_ptr<float>() + r * I);
+      const at::Tensor R = at::matmul(X, (w_hat - W).t());  // [N, O]
+      const double l = R.pow(2).mean().item<double>();
+      if (l < best) best = l, best_v = v.clone();
+      const at::Tensor grad = at::matmul(R.t(), X) * dv;  // dL/dv up to a positive factor
+      const double lr = (1.0 / double(iters)) * (1.0 - double(it) / double(iters));
+      v = (v - lr * grad.sign()).clamp(-0.5, 0.5);
+    }
+    const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / double(iters);
+    const double after = loss(encode(best_v));
+    std::printf("  %s: output MSE llama.cpp imatrix encoding %.4g (re-rounded on the stored scales %.4g) -> "
+                "SignRound %.4g (%.3fx), %.2f ms/iter\n",
+                ggml_type_name(type).c_str(), searched, iq ? rtn : searched, after, after / searched, 1e3 * sec);
+    EXPECT_EQ(after, best) << "the encoded blocks decode to the best iterate";
+    if (iq) EXPECT_LT(after, 0.8 * searched);
+  }
 }
 
 // ---- llama.cpp's files --------------------------------------------------------------------

@@ -4,8 +4,10 @@
 // -ffp-contract=off, src/CMakeLists.txt).
 #include "quant/formats/ggml_iquants_nl.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "common/half.h"
 #include "quant/formats/ggml_quant_search.h"
@@ -227,6 +229,58 @@ void dequantize(bool xs, const void* blocks, float* y, int64_t n) {
   }
 }
 }  // namespace
+
+float iq4nl_index_coord(float u) {
+  const int8_t* L = kIq4nlValues;
+  int i = 0;  // the segment [L_i, L_{i+1}] (end segments extended)
+  while (i < 14 && u > float(L[i + 1])) ++i;
+  return float(i) + (u - float(L[i])) / float(L[i + 1] - L[i]);
+}
+
+namespace {
+// The code of one element and, if dv, its straight-through derivative (contract in the header).
+int frozen_code(float x, float v, float s, float* dv) {
+  const float y = iq4nl_index_coord(x / s) + v;
+  const float c = std::floor(y + 0.5f);
+  if (!(c >= 0.f && c <= 15.f)) {  // clamped (NaN: code 0)
+    if (dv) *dv = 0;
+    return c > 15.f ? 15 : 0;
+  }
+  if (dv) {
+    const int j = std::min(14, std::max(0, int(std::floor(y))));
+    *dv = s * float(kIq4nlValues[j + 1] - kIq4nlValues[j]);
+  }
+  return int(c);
+}
+
+void qdq_frozen(bool xs, const void* blocks, const float* x, const float* v, int64_t n, float* x_hat, float* dv,
+                uint8_t* codes) {
+  std::vector<float> scale(size_t(n / kQkIq4Nl));
+  std::vector<uint8_t> searched(static_cast<size_t>(n));
+  iq4_row_scales(xs, blocks, n, scale.data());
+  iq4_unpack_row(xs, blocks, n, searched.data());
+  for (int64_t e = 0; e < n; ++e) {
+    const float s = scale[size_t(e / kQkIq4Nl)];
+    int c = searched[size_t(e)];
+    float d = 0;
+    if (s != 0) c = frozen_code(x[e], v ? v[e] : 0.f, s, &d);
+    if (x_hat) x_hat[e] = s * float(kIq4nlValues[c]);
+    if (dv) dv[e] = d;
+    if (codes) codes[e] = uint8_t(c);
+  }
+}
+}  // namespace
+
+void iq4_qdq_row_frozen(bool xs, const void* blocks, const float* x, const float* v, int64_t n, float* x_hat,
+                        float* dv) {
+  qdq_frozen(xs, blocks, x, v, n, x_hat, dv, nullptr);
+}
+
+void iq4_encode_row_frozen(bool xs, void* blocks, const float* x, const float* v, int64_t n) {
+  std::vector<uint8_t> codes(static_cast<size_t>(n));
+  qdq_frozen(xs, blocks, x, v, n, nullptr, nullptr, codes.data());
+  iq4_pack_row(xs, codes.data(), blocks, n);
+}
 
 void dequantize_row_iq4_nl(const void* blocks, float* y, int64_t n) { dequantize(false, blocks, y, n); }
 void dequantize_row_iq4_xs(const void* blocks, float* y, int64_t n) { dequantize(true, blocks, y, n); }

@@ -78,4 +78,30 @@ void iq4_unpack_row(bool xs, const void* blocks, int64_t n, uint8_t* codes);
 // Rewrites only the index nibbles of a row (scales untouched). codes [n], each < 16.
 void iq4_pack_row(bool xs, const uint8_t* codes, void* blocks, int64_t n);
 
+// ---- frozen scales, tunable rounding (SignRound on IQ4, issue 16 part 4) ----------------------
+//
+// The rounding of IQ4 is "nearest table level". SignRound's offset v generalises to it in the
+// table's index coordinate: with s the sub-block's stored scale (iq4_row_scales) and
+//   t(u) = i + (u - L_i) / (L_{i+1} - L_i)   for L_i <= u <= L_{i+1}   (L = kIq4nlValues),
+// extended linearly past the ends with the end segments' slopes, an element x gets
+//   c = clamp(floor(t(x / s) + v + 1/2), 0, 15),   x_hat = s * L_c.
+// Midpoints between levels map to i + 1/2, so v = 0 is nearest-level rounding (ties to the
+// upper level, as iq4nl_nearest_index) and |v| <= 1/2 moves a code at most one level, as for
+// INT. Straight-through gradients (the projection onto the table passes the gradient):
+//   d x_hat / d v = s * (L_{j+1} - L_j), j the segment holding t + v (j <= 14), where the
+//   unclamped code lies in [0, 15]; 0 where it is clamped or s = 0.
+//   d x_hat / d x = 1 where d x_hat / d v != 0, else 0.
+// Sub-blocks with s = 0 keep the codes of `blocks`.
+
+// The index coordinate t(u) above.
+float iq4nl_index_coord(float u);
+
+// x_hat [n] (and dv [n] if non-null) for a row of x [n] with offsets v [n] (nullptr = 0),
+// against the scales stored in `blocks` (a row of IQ4_NL or IQ4_XS blocks, xs selects).
+void iq4_qdq_row_frozen(bool xs, const void* blocks, const float* x, const float* v, int64_t n, float* x_hat,
+                        float* dv);
+// Rewrites the index nibbles of `blocks` with the codes iq4_qdq_row_frozen rounds to (the
+// scales stay), so that decoding gives its x_hat bit for bit.
+void iq4_encode_row_frozen(bool xs, void* blocks, const float* x, const float* v, int64_t n);
+
 }  // namespace sr
