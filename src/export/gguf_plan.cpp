@@ -10,6 +10,7 @@
 #include "model/block_desc.h"
 #include "model/gguf_arch.h"
 #include "model/gguf_names.h"
+#include "quant/formats/ggml_frozen.h"
 
 namespace sr {
 namespace {
@@ -287,7 +288,7 @@ GgmlType apply_fallback(const GgufTensorPlan& t, GgmlType type, const Context& x
   note(x.opt, "tensor " + t.name + ": rows of " + std::to_string(row) + " elements are not a multiple of " +
                   std::to_string(ggml_type_traits(type).block_size) + " (" + ggml_type_name(type) +
                   "); using fallback " + ggml_type_name(to) +
-                  (fb->to == T::Q4_0 ? " (llama.cpp would use iq4_nl, which signround does not tune)" : ""));
+                  (fb->to == T::Q4_0 ? " (llama.cpp would use iq4_nl)" : ""));
   return to;
 }
 
@@ -420,7 +421,8 @@ void check_gguf_arch(const ModelConfig& c) {
 
 std::vector<GgmlType> gguf_matrix_types() {
   std::vector<GgmlType> v = {GgmlType::F16, GgmlType::BF16};
-  for (GgmlType t : ggml_block_param_types()) v.push_back(t);
+  for (uint32_t id = 0; id < kGgmlTypeIdEnd; ++id)  // the block types and IQ4_NL / IQ4_XS (ggml_frozen.h)
+    if (ggml_has_block_params(GgmlType(id))) v.push_back(GgmlType(id));
   return v;
 }
 

@@ -53,8 +53,9 @@
 // (IQ1_M: not token_embd or output) when there is none for it (token_embd never has one):
 // llama.cpp's "the result will be garbage". (q2_k_s without one is only noted, as before.)
 // Fallback (row length not a multiple of the chosen block size), logged on stderr:
-//   Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, Q2_K/Q3_K -> Q4_0 (llama.cpp: IQ4_NL, which
-//   signround cannot tune; Q4_0 has the same 4.5 bits per weight), the i-quants IQ1_S, IQ1_M,
+//   Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, Q2_K/Q3_K -> Q4_0 (llama.cpp: IQ4_NL; Q4_0, the
+//   same 4.5 bits per weight, predates our IQ4_NL and is kept so that the files of k-quant runs
+//   do not change), the i-quants IQ1_S, IQ1_M,
 //   IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ4_XS -> IQ4_NL (llama.cpp's), then F16
 //   if the row is still not a multiple; a legacy type (Q4_0..Q8_0) or IQ4_NL has no fallback:
 //   like llama.cpp, planning throws (use an override or a float mix for such models).

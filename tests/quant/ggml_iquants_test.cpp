@@ -378,6 +378,7 @@ TEST_P(LlamaIq4Files, DecodersAreGgmlsDequantize) {
 TEST_P(LlamaIq4Files, WholeModelExportIsLlamaQuantizesFile) {
   SR_REQUIRE_SHARED("models/tinystories-llama-4m");
   const RefFile& f = GetParam();
+  if (!f.imatrix) GTEST_SKIP() << "the ref encoders' files: QuantizeCommandRtnIsLlamaQuantizesFile";
   auto m = Model::open(test::shared("models/tinystories-llama-4m"));
   GgufModelExportOptions o;
   o.progress = false;
@@ -390,6 +391,43 @@ TEST_P(LlamaIq4Files, WholeModelExportIsLlamaQuantizesFile) {
   GgufReader ours(tmp / "ours.gguf"), theirs(f.path());
   test::expect_same_gguf_tensors(ours, theirs);
   EXPECT_EQ(ours.get<uint32_t>("general.file_type"), theirs.get<uint32_t>("general.file_type"));
+}
+
+// `signround quantize --format gguf:iq4_*`: optimized RTN with llama-imatrix's file (--iters 0
+// --imatrix) and plain RTN (--disable_opt_rtn) are llama-quantize's files tensor for tensor;
+// SignRound (a few iterations, IQ4_XS) writes a valid file of the same types whose block tensors
+// moved.
+TEST_P(LlamaIq4Files, QuantizeCommandRtnIsLlamaQuantizesFileAndSignRoundTunes) {
+  SR_REQUIRE_SHARED("models/tinystories-llama-4m");
+  const RefFile& f = GetParam();
+  test::TempDir tmp;
+  const std::string fmt = " --format gguf:" + ascii_lower(f.mix);
+  auto quantize = [&](const std::string& args, const std::string& out) {
+    return test::run_command(test::cli() + " quantize --threads 2 --quiet --model " +
+                             test::shared("models/tinystories-llama-4m") + fmt + " --output_dir " + out + " " + args);
+  };
+  auto r = quantize(f.imatrix ? "--iters 0 --imatrix " + imatrix() : "--iters 0 --disable_opt_rtn", tmp / "rtn.gguf");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  GgufReader theirs(f.path());
+  {
+    GgufReader ours(tmp / "rtn.gguf");
+    test::expect_same_gguf_tensors(ours, theirs);
+  }
+  if (!f.imatrix || f.mix != "IQ4_XS") return;  // one SignRound run (the slow part) suffices
+  r = quantize("--iters 4 --nsamples 2 --seqlen 64 --batch_size 2 --dataset " + test::shared("data/calib_stories.txt"),
+               tmp / "sr.gguf");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  GgufReader tuned(tmp / "sr.gguf");
+  ASSERT_EQ(tuned.tensors().size(), theirs.tensors().size());
+  int moved = 0;
+  for (size_t i = 0; i < tuned.tensors().size(); ++i) {
+    const GgufTensorInfo &a = tuned.tensors()[i], &b = theirs.tensors()[i];
+    EXPECT_EQ(ggml_type_name(a.type), ggml_type_name(b.type)) << a.name;
+    ASSERT_EQ(a.nbytes, b.nbytes) << a.name;
+    if (a.name.rfind("blk.", 0) == 0 && a.type == b.type && std::memcmp(a.data, b.data, a.nbytes) != 0) ++moved;
+    EXPECT_NO_THROW(tuned.decode_f32(a)) << a.name;
+  }
+  EXPECT_GE(moved, 20) << "of 28 block linears";
 }
 
 INSTANTIATE_TEST_SUITE_P(TinyStories4m, LlamaIq4Files,

@@ -91,7 +91,8 @@ void iq4_pack_row(bool xs, const uint8_t* codes, void* blocks, int64_t n);
 //   d x_hat / d v = s * (L_{j+1} - L_j), j the segment holding t + v (j <= 14), where the
 //   unclamped code lies in [0, 15]; 0 where it is clamped or s = 0.
 //   d x_hat / d x = 1 where d x_hat / d v != 0, else 0.
-// Sub-blocks with s = 0 keep the codes of `blocks`.
+// Sub-blocks with s = 0 keep the codes of `blocks`. ggml_frozen.h's search / encode / qdq call
+// these for IQ4_NL and IQ4_XS (GgmlRowParams: group 32, min 0, codes 0..15).
 
 // The index coordinate t(u) above.
 float iq4nl_index_coord(float u);
