@@ -10,6 +10,7 @@
 #include "model/block_desc.h"
 #include "model/gguf_arch.h"
 #include "model/gguf_names.h"
+#include "quant/formats/ggml_frozen.h"
 
 namespace sr {
 namespace {
@@ -26,10 +27,30 @@ const std::vector<GgufMixInfo> kMixes = {
     {GgufMix::Q5_K_M, "q5_k_m", 17, T::Q5_K}, {GgufMix::Q6_K, "q6_k", 18, T::Q6_K},
     {GgufMix::Q8_0, "q8_0", 7, T::Q8_0},      {GgufMix::F16, "f16", 1, T::F16},
     {GgufMix::BF16, "bf16", 32, T::BF16},     {GgufMix::F32, "f32", 0, T::F32},
+    {GgufMix::IQ1_S, "iq1_s", 24, T::IQ1_S},       {GgufMix::IQ1_M, "iq1_m", 31, T::IQ1_M},
+    {GgufMix::IQ2_XXS, "iq2_xxs", 19, T::IQ2_XXS}, {GgufMix::IQ2_XS, "iq2_xs", 20, T::IQ2_XS},
+    {GgufMix::IQ2_S, "iq2_s", 28, T::IQ2_XS},      {GgufMix::IQ2_M, "iq2_m", 29, T::IQ2_S},
+    {GgufMix::IQ3_XXS, "iq3_xxs", 23, T::IQ3_XXS}, {GgufMix::IQ3_XS, "iq3_xs", 22, T::IQ3_S},
+    {GgufMix::IQ3_S, "iq3_s", 26, T::IQ3_S},       {GgufMix::IQ3_M, "iq3_m", 27, T::IQ3_S},
+    {GgufMix::IQ4_NL, "iq4_nl", 25, T::IQ4_NL},    {GgufMix::IQ4_XS, "iq4_xs", 30, T::IQ4_XS},
 };
 
+// llama.cpp's low-bit i-quant mixes: a branch of their own in llama_tensor_get_type.
+constexpr GgufMix kLowBitMixes[] = {GgufMix::IQ2_XXS, GgufMix::IQ2_XS, GgufMix::IQ1_S,
+                                    GgufMix::IQ2_S,   GgufMix::IQ2_M,  GgufMix::IQ1_M};
+// The mixes llama-quantize refuses without an importance matrix (its main(); q2_k_s, also on its
+// list, is only noted here as before).
+constexpr GgufMix kImatrixMixes[] = {GgufMix::IQ1_S, GgufMix::IQ1_M, GgufMix::IQ2_S, GgufMix::IQ2_XXS,
+                                     GgufMix::IQ2_XS};
+
+template <typename List>
+bool among(GgufMix m, const List& list) {
+  for (GgufMix x : list) if (x == m) return true;
+  return false;
+}
+
 // The tensors llama_tensor_get_type has rules for (the part of the name after "blk.<i>.").
-enum class Role : uint8_t { Other, AttnK, AttnV, AttnOutput, FfnDown, Router };
+enum class Role : uint8_t { Other, AttnK, AttnV, AttnOutput, FfnDown, Router, AttnQ, FfnGate, FfnUp, Output, TokenEmbd };
 
 // When a rule applies, from the layer index i of n layers and the model's shape.
 enum class When : uint8_t {
@@ -41,6 +62,12 @@ enum class When : uint8_t {
   FirstSixteenth,      // i < n/16
   MoreBits,            // use_more_bits(i, n)
   ImatrixFirstEighth,  // an imatrix is given and i < n/8
+  GqaOrExperts4,       // n_heads / n_kv_heads >= 4 or at least 4 experts
+  Experts8,            // exactly 8 experts
+  NoImatrix,           // no imatrix is given
+  NoImatrixFirstEighth,     // no imatrix and i < n/8
+  FirstEighthOr8MoreBits,   // i < n/8, or 8 experts and use_more_bits(i, n)
+  Middle,              // n/8 <= i < 7n/8
 };
 
 struct Rule { Role role; GgufMix mix; When when; GgmlType type; };
@@ -70,13 +97,81 @@ constexpr Rule kRules[] = {
     {Role::AttnOutput, GgufMix::Q2_K, When::Always, T::Q3_K},
     {Role::AttnOutput, GgufMix::Q3_K_M, When::Always, T::Q4_K},
     {Role::AttnOutput, GgufMix::Q3_K_L, When::Always, T::Q5_K},
+    // The i-quant mixes. Outside the blocks:
+    {Role::Output, GgufMix::IQ2_XXS, When::Always, T::Q5_K},
+    {Role::Output, GgufMix::IQ2_XS, When::Always, T::Q5_K},
+    {Role::Output, GgufMix::IQ3_XXS, When::Always, T::Q5_K},
+    {Role::Output, GgufMix::IQ1_S, When::Always, T::Q5_K},
+    {Role::Output, GgufMix::IQ2_S, When::Always, T::Q5_K},
+    {Role::Output, GgufMix::IQ2_M, When::Always, T::Q5_K},
+    {Role::Output, GgufMix::IQ1_M, When::Always, T::Q5_K},
+    {Role::TokenEmbd, GgufMix::IQ2_XXS, When::Always, T::Q2_K},
+    {Role::TokenEmbd, GgufMix::IQ2_XS, When::Always, T::Q2_K},
+    {Role::TokenEmbd, GgufMix::IQ1_S, When::Always, T::Q2_K},
+    {Role::TokenEmbd, GgufMix::IQ1_M, When::Always, T::Q2_K},
+    {Role::TokenEmbd, GgufMix::IQ2_S, When::Always, T::IQ3_S},
+    {Role::TokenEmbd, GgufMix::IQ2_M, When::Always, T::IQ3_S},
+    {Role::TokenEmbd, GgufMix::IQ3_XXS, When::Always, T::IQ3_S},
+    // The low-bit mixes (kLowBitMixes).
+    {Role::AttnV, GgufMix::IQ2_XXS, When::GqaOrExperts4, T::Q4_K},
+    {Role::AttnV, GgufMix::IQ2_XXS, When::Always, T::Q2_K},
+    {Role::AttnV, GgufMix::IQ2_XS, When::GqaOrExperts4, T::Q4_K},
+    {Role::AttnV, GgufMix::IQ2_XS, When::Always, T::Q2_K},
+    {Role::AttnV, GgufMix::IQ1_S, When::GqaOrExperts4, T::Q4_K},
+    {Role::AttnV, GgufMix::IQ1_S, When::Always, T::Q2_K},
+    {Role::AttnV, GgufMix::IQ1_M, When::GqaOrExperts4, T::Q4_K},
+    {Role::AttnV, GgufMix::IQ1_M, When::Always, T::Q2_K},
+    {Role::AttnV, GgufMix::IQ2_S, When::GqaOrExperts4, T::Q4_K},
+    {Role::AttnV, GgufMix::IQ2_S, When::Always, T::IQ3_S},
+    {Role::AttnV, GgufMix::IQ2_M, When::GqaOrExperts4, T::Q4_K},
+    {Role::AttnV, GgufMix::IQ2_M, When::Always, T::IQ3_S},
+    {Role::AttnK, GgufMix::IQ2_XXS, When::Experts8, T::Q4_K},
+    {Role::AttnK, GgufMix::IQ2_XS, When::Experts8, T::Q4_K},
+    {Role::AttnK, GgufMix::IQ1_S, When::Experts8, T::Q4_K},
+    {Role::AttnK, GgufMix::IQ1_M, When::Experts8, T::Q4_K},
+    {Role::AttnK, GgufMix::IQ2_S, When::Experts8, T::Q4_K},
+    {Role::AttnK, GgufMix::IQ2_M, When::Experts8, T::Q4_K},
+    {Role::FfnDown, GgufMix::IQ2_XXS, When::FirstEighth, T::Q2_K},
+    {Role::FfnDown, GgufMix::IQ2_XS, When::FirstEighth, T::Q2_K},
+    {Role::FfnDown, GgufMix::IQ1_S, When::FirstEighth, T::Q2_K},
+    {Role::FfnDown, GgufMix::IQ1_M, When::FirstEighth, T::Q2_K},
+    {Role::FfnDown, GgufMix::IQ2_S, When::FirstEighth, T::IQ3_S},
+    {Role::FfnDown, GgufMix::IQ2_M, When::FirstEighth, T::IQ3_S},
+    {Role::AttnOutput, GgufMix::IQ1_S, When::Always, T::IQ2_XXS},
+    {Role::AttnOutput, GgufMix::IQ1_M, When::Always, T::IQ2_XXS},
+    {Role::AttnOutput, GgufMix::IQ2_S, When::Always, T::IQ3_S},
+    {Role::AttnOutput, GgufMix::IQ2_M, When::Always, T::IQ3_S},
+    // The other i-quant mixes.
+    {Role::AttnV, GgufMix::IQ3_XXS, When::GqaAtLeast4, T::Q4_K},
+    {Role::AttnV, GgufMix::IQ3_XXS, When::NoImatrix, T::IQ3_S},
+    {Role::AttnV, GgufMix::IQ3_XS, When::GqaAtLeast4, T::Q4_K},
+    {Role::AttnV, GgufMix::IQ3_S, When::GqaAtLeast4, T::Q4_K},
+    {Role::AttnV, GgufMix::IQ3_M, When::Always, T::Q4_K},
+    {Role::AttnV, GgufMix::IQ4_NL, When::GqaAtLeast4, T::Q5_K},
+    {Role::AttnV, GgufMix::IQ4_XS, When::GqaAtLeast4, T::Q5_K},
+    {Role::AttnK, GgufMix::IQ3_XS, When::Always, T::IQ3_XXS},
+    {Role::AttnK, GgufMix::IQ3_XXS, When::Always, T::IQ2_S},
+    {Role::AttnQ, GgufMix::IQ3_XS, When::Always, T::IQ3_XXS},
+    {Role::AttnQ, GgufMix::IQ3_XXS, When::Always, T::IQ2_S},
+    {Role::FfnDown, GgufMix::IQ3_XXS, When::NoImatrixFirstEighth, T::Q4_K},
+    {Role::FfnDown, GgufMix::IQ3_XXS, When::NoImatrix, T::Q3_K},
+    {Role::FfnDown, GgufMix::IQ3_M, When::FirstEighthOr8MoreBits, T::Q4_K},
+    {Role::FfnDown, GgufMix::IQ4_NL, When::NoImatrixFirstEighth, T::Q5_K},
+    {Role::FfnDown, GgufMix::IQ4_XS, When::NoImatrixFirstEighth, T::Q5_K},
+    {Role::AttnOutput, GgufMix::IQ3_XXS, When::Always, T::IQ3_S},
+    {Role::AttnOutput, GgufMix::IQ3_M, When::Always, T::Q4_K},
+    {Role::FfnGate, GgufMix::IQ3_XS, When::Middle, T::IQ3_XXS},
+    {Role::FfnUp, GgufMix::IQ3_XS, When::Middle, T::IQ3_XXS},
 };
 
 // Replacement when a row is not a whole number of blocks (llama.cpp's
-// convert_incompatible_tensor switch; IQ4_NL replaced by Q4_0, see the header).
+// convert_incompatible_tensor switch; for Q2_K/Q3_K IQ4_NL replaced by Q4_0, see the header).
 struct Fallback { GgmlType from, to; };
 constexpr Fallback kFallbacks[] = {
-    {T::Q2_K, T::Q4_0}, {T::Q3_K, T::Q4_0}, {T::Q4_K, T::Q5_0}, {T::Q5_K, T::Q5_1}, {T::Q6_K, T::Q8_0},
+    {T::Q2_K, T::Q4_0},      {T::Q3_K, T::Q4_0},     {T::Q4_K, T::Q5_0},    {T::Q5_K, T::Q5_1},
+    {T::Q6_K, T::Q8_0},      {T::IQ1_S, T::IQ4_NL},  {T::IQ1_M, T::IQ4_NL}, {T::IQ2_XXS, T::IQ4_NL},
+    {T::IQ2_XS, T::IQ4_NL},  {T::IQ2_S, T::IQ4_NL},  {T::IQ3_XXS, T::IQ4_NL}, {T::IQ3_S, T::IQ4_NL},
+    {T::IQ4_XS, T::IQ4_NL},
 };
 
 struct Context {
@@ -101,6 +196,12 @@ Role role_of(const std::string& name) {
   if (ends_with("ffn_down.weight") || ends_with("ffn_down_exps.weight") || ends_with("ffn_down_shexp.weight"))
     return Role::FfnDown;
   if (ends_with("ffn_gate_inp.weight")) return Role::Router;
+  if (ends_with("attn_q.weight")) return Role::AttnQ;
+  // llama.cpp matches "ffn_gate" / "ffn_up" anywhere: experts and shared expert too.
+  if (ends_with("ffn_gate.weight") || ends_with("ffn_gate_exps.weight") || ends_with("ffn_gate_shexp.weight"))
+    return Role::FfnGate;
+  if (ends_with("ffn_up.weight") || ends_with("ffn_up_exps.weight") || ends_with("ffn_up_shexp.weight"))
+    return Role::FfnUp;
   return Role::Other;
 }
 
@@ -115,6 +216,12 @@ bool holds(When w, int64_t i, const Context& x) {
     case When::FirstSixteenth: return i < n / 16;
     case When::MoreBits: return gguf_use_more_bits(i, n);
     case When::ImatrixFirstEighth: return x.opt.has_imatrix && i < n / 8;
+    case When::GqaOrExperts4: return x.c.n_heads / x.c.n_kv_heads >= 4 || x.c.moe.n_experts >= 4;
+    case When::Experts8: return x.c.moe.n_experts == 8;
+    case When::NoImatrix: return !x.opt.has_imatrix;
+    case When::NoImatrixFirstEighth: return !x.opt.has_imatrix && i < n / 8;
+    case When::FirstEighthOr8MoreBits: return i < n / 8 || (x.c.moe.n_experts == 8 && gguf_use_more_bits(i, n));
+    case When::Middle: return i >= n / 8 && i < 7 * n / 8;
   }
   return false;
 }
@@ -122,36 +229,39 @@ bool holds(When w, int64_t i, const Context& x) {
 // llama.cpp's LLM_TYPE_70B for "llama": 80 layers with grouped-query attention.
 bool is_70b_shaped(const ModelConfig& c) { return c.n_layers == 80 && c.n_heads != c.n_kv_heads; }
 
+// The first rule of the table for (role, this mix) whose condition holds at layer i, if any.
+std::optional<GgmlType> table_rule(Role role, int64_t i, const Context& x) {
+  for (const Rule& r : kRules)
+    if (r.role == role && r.mix == x.mix.mix && holds(r.when, i, x)) return r.type;
+  return std::nullopt;
+}
+
 // The output matrix (or the tied embedding, which serves as the output).
 GgmlType output_type(const GgufTensorPlan& t, const Context& x) {
   const GgmlType base = x.mix.base;
   if (t.shape.back() % ggml_type_traits(base).block_size != 0) return T::Q8_0;
+  if (auto r = table_rule(Role::Output, -1, x)) return *r;
   return base == T::Q8_0 ? T::Q8_0 : T::Q6_K;
 }
 
 // llama.cpp's branches for models of exactly 8 experts (Mixtral 8x7B and 8x22B): attn_k and
 // attn_v in Q8_0 whatever the mix; attn_output in Q5_K for these mixes, else the base type (the
 // dense attn_output rules do not apply). Other expert counts follow the dense rules.
-constexpr GgufMix kEightExpertQ5Output[] = {GgufMix::Q2_K, GgufMix::Q3_K_S, GgufMix::Q3_K_M, GgufMix::Q4_K_S,
-                                            GgufMix::Q4_K_M};
+constexpr GgufMix kEightExpertQ5Output[] = {
+    GgufMix::Q2_K,    GgufMix::Q3_K_S, GgufMix::Q3_K_M, GgufMix::Q4_K_S, GgufMix::Q4_K_M, GgufMix::IQ3_XS,
+    GgufMix::IQ3_XXS, GgufMix::IQ4_NL, GgufMix::IQ3_S,  GgufMix::IQ3_M,  GgufMix::IQ4_XS};
 
 GgmlType block_rule_type(const GgufTensorPlan& t, const Context& x) {
   const Role role = role_of(t.name);
   const int64_t i = gguf_layer_of(t.name);
-  GgmlType type = x.mix.base;
-  if (x.c.moe.n_experts == 8 && (role == Role::AttnK || role == Role::AttnV)) return T::Q8_0;
-  if (x.c.moe.n_experts == 8 && role == Role::AttnOutput) {
-    for (GgufMix m : kEightExpertQ5Output) if (m == x.mix.mix) return T::Q5_K;
-    return type;
-  }
-  for (const Rule& r : kRules) {
-    if (r.role == role && r.mix == x.mix.mix && holds(r.when, i, x)) {
-      type = r.type;
-      break;
-    }
-  }
+  // The low-bit i-quant mixes have their own 8-expert rules (in the table) and no 70B bump.
+  const bool low = among(x.mix.mix, kLowBitMixes);
+  if (!low && x.c.moe.n_experts == 8 && (role == Role::AttnK || role == Role::AttnV)) return T::Q8_0;
+  if (x.c.moe.n_experts == 8 && role == Role::AttnOutput)
+    return low || among(x.mix.mix, kEightExpertQ5Output) ? T::Q5_K : x.mix.base;
+  GgmlType type = table_rule(role, i, x).value_or(x.mix.base);
   // The 70B attn_v bump applies after the mix's own rule, whatever the mix.
-  if (role == Role::AttnV && is_70b_shaped(x.c) && (type == T::Q3_K || type == T::Q4_K)) type = T::Q5_K;
+  if (!low && role == Role::AttnV && is_70b_shaped(x.c) && (type == T::Q3_K || type == T::Q4_K)) type = T::Q5_K;
   return type;
 }
 
@@ -159,7 +269,7 @@ GgmlType block_rule_type(const GgufTensorPlan& t, const Context& x) {
 GgmlType rule_type(const GgufTensorPlan& t, const Context& x) {
   const bool is_output = t.name == "output.weight" || (x.c.tie_embeddings && t.name == "token_embd.weight");
   if (is_output) return output_type(t, x);
-  if (t.name == "token_embd.weight") return x.mix.base;
+  if (t.name == "token_embd.weight") return table_rule(Role::TokenEmbd, -1, x).value_or(x.mix.base);
   return block_rule_type(t, x);
 }
 
@@ -178,7 +288,7 @@ GgmlType apply_fallback(const GgufTensorPlan& t, GgmlType type, const Context& x
   note(x.opt, "tensor " + t.name + ": rows of " + std::to_string(row) + " elements are not a multiple of " +
                   std::to_string(ggml_type_traits(type).block_size) + " (" + ggml_type_name(type) +
                   "); using fallback " + ggml_type_name(to) +
-                  (fb->to == T::Q4_0 ? " (llama.cpp would use iq4_nl, which signround does not encode)" : ""));
+                  (fb->to == T::Q4_0 ? " (llama.cpp would use iq4_nl)" : ""));
   return to;
 }
 
@@ -252,6 +362,18 @@ void plan_tensor(GgufTensorPlan& t, const std::map<std::string, GgmlType>& overr
   if (t.type != ruled) t.why = user ? t.why + ", fallback from " + ggml_type_name(ruled) : "fallback";
 }
 
+// llama-quantize refuses these types without an importance matrix for the tensor (IQ1_M only in
+// the blocks); token_embd never has one (llama-imatrix does not collect it).
+void check_importance(const GgufTensorPlan& t, const Context& x) {
+  const bool embd = t.name == "token_embd.weight";
+  const bool needs = t.type == T::IQ2_XXS || t.type == T::IQ2_XS || t.type == T::IQ2_S || t.type == T::IQ1_S ||
+                     (t.type == T::IQ1_M && !embd && t.name != "output.weight");
+  SR_CHECK(!needs || (x.opt.has_imatrix && !embd), "[gguf] tensor ", t.name, " is planned as ",
+           ggml_type_name(t.type), ", which needs an importance matrix for it: llama.cpp refuses (\"Missing importance "
+           "matrix for tensor ", t.name, " in a very low-bit quantization\"), since the result would be garbage; "
+           "quantize with calibration data or an imatrix file, or give this tensor another type");
+}
+
 // The controls' types must be writable, and a block linear's a quantization scheme.
 void check_control_types(const GgufTypeControls& u) {
   const std::vector<GgmlType> matrix = gguf_matrix_types();
@@ -299,7 +421,8 @@ void check_gguf_arch(const ModelConfig& c) {
 
 std::vector<GgmlType> gguf_matrix_types() {
   std::vector<GgmlType> v = {GgmlType::F16, GgmlType::BF16};
-  for (GgmlType t : ggml_block_param_types()) v.push_back(t);
+  for (uint32_t id = 0; id < kGgmlTypeIdEnd; ++id)  // the block types and IQ4_NL / IQ4_XS (ggml_frozen.h)
+    if (ggml_has_block_params(GgmlType(id))) v.push_back(GgmlType(id));
   return v;
 }
 
@@ -367,9 +490,16 @@ std::vector<GgufTensorPlan> plan_gguf_types(const ModelConfig& c, GgufMix mix, c
     note(opt, c.arch_name + ": norm_topk_prob is " + (c.moe.norm_topk_prob ? "true" : "false") + " but llama.cpp's '" +
               gguf_arch_of(c.arch).name + "' " + (c.moe.norm_topk_prob ? "never renormalises" : "always renormalises") +
               " the top-k routing weights; the GGUF model routes as llama.cpp does");
+  SR_CHECK(opt.has_imatrix || !among(mix, kImatrixMixes), "[gguf] mix ", x.mix.name, " needs an importance "
+           "matrix: llama.cpp refuses IQ1_S, IQ1_M, IQ2_S, IQ2_XXS and IQ2_XS without one (\"Please do not use ... "
+           "quantization without an importance matrix\"), since the result would be garbage; quantize with "
+           "calibration data or an imatrix file");
   check_control_types(opt.controls);
   std::vector<int> matched(opt.controls.tensor_types.size(), 0);
-  for (GgufTensorPlan& t : plan) plan_tensor(t, overrides, x, matched);
+  for (GgufTensorPlan& t : plan) {
+    plan_tensor(t, overrides, x, matched);
+    if (t.weight_matrix) check_importance(t, x);
+  }
   for (size_t r = 0; r < matched.size(); ++r)
     SR_CHECK(matched[r] > 0, "[gguf] tensor type pattern '", opt.controls.tensor_types[r].pattern.pattern(),
              "' matches no weight matrix of the model (patterns are searched in GGUF names such as "

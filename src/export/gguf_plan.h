@@ -28,10 +28,36 @@
 //                       (in the order given), else the base type with `pure`, else the mix rule
 // and then the fallback below, whatever decided (reported in `why`). A rule whose pattern finds
 // no such tensor is an error naming the pattern.
+// The i-quant mixes (base type in parentheses; "low" marks IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS,
+// IQ2_S, IQ2_M, which llama.cpp handles in a branch of their own):
+//   iq1_s (IQ1_S), iq1_m (IQ1_M), iq2_xxs (IQ2_XXS), iq2_xs (IQ2_XS), iq2_s (IQ2_XS),
+//   iq2_m (IQ2_S), iq3_xxs (IQ3_XXS), iq3_xs (IQ3_S), iq3_s (IQ3_S), iq3_m (IQ3_S),
+//   iq4_nl (IQ4_NL), iq4_xs (IQ4_XS)
+//   output.weight  Q5_K for the low mixes and iq3_xxs, else Q6_K (Q8_0 if the row does not fit)
+//   token_embd     Q2_K: iq2_xxs, iq2_xs, iq1_s, iq1_m;  IQ3_S: iq2_s, iq2_m, iq3_xxs
+//   low mixes: attn_v Q4_K if n_gqa >= 4 or >= 4 experts, else IQ3_S (iq2_s, iq2_m) or Q2_K;
+//            attn_k Q4_K with 8 experts; ffn_down IQ3_S (iq2_s, iq2_m) or Q2_K for i < n/8;
+//            attn_output Q5_K with 8 experts, else IQ2_XXS (iq1_s, iq1_m), IQ3_S (iq2_s, iq2_m);
+//            no 70B bump and no 8-expert Q8_0 for attn_k/attn_v
+//   attn_v   iq3_xxs: Q4_K if n_gqa >= 4, else IQ3_S without an imatrix;  iq3_xs, iq3_s: Q4_K
+//            if n_gqa >= 4;  iq3_m: Q4_K;  iq4_nl, iq4_xs: Q5_K if n_gqa >= 4
+//   attn_k, attn_q  iq3_xs: IQ3_XXS;  iq3_xxs: IQ2_S
+//   ffn_down iq3_xxs without an imatrix: Q4_K for i < n/8 else Q3_K;  iq3_m: Q4_K for i < n/8
+//            (and where use_more_bits with 8 experts);  iq4_nl, iq4_xs without an imatrix:
+//            Q5_K for i < n/8 (llama.cpp counts ffn_down tensors, not layers; the same for
+//            dense models and stacked experts)
+//   attn_output iq3_xxs: IQ3_S;  iq3_m: Q4_K;  with 8 experts Q5_K for every i-quant mix
+//   ffn_gate, ffn_up (and their _exps/_shexp)  iq3_xs: IQ3_XXS for n/8 <= i < 7n/8
+// Importance matrix: like llama-quantize, planning refuses the mixes iq1_s, iq1_m, iq2_s,
+// iq2_xxs and iq2_xs without one, and any tensor typed IQ2_XXS, IQ2_XS, IQ2_S, IQ1_S or IQ1_M
+// (IQ1_M: not token_embd or output) when there is none for it (token_embd never has one):
+// llama.cpp's "the result will be garbage". (q2_k_s without one is only noted, as before.)
 // Fallback (row length not a multiple of the chosen block size), logged on stderr:
-//   Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, Q2_K/Q3_K -> Q4_0 (llama.cpp: IQ4_NL,
-//   which signround does not encode; Q4_0 has the same 4.5 bits per weight), then F16
-//   if the row is still not a multiple; a legacy type (Q4_0..Q8_0) has no fallback:
+//   Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, Q2_K/Q3_K -> Q4_0 (llama.cpp: IQ4_NL; Q4_0, the
+//   same 4.5 bits per weight, predates our IQ4_NL and is kept so that the files of k-quant runs
+//   do not change), the i-quants IQ1_S, IQ1_M,
+//   IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ4_XS -> IQ4_NL (llama.cpp's), then F16
+//   if the row is still not a multiple; a legacy type (Q4_0..Q8_0) or IQ4_NL has no fallback:
 //   like llama.cpp, planning throws (use an override or a float mix for such models).
 // Mixture of experts (Mixtral, Qwen2-MoE, Qwen3-MoE): the experts of one projection
 // are one tensor [E, out, in] (ffn_{gate,up,down}_exps) typed as the dense projection would
@@ -58,6 +84,8 @@ namespace sr {
 enum class GgufMix : uint8_t {
   Q2_K, Q2_K_S, Q3_K_S, Q3_K_M, Q3_K_L, Q4_0, Q4_1, Q4_K_S, Q4_K_M,
   Q5_0, Q5_1, Q5_K_S, Q5_K_M, Q6_K, Q8_0, F16, BF16, F32,
+  // The i-quant mixes (llama.cpp's IQ* ftypes).
+  IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S, IQ2_M, IQ3_XXS, IQ3_XS, IQ3_S, IQ3_M, IQ4_NL, IQ4_XS,
 };
 
 struct GgufMixInfo {

@@ -4,6 +4,7 @@
 
 #include "export/gguf_from_model.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "common/atomic_file.h"
@@ -172,7 +173,26 @@ GgufTarget plan_gguf_target(const ModelConfig& c, GgufMix mix, bool has_imatrix,
   po.has_imatrix = has_imatrix;
   po.controls = controls;
   po.log = false;
-  return {mix, has_imatrix, plan_gguf_types(c, mix, po)};
+  GgufTarget t{mix, has_imatrix, plan_gguf_types(c, mix, po)};
+  // Block linears are tuned (a quantization scheme: F16, BF16, the legacy and k-quant types);
+  // the other matrices are encoded as llama-quantize does (any type with a codec).
+  const std::vector<GgmlType> tunable = gguf_matrix_types();
+  for (const GgufTensorPlan& p : t.tensors) {
+    if (!p.weight_matrix || p.type == GgmlType::F32) continue;
+    const char* name = gguf_mix_info(mix).name;
+    const std::string type = ggml_type_name(p.type);
+    SR_CHECK(ggml_type_traits(p.type).supported(), "[gguf] gguf:", name, ": tensor ", p.name, " gets type ", type,
+             ", which is not implemented yet (no ", type, " codec; implemented: ", ggml_supported_type_names(), ")");
+    SR_CHECK(p.name.rfind("blk.", 0) != 0 || std::count(tunable.begin(), tunable.end(), p.type) > 0, "[gguf] gguf:",
+             name, ": tensor ", p.name, " gets type ", type, ", which is not implemented as a quantization target "
+             "yet (its codec exists, but not its tuning: block linears can be ",
+             [&] {
+               std::string s;
+               for (GgmlType x : tunable) s += (s.empty() ? "" : ", ") + ascii_lower(ggml_type_name(x));
+               return s;
+             }(), ")");
+  }
+  return t;
 }
 
 std::map<std::string, LayerDefault> gguf_layer_defaults(const GgufTarget& target, const BlockDesc& d, int64_t n_layers) {

@@ -150,6 +150,9 @@ at::Tensor qdq_reference(const at::Tensor& w, const Frozen& f, const at::Tensor&
     offsets(v, f, "qdq_reference");
     return searched;
   }
+  SR_CHECK(f.type != GgmlType::IQ4_NL && f.type != GgmlType::IQ4_XS, "[gguf_qdq::qdq_reference] ",
+           ggml_type_name(f.type), " rounds to a table of levels, which only the CPU path (ggml_iquants_nl.h) "
+           "implements");
   const int64_t group = f.row.empty() ? 1 : f.row[0].group;
   auto [s_mat, m_mat] = param_matrices(f);
   auto s = s_mat.to(w.device()).repeat_interleave(group, 1), m = m_mat.to(w.device()).repeat_interleave(group, 1);

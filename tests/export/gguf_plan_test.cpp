@@ -58,7 +58,7 @@ TEST(GgufPlan, MixNamesAndFileTypes) {
   EXPECT_EQ(gguf_mix_info(GgufMix::Q2_K_S).file_type, 21u);
   EXPECT_EQ(gguf_mix_info(GgufMix::BF16).file_type, 32u);
   EXPECT_EQ(gguf_mix_info(GgufMix::Q8_0).file_type, 7u);
-  EXPECT_EQ(gguf_mixes().size(), 18u);
+  EXPECT_EQ(gguf_mixes().size(), 30u);
   try {
     parse_gguf_mix("q4_k_x");
     ADD_FAILURE();

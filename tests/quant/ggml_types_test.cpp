@@ -110,7 +110,8 @@ TEST(GgmlTypes, SupportedSetAndUnsupportedError) {
                                       GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::Q2_K,
                                       GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K,
                                       GgmlType::IQ2_XXS, GgmlType::IQ2_XS, GgmlType::IQ3_XXS, GgmlType::IQ1_S,
-                                      GgmlType::IQ3_S, GgmlType::IQ2_S, GgmlType::IQ1_M, GgmlType::BF16};
+                                      GgmlType::IQ4_NL, GgmlType::IQ3_S, GgmlType::IQ2_S, GgmlType::IQ4_XS,
+                                      GgmlType::IQ1_M, GgmlType::BF16};
   EXPECT_EQ(ggml_supported_types(), want);
   for (GgmlType t : want) {
     const GgmlTypeTraits& tr = ggml_codec(t);
@@ -251,6 +252,8 @@ double error_bound(GgmlType t) {
     case GgmlType::F32: return 0;
     case GgmlType::F16: return 4e-4;   // 11-bit significand
     case GgmlType::BF16: return 3e-3;  // 8-bit significand
+    case GgmlType::IQ4_NL:
+    case GgmlType::IQ4_XS: return std::ldexp(1.0, 1 - 4);  // 16 levels, as a 4-bit block type
     default: return -1;                // a new codec row: give it a bound here
   }
 }

@@ -1,13 +1,19 @@
 // Frozen-parameter search / encode / qdq for the ggml block types (contract in
 // ggml_frozen.h). One generic implementation over the type's traits row (ggml_types.h):
 // block geometry, code bits, and the type-erased pack/unpack/params/ref-rule hooks.
+// IQ4_NL / IQ4_XS, whose codes index a table of levels instead of a linear grid, take their
+// own path (ggml_iquants_nl.h, "frozen scales, tunable rounding"): GgmlRowParams with group 32,
+// min 0 and codes 0..15, qdq / encode / derivative from iq4_qdq_row_frozen, and the signed
+// multipliers of ggml_unpack_row_codes are the table's levels.
 #include "quant/formats/ggml_frozen.h"
 
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "common/error.h"
+#include "quant/formats/ggml_iquants_nl.h"
 #include "quant/formats/ggml_kquants.h"
 #include "quant/formats/ggml_legacy.h"
 #include "quant/formats/ggml_quant_search.h"
@@ -123,13 +129,48 @@ void block_codes(const GgmlRowParams& p, const BlockCodec& bc, int64_t b, const 
   }
 }
 
+// ---- IQ4_NL / IQ4_XS -------------------------------------------------------------------
+
+bool is_iq4(GgmlType t) { return t == GgmlType::IQ4_NL || t == GgmlType::IQ4_XS; }
+
+GgmlRowParams iq4_params(GgmlType type, const uint8_t* blocks, int64_t n) {
+  GgmlRowParams p;
+  p.type = type;
+  p.n = n;
+  p.group = kQkIq4Nl;
+  p.code_min = 0;
+  p.code_max = 15;
+  p.blocks.assign(blocks, blocks + ggml_row_bytes(type, n));
+  p.scale.resize(size_t(n / kQkIq4Nl));
+  p.min.assign(size_t(n / kQkIq4Nl), 0.0f);
+  iq4_row_scales(type == GgmlType::IQ4_XS, p.blocks.data(), n, p.scale.data());
+  return p;
+}
+
+GgmlRowParams iq4_search(GgmlType type, const float* x, int64_t n, const float* weights) {
+  std::vector<uint8_t> blocks(ggml_row_bytes(type, n));
+  if (weights) ggml_type_traits(type).quantize_row_weighted(x, blocks.data(), n, weights);
+  else ggml_type_traits(type).quantize_row_ref(x, blocks.data(), n);
+  return iq4_params(type, blocks.data(), n);
+}
+
+void iq4_check(const GgmlRowParams& p, const float* x, const float* v) {
+  SR_CHECK(p.blocks.size() == ggml_row_bytes(p.type, p.n) && p.scale.size() == size_t(p.n / kQkIq4Nl) &&
+               p.group == kQkIq4Nl,
+           "[ggml] inconsistent ", ggml_type_name(p.type), " row parameters: n = ", p.n, ", ", p.blocks.size(),
+           " block bytes, ", p.scale.size(), " scales, group ", p.group);
+  for (int64_t e = 0; e < p.n; ++e)
+    if (p.scale[size_t(e / kQkIq4Nl)] != 0) check_finite(p, x, v, e);
+}
+
 }  // namespace
 
 bool ggml_has_block_params(GgmlType type) {
-  return ggml_type_id_known(uint32_t(type)) && ggml_type_traits(type).has_block_params();
+  return ggml_type_id_known(uint32_t(type)) && (ggml_type_traits(type).has_block_params() || is_iq4(type));
 }
 
 GgmlRowParams ggml_search_row_ref(GgmlType type, const float* x, int64_t n) {
+  if (is_iq4(type)) return iq4_search(type, x, n, nullptr);
   const BlockCodec bc = codec_for(type);
   std::vector<uint8_t> blocks(ggml_row_bytes(type, n));
   bc.tr.quantize_row_ref(x, blocks.data(), n);
@@ -139,8 +180,9 @@ GgmlRowParams ggml_search_row_ref(GgmlType type, const float* x, int64_t n) {
 }
 
 GgmlRowParams ggml_search_row_weighted(GgmlType type, const float* x, int64_t n, const float* weights) {
-  const BlockCodec bc = codec_for(type);
   SR_CHECK(weights, "[ggml] the weighted ", ggml_type_name(type), " search needs importance weights");
+  if (is_iq4(type)) return iq4_search(type, x, n, weights);
+  const BlockCodec bc = codec_for(type);
   std::vector<uint8_t> blocks(ggml_row_bytes(type, n));
   bc.tr.quantize_row_weighted(x, blocks.data(), n, weights);
   GgmlRowParams p = params_from_blocks(bc, blocks.data(), n);
@@ -150,12 +192,19 @@ GgmlRowParams ggml_search_row_weighted(GgmlType type, const float* x, int64_t n,
 }
 
 GgmlRowParams ggml_row_params_from_blocks(GgmlType type, const void* blocks, int64_t n) {
+  if (is_iq4(type)) return iq4_params(type, static_cast<const uint8_t*>(blocks), n);
   const BlockCodec bc = codec_for(type);
   return params_from_blocks(bc, static_cast<const uint8_t*>(blocks), n);
 }
 
 void ggml_encode_row_frozen(const GgmlRowParams& p, const float* x, const float* v, void* out,
                             GgmlRounding rounding) {
+  if (is_iq4(p.type)) {  // one rounding rule: the stored scales (ggml_iquants_nl.h)
+    iq4_check(p, x, v);
+    std::memcpy(out, p.blocks.data(), p.blocks.size());
+    iq4_encode_row_frozen(p.type == GgmlType::IQ4_XS, out, x, v, p.n);
+    return;
+  }
   const BlockCodec bc = codec_for(p.type);
   check_params(p, bc);
   SR_CHECK(!(rounding == GgmlRounding::kLlamaRef && bc.legacy()) ||
@@ -176,6 +225,11 @@ void ggml_qdq_row_frozen(const GgmlRowParams& p, const float* x, const float* v,
 }
 
 void ggml_qdq_row_frozen_grad(const GgmlRowParams& p, const float* x, const float* v, float* w_hat, float* dv) {
+  if (is_iq4(p.type)) {
+    iq4_check(p, x, v);
+    iq4_qdq_row_frozen(p.type == GgmlType::IQ4_XS, p.blocks.data(), x, v, p.n, w_hat, dv);
+    return;
+  }
   const BlockCodec bc = codec_for(p.type);
   check_params(p, bc);
   uint8_t codes[kQkK];
@@ -193,6 +247,13 @@ void ggml_qdq_row_frozen_grad(const GgmlRowParams& p, const float* x, const floa
 }
 
 void ggml_unpack_row_codes(GgmlType type, const void* blocks, int64_t n, int16_t* q) {
+  if (is_iq4(type)) {
+    ggml_row_bytes(type, n);  // validates n
+    std::vector<uint8_t> c(static_cast<size_t>(n));
+    iq4_unpack_row(type == GgmlType::IQ4_XS, blocks, n, c.data());
+    for (int64_t e = 0; e < n; ++e) q[e] = kIq4nlValues[c[size_t(e)]];
+    return;
+  }
   const BlockCodec bc = codec_for(type);
   ggml_row_bytes(type, n);  // validates n
   const auto* src = static_cast<const uint8_t*>(blocks);

@@ -11,6 +11,7 @@
 #include "common/half.h"
 #include "common/strings.h"
 #include "quant/formats/ggml_iquants_grid.h"
+#include "quant/formats/ggml_iquants_nl.h"
 #include "quant/formats/ggml_kquants.h"
 #include "quant/formats/ggml_legacy.h"
 
@@ -94,7 +95,7 @@ void erase_params(const uint8_t* p, float* scale, float* min) {
 
 // ---- decoding of the block types --------------------------------------------------------
 
-// Every block type decodes through its frozen-parameter hooks: per sub-block g, scale_g * q,
+// Every block type with frozen-parameter hooks decodes through them: per sub-block g, scale_g * q,
 // minus min_g for the asymmetric types, in fp32 with q = c - 2^(bits-1) (sym) or c (asym).
 // These are the products ggml's dequantize_row_* compute (Q4_1/Q5_1's d * c + m is
 // d * c - min with min = -m, the same sum).
@@ -153,7 +154,8 @@ using T = GgmlType;
       requires_importance
 
 // Known types in ID order (retired IDs are absent). Sizes are ggml's type_traits; scale
-// field offsets and sub-block geometry are the layouts in ggml_legacy.h / ggml_kquants.h.
+// field offsets and sub-block geometry are the layouts in ggml_legacy.h / ggml_kquants.h /
+// ggml_iquants_nl.h (the i-quants have no frozen-parameter hooks: their codes index a table).
 // Columns: type, name, block_size, type_size, bits, uses_importance, dequantize_row,
 // quantize_row_ref, quantize_row_weighted, block_finite, params.
 const GgmlTypeTraits kTraits[] = {
@@ -176,10 +178,12 @@ const GgmlTypeTraits kTraits[] = {
     {T::IQ2_XS, "iq2_xs", 256, 74, 2, true, SR_GGML_IQ_GRID(iq2_xs, fp16_scales_finite<0>, true)},
     {T::IQ3_XXS, "iq3_xxs", 256, 98, 3, true, SR_GGML_IQ_GRID(iq3_xxs, fp16_scales_finite<0>, false)},
     {T::IQ1_S, "iq1_s", 256, 50, 1, true, SR_GGML_IQ_GRID(iq1_s, fp16_scales_finite<0>, true)},
-    {T::IQ4_NL, "iq4_nl", 32, 18, 4, SR_GGML_LAYOUT_ONLY},
+    {T::IQ4_NL, "iq4_nl", 32, 18, 4, true, dequantize_row_iq4_nl, quantize_row_iq4_nl_ref,
+     quantize_row_iq4_nl_weighted, fp16_scales_finite<0>, {}},
     {T::IQ3_S, "iq3_s", 256, 110, 3, true, SR_GGML_IQ_GRID(iq3_s, fp16_scales_finite<0>, false)},
     {T::IQ2_S, "iq2_s", 256, 82, 2, true, SR_GGML_IQ_GRID(iq2_s, fp16_scales_finite<0>, true)},
-    {T::IQ4_XS, "iq4_xs", 256, 136, 4, SR_GGML_LAYOUT_ONLY},
+    {T::IQ4_XS, "iq4_xs", 256, 136, 4, true, dequantize_row_iq4_xs, quantize_row_iq4_xs_ref,
+     quantize_row_iq4_xs_weighted, fp16_scales_finite<0>, {}},
     {T::I8, "i8", 1, 1, 8, SR_GGML_LAYOUT_ONLY},
     {T::I16, "i16", 1, 2, 16, SR_GGML_LAYOUT_ONLY},
     {T::I32, "i32", 1, 4, 32, SR_GGML_LAYOUT_ONLY},

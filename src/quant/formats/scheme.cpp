@@ -12,6 +12,8 @@
 #include "common/json_parse.h"
 #include "common/strings.h"
 #include "quant/formats/data_type_traits.h"
+#include "quant/formats/ggml_frozen.h"
+#include "quant/formats/ggml_iquants_nl.h"
 
 namespace sr {
 namespace {
@@ -24,19 +26,30 @@ std::string trim_and_unquote(const std::string& s) {
 }
 
 // §5.4: the ggml types that are GGUF quantization schemes are those with frozen-parameter
-// hooks; their traits row (ggml_types.h) fixes bits, group (the sub-block) and sym.
+// hooks, and IQ4_NL / IQ4_XS, frozen through ggml_iquants_nl.h (ggml_has_block_params says
+// which); their traits row (ggml_types.h) fixes bits, group (the sub-block) and sym.
+std::vector<GgmlType> gguf_scheme_types() {
+  std::vector<GgmlType> out;
+  for (uint32_t id = 0; id < kGgmlTypeIdEnd; ++id)
+    if (ggml_has_block_params(GgmlType(id))) out.push_back(GgmlType(id));
+  return out;
+}
+
 std::string gguf_type_list() {
   std::string out;
-  for (GgmlType t : ggml_block_param_types())
+  for (GgmlType t : gguf_scheme_types())
     out += (out.empty() ? "gguf:" : ", gguf:") + ascii_lower(ggml_type_name(t));
   return out;
 }
 
 const GgmlTypeTraits& gguf_traits(GgmlType t) {
-  SR_CHECK(ggml_type_id_known(uint32_t(t)) && ggml_type_traits(t).has_block_params(), "[QuantScheme] ggml type ",
-           ggml_type_name(t), " is not a GGUF quantization scheme (supported: ", gguf_type_list(), ")");
+  SR_CHECK(ggml_has_block_params(t), "[QuantScheme] ggml type ", ggml_type_name(t),
+           " is not a GGUF quantization scheme (supported: ", gguf_type_list(), ")");
   return ggml_type_traits(t);
 }
+
+// The sub-block of a GGUF scheme type: its hooks' group, 32 for IQ4_NL / IQ4_XS (symmetric).
+int64_t gguf_group(const GgmlTypeTraits& tr) { return tr.has_block_params() ? tr.params.group : kQkIq4Nl; }
 
 bool has_gguf_prefix(const std::string& s) { return ascii_lower(s).rfind("gguf:", 0) == 0; }
 
@@ -46,7 +59,7 @@ GgmlType parse_gguf_scheme_type(const std::string& text) {
   SR_CHECK(has_gguf_prefix(t), "[QuantScheme] '", text, "' is not a GGUF scheme (expected one of ", gguf_type_list(),
            ")");
   const std::string type = ascii_lower(t.substr(5));
-  for (GgmlType g : ggml_block_param_types())
+  for (GgmlType g : gguf_scheme_types())
     if (ascii_lower(ggml_type_name(g)) == type) return g;
   sr::fail("[QuantScheme] unknown GGUF scheme '", text, "' — expected one of ", gguf_type_list());
 }
@@ -297,7 +310,7 @@ QuantScheme gguf_scheme(GgmlType type) {
   if (type == GgmlType::F16) return make(16, 128, true, DataType::Float16);
   if (type == GgmlType::BF16) return preset_scheme("BF16");
   const GgmlTypeTraits& tr = gguf_traits(type);
-  QuantScheme s = make(tr.bits, tr.params.group, !tr.params.asym, DataType::Gguf);
+  QuantScheme s = make(tr.bits, gguf_group(tr), !tr.params.asym, DataType::Gguf);
   s.ggml_type = type;
   return s;
 }
