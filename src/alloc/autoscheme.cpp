@@ -116,7 +116,7 @@ AutoSchemeResult run_autoscheme(const Model& model, const AutoSchemeOptions& opt
     for (AllocatorKind k : opt.allocators)
       r.allocations.push_back(allocate(r.problem, r.has_scores ? &r.scores : nullptr, b, k, opt.seed));
   if (opt.measure_kld || opt.refine_rounds > 0) {
-    KldProbe probe(model, tokens, opt.batch_size, opt.measure_encoder);
+    KldProbe probe(model, tokens, opt.batch_size, opt.measure_encoder, int64_t(1) << 30, opt.imatrix);
     if (opt.refine_rounds > 0) refine_allocations(model, opt, probe, r);
     if (opt.measure_kld) measure_allocations(model, opt, probe, r);
   }

@@ -33,6 +33,8 @@ struct AutoSchemeOptions {
   bool measure_kld = false;
   // The weight encoder of those measurements (alloc/kld_probe.h).
   ProbeEncoder measure_encoder = ProbeEncoder::Rtn;
+  // A given imatrix for the OptRtn measurements instead of the probe's own (null: collect).
+  const GivenImportances* imatrix = nullptr;
   // Rounds of measured refinement of every DeltaLoss allocation (alloc/refine.h); 0: none.
   int refine_rounds = 0;
   bool progress = true;

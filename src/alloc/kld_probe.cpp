@@ -5,12 +5,13 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "model/block_desc.h"
 #include "quant/qdq.h"
 
 namespace sr {
 
 KldProbe::KldProbe(const Model& model, const at::Tensor& tokens, int64_t batch, ProbeEncoder encoder,
-                   int64_t weight_cache_bytes)
+                   int64_t weight_cache_bytes, const GivenImportances* given)
     : model_(model), tokens_(tokens), batch_(batch), encoder_(encoder), wcache_limit_(weight_cache_bytes) {
   at::NoGradGuard ng;
   SR_CHECK(tokens.dim() == 2 && tokens.size(0) >= 1 && tokens.size(1) >= 2 && tokens.scalar_type() == at::kLong,
@@ -19,7 +20,17 @@ KldProbe::KldProbe(const Model& model, const at::Tensor& tokens, int64_t batch, 
   const int64_t N = tokens.size(0), T = tokens.size(1);
   positions_ = at::arange(T, at::kLong);
   const RopeTables& rope = model.rope(T);
-  imatrix_.assign(size_t(model.config().n_layers), BlockTensors(model.block_desc().linears.size()));
+  const size_t n_linears = model.block_desc().linears.size();
+  imatrix_.assign(size_t(model.config().n_layers), BlockTensors(n_linears));
+  imatrix_tokens_.assign(size_t(model.config().n_layers), std::vector<int64_t>(n_linears, N * T));
+  const bool collect_own = encoder == ProbeEncoder::OptRtn && !given;
+  if (encoder == ProbeEncoder::OptRtn && given)
+    for (int64_t b = 0; b < model.config().n_layers; ++b)
+      for (size_t p = 0; p < n_linears; ++p) {
+        auto it = given->find(linear_name(model.block_desc(), b, int(p)));
+        imatrix_tokens_[size_t(b)][p] = it == given->end() ? 0 : it->second.tokens;
+        if (it != given->end()) imatrix_[size_t(b)][p] = it->second.sum_sq.to(at::kFloat);
+      }
   for (int64_t r = 0; r < N; r += batch) {
     at::Tensor h = model.embed(tokens.narrow(0, r, std::min(batch, N - r)));
     for (int64_t b = 0; b < model.config().n_layers; ++b) {
@@ -31,7 +42,7 @@ KldProbe::KldProbe(const Model& model, const at::Tensor& tokens, int64_t batch, 
         return x;
       };
       h = block_forward(model.config(), model.load_block(b), h, positions_, rope,
-                        encoder == ProbeEncoder::OptRtn ? collect : InputHook());
+                        collect_own ? collect : InputHook());
     }
     fp_logp_.push_back(at::log_softmax(model.logits(h), -1));
   }
@@ -53,7 +64,7 @@ const at::Tensor& KldProbe::quantized_weight(int64_t b, int p, const QuantScheme
   auto it = wcache_.find(key);
   if (it != wcache_.end()) return it->second;
   const bool opt = encoder_ == ProbeEncoder::OptRtn;
-  const at::Tensor im = opt ? scheme_importance(imatrix_[size_t(b)][size_t(p)], s, tokens_.numel()) : at::Tensor();
+  const at::Tensor im = opt ? scheme_importance(imatrix_[size_t(b)][size_t(p)], s, imatrix_tokens_[size_t(b)][size_t(p)]) : at::Tensor();
   at::Tensor q = quantize_weight(w, s, opt ? WeightEncoder::OptRtn : WeightEncoder::Rtn, im, global_scale);
   const int64_t bytes = q.numel() * int64_t(q.element_size());
   if (wcache_bytes_ + bytes > wcache_limit_) {  // over the limit: hand out an uncached copy

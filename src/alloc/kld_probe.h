@@ -11,7 +11,9 @@
 // default: the §3.3 imatrix-weighted search (GGUF: llama.cpp's imatrix encoder) with the
 // importance Σx² of each projection's input collected during the probe's own FP pass (GGUF:
 // its mean over the tokens, as the quantize pipeline passes it). Measuring with the encoder
-// that will be used matters: at 2 bits opt-RTN repairs much of what RTN breaks.
+// that will be used matters: at 2 bits opt-RTN repairs much of what RTN breaks. Given an imatrix
+// (an imatrix file: `quantize --imatrix`), OptRtn uses it instead, as the quantize pipeline does:
+// a layer the file does not name is searched without importances (llama-quantize's way).
 //
 // Two caches make a search affordable:
 //   base prefix  set_base(a) keeps a's input to every block; kld(b) then starts at the first
@@ -40,12 +42,22 @@ namespace sr {
 
 enum class ProbeEncoder { Rtn, OptRtn };
 
+// A given imatrix by full HF module name ("model.layers.3.mlp.down_proj"): Σx² [in] and the
+// tokens it summed over (0: unknown, Σx² is the importance as is).
+struct GivenImportance {
+  at::Tensor sum_sq;
+  int64_t tokens = 0;
+};
+using GivenImportances = std::map<std::string, GivenImportance>;
+
 class KldProbe {
  public:
   // Runs the FP model on `tokens` [N >= 1, T >= 2] int64 in batches of `batch` rows. Throws
   // sr::Error on malformed tokens or batch.
+  // `given` (kept by pointer; may be null): the OptRtn encoder's importances instead of the
+  // probe's own Σx².
   KldProbe(const Model& model, const at::Tensor& tokens, int64_t batch, ProbeEncoder encoder = ProbeEncoder::Rtn,
-           int64_t weight_cache_bytes = int64_t(1) << 30);
+           int64_t weight_cache_bytes = int64_t(1) << 30, const GivenImportances* given = nullptr);
 
   // KLD of assignment `a` ([n_layers] block schemes, each one per linear of the model's block
   // description; a 16-bit scheme leaves a linear as is). Throws sr::Error on other sizes.
@@ -67,7 +79,8 @@ class KldProbe {
   at::Tensor tokens_, positions_;
   int64_t batch_;
   ProbeEncoder encoder_;
-  std::vector<BlockTensors> imatrix_;                 // [block][linear] Σx² over the FP pass (OptRtn)
+  std::vector<BlockTensors> imatrix_;                 // [block][linear] Σx² over the FP pass or given (OptRtn)
+  std::vector<std::vector<int64_t>> imatrix_tokens_;  // [block][linear] the tokens each Σx² summed over
   std::vector<at::Tensor> fp_logp_;                   // per batch [b, T, V]
   std::vector<BlockSchemes> base_;                    // empty: no base
   std::vector<std::vector<at::Tensor>> base_inputs_;  // [batch][block] input of block

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "alloc/autoscheme.h"
+#include "tune/imatrix.h"
 #include "cli/args.h"
 
 namespace sr::cli {
@@ -29,7 +30,10 @@ AutoSchemeOptions autoscheme_options_from_flags(const Args& a, const std::string
 // the chosen allocation's scheme of every layer by name (PlanOptions::layer_schemes); `record`
 // gets the allocation summary. REQUIRES: avg_bits_flag(a) is not empty, or file_target > 0: the
 // average file bits per searched weight (--target_bpw / --target_size converted by the caller).
+// `imatrix` (--imatrix, may be null): the opt-RTN measurements' importances instead of the
+// search's own (--measure_encoder opt_rtn; RTN and DeltaLoss use none).
 std::map<std::string, QuantScheme> autoscheme_layer_schemes(const Model& model, const Args& a, nlohmann::json& record,
-                                                             double file_target = 0);
+                                                             double file_target = 0,
+                                                             const Importances* imatrix = nullptr);
 
 }  // namespace sr::cli

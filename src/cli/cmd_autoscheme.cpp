@@ -151,7 +151,7 @@ AutoSchemeOptions autoscheme_options_from_flags(const Args& a, const std::string
 }
 
 std::map<std::string, QuantScheme> autoscheme_layer_schemes(const Model& model, const Args& a, nlohmann::json& record,
-                                                             double file_target) {
+                                                             double file_target, const Importances* imatrix) {
   AutoSchemeOptions o = autoscheme_options_from_flags(a, "autoscheme-", file_target > 0 ? std::vector<double>{file_target}
                                                                                          : std::vector<double>{});
   SR_CHECK(o.avg_bits.size() == 1, "quantize takes one --avg_bits; use signround autoscheme to compare several");
@@ -164,6 +164,11 @@ std::map<std::string, QuantScheme> autoscheme_layer_schemes(const Model& model, 
     std::fprintf(stderr, "note: --refine measures untuned (%s) damage; with tuning (--iters > 0) it helped at one budget "
                  "of four on the demo model and hurt at two (docs/results-mixed-precision.md)\n",
                  o.measure_encoder == ProbeEncoder::OptRtn ? "opt-RTN" : "RTN");
+  GivenImportances given;
+  if (imatrix) {
+    for (const auto& [name, l] : *imatrix) given[name] = {l.sum_sq, l.tokens};
+    o.imatrix = &given;
+  }
   AutoSchemeResult r = run_autoscheme(model, o);
   const Allocation& al = r.allocations[r.best.empty() ? 0 : r.best.front()];
   record = layer_config_json(r.plan, r.problem, al)["autoscheme"];

@@ -184,7 +184,8 @@ EvalResult eval_text(const Args& a, const Model& model, const Model* base, EvalO
     const std::string text = read_text_file(a.required("text"));
     ids = opt.protocol == Protocol::LlamaCpp ? model.tokenizer().encode_with_bos(text) : model.tokenizer().encode(text);
   }
-  const EvalBatch batch = make_eval_batch(ids, model.tokenizer().bos_id(), opt);
+  const Tokenizer& tok = model.tokenizer();  // llama-perplexity puts BOS first only when the vocabulary adds it
+  const EvalBatch batch = make_eval_batch(ids, tok.add_bos() ? tok.bos_id() : -1, opt);
   const double t0 = now_seconds();
   KldBase kb;
   if (file) kb.records = file->records.narrow(0, 0, batch.inputs.size(0));

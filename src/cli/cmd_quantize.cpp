@@ -440,7 +440,8 @@ int cmd_quantize(int argc, char** argv) {
   nlohmann::json autoscheme;  // with --avg_bits: the allocation, whose schemes replace --layer_config
   std::map<std::string, QuantScheme> allocated;
   if (searches(a))
-    allocated = autoscheme_layer_schemes(*model, a, autoscheme, target ? file_target_bits(a, *model, *target, recipe) : 0);
+    allocated = autoscheme_layer_schemes(*model, a, autoscheme, target ? file_target_bits(a, *model, *target, recipe) : 0,
+                                         o.imatrix);
   const std::string layer_config = searches(a) ? std::string() : a.str("layer-config");
   PlanOptions po = target ? gguf_plan_options(a, *model, gguf, layer_config, *target)
                           : PlanOptions{scheme_from_flags(a), layer_config, a.flag("quant-lm-head"), {}};

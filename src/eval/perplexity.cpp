@@ -190,7 +190,7 @@ EvalResult evaluate_batch(const Model& model, const EvalBatch& batch, const Eval
 EvalResult evaluate_text(const Model& model, const std::string& text, const EvalOptions& opt, const Model* base) {
   const Tokenizer& tok = model.tokenizer();
   std::vector<int32_t> ids = opt.protocol == Protocol::LlamaCpp ? tok.encode_with_bos(text) : tok.encode(text);
-  return evaluate_batch(model, make_eval_batch(ids, tok.bos_id(), opt), opt, base);
+  return evaluate_batch(model, make_eval_batch(ids, tok.add_bos() ? tok.bos_id() : -1, opt), opt, base);
 }
 
 }  // namespace sr

@@ -56,7 +56,8 @@ struct EvalBatch {
 };
 
 // REQUIRES: `ids` is the text tokenized WITH BOS for llamacpp, WITHOUT for windows.
-// bos_id < 0 (a vocabulary without BOS, e.g. Qwen2's): llamacpp keeps each chunk's first
+// bos_id < 0 (no BOS added: a vocabulary without one, e.g. Qwen2's, or add_bos false, as
+// llama-perplexity decides by llama_vocab_get_add_bos): llamacpp keeps each chunk's first
 // token; windows scores tokens 1..ctx-1 of each window (no BOS to predict token 0 from).
 // Throws if the text yields no complete chunk (names how many tokens are needed).
 EvalBatch make_eval_batch(const std::vector<int32_t>& ids, int32_t bos_id, const EvalOptions& opt);

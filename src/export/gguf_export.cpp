@@ -44,7 +44,7 @@ std::vector<std::pair<std::string, GgufValue>> file_metadata(const std::string& 
                                                              const Vocabulary& vocab, GgufMix mix,
                                                              const GgufExportOptions& opt) {
   const std::string name = opt.model_name.empty() ? default_name(path) : opt.model_name;
-  auto metadata = gguf_model_metadata(c, vocab, mix, name);
+  auto metadata = gguf_model_metadata(c, vocab, mix, name, opt.source);
   for (const auto& [key, value] : opt.extra_metadata) {
     auto it = std::find_if(metadata.begin(), metadata.end(), [&](const auto& kv) { return kv.first == key; });
     if (it == metadata.end()) metadata.emplace_back(key, value);

@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "common/torch.h"
+#include "export/gguf_metadata.h"
 #include "export/gguf_plan.h"
 #include "io/gguf_writer.h"
 #include "model/config.h"
@@ -50,6 +51,9 @@ struct GgufExportOptions {
   // Entries appended after the model metadata (e.g. general.quantized_by and the run's
   // settings); a key the model metadata already has is replaced in place.
   std::vector<std::pair<std::string, GgufValue>> extra_metadata;
+  // What the model's source adds (export/gguf_metadata.h: gguf_source_of); the default writes
+  // key_length and the vocabulary's own special ids.
+  GgufSource source;
 };
 
 // The size in bytes of the file a GgufModelWriter with these arguments writes (same metadata,

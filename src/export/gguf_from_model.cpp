@@ -55,7 +55,10 @@ std::vector<GgufTensorPlan> export_gguf(const Model& m, const std::string& path,
   GgufPlanOptions plan_opt = opt.plan;
   plan_opt.has_imatrix = plan_opt.has_imatrix || !opt.imatrix.empty();
   const Vocabulary& vocab = opt.vocabulary ? *opt.vocabulary : m.tokenizer().vocabulary();
-  GgufModelWriter w(path, m.config(), vocab, mix, plan_gguf_types(m.config(), mix, plan_opt), opt.file);
+  GgufExportOptions file = opt.file;
+  file.source = gguf_source_of(m.path(), vocab);
+  if (opt.vocabulary) file.source.special = {};  // another tokenizer than the folder's: its own ids
+  GgufModelWriter w(path, m.config(), vocab, mix, plan_gguf_types(m.config(), mix, plan_opt), file);
   const std::map<std::string, at::Tensor> imatrix = imatrix_by_gguf_name(w, opt.imatrix);
   Sink sink{w, imatrix};
   write_top_level(m, sink);

@@ -14,7 +14,8 @@ namespace sr {
 
 struct GgufModelExportOptions {
   GgufPlanOptions plan;   // overrides; has_imatrix is set when `imatrix` is not empty
-  GgufExportOptions file;
+  GgufExportOptions file;  // its `source` is set from the model (without the folder's special ids
+                          // when `vocabulary` replaces the tokenizer)
   // Tensor name (HF "model.layers.0.mlp.down_proj.weight" or GGUF) -> importance [in].
   // Matrices without an entry use the ref encoder.
   std::map<std::string, at::Tensor> imatrix;

@@ -116,6 +116,7 @@ GgufExportOptions file_options(const Model& m, const TuningRecipe& recipe) {
   GgufExportOptions fo;
   fo.model_name = model_name(m);
   fo.extra_metadata = run_metadata(recipe);
+  fo.source = gguf_source_of(m.path(), m.tokenizer().vocabulary());
   return fo;
 }
 

@@ -48,6 +48,21 @@ T field_or(const json& j, const char* key, T fallback, const std::string& path) 
   return field<T>(j, key, path);
 }
 
+// YaRN as Qwen's configs give it and llama.cpp runs it: beta_fast 32, beta_slow 1, the attention
+// factor 1 + 0.1 ln(factor), correction dims rounded outwards. Other settings (DeepSeek's mscale,
+// an explicit attention_factor, truncate false) would compute another model: refused by name.
+void check_yarn_defaults(const json& s, const std::string& path) {
+  for (const auto& [key, value] : {std::pair("beta_fast", 32.0), std::pair("beta_slow", 1.0)})
+    if (s.contains(key) && !s[key].is_null())
+      SR_CHECK(field<double>(s, key, path) == value, "[config] ", path, ": rope_scaling.", key, " ", s[key].dump(),
+               " is not supported for yarn (only ", value, ", as llama.cpp runs it)");
+  for (const char* key : {"attention_factor", "mscale", "mscale_all_dim"})
+    SR_CHECK(!s.contains(key) || s[key].is_null(), "[config] ", path, ": rope_scaling.", key,
+             " is not supported for yarn (llama.cpp's attention factor is 1 + 0.1 ln(factor))");
+  SR_CHECK(!s.contains("truncate") || s["truncate"] != false, "[config] ", path,
+           ": rope_scaling.truncate false is not supported for yarn (llama.cpp rounds the correction range)");
+}
+
 RopeScaling parse_rope_scaling(const json& j, const std::string& path) {
   RopeScaling r;
   if (!j.contains("rope_scaling") || j["rope_scaling"].is_null()) return r;
@@ -62,10 +77,18 @@ RopeScaling parse_rope_scaling(const json& j, const std::string& path) {
     r.high_freq_factor = field<double>(s, "high_freq_factor", path);
     r.original_max_position = field<int64_t>(s, "original_max_position_embeddings", path);
   }
-  SR_CHECK(r.type == "none" || r.type == "llama3" || r.type == "linear", "[config] ", path,
-           ": rope_scaling type '", r.type, "' is not supported (none, linear, llama3)");
+  if (r.type == "yarn") {
+    r.original_max_position = field<int64_t>(s, "original_max_position_embeddings", path);
+    check_yarn_defaults(s, path);
+  }
+  SR_CHECK(r.type == "none" || r.type == "llama3" || r.type == "linear" || r.type == "yarn", "[config] ", path,
+           ": rope_scaling type '", r.type, "' is not supported (none, linear, llama3, yarn)");
   SR_CHECK(r.factor > 0 && std::isfinite(r.factor), "[config] ", path, ": rope_scaling.factor must be positive, got ",
            r.factor);
+  if (r.type == "yarn")
+    SR_CHECK(r.factor >= 1 && r.original_max_position > 0 && r.original_max_position <= limits::kMaxContext,
+             "[config] ", path, ": rope_scaling (yarn) needs factor >= 1 and 0 < original_max_position_embeddings <= ",
+             limits::kMaxContext, "; got ", r.factor, ", ", r.original_max_position);
   if (r.type == "llama3")
     SR_CHECK(r.low_freq_factor > 0 && r.high_freq_factor > r.low_freq_factor && r.original_max_position > 0 &&
                  r.original_max_position <= limits::kMaxContext,

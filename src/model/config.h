@@ -10,7 +10,8 @@ namespace sr {
 enum class Arch { Llama, Mistral, Qwen2, Qwen3, Mixtral, Qwen2Moe, Qwen3Moe };
 
 // RoPE frequency scaling. "none" or Llama-3.x "llama3" (smoothly divides the low
-// frequencies by `factor`), or "linear" (positions divided by `factor`).
+// frequencies by `factor`), or "linear" (positions divided by `factor`), or "yarn" (Qwen's:
+// `factor` and `original_max_position`, llama.cpp's defaults otherwise; model/llama.cpp).
 // freq_factors, when not empty, divides each inverse frequency as well: that is how
 // GGUF files carry Llama-3 scaling (the rope_freqs.weight tensor, which
 // convert_hf_to_gguf computes from the llama3 parameters).

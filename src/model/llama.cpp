@@ -1,5 +1,6 @@
 #include "model/llama.h"
 
+#include <algorithm>
 #include <cmath>
 #include <tuple>
 
@@ -7,7 +8,27 @@
 
 namespace sr {
 
-// Inverse frequencies of the hd/2 rotation pairs, with Llama-3 / linear scaling.
+// YaRN (ggml's rope_yarn, as llama.cpp runs Qwen's rope_scaling "yarn"; the same as Hugging
+// Face's): pair i keeps its frequency below the correction range [lo, hi] (fast rotations),
+// takes freq / factor above it, and blends linearly inside; lo/hi are the pairs that turn
+// beta_fast = 32 / beta_slow = 1 times over original_max_position, rounded outwards.
+static at::Tensor yarn_frequencies(const ModelConfig& c, const at::Tensor& inv) {
+  const RopeScaling& s = c.rope_scaling;
+  const double dims = double(c.head_dim), base = c.rope_theta, ctx = double(s.original_max_position);
+  auto corr_dim = [&](double rotations) { return dims * std::log(ctx / (rotations * 2 * M_PI)) / (2 * std::log(base)); };
+  const double lo = std::max(0.0, std::floor(corr_dim(32.0)));
+  const double hi = std::min(dims - 1, std::ceil(corr_dim(1.0)));
+  auto out = inv.clone();
+  auto p = out.accessor<float, 1>();
+  for (int64_t i = 0; i < c.head_dim / 2; ++i) {
+    const double y = (double(i) - lo) / std::max(0.001, hi - lo);
+    const double keep = 1 - std::min(1.0, std::max(0.0, y));  // 1: extrapolate (unchanged)
+    p[i] = float(p[i] / s.factor * (1 - keep) + p[i] * keep);
+  }
+  return out;
+}
+
+// Inverse frequencies of the hd/2 rotation pairs, with Llama-3 / linear / YaRN scaling.
 static at::Tensor inverse_frequencies(const ModelConfig& c) {
   const int64_t half = c.head_dim / 2;
   auto exponent = at::arange(0, c.head_dim, 2, at::kLong).to(at::kFloat) / double(c.head_dim);
@@ -19,6 +40,7 @@ static at::Tensor inverse_frequencies(const ModelConfig& c) {
     inv = inv / at::from_blob(const_cast<float*>(s.freq_factors.data()), {half}, at::kFloat);
   }
   if (s.type == "linear") return inv / s.factor;
+  if (s.type == "yarn") return yarn_frequencies(c, inv);
   if (s.type != "llama3") return inv;
   // Llama 3.1: keep high frequencies, divide low ones by `factor`, blend in between.
   const double low_wavelen = s.original_max_position / s.low_freq_factor;
@@ -40,6 +62,10 @@ RopeTables make_rope_tables(const ModelConfig& c, int64_t n) {
   auto inv = inverse_frequencies(c);                           // [hd/2]
   auto angles = at::outer(at::arange(n, at::kFloat), inv);     // [n, hd/2]
   auto emb = at::cat({angles, angles}, -1);                    // [n, hd]
+  if (c.rope_scaling.type == "yarn") {  // YaRN's attention factor, on q and k alike
+    const double mscale = 1 + 0.1 * std::log(c.rope_scaling.factor);
+    return {emb.cos() * mscale, emb.sin() * mscale};
+  }
   return {emb.cos(), emb.sin()};
 }
 

@@ -8,7 +8,8 @@
 //   attention.value_length (= key_length), rope.dimension_count (= key_length),
 //   context_length (2048), rope.freq_base (10000), attention.layer_norm_rms_epsilon
 //   (required), vocab_size (checked against token_embd), rope.scaling.type +
-//   rope.scaling.factor (or the older rope.scale_linear), expert_count (0: dense; else
+//   rope.scaling.factor (or the older rope.scale_linear; "yarn" with
+//   rope.scaling.original_context_length), expert_count (0: dense; else
 //   expert_used_count is required). The experts' width: "llama" (Mixtral) feed_forward_length;
 //   qwen2moe / qwen3moe expert_feed_forward_length (absent: feed_forward_length /
 //   expert_used_count, as llama.cpp), the shared expert's expert_shared_feed_forward_length
@@ -22,6 +23,7 @@
 #include <memory>
 
 #include "common/error.h"
+#include "common/limits.h"
 #include "common/strings.h"
 #include "io/gguf_reader.h"
 #include "model/gguf_arch.h"
@@ -118,8 +120,23 @@ RopeScaling read_rope_scaling(const GgufReader& r, const Keys& key) {
     s.type = "linear";
     s.factor = float_or(r, key("rope.scale_linear"), 1.0);
   }
-  SR_CHECK(s.type == "none" || s.type == "linear", "[model] ", r.path(), ": ", key("rope.scaling.type"), " '",
-           s.type, "' is not supported (none, linear; llama3 scaling comes as rope_freqs.weight)");
+  if (s.type == "yarn") {  // llama.cpp's defaults for what the converter leaves out (model/llama.cpp)
+    s.factor = float_or(r, key("rope.scaling.factor"), 1.0);
+    const std::string orig = key("rope.scaling.original_context_length");
+    SR_CHECK(r.has(orig), "[model] ", r.path(), ": yarn rope scaling without ", orig);
+    s.original_max_position = int_or(r, orig, 0);
+    SR_CHECK(s.factor >= 1 && s.original_max_position > 0 && s.original_max_position <= limits::kMaxContext, "[model] ",
+             r.path(), ": yarn rope scaling needs factor >= 1 and 0 < ", orig, " <= ", limits::kMaxContext);
+    for (const auto& [rest, value] : {std::pair("rope.scaling.yarn_beta_fast", 32.0),
+                                      std::pair("rope.scaling.yarn_beta_slow", 1.0),
+                                      std::pair("rope.scaling.yarn_ext_factor", 1.0),
+                                      std::pair("rope.scaling.attn_factor", 1.0)})
+      SR_CHECK(!r.has(key(rest)) || float_or(r, key(rest), value) == value, "[model] ", r.path(), ": ", key(rest),
+               " other than ", value, " is not supported");
+  }
+  SR_CHECK(s.type == "none" || s.type == "linear" || s.type == "yarn", "[model] ", r.path(), ": ",
+           key("rope.scaling.type"), " '", s.type,
+           "' is not supported (none, linear, yarn; llama3 scaling comes as rope_freqs.weight)");
   SR_CHECK(s.factor > 0, "[model] ", r.path(), ": rope scaling factor must be positive, got ", s.factor);
   if (const GgufTensorInfo* f = r.find_tensor("rope_freqs.weight")) s.freq_factors = r.decode_f32(*f);
   return s;

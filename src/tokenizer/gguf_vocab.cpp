@@ -1,6 +1,7 @@
 // tokenizer.ggml.* <-> Vocabulary (contract in gguf_vocab.h).
 #include "tokenizer/gguf_vocab.h"
 
+#include <algorithm>
 #include <optional>
 
 #include "common/error.h"
@@ -113,20 +114,39 @@ Vocabulary read_gpt2_vocabulary(const GgufReader& r, PreTokenizer pre) {
   return v;
 }
 
-std::vector<std::pair<std::string, GgufValue>> gpt2_metadata(const Vocabulary& v) {
+using Entries = std::vector<std::pair<std::string, GgufValue>>;
+
+GgufValue id_value(int64_t id) { return GgufValue::scalar<uint32_t>(uint32_t(id)); }
+
+// SpecialVocab.add_to_gguf's part after the merges: ids, add flags, chat template. `skip`: types
+// whose id and add flag the caller wrote itself.
+void add_special(const GgufSpecialVocab& s, const std::vector<std::string>& skip, Entries& e) {
+  auto skipped = [&](const std::string& t) { return std::find(skip.begin(), skip.end(), t) != skip.end(); };
+  for (const auto& [type, id] : s.ids)
+    if (!skipped(type)) e.emplace_back(gguf_special_token_key(type), id_value(id));
+  for (const auto& [type, value] : s.add)
+    if (!skipped(type)) e.emplace_back("tokenizer.ggml.add_" + type + "_token", GgufValue::scalar<bool>(value));
+  if (s.chat_template) e.emplace_back("tokenizer.chat_template", GgufValue::string(*s.chat_template));
+}
+
+Entries gpt2_metadata(const Vocabulary& v, const GgufSpecialVocab& special) {
   std::vector<std::string> merges;
   merges.reserve(v.merges.size());
   for (const auto& [a, b] : v.merges) merges.push_back(a + " " + b);
-  std::vector<std::pair<std::string, GgufValue>> e = {
+  Entries e = {
       {kModelKey, GgufValue::string("gpt2")},
       {"tokenizer.ggml.pre", GgufValue::string(pre_to_gguf(v.pre))},
       {kTokensKey, GgufValue::array(v.pieces)},
       {kTypesKey, GgufValue::array(token_types(v))},
       {kMergesKey, GgufValue::array(merges)},
   };
-  if (v.bos_id >= 0) e.emplace_back("tokenizer.ggml.bos_token_id", GgufValue::scalar<uint32_t>(uint32_t(v.bos_id)));
-  if (v.eos_id >= 0) e.emplace_back("tokenizer.ggml.eos_token_id", GgufValue::scalar<uint32_t>(uint32_t(v.eos_id)));
-  e.emplace_back("tokenizer.ggml.add_bos_token", GgufValue::scalar<bool>(v.add_bos && v.bos_id >= 0));
+  if (special.known) {
+    add_special(special, {}, e);
+  } else {
+    if (v.bos_id >= 0) e.emplace_back("tokenizer.ggml.bos_token_id", id_value(v.bos_id));
+    if (v.eos_id >= 0) e.emplace_back("tokenizer.ggml.eos_token_id", id_value(v.eos_id));
+    e.emplace_back("tokenizer.ggml.add_bos_token", GgufValue::scalar<bool>(v.add_bos && v.bos_id >= 0));
+  }
   // llama.cpp's BPE tokenizer ignores it; written only when set so we read it back.
   if (v.add_dummy_prefix) e.emplace_back("tokenizer.ggml.add_space_prefix", GgufValue::scalar<bool>(true));
   return e;
@@ -159,9 +179,10 @@ std::unique_ptr<Tokenizer> read_gguf_tokenizer(const GgufReader& r, std::string&
   return std::make_unique<Tokenizer>(read_llama_vocabulary(r));
 }
 
-std::vector<std::pair<std::string, GgufValue>> gguf_vocabulary_metadata(const Vocabulary& v) {
-  if (v.model == TokenizerModel::ByteLevelBpe) return gpt2_metadata(v);
-  return {
+std::vector<std::pair<std::string, GgufValue>> gguf_vocabulary_metadata(const Vocabulary& v,
+                                                                         const GgufSpecialVocab& special) {
+  if (v.model == TokenizerModel::ByteLevelBpe) return gpt2_metadata(v, special);
+  Entries e = {
       {kModelKey, GgufValue::string("llama")},
       {"tokenizer.ggml.pre", GgufValue::string("default")},
       {kTokensKey, GgufValue::array(v.pieces)},
@@ -170,10 +191,17 @@ std::vector<std::pair<std::string, GgufValue>> gguf_vocabulary_metadata(const Vo
       {"tokenizer.ggml.bos_token_id", GgufValue::scalar<uint32_t>(uint32_t(v.bos_id))},
       {"tokenizer.ggml.eos_token_id", GgufValue::scalar<uint32_t>(uint32_t(v.eos_id))},
       {"tokenizer.ggml.unknown_token_id", GgufValue::scalar<uint32_t>(uint32_t(v.unk_id))},
-      {"tokenizer.ggml.add_bos_token", GgufValue::scalar<bool>(v.add_bos)},
-      {"tokenizer.ggml.add_eos_token", GgufValue::scalar<bool>(false)},
-      {"tokenizer.ggml.add_space_prefix", GgufValue::scalar<bool>(v.add_dummy_prefix)},
   };
+  GgufSpecialVocab ids = special, rest = special;  // the other ids before the add flags, as SpecialVocab
+  ids.add.clear();
+  ids.chat_template.reset();
+  rest.ids.clear();
+  add_special(ids, {"bos", "eos", "unk"}, e);
+  e.emplace_back("tokenizer.ggml.add_bos_token", GgufValue::scalar<bool>(v.add_bos));
+  e.emplace_back("tokenizer.ggml.add_eos_token", GgufValue::scalar<bool>(false));
+  add_special(rest, {"bos", "eos"}, e);
+  e.emplace_back("tokenizer.ggml.add_space_prefix", GgufValue::scalar<bool>(v.add_dummy_prefix));
+  return e;
 }
 
 }  // namespace sr

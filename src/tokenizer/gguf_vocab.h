@@ -29,6 +29,7 @@
 // the pre-tokenizer (true for llama-bpe), and so does the reader.
 #pragma once
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -38,6 +39,42 @@
 #include "tokenizer/tokenizer.h"
 
 namespace sr {
+
+// What convert_hf_to_gguf.py's SpecialVocab (gguf-py vocab.py) adds to the tokenizer.ggml.*
+// metadata: special token ids, add_<type>_token flags and the chat template. From a Hugging Face
+// folder it resolves them as SpecialVocab does:
+//   - tokenizer.json's post_processor (TemplateProcessing's leading/trailing special tokens and
+//     separators, RobertaProcessing) sets add_bos / add_eos / add_sep (and may add "eot" when the
+//     template's trailing token is not tokenizer_config.json's eos_token);
+//   - with a tokenizer_config.json: the chat template (tokenizer_config's "chat_template", else
+//     chat_template.jinja, else chat_template.json's "chat_template"; a list of named templates
+//     keeps only its "default"), add_<type>_token booleans, and <type>_token ("text" or
+//     {"content"}) looked up among tokenizer.json's added_tokens;
+//   - then config.json's <type>_token_id (integers only) for the types still unset;
+// types: bos, eos, unk, sep, pad, cls, mask (+ eot, eom). An id at or past `n_vocab` is skipped
+// (n_vocab < 0: no limit; the converter passes the count for SentencePiece only).
+// Keys: tokenizer.ggml.{bos,eos,unknown,seperator (sic),padding,cls,mask,eot,eom}_token_id,
+// tokenizer.ggml.add_{bos,eos,sep}_token (the converter has no key for the other add flags),
+// tokenizer.chat_template.
+struct GgufSpecialVocab {
+  bool known = false;                                // false: no source was read
+  std::vector<std::pair<std::string, uint32_t>> ids;  // ("pad", 0), in the order resolved
+  std::vector<std::pair<std::string, bool>> add;      // ("bos", true), in the order first set
+  std::optional<std::string> chat_template;
+  // The resolved id of `type`, or -1.
+  int64_t id(const std::string& type) const;
+};
+
+// SpecialVocab of the folder `dir` (any of tokenizer.json, tokenizer_config.json,
+// chat_template.jinja / .json, config.json may be missing). Throws sr::Error naming the file on
+// malformed JSON or a negative token id (the converter refuses those too).
+GgufSpecialVocab read_hf_special_vocab(const std::string& dir, int64_t n_vocab);
+
+// tokenizer.ggml.<...>_token_id of a type ("pad" -> tokenizer.ggml.padding_token_id).
+std::string gguf_special_token_key(const std::string& type);
+
+// The same entries as stored in a GGUF file (types in the fixed order above).
+GgufSpecialVocab read_gguf_special_vocab(const GgufReader& r);
 
 // The tokenizer stored in `r`, or nullptr with `why_not` set when the file has no
 // tokenizer.ggml.* metadata, a tokenizer model other than "llama" or "gpt2", or a "gpt2"
@@ -50,9 +87,13 @@ std::unique_ptr<Tokenizer> read_gguf_tokenizer(const GgufReader& r, std::string&
 
 // The metadata entries, in llama.cpp's convert order, that describe `v`. SentencePiece:
 // a "llama" tokenizer: model, pre ("default"), tokens, scores, token_type, bos/eos/unknown
-// ids, add_bos_token, add_eos_token (false), add_space_prefix. ByteLevelBpe: a "gpt2"
-// tokenizer: model, pre, tokens, token_type, merges, bos/eos ids when >= 0,
-// add_bos_token, add_space_prefix when set.
-std::vector<std::pair<std::string, GgufValue>> gguf_vocabulary_metadata(const Vocabulary& v);
+// ids, [special's other ids], add_bos_token, add_eos_token (false), [special's add_sep_token],
+// [chat_template], add_space_prefix. ByteLevelBpe: a "gpt2" tokenizer: model, pre, tokens,
+// token_type, merges, then with a known `special` its ids, add flags and chat template as
+// SpecialVocab writes them, else the vocabulary's bos/eos ids when >= 0 and add_bos_token;
+// add_space_prefix when set. (SentencePiece keeps the vocabulary's bos/eos/unk and add flags:
+// tokenizer.model is their source, and the files we wrote before stay the same.)
+std::vector<std::pair<std::string, GgufValue>> gguf_vocabulary_metadata(const Vocabulary& v,
+                                                                         const GgufSpecialVocab& special = {});
 
 }  // namespace sr

@@ -5,11 +5,14 @@
 #include <cctype>
 #include <filesystem>
 #include <fstream>
+#include <cmath>
 #include <map>
+#include <random>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 
+#include "io/imatrix_file.h"
 #include "testutil.h"
 
 namespace sr {
@@ -189,6 +192,62 @@ TEST(AutoSchemeCli, ErrorsNameTheFlag) {
                              " --options MXFP4,MXFP8 --avg_bits 5,6 --iters 0 --output_dir " + (dir / "q"));
   EXPECT_EQ(q.exit_code, 1);
   EXPECT_NE(q.err.find("one --avg_bits"), std::string::npos) << q.err;
+}
+
+}  // namespace
+}  // namespace sr
+
+namespace sr {
+namespace {
+
+// An imatrix file for the demo model (4 blocks; 256 inputs, 768 for ffn_down) with random Σx².
+std::string demo_imatrix(const std::string& path, unsigned seed) {
+  ImatrixFile f;
+  f.chunk_count = 4;
+  f.chunk_size = 64;
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(0.1f, 200.0f);
+  for (int b = 0; b < 4; ++b)
+    for (const char* t : {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"}) {
+      ImatrixEntry e;
+      e.sums.resize(std::string(t) == "ffn_down" ? 768 : 256);
+      for (float& x : e.sums) x = u(rng);
+      e.counts = {256};
+      f.entries["blk." + std::to_string(b) + "." + t + ".weight"] = e;
+    }
+  write_imatrix_file(path, f, false);
+  return path;
+}
+
+// quantize --avg_bits --imatrix: the search's opt-RTN measurements (--measure_encoder opt_rtn)
+// use the given imatrix (another file measures another KLD; that they replace the search's own
+// Σx² exactly is KldProbe.GivenImatrixReplacesTheProbesOwn); a damaged file stops the run before
+// the search.
+TEST(AutoSchemeCli, GivenImatrixReachesTheSearch) {
+  test::TempDir dir;
+  auto run = [&](const std::string& imatrix, const std::string& out, bool quiet = true) {
+    return test::run_command(test::cli() + " quantize --threads 2 " + (quiet ? "--quiet" : "") + " --model " +
+                             demo_model() + " --dataset " + demo_text() +
+                             " --nsamples 2 --seqlen 32 --autoscheme_nsamples 2 --autoscheme_seqlen 32 --score_cache none"
+                             " --iters 0 --avg_bits 3 --options W2A16G64,W4A16 --measure_kld --measure_encoder opt_rtn"
+                             " --imatrix " + imatrix + " --output_dir " + out);
+  };
+  std::map<std::string, double> kld;
+  for (const std::string& name : {"a", "b"}) {
+    auto r = run(demo_imatrix(dir / (name + ".gguf"), name == "a" ? 1 : 2), dir / name);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto rec = nlohmann::json::parse(test::read_text(dir / (name + "/signround_run.json")));
+    kld[name] = rec["autoscheme"]["measured_kld"].get<double>();
+  }
+  EXPECT_GT(std::fabs(kld["a"] - kld["b"]), 1e-3 * kld["a"]) << kld["a"] << " " << kld["b"];
+
+  const std::string good = test::read_text(dir / "a.gguf");
+  std::ofstream(dir / "bad.gguf", std::ios::binary) << good.substr(0, good.size() / 2);
+  auto bad = run(dir / "bad.gguf", dir / "bad", /*quiet=*/false);
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("bad.gguf"), std::string::npos) << bad.err;
+  EXPECT_EQ(bad.err.find("deltaloss"), std::string::npos) << bad.err;  // no option was scored
+  EXPECT_FALSE(fs::exists(dir / "bad"));
 }
 
 }  // namespace

@@ -13,6 +13,8 @@
 #include "alloc/measured_kld.h"
 #include "cli/flag_values.h"
 #include "common/error.h"
+#include "model/block_desc.h"
+#include "model/llama.h"
 #include "random_model.h"
 #include "testutil.h"
 
@@ -73,6 +75,43 @@ TEST(KldProbe, OptRtnEncoderIsUsedWhereASearchExists) {
   EXPECT_NEAR(opt.kld(asym), rtn.kld(asym), 1e-6 * rtn.kld(asym));
   EXPECT_EQ(parse_probe_encoder("opt-rtn"), ProbeEncoder::OptRtn);
   EXPECT_THROW(parse_probe_encoder("gptq"), Error);
+}
+
+// A given imatrix (quantize --imatrix) replaces the probe's own Σx²: given exactly what the probe
+// would collect it measures the same KLD; given other importances, another one.
+TEST(KldProbe, GivenImatrixReplacesTheProbesOwn) {
+  test::TempDir dir;
+  auto m = Model::open(test::write_random_hf_model(dir.path(), {}));
+  const int64_t L = m->config().n_layers, N = 4, T = 16;
+  const at::Tensor tokens = at::randint(m->config().vocab, {N, T}, at::TensorOptions().dtype(at::kLong));
+  GivenImportances same, other;
+  at::NoGradGuard ng;
+  const at::Tensor pos = at::arange(T, at::kLong);
+  for (int64_t r = 0; r < N; r += 2) {  // the probe's batches (2 rows), summed in its order
+    at::Tensor h = m->embed(tokens.narrow(0, r, 2));
+    for (int64_t b = 0; b < L; ++b) {
+      InputHook hook = [&](int p, const at::Tensor& x) {
+        const std::string name = linear_name(m->block_desc(), b, p);
+        const at::Tensor sq = x.reshape({-1, x.size(-1)}).pow(2).sum(0);
+        GivenImportance& g = same[name];
+        g.sum_sq = g.sum_sq.defined() ? g.sum_sq + sq : sq;
+        g.tokens = N * T;
+        other[name] = {at::rand_like(sq) * sq.mean() * 2, N * T};
+        return x;
+      };
+      h = block_forward(m->config(), m->load_block(b), h, pos, m->rope(T), hook);
+    }
+  }
+  const auto w2 = uniform_assignment(L, preset_scheme("W2A16G64"));
+  const auto q4 = uniform_assignment(L, parse_scheme("gguf:q4_0"));
+  KldProbe own(*m, tokens, 2, ProbeEncoder::OptRtn);
+  KldProbe given_same(*m, tokens, 2, ProbeEncoder::OptRtn, int64_t(1) << 30, &same);
+  KldProbe given_other(*m, tokens, 2, ProbeEncoder::OptRtn, int64_t(1) << 30, &other);
+  for (const auto& a : {w2, q4}) {
+    const double k = own.kld(a);
+    EXPECT_NEAR(given_same.kld(a), k, 1e-5 * k);
+    EXPECT_GT(std::fabs(given_other.kld(a) - k), 1e-3 * k);
+  }
 }
 
 struct Fixture {

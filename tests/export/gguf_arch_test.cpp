@@ -39,6 +39,7 @@ struct Family {
   bool tied = false;
   int64_t experts = 0;
   const char* extra_config = "";  // RandomModelSpec::extra_config_json
+  double scale = 0;               // RandomModelSpec::scale when > 0
 };
 
 const Family kFamilies[] = {
@@ -48,10 +49,15 @@ const Family kFamilies[] = {
     {"mistral", "MistralForCausalLM", "llama"},
     {"qwen2_tied", "Qwen2ForCausalLM", "qwen2", true},
     {"qwen2", "Qwen2ForCausalLM", "qwen2"},
-    {"qwen3", "Qwen3ForCausalLM", "qwen3", true},
+    {"qwen3", "Qwen3ForCausalLM", "qwen3", true, 0, R"({"head_dim": 16})"},  // named, as Qwen3's configs do
     {"mixtral", "MixtralForCausalLM", "llama", false, 4},
     {"qwen2moe", "Qwen2MoeForCausalLM", "qwen2moe", false, 4},
     {"qwen3moe", "Qwen3MoeForCausalLM", "qwen3moe", false, 4},
+    // YaRN with an original context short enough that the 16-wide heads' pairs 0..2 blend and
+    // the rest are interpolated (model/llama.cpp), and the attention factor is 1.139. Weights
+    // large enough that attention, and so the rotation, moves the perplexity.
+    {"qwen2_yarn", "Qwen2ForCausalLM", "qwen2", false, 0,
+     R"({"rope_scaling": {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 64}})", 0.3},
 };
 
 // The HF intermediate_size of the Qwen MoE models, distinct from the experts' width (64) so that
@@ -65,6 +71,7 @@ test::RandomModelSpec spec_of(const Family& f, int64_t vocab = 96) {
   s.tied = f.tied;
   s.experts = f.experts;
   s.extra_config_json = f.extra_config;
+  if (f.scale > 0) s.scale = f.scale;
   if (f.experts > 0) {
     // Routing as llama.cpp runs the architecture: qwen2moe never renormalises the top k.
     s.norm_topk_prob = std::string(f.gguf) != "qwen2moe";
@@ -100,13 +107,17 @@ std::string export_family(const Model& m, const std::string& path, GgufMix mix, 
 std::set<std::string> expected_arch_keys(const Family& f) {
   std::set<std::string> keys = {"block_count", "context_length", "embedding_length", "feed_forward_length",
                                 "attention.head_count", "attention.head_count_kv", "rope.freq_base",
-                                "attention.layer_norm_rms_epsilon", "attention.key_length",
-                                "attention.value_length"};
+                                "attention.layer_norm_rms_epsilon"};
   const std::string g = f.gguf;
+  // Only where config.json names head_dim (TextModel.set_gguf_parameters).
+  if (std::string(f.extra_config).find("head_dim") != std::string::npos)
+    keys.insert({"attention.key_length", "attention.value_length"});
   if (g == "llama") keys.insert({"vocab_size", "rope.dimension_count"});
   if (f.experts > 0) keys.insert({"expert_count", "expert_used_count"});
   if (g == "qwen2moe" || g == "qwen3moe") keys.insert("expert_feed_forward_length");
   if (g == "qwen2moe") keys.insert("expert_shared_feed_forward_length");
+  if (std::string(f.extra_config).find("yarn") != std::string::npos)
+    keys.insert({"rope.scaling.type", "rope.scaling.factor", "rope.scaling.original_context_length"});
   std::set<std::string> out;
   for (const std::string& k : keys) out.insert(g + "." + k);
   for (const char* k : {"general.architecture", "general.type", "general.name", "general.file_type",
@@ -155,6 +166,11 @@ TEST_P(GgufArchRoundTrip, MetadataTensorsAndLogits) {
   }
   if (g == "qwen2moe" || g == "qwen3moe") EXPECT_EQ(r.get<uint32_t>(g + ".expert_feed_forward_length"), 64u);
   if (g == "qwen2moe") EXPECT_EQ(r.get<uint32_t>(g + ".expert_shared_feed_forward_length"), 96u);
+  if (r.has(g + ".rope.scaling.type")) {
+    EXPECT_EQ(r.get<std::string>(g + ".rope.scaling.type"), "yarn");
+    EXPECT_EQ(r.get<float>(g + ".rope.scaling.factor"), 4.0f);
+    EXPECT_EQ(r.get<uint32_t>(g + ".rope.scaling.original_context_length"), 64u);
+  }
 
   std::set<std::string> blk0;
   bool has_output = false;
@@ -454,7 +470,8 @@ TEST(GgufArchLlamaCppQuantize, ByteLevelVocabulariesLoad) {
   struct Case { const Family& family; test::ByteLevelSpec spec; nlohmann::json config; const char* pre; };
   const Case cases[] = {
       {kFamilies[5], {"qwen2"}, {{"bos_token", nullptr}, {"eos_token", "<|endoftext|>"}}, "qwen2"},
-      {kFamilies[0], {"llama3", false, true, false, true}, {{"eos_token", "<|endoftext|>"}}, "llama-bpe"},
+      {kFamilies[0], {"llama3", false, true, false, true}, {{"bos_token", "<|begin|>"}, {"eos_token", "<|endoftext|>"}},
+       "llama-bpe"},
   };
   std::string text;
   for (int i = 0; i < 60; ++i) text += "the lower we low, xyz aa " + std::to_string(i % 7) + " hello there\n";

@@ -3,6 +3,7 @@
 // permutation, same encoders); files load back through our reader and Model::open with
 // the same logits; streaming order, threads and ready-made blocks do not change a byte.
 #include "export/gguf_export.h"
+#include "export/gguf_metadata.h"
 
 #include <gtest/gtest.h>
 
@@ -166,7 +167,11 @@ TEST(GgufExport, EncodedBlocksStreamingOrderAndThreadsDoNotChangeABit) {
   const int threads = at::get_num_threads();
   at::set_num_threads(1);
   {
-    GgufModelWriter w(tmp / "reversed.gguf", m->config(), vocab, GgufMix::Q4_K_M, plan, {"model-q4_k_m"});
+    GgufExportOptions fo;  // what export_gguf passes: the folder's facts, the given vocabulary's ids
+    fo.model_name = "model-q4_k_m";
+    fo.source = gguf_source_of(m->path(), vocab);
+    fo.source.special = {};
+    GgufModelWriter w(tmp / "reversed.gguf", m->config(), vocab, GgufMix::Q4_K_M, plan, fo);
     for (auto it = all.rbegin(); it != all.rend(); ++it) {
       const GgufTensorPlan& t = w.planned(it->first);
       if (!t.weight_matrix) {

@@ -51,6 +51,9 @@ std::string random_bpe_llama(const test::TempDir& tmp) {
   test::ByteLevelSpec tok;
   tok.pattern = "llama3";
   test::write_json(hf + "/tokenizer.json", test::byte_level_tokenizer_json(tok));
+  // Said, not left to the default: a converted file without add_bos_token gets llama.cpp's
+  // llama-bpe default (add BOS), and config.json names a bos_token_id.
+  test::write_json(hf + "/tokenizer_config.json", {{"add_bos_token", false}});
   return hf;
 }
 

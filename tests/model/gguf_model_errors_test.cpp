@@ -104,8 +104,16 @@ TEST_F(GgufModelErrors, MissingOrMistypedHyperParameters) {
   EXPECT_NE(e.find("per-layer head counts"), std::string::npos) << e;
   e = error_with([](Kv& kv) { set_kv(kv, "llama.rope.dimension_count", GgufValue::scalar<uint32_t>(8)); });
   EXPECT_NE(e.find("partial RoPE"), std::string::npos) << e;
+  e = error_with([](Kv& kv) { set_kv(kv, "llama.rope.scaling.type", GgufValue::string("longrope")); });
+  EXPECT_NE(e.find("'longrope' is not supported"), std::string::npos) << e;
   e = error_with([](Kv& kv) { set_kv(kv, "llama.rope.scaling.type", GgufValue::string("yarn")); });
-  EXPECT_NE(e.find("'yarn' is not supported"), std::string::npos) << e;
+  EXPECT_NE(e.find("yarn rope scaling without llama.rope.scaling.original_context_length"), std::string::npos) << e;
+  e = error_with([](Kv& kv) {
+    set_kv(kv, "llama.rope.scaling.type", GgufValue::string("yarn"));
+    set_kv(kv, "llama.rope.scaling.original_context_length", GgufValue::scalar<uint32_t>(64));
+    set_kv(kv, "llama.rope.scaling.yarn_beta_fast", GgufValue::scalar<float>(16));
+  });
+  EXPECT_NE(e.find("llama.rope.scaling.yarn_beta_fast other than 32"), std::string::npos) << e;
   // A dense file claiming experts: a Mixtral needs expert_used_count, then its expert tensors.
   e = error_with([](Kv& kv) { set_kv(kv, "llama.expert_count", GgufValue::scalar<uint32_t>(8)); });
   EXPECT_NE(e.find("metadata llama.expert_used_count is missing"), std::string::npos) << e;
@@ -114,7 +122,11 @@ TEST_F(GgufModelErrors, MissingOrMistypedHyperParameters) {
     set_kv(kv, "llama.expert_used_count", GgufValue::scalar<uint32_t>(2));
   });
   EXPECT_NE(e.find("unexpected tensor 'blk.0.ffn_down.weight'"), std::string::npos) << e;
-  e = error_with([](Kv& kv) { set_kv(kv, "llama.attention.head_count", GgufValue::scalar<uint32_t>(3)); });
+  e = error_with([](Kv& kv) {  // key_length given (else derived as 64 / 3, refused as partial RoPE first)
+    set_kv(kv, "llama.attention.head_count", GgufValue::scalar<uint32_t>(3));
+    set_kv(kv, "llama.attention.key_length", GgufValue::scalar<uint32_t>(16));
+    set_kv(kv, "llama.attention.value_length", GgufValue::scalar<uint32_t>(16));
+  });
   EXPECT_NE(e.find("not a multiple of num_key_value_heads"), std::string::npos) << e;
 }
 

@@ -89,8 +89,11 @@ TEST(ModelOpen, BadInputsGiveClearErrors) {
        "unexpected tensor"},
       {"no weights", [](auto d) { fs::remove(d + "/model.safetensors"); }, "no model.safetensors"},
       {"truncated", [](auto d) { fs::resize_file(d + "/model.safetensors", 1000); }, "model.safetensors"},
-      {"rope", [&](auto d) { rewrite_config(d, [](auto& j) { j["rope_scaling"] = {{"type", "yarn"}, {"factor", 2}}; }); },
-       "yarn"},
+      {"rope", [&](auto d) { rewrite_config(d, [](auto& j) { j["rope_scaling"] = {{"type", "longrope"}, {"factor", 2}}; }); },
+       "longrope"},
+      {"yarn without its context", [&](auto d) {
+         rewrite_config(d, [](auto& j) { j["rope_scaling"] = {{"type", "yarn"}, {"factor", 2}}; }); },
+       "original_max_position_embeddings"},
   };
   for (const Mutation& m : cases) {
     test::TempDir dir;
