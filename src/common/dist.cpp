@@ -22,6 +22,12 @@ struct Comm::Group {
 
 namespace {
 
+// c10's messages carry a C++ backtrace after the first line: keep the message.
+std::string reason(const std::exception& e) {
+  if (auto* c = dynamic_cast<const c10::Error*>(&e)) return c->what_without_backtrace();
+  return e.what();
+}
+
 std::chrono::milliseconds millis(double s) { return std::chrono::milliseconds(int64_t(s * 1000)); }
 
 // The interface peers reach this rank on: GLOO_SOCKET_IFNAME when set (as torchrun), loopback
@@ -42,7 +48,7 @@ void run(const CommConfig& cfg, const char* what, Start start) {
     start()->wait();
   } catch (const std::exception& e) {
     fail("[dist] rank ", cfg.rank, " of ", cfg.world, ": ", what, " failed (a rank exited, or did not answer within ",
-         cfg.timeout_s, " s): ", e.what());
+         cfg.timeout_s, " s): ", reason(e));
   }
 }
 
@@ -67,7 +73,7 @@ std::unique_ptr<Comm> Comm::connect(const CommConfig& cfg) {
     g->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(g->store, cfg.rank, cfg.world, po);
   } catch (const std::exception& e) {
     fail("[dist] rank ", cfg.rank, " of ", cfg.world, ": could not connect to the other ranks through ", cfg.master_addr,
-         ":", cfg.master_port, " within ", cfg.timeout_s, " s: ", e.what());
+         ":", cfg.master_port, " within ", cfg.timeout_s, " s: ", reason(e));
   }
   return std::unique_ptr<Comm>(new Comm(cfg, std::move(g)));
 }

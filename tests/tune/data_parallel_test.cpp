@@ -40,9 +40,8 @@ std::string common_args() {
 }
 
 std::string rank_cmd(int rank, int world, int port, const std::string& args) {
-  return test::cli() + " quantize " + args + " --rank " + std::to_string(rank) + " --world_size " +
-         std::to_string(world) + " --master_addr 127.0.0.1 --master_port " + std::to_string(port) +
-         " --dist_timeout 20";
+  return test::cli() + " quantize --dist_timeout 60 " + args + " --rank " + std::to_string(rank) + " --world_size " +
+         std::to_string(world) + " --master_addr 127.0.0.1 --master_port " + std::to_string(port);
 }
 
 struct Ranks {
@@ -51,14 +50,17 @@ struct Ranks {
   double seconds;
 };
 
-// Both ranks at once, each with its own extra arguments; `kill_rank1_after` > 0: rank 1 gets
-// SIGKILL after that many seconds.
-Ranks run_two(const test::TempDir& dir, const std::string& args0, const std::string& args1, double kill_rank1_after = 0) {
+// Both ranks at once, each with its own extra arguments. `kill_when` given: rank 1 gets SIGKILL
+// once that file exists (the time is written to <dir>/killed).
+Ranks run_two(const test::TempDir& dir, const std::string& args0, const std::string& args1,
+              const std::string& kill_when = "") {
   const int port = free_port();
   std::string r1 = rank_cmd(1, 2, port, args1) + " 2>" + (dir / "err1");
-  if (kill_rank1_after > 0) r1 = "timeout -s KILL " + std::to_string(kill_rank1_after) + " " + r1;
+  if (!kill_when.empty())
+    r1 = r1 + " & p=$!; while [ ! -e " + kill_when + " ] && kill -0 $p 2>/dev/null; do sleep 0.05; done; kill -9 $p; "
+         "date +%s.%N >" + (dir / "killed") + "; wait $p";
   const std::string cmd = "(" + rank_cmd(0, 2, port, args0) + " 2>" + (dir / "err0") + "; echo $? >" + (dir / "rc0") +
-                          ") & (" + r1 + "; echo $? >" + (dir / "rc1") + ") & wait";
+                          "; date +%s.%N >" + (dir / "end0") + ") & (" + r1 + "; echo $? >" + (dir / "rc1") + ") & wait";
   const auto t0 = std::chrono::steady_clock::now();
   test::run_command(cmd);
   Ranks r;
@@ -121,15 +123,19 @@ TEST(DataParallel, MissingRankFailsWithinTheTimeout) {
   EXPECT_FALSE(fs::exists(dir / "o.partial"));
 }
 
+// Rank 1 is killed while rank 0 tunes block 1 (block 0's state is on disk): rank 0 must fail at
+// its next exchange, long before the 120 s timeout.
 TEST(DataParallel, KilledRankEndsTheOtherWithAnError) {
   SR_REQUIRE_SHARED("data/calib_stories.txt");
   test::TempDir dir;
-  const std::string args = common_args() + " --iters 2000 --output_dir ";
-  Ranks r = run_two(dir, args + (dir / "o"), args + (dir / "o1"), 4);
+  const std::string args = common_args() + " --iters 20 --dist_timeout 120 --output_dir ";
+  Ranks r = run_two(dir, args + (dir / "o"), args + (dir / "o1"), dir / "o.partial/block_00000.safetensors");
   EXPECT_NE(r.rc[1], 0);
   EXPECT_NE(r.rc[0], 0);
-  EXPECT_NE(r.err[0].find("[dist] rank 0 of 2"), std::string::npos) << r.err[0];
-  EXPECT_LT(r.seconds, 30.0) << "the surviving rank must not wait for the full timeout";
+  EXPECT_NE(r.err[0].find("[dist] rank 0 of 2: "), std::string::npos) << r.err[0];
+  EXPECT_EQ(r.err[0].find("frame #"), std::string::npos) << "no C++ backtrace in the message: " << r.err[0];
+  const double waited = std::atof(test::read_text(dir / "end0").c_str()) - std::atof(test::read_text(dir / "killed").c_str());
+  EXPECT_LT(waited, 15.0) << "the surviving rank must not wait for the timeout";
 }
 
 TEST(DataParallel, SamplesThatDoNotSplitAreRefused) {
