@@ -488,6 +488,8 @@ nlohmann::json run_quantization(const Model& model, const LayerPlan& plan, const
     record["lm_head"] = quantize_lm_head(model, plan, opt, caches, state_dir);
   record["seconds"] = now_seconds() - t_start;
   record["peak_rss_bytes"] = peak_rss_bytes();
+  if (opt.comm)  // what rank 0 handed to the collectives (the others send as much)
+    record["data_parallel"] = {{"world", opt.comm->world()}, {"payload_bytes", opt.comm->payload_bytes()}};
   return record;
 }
 
