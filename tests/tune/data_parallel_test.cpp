@@ -34,6 +34,22 @@ int free_port() {
   return ntohs(a.sin_port);
 }
 
+// Whether the binary was built with gloo's headers (libgloo-dev); without them a multi-rank run is
+// refused with a message and these tests skip.
+bool built_with_gloo() {
+  static const bool yes = [] {
+    test::TempDir dir;
+    auto r = test::run_command(test::cli() + " quantize --model " + test::repo("demo/tinystories-llama-4m") +
+                               " --iters 0 --output_dir " + (dir / "o") + " --rank 1 --world_size 2 --master_port " +
+                               std::to_string(free_port()) + " --dist_timeout 0.2");
+    return r.err.find("no data-parallel support") == std::string::npos;
+  }();
+  return yes;
+}
+
+#define SR_REQUIRE_GLOO() \
+  if (!built_with_gloo()) GTEST_SKIP() << "built without libgloo-dev (scripts/setup.sh installs it)"
+
 std::string common_args() {
   return "--model " + test::repo("demo/tinystories-llama-4m") + " --dataset " + test::shared("data/calib_stories.txt") +
          " --scheme W2A16G64 --iters 6 --nsamples 8 --seqlen 32 --batch_size 4 --threads 1 --quiet";
@@ -73,6 +89,7 @@ Ranks run_two(const test::TempDir& dir, const std::string& args0, const std::str
 }
 
 TEST(DataParallel, TwoRanksEqualOneProcessHoldingBothShards) {
+  SR_REQUIRE_GLOO();
   SR_REQUIRE_SHARED("data/calib_stories.txt");
   test::TempDir dir;
   const std::string args = common_args();
@@ -105,6 +122,7 @@ TEST(DataParallel, TwoRanksEqualOneProcessHoldingBothShards) {
 }
 
 TEST(DataParallel, MissingRankFailsWithinTheTimeout) {
+  SR_REQUIRE_GLOO();
   test::TempDir dir;
   const int port = free_port();
   const auto t0 = std::chrono::steady_clock::now();
@@ -126,6 +144,7 @@ TEST(DataParallel, MissingRankFailsWithinTheTimeout) {
 // Rank 1 is killed while rank 0 tunes block 1 (block 0's state is on disk): rank 0 must fail at
 // its next exchange, long before the 120 s timeout.
 TEST(DataParallel, KilledRankEndsTheOtherWithAnError) {
+  SR_REQUIRE_GLOO();
   SR_REQUIRE_SHARED("data/calib_stories.txt");
   test::TempDir dir;
   const std::string args = common_args() + " --iters 20 --dist_timeout 120 --output_dir ";
@@ -139,6 +158,7 @@ TEST(DataParallel, KilledRankEndsTheOtherWithAnError) {
 }
 
 TEST(DataParallel, SamplesThatDoNotSplitAreRefused) {
+  SR_REQUIRE_GLOO();
   SR_REQUIRE_SHARED("data/calib_stories.txt");
   test::TempDir dir;
   Ranks r = run_two(dir, common_args() + " --nsamples 7 --output_dir " + (dir / "o"),
