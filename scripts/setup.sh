@@ -12,6 +12,7 @@ packages=(
   nlohmann-json3-dev      # JSON (config.json, safetensors headers, reports)
   libsentencepiece-dev    # SentencePiece tokenizers
   libgtest-dev            # unit tests
+  libgloo-dev             # headers of the gloo backend libtorch links (data-parallel tuning, common/dist)
 )
 
 missing=()

@@ -2,6 +2,7 @@
 // then export in the requested formats. Flags follow auto-round's names
 // (underscores or dashes both work).
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -12,6 +13,7 @@
 #include "cli/commands.h"
 #include "cli/flag_values.h"
 #include "common/atomic_file.h"
+#include "common/dist.h"
 #include "common/error.h"
 #include "common/progress.h"
 #include "common/strings.h"
@@ -69,6 +71,15 @@ std::vector<FlagSpec> quantize_flags() {
       {"stop-after-units", true, "testing aid: stop (as if killed) after this many units", ""},
       {"json", false, "print the run record as JSON", ""},
       {"quiet", false, "no progress on stderr", ""},
+      // Data-parallel tuning (README): one process per rank, each on its shard of the samples; torchrun's
+      // environment (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT) gives the defaults.
+      {"rank", true, "this process's rank in a data-parallel run, in [0, world_size)", "$RANK, else 0"},
+      {"world-size", true, "processes of a data-parallel run (only rank 0 writes outputs)", "$WORLD_SIZE, else 1"},
+      {"master-addr", true, "address rank 0 listens on for the others", "$MASTER_ADDR, else 127.0.0.1"},
+      {"master-port", true, "port rank 0 listens on", "$MASTER_PORT, else 29500"},
+      {"dist-timeout", true, "seconds to wait for the other ranks (connecting, and each exchange)", "300"},
+      {"data-shards", true, "split the samples into N equal shards as an N-rank run does (one process then "
+                            "reproduces that run)", "world_size"},
       // Mixed precision (--avg_bits): the search runs first and its layer config is quantized.
       {"autoscheme-nsamples", true, "with --avg_bits: DeltaLoss calibration samples", "16"},
       {"autoscheme-seqlen", true, "with --avg_bits: DeltaLoss tokens per sample", "256"},
@@ -179,6 +190,33 @@ nlohmann::json settings_json(const QuantizeOptions& o, const TuningRecipe& r, co
           {"enable_minmax_tuning", r.enable_minmax_tuning}, {"seed", r.seed}, {"dataset", r.dataset},
           {"nsamples", r.nsamples}, {"seqlen", r.seqlen}, {"nblocks", o.nblocks},
           {"enable_quanted_input", r.enable_quanted_input}, {"cache_bf16", o.cache_bf16}, {"threads", threads()}};
+}
+
+// An integer flag, else the environment variable torchrun sets, else `fallback`.
+int64_t flag_or_env(const Args& a, const std::string& flag, const char* env, int64_t fallback) {
+  if (a.has(flag)) return a.integer(flag, fallback);
+  const char* v = std::getenv(env);
+  if (!v || !*v) return fallback;
+  char* end = nullptr;
+  const long long n = std::strtoll(v, &end, 10);
+  SR_CHECK(*end == 0, "environment variable ", env, " must be an integer, got '", v, "'");
+  return n;
+}
+
+// The group of a data-parallel run, or null for a 1-process run (no c10d at all).
+std::unique_ptr<Comm> connect_ranks(const Args& a) {
+  CommConfig cfg;
+  cfg.world = int(flag_or_env(a, "world-size", "WORLD_SIZE", 1));
+  cfg.rank = int(flag_or_env(a, "rank", "RANK", 0));
+  SR_CHECK(cfg.world >= 1 && cfg.rank >= 0 && cfg.rank < cfg.world, "--rank must be in [0, --world_size), got rank ",
+           cfg.rank, " of world size ", cfg.world);
+  if (cfg.world == 1) return nullptr;
+  const char* addr = std::getenv("MASTER_ADDR");
+  cfg.master_addr = a.str("master-addr", addr && *addr ? addr : "127.0.0.1");
+  cfg.master_port = int(flag_or_env(a, "master-port", "MASTER_PORT", 29500));
+  cfg.timeout_s = a.number("dist-timeout", 300);
+  SR_CHECK(cfg.timeout_s > 0, "--dist_timeout must be > 0, got ", cfg.timeout_s);
+  return Comm::connect(cfg);
 }
 
 // The GGUF target among `formats`, if any, with the rules for combining it: one mix per run,
@@ -394,6 +432,14 @@ int cmd_quantize(int argc, char** argv) {
   apply_common(a);
   const double t0 = now_seconds();
   QuantizeOptions o = options_from_flags(a);
+  const std::unique_ptr<Comm> comm = connect_ranks(a);
+  const bool rank0 = !comm || comm->rank() == 0;  // the only writer
+  o.comm = comm.get();
+  o.data_shards = a.integer("data-shards", comm ? comm->world() : 1);
+  SR_CHECK(o.data_shards >= 1, "--data_shards must be >= 1, got ", o.data_shards);
+  SR_CHECK(!comm || o.data_shards == comm->world(), "--data_shards (", o.data_shards, ") must equal --world_size (",
+           comm ? comm->world() : 1, ") in a data-parallel run");
+  o.progress = o.progress && rank0;
   const bool dry_run = a.flag("dry-run");
   const std::string out_dir = dry_run ? a.str("output-dir") : a.required("output-dir");
   std::vector<std::string> formats = a.list("format");
@@ -407,7 +453,7 @@ int cmd_quantize(int argc, char** argv) {
   check_tensor_flags(a, gguf, controls);
   const bool overwrite = a.flag("overwrite");
   const bool gguf_file = formats.size() == 1 && !gguf.empty() && is_gguf_path(out_dir);
-  if (!dry_run) check_output_path(out_dir, a.required("model"), gguf_file, overwrite);
+  if (!dry_run && rank0) check_output_path(out_dir, a.required("model"), gguf_file, overwrite);
   if (overwrite && !dry_run) {
     AtomicPath::allow_replacing(out_dir);
     for (const std::string& f : formats) AtomicPath::allow_replacing(format_dir(out_dir, f, formats.size()));
@@ -417,7 +463,7 @@ int cmd_quantize(int argc, char** argv) {
   SR_CHECK(o.tune.method == Method::Rtn || o.calib.seqlen >= 2, "--seqlen must be at least 2 for calibration, got ",
            o.calib.seqlen);
   const std::string state_dir = out_dir + ".partial";
-  SR_CHECK(dry_run || o.resume || !has_unfinished_run(state_dir), "[quantize] ", state_dir,
+  SR_CHECK(dry_run || o.resume || !rank0 || !has_unfinished_run(state_dir), "[quantize] ", state_dir,
            " holds an unfinished run; pass --resume to continue it, or delete the folder");
   auto model = open_model(a, a.required("model"), o.tune.method != Method::Rtn || !gguf.empty());
   if (!gguf.empty() && is_gguf_float_mix(gguf_format_mix(gguf))) {
@@ -455,7 +501,9 @@ int cmd_quantize(int argc, char** argv) {
   for (const std::string& f : formats) check_export_plan(f, plan, o.tune.method != Method::Rtn);
   nlohmann::json settings = settings_json(o, recipe, a.str("model"), plan);
   if (o.imatrix) settings["imatrix"] = fs::absolute(a.str("imatrix")).string();
+  if (o.data_shards > 1) settings["data_shards"] = o.data_shards;
   nlohmann::json record = run_quantization(*model, plan, o, state_dir, settings);
+  if (!rank0) return 0;  // rank 0 exports what every rank computed
   if (o.collected_imatrix) save_imatrix(a.str("save-imatrix"), collected, *model, o, record);
   record["settings"] = settings;
   record["average_bits"] = plan.average_bits();

@@ -23,12 +23,28 @@ std::string block_file(const std::string& dir, int64_t b) {
   return (fs::path(dir) / name).string();
 }
 
-// The two activation caches and what every unit needs to see of the data.
+// The two activation caches and what every unit needs to see of the data: the rows of the
+// shards this process holds (QuantizeOptions::data_shards), one after another.
 struct Caches {
-  at::Tensor x_fp, x_q;  // [N, T, D]
-  at::Tensor mask;       // [N, T]
+  at::Tensor x_fp, x_q;  // [n, T, D], n = local * shard_rows
+  at::Tensor mask;       // [n, T]
+  int64_t shard_rows = 0, local = 1;
+  int64_t samples = 0;   // N over all ranks
   bool active() const { return x_fp.defined(); }
+  // Shard k of the local ones (rows of x).
+  at::Tensor shard(const at::Tensor& x, int64_t k) const { return x.narrow(0, k * shard_rows, shard_rows); }
 };
+
+// Every shard's sums (max for act_max) in shard order, then over the ranks: what one process
+// holding every shard computes (tune/unit_quantizer.h, DataShards). Tensors keep their order and
+// shapes; each must have the same shape and dtype on every rank.
+void reduce_shards(std::vector<std::vector<at::Tensor>>& parts, const Comm* comm, Comm::Op op) {
+  std::vector<at::Tensor>& acc = parts[0];
+  for (size_t k = 1; k < parts.size(); ++k)
+    for (size_t i = 0; i < acc.size(); ++i)
+      acc[i] = op == Comm::Op::Sum ? acc[i] + parts[k][i] : at::maximum(acc[i], parts[k][i]);
+  if (comm) comm->all_reduce(acc, op);
+}
 
 // Rows per forward call: keeps one call's activations near 256 MB.
 int64_t rows_per_call(const ModelConfig& c, int64_t T) {
@@ -36,8 +52,9 @@ int64_t rows_per_call(const ModelConfig& c, int64_t T) {
   return std::max<int64_t>(1, (256LL << 20) / std::max<int64_t>(per_row, 1));
 }
 
-// x <- unit(x) in place, call by call. `observe` sees each block's projection inputs.
-void forward_in_place(const ModelConfig& c, at::Tensor& x, const std::vector<BlockWeights>& w,
+// x <- unit(x) in place, call by call. `observe` sees each block's projection inputs. Callers
+// pass one shard at a time, so that calls never straddle shards (a rank sees only its own).
+void forward_in_place(const ModelConfig& c, const at::Tensor& x, const std::vector<BlockWeights>& w,
                       const std::vector<InputHook>& hooks, const RopeTables& rope) {
   at::NoGradGuard ng;
   const int64_t N = x.size(0), step = rows_per_call(c, x.size(1));
@@ -69,6 +86,47 @@ struct Observer {
   }
 };
 
+// The shards' observations as one (Observer's sums summed, maxima maxed), over the ranks too.
+// Every rank lists the unit's quantized layers in plan order, zeros for what it did not see; a
+// layer no rank saw stays absent, as in a 1-process run.
+Observer combine(std::vector<Observer>& parts, const LayerPlan& plan, const std::vector<int64_t>& blocks, const Comm* comm) {
+  if (parts.size() == 1 && !comm) return std::move(parts[0]);
+  std::vector<const LayerChoice*> layers;
+  for (int64_t b : blocks)
+    for (int i = 0; i < int(plan.block.linears.size()); ++i)
+      if (const LayerChoice* c = plan.find(b, i); c && c->quantized()) layers.push_back(c);
+  std::vector<std::vector<at::Tensor>> sums, maxima;
+  for (Observer& o : parts) {
+    std::vector<at::Tensor> s, m;
+    at::Tensor tokens = at::zeros({int64_t(layers.size())}, at::kLong);
+    for (size_t k = 0; k < layers.size(); ++k) {
+      const std::string& n = layers[k]->name;
+      auto im = o.imatrix.find(n);
+      auto mx = o.act_max.find(n);
+      s.push_back(im == o.imatrix.end() ? at::zeros({layers[k]->in}, at::kFloat) : im->second.to(at::kFloat));
+      m.push_back(mx == o.act_max.end() ? at::zeros({}, at::kFloat) : mx->second.to(at::kFloat));
+      tokens[int64_t(k)] = o.tokens.count(n) ? o.tokens[n] : 0;
+    }
+    s.push_back(tokens);
+    sums.push_back(std::move(s));
+    maxima.push_back(std::move(m));
+  }
+  reduce_shards(sums, comm, Comm::Op::Sum);
+  reduce_shards(maxima, comm, Comm::Op::Max);
+  Observer out;
+  for (size_t k = 0; k < layers.size(); ++k) {
+    const int64_t n = sums[0].back()[int64_t(k)].item<int64_t>();
+    if (n == 0) continue;
+    out.imatrix[layers[k]->name] = sums[0][k];
+    out.act_max[layers[k]->name] = maxima[0][k];
+    out.tokens[layers[k]->name] = n;
+  }
+  return out;
+}
+
+// Only rank 0 of a data-parallel run writes the state folder (the others compute the same).
+bool writes_state(const QuantizeOptions& opt) { return !opt.comm || opt.comm->rank() == 0; }
+
 std::string head_imatrix_file(const std::string& dir) { return (fs::path(dir) / "head_imatrix.safetensors").string(); }
 
 // Σ over tokens of (final_norm(x))², x [N, T, D] the FP model's last hidden states.
@@ -88,8 +146,11 @@ at::Tensor head_sum_sq(const Model& model, const at::Tensor& x) {
 void save_head_imatrix(const Model& model, const QuantizeOptions& opt, const Caches& caches, const std::string& dir) {
   at::Tensor mean;
   if (caches.active() && !model.config().tie_embeddings) {  // caches.x_fp: the FP model's last hidden states
-    const int64_t tokens = caches.x_fp.size(0) * caches.x_fp.size(1);
-    const at::Tensor sum = head_sum_sq(model, caches.x_fp);
+    const int64_t tokens = caches.samples * caches.x_fp.size(1);
+    std::vector<std::vector<at::Tensor>> parts;
+    for (int64_t k = 0; k < caches.local; ++k) parts.push_back({head_sum_sq(model, caches.shard(caches.x_fp, k))});
+    reduce_shards(parts, opt.comm, Comm::Op::Sum);
+    const at::Tensor sum = parts[0][0];
     mean = sum / double(tokens);
     if (opt.collected_imatrix) (*opt.collected_imatrix)["lm_head"] = {sum, tokens};
   }
@@ -97,7 +158,7 @@ void save_head_imatrix(const Model& model, const QuantizeOptions& opt, const Cac
     auto it = opt.imatrix->find("lm_head");
     mean = it == opt.imatrix->end() ? at::Tensor() : importance_mean(it->second);
   }
-  if (mean.defined()) save_tensors(head_imatrix_file(dir), {{"lm_head", mean}});
+  if (mean.defined() && writes_state(opt)) save_tensors(head_imatrix_file(dir), {{"lm_head", mean}});
 }
 
 std::string head_file(const std::string& dir) { return (fs::path(dir) / "lm_head.safetensors").string(); }
@@ -107,7 +168,8 @@ std::string head_file(const std::string& dir) { return (fs::path(dir) / "lm_head
 nlohmann::json quantize_lm_head(const Model& model, const LayerPlan& plan, const QuantizeOptions& opt, Caches& caches,
                                 const std::string& state_dir) {
   const std::string file = head_file(state_dir);
-  if (opt.resume && fs::exists(file)) return {{"layer", "lm_head"}, {"resumed", true}};
+  if (rank0_says(opt.comm, writes_state(opt) && opt.resume && fs::exists(file)))
+    return {{"layer", "lm_head"}, {"resumed", true}};
   HeadInput in;
   in.weight = model.lm_head();
   if (caches.active()) {
@@ -118,9 +180,18 @@ nlohmann::json quantize_lm_head(const Model& model, const LayerPlan& plan, const
         auto row = x->narrow(0, r, 1);
         row.copy_(rms_norm(row.to(at::kFloat), model.final_norm(), eps));
       }
-    auto flat = caches.x_fp.reshape({-1, caches.x_fp.size(-1)}).to(at::kFloat);
-    in.imatrix = flat.pow(2).sum(0);
-    in.act_max = flat.abs().max();
+    std::vector<std::vector<at::Tensor>> sums, maxima;
+    for (int64_t k = 0; k < caches.local; ++k) {
+      const at::Tensor x = caches.shard(caches.x_fp, k);
+      auto flat = x.reshape({-1, x.size(-1)}).to(at::kFloat);
+      sums.push_back({flat.pow(2).sum(0)});
+      maxima.push_back({flat.abs().max()});
+    }
+    reduce_shards(sums, opt.comm, Comm::Op::Sum);
+    reduce_shards(maxima, opt.comm, Comm::Op::Max);
+    in.imatrix = sums[0][0];
+    in.act_max = maxima[0][0];
+    in.tokens = caches.samples * caches.x_fp.size(1);
     in.x_fp = caches.x_fp;
     in.x_q = caches.x_q;
     in.mask = caches.mask;
@@ -131,8 +202,8 @@ nlohmann::json quantize_lm_head(const Model& model, const LayerPlan& plan, const
     in.tokens = it == opt.imatrix->end() ? -1 : it->second.tokens;
   }
   UnitResult r = quantize_head(plan, in, opt.tune);
-  save_block_state(file, r.layers, r.stats);
-  std::fprintf(stderr, "lm_head  %s  %.1fs\n", r.stats.value("method", "").c_str(), r.stats["seconds"].get<double>());
+  if (writes_state(opt)) save_block_state(file, r.layers, r.stats);
+  if (opt.progress) std::fprintf(stderr, "lm_head  %s  %.1fs\n", r.stats.value("method", "").c_str(), r.stats["seconds"].get<double>());
   return r.stats;
 }
 
@@ -217,8 +288,13 @@ bool needs_calibration(const QuantizeOptions& opt) {
 // X_fp = X_q = the calibration tokens' embeddings, once they are known to fit in memory; their
 // summary goes into record["calibration"].
 Caches make_caches(const Model& model, const CalibData& data, const QuantizeOptions& opt, nlohmann::json& record) {
-  const int64_t N = data.tokens.size(0), T = data.tokens.size(1);
-  const int64_t need = cache_bytes(N, T, model.config().hidden, opt.cache_bf16);
+  const int64_t N = data.tokens.size(0), T = data.tokens.size(1), S = opt.data_shards;
+  SR_CHECK(S >= 1 && N % S == 0, "[quantize] the calibration's ", N, " samples do not split into ", S,
+           " equal shards (data_shards, one per rank); choose nsamples a multiple of ", S);
+  SR_CHECK(!opt.comm || opt.comm->world() == S, "[quantize] data_shards (", S, ") must equal the number of ranks (",
+           opt.comm ? opt.comm->world() : 1, ")");
+  const int64_t local = opt.comm ? 1 : S, rows = local * (N / S);
+  const int64_t need = cache_bytes(rows, T, model.config().hidden, opt.cache_bf16);
   const int64_t avail = available_memory_bytes();
   if (opt.progress)
     std::fprintf(stderr, "calibration: %lld samples x %lld tokens (%s); activation caches %s%s\n", (long long)N,
@@ -227,9 +303,13 @@ Caches make_caches(const Model& model, const CalibData& data, const QuantizeOpti
            " but only ", format_bytes(double(avail)), " is available; lower nsamples or seqlen, or cache in bf16 (cache_bf16)");
   at::NoGradGuard ng;
   Caches caches;
-  caches.x_fp = model.embed(data.tokens).to(opt.cache_bf16 ? at::kBFloat16 : at::kFloat);
+  caches.shard_rows = N / S;
+  caches.local = local;
+  caches.samples = N;
+  const int64_t from = opt.comm ? opt.comm->rank() * (N / S) : 0;
+  caches.x_fp = model.embed(data.tokens.narrow(0, from, rows)).to(opt.cache_bf16 ? at::kBFloat16 : at::kFloat);
   caches.x_q = caches.x_fp.clone();
-  caches.mask = data.mask;
+  caches.mask = data.mask.narrow(0, from, rows);
   record["calibration"] = {{"samples", N}, {"seqlen", T}, {"mode", data.mode}, {"available", data.available},
                            {"cache_bytes", need}};
   return caches;
@@ -267,17 +347,47 @@ UnitResult replay_saved_unit(const LayerPlan& plan, const UnitInput& in, const s
   return res;
 }
 
+// A replayed unit's quantized weights and calibrated act_max, from rank 0 (whose state_dir
+// holds them) to the others, which fill res with them.
+void share_replayed_unit(const LayerPlan& plan, const UnitInput& in, UnitResult& res, const Comm& comm) {
+  const bool root = comm.rank() == 0;
+  std::map<std::string, const QuantizedLayer*> saved;
+  for (const QuantizedLayer& l : res.layers) saved[l.name] = &l;
+  if (!root) res = UnitResult{{}, in.fp, {{"blocks", in.blocks}, {"resumed", true}}};
+  for (size_t j = 0; j < in.blocks.size(); ++j)
+    for (int i = 0; i < int(plan.block.linears.size()); ++i) {
+      const LayerChoice* c = plan.find(in.blocks[j], i);
+      if (!c || !c->quantized()) continue;
+      at::Tensor w = root ? res.quantized[j].weight(i).to(at::kFloat).contiguous() : at::empty({c->out, c->in}, at::kFloat);
+      comm.broadcast(w);
+      at::Tensor act = at::full({1}, -1.0f);
+      if (root && saved.count(c->name) && saved[c->name]->act.act_max.defined())
+        act.fill_(saved[c->name]->act.act_max.item<float>());
+      comm.broadcast(act);
+      if (root) continue;
+      res.quantized[j].weight(i) = w;
+      QuantizedLayer l;
+      l.name = c->name;
+      l.scheme = c->scheme;
+      if (act.item<float>() >= 0) l.act.act_max = act.reshape({});
+      res.layers.push_back(std::move(l));
+    }
+}
+
 // The unit's FP pass: caches.x_fp becomes its reference output Y_ref; unless the unit is
 // replayed (and no imatrix is being collected), its linears' imatrix and act_max are observed
 // on the way. Hands the unit its inputs.
 void reference_pass(const ModelConfig& c, const LayerPlan& plan, const QuantizeOptions& opt, Caches& caches,
                     UnitInput& in, bool saved, const RopeTables& rope) {
   if (!opt.enable_quanted_input) caches.x_q.copy_(caches.x_fp);
-  Observer obs;
-  std::vector<InputHook> observe;
+  std::vector<Observer> parts(size_t(caches.local));
   const bool observing = !saved || opt.collected_imatrix;
-  for (int64_t b : in.blocks) observe.push_back(observing ? obs.hook_for(b, plan) : InputHook());
-  forward_in_place(c, caches.x_fp, in.fp, observe, rope);
+  for (int64_t k = 0; k < caches.local; ++k) {
+    std::vector<InputHook> observe;
+    for (int64_t b : in.blocks) observe.push_back(observing ? parts[size_t(k)].hook_for(b, plan) : InputHook());
+    forward_in_place(c, caches.shard(caches.x_fp, k), in.fp, observe, rope);
+  }
+  Observer obs = combine(parts, plan, in.blocks, opt.comm);
   if (opt.collected_imatrix)
     for (const auto& [name, sum] : obs.imatrix) (*opt.collected_imatrix)[name] = {sum, obs.tokens[name]};
   in.imatrix = std::move(obs.imatrix);
@@ -309,7 +419,8 @@ UnitResult quantize_and_save(const ModelConfig& c, const LayerPlan& plan, const 
   UnitResult res = quantize_unit(c, plan, in, rope, opt.tune);
   std::map<int64_t, std::vector<QuantizedLayer>> per_block;
   for (const QuantizedLayer& l : res.layers) per_block[plan.find(l.name)->block].push_back(l);
-  for (int64_t b : in.blocks) save_block_state(block_file(state_dir, b), per_block[b], res.stats);
+  if (writes_state(opt))
+    for (int64_t b : in.blocks) save_block_state(block_file(state_dir, b), per_block[b], res.stats);
   return res;
 }
 
@@ -320,7 +431,7 @@ void advance_quantized_input(const ModelConfig& c, const LayerPlan& plan, const 
   for (const QuantizedLayer& l : res.layers) act[l.name] = l.act;
   std::vector<InputHook> hooks;
   for (int64_t b : in.blocks) hooks.push_back(activation_hook(plan, b, act));
-  forward_in_place(c, caches.x_q, res.quantized, hooks, rope);
+  for (int64_t k = 0; k < caches.local; ++k) forward_in_place(c, caches.shard(caches.x_q, k), res.quantized, hooks, rope);
 }
 
 // The progress line's text for a finished unit.
@@ -336,11 +447,14 @@ std::string unit_summary(const nlohmann::json& stats, bool saved, double seconds
 
 }  // namespace
 
-nlohmann::json run_quantization(const Model& model, const LayerPlan& plan, const QuantizeOptions& opt,
+nlohmann::json run_quantization(const Model& model, const LayerPlan& plan, const QuantizeOptions& options,
                                 const std::string& state_dir, const nlohmann::json& fingerprint) {
   const ModelConfig& c = model.config();
   const double t_start = now_seconds();
-  const bool resuming = check_fingerprint(state_dir, fingerprint, opt.resume);
+  QuantizeOptions opt = options;
+  opt.tune.shards = {opt.data_shards, opt.comm ? 1 : opt.data_shards, opt.comm ? opt.comm->rank() : 0, opt.comm};
+  const bool writer = writes_state(opt);
+  const bool resuming = writer && check_fingerprint(state_dir, fingerprint, opt.resume);
   SR_CHECK(opt.nblocks >= 1 && opt.nblocks <= c.n_layers, "[quantize] nblocks must be in [1, ", c.n_layers, "], got ", opt.nblocks);
   SR_CHECK(opt.tune.batch_size >= 1 && opt.tune.gradient_accumulate_steps >= 1,
            "[quantize] batch_size and gradient_accumulate_steps must be positive, got ", opt.tune.batch_size, " and ",
@@ -348,16 +462,17 @@ nlohmann::json run_quantization(const Model& model, const LayerPlan& plan, const
   nlohmann::json record = {{"units", nlohmann::json::array()}};
   Caches caches;
   if (needs_calibration(opt)) caches = make_caches(model, calibration_data(model, opt), opt, record);
-  if (!resuming) write_fingerprint(state_dir, fingerprint);  // every input checked: the first byte written
+  if (!resuming && writer) write_fingerprint(state_dir, fingerprint);  // every input checked: the first byte written
   const RopeTables& rope = model.rope(caches.active() ? caches.x_fp.size(1) : 1);
   const int64_t n_units = (c.n_layers + opt.nblocks - 1) / opt.nblocks;
   Progress progress("block", int(c.n_layers), opt.progress);
   for (int64_t u = 0; u < n_units; ++u) {
     const double t0 = now_seconds();
     UnitInput in = load_unit(model, u, opt.nblocks);
-    const bool saved = unit_saved(in, state_dir, opt.resume);
+    const bool saved = rank0_says(opt.comm, writer && unit_saved(in, state_dir, opt.resume));
     UnitResult res;
-    if (saved) res = replay_saved_unit(plan, in, state_dir);
+    if (saved && writer) res = replay_saved_unit(plan, in, state_dir);
+    if (saved && opt.comm) share_replayed_unit(plan, in, res, *opt.comm);
     if (caches.active()) reference_pass(c, plan, opt, caches, in, saved, rope);
     if (opt.imatrix) use_given_imatrix(plan, *opt.imatrix, in);
     if (!saved) res = quantize_and_save(c, plan, in, rope, opt, state_dir);
@@ -373,6 +488,8 @@ nlohmann::json run_quantization(const Model& model, const LayerPlan& plan, const
     record["lm_head"] = quantize_lm_head(model, plan, opt, caches, state_dir);
   record["seconds"] = now_seconds() - t_start;
   record["peak_rss_bytes"] = peak_rss_bytes();
+  if (opt.comm)  // what rank 0 handed to the collectives (the others send as much)
+    record["data_parallel"] = {{"world", opt.comm->world()}, {"payload_bytes", opt.comm->payload_bytes()}};
   return record;
 }
 

@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/dist.h"
 #include "tokenizer/calibration.h"
 #include "quant/layer_plan.h"
 #include "tune/imatrix.h"
@@ -39,6 +40,14 @@ struct QuantizeOptions {
   // the V2 search, the GGUF encoders, lm_head's); a layer it lacks gets none. Optimized RTN with
   // one needs no calibration data: without a dataset the run skips calibration.
   const Importances* imatrix = nullptr;
+  // Data-parallel runs (common/dist.h): the calibration samples are cut into data_shards
+  // contiguous shards of equal size (data_shards must divide them and the batch). With comm,
+  // this process is one of data_shards == comm->world() ranks: it caches, forwards and tunes on
+  // shard comm->rank() only, sums over the ranks through comm, and only rank 0 writes state_dir.
+  // Without comm, one process holds every shard and computes what data_shards ranks would,
+  // bit for bit for 2 (the reference of a multi-rank run); data_shards 1 is the plain run.
+  int64_t data_shards = 1;
+  const Comm* comm = nullptr;
   // When set: filled with what the FP pass collected, every quantized layer's and lm_head's
   // (untied models), whether or not `imatrix` replaced it. Needs calibration data.
   Importances* collected_imatrix = nullptr;
@@ -48,7 +57,8 @@ struct QuantizeOptions {
 // `state_dir` (block_NNNNN.safetensors, written atomically). With opt.resume,
 // units already saved there are reused (their settings must match: `fingerprint`
 // is compared with the state's run.json). Returns the run record: settings,
-// per-unit stats, times, peak memory. Throws sr::Error when the caches cannot fit
+// per-unit stats, times, peak memory. Every rank of a data-parallel run calls it with the same
+// arguments but comm; each returns the same record. Throws sr::Error when the caches cannot fit
 // in the available memory.
 nlohmann::json run_quantization(const Model& model, const LayerPlan& plan, const QuantizeOptions& opt,
                                 const std::string& state_dir, const nlohmann::json& fingerprint);

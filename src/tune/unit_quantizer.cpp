@@ -6,6 +6,7 @@
 #include <numeric>
 #include <random>
 
+#include "common/dist.h"
 #include "common/error.h"
 #include "common/sysinfo.h"
 #include "quant/block_quant.h"
@@ -228,23 +229,84 @@ struct TuneProblem {
   std::function<at::Tensor(const at::Tensor& rows)> mask;     // [b, T] bool
 };
 
-// The sign-SGD loop of §2.6; leaves the selected parameters in the jobs.
+// Every job's trainable tensors (v, alpha, beta where defined), in job order.
+std::vector<at::Tensor*> trainables(std::vector<LayerJob>& jobs) {
+  std::vector<at::Tensor*> out;
+  for (LayerJob& j : jobs)
+    for (at::Tensor* p : {&j.p.t.v, &j.p.t.alpha, &j.p.t.beta})
+      if (p->defined()) out.push_back(p);
+  return out;
+}
+
+// A parameter's gradient, zeros where it has none (a MoE expert without tokens on this shard).
+at::Tensor grad_or_zeros(const at::Tensor& p) { return p.grad().defined() ? p.grad() : at::zeros_like(p); }
+
+// Gradients of the shards this process held so far this step (`acc`, in shard order) plus the
+// current shard's, which are taken out of the parameters (left zero for the next shard).
+void add_shard_grads(std::vector<LayerJob>& jobs, std::vector<at::Tensor>& acc) {
+  std::vector<at::Tensor*> ps = trainables(jobs);
+  const bool first = acc.empty();
+  for (size_t k = 0; k < ps.size(); ++k) {
+    at::Tensor g = grad_or_zeros(*ps[k]).clone();
+    if (first) acc.push_back(g);
+    else acc[k] = acc[k] + g;
+    if (ps[k]->grad().defined()) ps[k]->mutable_grad().zero_();
+  }
+}
+
+// The step's gradients and loss summed over every rank: what one process holding every shard
+// gets (DataShards).
+double reduce_over_ranks(const Comm& comm, std::vector<LayerJob>& jobs, double loss) {
+  std::vector<at::Tensor*> ps = trainables(jobs);
+  std::vector<at::Tensor> buf;
+  for (at::Tensor* p : ps) buf.push_back(grad_or_zeros(*p).clone());
+  buf.push_back(at::full({1}, loss, at::kDouble));
+  comm.all_reduce(buf);
+  for (size_t k = 0; k < ps.size(); ++k) ps[k]->mutable_grad() = buf[k];
+  return buf.back().item<double>();
+}
+
+uint64_t shard_seed(uint64_t seed, int64_t shard) { return seed + uint64_t(shard) * 0x9E3779B97F4A7C15ULL; }
+
+// The sign-SGD loop of §2.6; leaves the selected parameters in the jobs. Each step's batch is
+// an equal share from every shard (opt.shards; one shard: the batch drawn from all samples).
 nlohmann::json tune(const TuneProblem& pb, std::vector<LayerJob>& jobs, const TuneOptions& opt) {
-  const int64_t global_bs = std::min(pb.samples, pb.batch_size * pb.accumulate);
-  IndexSampler sampler(pb.samples, global_bs, pb.seed);
+  const DataShards& sh = opt.shards;
+  SR_CHECK(sh.local >= 1 && pb.samples % sh.local == 0, "[signround] ", pb.what, ": ", pb.samples,
+           " cached samples do not split into ", sh.local, " equal shards");
+  const int64_t shard_rows = pb.samples / sh.local;
+  const int64_t global_bs = std::min(shard_rows * sh.count, pb.batch_size * pb.accumulate);
+  SR_CHECK(global_bs % sh.count == 0, "[signround] ", pb.what, ": the batch of ", global_bs,
+           " samples (batch_size x gradient_accumulate_steps) does not split into equal shares of the ", sh.count,
+           " data shards (ranks); choose a multiple of ", sh.count);
+  const int64_t share = global_bs / sh.count;
+  std::vector<IndexSampler> samplers;
+  for (int64_t k = 0; k < sh.local; ++k) samplers.emplace_back(shard_rows, share, shard_seed(pb.seed, sh.first + k));
   double best = std::numeric_limits<double>::infinity(), first = 0;
   int64_t best_iter = -1;
   Snapshot chosen;
   for (int64_t i = 0; i < opt.iters; ++i) {
-    std::vector<int64_t> idx = sampler.next();
     double total = 0;
-    for (int64_t c = 0; c < global_bs; c += pb.batch_size) {
-      auto rows = at::tensor(std::vector<int64_t>(idx.begin() + c, idx.begin() + std::min(global_bs, c + pb.batch_size)));
-      for (LayerJob& j : jobs) clamp_params_(j.p);
-      auto L = unit_loss(pb.predict(rows), pb.target(rows), pb.mask(rows), pb.kind, pb.sum_reduction);
-      total += L.item<double>();
-      (L * 1000.0).backward();
+    std::vector<at::Tensor> shard_grads;  // only when this process holds several shards
+    for (int64_t k = 0; k < sh.local; ++k) {
+      std::vector<int64_t> idx = samplers[size_t(k)].next();
+      for (int64_t& r : idx) r += k * shard_rows;
+      double part = 0;
+      for (int64_t c = 0; c < share; c += pb.batch_size) {
+        auto rows = at::tensor(std::vector<int64_t>(idx.begin() + c, idx.begin() + std::min(share, c + pb.batch_size)));
+        for (LayerJob& j : jobs) clamp_params_(j.p);
+        auto L = unit_loss(pb.predict(rows), pb.target(rows), pb.mask(rows), pb.kind, pb.sum_reduction);
+        part += L.item<double>();
+        (L * 1000.0).backward();
+      }
+      total += part;
+      if (sh.local > 1) add_shard_grads(jobs, shard_grads);
     }
+    if (sh.local > 1) {
+      std::vector<at::Tensor*> ps = trainables(jobs);
+      for (size_t k = 0; k < ps.size(); ++k) ps[k]->mutable_grad() = shard_grads[k];
+    }
+    if (sh.comm) total = reduce_over_ranks(*sh.comm, jobs, total);
     SR_CHECK(std::isfinite(total), "[signround] ", pb.what, ": loss became ", total, " at iteration ", i);
     if (i == 0) first = total;
     if (total < best) {
@@ -357,7 +419,8 @@ UnitResult quantize_unit(const ModelConfig& config, const LayerPlan& plan, const
   std::vector<LayerJob> jobs = make_jobs(plan, in);
   const bool tuning = opt.method == Method::SignRound && opt.iters > 0 && !jobs.empty();
   nlohmann::json stats = {{"blocks", in.blocks}, {"method", method_name(opt, tuning)}};
-  init_params(plan.block, jobs, in.imatrix, in.tokens, token_count(in.x_in), opt, tuning);
+  init_params(plan.block, jobs, in.imatrix, in.tokens, token_count(in.x_in) * opt.shards.count / opt.shards.local, opt,
+              tuning);
   if (config.is_moe() && !in.tokens.empty()) stats["expert_tokens"] = expert_tokens(config, plan, in);
   if (tuning) {
     const std::vector<InputHook> hooks = unit_hooks(plan, in, jobs);

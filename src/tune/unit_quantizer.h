@@ -22,6 +22,21 @@
 
 namespace sr {
 
+class Comm;  // common/dist.h
+
+// How the calibration samples are split for a data-parallel run (tune/pipeline.h): `count`
+// shards of equal size over all ranks. The rows of x_in / y_ref / mask are the `local` shards
+// this process holds, one after another, the first being shard `first`. Each tuning step draws
+// an equal share of the global batch from every shard (shard k's own sampler), sums the losses and
+// gradients shard by shard in shard order, then over the ranks (comm). One process holding every
+// shard therefore computes what `count` ranks compute, bit for bit with 2.
+struct DataShards {
+  int64_t count = 1;
+  int64_t local = 1;
+  int64_t first = 0;
+  const Comm* comm = nullptr;  // null: every shard is local
+};
+
 enum class Method { Rtn, OptRtn, SignRound };
 
 struct TuneOptions {
@@ -35,6 +50,7 @@ struct TuneOptions {
   bool enable_minmax_tuning = true;
   bool alg_ext = true;    // SignRoundV2 for schemes that have it (sym int, MX, NV)
   uint64_t seed = 42;
+  DataShards shards;      // the default: one process, one shard (the batch drawn from all samples)
 };
 
 struct UnitInput {
