@@ -231,7 +231,7 @@ DeltaLossScores deltaloss_scores(const Model& model, const std::vector<ScoredLay
   const int64_t N = tokens.size(0), T = tokens.size(1);
   BatchContext ctx{model, slots, option, opt, model.rope(T), at::arange(T, at::kLong)};
   const int64_t n_batches = (N + opt.batch_size - 1) / opt.batch_size;
-  Progress progress("deltaloss " + option.name(), int(n_batches), opt.progress);
+  Progress progress("deltaloss " + option.name() + (opt.amp ? " (bf16)" : ""), int(n_batches), opt.progress);
   double loss_sum = 0;
   for (int64_t i = 0; i < n_batches; ++i) {
     const at::Tensor batch = tokens.narrow(0, i * opt.batch_size, std::min(opt.batch_size, N - i * opt.batch_size));

@@ -65,6 +65,7 @@ std::vector<FlagSpec> quantize_flags() {
       {"seed", true, "random seed (sample choice, mini-batch order)", "42"},
       {"cache-dtype", true, "fp32 | bf16 storage of the activation caches", "bf16 with amp, else fp32"},
       {"disable-amp", false, "tune in fp32 (default: bf16 matmuls where the CPU has native bf16)", ""},
+      {"enable-amp", false, "tune with bf16 matmuls even where the CPU emulates bf16 (slower there)", ""},
       {"max-shard-size", true, "split safetensors outputs into shards of at most this many MB", "0 (one file)"},
       {"overwrite", false, "replace a non-empty --output_dir that signround did not write (or an existing .gguf file)", ""},
       {"resume", false, "continue an interrupted run from <output_dir>.partial", ""},
@@ -150,7 +151,7 @@ QuantizeOptions options_from_flags(const Args& a) {
   o.enable_quanted_input = !a.flag("disable-quanted-input");
   // amp (common/amp.h) where the CPU multiplies bf16 natively and something is tuned; its caches
   // default to bf16 too (auto-round's). Data-free and RTN runs compute nothing it would speed up.
-  t.amp = t.method == Method::SignRound && !a.flag("disable-amp") && bf16_compute_supported(at::Device(at::kCPU));
+  t.amp = t.method == Method::SignRound && amp_from_flags(a);
   const std::string cache = a.str("cache-dtype", t.amp ? "bf16" : "fp32");
   SR_CHECK(cache == "fp32" || cache == "bf16" || cache == "float32" || cache == "bfloat16",
            "--cache_dtype must be fp32 or bf16, got '", cache, "'");

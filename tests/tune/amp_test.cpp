@@ -3,7 +3,8 @@
 // qdq stay fp32 under it; tuning with amp lands near the fp32 result, and with amp off it is
 // the fp32 loop bit for bit even inside an enclosing autocast; DeltaLoss under amp ranks layers
 // like fp32's and says so in its record and its cache key; a CPU without bf16 (simulated with
-// SIGNROUND_NO_BF16) falls back to fp32 in the CLI, which records the precision that ran.
+// SIGNROUND_NO_BF16) falls back to fp32 in the CLI unless --enable_amp asks, and the record says
+// which precision ran.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -76,13 +77,8 @@ struct Block0 {
   UnitInput in;
 };
 
-std::unique_ptr<Block0> block0(int64_t hidden, int64_t intermediate) {
+std::unique_ptr<Block0> block0(test::RandomModelSpec s) {
   auto f = std::make_unique<Block0>();
-  test::RandomModelSpec s;
-  s.hidden = hidden;
-  s.intermediate = intermediate;
-  s.heads = 4;
-  s.kv_heads = 2;
   s.layers = 1;
   s.vocab = 128;
   f->model = Model::open(test::write_random_hf_model(f->dir.path(), s));
@@ -94,6 +90,15 @@ std::unique_ptr<Block0> block0(int64_t hidden, int64_t intermediate) {
   at::NoGradGuard ng;
   f->in.y_ref = unit_forward(f->model->config(), f->in.fp, {nullptr}, f->in.x_in, f->model->rope(64));
   return f;
+}
+
+test::RandomModelSpec dense(int64_t hidden, int64_t intermediate) {
+  test::RandomModelSpec s;
+  s.hidden = hidden;
+  s.intermediate = intermediate;
+  s.heads = 4;
+  s.kv_heads = 2;
+  return s;
 }
 
 // The fp32 block loss of a tuned result against the FP outputs (how the result is judged).
@@ -111,7 +116,7 @@ bool same_layers(const UnitResult& a, const UnitResult& b) {
 }
 
 TEST(Amp, TuningLandsNearFp32AndOffIsFp32BitForBit) {
-  auto f = block0(128, 256);
+  auto f = block0(dense(128, 256));
   const ModelConfig& c = f->model->config();
   for (const char* name : {"W2A16G64", "W4A16", "MXFP4"}) {
     const LayerPlan plan = make_layer_plan(*f->model, {parse_scheme(name), "", false});
@@ -138,6 +143,25 @@ TEST(Amp, TuningLandsNearFp32AndOffIsFp32BitForBit) {
     EXPECT_NEAR(l_amp, l_fp, 0.05 * l_fp) << name;
     EXPECT_NEAR(amp.stats["loss_best"].get<double>(), fp.stats["loss_best"].get<double>(),
                 0.05 * fp.stats["loss_best"].get<double>()) << name;
+  }
+}
+
+// The forward's amp-specific casts: Qwen3's q/k RMSNorm on a bf16 q, a MoE block's bf16 expert
+// outputs summed into fp32 (index_add refuses mixed dtypes), Qwen2-MoE's shared expert.
+TEST(Amp, MoeAndQkNormBlocksTuneUnderAmp) {
+  for (const char* arch : {"Qwen3MoeForCausalLM", "Qwen2MoeForCausalLM"}) {
+    test::RandomModelSpec s = dense(64, 64);
+    s.arch = arch;
+    s.experts = 4;
+    auto f = block0(s);
+    const LayerPlan plan = make_layer_plan(*f->model, {parse_scheme("W4A16"), "", false});
+    TuneOptions opt;
+    opt.iters = 5;
+    const UnitResult fp = quantize_unit(f->model->config(), plan, f->in, f->model->rope(64), opt);
+    opt.amp = true;
+    const UnitResult amp = quantize_unit(f->model->config(), plan, f->in, f->model->rope(64), opt);
+    EXPECT_EQ(amp.stats["compute_dtype"], "bf16") << arch;
+    EXPECT_NEAR(fp32_loss(*f, amp), fp32_loss(*f, fp), 0.05 * fp32_loss(*f, fp)) << arch;
   }
 }
 
@@ -189,6 +213,9 @@ TEST(Amp, CliDefaultsToAmpWhereSupportedAndFallsBack) {
   const nlohmann::json def = run("", ""), off = run("", " --disable_amp"), none = run("SIGNROUND_NO_BF16=1 ", "");
   EXPECT_EQ(def["compute_dtype"], native ? "bf16" : "fp32");
   EXPECT_EQ(def["settings"]["cache_bf16"], native);
+  const nlohmann::json forced = run("SIGNROUND_NO_BF16=1 ", " --enable_amp");  // asked for: emulated bf16
+  EXPECT_EQ(forced["compute_dtype"], "bf16");
+  EXPECT_EQ(forced["settings"]["cache_bf16"], true);
   for (const nlohmann::json* j : {&off, &none}) {
     EXPECT_EQ((*j)["compute_dtype"], "fp32");
     EXPECT_EQ((*j)["settings"]["amp"], false);
