@@ -40,6 +40,8 @@ bool bf16_compute_supported(const at::Device& device) {
 AmpScope::AmpScope(const at::Device& device, bool on) : type_(device.type()) {
   SR_CHECK(type_ == at::kCPU || type_ == at::kCUDA, "[amp] autocast needs a CPU or CUDA device, got ", device);
   was_on_ = autocast_on(type_);
+  was_caching_ = at::autocast::is_autocast_cache_enabled();
+  at::autocast::set_autocast_cache_enabled(false);
   if (type_ == at::kCUDA) {
     was_dtype_ = at::autocast::get_autocast_gpu_dtype();
     at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
@@ -54,6 +56,7 @@ AmpScope::AmpScope(const at::Device& device, bool on) : type_(device.type()) {
 
 AmpScope::~AmpScope() {
   if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  at::autocast::set_autocast_cache_enabled(was_caching_);
   if (type_ == at::kCUDA) {
     at::autocast::set_enabled(was_on_);
     at::autocast::set_autocast_gpu_dtype(was_dtype_);

@@ -22,7 +22,9 @@ bool bf16_compute_supported(const at::Device& device);
 inline std::string compute_dtype_name(bool on) { return on ? "bf16" : "fp32"; }
 
 // Turns bf16 autocast on (`on`) or off for `device`'s type for its lifetime and restores the
-// previous state after; the autocast weight cache is cleared when the outermost scope ends.
+// previous state after. Autocast's cache of bf16 copies of fp32 leaves is off inside: DeltaLoss
+// makes each block's weights leaves, and the cache would hold every block's copy until the scope
+// ends (half the model in bf16); no leaf here enters two matmuls, so it saves nothing.
 // REQUIRES: CPU or CUDA device type.
 class AmpScope {
  public:
@@ -33,7 +35,7 @@ class AmpScope {
 
  private:
   at::DeviceType type_;
-  bool was_on_;
+  bool was_on_, was_caching_;
   at::ScalarType was_dtype_;
 };
 
