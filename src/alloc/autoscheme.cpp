@@ -42,6 +42,7 @@ void score_all(const Model& model, const AutoSchemeOptions& opt, const at::Tenso
   dl.batch_size = opt.batch_size;
   dl.weight_term = r.weight_term;
   dl.target = opt.target;
+  dl.amp = opt.amp;
   dl.progress = opt.progress;
   r.scores.assign(p.layers.size(), std::vector<double>(p.options.size(), std::nan("")));
   for (size_t k = 0; k < p.options.size(); ++k) {

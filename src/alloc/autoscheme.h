@@ -24,6 +24,7 @@ struct AutoSchemeOptions {
   CalibOptions calib{"", 16, 256, 42};   // §4.1 defaults: 16 × 256 tokens
   int64_t batch_size = 8;
   DeltaLossTarget target = DeltaLossTarget::Labels;
+  bool amp = false;                      // DeltaLoss under bf16 autocast (DeltaLossOptions::amp)
   bool weight_term = false;              // force the weight term on (else §4.4's rule)
   std::string layer_config;              // user per-layer schemes: those layers are fixed
   std::string score_cache_dir;           // "" disables the on-disk cache

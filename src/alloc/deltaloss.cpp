@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "common/amp.h"
 #include "common/error.h"
 #include "common/progress.h"
 #include "common/sysinfo.h"
@@ -18,9 +19,12 @@ bool weight_term_needed(const std::vector<QuantScheme>& options) {
 }
 
 nlohmann::json DeltaLossScores::to_json() const {
-  return {{"score", score},         {"batches", batches},     {"skipped_batches", skipped_batches},
-          {"skipped_terms", skipped_terms}, {"mean_loss", mean_loss}, {"seconds", seconds},
-          {"peak_rss_bytes", peak_rss_bytes}};
+  nlohmann::json j = {{"score", score},         {"batches", batches},     {"skipped_batches", skipped_batches},
+                      {"skipped_terms", skipped_terms}, {"mean_loss", mean_loss}, {"seconds", seconds},
+                      {"peak_rss_bytes", peak_rss_bytes}};
+  // Absent means fp32: the records written before amp existed read the same.
+  if (amp) j["compute_dtype"] = compute_dtype_name(true);
+  return j;
 }
 
 DeltaLossScores DeltaLossScores::from_json(const nlohmann::json& j) {
@@ -33,6 +37,7 @@ DeltaLossScores DeltaLossScores::from_json(const nlohmann::json& j) {
     s.mean_loss = j.at("mean_loss").is_null() ? std::nan("") : j.at("mean_loss").get<double>();
     s.seconds = j.at("seconds").get<double>();
     s.peak_rss_bytes = j.at("peak_rss_bytes").get<int64_t>();
+    s.amp = j.value("compute_dtype", compute_dtype_name(false)) == compute_dtype_name(true);
   } catch (const nlohmann::json::exception& e) {
     fail("[deltaloss] malformed score record: ", e.what());
   }
@@ -161,6 +166,7 @@ at::Tensor replay_block(const BatchContext& ctx, int64_t b, const at::Tensor& in
 // Log-probabilities [B, T, V] of the unquantized model (no graph).
 at::Tensor full_precision_log_probs(const BatchContext& ctx, const at::Tensor& tokens) {
   at::NoGradGuard ng;
+  AmpScope fp32(ctx.model.final_norm().device(), false);  // the target: full precision under amp too
   const ModelConfig& c = ctx.model.config();
   at::Tensor h = ctx.model.embed(tokens);
   for (int64_t b = 0; b < c.n_layers; ++b) h = block_forward(c, ctx.model.load_block(b), h, ctx.positions, ctx.rope);
@@ -168,7 +174,8 @@ at::Tensor full_precision_log_probs(const BatchContext& ctx, const at::Tensor& t
 }
 
 // The loss L of the batch from the quantized model's logits [B, T, V] (see DeltaLossTarget).
-at::Tensor batch_loss(const BatchContext& ctx, const at::Tensor& logits, const at::Tensor& tokens) {
+at::Tensor batch_loss(const BatchContext& ctx, const at::Tensor& bf16_or_fp32_logits, const at::Tensor& tokens) {
+  const at::Tensor logits = bf16_or_fp32_logits.to(at::kFloat);  // the loss in fp32 under amp
   if (ctx.opt.target == DeltaLossTarget::Labels) return causal_lm_loss(logits, tokens);
   const at::Tensor fp = full_precision_log_probs(ctx, tokens);
   return (fp.exp() * (fp - at::log_softmax(logits, -1))).sum(-1).mean();
@@ -177,6 +184,7 @@ at::Tensor batch_loss(const BatchContext& ctx, const at::Tensor& logits, const a
 // One batch: forward, head, block-by-block backward. Returns the loss (NaN: skipped).
 double score_batch(const BatchContext& ctx, const at::Tensor& tokens, std::vector<double>& score,
                    int64_t& skipped_terms) {
+  AmpScope amp(ctx.model.final_norm().device(), ctx.opt.amp);
   at::Tensor h;
   std::vector<at::Tensor> inputs = forward_storing_inputs(ctx, tokens, h);
   at::Tensor h_last = h.detach().requires_grad_(true);
@@ -217,12 +225,13 @@ DeltaLossScores deltaloss_scores(const Model& model, const std::vector<ScoredLay
   const double t0 = now_seconds();
   DeltaLossScores r;
   r.score.assign(layers.size(), 0.0);
+  r.amp = opt.amp;
   if (!option.quantized() && !option.act_quantized()) return r;
   const std::vector<BlockSlots> slots = block_slots(model, layers);
   const int64_t N = tokens.size(0), T = tokens.size(1);
   BatchContext ctx{model, slots, option, opt, model.rope(T), at::arange(T, at::kLong)};
   const int64_t n_batches = (N + opt.batch_size - 1) / opt.batch_size;
-  Progress progress("deltaloss " + option.name(), int(n_batches), opt.progress);
+  Progress progress("deltaloss " + option.name() + (opt.amp ? " (bf16)" : ""), int(n_batches), opt.progress);
   double loss_sum = 0;
   for (int64_t i = 0; i < n_batches; ++i) {
     const at::Tensor batch = tokens.narrow(0, i * opt.batch_size, std::min(opt.batch_size, N - i * opt.batch_size));

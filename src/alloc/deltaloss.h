@@ -56,6 +56,9 @@ struct DeltaLossOptions {
   DeltaLossTarget target = DeltaLossTarget::Labels;
   bool weight_term = false; // add the Σ|g_Ŵ ⊙ (W − Ŵ)| term (§4.4)
   bool progress = true;     // one stderr line per batch
+  // bf16 autocast over the quantized model's forwards and backwards (common/amp.h); the option's
+  // qdq, the FP target's forward (FullPrecision), the loss and the score sums stay fp32.
+  bool amp = false;
 };
 
 struct DeltaLossScores {
@@ -66,6 +69,7 @@ struct DeltaLossScores {
   double mean_loss = 0;          // mean calibration loss of the quantized model (finite batches)
   double seconds = 0;
   int64_t peak_rss_bytes = 0;    // process high-water mark after the pass
+  bool amp = false;              // computed under bf16 autocast (the record says "compute_dtype")
   nlohmann::json to_json() const;
   static DeltaLossScores from_json(const nlohmann::json& j);  // throws sr::Error on a malformed record
 };

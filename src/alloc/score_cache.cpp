@@ -63,7 +63,7 @@ nlohmann::json deltaloss_cache_key(const Model& model, const std::vector<ScoredL
   const at::Tensor t = tokens.to(at::kLong).contiguous();
   nlohmann::json names = nlohmann::json::array();
   for (const ScoredLayer& l : layers) names.push_back(l.name);
-  return {{"version", kCacheVersion},
+  nlohmann::json key = {{"version", kCacheVersion},
           {"model", model_stamp(model)},
           {"tokens", {{"shape", t.sizes().vec()}, {"fnv1a64", hex64(fnv1a64(t.data_ptr(), size_t(t.nbytes())))}}},
           {"batch_size", opt.batch_size},
@@ -71,6 +71,9 @@ nlohmann::json deltaloss_cache_key(const Model& model, const std::vector<ScoredL
           {"target", opt.target == DeltaLossTarget::Labels ? "labels" : "full_precision"},
           {"layers", names},
           {"option", option.to_json()}};
+  // amp's scores are not fp32's: their own key (no field for fp32, so earlier entries stay valid).
+  if (opt.amp) key["compute_dtype"] = "bf16";
+  return key;
 }
 
 std::string default_score_cache_dir() {

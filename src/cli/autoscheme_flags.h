@@ -19,6 +19,10 @@ std::vector<FlagSpec> autoscheme_common_flags();
 // spelling) when given with --options or --schemes and without --avg_bits; "" when neither.
 std::string avg_bits_flag(const Args& a);
 
+// Whether tuning (quantize) and DeltaLoss (autoscheme, quantize --avg_bits) run under bf16 amp
+// (common/amp.h): --enable_amp, else not --disable_amp and the CPU multiplies bf16 natively.
+bool amp_from_flags(const Args& a);
+
 // AutoSchemeOptions from the flags. `prefix` names the calibration flags: "" in autoscheme
 // (--nsamples, --seqlen, --batch_size), "autoscheme-" in quantize, whose own --nsamples etc.
 // are the tuning's. `file_targets`, when not empty, replaces the flags' targets and counts file

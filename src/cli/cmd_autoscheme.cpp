@@ -16,6 +16,7 @@
 #include "cli/autoscheme_flags.h"
 #include "cli/flag_values.h"
 #include "cli/commands.h"
+#include "common/amp.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/progress.h"
@@ -83,6 +84,8 @@ std::vector<FlagSpec> autoscheme_flags() {
       {"seqlen", true, "tokens per sample", "256"},
       {"batch-size", true, "samples per forward/backward", "8"},
       {"seed", true, "sample choice and the random allocator's order", "42"},
+      {"disable-amp", false, "DeltaLoss in fp32 (default: bf16 matmuls where the CPU has native bf16)", ""},
+      {"enable-amp", false, "DeltaLoss with bf16 matmuls even where the CPU emulates bf16 (slower there)", ""},
       {"layer-config", true, "JSON of layers whose scheme is fixed (their bits count in the budget)", ""},
       {"eval-results", true, "JSON list of {label, avg_bits, ppl, ppl_stderr, kld} for the report's curve", ""},
       {"json", false, "print autoscheme.json on stdout", ""},
@@ -92,6 +95,11 @@ std::vector<FlagSpec> autoscheme_flags() {
 }
 
 }  // namespace
+
+bool amp_from_flags(const Args& a) {
+  SR_CHECK(!(a.flag("enable-amp") && a.flag("disable-amp")), "--enable_amp and --disable_amp exclude each other");
+  return a.flag("enable-amp") || (!a.flag("disable-amp") && bf16_compute_supported(at::Device(at::kCPU)));
+}
 
 std::string avg_bits_flag(const Args& a) {
   SR_CHECK(!(a.has("options") && a.has("schemes")), "--options and --schemes are the same flag; give one");
@@ -120,6 +128,7 @@ AutoSchemeOptions autoscheme_options_from_flags(const Args& a, const std::string
   o.target = target == "fp" || (target == "auto" && gguf_options) ? DeltaLossTarget::FullPrecision
                                                                    : DeltaLossTarget::Labels;
   o.weight_term = a.flag("deltaloss-weight-term");
+  o.amp = amp_from_flags(a);
   o.calib.dataset = a.str("dataset");
   o.calib.nsamples = a.integer(prefix + "nsamples", 16);
   o.calib.seqlen = a.integer(prefix + "seqlen", 256);

@@ -14,6 +14,7 @@
 #include "cli/flag_values.h"
 #include "common/atomic_file.h"
 #include "common/dist.h"
+#include "common/amp.h"
 #include "common/error.h"
 #include "common/progress.h"
 #include "common/strings.h"
@@ -64,7 +65,9 @@ std::vector<FlagSpec> quantize_flags() {
       {"nsamples", true, "calibration samples", "128"},
       {"seqlen", true, "tokens per calibration sample (capped at the model's context)", "2048"},
       {"seed", true, "random seed (sample choice, mini-batch order)", "42"},
-      {"cache-dtype", true, "fp32 | bf16 storage of the activation caches", "fp32"},
+      {"cache-dtype", true, "fp32 | bf16 storage of the activation caches", "bf16 with amp, else fp32"},
+      {"disable-amp", false, "tune in fp32 (default: bf16 matmuls where the CPU has native bf16)", ""},
+      {"enable-amp", false, "tune with bf16 matmuls even where the CPU emulates bf16 (slower there)", ""},
       {"max-shard-size", true, "split safetensors outputs into shards of at most this many MB", "0 (one file)"},
       {"overwrite", false, "replace a non-empty --output_dir that signround did not write (or an existing .gguf file)", ""},
       {"resume", false, "continue an interrupted run from <output_dir>.partial", ""},
@@ -157,7 +160,10 @@ QuantizeOptions options_from_flags(const Args& a) {
   o.calib.seed = t.seed;
   o.nblocks = a.integer("nblocks", 1);
   o.enable_quanted_input = !a.flag("disable-quanted-input");
-  const std::string cache = a.str("cache-dtype", "fp32");
+  // amp (common/amp.h) where the CPU multiplies bf16 natively and something is tuned; its caches
+  // default to bf16 too (auto-round's). Data-free and RTN runs compute nothing it would speed up.
+  t.amp = t.method == Method::SignRound && amp_from_flags(a);
+  const std::string cache = a.str("cache-dtype", t.amp ? "bf16" : "fp32");
   SR_CHECK(cache == "fp32" || cache == "bf16" || cache == "float32" || cache == "bfloat16",
            "--cache_dtype must be fp32 or bf16, got '", cache, "'");
   o.cache_bf16 = cache == "bf16" || cache == "bfloat16";
@@ -189,7 +195,7 @@ nlohmann::json settings_json(const QuantizeOptions& o, const TuningRecipe& r, co
           {"gradient_accumulate_steps", r.gradient_accumulate_steps}, {"not_use_best_mse", o.tune.not_use_best_mse},
           {"enable_minmax_tuning", r.enable_minmax_tuning}, {"seed", r.seed}, {"dataset", r.dataset},
           {"nsamples", r.nsamples}, {"seqlen", r.seqlen}, {"nblocks", o.nblocks},
-          {"enable_quanted_input", r.enable_quanted_input}, {"cache_bf16", o.cache_bf16}, {"threads", threads()}};
+          {"enable_quanted_input", r.enable_quanted_input}, {"cache_bf16", o.cache_bf16}, {"amp", o.tune.amp}, {"threads", threads()}};
 }
 
 // An integer flag, else the environment variable torchrun sets, else `fallback`.

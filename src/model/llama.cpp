@@ -69,7 +69,8 @@ RopeTables make_rope_tables(const ModelConfig& c, int64_t n) {
   return {emb.cos(), emb.sin()};
 }
 
-at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+at::Tensor rms_norm(const at::Tensor& x_in, const at::Tensor& weight, double eps) {
+  const at::Tensor x = x_in.to(at::kFloat);  // a bf16 input (amp's q/k) is normed in fp32, as HF's RMSNorm does
   return x * at::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + eps) * weight;
 }
 
@@ -156,7 +157,8 @@ at::Tensor moe_ffn(const ModelConfig& c, const BlockWeights& w, const at::Tensor
     const at::Tensor pairs = order.narrow(0, start, n[e]);
     const at::Tensor rows = at::floor_divide(pairs, k);
     const at::Tensor y = expert_mlp(w, moe::expert_linear(e, moe::Gate), xf.index_select(0, rows), hook);
-    out = out.index_add(0, rows, y * r.weight.reshape(-1).index_select(0, pairs).unsqueeze(1).to(y.scalar_type()));
+    const at::Tensor wy = y * r.weight.reshape(-1).index_select(0, pairs).unsqueeze(1).to(y.scalar_type());
+    out = out.index_add(0, rows, wy.to(out.scalar_type()));  // a bf16 expert output (amp) summed in fp32
   }
   if (c.moe.shared_intermediate > 0) {
     const int g = moe::shared_linear(E, moe::Gate);

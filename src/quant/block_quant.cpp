@@ -67,10 +67,12 @@ InputHook block_activation_hook(const BlockSchemes& s, const std::vector<ActQuan
   return [s, act, range, cap](int i, const at::Tensor& x) {
     const QuantScheme& sp = s[size_t(i)];
     if (!sp.quantized() || !sp.act_quantized()) return x;
+    // Under amp (common/amp.h) an input may arrive in bf16; the qdq runs in fp32 all the same.
+    const at::Tensor xf = x.to(at::kFloat);
     ActQuantState st = act.empty() ? ActQuantState{} : act[size_t(i)];
-    if (range == StaticRange::ThisTensor && !sp.act_dynamic) st.act_max = x.detach().abs().max();
-    at::Tensor x_hat = qdq_act(x, sp, st);
-    if (cap) (*cap)[size_t(i)] = {x.detach(), x_hat};
+    if (range == StaticRange::ThisTensor && !sp.act_dynamic) st.act_max = xf.detach().abs().max();
+    at::Tensor x_hat = qdq_act(xf, sp, st);
+    if (cap) (*cap)[size_t(i)] = {xf.detach(), x_hat};
     return x_hat;
   };
 }

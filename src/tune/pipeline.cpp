@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/amp.h"
 #include "common/error.h"
 #include "common/json_parse.h"
 #include "common/progress.h"
@@ -297,8 +298,9 @@ Caches make_caches(const Model& model, const CalibData& data, const QuantizeOpti
   const int64_t need = cache_bytes(rows, T, model.config().hidden, opt.cache_bf16);
   const int64_t avail = available_memory_bytes();
   if (opt.progress)
-    std::fprintf(stderr, "calibration: %lld samples x %lld tokens (%s); activation caches %s%s\n", (long long)N,
-                 (long long)T, data.mode.c_str(), format_bytes(double(need)).c_str(), opt.cache_bf16 ? " (bf16)" : "");
+    std::fprintf(stderr, "calibration: %lld samples x %lld tokens (%s); activation caches %s%s%s\n", (long long)N,
+                 (long long)T, data.mode.c_str(), format_bytes(double(need)).c_str(), opt.cache_bf16 ? " (bf16)" : "",
+                 opt.tune.method != Method::SignRound ? "" : opt.tune.amp ? "; tuning in bf16 (amp)" : "; tuning in fp32");
   SR_CHECK(avail == 0 || need < avail * 8 / 10, "[quantize] the activation caches need ", format_bytes(double(need)),
            " but only ", format_bytes(double(avail)), " is available; lower nsamples or seqlen, or cache in bf16 (cache_bf16)");
   at::NoGradGuard ng;
@@ -486,6 +488,7 @@ nlohmann::json run_quantization(const Model& model, const LayerPlan& plan, const
   save_head_imatrix(model, opt, caches, state_dir);
   if (const LayerChoice* head = plan.find("lm_head"); head && head->quantized())
     record["lm_head"] = quantize_lm_head(model, plan, opt, caches, state_dir);
+  record["compute_dtype"] = compute_dtype_name(opt.tune.amp && opt.tune.method == Method::SignRound);
   record["seconds"] = now_seconds() - t_start;
   record["peak_rss_bytes"] = peak_rss_bytes();
   if (opt.comm)  // what rank 0 handed to the collectives (the others send as much)

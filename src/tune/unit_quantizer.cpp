@@ -7,6 +7,7 @@
 #include <random>
 
 #include "common/dist.h"
+#include "common/amp.h"
 #include "common/error.h"
 #include "common/sysinfo.h"
 #include "quant/block_quant.h"
@@ -111,7 +112,7 @@ enum class LossKind { MaskedMse, PlainMse, OutlierFilteredMse };
 
 // §2.4 / §3.5. P, R: [b, T, D]; M: [b, T] bool. Means run over ALL elements (masked ones too).
 at::Tensor unit_loss(const at::Tensor& P, const at::Tensor& R, const at::Tensor& M, LossKind kind, bool sum) {
-  at::Tensor d = P - R;
+  at::Tensor d = P.to(at::kFloat) - R;  // fp32 loss whatever the prediction's dtype (amp)
   if (kind == LossKind::OutlierFilteredMse) {
     at::Tensor keep = at::ones_like(d);
     {
@@ -285,6 +286,12 @@ nlohmann::json tune(const TuneProblem& pb, std::vector<LayerJob>& jobs, const Tu
   double best = std::numeric_limits<double>::infinity(), first = 0;
   int64_t best_iter = -1;
   Snapshot chosen;
+  const at::Device device = jobs.front().w.device();
+  AmpScope amp(device, opt.amp);
+  auto target = [&](const at::Tensor& rows) {
+    AmpScope fp32(device, false);  // the reference is not the thing tuned: full precision
+    return pb.target(rows).to(at::kFloat);
+  };
   for (int64_t i = 0; i < opt.iters; ++i) {
     double total = 0;
     std::vector<at::Tensor> shard_grads;  // only when this process holds several shards
@@ -295,7 +302,7 @@ nlohmann::json tune(const TuneProblem& pb, std::vector<LayerJob>& jobs, const Tu
       for (int64_t c = 0; c < share; c += pb.batch_size) {
         auto rows = at::tensor(std::vector<int64_t>(idx.begin() + c, idx.begin() + std::min(share, c + pb.batch_size)));
         for (LayerJob& j : jobs) clamp_params_(j.p);
-        auto L = unit_loss(pb.predict(rows), pb.target(rows), pb.mask(rows), pb.kind, pb.sum_reduction);
+        auto L = unit_loss(pb.predict(rows), target(rows), pb.mask(rows), pb.kind, pb.sum_reduction);
         part += L.item<double>();
         (L * 1000.0).backward();
       }
@@ -321,7 +328,7 @@ nlohmann::json tune(const TuneProblem& pb, std::vector<LayerJob>& jobs, const Tu
   double max_v = 0;
   for (const LayerJob& j : jobs)
     if (j.p.t.v.defined()) max_v = std::max(max_v, j.p.t.v.abs().max().item<double>());
-  return {{"max_abs_v", max_v}, {"loss_first", first}, {"loss_best", best}, {"best_iter", best_iter},
+  return {{"max_abs_v", max_v}, {"compute_dtype", compute_dtype_name(opt.amp)}, {"loss_first", first}, {"loss_best", best}, {"best_iter", best_iter},
           {"loss", pb.kind == LossKind::MaskedMse ? "masked_mse" : pb.kind == LossKind::PlainMse ? "mse" : "outlier_filtered_mse"}};
 }
 

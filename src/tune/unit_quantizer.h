@@ -51,6 +51,10 @@ struct TuneOptions {
   bool alg_ext = true;    // SignRoundV2 for schemes that have it (sym int, MX, NV)
   uint64_t seed = 42;
   DataShards shards;      // the default: one process, one shard (the batch drawn from all samples)
+  // bf16 autocast over the sign-SGD loop's forwards and backwards (common/amp.h): matmuls in bf16,
+  // v, α, β, the weights' qdq, the activations' qdq, the target and the loss in fp32. Off gives
+  // the fp32 loop bit for bit. The caller decides (bf16_compute_supported, --disable_amp).
+  bool amp = false;
 };
 
 struct UnitInput {
