@@ -84,7 +84,7 @@ int run(int argc, char** argv) {
   const RopeTables& rope = model->rope(s.T);
   {
     at::NoGradGuard ng;
-    in.y_ref = unit_forward(model->config(), in.fp, {nullptr}, in.x_in, rope);
+    in.y_ref = unit_forward(model->config(), in.fp, {nullptr}, in.x_in.all(), rope);
   }
   // Per-iteration time = (time at 1 + iters iterations - time at 1 iteration) / iters: the
   // once-per-block work (initial-scale search, final encode) cancels out.

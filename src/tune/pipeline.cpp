@@ -3,6 +3,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
+
+#include <unistd.h>
 
 #include "common/error.h"
 #include "common/json_parse.h"
@@ -15,6 +18,16 @@ namespace fs = std::filesystem;
 
 int64_t cache_bytes(int64_t n, int64_t t, int64_t d, bool bf16) { return 2 * n * t * d * (bf16 ? 2 : 4); }
 
+int64_t cache_memory_budget(int64_t given) {
+  if (given > 0) return given;
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+  const int64_t physical = pages > 0 && page > 0 ? int64_t(pages) * int64_t(page) : 0;
+  const int64_t avail = available_memory_bytes();
+  int64_t budget = physical > 0 ? physical / 4 : std::numeric_limits<int64_t>::max();
+  if (avail > 0) budget = std::min(budget, avail * 8 / 10);
+  return budget;
+}
+
 namespace {
 
 std::string block_file(const std::string& dir, int64_t b) {
@@ -25,7 +38,7 @@ std::string block_file(const std::string& dir, int64_t b) {
 
 // The two activation caches and what every unit needs to see of the data.
 struct Caches {
-  at::Tensor x_fp, x_q;  // [N, T, D]
+  ActivationCache x_fp, x_q;  // [N, T, D]
   at::Tensor mask;       // [N, T]
   bool active() const { return x_fp.defined(); }
 };
@@ -37,14 +50,13 @@ int64_t rows_per_call(const ModelConfig& c, int64_t T) {
 }
 
 // x <- unit(x) in place, call by call. `observe` sees each block's projection inputs.
-void forward_in_place(const ModelConfig& c, at::Tensor& x, const std::vector<BlockWeights>& w,
+void forward_in_place(const ModelConfig& c, ActivationCache& x, const std::vector<BlockWeights>& w,
                       const std::vector<InputHook>& hooks, const RopeTables& rope) {
   at::NoGradGuard ng;
   const int64_t N = x.size(0), step = rows_per_call(c, x.size(1));
   for (int64_t r = 0; r < N; r += step) {
     const int64_t b = std::min(step, N - r);
-    auto slice = x.narrow(0, r, b);
-    slice.copy_(unit_forward(c, w, hooks, slice.to(at::kFloat), rope));
+    x.write(r, unit_forward(c, w, hooks, x.read(r, b).to(at::kFloat), rope));
   }
 }
 
@@ -72,12 +84,12 @@ struct Observer {
 std::string head_imatrix_file(const std::string& dir) { return (fs::path(dir) / "head_imatrix.safetensors").string(); }
 
 // Σ over tokens of (final_norm(x))², x [N, T, D] the FP model's last hidden states.
-at::Tensor head_sum_sq(const Model& model, const at::Tensor& x) {
+at::Tensor head_sum_sq(const Model& model, const ActivationCache& x) {
   at::NoGradGuard ng;
   const ModelConfig& c = model.config();
   at::Tensor sum = at::zeros({c.hidden}, at::kFloat);
   for (int64_t r = 0; r < x.size(0); r += 16) {
-    auto h = rms_norm(x.narrow(0, r, std::min<int64_t>(16, x.size(0) - r)).to(at::kFloat), model.final_norm(), c.rms_eps);
+    auto h = rms_norm(x.read(r, std::min<int64_t>(16, x.size(0) - r)).to(at::kFloat), model.final_norm(), c.rms_eps);
     sum += h.reshape({-1, c.hidden}).pow(2).sum(0);
   }
   return sum;
@@ -113,14 +125,19 @@ nlohmann::json quantize_lm_head(const Model& model, const LayerPlan& plan, const
   if (caches.active()) {
     at::NoGradGuard ng;
     const double eps = model.config().rms_eps;
-    for (at::Tensor* x : {&caches.x_fp, &caches.x_q})
-      for (int64_t r = 0; r < x->size(0); ++r) {
-        auto row = x->narrow(0, r, 1);
-        row.copy_(rms_norm(row.to(at::kFloat), model.final_norm(), eps));
+    for (ActivationCache* x : {&caches.x_fp, &caches.x_q})
+      for (int64_t r = 0; r < x->size(0); ++r) x->write(r, rms_norm(x->read(r, 1).to(at::kFloat), model.final_norm(), eps));
+    if (!caches.x_fp.on_disk()) {
+      auto flat = caches.x_fp.all().reshape({-1, caches.x_fp.size(2)}).to(at::kFloat);
+      in.imatrix = flat.pow(2).sum(0);
+      in.act_max = flat.abs().max();
+    } else {  // sample by sample: the cache need not fit in memory
+      for (int64_t r = 0; r < caches.x_fp.size(0); ++r) {
+        auto flat = caches.x_fp.read(r, 1).reshape({-1, caches.x_fp.size(2)}).to(at::kFloat);
+        in.imatrix = r == 0 ? flat.pow(2).sum(0) : in.imatrix + flat.pow(2).sum(0);
+        in.act_max = r == 0 ? flat.abs().max() : at::maximum(in.act_max, flat.abs().max());
       }
-    auto flat = caches.x_fp.reshape({-1, caches.x_fp.size(-1)}).to(at::kFloat);
-    in.imatrix = flat.pow(2).sum(0);
-    in.act_max = flat.abs().max();
+    }
     in.x_fp = caches.x_fp;
     in.x_q = caches.x_q;
     in.mask = caches.mask;
@@ -214,21 +231,46 @@ bool needs_calibration(const QuantizeOptions& opt) {
   return opt.tune.method == Method::SignRound || !opt.imatrix || data;
 }
 
-// X_fp = X_q = the calibration tokens' embeddings, once they are known to fit in memory; their
-// summary goes into record["calibration"].
-Caches make_caches(const Model& model, const CalibData& data, const QuantizeOptions& opt, nlohmann::json& record) {
-  const int64_t N = data.tokens.size(0), T = data.tokens.size(1);
-  const int64_t need = cache_bytes(N, T, model.config().hidden, opt.cache_bf16);
-  const int64_t avail = available_memory_bytes();
+// Where the caches go when they spill: the given folder, else beside the run's state folder.
+std::string spill_dir(const QuantizeOptions& opt, const std::string& state_dir) {
+  if (!opt.cache_dir.empty()) return opt.cache_dir;
+  const fs::path parent = fs::absolute(state_dir).parent_path();
+  return parent.empty() ? "." : parent.string();
+}
+
+// X_fp = X_q = the calibration tokens' embeddings, in memory when both fit in the budget, else in
+// files under spill_dir; their summary goes into record["calibration"].
+Caches make_caches(const Model& model, const CalibData& data, const QuantizeOptions& opt, const std::string& state_dir,
+                   nlohmann::json& record) {
+  const int64_t N = data.tokens.size(0), T = data.tokens.size(1), D = model.config().hidden;
+  const int64_t need = cache_bytes(N, T, D, opt.cache_bf16);
+  const int64_t budget = cache_memory_budget(opt.cache_budget);
+  const bool spill = need > budget;
+  const std::string dir = spill_dir(opt, state_dir);
+  if (!opt.cache_dir.empty())
+    SR_CHECK(fs::is_directory(opt.cache_dir) && ::access(opt.cache_dir.c_str(), W_OK) == 0, "[quantize] cache folder ",
+             opt.cache_dir, " does not exist or is not writable (cache_dir)");
   if (opt.progress)
-    std::fprintf(stderr, "calibration: %lld samples x %lld tokens (%s); activation caches %s%s\n", (long long)N,
-                 (long long)T, data.mode.c_str(), format_bytes(double(need)).c_str(), opt.cache_bf16 ? " (bf16)" : "");
-  SR_CHECK(avail == 0 || need < avail * 8 / 10, "[quantize] the activation caches need ", format_bytes(double(need)),
-           " but only ", format_bytes(double(avail)), " is available; lower nsamples or seqlen, or cache in bf16 (cache_bf16)");
+    std::fprintf(stderr, "calibration: %lld samples x %lld tokens (%s); activation caches %s%s, %s\n", (long long)N,
+                 (long long)T, data.mode.c_str(), format_bytes(double(need)).c_str(), opt.cache_bf16 ? " (bf16)" : "",
+                 spill ? ("on disk in " + dir + " (over the memory budget of " + format_bytes(double(budget)) + ")").c_str()
+                       : "in memory");
   at::NoGradGuard ng;
   Caches caches;
-  caches.x_fp = model.embed(data.tokens).to(opt.cache_bf16 ? at::kBFloat16 : at::kFloat);
-  caches.x_q = caches.x_fp.clone();
+  const at::ScalarType dtype = opt.cache_bf16 ? at::kBFloat16 : at::kFloat;
+  if (!spill) {
+    caches.x_fp = model.embed(data.tokens).to(dtype);
+    caches.x_q = caches.x_fp.all().clone();
+  } else {
+    caches.x_fp = ActivationCache::on_disk(dir, {N, T, D}, dtype);
+    caches.x_q = ActivationCache::on_disk(dir, {N, T, D}, dtype);
+    const int64_t step = std::max<int64_t>(1, (64LL << 20) / (T * D * 4));
+    for (int64_t r = 0; r < N; r += step) {
+      const at::Tensor x = model.embed(data.tokens.narrow(0, r, std::min(step, N - r)));
+      caches.x_fp.write(r, x);
+      caches.x_q.write(r, x);
+    }
+  }
   caches.mask = data.mask;
   record["calibration"] = {{"samples", N}, {"seqlen", T}, {"mode", data.mode}, {"available", data.available},
                            {"cache_bytes", need}};
@@ -272,7 +314,7 @@ UnitResult replay_saved_unit(const LayerPlan& plan, const UnitInput& in, const s
 // on the way. Hands the unit its inputs.
 void reference_pass(const ModelConfig& c, const LayerPlan& plan, const QuantizeOptions& opt, Caches& caches,
                     UnitInput& in, bool saved, const RopeTables& rope) {
-  if (!opt.enable_quanted_input) caches.x_q.copy_(caches.x_fp);
+  if (!opt.enable_quanted_input) caches.x_q.copy_from(caches.x_fp);
   Observer obs;
   std::vector<InputHook> observe;
   const bool observing = !saved || opt.collected_imatrix;
@@ -347,7 +389,7 @@ nlohmann::json run_quantization(const Model& model, const LayerPlan& plan, const
            opt.tune.gradient_accumulate_steps);
   nlohmann::json record = {{"units", nlohmann::json::array()}};
   Caches caches;
-  if (needs_calibration(opt)) caches = make_caches(model, calibration_data(model, opt), opt, record);
+  if (needs_calibration(opt)) caches = make_caches(model, calibration_data(model, opt), opt, state_dir, record);
   if (!resuming) write_fingerprint(state_dir, fingerprint);  // every input checked: the first byte written
   const RopeTables& rope = model.rope(caches.active() ? caches.x_fp.size(1) : 1);
   const int64_t n_units = (c.n_layers + opt.nblocks - 1) / opt.nblocks;
