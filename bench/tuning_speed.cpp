@@ -92,7 +92,7 @@ int run(int argc, char** argv) {
   const RopeTables& rope = model->rope(s.T);
   {
     at::NoGradGuard ng;
-    in.y_ref = unit_forward(model->config(), in.fp, {nullptr}, in.x_in, rope);
+    in.y_ref = unit_forward(model->config(), in.fp, {nullptr}, in.x_in.all(), rope);
   }
   const bool amp_ok = bf16_compute_supported(at::Device(at::kCPU));
   std::printf("shape %s: D %lld F %lld heads %lld/%lld, %lld x %lld tokens per step, %d threads, bf16 native: %s\n",

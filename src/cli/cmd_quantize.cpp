@@ -66,6 +66,8 @@ std::vector<FlagSpec> quantize_flags() {
       {"seqlen", true, "tokens per calibration sample (capped at the model's context)", "2048"},
       {"seed", true, "random seed (sample choice, mini-batch order)", "42"},
       {"cache-dtype", true, "fp32 | bf16 storage of the activation caches", "bf16 with amp, else fp32"},
+      {"cache-budget", true, "memory the two activation caches may take before they spill to files on disk (bytes, or 8G, 500M ...)", "a quarter of RAM"},
+      {"cache-dir", true, "folder for activation caches that spill (their files are deleted at once)", "beside --output_dir"},
       {"disable-amp", false, "tune in fp32 (default: bf16 matmuls where the CPU has native bf16)", ""},
       {"enable-amp", false, "tune with bf16 matmuls even where the CPU emulates bf16 (slower there)", ""},
       {"max-shard-size", true, "split safetensors outputs into shards of at most this many MB", "0 (one file)"},
@@ -167,6 +169,11 @@ QuantizeOptions options_from_flags(const Args& a) {
   SR_CHECK(cache == "fp32" || cache == "bf16" || cache == "float32" || cache == "bfloat16",
            "--cache_dtype must be fp32 or bf16, got '", cache, "'");
   o.cache_bf16 = cache == "bf16" || cache == "bfloat16";
+  if (a.has("cache-budget")) {
+    o.cache_budget = int64_t(parse_size("--cache_budget", a.str("cache-budget")));
+    SR_CHECK(o.cache_budget > 0, "--cache_budget must be positive, got '", a.str("cache-budget"), "'");
+  }
+  o.cache_dir = a.str("cache-dir");
   o.resume = a.flag("resume");
   o.stop_after_units = a.integer("stop-after-units", -1);
   o.progress = !a.flag("quiet");

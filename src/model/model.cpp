@@ -78,6 +78,21 @@ void apply_tokenizer_config(const std::string& dir, Vocabulary& v) {
   }
 }
 
+// What load_tensor checks of a tensor decoded later (Model::embedding/lm_head): its shape, and that
+// every value is finite, row chunk by row chunk, so that a corrupt file still fails at open without
+// the whole matrix being held in fp32 (entry_to_float then throws naming the first bad value).
+void check_plain_entry(const TensorStore& store, const std::string& name, const std::vector<int64_t>& shape,
+                       const std::string& path) {
+  const TensorEntry* e = store.find(name);
+  SR_CHECK(e, "[model] ", path, ": tensor '", name, "' is missing");
+  SR_CHECK(e->shape == shape, "[model] ", path, ": tensor ", e->describe(), " should have shape ", at::IntArrayRef(shape));
+  const at::Tensor t = at::from_blob(const_cast<uint8_t*>(e->data), at::IntArrayRef(e->shape), scalar_type_of(e->dtype));
+  const int64_t step = std::max<int64_t>(1, (16LL << 20) / std::max<int64_t>(1, shape[1]));
+  for (int64_t r = 0; r < shape[0]; r += step)
+    if (!at::isfinite(t.narrow(0, r, std::min(step, shape[0] - r))).all().item<bool>()) entry_to_float(*e);
+  store.release(*e);
+}
+
 }  // namespace
 
 std::unique_ptr<Model> Model::open(const std::string& path, const OpenOptions& opt) {
@@ -201,9 +216,20 @@ void Model::load_resident() {
   }
   for (auto& n : wanted) SR_CHECK(store_.has(n), "[model] ", path_, ": tensor '", n, "' is missing");
 
-  embedding_ = load_tensor("model.embed_tokens.weight", {c.vocab, c.hidden});
+  lazy_resident_ = format_ == "safetensors" && !packed_;
+  for (const char* n : {"model.embed_tokens.weight", "lm_head.weight"}) {
+    if (n == std::string("lm_head.weight") && c.tie_embeddings) continue;
+    const TensorEntry& e = store_.get(stored_name(n));
+    lazy_resident_ = lazy_resident_ && (e.dtype == "F32" || e.dtype == "F16" || e.dtype == "BF16");
+  }
+  if (lazy_resident_) {
+    check_plain_entry(store_, stored_name("model.embed_tokens.weight"), {c.vocab, c.hidden}, path_);
+    if (!c.tie_embeddings) check_plain_entry(store_, stored_name("lm_head.weight"), {c.vocab, c.hidden}, path_);
+  } else {
+    embedding_ = load_tensor("model.embed_tokens.weight", {c.vocab, c.hidden});
+    lm_head_ = c.tie_embeddings ? embedding_ : load_tensor("lm_head.weight", {c.vocab, c.hidden});
+  }
   final_norm_ = load_tensor("model.norm.weight", {c.hidden});
-  lm_head_ = c.tie_embeddings ? embedding_ : load_tensor("lm_head.weight", {c.vocab, c.hidden});
   if (store_.size() > 0) config_.dtype = store_.get(stored_name("model.norm.weight")).dtype;
   // Validate every block's shapes up front so errors surface at open, not mid-run.
   for (int64_t i = 0; i < c.n_layers; ++i) {
@@ -248,14 +274,34 @@ const RopeTables& Model::rope(int64_t n) const {
   return rope_;
 }
 
+const at::Tensor& Model::embedding() const {
+  if (!embedding_.defined()) embedding_ = load_tensor("model.embed_tokens.weight", {config_.vocab, config_.hidden});
+  return embedding_;
+}
+
+const at::Tensor& Model::lm_head() const {
+  if (config_.tie_embeddings) return embedding();
+  if (!lm_head_.defined()) lm_head_ = load_tensor("lm_head.weight", {config_.vocab, config_.hidden});
+  return lm_head_;
+}
+
 at::Tensor Model::embed(const at::Tensor& tokens) const {
   SR_CHECK(tokens.numel() == 0 || (tokens.min().item<int64_t>() >= 0 && tokens.max().item<int64_t>() < config_.vocab),
            "[model] token ids must lie in [0, ", config_.vocab, ")");
-  return at::embedding(embedding_, tokens);
+  if (embedding_.defined() || !lazy_resident_) return at::embedding(embedding(), tokens);
+  // The rows the tokens use, gathered from the mapped file (the same values at::embedding takes
+  // from the decoded matrix: the conversion to fp32 is exact); their pages leave the RSS after.
+  const TensorEntry& e = store_.get(stored_name("model.embed_tokens.weight"));
+  const at::Tensor stored = at::from_blob(const_cast<uint8_t*>(e.data), at::IntArrayRef(e.shape), scalar_type_of(e.dtype));
+  at::Tensor rows = stored.index_select(0, tokens.reshape({-1}).to(at::kLong)).to(at::kFloat);
+  store_.release(e);
+  std::vector<int64_t> shape = tokens.sizes().vec();
+  shape.push_back(config_.hidden);
+  return rows.reshape(shape);
 }
 
 at::Tensor Model::logits(const at::Tensor& hidden) const {
-  return at::linear(rms_norm(hidden, final_norm_, config_.rms_eps), lm_head_);
+  return at::linear(rms_norm(hidden, final_norm_, config_.rms_eps), lm_head());
 }
 
 at::Tensor Model::run_block(int64_t i, const BlockWeights& w, const at::Tensor& hidden,

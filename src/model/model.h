@@ -1,7 +1,10 @@
 // A Llama-family model opened from disk: configuration, tokenizer and weights,
 // with the weights left in their memory-mapped files and materialised one block
-// at a time. Resident while walking the blocks: the embedding, the final norm,
-// lm_head and whichever block the caller holds.
+// at a time. Resident while walking the blocks: the final norm and whichever block the
+// caller holds; the embedding and lm_head too when stored quantized, else only once
+// embedding() / lm_head() / logits() are first called (embed() gathers its rows straight
+// from the file), so that quantizing a model never holds its two largest matrices in fp32
+// while it tunes.
 //
 // Formats (detected from the path):
 //   folder with config.json       Hugging Face: model.safetensors or sharded + index; F32/F16/BF16
@@ -64,8 +67,8 @@ class Model {
   // (indices in block_desc()) are left undefined (their biases are still loaded): exporters that
   // replace them need not decode them.
   BlockWeights load_block(int64_t i, const std::vector<int>& skip = {}) const;
-  const at::Tensor& embedding() const { return embedding_; }  // [V, D]
-  const at::Tensor& lm_head() const { return lm_head_; }      // [V, D] (same storage if tied)
+  const at::Tensor& embedding() const;  // [V, D], decoded on first use and kept
+  const at::Tensor& lm_head() const;    // [V, D] (same storage if tied), decoded on first use and kept
   const at::Tensor& final_norm() const { return final_norm_; }  // [D]
   // RoPE tables covering at least n positions.
   const RopeTables& rope(int64_t n) const;
@@ -110,7 +113,10 @@ class Model {
   bool qk_interleaved_ = false;   // q/k rows stored in the adjacent-pairs RoPE layout
   std::unique_ptr<Tokenizer> tokenizer_;
   std::string tokenizer_error_;   // why tokenizer_ is null
-  at::Tensor embedding_, lm_head_, final_norm_;
+  // Decoded on first use when `lazy_resident_` (a plain F32/F16/BF16 safetensors entry).
+  mutable at::Tensor embedding_, lm_head_;
+  at::Tensor final_norm_;
+  bool lazy_resident_ = false;
   mutable RopeTables rope_;
   std::function<InputHook(int64_t)> input_hooks_;
   std::shared_ptr<const PackedWeights> packed_;  // quantized folders only

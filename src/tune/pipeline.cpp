@@ -3,6 +3,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
+
+#include <unistd.h>
 
 #include "common/amp.h"
 #include "common/error.h"
@@ -16,6 +19,16 @@ namespace fs = std::filesystem;
 
 int64_t cache_bytes(int64_t n, int64_t t, int64_t d, bool bf16) { return 2 * n * t * d * (bf16 ? 2 : 4); }
 
+int64_t cache_memory_budget(int64_t given) {
+  if (given > 0) return given;
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+  const int64_t physical = pages > 0 && page > 0 ? int64_t(pages) * int64_t(page) : 0;
+  const int64_t avail = available_memory_bytes();
+  int64_t budget = physical > 0 ? physical / 4 : std::numeric_limits<int64_t>::max();
+  if (avail > 0) budget = std::min(budget, avail * 8 / 10);
+  return budget;
+}
+
 namespace {
 
 std::string block_file(const std::string& dir, int64_t b) {
@@ -27,13 +40,16 @@ std::string block_file(const std::string& dir, int64_t b) {
 // The two activation caches and what every unit needs to see of the data: the rows of the
 // shards this process holds (QuantizeOptions::data_shards), one after another.
 struct Caches {
-  at::Tensor x_fp, x_q;  // [n, T, D], n = local * shard_rows
-  at::Tensor mask;       // [n, T]
+  ActivationCache x_fp, x_q;  // [n, T, D], n = local * shard_rows
+  at::Tensor mask;            // [n, T]
   int64_t shard_rows = 0, local = 1;
-  int64_t samples = 0;   // N over all ranks
+  int64_t samples = 0;        // N over all ranks
   bool active() const { return x_fp.defined(); }
-  // Shard k of the local ones (rows of x).
-  at::Tensor shard(const at::Tensor& x, int64_t k) const { return x.narrow(0, k * shard_rows, shard_rows); }
+  // Shard k of the local ones (rows of x): x itself for one, else a view (make_caches keeps
+  // several local shards in memory).
+  ActivationCache shard(const ActivationCache& x, int64_t k) const {
+    return local == 1 ? x : ActivationCache(x.all().narrow(0, k * shard_rows, shard_rows));
+  }
 };
 
 // Every shard's sums (max for act_max) in shard order, then over the ranks: what one process
@@ -55,14 +71,13 @@ int64_t rows_per_call(const ModelConfig& c, int64_t T) {
 
 // x <- unit(x) in place, call by call. `observe` sees each block's projection inputs. Callers
 // pass one shard at a time, so that calls never straddle shards (a rank sees only its own).
-void forward_in_place(const ModelConfig& c, const at::Tensor& x, const std::vector<BlockWeights>& w,
+void forward_in_place(const ModelConfig& c, ActivationCache x, const std::vector<BlockWeights>& w,
                       const std::vector<InputHook>& hooks, const RopeTables& rope) {
   at::NoGradGuard ng;
   const int64_t N = x.size(0), step = rows_per_call(c, x.size(1));
   for (int64_t r = 0; r < N; r += step) {
     const int64_t b = std::min(step, N - r);
-    auto slice = x.narrow(0, r, b);
-    slice.copy_(unit_forward(c, w, hooks, slice.to(at::kFloat), rope));
+    x.write(r, unit_forward(c, w, hooks, x.read(r, b).to(at::kFloat), rope));
   }
 }
 
@@ -131,12 +146,12 @@ bool writes_state(const QuantizeOptions& opt) { return !opt.comm || opt.comm->ra
 std::string head_imatrix_file(const std::string& dir) { return (fs::path(dir) / "head_imatrix.safetensors").string(); }
 
 // Σ over tokens of (final_norm(x))², x [N, T, D] the FP model's last hidden states.
-at::Tensor head_sum_sq(const Model& model, const at::Tensor& x) {
+at::Tensor head_sum_sq(const Model& model, const ActivationCache& x) {
   at::NoGradGuard ng;
   const ModelConfig& c = model.config();
   at::Tensor sum = at::zeros({c.hidden}, at::kFloat);
   for (int64_t r = 0; r < x.size(0); r += 16) {
-    auto h = rms_norm(x.narrow(0, r, std::min<int64_t>(16, x.size(0) - r)).to(at::kFloat), model.final_norm(), c.rms_eps);
+    auto h = rms_norm(x.read(r, std::min<int64_t>(16, x.size(0) - r)).to(at::kFloat), model.final_norm(), c.rms_eps);
     sum += h.reshape({-1, c.hidden}).pow(2).sum(0);
   }
   return sum;
@@ -176,17 +191,21 @@ nlohmann::json quantize_lm_head(const Model& model, const LayerPlan& plan, const
   if (caches.active()) {
     at::NoGradGuard ng;
     const double eps = model.config().rms_eps;
-    for (at::Tensor* x : {&caches.x_fp, &caches.x_q})
-      for (int64_t r = 0; r < x->size(0); ++r) {
-        auto row = x->narrow(0, r, 1);
-        row.copy_(rms_norm(row.to(at::kFloat), model.final_norm(), eps));
-      }
+    for (ActivationCache* x : {&caches.x_fp, &caches.x_q})
+      for (int64_t r = 0; r < x->size(0); ++r) x->write(r, rms_norm(x->read(r, 1).to(at::kFloat), model.final_norm(), eps));
     std::vector<std::vector<at::Tensor>> sums, maxima;
     for (int64_t k = 0; k < caches.local; ++k) {
-      const at::Tensor x = caches.shard(caches.x_fp, k);
-      auto flat = x.reshape({-1, x.size(-1)}).to(at::kFloat);
-      sums.push_back({flat.pow(2).sum(0)});
-      maxima.push_back({flat.abs().max()});
+      // In memory at once; on disk sample by sample (the cache need not fit in memory).
+      const ActivationCache x = caches.shard(caches.x_fp, k);
+      const int64_t step = x.on_disk() ? 1 : x.size(0);
+      at::Tensor sum, max;
+      for (int64_t r = 0; r < x.size(0); r += step) {
+        auto flat = x.read(r, step).reshape({-1, x.size(2)}).to(at::kFloat);
+        sum = r == 0 ? flat.pow(2).sum(0) : sum + flat.pow(2).sum(0);
+        max = r == 0 ? flat.abs().max() : at::maximum(max, flat.abs().max());
+      }
+      sums.push_back({sum});
+      maxima.push_back({max});
     }
     reduce_shards(sums, opt.comm, Comm::Op::Sum);
     reduce_shards(maxima, opt.comm, Comm::Op::Max);
@@ -286,31 +305,59 @@ bool needs_calibration(const QuantizeOptions& opt) {
   return opt.tune.method == Method::SignRound || !opt.imatrix || data;
 }
 
-// X_fp = X_q = the calibration tokens' embeddings, once they are known to fit in memory; their
-// summary goes into record["calibration"].
-Caches make_caches(const Model& model, const CalibData& data, const QuantizeOptions& opt, nlohmann::json& record) {
-  const int64_t N = data.tokens.size(0), T = data.tokens.size(1), S = opt.data_shards;
+// Where the caches go when they spill: the given folder, else beside the run's state folder.
+std::string spill_dir(const QuantizeOptions& opt, const std::string& state_dir) {
+  if (!opt.cache_dir.empty()) return opt.cache_dir;
+  const fs::path parent = fs::absolute(state_dir).parent_path();
+  return parent.empty() ? "." : parent.string();
+}
+
+// X_fp = X_q = the calibration tokens' embeddings of this process's shards, in memory when both
+// fit in the budget, else in files under spill_dir; their summary goes into record["calibration"].
+// Several shards in one process (the reference of a data-parallel run) stay in memory, so that a
+// shard is a view of the cache.
+Caches make_caches(const Model& model, const CalibData& data, const QuantizeOptions& opt, const std::string& state_dir,
+                   nlohmann::json& record) {
+  const int64_t N = data.tokens.size(0), T = data.tokens.size(1), D = model.config().hidden, S = opt.data_shards;
   SR_CHECK(S >= 1 && N % S == 0, "[quantize] the calibration's ", N, " samples do not split into ", S,
            " equal shards (data_shards, one per rank); choose nsamples a multiple of ", S);
   SR_CHECK(!opt.comm || opt.comm->world() == S, "[quantize] data_shards (", S, ") must equal the number of ranks (",
            opt.comm ? opt.comm->world() : 1, ")");
   const int64_t local = opt.comm ? 1 : S, rows = local * (N / S);
-  const int64_t need = cache_bytes(rows, T, model.config().hidden, opt.cache_bf16);
-  const int64_t avail = available_memory_bytes();
+  const int64_t need = cache_bytes(rows, T, D, opt.cache_bf16);
+  const int64_t budget = cache_memory_budget(opt.cache_budget);
+  const bool spill = need > budget && local == 1;
+  const std::string dir = spill_dir(opt, state_dir);
+  if (!opt.cache_dir.empty())
+    SR_CHECK(fs::is_directory(opt.cache_dir) && ::access(opt.cache_dir.c_str(), W_OK) == 0, "[quantize] cache folder ",
+             opt.cache_dir, " does not exist or is not writable (cache_dir)");
   if (opt.progress)
-    std::fprintf(stderr, "calibration: %lld samples x %lld tokens (%s); activation caches %s%s%s\n", (long long)N,
+    std::fprintf(stderr, "calibration: %lld samples x %lld tokens (%s); activation caches %s%s, %s%s\n", (long long)N,
                  (long long)T, data.mode.c_str(), format_bytes(double(need)).c_str(), opt.cache_bf16 ? " (bf16)" : "",
+                 spill ? ("on disk in " + dir + " (over the memory budget of " + format_bytes(double(budget)) + ")").c_str()
+                       : "in memory",
                  opt.tune.method != Method::SignRound ? "" : opt.tune.amp ? "; tuning in bf16 (amp)" : "; tuning in fp32");
-  SR_CHECK(avail == 0 || need < avail * 8 / 10, "[quantize] the activation caches need ", format_bytes(double(need)),
-           " but only ", format_bytes(double(avail)), " is available; lower nsamples or seqlen, or cache in bf16 (cache_bf16)");
   at::NoGradGuard ng;
   Caches caches;
   caches.shard_rows = N / S;
   caches.local = local;
   caches.samples = N;
   const int64_t from = opt.comm ? opt.comm->rank() * (N / S) : 0;
-  caches.x_fp = model.embed(data.tokens.narrow(0, from, rows)).to(opt.cache_bf16 ? at::kBFloat16 : at::kFloat);
-  caches.x_q = caches.x_fp.clone();
+  const at::Tensor tokens = data.tokens.narrow(0, from, rows);
+  const at::ScalarType dtype = opt.cache_bf16 ? at::kBFloat16 : at::kFloat;
+  if (!spill) {
+    caches.x_fp = model.embed(tokens).to(dtype);
+    caches.x_q = caches.x_fp.all().clone();
+  } else {
+    caches.x_fp = ActivationCache::on_disk(dir, {rows, T, D}, dtype);
+    caches.x_q = ActivationCache::on_disk(dir, {rows, T, D}, dtype);
+    const int64_t step = std::max<int64_t>(1, (64LL << 20) / (T * D * 4));
+    for (int64_t r = 0; r < rows; r += step) {
+      const at::Tensor x = model.embed(tokens.narrow(0, r, std::min(step, rows - r)));
+      caches.x_fp.write(r, x);
+      caches.x_q.write(r, x);
+    }
+  }
   caches.mask = data.mask.narrow(0, from, rows);
   record["calibration"] = {{"samples", N}, {"seqlen", T}, {"mode", data.mode}, {"available", data.available},
                            {"cache_bytes", need}};
@@ -381,7 +428,7 @@ void share_replayed_unit(const LayerPlan& plan, const UnitInput& in, UnitResult&
 // on the way. Hands the unit its inputs.
 void reference_pass(const ModelConfig& c, const LayerPlan& plan, const QuantizeOptions& opt, Caches& caches,
                     UnitInput& in, bool saved, const RopeTables& rope) {
-  if (!opt.enable_quanted_input) caches.x_q.copy_(caches.x_fp);
+  if (!opt.enable_quanted_input) caches.x_q.copy_from(caches.x_fp);
   std::vector<Observer> parts(size_t(caches.local));
   const bool observing = !saved || opt.collected_imatrix;
   for (int64_t k = 0; k < caches.local; ++k) {
@@ -463,7 +510,7 @@ nlohmann::json run_quantization(const Model& model, const LayerPlan& plan, const
            opt.tune.gradient_accumulate_steps);
   nlohmann::json record = {{"units", nlohmann::json::array()}};
   Caches caches;
-  if (needs_calibration(opt)) caches = make_caches(model, calibration_data(model, opt), opt, record);
+  if (needs_calibration(opt)) caches = make_caches(model, calibration_data(model, opt), opt, state_dir, record);
   if (!resuming && writer) write_fingerprint(state_dir, fingerprint);  // every input checked: the first byte written
   const RopeTables& rope = model.rope(caches.active() ? caches.x_fp.size(1) : 1);
   const int64_t n_units = (c.n_layers + opt.nblocks - 1) / opt.nblocks;

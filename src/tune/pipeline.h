@@ -11,7 +11,8 @@
 //      rebuild the caches, bit-identically);
 //   5. export/ then writes the requested formats from the saved state (cli/ drives it).
 // Plain RTN needs no data and skips the caches.
-// Resident memory: the two caches [N, T, D] plus one unit's weights and graph.
+// Resident memory: the two caches [N, T, D] (or, spilled to disk, the mini-batch in use) plus
+// one unit's weights and graph.
 #pragma once
 #include <string>
 #include <vector>
@@ -33,6 +34,13 @@ struct QuantizeOptions {
   int64_t nblocks = 1;
   bool enable_quanted_input = true;       // tune on quantized-path inputs (§2.3)
   bool cache_bf16 = false;                // store the activation caches in bf16
+  // The two activation caches stay in memory while they take at most this many bytes, and spill
+  // into files otherwise (tune/act_cache.h), read and written a mini-batch at a time. 0: the
+  // default, cache_memory_budget(0).
+  int64_t cache_budget = 0;
+  // Folder of the spilled caches' files (unlinked at once: nothing stays there); "" : the folder
+  // holding state_dir. Checked (exists, writable) whenever given.
+  std::string cache_dir;
   bool resume = false;
   bool progress = true;
   int64_t stop_after_units = -1;          // testing aid: throw after this many units (simulates a kill)
@@ -58,8 +66,8 @@ struct QuantizeOptions {
 // units already saved there are reused (their settings must match: `fingerprint`
 // is compared with the state's run.json). Returns the run record: settings,
 // per-unit stats, times, peak memory. Every rank of a data-parallel run calls it with the same
-// arguments but comm; each returns the same record. Throws sr::Error when the caches cannot fit
-// in the available memory.
+// arguments but comm; each returns the same record. Throws sr::Error when the caches spill and the
+// cache folder is missing, not writable or too small.
 nlohmann::json run_quantization(const Model& model, const LayerPlan& plan, const QuantizeOptions& opt,
                                 const std::string& state_dir, const nlohmann::json& fingerprint);
 
@@ -81,5 +89,8 @@ std::map<std::string, at::Tensor> load_saved_head_imatrix(const std::string& sta
 
 // Bytes the two activation caches will take.
 int64_t cache_bytes(int64_t nsamples, int64_t seqlen, int64_t hidden, bool bf16);
+// The memory the caches may take: `given` when positive, else a quarter of physical memory,
+// and never more than 80 % of the memory available now.
+int64_t cache_memory_budget(int64_t given);
 
 }  // namespace sr

@@ -50,7 +50,7 @@ at::Tensor imatrix_of(const std::map<std::string, at::Tensor>& imatrix, const La
   return it == imatrix.end() ? at::Tensor() : scheme_importance(it->second, c.scheme, tokens);
 }
 
-int64_t token_count(const at::Tensor& x) { return x.defined() ? x.size(0) * x.size(1) : 0; }
+int64_t token_count(const ActivationCache& x) { return x.defined() ? x.size(0) * x.size(1) : 0; }
 
 // NVFP4 global scales as every stage fuses them (quant/block_quant.h), block by block. A job
 // outside the blocks (lm_head) is a block of its own: one linear, its own scale.
@@ -440,9 +440,9 @@ UnitResult quantize_unit(const ModelConfig& config, const LayerPlan& plan, const
     pb.kind = loss_kind(jobs, opt);
     pb.what = "block " + std::to_string(in.blocks.front());
     pb.predict = [&](const at::Tensor& rows) {
-      return unit_forward(config, quantized_weights(plan.block, in, jobs), hooks, in.x_in.index_select(0, rows).to(at::kFloat), rope);
+      return unit_forward(config, quantized_weights(plan.block, in, jobs), hooks, in.x_in.rows(rows).to(at::kFloat), rope);
     };
-    pb.target = [&](const at::Tensor& rows) { return in.y_ref.index_select(0, rows).to(at::kFloat); };
+    pb.target = [&](const at::Tensor& rows) { return in.y_ref.rows(rows).to(at::kFloat); };
     pb.mask = [&](const at::Tensor& rows) { return in.mask.index_select(0, rows); };
     stats.update(tune(pb, jobs, opt));
   }
@@ -480,12 +480,12 @@ UnitResult quantize_head(const LayerPlan& plan, const HeadInput& in, const TuneO
     pb.kind = LossKind::MaskedMse;
     pb.what = "lm_head";
     pb.predict = [&](const at::Tensor& rows) {
-      auto x = qdq_act(in.x_q.index_select(0, rows).to(at::kFloat), s, act);
+      auto x = qdq_act(in.x_q.rows(rows).to(at::kFloat), s, act);
       return at::linear(x, qdq_weight(jobs[0].w, s, jobs[0].p).w_hat);
     };
     pb.target = [&](const at::Tensor& rows) {
       at::NoGradGuard ng;
-      return at::linear(in.x_fp.index_select(0, rows).to(at::kFloat), jobs[0].w);
+      return at::linear(in.x_fp.rows(rows).to(at::kFloat), jobs[0].w);
     };
     pb.mask = [&](const at::Tensor& rows) { return in.mask.index_select(0, rows); };
     stats.update(tune(pb, jobs, opt));

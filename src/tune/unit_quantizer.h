@@ -19,6 +19,7 @@
 #include "model/llama.h"
 #include "quant/layer_plan.h"
 #include "quant/quantized_layer.h"
+#include "tune/act_cache.h"
 
 namespace sr {
 
@@ -60,8 +61,8 @@ struct TuneOptions {
 struct UnitInput {
   std::vector<int64_t> blocks;           // consecutive block indices
   std::vector<BlockWeights> fp;          // their full-precision weights
-  at::Tensor x_in;                       // [N, T, D] tuning inputs (any float dtype)
-  at::Tensor y_ref;                      // [N, T, D] FP outputs of the unit
+  ActivationCache x_in;                  // [N, T, D] tuning inputs (any float dtype; a tensor converts)
+  ActivationCache y_ref;                 // [N, T, D] FP outputs of the unit
   at::Tensor mask;                       // [N, T] bool token-validity mask
   std::map<std::string, at::Tensor> imatrix;  // layer name -> [I] Σ x² over the FP pass
   std::map<std::string, at::Tensor> act_max;  // layer name -> scalar max |x| over the FP pass
@@ -83,8 +84,8 @@ UnitResult quantize_unit(const ModelConfig& config, const LayerPlan& plan, const
 // lm_head's inputs (after the final norm), for §2.7.
 struct HeadInput {
   at::Tensor weight;    // [V, D] FP lm_head
-  at::Tensor x_fp;      // [N, T, D] FP-path inputs, or undefined (RTN)
-  at::Tensor x_q;       // [N, T, D] quantized-path inputs, or undefined (RTN)
+  ActivationCache x_fp;  // [N, T, D] FP-path inputs, or undefined (RTN)
+  ActivationCache x_q;   // [N, T, D] quantized-path inputs, or undefined (RTN)
   at::Tensor mask;      // [N, T]
   at::Tensor imatrix;   // [D] Σ x² over the FP inputs, or undefined
   int64_t tokens = -1;  // the tokens imatrix summed over; -1: all of x_fp's

@@ -227,7 +227,7 @@ TEST(GgufTarget, OptimizedRtnUsesLlamaCppsImatrixSemantics) {
   in.mask = at::ones({3, 40}, at::kBool);
   std::map<int, at::Tensor> sums;
   const RopeTables& rope = m->rope(40);
-  in.y_ref = block_forward(c, in.fp[0], in.x_in, at::arange(40), rope, [&](int p, const at::Tensor& x) {
+  in.y_ref = block_forward(c, in.fp[0], in.x_in.all(), at::arange(40), rope, [&](int p, const at::Tensor& x) {
     auto sq = x.reshape({-1, x.size(-1)}).pow(2).sum(0);
     sums[p] = sums[p].defined() ? sums[p] + sq : sq;
     return x;

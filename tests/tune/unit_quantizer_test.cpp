@@ -166,12 +166,13 @@ TEST(UnitQuantizer, LmHeadTuningBeatsRtn) {
   at::manual_seed(5);
   HeadInput in;
   in.weight = model->lm_head();
-  in.x_fp = at::randn({8, 16, 128});
-  in.x_q = in.x_fp + 0.05 * at::randn({8, 16, 128});
+  const at::Tensor x_fp = at::randn({8, 16, 128}), x_q = x_fp + 0.05 * at::randn({8, 16, 128});
+  in.x_fp = x_fp;
+  in.x_q = x_q;
   in.mask = at::ones({8, 16}, at::kBool);
   auto loss = [&](const UnitResult& r) {
     at::NoGradGuard ng;
-    return (at::linear(in.x_q, r.layers[0].dequantized()) - at::linear(in.x_fp, in.weight)).pow(2).mean().item<double>();
+    return (at::linear(x_q, r.layers[0].dequantized()) - at::linear(x_fp, in.weight)).pow(2).mean().item<double>();
   };
   TuneOptions rtn_opt;
   rtn_opt.method = Method::Rtn;
