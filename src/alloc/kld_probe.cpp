@@ -19,7 +19,8 @@ KldProbe::KldProbe(const Model& model, const at::Tensor& tokens, int64_t batch, 
   const int64_t N = tokens.size(0), T = tokens.size(1);
   positions_ = at::arange(T, at::kLong);
   const RopeTables& rope = model.rope(T);
-  imatrix_.assign(size_t(model.config().n_layers), BlockTensors(model.block_desc().linears.size()));
+  imatrix_.clear();
+  for (int64_t b = 0; b < model.config().n_layers; ++b) imatrix_.emplace_back(model.block_desc(b).linears.size());
   for (int64_t r = 0; r < N; r += batch) {
     at::Tensor h = model.embed(tokens.narrow(0, r, std::min(batch, N - r)));
     for (int64_t b = 0; b < model.config().n_layers; ++b) {
@@ -40,9 +41,9 @@ KldProbe::KldProbe(const Model& model, const at::Tensor& tokens, int64_t batch, 
 void KldProbe::check(const std::vector<BlockSchemes>& a) const {
   SR_CHECK(int64_t(a.size()) == model_.config().n_layers, "[autoscheme] an assignment covers ", a.size(), " of ",
            model_.config().n_layers, " blocks");
-  for (const BlockSchemes& s : a)
-    SR_CHECK(s.size() == model_.block_desc().linears.size(), "[autoscheme] an assignment gives ", s.size(),
-             " schemes for a block of ", model_.block_desc().linears.size(), " linears");
+  for (size_t b = 0; b < a.size(); ++b)
+    SR_CHECK(a[b].size() == model_.block_desc(int64_t(b)).linears.size(), "[autoscheme] an assignment gives ",
+             a[b].size(), " schemes for block ", b, " of ", model_.block_desc(int64_t(b)).linears.size(), " linears");
 }
 
 const at::Tensor& KldProbe::quantized_weight(int64_t b, int p, const QuantScheme& s, const at::Tensor& w,
@@ -67,7 +68,7 @@ const at::Tensor& KldProbe::quantized_weight(int64_t b, int p, const QuantScheme
 at::Tensor KldProbe::block(int64_t b, const BlockSchemes& s, const at::Tensor& h) {
   ++blocks_run_;
   BlockWeights w = model_.load_block(b);
-  const BlockTensors gs = fused_global_scales(model_.block_desc(), w, s);
+  const BlockTensors gs = fused_global_scales(model_.block_desc(b), w, s);
   for (int p = 0; p < int(s.size()); ++p)
     if (s[size_t(p)].quantized()) w.weight(p) = quantized_weight(b, p, s[size_t(p)], w.weight(p), gs[size_t(p)]);
   return block_forward(model_.config(), w, h, positions_, model_.rope(tokens_.size(1)), block_activation_hook(s, {}, StaticRange::ThisTensor));

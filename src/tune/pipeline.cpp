@@ -291,7 +291,7 @@ void reference_pass(const ModelConfig& c, const LayerPlan& plan, const QuantizeO
 // The given imatrix in place of the collected one, for every quantized layer of the unit.
 void use_given_imatrix(const LayerPlan& plan, const Importances& given, UnitInput& in) {
   for (int64_t b : in.blocks)
-    for (int i = 0; i < int(plan.block.linears.size()); ++i) {
+    for (int i = 0; i < int(plan.blocks[b].linears.size()); ++i) {
       const LayerChoice* c = plan.find(b, i);
       if (!c || !c->quantized()) continue;
       in.imatrix.erase(c->name);

@@ -164,14 +164,14 @@ TEST_F(LlamaImatrix, SignRoundV2SearchTakesTheGivenImatrix) {
 TEST_F(LlamaImatrix, FilesOfAnotherModelNameTheFirstMismatch) {
   auto m = Model::open(test::shared(kModel));
   const ImatrixFile good = read_imatrix_file(file());
-  const Importances im = importances_from_file(good, file(), m->config(), m->block_desc());
+  const Importances im = importances_from_file(good, file(), m->config(), m->block_descs());
   EXPECT_EQ(im.size(), 28u);
   EXPECT_EQ(im.at("model.layers.2.mlp.down_proj").sum_sq.numel(), 768);
   EXPECT_EQ(im.at("model.layers.2.mlp.down_proj").tokens, 8) << "legacy: ncall";
   auto mismatch = [&](const std::string& name, ImatrixEntry e) {
     ImatrixFile f = good;
     f.entries[name] = std::move(e);
-    return test::error_of([&] { importances_from_file(f, "x.dat", m->config(), m->block_desc()); });
+    return test::error_of([&] { importances_from_file(f, "x.dat", m->config(), m->block_descs()); });
   };
   for (const std::string name : {"blk.4.attn_q.weight", "blk.0.attn_qkv.weight", "token_embd.weight", "blk.x.ffn_up.weight"}) {
     const std::string err = mismatch(name, {std::vector<float>(256, 1.0f), {1}});
@@ -245,7 +245,7 @@ TEST(Imatrix, ExpertsAreTheMatricesOfTheStackedTensor) {
   spec.experts = 4;
   auto m = Model::open(test::write_random_hf_model(dir / "moe", spec));
   const ModelConfig& c = m->config();
-  const BlockDesc& d = m->block_desc();
+  const BlockDesc& d = m->block_desc(0);
   Importances im;
   at::manual_seed(3);
   for (int64_t b = 0; b < c.n_layers; ++b)
