@@ -244,7 +244,8 @@ TEST(MoeDenseCli, QuantizeTunesDenseAndSparseBlocksAndExports) {
                               (dir / "as"));
   ASSERT_EQ(as.exit_code, 0) << as.err;
   std::map<std::string, std::string> proj;
-  for (const auto& row : nlohmann::json::parse(as.out)["layers"]) proj[row["name"]] = row["proj"];
+  const auto as_json = nlohmann::json::parse(as.out);
+  for (const auto& row : as_json["layers"]) proj[row["name"].get<std::string>()] = row["proj"].get<std::string>();
   EXPECT_EQ(proj["model.layers.2.mlp.down_proj"], "down");
   EXPECT_EQ(proj["model.layers.3.mlp.experts.1.up_proj"], "exp1.up");
   const std::string html = test::read_text(dir / "as/report.html");

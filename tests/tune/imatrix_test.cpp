@@ -252,7 +252,7 @@ TEST(Imatrix, ExpertsAreTheMatricesOfTheStackedTensor) {
     for (const LinearDesc& l : d.linears)
       if (l.expert != 2)  // expert 2 saw no token
         im[block_prefix(b) + l.module] = {at::rand({l.in}) * 10, 5 + l.expert};
-  const ImatrixFile f = imatrix_file_of(im, c, d);
+  const ImatrixFile f = imatrix_file_of(im, c, m->block_descs());
   const ImatrixEntry& gate = f.entries.at("blk.1.ffn_gate_exps.weight");
   EXPECT_EQ(gate.counts, (std::vector<double>{5, 6, 0, 8}));
   ASSERT_EQ(int64_t(gate.sums.size()), 4 * c.hidden);
@@ -260,7 +260,7 @@ TEST(Imatrix, ExpertsAreTheMatricesOfTheStackedTensor) {
   ASSERT_GE(e3, 0);
   EXPECT_EQ(gate.sums[size_t(3 * c.hidden)], im.at(block_prefix(1) + d.linears[size_t(e3)].module).sum_sq[0].item<float>());
   write_imatrix_file(dir / "im.gguf", f, false);
-  const Importances back = importances_from_file(read_imatrix_file(dir / "im.gguf"), dir / "im.gguf", c, d);
+  const Importances back = importances_from_file(read_imatrix_file(dir / "im.gguf"), dir / "im.gguf", c, m->block_descs());
   ASSERT_EQ(back.size(), im.size() + size_t(c.n_layers) * 3);
   for (const auto& [name, l] : im) {
     EXPECT_TRUE(at::equal(back.at(name).sum_sq, l.sum_sq)) << name;
@@ -273,7 +273,7 @@ TEST(Imatrix, ExpertsAreTheMatricesOfTheStackedTensor) {
   // A stacked tensor of the wrong expert count is another model's.
   ImatrixFile wrong = f;
   wrong.entries["blk.0.ffn_up_exps.weight"] = {std::vector<float>(size_t(3 * c.hidden), 1.0f), {1, 1, 1}};
-  const std::string err = test::error_of([&] { importances_from_file(wrong, "w.gguf", c, d); });
+  const std::string err = test::error_of([&] { importances_from_file(wrong, "w.gguf", c, m->block_descs()); });
   EXPECT_NE(err.find("w.gguf: entry blk.0.ffn_up_exps.weight has " + std::to_string(3 * c.hidden) +
                      " values in 3 matrices; the model's 4 experts have"), std::string::npos) << err;
 }
