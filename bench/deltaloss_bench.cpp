@@ -51,7 +51,7 @@ namespace {
 std::vector<ScoredLayer> all_layers(const Model& m) {
   std::vector<ScoredLayer> out;
   for (int64_t b = 0; b < m.config().n_layers; ++b)
-    for (int p = 0; p < int(m.block_desc().linears.size()); ++p) out.push_back({linear_name(m.block_desc(), b, p), b, p});
+    for (int p = 0; p < int(m.block_desc(b).linears.size()); ++p) out.push_back({linear_name(m.block_desc(b), b, p), b, p});
   return out;
 }
 
@@ -128,9 +128,10 @@ int kld_mode(const Model& m, const at::Tensor& tokens, int64_t batch, const std:
   KldProbe probe(m, tokens, batch, cli::parse_probe_encoder(enc ? enc : "rtn"));
   for (const std::string& f : configs) {
     const LayerPlan plan = make_layer_plan(m, {fp, f, false});
-    std::vector<BlockSchemes> a(static_cast<size_t>(m.config().n_layers), unquantized_block(m.block_desc()));
+    std::vector<BlockSchemes> a;
+    for (int64_t b = 0; b < m.config().n_layers; ++b) a.push_back(unquantized_block(m.block_desc(b)));
     for (int64_t b = 0; b < m.config().n_layers; ++b)
-      for (int p = 0; p < int(plan.block.linears.size()); ++p) a[size_t(b)][size_t(p)] = plan.find(b, p)->scheme;
+      for (int p = 0; p < int(plan.blocks[b].linears.size()); ++p) a[size_t(b)][size_t(p)] = plan.find(b, p)->scheme;
     std::printf("%-60s avg bits %.4f  KLD %.6f\n", f.c_str(), plan.average_bits(), probe.kld(a));
   }
   return 0;

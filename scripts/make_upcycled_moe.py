@@ -24,11 +24,20 @@ Architectures (--arch):
             copies side by side (intermediate k·F, down_proj scaled by 1/k), the reference for
             comparing a MoE's throughput with a dense model of equal active parameters.
 
+Depth and dense blocks:
+  --layers N           N blocks, block l derived from the source's block l mod L (deeper test
+                       models for memory measurements; predictions no longer the dense model's).
+  --sparse-step S, --mlp-only-layers I,J
+                       qwen3moe only: Qwen-MoE's decoder_sparse_step and mlp_only_layers. Block l
+                       is sparse iff l is not listed and (l + 1) % S == 0 (transformers' rule);
+                       a dense block keeps the source block's MLP unchanged (intermediate_size).
+
 The generator is deterministic (random.Random(seed)); the output is F32 safetensors plus the demo
 model's tokenizer files.
 
 usage: make_upcycled_moe.py OUT_DIR [--arch qwen3moe|mixtral|dense] [--experts 8] [--top-k 2]
                             [--noise 0.1] [--router-scale 4] [--seed 1] [--src demo/tinystories-llama-4m]
+                            [--layers N] [--sparse-step 1] [--mlp-only-layers I,J]
 """
 import argparse, array, json, math, os, random, shutil, struct, sys
 
@@ -103,6 +112,9 @@ def main():
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--qk-gain", type=float, default=3.0, help="qwen3moe: multiplies the q/k norm weights")
     p.add_argument("--src", default=os.path.join(HERE, "..", "demo", "tinystories-llama-4m"))
+    p.add_argument("--layers", type=int, default=0, help="blocks (default: the source's)")
+    p.add_argument("--sparse-step", type=int, default=1, help="qwen3moe: decoder_sparse_step")
+    p.add_argument("--mlp-only-layers", default="", help="qwen3moe: mlp_only_layers, comma-separated")
     a = p.parse_args()
     cfg = json.load(open(os.path.join(a.src, "config.json")))
     if cfg["architectures"] != ["LlamaForCausalLM"]:
@@ -110,7 +122,13 @@ def main():
     if not 1 <= a.top_k <= a.experts:
         sys.exit("--top-k must lie in [1, --experts]")
     src = read_safetensors(os.path.join(a.src, "model.safetensors"))
-    D, F, L = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
+    D, F, L_src = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
+    L = a.layers or L_src
+    mlp_only = [int(x) for x in a.mlp_only_layers.split(",") if x.strip()]
+    if (a.sparse_step != 1 or mlp_only) and a.arch != "qwen3moe":
+        sys.exit("--sparse-step and --mlp-only-layers are Qwen-MoE fields: use --arch qwen3moe")
+    if a.sparse_step < 1 or any(not 0 <= i < L for i in mlp_only):
+        sys.exit(f"--sparse-step must be >= 1 and --mlp-only-layers indices in [0, {L})")
     H, KV = cfg["num_attention_heads"], cfg["num_key_value_heads"]
     hd = cfg.get("head_dim", D // H)
     rng = random.Random(a.seed)
@@ -121,24 +139,30 @@ def main():
     out = [("model.embed_tokens.weight", src["model.embed_tokens.weight"])]
     for l in range(L):
         p_ = f"model.layers.{l}."
+        s_ = f"model.layers.{l % L_src}."  # the source block
         for n in ("input_layernorm", "post_attention_layernorm"):
-            out.append((p_ + n + ".weight", src[p_ + n + ".weight"]))
+            out.append((p_ + n + ".weight", src[s_ + n + ".weight"]))
         for n in ("q_proj", "k_proj", "v_proj", "o_proj"):
-            out.append((p_ + "self_attn." + n + ".weight", src[p_ + "self_attn." + n + ".weight"]))
+            out.append((p_ + "self_attn." + n + ".weight", src[s_ + "self_attn." + n + ".weight"]))
         if qwen:
-            gamma = src[p_ + "input_layernorm.weight"][1]
+            gamma = src[s_ + "input_layernorm.weight"][1]
             for n, rows in (("q", H * hd), ("k", KV * hd)):
-                g = a.qk_gain * head_rms(src[p_ + f"self_attn.{n}_proj.weight"][1], gamma, rows, D, hd)
+                g = a.qk_gain * head_rms(src[s_ + f"self_attn.{n}_proj.weight"][1], gamma, rows, D, hd)
                 out.append((p_ + f"self_attn.{n}_norm.weight", ([hd], array.array("f", [g] * hd))))
+        if qwen and (l in mlp_only or (l + 1) % a.sparse_step != 0):
+            for hf in ("gate_proj", "up_proj", "down_proj"):
+                out.append((p_ + "mlp." + hf + ".weight", src[s_ + "mlp." + hf + ".weight"]))
+            print(f"block {l + 1}/{L} (dense)", file=sys.stderr)
+            continue
         if dense:
             k = a.top_k
             for hf in ("gate_proj", "up_proj"):
-                shape, w = src[p_ + "mlp." + hf + ".weight"]
+                shape, w = src[s_ + "mlp." + hf + ".weight"]
                 rows = array.array("f")
                 for _ in range(k):
                     rows.extend(perturbed(w, a.noise, rng))
                 out.append((p_ + "mlp." + hf + ".weight", ([k * shape[0], shape[1]], rows)))
-            shape, w = src[p_ + "mlp.down_proj.weight"]
+            shape, w = src[s_ + "mlp.down_proj.weight"]
             copies = [perturbed(w, a.noise, rng) for _ in range(k)]
             cols = array.array("f")
             for i in range(shape[0]):
@@ -151,12 +175,13 @@ def main():
         out.append((p_ + moe + "gate.weight", ([a.experts, D], array.array("f", (s * rng.gauss(0.0, 1.0) for _ in range(a.experts * D))))))
         for e in range(a.experts):
             for n, hf in zip(names, ("gate_proj", "up_proj", "down_proj")):
-                shape, w = src[p_ + "mlp." + hf + ".weight"]
+                shape, w = src[s_ + "mlp." + hf + ".weight"]
                 out.append((p_ + f"{moe}experts.{e}.{n}.weight", (shape, perturbed(w, a.noise, rng))))
         print(f"block {l + 1}/{L}", file=sys.stderr)
     out.append(("model.norm.weight", src["model.norm.weight"]))
     out.append(("lm_head.weight", src["lm_head.weight"]))
     cfg = dict(cfg)
+    cfg["num_hidden_layers"] = L
     if dense:
         cfg["intermediate_size"] = a.top_k * F
     else:
@@ -165,7 +190,7 @@ def main():
         cfg["num_experts_per_tok"] = a.top_k
     if qwen:
         cfg.update({"num_experts": a.experts, "moe_intermediate_size": F, "norm_topk_prob": True,
-                    "decoder_sparse_step": 1, "mlp_only_layers": []})
+                    "decoder_sparse_step": a.sparse_step, "mlp_only_layers": mlp_only})
     elif not dense:
         cfg["num_local_experts"] = a.experts
     os.makedirs(a.out, exist_ok=True)

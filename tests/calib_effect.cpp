@@ -23,8 +23,8 @@ CalibEffect calib_effect(const Model& m, const at::Tensor& tokens, int64_t batch
     at::Tensor h = m.embed(t);
     for (int64_t b = 0; b < c.n_layers; ++b) {
       BlockWeights w = m.load_block(b);
-      const int n = int(m.block_desc().linears.size());
-      std::vector<QuantScheme> s(m.block_desc().linears.size());
+      const int n = int(m.block_desc(b).linears.size());
+      std::vector<QuantScheme> s(m.block_desc(b).linears.size());
       for (int p = 0; p < n; ++p) {
         s[size_t(p)] = scheme_of(int(b * n + p));
         if (s[int(p)].quantized()) w.weight(p) = qdq_weight(w.weight(p), s[int(p)]).w_hat;

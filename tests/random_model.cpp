@@ -1,5 +1,6 @@
 #include "random_model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -49,10 +50,13 @@ std::vector<Named> random_tensors(const RandomModelSpec& s) {
     }
     add(p + "self_attn.o_proj.weight", {D, s.heads * hd});
     add(p + "post_attention_layernorm.weight", {D}, true);
-    if (s.experts == 0) {
-      add(p + "mlp.gate_proj.weight", {F, D});
-      add(p + "mlp.up_proj.weight", {F, D});
-      add(p + "mlp.down_proj.weight", {D, F});
+    const bool dense_block = s.experts > 0 && (std::count(s.mlp_only_layers.begin(), s.mlp_only_layers.end(), l) > 0 ||
+                                                (l + 1) % s.sparse_step != 0);
+    if (s.experts == 0 || dense_block) {
+      const int64_t Fd = dense_block && s.dense_intermediate > 0 ? s.dense_intermediate : F;
+      add(p + "mlp.gate_proj.weight", {Fd, D});
+      add(p + "mlp.up_proj.weight", {Fd, D});
+      add(p + "mlp.down_proj.weight", {D, Fd});
       continue;
     }
     // Router logits of a few units, so that routing is decided (not near-ties).
@@ -112,6 +116,9 @@ std::string write_random_hf_model(const std::string& dir, const RandomModelSpec&
     cfg["moe_intermediate_size"] = s.intermediate;
     cfg["norm_topk_prob"] = s.norm_topk_prob;
     if (s.arch == "Qwen2MoeForCausalLM") cfg["shared_expert_intermediate_size"] = s.shared_intermediate;
+    if (s.sparse_step != 1) cfg["decoder_sparse_step"] = s.sparse_step;
+    if (!s.mlp_only_layers.empty()) cfg["mlp_only_layers"] = s.mlp_only_layers;
+    if (s.dense_intermediate > 0) cfg["intermediate_size"] = s.dense_intermediate;
   }
   cfg["rope_scaling"] = s.rope_scaling_json.empty() ? nlohmann::json() : nlohmann::json::parse(s.rope_scaling_json);
   if (!s.extra_config_json.empty()) cfg.update(nlohmann::json::parse(s.extra_config_json));

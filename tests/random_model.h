@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "model/config.h"
 #include "tokenizer/tokenizer.h"
@@ -24,6 +25,12 @@ struct RandomModelSpec {
   // `intermediate`, `experts_used` per token; Qwen2-MoE adds a shared expert of `shared_intermediate`.
   int64_t experts = 0, experts_used = 2, shared_intermediate = 96;
   bool norm_topk_prob = true;
+  // Qwen-MoE dense blocks (config.h MoeConfig::dense_blocks): config decoder_sparse_step and
+  // mlp_only_layers; a dense block's MLP is `dense_intermediate` wide (0: `intermediate`), the
+  // config's intermediate_size.
+  int64_t sparse_step = 1;
+  std::vector<int64_t> mlp_only_layers;
+  int64_t dense_intermediate = 0;
   // A JSON object whose fields are added to (or replace those of) config.json, e.g.
   // {"use_sliding_window": true, "sliding_window": 4}.
   std::string extra_config_json;

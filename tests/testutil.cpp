@@ -21,7 +21,7 @@ std::string shared(const std::string& rel) { return std::string(SIGNROUND_SHARED
 std::string repo(const std::string& rel) { return std::string(SIGNROUND_SOURCE_DIR) + "/" + rel; }
 std::string cli() { return SIGNROUND_CLI; }
 std::string layer_name(int64_t block, int linear) {
-  return linear_name(describe_block(ModelConfig{}), block, linear);
+  return linear_name(describe_block(ModelConfig{}, block), block, linear);
 }
 bool have_shared(const std::string& rel) { return fs::exists(shared(rel)); }
 

@@ -66,7 +66,7 @@ AllocProblem make_alloc_problem(const LayerPlan& plan, const std::vector<AllocOp
                                 bool ignore, BitCost bit_cost) {
   SR_CHECK(!options.empty(), "[allocation] options names no scheme");
   AllocProblem p;
-  p.block = plan.block;
+  p.blocks = plan.blocks;
   p.options = options;
   p.ignore_scale_zp_bits = ignore;
   p.file_bits = bit_cost == BitCost::File ||
@@ -85,7 +85,7 @@ AllocProblem make_alloc_problem(const LayerPlan& plan, const std::vector<AllocOp
       continue;
     }
     SR_CHECK(c.block >= 0, "[autoscheme] ", c.name, " cannot be allocated yet (only block projections are candidates)");
-    const LinearDesc& d = plan.block.linears[size_t(c.linear)];
+    const LinearDesc& d = plan.blocks[c.block].linears[size_t(c.linear)];
     p.layers.push_back({c.name, c.block, c.linear, c.out, c.in, d.fuse_group, expert_projection(d)});
     std::vector<int64_t> row;
     std::string why;

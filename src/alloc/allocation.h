@@ -64,7 +64,7 @@ struct AllocLayer {
 };
 
 struct AllocProblem {
-  BlockDesc block;                          // what every block holds (the plan's)
+  BlockDescs blocks;                        // what each block holds (the plan's)
   std::vector<AllocLayer> layers;           // candidates, forward order
   std::vector<AllocOption> options;
   std::vector<std::vector<size_t>> items;   // member layer indices; items in forward order

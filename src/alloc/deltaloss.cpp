@@ -51,11 +51,14 @@ using BlockSlots = std::vector<int>;
 
 std::vector<BlockSlots> block_slots(const Model& m, const std::vector<ScoredLayer>& layers) {
   const ModelConfig& c = m.config();
-  std::vector<BlockSlots> slots(size_t(c.n_layers), BlockSlots(m.block_desc().linears.size(), -1));
+  std::vector<BlockSlots> slots;
+  for (int64_t b = 0; b < c.n_layers; ++b) slots.emplace_back(m.block_desc(b).linears.size(), -1);
   for (size_t i = 0; i < layers.size(); ++i) {
     const ScoredLayer& l = layers[i];
     SR_CHECK(l.block >= 0 && l.block < c.n_layers, "[deltaloss] layer ", l.name, ": block ", l.block,
              " out of range [0, ", c.n_layers, ")");
+    SR_CHECK(l.linear >= 0 && l.linear < int(slots[size_t(l.block)].size()), "[deltaloss] layer ", l.name,
+             ": linear ", l.linear, " out of range [0, ", slots[size_t(l.block)].size(), ")");
     SR_CHECK(slots[size_t(l.block)][size_t(l.linear)] < 0, "[deltaloss] layer ", l.name, " listed twice");
     slots[size_t(l.block)][size_t(l.linear)] = int(i);
   }
@@ -118,7 +121,7 @@ std::vector<at::Tensor> forward_storing_inputs(const BatchContext& ctx, const at
   for (int64_t b = 0; b < c.n_layers; ++b) {
     inputs[size_t(b)] = h;
     BlockWeights w = ctx.model.load_block(b);
-    quantize_block(ctx.model.block_desc(), w, ctx.slots[size_t(b)], ctx.option);
+    quantize_block(ctx.model.block_desc(b), w, ctx.slots[size_t(b)], ctx.option);
     h = block_forward(c, w, h, ctx.positions, ctx.rope, scoring_hook(ctx.slots[size_t(b)], ctx.option, nullptr));
   }
   return inputs;
@@ -132,7 +135,7 @@ at::Tensor replay_block(const BatchContext& ctx, int64_t b, const at::Tensor& in
   const bool wterm = ctx.opt.weight_term && ctx.option.quantized();
   BlockWeights w = ctx.model.load_block(b);
   BlockTensors fp;
-  quantize_block(ctx.model.block_desc(), w, s, ctx.option, wterm ? &fp : nullptr);
+  quantize_block(ctx.model.block_desc(b), w, s, ctx.option, wterm ? &fp : nullptr);
   std::vector<at::Tensor> wrt;  // what autograd::grad differentiates with respect to
   std::vector<std::pair<int, int>> what;  // (linear, 0 = weight | 1 = activation) per entry after the input
   at::Tensor x_in = input.detach().requires_grad_(true);
@@ -214,8 +217,10 @@ DeltaLossScores deltaloss_scores(const Model& model, const std::vector<ScoredLay
   SR_CHECK(tokens.size(1) <= c.max_position, "[deltaloss] seqlen ", tokens.size(1), " exceeds the model's ",
            c.max_position, " positions");
   SR_CHECK(opt.batch_size >= 1, "[deltaloss] batch_size must be positive, got ", opt.batch_size);
-  const BlockDesc& d = model.block_desc();
   for (const ScoredLayer& l : layers) {
+    SR_CHECK(l.block >= 0 && l.block < c.n_layers, "[deltaloss] layer ", l.name, ": block ", l.block,
+             " out of range [0, ", c.n_layers, ")");
+    const BlockDesc& d = model.block_desc(l.block);
     SR_CHECK(l.linear >= 0 && l.linear < int(d.linears.size()), "[deltaloss] layer ", l.name, ": linear ", l.linear,
              " out of range [0, ", d.linears.size(), ")");
     const LinearDesc& ld = d.linears[size_t(l.linear)];

@@ -20,14 +20,18 @@ KldProbe::KldProbe(const Model& model, const at::Tensor& tokens, int64_t batch, 
   const int64_t N = tokens.size(0), T = tokens.size(1);
   positions_ = at::arange(T, at::kLong);
   const RopeTables& rope = model.rope(T);
-  const size_t n_linears = model.block_desc().linears.size();
-  imatrix_.assign(size_t(model.config().n_layers), BlockTensors(n_linears));
-  imatrix_tokens_.assign(size_t(model.config().n_layers), std::vector<int64_t>(n_linears, N * T));
+  imatrix_.clear();
+  imatrix_tokens_.clear();
+  for (int64_t b = 0; b < model.config().n_layers; ++b) {
+    const size_t n_linears = model.block_desc(b).linears.size();
+    imatrix_.emplace_back(n_linears);
+    imatrix_tokens_.emplace_back(n_linears, N * T);
+  }
   const bool collect_own = encoder == ProbeEncoder::OptRtn && !given;
   if (encoder == ProbeEncoder::OptRtn && given)
     for (int64_t b = 0; b < model.config().n_layers; ++b)
-      for (size_t p = 0; p < n_linears; ++p) {
-        auto it = given->find(linear_name(model.block_desc(), b, int(p)));
+      for (size_t p = 0; p < model.block_desc(b).linears.size(); ++p) {
+        auto it = given->find(linear_name(model.block_desc(b), b, int(p)));
         imatrix_tokens_[size_t(b)][p] = it == given->end() ? 0 : it->second.tokens;
         if (it != given->end()) imatrix_[size_t(b)][p] = it->second.sum_sq.to(at::kFloat);
       }
@@ -51,9 +55,9 @@ KldProbe::KldProbe(const Model& model, const at::Tensor& tokens, int64_t batch, 
 void KldProbe::check(const std::vector<BlockSchemes>& a) const {
   SR_CHECK(int64_t(a.size()) == model_.config().n_layers, "[autoscheme] an assignment covers ", a.size(), " of ",
            model_.config().n_layers, " blocks");
-  for (const BlockSchemes& s : a)
-    SR_CHECK(s.size() == model_.block_desc().linears.size(), "[autoscheme] an assignment gives ", s.size(),
-             " schemes for a block of ", model_.block_desc().linears.size(), " linears");
+  for (size_t b = 0; b < a.size(); ++b)
+    SR_CHECK(a[b].size() == model_.block_desc(int64_t(b)).linears.size(), "[autoscheme] an assignment gives ",
+             a[b].size(), " schemes for block ", b, " of ", model_.block_desc(int64_t(b)).linears.size(), " linears");
 }
 
 const at::Tensor& KldProbe::quantized_weight(int64_t b, int p, const QuantScheme& s, const at::Tensor& w,
@@ -78,7 +82,7 @@ const at::Tensor& KldProbe::quantized_weight(int64_t b, int p, const QuantScheme
 at::Tensor KldProbe::block(int64_t b, const BlockSchemes& s, const at::Tensor& h) {
   ++blocks_run_;
   BlockWeights w = model_.load_block(b);
-  const BlockTensors gs = fused_global_scales(model_.block_desc(), w, s);
+  const BlockTensors gs = fused_global_scales(model_.block_desc(b), w, s);
   for (int p = 0; p < int(s.size()); ++p)
     if (s[size_t(p)].quantized()) w.weight(p) = quantized_weight(b, p, s[size_t(p)], w.weight(p), gs[size_t(p)]);
   return block_forward(model_.config(), w, h, positions_, model_.rope(tokens_.size(1)), block_activation_hook(s, {}, StaticRange::ThisTensor));

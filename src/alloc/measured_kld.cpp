@@ -9,7 +9,8 @@ std::vector<BlockSchemes> allocation_schemes(const Model& model, const LayerPlan
                                              const Allocation& a) {
   SR_CHECK(a.option.size() == p.layers.size(), "[autoscheme] allocation of ", a.option.size(), " layers for ",
            p.layers.size(), " candidates");
-  std::vector<BlockSchemes> out(size_t(model.config().n_layers), unquantized_block(model.block_desc()));
+  std::vector<BlockSchemes> out;
+  for (int64_t b = 0; b < model.config().n_layers; ++b) out.push_back(unquantized_block(model.block_desc(b)));
   for (const LayerChoice& l : plan.layers)
     if (l.block >= 0 && l.quantized()) out[size_t(l.block)][size_t(l.linear)] = l.scheme;  // fixed layers
   for (size_t i = 0; i < p.layers.size(); ++i)

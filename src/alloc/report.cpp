@@ -109,7 +109,7 @@ nlohmann::ordered_json autoscheme_json(const Model& model, const AutoSchemeResul
   j["layers"] = nlohmann::ordered_json::array();
   for (size_t l = 0; l < p.layers.size(); ++l) {
     const AllocLayer& L = p.layers[l];
-    nlohmann::ordered_json row = {{"name", L.name}, {"block", L.block}, {"proj", p.block.linears[size_t(L.linear)].label},
+    nlohmann::ordered_json row = {{"name", L.name}, {"block", L.block}, {"proj", p.blocks[L.block].linears[size_t(L.linear)].label},
                                   {"shape", {L.out, L.in}}, {"weights", L.out * L.in}};
     row["options"] = nlohmann::ordered_json::array();
     for (size_t k = 0; k < p.options.size(); ++k) {
@@ -196,15 +196,32 @@ int64_t n_blocks(const AllocProblem& p) {
   return n;
 }
 
-// Blocks as rows, the block description's linears as columns.
-std::string svg_grid(const BlockDesc& d, const std::vector<std::vector<GridCell>>& cells) {
+// The grid's columns: the labels of the widest block's linears, then those only other blocks
+// have (a MoE model's dense MLP: gate, up, down), in their order.
+std::vector<std::string> grid_columns(const BlockDescs& blocks) {
+  std::vector<std::string> cols;
+  for (const LinearDesc& l : blocks.widest().linears) cols.push_back(l.label);
+  for (const BlockDesc& d : blocks.kinds)
+    for (const LinearDesc& l : d.linears)
+      if (std::find(cols.begin(), cols.end(), l.label) == cols.end()) cols.push_back(l.label);
+  return cols;
+}
+
+// Layer l's column in the grid.
+size_t grid_column(const AllocProblem& p, const std::vector<std::string>& cols, size_t l) {
+  const std::string& label = p.blocks[p.layers[l].block].linears[size_t(p.layers[l].linear)].label;
+  return size_t(std::find(cols.begin(), cols.end(), label) - cols.begin());
+}
+
+// Blocks as rows, the linears' labels (grid_columns) as columns.
+std::string svg_grid(const std::vector<std::string>& labels, const std::vector<std::vector<GridCell>>& cells) {
   const int cw = 78, ch = 20, left = 34, top = 18;
-  const int rows = int(cells.size()), cols = int(d.linears.size());
+  const int rows = int(cells.size()), cols = int(labels.size());
   std::ostringstream s;
   s << "<svg xmlns='http://www.w3.org/2000/svg' width='" << left + cw * cols + 2 << "' height='"
     << top + ch * rows + 2 << "' font-family='sans-serif' font-size='10'>";
   for (int c = 0; c < cols; ++c)
-    s << "<text x='" << left + cw * c + cw / 2 << "' y='12' text-anchor='middle'>" << d.linears[size_t(c)].label
+    s << "<text x='" << left + cw * c + cw / 2 << "' y='12' text-anchor='middle'>" << labels[size_t(c)]
       << "</text>";
   for (int b = 0; b < rows; ++b) {
     const int y = top + ch * b;
@@ -225,11 +242,12 @@ std::string svg_grid(const BlockDesc& d, const std::vector<std::vector<GridCell>
 
 std::string allocation_chart(const AutoSchemeResult& r, const Allocation& a, double lo, double hi) {
   const AllocProblem& p = r.problem;
-  std::vector<std::vector<GridCell>> cells(size_t(n_blocks(p)), std::vector<GridCell>(p.block.linears.size()));
+  const std::vector<std::string> cols = grid_columns(p.blocks);
+  std::vector<std::vector<GridCell>> cells(size_t(n_blocks(p)), std::vector<GridCell>(cols.size()));
   for (size_t l = 0; l < p.layers.size(); ++l) {
     const size_t k = size_t(a.option[l]);
     const double bpw = bits_per_weight(p, l, k);
-    GridCell& g = cells[size_t(p.layers[l].block)][size_t(p.layers[l].linear)];
+    GridCell& g = cells[size_t(p.layers[l].block)][grid_column(p, cols, l)];
     g = {true, hi > lo ? (bpw - lo) / (hi - lo) : 0.5, p.options[k].name,
          p.layers[l].name + ": " + p.options[k].name + ", " + fmt("%.3f", bpw) + " bits/weight"};
   }
@@ -238,7 +256,7 @@ std::string allocation_chart(const AutoSchemeResult& r, const Allocation& a, dou
     << " bits/weight";
   if (std::isfinite(a.score)) s << ", DeltaLoss " << fmt("%.4g", a.score);
   if (std::isfinite(a.measured_kld)) s << ", measured KLD " << fmt("%.6f", a.measured_kld);
-  s << "</figcaption>" << svg_grid(p.block, cells) << "</figure>";
+  s << "</figcaption>" << svg_grid(cols, cells) << "</figure>";
   return s.str();
 }
 
@@ -250,16 +268,17 @@ std::string score_chart(const AutoSchemeResult& r, size_t k) {
       lo = std::min(lo, std::log10(r.scores[l][k]));
       hi = std::max(hi, std::log10(r.scores[l][k]));
     }
-  std::vector<std::vector<GridCell>> cells(size_t(n_blocks(p)), std::vector<GridCell>(p.block.linears.size()));
+  const std::vector<std::string> cols = grid_columns(p.blocks);
+  std::vector<std::vector<GridCell>> cells(size_t(n_blocks(p)), std::vector<GridCell>(cols.size()));
   for (size_t l = 0; l < p.layers.size(); ++l) {
     const double s = r.scores[l][k];
     if (!std::isfinite(s)) continue;
     const double t = s > 0 && hi > lo ? (std::log10(s) - lo) / (hi - lo) : 0.0;
-    cells[size_t(p.layers[l].block)][size_t(p.layers[l].linear)] = {true, t, fmt("%.3g", s),
+    cells[size_t(p.layers[l].block)][grid_column(p, cols, l)] = {true, t, fmt("%.3g", s),
                                                                     p.layers[l].name + ": " + fmt("%.6g", s)};
   }
   return "<figure><figcaption><b>" + html_escape(p.options[k].name) +
-         "</b> DeltaLoss per layer (colour: log scale)</figcaption>" + svg_grid(p.block, cells) + "</figure>";
+         "</b> DeltaLoss per layer (colour: log scale)</figcaption>" + svg_grid(cols, cells) + "</figure>";
 }
 
 const char* series_colour(size_t i) {

@@ -25,10 +25,21 @@ uint64_t size_on_disk(const std::string& path) {
   return n;
 }
 
-// Parameters a token uses: all of them, less the experts it is not routed to (E - k per block).
+// Parameters a token uses: all of them, less the experts it is not routed to (E - k per sparse
+// block; a dense block's MLP is used whole).
 int64_t active_parameters(const Model& m) {
   const MoeConfig& e = m.config().moe;
-  return m.parameter_count() - m.config().n_layers * (e.n_experts - e.n_used) * 3 * m.config().hidden * e.expert_intermediate;
+  int64_t sparse = 0;
+  for (int64_t b = 0; b < m.config().n_layers; ++b) sparse += m.config().sparse_block(b) ? 1 : 0;
+  return m.parameter_count() - sparse * (e.n_experts - e.n_used) * 3 * m.config().hidden * e.expert_intermediate;
+}
+
+// The blocks of a MoE model that keep a dense MLP (decoder_sparse_step, mlp_only_layers).
+std::vector<int64_t> dense_blocks(const ModelConfig& c) {
+  std::vector<int64_t> out;
+  for (int64_t b = 0; b < c.n_layers; ++b)
+    if (!c.sparse_block(b)) out.push_back(b);
+  return out;
 }
 
 nlohmann::json describe(const Model& m) {
@@ -44,6 +55,7 @@ nlohmann::json describe(const Model& m) {
            {"expert_intermediate_size", c.moe.expert_intermediate},
            {"shared_expert_intermediate_size", c.moe.shared_intermediate}, {"norm_topk_prob", c.moe.norm_topk_prob},
            {"active_parameters", active_parameters(m)}};
+  if (c.has_dense_blocks()) moe["dense_blocks"] = dense_blocks(c);  // absent when every block is sparse
   return {{"path", m.path()}, {"format", m.format()}, {"architecture", c.arch_name}, {"moe", moe},
           {"hidden_size", c.hidden}, {"intermediate_size", c.intermediate}, {"num_hidden_layers", c.n_layers},
           {"num_attention_heads", c.n_heads}, {"num_key_value_heads", c.n_kv_heads}, {"head_dim", c.head_dim},
@@ -80,6 +92,11 @@ int cmd_inspect(int argc, char** argv) {
     std::printf("experts        %lld, %lld per token, intermediate %lld%s\n", (long long)c.moe.n_experts,
                 (long long)c.moe.n_used, (long long)c.moe.expert_intermediate,
                 c.moe.shared_intermediate > 0 ? (", shared expert " + std::to_string(c.moe.shared_intermediate)).c_str() : "");
+  if (c.has_dense_blocks()) {
+    std::string list;
+    for (int64_t b : dense_blocks(c)) list += (list.empty() ? "" : ", ") + std::to_string(b);
+    std::printf("dense blocks   %s (MLP intermediate %lld)\n", list.c_str(), (long long)c.intermediate);
+  }
   std::printf("parameters     %lld", (long long)model->parameter_count());
   if (c.is_moe()) std::printf(" (%lld active per token)", (long long)active_parameters(*model));
   std::printf("\n");

@@ -258,7 +258,7 @@ PlanOptions gguf_plan_options(const Args& a, const Model& model, const std::stri
     SR_CHECK(given == po.scheme, "--scheme ", given.name(), " disagrees with --format ", format, ", whose scheme is ",
              po.scheme.name(), " (with its per-layer types); drop --scheme, or change single layers with --layer_config");
   }
-  po.layer_defaults = gguf_layer_defaults(target, model.block_desc(), model.config().n_layers);
+  po.layer_defaults = gguf_layer_defaults(target, model.block_descs());
   return po;
 }
 
@@ -398,7 +398,7 @@ void imatrix_options(const Args& a, const Model& model, QuantizeOptions& o, Impo
   if (a.has("imatrix")) {
     SR_CHECK(o.tune.method != Method::Rtn, "--imatrix is used by optimized RTN and SignRound; drop --disable_opt_rtn");
     const std::string path = a.str("imatrix");
-    given = importances_from_file(read_imatrix_file(path), path, model.config(), model.block_desc());
+    given = importances_from_file(read_imatrix_file(path), path, model.config(), model.block_descs());
     o.imatrix = &given;
   }
   if (!a.has("save-imatrix")) return;
@@ -414,7 +414,7 @@ void imatrix_options(const Args& a, const Model& model, QuantizeOptions& o, Impo
 // calibration sample).
 void save_imatrix(const std::string& path, const Importances& im, const Model& model, const QuantizeOptions& o,
                   const nlohmann::json& record) {
-  ImatrixFile f = imatrix_file_of(im, model.config(), model.block_desc());
+  ImatrixFile f = imatrix_file_of(im, model.config(), model.block_descs());
   f.datasets = {o.calib.dataset};
   f.chunk_count = record["calibration"]["samples"].get<uint32_t>();
   f.chunk_size = record["calibration"]["seqlen"].get<uint32_t>();

@@ -38,7 +38,7 @@ void export_fake(const ExportJob& job, const std::string& out_dir) {
       w.weight(ch->linear) = l.dequantized();
       all.push_back({l.name, l.scheme, {}, l.act});  // the record needs no codes: never hold the model
     }
-    add_block_tensors(st, m.block_desc(), b, w, dtype);
+    add_block_tensors(st, m.block_desc(b), b, w, dtype);
   }
   add_tensor(st, "model.norm.weight", m.final_norm(), dtype);
   if (!c.tie_embeddings) {

@@ -20,8 +20,9 @@ namespace {
 // Heads whose rows convert_hf_to_gguf.py interleaves for this tensor (the block description's
 // RoPE rows, weight and bias, of an architecture with interleaved RoPE); 0 if none.
 int64_t interleaved_heads(const std::string& gguf_name, const ModelConfig& c) {
-  if (gguf_layer_of(gguf_name) < 0 || !gguf_arch_of(c.arch).interleaved_rope) return 0;
-  for (const LinearDesc& l : describe_block(c).linears)
+  const int64_t block = gguf_layer_of(gguf_name);
+  if (block < 0 || !gguf_arch_of(c.arch).interleaved_rope) return 0;
+  for (const LinearDesc& l : describe_block(c, block).linears)
     if (l.rope_heads > 0 && (ends_with(gguf_name, "." + l.gguf + ".weight") || ends_with(gguf_name, "." + l.gguf + ".bias")))
       return l.rope_heads;
   return 0;

@@ -35,7 +35,7 @@ void write_top_level(const Model& m, Sink& s) {
 
 void write_block(const Model& m, int64_t i, Sink& s) {
   const BlockWeights b = m.load_block(i);
-  const BlockDesc& d = m.block_desc();
+  const BlockDesc& d = m.block_desc(i);
   const std::string pre = block_prefix(i);
   for (size_t j = 0; j < d.norms.size(); ++j)
     if (d.norms[j].present) s.put(pre + d.norms[j].module + ".weight", b.norm[j]);

@@ -415,6 +415,14 @@ void check_gguf_arch(const ModelConfig& c) {
   SR_CHECK(c.is_moe() == a.experts && (c.moe.shared_intermediate > 0) == a.shared_expert, "[gguf] ", c.arch_name,
            c.moe.shared_intermediate > 0 ? " with a shared expert" : c.is_moe() ? " with experts" : "",
            " cannot be written as GGUF architecture '", a.name, "'");
+  // llama.cpp's MoE architectures load a router and stacked experts in every block; a dense MLP
+  // between sparse blocks has no place in them (its converter does not write one either).
+  for (int64_t b = 0; b < c.n_layers; ++b)
+    SR_CHECK(c.sparse_block(b) || !c.is_moe(), "[gguf] ", c.arch_name, ": block ", b, " is a dense MLP (",
+             (b + 1) % c.moe.sparse_step != 0 ? "config decoder_sparse_step " + std::to_string(c.moe.sparse_step)
+                                               : std::string("config mlp_only_layers"),
+             "), which GGUF architecture '", a.name, "' cannot hold: llama.cpp requires ffn_gate_inp and the "
+             "stacked expert tensors in every block");
 }
 
 }  // namespace
@@ -461,7 +469,7 @@ std::vector<GgufTensorPlan> gguf_tensor_list(const ModelConfig& c) {
   if (!c.rope_scaling.freq_factors.empty() || c.rope_scaling.type == "llama3") add("rope_freqs.weight", {c.head_dim / 2});
   add("token_embd.weight", {c.vocab, D});
   // A block's tensors as its description lists them, in llama-quantize's order: by name.
-  const BlockDesc d = describe_block(c);
+  const BlockDesc d = describe_block(c, 0);  // every block alike (check_gguf_arch)
   std::vector<std::pair<std::string, std::vector<int64_t>>> block;  // (GGUF name in the block, shape)
   for (const NormDesc& n : d.norms)
     if (n.present) block.push_back({n.gguf + ".weight", {n.size}});

@@ -66,7 +66,7 @@ std::vector<std::pair<std::string, GgufValue>> run_metadata(const TuningRecipe& 
 void write_block(GgufModelWriter& w, const ExportJob& job, int64_t b) {
   const Model& m = *job.model;
   const BlockWeights fp = m.load_block(b);
-  const BlockDesc& d = m.block_desc();
+  const BlockDesc& d = m.block_desc(b);
   const std::string pre = block_prefix(b);
   for (size_t i = 0; i < d.norms.size(); ++i)
     if (d.norms[i].present) w.write_float(pre + d.norms[i].module + ".weight", fp.norm[i]);
@@ -196,14 +196,15 @@ GgufTarget plan_gguf_target(const ModelConfig& c, GgufMix mix, bool has_imatrix,
   return t;
 }
 
-std::map<std::string, LayerDefault> gguf_layer_defaults(const GgufTarget& target, const BlockDesc& d, int64_t n_layers) {
+std::map<std::string, LayerDefault> gguf_layer_defaults(const GgufTarget& target, const BlockDescs& blocks) {
   const std::string tag = std::string("gguf ") + gguf_mix_info(target.mix).name;
   auto from = [&](const GgufTensorPlan& t) -> LayerDefault {
     return {gguf_scheme(t.type), t.why.empty() ? tag : tag + ": " + t.why + " " + ascii_lower(ggml_type_name(t.type))};
   };
   std::map<std::string, LayerDefault> out;
-  for (int64_t b = 0; b < n_layers; ++b)
-    for (int i = 0; i < int(d.linears.size()); ++i) {
+  for (int64_t b = 0; b < blocks.size(); ++b)
+    for (int i = 0; i < int(blocks[b].linears.size()); ++i) {
+      const BlockDesc& d = blocks[b];
       const GgufTensorPlan& t = target.tensor(gguf_linear_tensor(d, b, i));
       if (d.linears[size_t(i)].keep_16bit && t.type == GgmlType::F32) continue;  // a router: F32 as llama.cpp keeps it
       out[linear_name(d, b, i)] = from(t);
@@ -216,7 +217,7 @@ std::map<std::string, LayerDefault> gguf_layer_defaults(const GgufTarget& target
 void settle_gguf_target(GgufTarget& target, const LayerPlan& plan, const std::string& format) {
   std::map<std::string, const LayerChoice*> stacked;  // an expert tensor's first layer: the others must agree
   for (const LayerChoice& c : plan.layers) {
-    const bool router = c.block >= 0 && plan.block.linears[size_t(c.linear)].keep_16bit;
+    const bool router = c.block >= 0 && plan.blocks[c.block].linears[size_t(c.linear)].keep_16bit;
     if (router && !c.quantized()) continue;  // stays F32 (llama-quantize never quantizes it)
     GgmlType type;
     try {
@@ -225,7 +226,7 @@ void settle_gguf_target(GgufTarget& target, const LayerPlan& plan, const std::st
       fail("[export] format ", format, ": layer ", c.name, " has scheme ", c.scheme.name(), " (", c.source,
            "), which GGUF cannot store; give it a gguf:<type> (e.g. \"gguf:q4_k\"), \"BF16\" or \"FP16\" scheme");
     }
-    GgufTensorPlan& t = target.tensor(c.block >= 0 ? gguf_linear_tensor(plan.block, c.block, c.linear)
+    GgufTensorPlan& t = target.tensor(c.block >= 0 ? gguf_linear_tensor(plan.blocks[c.block], c.block, c.linear)
                                                    : gguf_tensor_name(weight_name(c.name)));
     if (t.shape.size() == 3) {
       auto [first, fresh] = stacked.emplace(t.name, &c);

@@ -66,9 +66,9 @@ GgufTarget plan_gguf_target(const ModelConfig& c, GgufMix mix, bool has_imatrix,
 // make_layer_plan defaults from the target: every block linear (and lm_head, used only with
 // --quant_lm_head) -> the scheme of its tensor's type, source "gguf <mix>" or
 // "gguf <mix>: <rule/fallback> <type>".
-// Block linears are found through the block description `d` (n_layers blocks); a MoE router
+// Block linears are found through the blocks' descriptions (Model::block_descs()); a MoE router
 // whose tensor stays F32 gets no default (its plan keeps it 16-bit; settle leaves it F32).
-std::map<std::string, LayerDefault> gguf_layer_defaults(const GgufTarget& t, const BlockDesc& d, int64_t n_layers);
+std::map<std::string, LayerDefault> gguf_layer_defaults(const GgufTarget& t, const BlockDescs& blocks);
 
 // Gives every layer of `plan` (block linears, lm_head when it is a candidate) its scheme's ggml
 // type in `t`, as an override of the mix's rule when they differ. Throws sr::Error naming the

@@ -33,10 +33,10 @@ std::vector<int> add_block_layers(SafetensorsStreamWriter& st, const ExportJob& 
     packed.push_back(ch->linear);
     record.push_back(record_only(l));
   }
-  for (int p = 0; p < int(job.plan->block.linears.size()); ++p) {
+  for (int p = 0; p < int(job.plan->blocks[b].linears.size()); ++p) {
     const LayerChoice* ch = job.plan->find(b, p);
     const bool done = std::find(packed.begin(), packed.end(), p) != packed.end();
-    SR_CHECK(!ch || ch->quantized() == done, "[export] block ", b, ": layer ", linear_name(job.plan->block, b, p),
+    SR_CHECK(!ch || ch->quantized() == done, "[export] block ", b, ": layer ", linear_name(job.plan->blocks[b], b, p),
              ch && ch->quantized() ? " is quantized in the plan but its state is missing"
                                    : " is delivered quantized but the plan keeps it in 16 bit");
   }
@@ -57,7 +57,7 @@ void write_packed_folder(const ExportJob& job, const std::string& out_dir, const
     add_tensor(st, "model.embed_tokens.weight", m.embedding(), dtype);
     for (int64_t b = 0; b < c.n_layers; ++b) {
       const std::vector<int> packed = add_block_layers(st, job, b, spec.pack, record);
-      add_block_tensors(st, m.block_desc(), b, m.load_block(b, packed), dtype, packed);
+      add_block_tensors(st, m.block_desc(b), b, m.load_block(b, packed), dtype, packed);
     }
     add_tensor(st, "model.norm.weight", m.final_norm(), dtype);
     if (!c.tie_embeddings) {

@@ -119,19 +119,47 @@ int BlockDesc::find(const std::string& s) const {
   return -1;
 }
 
-BlockDesc describe_block(const ModelConfig& c) {
+BlockDesc describe_block(const ModelConfig& c, int64_t block) {
   // Every supported architecture (model/config.h Arch) is a Llama-family block; Qwen2 and Qwen3
   // differ through the config flags the table's conditions read, the MoE families by their
-  // feed-forward (append_moe).
+  // feed-forward (append_moe) in their sparse blocks.
+  const bool sparse = c.sparse_block(block);
   BlockDesc d;
   for (const LinearRow& r : kLlamaLinears) {
-    if (c.is_moe() && r.input >= FfnIn) break;
+    if (sparse && r.input >= FfnIn) break;
     d.linears.push_back(linear_of(r, c));
   }
-  if (c.is_moe()) append_moe(c, d);
+  if (sparse) append_moe(c, d);
   for (const NormRow& r : kLlamaNorms)
     d.norms.push_back({r.label, r.module, r.gguf, size_of(r.size, c), holds(r.when, c)});
   return d;
+}
+
+const BlockDesc& BlockDescs::operator[](int64_t block) const {
+  SR_CHECK(block >= 0 && block < size(), "[model] block ", block, " out of range [0, ", size(), ")");
+  return kinds[size_t(kind_of[size_t(block)])];
+}
+
+const BlockDesc& BlockDescs::widest() const {
+  SR_CHECK(!kinds.empty(), "[model] a model without blocks has no block description");
+  const BlockDesc* w = &kinds.front();
+  for (const BlockDesc& d : kinds)
+    if (d.count() > w->count()) w = &d;
+  return *w;
+}
+
+BlockDescs describe_blocks(const ModelConfig& c) {
+  BlockDescs out;
+  int sparse_kind = -1, dense_kind = -1;
+  for (int64_t b = 0; b < c.n_layers; ++b) {
+    int& kind = c.sparse_block(b) ? sparse_kind : dense_kind;
+    if (kind < 0) {
+      kind = int(out.kinds.size());
+      out.kinds.push_back(describe_block(c, b));
+    }
+    out.kind_of.push_back(kind);
+  }
+  return out;
 }
 
 std::string block_prefix(int64_t block) { return "model.layers." + std::to_string(block) + "."; }

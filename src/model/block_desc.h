@@ -20,7 +20,8 @@
 //   k       self_attn.k_norm           attn_k_norm   hd    Qwen3
 //
 // A mixture-of-experts block (config.h MoeConfig) keeps q, k, v, o and the norms and replaces
-// gate, up, down by, in this order:
+// gate, up, down by, in this order (a dense block inside a MoE model, ModelConfig::sparse_block
+// false, is the Llama table above with the config's intermediate size):
 //
 //   label        HF module (Qwen; Mixtral)                            GGUF stem              [out, in]
 //   router       mlp.gate; block_sparse_moe.gate                      ffn_gate_inp           [E, D]
@@ -104,9 +105,25 @@ struct BlockDesc {
   int find(const std::string& label_or_module) const;
 };
 
-// The block of `c`'s architecture with its sizes filled in from `c`. Every block of a model has
-// the same description (a MoE model's blocks are all sparse: config.h refuses dense ones inside).
-BlockDesc describe_block(const ModelConfig& c);
+// Block `block` of `c`'s architecture with its sizes filled in from `c`. The blocks of a model
+// share one description, except in a MoE model with dense blocks (MoeConfig::dense_blocks),
+// whose dense blocks hold the Llama table's MLP.
+BlockDesc describe_block(const ModelConfig& c, int64_t block);
+
+// The descriptions of every block of a model, indexed by block: one description per kind of
+// block (two in a MoE model with dense blocks, else one), shared by the blocks of that kind.
+struct BlockDescs {
+  std::vector<BlockDesc> kinds;  // distinct descriptions
+  std::vector<int> kind_of;      // [n_layers]: block -> index into kinds
+
+  // Block `block`'s description; throws sr::Error when out of range.
+  const BlockDesc& operator[](int64_t block) const;
+  int64_t size() const { return int64_t(kind_of.size()); }
+  // The description with the most linears (a MoE model's sparse block): tables whose columns are
+  // one block's linears use it.
+  const BlockDesc& widest() const;
+};
+BlockDescs describe_blocks(const ModelConfig& c);
 
 // "model.layers.<block>." : the HF name prefix of a block's tensors.
 std::string block_prefix(int64_t block);

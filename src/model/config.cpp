@@ -1,5 +1,6 @@
 #include "model/config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
@@ -109,16 +110,30 @@ MoeConfig parse_moe(const json& j, const ArchRow& row, int64_t intermediate, con
   m.expert_intermediate = mixtral ? intermediate : field<int64_t>(j, "moe_intermediate_size", path);
   if (row.shared_expert) m.shared_intermediate = field<int64_t>(j, "shared_expert_intermediate_size", path);
   m.norm_topk_prob = mixtral || field_or<bool>(j, "norm_topk_prob", false, path);
-  // Dense blocks between sparse ones would need a description per block; no released model of
-  // these families has them.
-  const int64_t step = field_or<int64_t>(j, "decoder_sparse_step", 1, path);
-  SR_CHECK(step == 1, "[config] ", path, ": decoder_sparse_step ", step,
-           " (dense blocks between sparse ones) is not supported; every block must be sparse (1)");
-  if (j.contains("mlp_only_layers") && !j["mlp_only_layers"].is_null())
-    SR_CHECK(j["mlp_only_layers"].is_array() && j["mlp_only_layers"].empty(), "[config] ", path,
-             ": mlp_only_layers ", j["mlp_only_layers"].dump(),
-             " (dense blocks inside a mixture-of-experts model) is not supported; it must be empty");
   return m;
+}
+
+// Qwen-MoE's dense blocks (config.h MoeConfig::dense_blocks), from decoder_sparse_step and
+// mlp_only_layers; Mixtral has neither. Left empty when every block is sparse.
+void parse_dense_blocks(const json& j, ModelConfig& c, const std::string& path) {
+  if (!c.is_moe() || c.arch == Arch::Mixtral) return;
+  if (c.n_layers <= 0 || c.n_layers > limits::kMaxLayers) return;  // validate_config names the field
+  const int64_t step = field_or<int64_t>(j, "decoder_sparse_step", 1, path);
+  SR_CHECK(step >= 1, "[config] ", path, ": decoder_sparse_step must be at least 1, got ", step);
+  c.moe.sparse_step = step;
+  std::vector<bool> dense(size_t(c.n_layers), false);
+  for (int64_t i = 0; i < c.n_layers; ++i) dense[size_t(i)] = (i + 1) % step != 0;
+  if (j.contains("mlp_only_layers") && !j["mlp_only_layers"].is_null()) {
+    const json& m = j["mlp_only_layers"];
+    SR_CHECK(m.is_array(), "[config] ", path, ": mlp_only_layers must be a list of layer indices, got ", m.dump());
+    for (const json& e : m) {
+      SR_CHECK(e.is_number_integer() && e.get<int64_t>() >= 0 && e.get<int64_t>() < c.n_layers, "[config] ", path,
+               ": mlp_only_layers entry ", e.dump(), " is not a layer index in [0, ", c.n_layers,
+               ") (num_hidden_layers)");
+      dense[size_t(e.get<int64_t>())] = true;
+    }
+  }
+  if (std::find(dense.begin(), dense.end(), true) != dense.end()) c.moe.dense_blocks = std::move(dense);
 }
 
 // Which layers slide (config.h). Mistral and Mixtral: every layer, whenever sliding_window is
@@ -178,6 +193,7 @@ ModelConfig parse_hf_config(const std::string& text, const std::string& path) {
   c.rms_eps = field_or<double>(j, "rms_norm_eps", 1e-6, path);
   c.tie_embeddings = field_or<bool>(j, "tie_word_embeddings", false, path);
   c.moe = parse_moe(j, *row, c.intermediate, path);
+  parse_dense_blocks(j, c, path);
   parse_sliding_window(j, c, path);
   c.bos_id = j.contains("bos_token_id") && j["bos_token_id"].is_number_integer() ? j["bos_token_id"].get<int32_t>() : 1;
   c.eos_id = j.contains("eos_token_id") && j["eos_token_id"].is_number_integer() ? j["eos_token_id"].get<int32_t>() : 2;

@@ -35,6 +35,12 @@ struct MoeConfig {
   int64_t expert_intermediate = 0;  // each expert's MLP width (Qwen: moe_intermediate_size)
   int64_t shared_intermediate = 0;  // the shared expert's width (Qwen2-MoE); 0: none
   bool norm_topk_prob = false;
+  // Blocks whose feed-forward stays one dense MLP of width ModelConfig::intermediate (Qwen-MoE's
+  // mlp_only_layers and decoder_sparse_step: block i is sparse iff i is not in mlp_only_layers
+  // and (i + 1) % decoder_sparse_step == 0, as transformers builds its decoder layers).
+  // [n_layers], or empty: every block is sparse.
+  std::vector<bool> dense_blocks;
+  int64_t sparse_step = 1;          // decoder_sparse_step, for messages naming why a block is dense
 };
 
 struct ModelConfig {
@@ -62,7 +68,7 @@ struct ModelConfig {
   bool qk_norm = false;         // Qwen3: RMSNorm over head_dim on q and k before RoPE
   int32_t bos_id = 1, eos_id = 2;
   std::string dtype = "F32";    // storage dtype of the source weights
-  MoeConfig moe;                // every block's feed-forward is sparse when moe.n_experts > 0
+  MoeConfig moe;                // the feed-forward is sparse when moe.n_experts > 0 (but in dense_blocks)
 
   int64_t q_dim() const { return n_heads * head_dim; }
   // The attention window of layer `layer` (0: the whole context).
@@ -73,6 +79,15 @@ struct ModelConfig {
   }
   int64_t kv_dim() const { return n_kv_heads * head_dim; }
   bool is_moe() const { return moe.n_experts > 0; }
+  // Block `block`'s feed-forward is a mixture of experts (else one dense MLP).
+  bool sparse_block(int64_t block) const {
+    return is_moe() && !(block >= 0 && block < int64_t(moe.dense_blocks.size()) && moe.dense_blocks[size_t(block)]);
+  }
+  // Some block of this MoE model keeps a dense MLP.
+  bool has_dense_blocks() const {
+    for (bool d : moe.dense_blocks) if (d) return true;
+    return false;
+  }
 };
 
 // Parses a Hugging Face config.json. Throws sr::Error naming `path` for an

@@ -173,7 +173,7 @@ at::Tensor block_forward(const ModelConfig& c, const BlockWeights& w, const at::
            "], got ", x.sizes());
   auto h = x + attention(c, w, rms_norm(x, w.norm[llama::AttnNorm], c.rms_eps), positions, rope, hook);
   const at::Tensor hn = rms_norm(h, w.norm[llama::FfnNorm], c.rms_eps);
-  return h + (c.is_moe() ? moe_ffn(c, w, hn, hook) : mlp(w, hn, hook));
+  return h + (c.is_moe() && !w.dense_mlp ? moe_ffn(c, w, hn, hook) : mlp(w, hn, hook));
 }
 
 }  // namespace sr

@@ -32,6 +32,9 @@ struct BlockWeights {
   // The block's attention window (ModelConfig::window_of its layer; 0: the whole context), set by
   // Model::load_block: the window is the layer's, and the forward sees only the block.
   int64_t window = 0;
+  // A dense block inside a MoE model (ModelConfig::sparse_block false): its feed-forward is the
+  // Llama MLP, not moe_ffn. Set by Model::load_block, as the window is.
+  bool dense_mlp = false;
 
   at::Tensor& weight(int i) { return w[size_t(i)]; }
   const at::Tensor& weight(int i) const { return w[size_t(i)]; }
@@ -65,7 +68,7 @@ MoeRouting route_tokens(const MoeConfig& m, const at::Tensor& logits);
 at::Tensor moe_ffn(const ModelConfig& c, const BlockWeights& w, const at::Tensor& x, const InputHook& hook = nullptr);
 
 // One decoder block. x: [B, T, D]; positions: [T] int64 (same for every row),
-// indices into `rope`; w laid out as describe_block(c) says. Returns [B, T, D].
+// indices into `rope`; w laid out as describe_block(c, its block) says. Returns [B, T, D].
 at::Tensor block_forward(const ModelConfig& c, const BlockWeights& w, const at::Tensor& x,
                          const at::Tensor& positions, const RopeTables& rope,
                          const InputHook& hook = nullptr);

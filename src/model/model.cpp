@@ -106,7 +106,7 @@ std::unique_ptr<Model> Model::open(const std::string& path, const OpenOptions& o
     SR_CHECK(fs::exists(cfg), "[model] ", path, " is a folder without config.json (expected a Hugging Face model folder)");
     const std::string config_text = slurp(cfg.string());
     m->config_ = parse_hf_config(config_text, cfg.string());
-    m->block_desc_ = describe_block(m->config_);
+    m->block_descs_ = describe_blocks(m->config_);
     m->store_ = read_safetensors_folder(path);
     m->format_ = "safetensors";
     if (auto qc = parse_quant_config(parse_json_text(config_text, cfg.string()), cfg.string())) {
@@ -187,13 +187,13 @@ at::Tensor Model::load_linear(const LinearDesc& l, int64_t b, std::map<std::stri
 
 void Model::load_resident() {
   const ModelConfig& c = config_;
-  block_desc_ = describe_block(c);
-  const BlockDesc& d = block_desc_;
+  block_descs_ = describe_blocks(c);
   // Every stored tensor must be one the model uses: extras mean a different architecture.
   std::vector<std::string> expected = {"model.embed_tokens.weight", "model.norm.weight"};
   if (!c.tie_embeddings) expected.push_back("lm_head.weight");
   for (int64_t i = 0; i < c.n_layers; ++i) {
     const std::string pre = block_prefix(i);
+    const BlockDesc& d = block_descs_[i];
     for (const NormDesc& n : d.norms)
       if (n.present) expected.push_back(pre + n.module + ".weight");
     for (const LinearDesc& l : d.linears) {
@@ -233,7 +233,7 @@ void Model::load_resident() {
   if (store_.size() > 0) config_.dtype = store_.get(stored_name("model.norm.weight")).dtype;
   // Validate every block's shapes up front so errors surface at open, not mid-run.
   for (int64_t i = 0; i < c.n_layers; ++i) {
-    for (const LinearDesc& l : d.linears) {
+    for (const LinearDesc& l : block_descs_[i].linears) {
       const auto [name, expert] = stored_linear(l, i);
       if (packed_ && packed_->packed(name)) continue;  // checked by PackedWeights
       const auto& e = store_.get(stored_name(name));
@@ -247,11 +247,12 @@ void Model::load_resident() {
 
 BlockWeights Model::load_block(int64_t i, const std::vector<int>& skip) const {
   const ModelConfig& c = config_;
-  const BlockDesc& d = block_desc_;
   SR_CHECK(i >= 0 && i < c.n_layers, "[model] block ", i, " out of range [0, ", c.n_layers, ")");
+  const BlockDesc& d = block_descs_[i];
   const std::string pre = block_prefix(i);
   BlockWeights w;
   w.window = c.window_of(i);
+  w.dense_mlp = c.is_moe() && !c.sparse_block(i);
   w.w.resize(d.linears.size());
   w.b.resize(d.linears.size());
   for (const NormDesc& n : d.norms)
@@ -325,8 +326,8 @@ std::vector<LinearInfo> Model::linears() const {
   const ModelConfig& c = config_;
   std::vector<LinearInfo> out;
   for (int64_t i = 0; i < c.n_layers; ++i)
-    for (size_t j = 0; j < block_desc_.linears.size(); ++j) {
-      const LinearDesc& l = block_desc_.linears[j];
+    for (size_t j = 0; j < block_descs_[i].linears.size(); ++j) {
+      const LinearDesc& l = block_descs_[i].linears[j];
       out.push_back({block_prefix(i) + l.module, i, int(j), l.out, l.in});
     }
   out.push_back({"lm_head", -1, -1, c.vocab, c.hidden});

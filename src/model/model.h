@@ -60,11 +60,12 @@ class Model {
   // Why no tokenizer was found ("" when there is one), without the hint.
   const std::string& tokenizer_error() const { return tokenizer_error_; }
 
-  // What every block holds (model/block_desc.h), sizes from config().
-  const BlockDesc& block_desc() const { return block_desc_; }
+  // What block `block` holds (model/block_desc.h), sizes from config(); throws out of range.
+  const BlockDesc& block_desc(int64_t block) const { return block_descs_[block]; }
+  const BlockDescs& block_descs() const { return block_descs_; }
 
   // Block i's weights as fresh fp32 tensors (the caller may modify them). Linears in `skip`
-  // (indices in block_desc()) are left undefined (their biases are still loaded): exporters that
+  // (indices in block_desc(i)) are left undefined (their biases are still loaded): exporters that
   // replace them need not decode them.
   BlockWeights load_block(int64_t i, const std::vector<int>& skip = {}) const;
   const at::Tensor& embedding() const;  // [V, D], decoded on first use and kept
@@ -107,7 +108,7 @@ class Model {
   void init_gguf(const std::string& path);  // model_gguf.cpp
 
   ModelConfig config_;
-  BlockDesc block_desc_;
+  BlockDescs block_descs_;
   std::string path_, format_;
   TensorStore store_;
   bool qk_interleaved_ = false;   // q/k rows stored in the adjacent-pairs RoPE layout

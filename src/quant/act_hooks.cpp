@@ -32,11 +32,10 @@ struct ModelActs {
   // of(name, act) -> the scheme of the linear `name` when it quantizes activations (filling
   // act where the scheme needs a calibrated range), else nullopt.
   template <class Of>
-  ModelActs(const Model& m, Of of)
-      : blocks(size_t(m.config().n_layers),
-               BlockActs{unquantized_block(m.block_desc()), std::vector<ActQuantState>(m.block_desc().linears.size())}) {
-    const BlockDesc& d = m.block_desc();
+  ModelActs(const Model& m, Of of) {
     for (int64_t b = 0; b < m.config().n_layers; ++b) {
+      const BlockDesc& d = m.block_desc(b);
+      blocks.push_back(BlockActs{unquantized_block(d), std::vector<ActQuantState>(d.linears.size())});
       for (size_t i = 0; i < d.linears.size(); ++i) {
         ActQuantState a;
         const std::optional<QuantScheme> s = of(linear_name(d, b, int(i)), a);

@@ -41,11 +41,11 @@ double LayerPlan::average_bits(bool ignore) const {
 LayerPlan make_layer_plan(const Model& model, const PlanOptions& opt) {
   opt.scheme.validate();
   LayerPlan plan;
-  plan.block = model.block_desc();
+  plan.blocks = model.block_descs();
   for (const LinearInfo& l : model.linears()) {
     if (l.block < 0 && !opt.quant_lm_head) continue;
     auto d = opt.layer_defaults.find(l.name);
-    const bool router = l.linear >= 0 && plan.block.linears[size_t(l.linear)].keep_16bit;
+    const bool router = l.linear >= 0 && plan.blocks[l.block].linears[size_t(l.linear)].keep_16bit;
     if (d == opt.layer_defaults.end() && router)
       plan.layers.push_back({l.name, l.block, l.linear, l.out, l.in, preset_scheme("BF16"),
                              "router: 16-bit unless a layer config names it", SchemeOrigin::LayerDefault});

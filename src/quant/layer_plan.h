@@ -48,7 +48,7 @@ struct LayerChoice {
 };
 
 struct LayerPlan {
-  BlockDesc block;                  // what every block holds (the model's block_desc())
+  BlockDescs blocks;                // what each block holds (the model's block_descs())
   std::vector<LayerChoice> layers;  // block linears in order, then lm_head if candidate
 
   const LayerChoice* find(const std::string& name) const;

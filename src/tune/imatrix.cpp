@@ -37,8 +37,9 @@ at::Tensor importance_mean(const LayerImportance& l) {
 }
 
 Importances importances_from_file(const ImatrixFile& f, const std::string& path, const ModelConfig& c,
-                                  const BlockDesc& d) {
-  const auto stems = linears_by_stem(d);
+                                  const BlockDescs& blocks) {
+  std::vector<std::map<std::string, std::vector<int>>> kind_stems;
+  for (const BlockDesc& d : blocks.kinds) kind_stems.push_back(linears_by_stem(d));
   Importances out;
   for (const auto& [name, e] : f.entries) {
     const auto n_vals = int64_t(e.sums.size());
@@ -51,12 +52,15 @@ Importances importances_from_file(const ImatrixFile& f, const std::string& path,
       continue;
     }
     const int b = gguf_layer_of(name);
+    const bool in_range = b >= 0 && b < c.n_layers && b < blocks.size();
+    const BlockDesc& d = in_range ? blocks[b] : blocks.widest();
+    const auto& stems = kind_stems[in_range ? size_t(blocks.kind_of[size_t(b)]) : 0];
     const std::string prefix = "blk." + std::to_string(b) + ".", suffix = ".weight";
-    const bool shaped = b >= 0 && name.rfind(prefix, 0) == 0 && name.size() > prefix.size() + suffix.size() &&
+    const bool shaped = in_range && name.rfind(prefix, 0) == 0 && name.size() > prefix.size() + suffix.size() &&
                         name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
     const auto it = shaped ? stems.find(name.substr(prefix.size(), name.size() - prefix.size() - suffix.size()))
                            : stems.end();
-    SR_CHECK(it != stems.end() && b < c.n_layers, "[imatrix] ", path, ": entry ", name, " is not a linear of the model",
+    SR_CHECK(it != stems.end(), "[imatrix] ", path, ": entry ", name, " is not a linear of the model",
              " (", c.n_layers, " blocks of ", d.linears.size(), " linears, llama.cpp's names blk.<i>.<stem>.weight)");
     const std::vector<int>& ls = it->second;
     const int64_t cols = d.linears[size_t(ls[0])].in, n_mat = int64_t(ls.size());
@@ -70,7 +74,7 @@ Importances importances_from_file(const ImatrixFile& f, const std::string& path,
   return out;
 }
 
-ImatrixFile imatrix_file_of(const Importances& im, const ModelConfig& c, const BlockDesc& d) {
+ImatrixFile imatrix_file_of(const Importances& im, const ModelConfig& c, const BlockDescs& blocks) {
   ImatrixFile f;
   auto append = [&](const std::string& name, int64_t m, int64_t n_mat, const LayerImportance* l, int64_t cols) {
     ImatrixEntry& e = f.entries[name];
@@ -84,9 +88,9 @@ ImatrixFile imatrix_file_of(const Importances& im, const ModelConfig& c, const B
     std::copy(s.data_ptr<float>(), s.data_ptr<float>() + cols, e.sums.begin() + m * cols);
     e.counts[size_t(m)] = double(l->tokens);
   };
-  const auto stems = linears_by_stem(d);
-  for (int64_t b = 0; b < c.n_layers; ++b)
-    for (const auto& [stem, ls] : stems) {
+  for (int64_t b = 0; b < c.n_layers; ++b) {
+    const BlockDesc& d = blocks[b];
+    for (const auto& [stem, ls] : linears_by_stem(d)) {
       bool any = false;
       for (int i : ls) any = any || im.count(block_prefix(b) + d.linears[size_t(i)].module);
       if (!any) continue;
@@ -96,6 +100,7 @@ ImatrixFile imatrix_file_of(const Importances& im, const ModelConfig& c, const B
         append(name, int64_t(m), int64_t(ls.size()), it == im.end() ? nullptr : &it->second, d.linears[size_t(ls[m])].in);
       }
     }
+  }
   if (auto it = im.find("lm_head"); it != im.end()) append(kHead, 0, 1, &it->second, c.hidden);
   return f;
 }

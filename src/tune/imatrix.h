@@ -34,16 +34,16 @@ using Importances = std::map<std::string, LayerImportance>;
 at::Tensor importance_mean(const LayerImportance& l);
 
 // The entries of `f` (read from `path`) as layer importances of a model with config `c` and
-// block `d`. Throws sr::Error naming `path` and the first entry whose name is not a linear of
+// blocks `blocks` (Model::block_descs()). Throws sr::Error naming `path` and the first entry whose name is not a linear of
 // the model (its block out of range, an unknown stem, output.weight of a tied model) or whose
 // size is not the linear's input size (times the experts for a stacked expert tensor).
 // Layers the file does not name are absent (llama-quantize quantizes them without one).
 Importances importances_from_file(const ImatrixFile& f, const std::string& path, const ModelConfig& c,
-                                  const BlockDesc& d);
+                                  const BlockDescs& blocks);
 
 // The importances as an imatrix file in GGUF meaning (ImatrixFile::legacy false): llama.cpp's
 // names, each stacked expert tensor's matrices in expert order (an expert without an entry:
 // zeros and count 0, as llama-imatrix stores an expert that saw no token).
-ImatrixFile imatrix_file_of(const Importances& im, const ModelConfig& c, const BlockDesc& d);
+ImatrixFile imatrix_file_of(const Importances& im, const ModelConfig& c, const BlockDescs& blocks);
 
 }  // namespace sr

@@ -109,7 +109,7 @@ Observer combine(std::vector<Observer>& parts, const LayerPlan& plan, const std:
   if (parts.size() == 1 && !comm) return std::move(parts[0]);
   std::vector<const LayerChoice*> layers;
   for (int64_t b : blocks)
-    for (int i = 0; i < int(plan.block.linears.size()); ++i)
+    for (int i = 0; i < int(plan.blocks[b].linears.size()); ++i)
       if (const LayerChoice* c = plan.find(b, i); c && c->quantized()) layers.push_back(c);
   std::vector<std::vector<at::Tensor>> sums, maxima;
   for (Observer& o : parts) {
@@ -404,7 +404,7 @@ void share_replayed_unit(const LayerPlan& plan, const UnitInput& in, UnitResult&
   for (const QuantizedLayer& l : res.layers) saved[l.name] = &l;
   if (!root) res = UnitResult{{}, in.fp, {{"blocks", in.blocks}, {"resumed", true}}};
   for (size_t j = 0; j < in.blocks.size(); ++j)
-    for (int i = 0; i < int(plan.block.linears.size()); ++i) {
+    for (int i = 0; i < int(plan.blocks[in.blocks[j]].linears.size()); ++i) {
       const LayerChoice* c = plan.find(in.blocks[j], i);
       if (!c || !c->quantized()) continue;
       at::Tensor w = root ? res.quantized[j].weight(i).to(at::kFloat).contiguous() : at::empty({c->out, c->in}, at::kFloat);
@@ -450,7 +450,7 @@ void reference_pass(const ModelConfig& c, const LayerPlan& plan, const QuantizeO
 // The given imatrix in place of the collected one, for every quantized layer of the unit.
 void use_given_imatrix(const LayerPlan& plan, const Importances& given, UnitInput& in) {
   for (int64_t b : in.blocks)
-    for (int i = 0; i < int(plan.block.linears.size()); ++i) {
+    for (int i = 0; i < int(plan.blocks[b].linears.size()); ++i) {
       const LayerChoice* c = plan.find(b, i);
       if (!c || !c->quantized()) continue;
       in.imatrix.erase(c->name);

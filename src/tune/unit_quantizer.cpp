@@ -31,7 +31,7 @@ using Snapshot = std::vector<Tunables>;
 std::vector<LayerJob> make_jobs(const LayerPlan& plan, const UnitInput& in) {
   std::vector<LayerJob> jobs;
   for (size_t j = 0; j < in.blocks.size(); ++j) {
-    for (int i = 0; i < int(plan.block.linears.size()); ++i) {
+    for (int i = 0; i < int(plan.blocks[in.blocks[j]].linears.size()); ++i) {
       const LayerChoice* c = plan.find(in.blocks[j], i);
       if (!c || !c->quantized()) continue;
       LayerJob job{c, j, in.fp[j].weight(i).detach().to(at::kFloat), {}, 0, 0, {}};
@@ -54,13 +54,16 @@ int64_t token_count(const ActivationCache& x) { return x.defined() ? x.size(0) *
 
 // NVFP4 global scales as every stage fuses them (quant/block_quant.h), block by block. A job
 // outside the blocks (lm_head) is a block of its own: one linear, its own scale.
-void fuse_nv_global_scales(const BlockDesc& d, std::vector<LayerJob>& jobs) {
+void fuse_nv_global_scales(const BlockDescs& descs, std::vector<LayerJob>& jobs) {
   static const BlockDesc kAlone{{LinearDesc{}}, {}};
   std::map<size_t, std::pair<BlockSchemes, BlockWeights>> blocks;
+  std::map<size_t, const BlockDesc*> desc_of;
   for (const LayerJob& j : jobs) {
     if (j.choice->linear < 0) continue;
     auto it = blocks.find(j.pos);
     if (it == blocks.end()) {
+      const BlockDesc& d = descs[j.choice->block];
+      desc_of[j.pos] = &d;
       BlockWeights w;
       w.w.resize(d.linears.size());
       it = blocks.emplace(j.pos, std::make_pair(unquantized_block(d), std::move(w))).first;
@@ -70,7 +73,7 @@ void fuse_nv_global_scales(const BlockDesc& d, std::vector<LayerJob>& jobs) {
     w.weight(j.choice->linear) = j.w;
   }
   std::map<size_t, BlockTensors> scales;
-  for (auto& [pos, sw] : blocks) scales[pos] = fused_global_scales(d, sw.second, sw.first);
+  for (auto& [pos, sw] : blocks) scales[pos] = fused_global_scales(*desc_of.at(pos), sw.second, sw.first);
   for (LayerJob& j : jobs) {
     at::Tensor gs;
     if (j.choice->linear < 0) {
@@ -163,12 +166,12 @@ Snapshot snapshot(const std::vector<LayerJob>& jobs) {
 // Weights of the unit's blocks with every job's qdq'd weight substituted. MoE experts are qdq'd
 // lazily, when the forward routes tokens to them: the cost and the graph of an iteration grow
 // with the experts in use, not with all of them. REQUIRES: jobs outlive the weights.
-std::vector<BlockWeights> quantized_weights(const BlockDesc& d, const UnitInput& in, const std::vector<LayerJob>& jobs) {
+std::vector<BlockWeights> quantized_weights(const BlockDescs& d, const UnitInput& in, const std::vector<LayerJob>& jobs) {
   std::vector<BlockWeights> w = in.fp;
   std::vector<std::map<int, const LayerJob*>> lazy(w.size());
   for (const LayerJob& j : jobs) {
     const int i = j.choice->linear;
-    if (i >= 0 && d.linears[size_t(i)].expert >= 0) {
+    if (i >= 0 && d[j.choice->block].linears[size_t(i)].expert >= 0) {
       w[j.pos].weight(i) = at::Tensor();
       lazy[j.pos][i] = &j;
     } else {
@@ -334,7 +337,7 @@ nlohmann::json tune(const TuneProblem& pb, std::vector<LayerJob>& jobs, const Tu
 
 // SignRound parameters of every job (§1.7, §3.1, §3.4), or its RTN / opt-RTN params.
 // `tokens`: what each layer's Σx² summed over (layer_tokens, else all of them).
-void init_params(const BlockDesc& d, std::vector<LayerJob>& jobs, const std::map<std::string, at::Tensor>& imatrix,
+void init_params(const BlockDescs& d, std::vector<LayerJob>& jobs, const std::map<std::string, at::Tensor>& imatrix,
                  const std::map<std::string, int64_t>& layer_tokens, int64_t tokens, const TuneOptions& opt, bool tuning) {
   auto im = [&](const LayerChoice& c) {
     auto it = layer_tokens.find(c.name);
@@ -382,6 +385,7 @@ std::vector<QuantizedLayer> encode_jobs(std::vector<LayerJob>& jobs) {
 nlohmann::json expert_tokens(const ModelConfig& c, const LayerPlan& plan, const UnitInput& in) {
   nlohmann::json out = nlohmann::json::object();
   for (int64_t b : in.blocks) {
+    if (!c.sparse_block(b)) continue;  // a dense MLP block of a MoE model: no experts
     std::vector<int64_t> n;
     std::string idle;
     for (int64_t e = 0; e < c.moe.n_experts; ++e) {
@@ -401,7 +405,7 @@ nlohmann::json expert_tokens(const ModelConfig& c, const LayerPlan& plan, const 
 }  // namespace
 
 InputHook activation_hook(const LayerPlan& plan, int64_t block, const std::map<std::string, ActQuantState>& act) {
-  BlockSchemes schemes = unquantized_block(plan.block);
+  BlockSchemes schemes = unquantized_block(plan.blocks[block]);
   std::vector<ActQuantState> states(schemes.size());
   for (size_t i = 0; i < schemes.size(); ++i) {
     const LayerChoice* c = plan.find(block, int(i));
@@ -426,7 +430,7 @@ UnitResult quantize_unit(const ModelConfig& config, const LayerPlan& plan, const
   std::vector<LayerJob> jobs = make_jobs(plan, in);
   const bool tuning = opt.method == Method::SignRound && opt.iters > 0 && !jobs.empty();
   nlohmann::json stats = {{"blocks", in.blocks}, {"method", method_name(opt, tuning)}};
-  init_params(plan.block, jobs, in.imatrix, in.tokens, token_count(in.x_in) * opt.shards.count / opt.shards.local, opt,
+  init_params(plan.blocks, jobs, in.imatrix, in.tokens, token_count(in.x_in) * opt.shards.count / opt.shards.local, opt,
               tuning);
   if (config.is_moe() && !in.tokens.empty()) stats["expert_tokens"] = expert_tokens(config, plan, in);
   if (tuning) {
@@ -440,7 +444,7 @@ UnitResult quantize_unit(const ModelConfig& config, const LayerPlan& plan, const
     pb.kind = loss_kind(jobs, opt);
     pb.what = "block " + std::to_string(in.blocks.front());
     pb.predict = [&](const at::Tensor& rows) {
-      return unit_forward(config, quantized_weights(plan.block, in, jobs), hooks, in.x_in.rows(rows).to(at::kFloat), rope);
+      return unit_forward(config, quantized_weights(plan.blocks, in, jobs), hooks, in.x_in.rows(rows).to(at::kFloat), rope);
     };
     pb.target = [&](const at::Tensor& rows) { return in.y_ref.rows(rows).to(at::kFloat); };
     pb.mask = [&](const at::Tensor& rows) { return in.mask.index_select(0, rows); };
@@ -465,7 +469,7 @@ UnitResult quantize_head(const LayerPlan& plan, const HeadInput& in, const TuneO
   nlohmann::json stats = {{"layer", "lm_head"}, {"method", method_name(opt, tuning)}};
   std::map<std::string, at::Tensor> imatrix;
   if (in.imatrix.defined()) imatrix["lm_head"] = in.imatrix;
-  init_params(plan.block, jobs, imatrix, {}, in.tokens >= 0 ? in.tokens : token_count(in.x_fp), opt, tuning);
+  init_params(plan.blocks, jobs, imatrix, {}, in.tokens >= 0 ? in.tokens : token_count(in.x_fp), opt, tuning);
   if (tuning) {
     // §2.7: lm_head is tuned alone on its cached inputs, one sample per forward with the
     // mini-batch accumulated (reduction "sum"), against the FP layer's logits.

@@ -165,7 +165,8 @@ LayerPlan demo_like_plan(int64_t blocks) {
   c.n_heads = 8;
   c.n_kv_heads = 4;
   c.head_dim = 32;
-  plan.block = describe_block(c);
+  c.n_layers = blocks;
+  plan.blocks = describe_blocks(c);
   const int64_t outs[test::kLlamaLinears] = {256, 128, 128, 256, 768, 768, 256};
   const int64_t ins[test::kLlamaLinears] = {256, 256, 256, 256, 256, 256, 768};
   for (int64_t b = 0; b < blocks; ++b)

@@ -37,14 +37,14 @@ double quantize_unit_kld(const Model& m, const QuantScheme& s, const at::Tensor&
     in.fp = {m.load_block(b)};
     InputHook observe = [&](int p, const at::Tensor& x) {  // Σx² of each linear's FP input
       const at::Tensor sq = x.reshape({-1, x.size(-1)}).pow(2).sum(0);
-      at::Tensor& acc = in.imatrix[linear_name(m.block_desc(), b, p)];
+      at::Tensor& acc = in.imatrix[linear_name(m.block_desc(b), b, p)];
       acc = acc.defined() ? acc + sq : sq;
       return x;
     };
     const at::Tensor next_fp = block_forward(c, in.fp[0], h_fp, positions, rope, observe);
     in.x_in = h;  // its size is the token count of the imatrix
     const UnitResult r = quantize_unit(c, plan, in, rope, opt);
-    BlockSchemes schemes = unquantized_block(m.block_desc());
+    BlockSchemes schemes = unquantized_block(m.block_desc(b));
     for (int p = 0; p < int(schemes.size()); ++p)
       if (const LayerChoice* l = plan.find(b, p)) schemes[size_t(p)] = l->scheme;
     h = block_forward(c, r.quantized[0], h, positions, rope, block_activation_hook(schemes, {}, StaticRange::ThisTensor));
@@ -73,7 +73,7 @@ TEST(ProbeMatchesQuantize, EverySchemeFamily) {
     for (const auto& [name, s] : schemes) {
       SCOPED_TRACE(name + (method == Method::Rtn ? " rtn" : " opt_rtn"));
       std::vector<BlockSchemes> a(size_t(m->config().n_layers));
-      for (BlockSchemes& b : a) b.assign(m->block_desc().linears.size(), s);
+      for (BlockSchemes& b : a) b.assign(m->block_desc(0).linears.size(), s);
       const double want = quantize_unit_kld(*m, s, tokens, method);
       EXPECT_GT(want, 1e-7);
       EXPECT_NEAR(probe.kld(a), want, 1e-5 * want);

@@ -215,7 +215,7 @@ TEST_P(GgufArchRoundTrip, QuantizedWeightsAreTheHfWeightsThroughTheCodec) {
     }
     return out;
   };
-  const BlockDesc& d = hf->block_desc();
+  const BlockDesc& d = hf->block_desc(0);
   for (int64_t i = 0; i < hf->config().n_layers; ++i) {
     const BlockWeights x = hf->load_block(i), y = gg->load_block(i);
     for (size_t j = 0; j < d.linears.size(); ++j) {

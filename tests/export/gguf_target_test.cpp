@@ -179,7 +179,7 @@ TEST(GgufTarget, MixDefinesThePerLayerSchemes) {
   SR_REQUIRE_SHARED(kModel);
   auto m = Model::open(test::shared(kModel));
   GgufTarget target = plan_gguf_target(m->config(), GgufMix::Q4_K_M, false);
-  PlanOptions po{gguf_mix_scheme(GgufMix::Q4_K_M), "", false, gguf_layer_defaults(target, m->block_desc(), m->config().n_layers)};
+  PlanOptions po{gguf_mix_scheme(GgufMix::Q4_K_M), "", false, gguf_layer_defaults(target, m->block_descs())};
   const LayerPlan plan = make_layer_plan(*m, po);
   ASSERT_EQ(plan.layers.size(), 28u);
   // use_more_bits(i, 4) holds for layers 2 and 3 (i >= 7n/8 -> 3; (i - n/8) % 3 == 2 -> 2).

@@ -85,11 +85,14 @@ TEST(Moe, BadConfigsNameTheField) {
   j["moe_intermediate_size"] = 0;
   EXPECT_NE(err(j).find("intermediate size must be positive"), std::string::npos) << err(j);
   j = qwen3_moe_config();
-  j["decoder_sparse_step"] = 2;
-  EXPECT_NE(err(j).find("decoder_sparse_step 2"), std::string::npos) << err(j);
+  j["decoder_sparse_step"] = 0;
+  EXPECT_NE(err(j).find("decoder_sparse_step must be at least 1, got 0"), std::string::npos) << err(j);
   j = qwen3_moe_config();
-  j["mlp_only_layers"] = {0};
-  EXPECT_NE(err(j).find("mlp_only_layers [0]"), std::string::npos) << err(j);
+  j["mlp_only_layers"] = {2};  // 2 layers
+  EXPECT_NE(err(j).find("mlp_only_layers entry 2 is not a layer index in [0, 2)"), std::string::npos) << err(j);
+  j = qwen3_moe_config();
+  j["mlp_only_layers"] = "0";
+  EXPECT_NE(err(j).find("mlp_only_layers must be a list"), std::string::npos) << err(j);
   j = qwen3_moe_config();
   j["mlp_only_layers"] = nlohmann::json::array();  // empty: every block sparse, as released models say
   EXPECT_EQ(err(j), "");
@@ -100,7 +103,7 @@ TEST(Moe, BlockDescriptionHoldsRouterExpertsAndSharedExpert) {
   q2["architectures"] = {"Qwen2MoeForCausalLM"};
   q2["shared_expert_intermediate_size"] = 96;
   const ModelConfig c = parse_hf_config(q2.dump(), "config.json");
-  const BlockDesc d = describe_block(c);
+  const BlockDesc d = describe_block(c, 0);
   ASSERT_EQ(d.count(), 4 + 1 + 3 * 8 + 4);
   const LinearDesc& router = d.linears[moe::kRouter];
   EXPECT_EQ(router.module, "mlp.gate");
@@ -128,7 +131,7 @@ TEST(Moe, BlockDescriptionHoldsRouterExpertsAndSharedExpert) {
   nlohmann::json mx = qwen3_moe_config();
   mx["architectures"] = {"MixtralForCausalLM"};
   mx["num_local_experts"] = 8;
-  const BlockDesc dm = describe_block(parse_hf_config(mx.dump(), "config.json"));
+  const BlockDesc dm = describe_block(parse_hf_config(mx.dump(), "config.json"), 0);
   ASSERT_EQ(dm.count(), 4 + 1 + 3 * 8);
   EXPECT_EQ(dm.linears[moe::kRouter].module, "block_sparse_moe.gate");
   EXPECT_EQ(dm.linears[size_t(moe::expert_linear(2, moe::Gate))].module, "block_sparse_moe.experts.2.w1");
@@ -523,7 +526,7 @@ TEST(MoeAlloc, ExpertsOfOneProjectionAreOneItemForGgufAndFusion) {
   EXPECT_EQ(gguf.items.size(), 4u * (4 + 3));
   for (const auto& item : gguf.items) {
     std::set<std::string> stems;
-    for (size_t i : item) stems.insert(plan.block.linears[size_t(gguf.layers[i].linear)].gguf);
+    for (size_t i : item) stems.insert(plan.blocks[gguf.layers[i].block].linears[size_t(gguf.layers[i].linear)].gguf);
     EXPECT_EQ(stems.size(), 1u);  // one tensor per item
     if (stems.count("ffn_down_exps")) {
       EXPECT_EQ(item.size(), 4u);

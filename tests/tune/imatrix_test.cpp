@@ -164,14 +164,14 @@ TEST_F(LlamaImatrix, SignRoundV2SearchTakesTheGivenImatrix) {
 TEST_F(LlamaImatrix, FilesOfAnotherModelNameTheFirstMismatch) {
   auto m = Model::open(test::shared(kModel));
   const ImatrixFile good = read_imatrix_file(file());
-  const Importances im = importances_from_file(good, file(), m->config(), m->block_desc());
+  const Importances im = importances_from_file(good, file(), m->config(), m->block_descs());
   EXPECT_EQ(im.size(), 28u);
   EXPECT_EQ(im.at("model.layers.2.mlp.down_proj").sum_sq.numel(), 768);
   EXPECT_EQ(im.at("model.layers.2.mlp.down_proj").tokens, 8) << "legacy: ncall";
   auto mismatch = [&](const std::string& name, ImatrixEntry e) {
     ImatrixFile f = good;
     f.entries[name] = std::move(e);
-    return test::error_of([&] { importances_from_file(f, "x.dat", m->config(), m->block_desc()); });
+    return test::error_of([&] { importances_from_file(f, "x.dat", m->config(), m->block_descs()); });
   };
   for (const std::string name : {"blk.4.attn_q.weight", "blk.0.attn_qkv.weight", "token_embd.weight", "blk.x.ffn_up.weight"}) {
     const std::string err = mismatch(name, {std::vector<float>(256, 1.0f), {1}});
@@ -245,14 +245,14 @@ TEST(Imatrix, ExpertsAreTheMatricesOfTheStackedTensor) {
   spec.experts = 4;
   auto m = Model::open(test::write_random_hf_model(dir / "moe", spec));
   const ModelConfig& c = m->config();
-  const BlockDesc& d = m->block_desc();
+  const BlockDesc& d = m->block_desc(0);
   Importances im;
   at::manual_seed(3);
   for (int64_t b = 0; b < c.n_layers; ++b)
     for (const LinearDesc& l : d.linears)
       if (l.expert != 2)  // expert 2 saw no token
         im[block_prefix(b) + l.module] = {at::rand({l.in}) * 10, 5 + l.expert};
-  const ImatrixFile f = imatrix_file_of(im, c, d);
+  const ImatrixFile f = imatrix_file_of(im, c, m->block_descs());
   const ImatrixEntry& gate = f.entries.at("blk.1.ffn_gate_exps.weight");
   EXPECT_EQ(gate.counts, (std::vector<double>{5, 6, 0, 8}));
   ASSERT_EQ(int64_t(gate.sums.size()), 4 * c.hidden);
@@ -260,7 +260,7 @@ TEST(Imatrix, ExpertsAreTheMatricesOfTheStackedTensor) {
   ASSERT_GE(e3, 0);
   EXPECT_EQ(gate.sums[size_t(3 * c.hidden)], im.at(block_prefix(1) + d.linears[size_t(e3)].module).sum_sq[0].item<float>());
   write_imatrix_file(dir / "im.gguf", f, false);
-  const Importances back = importances_from_file(read_imatrix_file(dir / "im.gguf"), dir / "im.gguf", c, d);
+  const Importances back = importances_from_file(read_imatrix_file(dir / "im.gguf"), dir / "im.gguf", c, m->block_descs());
   ASSERT_EQ(back.size(), im.size() + size_t(c.n_layers) * 3);
   for (const auto& [name, l] : im) {
     EXPECT_TRUE(at::equal(back.at(name).sum_sq, l.sum_sq)) << name;
@@ -273,7 +273,7 @@ TEST(Imatrix, ExpertsAreTheMatricesOfTheStackedTensor) {
   // A stacked tensor of the wrong expert count is another model's.
   ImatrixFile wrong = f;
   wrong.entries["blk.0.ffn_up_exps.weight"] = {std::vector<float>(size_t(3 * c.hidden), 1.0f), {1, 1, 1}};
-  const std::string err = test::error_of([&] { importances_from_file(wrong, "w.gguf", c, d); });
+  const std::string err = test::error_of([&] { importances_from_file(wrong, "w.gguf", c, m->block_descs()); });
   EXPECT_NE(err.find("w.gguf: entry blk.0.ffn_up_exps.weight has " + std::to_string(3 * c.hidden) +
                      " values in 3 matrices; the model's 4 experts have"), std::string::npos) << err;
 }
