@@ -110,7 +110,7 @@ int run(int argc, char** argv) {
     opt.batch_size = s.B;
     opt.amp = amp;
     UnitInput run_in = in;
-    if (amp) run_in.x_in = in.x_in.to(at::kBFloat16);  // quantize's cache dtype with amp
+    if (amp) run_in.x_in = in.x_in.all().to(at::kBFloat16);  // quantize's cache dtype with amp
     auto timed = [&](int64_t n) {
       opt.iters = n;
       const double t0 = now_seconds();

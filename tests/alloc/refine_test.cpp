@@ -91,7 +91,7 @@ TEST(KldProbe, GivenImatrixReplacesTheProbesOwn) {
     at::Tensor h = m->embed(tokens.narrow(0, r, 2));
     for (int64_t b = 0; b < L; ++b) {
       InputHook hook = [&](int p, const at::Tensor& x) {
-        const std::string name = linear_name(m->block_desc(), b, p);
+        const std::string name = linear_name(m->block_desc(b), b, p);
         const at::Tensor sq = x.reshape({-1, x.size(-1)}).pow(2).sum(0);
         GivenImportance& g = same[name];
         g.sum_sq = g.sum_sq.defined() ? g.sum_sq + sq : sq;

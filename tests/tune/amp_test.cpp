@@ -88,7 +88,7 @@ std::unique_ptr<Block0> block0(test::RandomModelSpec s) {
   f->in.x_in = f->model->embed(at::randint(0, s.vocab, {16, 64}, at::kLong));
   f->in.mask = at::ones({16, 64}, at::kBool);
   at::NoGradGuard ng;
-  f->in.y_ref = unit_forward(f->model->config(), f->in.fp, {nullptr}, f->in.x_in, f->model->rope(64));
+  f->in.y_ref = unit_forward(f->model->config(), f->in.fp, {nullptr}, f->in.x_in.all(), f->model->rope(64));
   return f;
 }
 
@@ -104,8 +104,8 @@ test::RandomModelSpec dense(int64_t hidden, int64_t intermediate) {
 // The fp32 block loss of a tuned result against the FP outputs (how the result is judged).
 double fp32_loss(const Block0& f, const UnitResult& r) {
   at::NoGradGuard ng;
-  auto y = unit_forward(f.model->config(), r.quantized, {nullptr}, f.in.x_in, f.model->rope(64));
-  return (y - f.in.y_ref).pow(2).mean().item<double>();
+  auto y = unit_forward(f.model->config(), r.quantized, {nullptr}, f.in.x_in.all(), f.model->rope(64));
+  return (y - f.in.y_ref.all()).pow(2).mean().item<double>();
 }
 
 bool same_layers(const UnitResult& a, const UnitResult& b) {
