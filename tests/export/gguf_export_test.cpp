@@ -264,6 +264,11 @@ TEST(GgufExport, VeryLowBitTypesNeedAnImatrix) {
   GgufPlanOptions po;
   po.log = false;
   po.overrides = {{"output.weight", GgmlType::IQ2_XXS}};
+  // Without an imatrix the plan refuses first; with one promised, the writer still refuses a
+  // tensor that arrives without its importances.
+  const std::string plan_msg = test::error_of([&] { plan_gguf_types(m->config(), GgufMix::Q8_0, po); });
+  EXPECT_NE(plan_msg.find("Missing importance matrix for tensor output.weight"), std::string::npos) << plan_msg;
+  po.has_imatrix = true;
   auto plan = plan_gguf_types(m->config(), GgufMix::Q8_0, po);
   GgufModelWriter w(tmp / "x.gguf", m->config(), vocab, GgufMix::Q8_0, plan);
   const std::string msg = test::error_of([&] { w.write_float("lm_head.weight", at::zeros({spec.vocab, 256})); });
