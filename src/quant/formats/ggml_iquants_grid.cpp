@@ -983,67 +983,54 @@ void check_row(int64_t n, const char* type) {
   SR_CHECK(n % kQk == 0, "[ggml] a ", type, " row needs a multiple of 256 elements, got ", n);
 }
 
+// One row, 256-element block by block: block(x, w, y) with w the block's importances (null for
+// the ref entries, which pass weighted = false). Every entry point below is this loop.
+template <class Block>
+void encode_row(const char* type, uint32_t bytes, bool weighted, const float* x, void* dst, int64_t n, const float* w,
+                Block block) {
+  check_row(n, type);
+  if (weighted) require_weights(w, type);
+  auto* y = static_cast<uint8_t*>(dst);
+  for (int64_t i = 0; i < n / kQk; ++i) block(x + i * kQk, weighted ? w + i * kQk : nullptr, y + i * bytes);
+}
+
 }  // namespace
 
 // ---- row entry points -------------------------------------------------------------------------
+// The scan state (ScanState, Iq1State) lives for one row, as in ggml's quantize_iq*.
 
 void quantize_row_iq2_xxs_weighted(const float* x, void* dst, int64_t n, const float* w) {
-  check_row(n, "iq2_xxs");
-  require_weights(w, "iq2_xxs");
-  auto* y = static_cast<uint8_t*>(dst);
-  for (int64_t i = 0; i < n / kQk; ++i) iq2_xxs_block(x + i * kQk, w + i * kQk, y + i * 66);
+  encode_row("iq2_xxs", 66, true, x, dst, n, w, [](auto xb, auto wb, auto yb) { iq2_xxs_block(xb, wb, yb); });
 }
 void quantize_row_iq2_xs_weighted(const float* x, void* dst, int64_t n, const float* w) {
-  check_row(n, "iq2_xs");
-  require_weights(w, "iq2_xs");
-  auto* y = static_cast<uint8_t*>(dst);
-  for (int64_t i = 0; i < n / kQk; ++i) iq2_16_block(false, x + i * kQk, w + i * kQk, y + i * 74);
+  encode_row("iq2_xs", 74, true, x, dst, n, w, [](auto xb, auto wb, auto yb) { iq2_16_block(false, xb, wb, yb); });
 }
 void quantize_row_iq2_s_weighted(const float* x, void* dst, int64_t n, const float* w) {
-  check_row(n, "iq2_s");
-  require_weights(w, "iq2_s");
-  auto* y = static_cast<uint8_t*>(dst);
-  for (int64_t i = 0; i < n / kQk; ++i) iq2_16_block(true, x + i * kQk, w + i * kQk, y + i * 82);
+  encode_row("iq2_s", 82, true, x, dst, n, w, [](auto xb, auto wb, auto yb) { iq2_16_block(true, xb, wb, yb); });
 }
 void quantize_row_iq3_xxs_weighted(const float* x, void* dst, int64_t n, const float* w) {
-  check_row(n, "iq3_xxs");
-  require_weights(w, "iq3_xxs");
-  auto* y = static_cast<uint8_t*>(dst);
   ScanState st{};
-  for (int64_t i = 0; i < n / kQk; ++i) iq3_xxs_block(x + i * kQk, w + i * kQk, y + i * 98, &st);
+  encode_row("iq3_xxs", 98, true, x, dst, n, w, [&](auto xb, auto wb, auto yb) { iq3_xxs_block(xb, wb, yb, &st); });
 }
 void quantize_row_iq3_xxs_ref(const float* x, void* dst, int64_t n) {
-  check_row(n, "iq3_xxs");
-  auto* y = static_cast<uint8_t*>(dst);
   ScanState st{};
-  for (int64_t i = 0; i < n / kQk; ++i) iq3_xxs_block(x + i * kQk, nullptr, y + i * 98, &st);
+  encode_row("iq3_xxs", 98, false, x, dst, n, nullptr, [&](auto xb, auto wb, auto yb) { iq3_xxs_block(xb, wb, yb, &st); });
 }
 void quantize_row_iq3_s_weighted(const float* x, void* dst, int64_t n, const float* w) {
-  check_row(n, "iq3_s");
-  require_weights(w, "iq3_s");
-  auto* y = static_cast<uint8_t*>(dst);
   ScanState st{};
-  for (int64_t i = 0; i < n / kQk; ++i) iq3_s_block(x + i * kQk, w + i * kQk, y + i * 110, &st);
+  encode_row("iq3_s", 110, true, x, dst, n, w, [&](auto xb, auto wb, auto yb) { iq3_s_block(xb, wb, yb, &st); });
 }
 void quantize_row_iq3_s_ref(const float* x, void* dst, int64_t n) {
-  check_row(n, "iq3_s");
-  auto* y = static_cast<uint8_t*>(dst);
   ScanState st{};
-  for (int64_t i = 0; i < n / kQk; ++i) iq3_s_block(x + i * kQk, nullptr, y + i * 110, &st);
+  encode_row("iq3_s", 110, false, x, dst, n, nullptr, [&](auto xb, auto wb, auto yb) { iq3_s_block(xb, wb, yb, &st); });
 }
 void quantize_row_iq1_s_weighted(const float* x, void* dst, int64_t n, const float* w) {
-  check_row(n, "iq1_s");
-  require_weights(w, "iq1_s");
-  auto* y = static_cast<uint8_t*>(dst);
   Iq1State st;
-  for (int64_t i = 0; i < n / kQk; ++i) iq1_s_block(x + i * kQk, w + i * kQk, y + i * 50, &st);
+  encode_row("iq1_s", 50, true, x, dst, n, w, [&](auto xb, auto wb, auto yb) { iq1_s_block(xb, wb, yb, &st); });
 }
 void quantize_row_iq1_m_weighted(const float* x, void* dst, int64_t n, const float* w) {
-  check_row(n, "iq1_m");
-  require_weights(w, "iq1_m");
-  auto* y = static_cast<uint8_t*>(dst);
   Iq1State st;
-  for (int64_t i = 0; i < n / kQk; ++i) iq1_m_block(x + i * kQk, w + i * kQk, y + i * 56, &st);
+  encode_row("iq1_m", 56, true, x, dst, n, w, [&](auto xb, auto wb, auto yb) { iq1_m_block(xb, wb, yb, &st); });
 }
 void quantize_row_iq2_xxs_ref(const float*, void*, int64_t) { refuse_without_imatrix("iq2_xxs"); }
 void quantize_row_iq2_xs_ref(const float*, void*, int64_t) { refuse_without_imatrix("iq2_xs"); }
