@@ -53,6 +53,20 @@ CommandResult run_command(const std::string& cmdline) {
   return {code, read_text(tmp / "out"), read_text(tmp / "err")};
 }
 
+bool run_llama_imatrix_4m(const std::string& dir, size_t text_bytes, int chunks, const std::string& out) {
+  std::ifstream in(shared("data/calib_stories.txt"), std::ios::binary);
+  std::string text(text_bytes, '\0');
+  in.read(text.data(), std::streamsize(text.size()));
+  const std::string calib = (std::filesystem::path(dir) / "calib.txt").string();
+  std::ofstream(calib, std::ios::binary) << text.substr(0, size_t(in.gcount()));
+  const CommandResult r =
+      run_command(shared("tools/llama.cpp/bin/llama-imatrix") + " -m " +
+                  shared("reference/llamacpp/tinystories-llama-4m/tinystories-llama-4m-f32.gguf") + " -f " + calib +
+                  " -c 128 --chunks " + std::to_string(chunks) + " -t 2 -o " + out);
+  if (r.exit_code != 0) std::printf("llama-imatrix failed:\n%s\n", r.err.c_str());
+  return r.exit_code == 0;
+}
+
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream ss;

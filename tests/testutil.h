@@ -49,6 +49,12 @@ struct CommandResult {
 // Runs a shell command line, capturing stdout and stderr.
 CommandResult run_command(const std::string& cmdline);
 
+// llama-imatrix (../shared/tools/llama.cpp/bin) on the 4m model's F32 GGUF (../shared/reference)
+// over the first `text_bytes` of calib_stories.txt, written to <dir>/calib.txt: -c 128, `chunks`
+// chunks, 2 threads, into `out`. False, with llama-imatrix's stderr printed, when it fails.
+// Callers check that the shared files exist first.
+bool run_llama_imatrix_4m(const std::string& dir, size_t text_bytes, int chunks, const std::string& out);
+
 // The whole file as a string ("" when it cannot be read).
 std::string read_text(const std::string& path);
 

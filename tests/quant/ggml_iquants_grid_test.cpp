@@ -137,13 +137,7 @@ class LlamaIq : public ::testing::TestWithParam<IqCase> {
         !test::have_shared("data/calib_stories.txt"))
       return;
     dir_ = new test::TempDir();
-    std::ifstream in(test::shared("data/calib_stories.txt"), std::ios::binary);
-    std::string text(20000, '\0');
-    in.read(text.data(), std::streamsize(text.size()));
-    std::ofstream(*dir_ / "calib.txt", std::ios::binary) << text.substr(0, size_t(in.gcount()));
-    auto r = test::run_command(test::shared(kBin + "llama-imatrix") + " -m " + test::shared(kF32) + " -f " +
-                               (*dir_ / "calib.txt") + " -c 128 --chunks 4 -t 2 -o " + (*dir_ / "im.dat"));
-    if (r.exit_code != 0) std::printf("llama-imatrix failed:\n%s\n", r.err.c_str());
+    test::run_llama_imatrix_4m(dir_->path(), 20000, 4, *dir_ / "im.dat");
   }
   static void TearDownTestSuite() {
     delete dir_;

@@ -268,12 +268,7 @@ class LlamaIq4Files : public ::testing::TestWithParam<RefFile> {
         !test::have_shared(kF32) || !test::have_shared("data/calib_stories.txt"))
       return;
     dir_ = new test::TempDir();
-    std::ifstream in(test::shared("data/calib_stories.txt"), std::ios::binary);
-    std::string text(40000, '\0');
-    in.read(text.data(), std::streamsize(text.size()));
-    std::ofstream(*dir_ / "calib.txt", std::ios::binary) << text.substr(0, size_t(in.gcount()));
-    run(test::shared(kBin + "llama-imatrix") + " -m " + test::shared(kF32) + " -f " + (*dir_ / "calib.txt") +
-        " -c 128 --chunks 8 -t 2 -o " + imatrix());
+    test::run_llama_imatrix_4m(dir_->path(), 40000, 8, imatrix());
     for (const char* mix : {"IQ4_NL", "IQ4_XS"})
       for (bool im : {false, true}) {
         const RefFile f{mix, im};

@@ -78,13 +78,7 @@ class LlamaImatrix : public ::testing::Test {
         !test::have_shared("data/calib_stories.txt"))
       return;
     dir_ = new test::TempDir();
-    std::ifstream in(test::shared("data/calib_stories.txt"), std::ios::binary);
-    std::string text(40000, '\0');
-    in.read(text.data(), std::streamsize(text.size()));
-    std::ofstream(*dir_ / "calib.txt", std::ios::binary) << text.substr(0, size_t(in.gcount()));
-    auto r = test::run_command(test::shared(kBin + "llama-imatrix") + " -m " + test::shared(kF32) + " -f " +
-                               (*dir_ / "calib.txt") + " -c 128 --chunks 8 -t 2 -o " + (*dir_ / "llama.dat"));
-    if (r.exit_code != 0) std::printf("llama-imatrix failed:\n%s\n", r.err.c_str());
+    test::run_llama_imatrix_4m(dir_->path(), 40000, 8, *dir_ / "llama.dat");
   }
   static void TearDownTestSuite() {
     delete dir_;
