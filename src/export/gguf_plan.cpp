@@ -429,7 +429,7 @@ void check_gguf_arch(const ModelConfig& c) {
 
 std::vector<GgmlType> gguf_matrix_types() {
   std::vector<GgmlType> v = {GgmlType::F16, GgmlType::BF16};
-  for (uint32_t id = 0; id < kGgmlTypeIdEnd; ++id)  // the block types and IQ4_NL / IQ4_XS (ggml_frozen.h)
+  for (uint32_t id = 0; id < kGgmlTypeIdEnd; ++id)  // the block types and the i-quants (ggml_frozen.h)
     if (ggml_has_block_params(GgmlType(id))) v.push_back(GgmlType(id));
   return v;
 }

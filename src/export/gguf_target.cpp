@@ -175,7 +175,7 @@ GgufTarget plan_gguf_target(const ModelConfig& c, GgufMix mix, bool has_imatrix,
   po.controls = controls;
   po.log = false;
   GgufTarget t{mix, has_imatrix, plan_gguf_types(c, mix, po)};
-  // Block linears are tuned (a quantization scheme: F16, BF16, the legacy and k-quant types);
+  // Block linears are tuned (a quantization scheme: F16, BF16, the legacy, k-quant and i-quant types);
   // the other matrices are encoded as llama-quantize does (any type with a codec).
   const std::vector<GgmlType> tunable = gguf_matrix_types();
   for (const GgufTensorPlan& p : t.tensors) {

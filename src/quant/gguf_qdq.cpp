@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "common/error.h"
+#include "quant/formats/ggml_iquants_grid.h"
 #include "quant/formats/group.h"
 
 namespace sr::gguf_qdq {
@@ -85,6 +86,9 @@ struct QdqFunction : torch::autograd::Function<QdqFunction> {
   }
 };
 
+// Types whose rounding exists only as the CPU row functions: IQ4's table, the grid i-quants.
+bool cpu_only(GgmlType t) { return t == GgmlType::IQ4_NL || t == GgmlType::IQ4_XS || iq_grid_type(t); }
+
 // Frozen parameters as [O, I/group] tensors (reference path).
 std::pair<at::Tensor, at::Tensor> param_matrices(const Frozen& f) {
   const int64_t groups = f.row.empty() ? 0 : f.row[0].n_groups();
@@ -139,8 +143,12 @@ at::Tensor qdq(const at::Tensor& w, const Frozen& f, const at::Tensor& v) {
     offsets(v, f, "qdq");  // refuses offsets
     return decode(searched_bytes(f), f.type, f.cols);
   }
-  if (!w.is_cpu() || (v.defined() && !v.is_cpu())) return qdq_reference(w, f, v);
-  return QdqFunction::apply(w, v.defined() ? v : at::zeros({f.rows, f.cols}, at::kFloat), &f);
+  const bool on_cpu = w.is_cpu() && (!v.defined() || v.is_cpu());
+  if (!on_cpu && !cpu_only(f.type)) return qdq_reference(w, f, v);
+  // The i-quants round on the CPU wherever the weight lives (to() carries the gradient back).
+  const at::Tensor vv = v.defined() ? v.cpu() : at::zeros({f.rows, f.cols}, at::kFloat);
+  const at::Tensor w_hat = QdqFunction::apply(on_cpu ? w : w.cpu(), vv, &f);
+  return on_cpu ? w_hat : w_hat.to(w.device());
 }
 
 at::Tensor qdq_reference(const at::Tensor& w, const Frozen& f, const at::Tensor& v) {
@@ -150,9 +158,8 @@ at::Tensor qdq_reference(const at::Tensor& w, const Frozen& f, const at::Tensor&
     offsets(v, f, "qdq_reference");
     return searched;
   }
-  SR_CHECK(f.type != GgmlType::IQ4_NL && f.type != GgmlType::IQ4_XS, "[gguf_qdq::qdq_reference] ",
-           ggml_type_name(f.type), " rounds to a table of levels, which only the CPU path (ggml_iquants_nl.h) "
-           "implements");
+  SR_CHECK(!cpu_only(f.type), "[gguf_qdq::qdq_reference] ", ggml_type_name(f.type), " rounds to a table of levels or "
+           "a grid, which only the CPU path (ggml_iquants_nl.h, ggml_iquants_grid.h) implements");
   const int64_t group = f.row.empty() ? 1 : f.row[0].group;
   auto [s_mat, m_mat] = param_matrices(f);
   auto s = s_mat.to(w.device()).repeat_interleave(group, 1), m = m_mat.to(w.device()).repeat_interleave(group, 1);

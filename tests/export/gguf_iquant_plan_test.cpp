@@ -243,21 +243,21 @@ TEST(GgufIquantPlan, FallbackToIq4NlForRowsThatAreNoWholeSuperBlock) {
   EXPECT_EQ(type_of(p, blk(0, "ffn_down")), "iq4_nl");
 }
 
-TEST(GgufIquantPlan, TargetsRefuseTypesNotImplemented) {
+TEST(GgufIquantPlan, EveryIquantMixIsATarget) {
   SR_REQUIRE_SHARED("models/tinystories-llama-4m");
   auto m = Model::open(test::shared("models/tinystories-llama-4m"));
-  // A grid type: no codec yet, or (once its codec lands) no tuning path yet.
-  for (const char* mix : {"iq3_s", "iq3_xs", "iq3_m", "iq2_xxs", "iq1_m"}) {
-    const std::string err = test::error_of([&] { plan_gguf_target(m->config(), parse_gguf_mix(mix), true); });
-    const GgmlType base = gguf_mix_info(parse_gguf_mix(mix)).base;
-    if (!ggml_type_traits(base).supported())
-      EXPECT_NE(err.find("which is not implemented yet"), std::string::npos) << mix << ": " << err;
-    else if (const auto tunable = gguf_matrix_types(); std::count(tunable.begin(), tunable.end(), base) == 0)
-      EXPECT_NE(err.find("not implemented as a quantization target yet"), std::string::npos) << mix << ": " << err;
-  }
-  // IQ4_NL / IQ4_XS are quantization targets.
-  for (const char* mix : {"iq4_nl", "iq4_xs"})
+  // Every type of every i-quant mix is a quantization scheme (the grid types through
+  // ggml_iquants_grid.h's frozen path, IQ4 through ggml_iquants_nl.h), with an imatrix.
+  const auto tunable = gguf_matrix_types();
+  for (const char* mix : {"iq1_s", "iq1_m", "iq2_xxs", "iq2_xs", "iq2_s", "iq2_m", "iq3_xxs", "iq3_xs", "iq3_s",
+                          "iq3_m", "iq4_nl", "iq4_xs"}) {
     EXPECT_NO_THROW(plan_gguf_target(m->config(), parse_gguf_mix(mix), true)) << mix;
+    EXPECT_EQ(std::count(tunable.begin(), tunable.end(), gguf_mix_info(parse_gguf_mix(mix)).base), 1) << mix;
+  }
+  // Without one, llama.cpp's refusals stay (the very-low-bit mixes, iq2_m's IQ2_S tensors).
+  for (const char* mix : {"iq1_s", "iq2_xxs", "iq2_m"})
+    EXPECT_THROW(plan_gguf_target(m->config(), parse_gguf_mix(mix), false), Error) << mix;
+  EXPECT_NO_THROW(plan_gguf_target(m->config(), parse_gguf_mix("iq3_s"), false));
 }
 
 }  // namespace
@@ -266,8 +266,8 @@ TEST(GgufIquantPlan, TargetsRefuseTypesNotImplemented) {
 namespace sr {
 namespace {
 
-// Through the CLI: the refusal and the "not implemented" error stop the run before any work
-// and leave no output.
+// Through the CLI: the refusal without an imatrix stops the run before any work
+// and leaves no output.
 TEST(GgufIquantPlan, QuantizeCommandRefusesWithTheReason) {
   SR_REQUIRE_SHARED("models/tinystories-llama-4m");
   test::TempDir dir;
@@ -278,12 +278,6 @@ TEST(GgufIquantPlan, QuantizeCommandRefusesWithTheReason) {
   auto r = run("--iters 0 --disable_opt_rtn --format gguf:iq2_xxs");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("mix iq2_xxs needs an importance matrix"), std::string::npos) << r.err;
-  if (!ggml_type_traits(GgmlType::IQ3_S).supported()) {
-    r = run("--iters 0 --disable_opt_rtn --format gguf:IQ3_S");
-    EXPECT_NE(r.exit_code, 0);
-    EXPECT_NE(r.err.find("gguf:iq3_s: tensor token_embd.weight gets type iq3_s, which is not implemented yet"),
-              std::string::npos) << r.err;
-  }
   EXPECT_FALSE(std::filesystem::exists(dir / "out.gguf"));
 }
 

@@ -8,6 +8,7 @@
 //   - v moves codes the way the contract says; re-encoding decoded blocks with their
 //     own parameters is the identity.
 #include "quant/formats/ggml_frozen.h"
+#include "quant/formats/ggml_iquants_grid.h"
 
 #include <gtest/gtest.h>
 
@@ -331,9 +332,10 @@ INSTANTIATE_TEST_SUITE_P(LegacyTypes, FrozenLegacy, ::testing::ValuesIn(legacy_t
 TEST(FrozenTypes, OnlyBlockTypesHaveParams) {
   for (GgmlType t : ggml_supported_types()) {
     const bool block = std::find(kBlockTypes.begin(), kBlockTypes.end(), t) != kBlockTypes.end();
-    // IQ4_NL / IQ4_XS are frozen through ggml_iquants_nl.h (tests/quant/ggml_iquants_nl_test.cpp).
-    const bool iq4 = t == GgmlType::IQ4_NL || t == GgmlType::IQ4_XS;
-    EXPECT_EQ(ggml_has_block_params(t), block || iq4) << ggml_type_name(t);
+    // IQ4_NL / IQ4_XS are frozen through ggml_iquants_nl.h (tests/quant/ggml_iquants_nl_test.cpp),
+    // the grid i-quants through ggml_iquants_grid.h (ggml_iquants_grid_tune_test.cpp).
+    const bool iq = t == GgmlType::IQ4_NL || t == GgmlType::IQ4_XS || iq_grid_type(t);
+    EXPECT_EQ(ggml_has_block_params(t), block || iq) << ggml_type_name(t);
   }
   const float x[32] = {};
   EXPECT_THROW(ggml_search_row_ref(GgmlType::F16, x, 32), Error);

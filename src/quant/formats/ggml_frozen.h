@@ -57,9 +57,9 @@ struct GgmlRowParams {
   std::vector<float> scale;     // [n / group] effective scale, fp32
   std::vector<float> min;       // [n / group] effective min (0 for symmetric types)
   std::vector<uint8_t> blocks;  // [ggml_row_bytes(type, n)] the searched row as stored
-  // kLlamaRef for legacy types only: the fp32 block scale and minimum llama.cpp rounds
-  // against, [n / 32]; filled by ggml_search_row_ref (and the weighted Q8_0 search,
-  // which is the ref one), empty otherwise.
+  // Legacy types (kLlamaRef): the fp32 block scale/min llama.cpp's ref encoder rounds against,
+  // [n / 32] (ggml_search_row_ref, weighted Q8_0). Grid i-quants: ref_scale = the encoder's
+  // per-element weights [n] (ggml_iquants_grid.h iq_grid_weights), ref_min empty. Else empty.
   std::vector<float> ref_scale;
   std::vector<float> ref_min;
 
@@ -67,9 +67,9 @@ struct GgmlRowParams {
 };
 
 // True for the types these hooks handle: those whose traits row has frozen-parameter hooks
-// (GgmlTypeTraits::has_block_params, the legacy and k-quant block types). Everything below
-// is generic over that row: geometry, code range (bits, sym), pack/unpack/decode of one
-// block and, for the legacy types, llama.cpp's ref rounding rule.
+// (has_block_params: legacy, k-quants; generic over the row's geometry, bits, sym, pack/unpack,
+// legacy ref rule), IQ4_NL/IQ4_XS (ggml_iquants_nl.h) and the grid i-quants
+// (ggml_iquants_grid.h: per-sub-block scale db, min 0, codes = signed grid values).
 bool ggml_has_block_params(GgmlType type);
 
 // llama.cpp's encoder without importance (quantize_row_ref), frozen.

@@ -378,6 +378,20 @@ void round_levels(const float* xval, float id, int dim, int kmax, int8_t* L) {
   }
 }
 
+// The grid point for the group xval [g.dim] at one scale (inverse id), the rounding both the
+// encoders and the frozen path (SignRound) use: every coordinate rounded to its lattice level in
+// [0, kmax); a point off the grid snapped to its best neighbour under the weights waux (ggml's
+// iq2/iq3_find_best_neighbour). Writes the point's levels to L, returns its grid index, and
+// whether the rounding itself was on the grid.
+int nearest_grid_point(const Lattice& g, int bits, int kmax, const float* xval, const float* waux, float id,
+                       float scale, int8_t* L, bool* on_grid) {
+  round_levels(xval, id, g.dim, kmax, L);
+  const uint32_t u = pack_levels(L, g.dim, bits);
+  const int index = g.map[u];
+  if (on_grid) *on_grid = index >= 0;
+  return index >= 0 ? index : best_neighbour(g, g.neighbours_of(u), xval, waux, scale, L);
+}
+
 // The scale scan shared by IQ2_XS, IQ2_S, IQ3_XXS and IQ3_S (ggml's loop over `is`): for each
 // candidate inverse scale (2 kmax - 1 + is * step) / max, round every group, snapping an
 // off-grid group to its best neighbour, and keep the least-squares best scale, its levels L and
@@ -396,11 +410,8 @@ void scale_scan(const Lattice& g, int bits, int kmax, int n, const float* xval, 
     const float id = (2 * kmax - 1 + is * step) / max;
     const float this_scale = 1 / id;
     for (int k = 0; k < groups; ++k) {
-      round_levels(xval + g.dim * k, id, g.dim, kmax, Laux + g.dim * k);
-      const uint32_t u = pack_levels(Laux + g.dim * k, g.dim, bits);
-      on_aux[k] = g.map[u] >= 0;
-      if (!on_aux[k])
-        best_neighbour(g, g.neighbours_of(u), xval + g.dim * k, waux + g.dim * k, this_scale, Laux + g.dim * k);
+      nearest_grid_point(g, bits, kmax, xval + g.dim * k, waux + g.dim * k, id, this_scale, Laux + g.dim * k,
+                         &on_aux[k]);
     }
     float sumqx, sumq2;
     odd_sums(weight, xval, Laux, n, &sumqx, &sumq2);
@@ -425,10 +436,7 @@ void refit(const Lattice& g, int bits, int kmax, int n, const float* xval, const
   const float id = 1 / *scale;
   for (int k = 0; k < groups; ++k) {
     if (!all_groups && st->on_grid[k]) continue;
-    int8_t* Lk = st->L + g.dim * k;
-    round_levels(xval + g.dim * k, id, g.dim, kmax, Lk);
-    const uint32_t u = pack_levels(Lk, g.dim, bits);
-    if (g.map[u] < 0) best_neighbour(g, g.neighbours_of(u), xval + g.dim * k, waux + g.dim * k, *scale, Lk);
+    nearest_grid_point(g, bits, kmax, xval + g.dim * k, waux + g.dim * k, id, *scale, st->L + g.dim * k, nullptr);
   }
   float sumqx, sumq2;
   odd_sums(weight, xval, st->L, n, &sumqx, &sumq2);
@@ -484,13 +492,7 @@ void iq2_xxs_block(const float* xbl, const float* qwl, uint8_t* y) {
     if (scale > 0) {
       const float id = 1 / scale;
       for (int k = 0; k < 4; ++k) {
-        int8_t* Lk = st.L + 8 * k;
-        round_levels(xval + 8 * k, id, 8, 3, Lk);
-        const uint32_t u = pack_levels(Lk, 8, 2);
-        int index = g.map[u];
-        if (index < 0) index = best_neighbour(g, g.neighbours_of(u), xval + 8 * k, waux + 8 * k, scale, Lk);
-        const int8_t* p = g.point(index);
-        for (int i = 0; i < 8; ++i) Lk[i] = int8_t((p[i] - 1) / 2);
+        nearest_grid_point(g, 2, 3, xval + 8 * k, waux + 8 * k, id, scale, st.L + 8 * k, nullptr);
       }
       float sumqx, sumq2;
       odd_sums(weight, xval, st.L, 32, &sumqx, &sumq2);
@@ -612,13 +614,7 @@ void iq3_xxs_block(const float* xbl, const float* qwl, uint8_t* y, ScanState* st
       const float id = 1 / scale;
       for (int k = 0; k < 8; ++k) {
         if (st->on_grid[k]) continue;
-        int8_t Lr[4];
-        round_levels(xval + 4 * k, id, 4, 8, Lr);
-        const uint32_t u = pack_levels(Lr, 4, 3);
-        int index = g.map[u];
-        if (index < 0) index = best_neighbour(g, g.neighbours_of(u), xval + 4 * k, waux + 4 * k, scale, st->L + 4 * k);
-        const int8_t* p = g.point(index);
-        for (int i = 0; i < 4; ++i) st->L[4 * k + i] = int8_t((p[i] - 1) / 2);
+        nearest_grid_point(g, 3, 8, xval + 4 * k, waux + 4 * k, id, scale, st->L + 4 * k, nullptr);
       }
       float sumqx, sumq2;
       odd_sums(weight, xval, st->L, 32, &sumqx, &sumq2);
@@ -677,13 +673,7 @@ void iq3_s_block(const float* xbl, const float* qwl, uint8_t* y, ScanState* st) 
     if (off > 0 && scale > 0) {
       const float id = 1 / scale;
       for (int k = 0; k < 8; ++k) {
-        int8_t Lr[4];
-        round_levels(xval + 4 * k, id, 4, 8, Lr);
-        const uint32_t u = pack_levels(Lr, 4, 3);
-        int index = g.map[u];
-        if (index < 0) index = best_neighbour(g, g.neighbours_of(u), xval + 4 * k, waux + 4 * k, scale, st->L + 4 * k);
-        const int8_t* p = g.point(index);
-        for (int i = 0; i < 4; ++i) st->L[4 * k + i] = int8_t((p[i] - 1) / 2);
+        nearest_grid_point(g, 3, 8, xval + 4 * k, waux + 4 * k, id, scale, st->L + 4 * k, nullptr);
       }
       float sumqx, sumq2;
       odd_sums(weight, xval, st->L, 32, &sumqx, &sumq2);
@@ -1037,5 +1027,394 @@ void quantize_row_iq2_xs_ref(const float*, void*, int64_t) { refuse_without_imat
 void quantize_row_iq2_s_ref(const float*, void*, int64_t) { refuse_without_imatrix("iq2_s"); }
 void quantize_row_iq1_s_ref(const float*, void*, int64_t) { refuse_without_imatrix("iq1_s"); }
 void quantize_row_iq1_m_ref(const float*, void*, int64_t) { refuse_without_imatrix("iq1_m"); }
+
+}  // namespace sr
+
+// ---- frozen scales, tunable rounding (the header's contract) ---------------------------------
+
+namespace sr {
+namespace {
+
+// One super-block's stored choices, unpacked: what the frozen path keeps (d, db, IQ1's delta
+// signs) and what it re-chooses (grid index per group, 8 sign bits per 8 elements).
+struct GridCodes {
+  float d = 0;
+  float db[16] = {};         // per sub-block, with the decoder's fp32 operations
+  uint16_t index[64] = {};   // per group of dim elements
+  uint8_t signs[32] = {};    // per 8 elements, bit j set: element j negative (7-bit types expanded)
+  bool delta_neg[32] = {};   // IQ1, per group of 8
+};
+
+enum class SignBits : uint8_t { kNone, kEven7, kFull8 };
+
+// One row of the table: the layout facts the frozen path needs.
+struct GridSpec {
+  GgmlType type;
+  uint32_t bytes;
+  int dim, bits, kmax;  // group size, bits per packed lattice level, levels per coordinate
+  int sub;              // elements per sub-block scale
+  float unit;           // odd-unit scale = unit * db (IQ1: level-unit scale = db)
+  SignBits signs;
+  float sigma_factor;   // sigma2 = factor * mean x^2 over the super-block
+  const Lattice& (*lattice)();
+  void (*unpack)(const uint8_t* b, GridCodes* c);
+  void (*pack)(const GridCodes& c, uint8_t* b);  // grid indices and signs only
+  void (*dequantize)(const void* blocks, float* y, int64_t n);
+  uint8_t (*coord)(int index, int j);  // the grid table's coordinate j of point `index`
+  bool iq1() const { return signs == SignBits::kNone; }
+};
+
+void unpack_iq2_xxs(const uint8_t* b, GridCodes* c) {
+  c->d = f16_to_f32(load16(b));
+  for (int ib = 0; ib < 8; ++ib) {
+    const uint32_t a0 = load32(b + 2 + 8 * ib), a1 = load32(b + 6 + 8 * ib);
+    c->db[ib] = c->d * (0.5f + float(a1 >> 28)) * 0.25f;
+    for (int l = 0; l < 4; ++l) {
+      c->index[4 * ib + l] = uint16_t((a0 >> 8 * l) & 255);
+      c->signs[4 * ib + l] = ksigns((a1 >> 7 * l) & 127);
+    }
+  }
+}
+void pack_iq2_xxs(const GridCodes& c, uint8_t* b) {
+  for (int ib = 0; ib < 8; ++ib) {
+    uint32_t a0 = 0, a1 = load32(b + 6 + 8 * ib) & 0xf0000000u;
+    for (int l = 0; l < 4; ++l) {
+      a0 |= uint32_t(c.index[4 * ib + l]) << 8 * l;
+      a1 |= uint32_t(c.signs[4 * ib + l] & 127) << 7 * l;
+    }
+    store32(b + 2 + 8 * ib, a0);
+    store32(b + 6 + 8 * ib, a1);
+  }
+}
+
+void unpack_iq2_xs(const uint8_t* b, GridCodes* c) {
+  c->d = f16_to_f32(load16(b));
+  for (int ib = 0; ib < 8; ++ib) {
+    c->db[2 * ib] = c->d * (0.5f + float(b[66 + ib] & 0xf)) * 0.25f;
+    c->db[2 * ib + 1] = c->d * (0.5f + float(b[66 + ib] >> 4)) * 0.25f;
+  }
+  for (int g = 0; g < 32; ++g) {
+    const uint16_t q = load16(b + 2 + 2 * g);
+    c->index[g] = uint16_t(q & 511);
+    c->signs[g] = ksigns(q >> 9);
+  }
+}
+void pack_iq2_xs(const GridCodes& c, uint8_t* b) {
+  for (int g = 0; g < 32; ++g) store16(b + 2 + 2 * g, uint16_t(c.index[g] | ((c.signs[g] & 127) << 9)));
+}
+
+void unpack_iq2_s(const uint8_t* b, GridCodes* c) {
+  c->d = f16_to_f32(load16(b));
+  const uint8_t *qs = b + 2, *signs = b + 34, *qh = b + 66, *scales = b + 74;
+  for (int ib = 0; ib < 8; ++ib) {
+    c->db[2 * ib] = c->d * (0.5f + float(scales[ib] & 0xf)) * 0.25f;
+    c->db[2 * ib + 1] = c->d * (0.5f + float(scales[ib] >> 4)) * 0.25f;
+    for (int l = 0; l < 4; ++l) {
+      c->index[4 * ib + l] = uint16_t(qs[4 * ib + l] | ((qh[ib] << (8 - 2 * l)) & 0x300));
+      c->signs[4 * ib + l] = signs[4 * ib + l];
+    }
+  }
+}
+void pack_iq2_s(const GridCodes& c, uint8_t* b) {
+  for (int ib = 0; ib < 8; ++ib) {
+    uint8_t qh = 0;
+    for (int l = 0; l < 4; ++l) {
+      b[2 + 4 * ib + l] = uint8_t(c.index[4 * ib + l] & 255);
+      qh = uint8_t(qh | ((c.index[4 * ib + l] >> 8) << 2 * l));
+      b[34 + 4 * ib + l] = c.signs[4 * ib + l];
+    }
+    b[66 + ib] = qh;
+  }
+}
+
+void unpack_iq3_xxs(const uint8_t* b, GridCodes* c) {
+  c->d = f16_to_f32(load16(b));
+  for (int g = 0; g < 64; ++g) c->index[g] = b[2 + g];
+  for (int ib = 0; ib < 8; ++ib) {
+    const uint32_t a = load32(b + 66 + 4 * ib);
+    c->db[ib] = c->d * (0.5f + float(a >> 28)) * 0.5f;
+    for (int l = 0; l < 4; ++l) c->signs[4 * ib + l] = ksigns((a >> 7 * l) & 127);
+  }
+}
+void pack_iq3_xxs(const GridCodes& c, uint8_t* b) {
+  for (int g = 0; g < 64; ++g) b[2 + g] = uint8_t(c.index[g]);
+  for (int ib = 0; ib < 8; ++ib) {
+    uint32_t a = load32(b + 66 + 4 * ib) & 0xf0000000u;
+    for (int l = 0; l < 4; ++l) a |= uint32_t(c.signs[4 * ib + l] & 127) << 7 * l;
+    store32(b + 66 + 4 * ib, a);
+  }
+}
+
+void unpack_iq3_s(const uint8_t* b, GridCodes* c) {
+  c->d = f16_to_f32(load16(b));
+  const uint8_t *qs = b + 2, *qh = b + 66, *signs = b + 74, *scales = b + 106;
+  for (int ib = 0; ib < 8; ++ib) {
+    const int s = ib % 2 == 0 ? scales[ib / 2] & 0xf : scales[ib / 2] >> 4;
+    c->db[ib] = c->d * float(1 + 2 * s);
+    for (int k = 0; k < 8; ++k) c->index[8 * ib + k] = uint16_t(qs[8 * ib + k] | (((qh[ib] >> k) & 1) << 8));
+    for (int l = 0; l < 4; ++l) c->signs[4 * ib + l] = signs[4 * ib + l];
+  }
+}
+void pack_iq3_s(const GridCodes& c, uint8_t* b) {
+  for (int ib = 0; ib < 8; ++ib) {
+    uint8_t qh = 0;
+    for (int k = 0; k < 8; ++k) {
+      b[2 + 8 * ib + k] = uint8_t(c.index[8 * ib + k] & 255);
+      qh = uint8_t(qh | ((c.index[8 * ib + k] >> 8) << k));
+    }
+    b[66 + ib] = qh;
+    for (int l = 0; l < 4; ++l) b[74 + 4 * ib + l] = c.signs[4 * ib + l];
+  }
+}
+
+void unpack_iq1_s(const uint8_t* b, GridCodes* c) {
+  c->d = f16_to_f32(load16(b));
+  for (int ib = 0; ib < 8; ++ib) {
+    const uint16_t qh = load16(b + 34 + 2 * ib);
+    c->db[ib] = c->d * float(2 * ((qh >> 12) & 7) + 1);
+    for (int l = 0; l < 4; ++l) {
+      c->index[4 * ib + l] = uint16_t(b[2 + 4 * ib + l] | (((qh >> 3 * l) & 7) << 8));
+      c->delta_neg[4 * ib + l] = (qh & 0x8000) != 0;
+    }
+  }
+}
+void pack_iq1_s(const GridCodes& c, uint8_t* b) {
+  for (int ib = 0; ib < 8; ++ib) {
+    uint16_t qh = uint16_t(load16(b + 34 + 2 * ib) & 0xf000);
+    for (int l = 0; l < 4; ++l) {
+      b[2 + 4 * ib + l] = uint8_t(c.index[4 * ib + l] & 255);
+      qh = uint16_t(qh | ((c.index[4 * ib + l] >> 8) << 3 * l));
+    }
+    store16(b + 34 + 2 * ib, qh);
+  }
+}
+
+void unpack_iq1_m(const uint8_t* b, GridCodes* c) {
+  c->d = f16_to_f32(iq1_m_d_bits(b));
+  for (int ib = 0; ib < 8; ++ib) {
+    const uint16_t sc = load16(b + 48 + 2 * (ib / 2));
+    c->db[2 * ib] = c->d * float(2 * ((sc >> (6 * (ib % 2) + 0)) & 7) + 1);
+    c->db[2 * ib + 1] = c->d * float(2 * ((sc >> (6 * (ib % 2) + 3)) & 7) + 1);
+    for (int l = 0; l < 4; ++l) {
+      const uint8_t h = uint8_t(b[32 + 2 * ib + l / 2] >> (4 * (l % 2)));
+      c->index[4 * ib + l] = uint16_t(b[4 * ib + l] | ((h & 7) << 8));
+      c->delta_neg[4 * ib + l] = (h & 0x08) != 0;
+    }
+  }
+}
+void pack_iq1_m(const GridCodes& c, uint8_t* b) {
+  for (int g = 0; g < 32; ++g) {
+    b[g] = uint8_t(c.index[g] & 255);
+    uint8_t& h = b[32 + g / 2];
+    const int shift = 4 * (g % 2);
+    h = uint8_t((h & ~(7 << shift)) | ((c.index[g] >> 8) << shift));
+  }
+}
+
+uint8_t coord_iq2xxs(int k, int j) { return grid_byte(iq2xxs_grid[k], j); }
+uint8_t coord_iq2xs(int k, int j) { return grid_byte(iq2xs_grid[k], j); }
+uint8_t coord_iq2s(int k, int j) { return grid_byte(iq2s_grid[k], j); }
+uint8_t coord_iq3xxs(int k, int j) { return grid_byte(iq3xxs_grid[k], j); }
+uint8_t coord_iq3s(int k, int j) { return grid_byte(iq3s_grid[k], j); }
+uint8_t coord_iq1(int k, int j) { return grid_byte(iq1s_grid[k], j); }
+
+const GridSpec kGridSpecs[] = {
+    {GgmlType::IQ2_XXS, 66, 8, 2, 3, 32, 8.f, SignBits::kEven7, 1.f, lattice_iq2xxs, unpack_iq2_xxs, pack_iq2_xxs,
+     dequantize_row_iq2_xxs, coord_iq2xxs},
+    {GgmlType::IQ2_XS, 74, 8, 2, 3, 16, 8.f, SignBits::kEven7, 1.f, lattice_iq2xs, unpack_iq2_xs, pack_iq2_xs,
+     dequantize_row_iq2_xs, coord_iq2xs},
+    {GgmlType::IQ2_S, 82, 8, 2, 3, 16, 8.f, SignBits::kFull8, 2.f, lattice_iq2s, unpack_iq2_s, pack_iq2_s,
+     dequantize_row_iq2_s, coord_iq2s},
+    {GgmlType::IQ3_XXS, 98, 4, 3, 8, 32, 4.f, SignBits::kEven7, 2.f, lattice_iq3xxs, unpack_iq3_xxs, pack_iq3_xxs,
+     dequantize_row_iq3_xxs, coord_iq3xxs},
+    {GgmlType::IQ3_S, 110, 4, 3, 8, 32, 1.f, SignBits::kFull8, 2.f, lattice_iq3s, unpack_iq3_s, pack_iq3_s,
+     dequantize_row_iq3_s, coord_iq3s},
+    {GgmlType::IQ1_S, 50, 8, 2, 3, 32, 1.f, SignBits::kNone, 2.f, lattice_iq1, unpack_iq1_s, pack_iq1_s,
+     dequantize_row_iq1_s, coord_iq1},
+    {GgmlType::IQ1_M, 56, 8, 2, 3, 16, 1.f, SignBits::kNone, 2.f, lattice_iq1, unpack_iq1_m, pack_iq1_m,
+     dequantize_row_iq1_m, coord_iq1},
+};
+
+const GridSpec* find_spec(GgmlType type) {
+  for (const GridSpec& s : kGridSpecs)
+    if (s.type == type) return &s;
+  return nullptr;
+}
+
+const GridSpec& spec_of(GgmlType type) {
+  const GridSpec* s = find_spec(type);
+  SR_CHECK(s, "[ggml] ", ggml_type_name(type), " is not a grid i-quant (iq2_xxs iq2_xs iq2_s iq3_xxs iq3_s iq1_s iq1_m)");
+  return *s;
+}
+
+// y clamped into the open rounding cell (q - h, q + h) of the stored coordinate q, whose cell is
+// unbounded on the outer side at the extreme levels lo_q / hi_q. The margin keeps y off the
+// cell's edge, where rounding would tie.
+float into_cell(float y, float q, float h, float lo_q, float hi_q) {
+  const float margin = h / 64;
+  if (q > lo_q) y = std::max(y, q - h + margin);
+  if (q < hi_q) y = std::min(y, q + h - margin);
+  return y;
+}
+
+void check_finite_at(const GridSpec& sp, const float* x, const float* v, int64_t e) {
+  SR_CHECK(std::isfinite(x[e]), "[ggml] cannot encode a ", ggml_type_name(sp.type), " row: element ", e, " is ", x[e]);
+  SR_CHECK(!v || std::isfinite(v[e]), "[ggml] cannot encode a ", ggml_type_name(sp.type), " row: rounding offset v[",
+           e, "] is ", v[e]);
+}
+
+// IQ2 / IQ3 groups of one super-block from the shifted values u [256] (odd units): signs, the
+// parity fix-up, and each group's grid point.
+void choose_signed_points(const GridSpec& sp, const Lattice& g, const float* u, const float* w, GridCodes* c) {
+  float xval[256], waux[256];
+  for (int i = 0; i < kQk; ++i) waux[i] = std::sqrt(w[i]);
+  for (int k = 0; k < kQk / 8; ++k) {
+    uint8_t s = 0;
+    int nneg = 0;
+    for (int i = 0; i < 8; ++i) {
+      const float ui = u[8 * k + i];
+      xval[8 * k + i] = ui >= 0 ? ui : -ui;
+      if (ui < 0) s = uint8_t(s | (1 << i)), ++nneg;
+    }
+    if (sp.signs == SignBits::kEven7 && nneg % 2) {
+      int imin = 0;
+      float min = w[8 * k] * u[8 * k] * u[8 * k];
+      for (int i = 1; i < 8; ++i) {
+        const float a = w[8 * k + i] * u[8 * k + i] * u[8 * k + i];
+        if (a < min) min = a, imin = i;
+      }
+      xval[8 * k + imin] = -xval[8 * k + imin];
+      s = uint8_t(s ^ (1 << imin));
+    }
+    c->signs[k] = s;
+  }
+  int8_t L[8];
+  for (int k = 0; k < kQk / sp.dim; ++k)
+    c->index[k] = uint16_t(nearest_grid_point(g, sp.bits, sp.kmax, xval + sp.dim * k, waux + sp.dim * k, 1.f, 1.f, L,
+                                              nullptr));
+}
+
+// IQ1 groups from u [256] (level units, delta removed): rounded to {-1, 0, 1}, snapped with the
+// group's delta.
+void choose_iq1_points(const Lattice& g, const float* u, const float* w, GridCodes* c) {
+  for (int k = 0; k < kQk / 8; ++k) {
+    const float delta = c->delta_neg[k] ? -kIq1Delta : kIq1Delta;
+    int8_t L[8];
+    float xval[8];
+    for (int i = 0; i < 8; ++i) {
+      L[i] = int8_t(std::max(-1, std::min(1, nearest_int(u[8 * k + i]))) + 1);
+      xval[i] = u[8 * k + i] + delta;
+    }
+    const uint32_t p = pack_levels(L, 8, 2);
+    int index = g.map[p];
+    if (index < 0) index = iq1_best_neighbour(g, g.neighbours_of(p), xval, w + 8 * k, 1.f, c->delta_neg[k] ? kXm : kXp, L);
+    c->index[k] = uint16_t(index);
+  }
+}
+
+// One super-block: the re-coded block to `out`, the derivative to dv [256].
+void frozen_block(const GridSpec& sp, const uint8_t* stored, const float* x, const float* w, const float* v,
+                  IqGridRounding rounding, int64_t e0, uint8_t* out, float* dv) {
+  std::memcpy(out, stored, sp.bytes);
+  GridCodes c;
+  sp.unpack(stored, &c);
+  if (c.d == 0) {  // an all-zero super-block: kept as stored
+    for (int i = 0; i < kQk; ++i) dv[i] = 0;
+    return;
+  }
+  const Lattice& g = sp.lattice();
+  const float top = float(2 * sp.kmax - 1);  // the outermost odd coordinate (IQ1: level 1)
+  float u[256], wl[256];
+  for (int i = 0; i < kQk; ++i) {
+    check_finite_at(sp, x, v, e0 + i);
+    const int8_t* p = g.point(c.index[i / sp.dim]);
+    const float s = sp.unit * c.db[i / sp.sub];
+    const float vi = v ? v[e0 + i] : 0.f;
+    wl[i] = w ? w[i] : x[e0 + i] * x[e0 + i];
+    if (sp.iq1()) {
+      const float q = float((p[i % 8] - 1) / 2 - 1);
+      const float delta = c.delta_neg[i / 8] ? -kIq1Delta : kIq1Delta;
+      if (!(s > 0)) {
+        u[i] = q, dv[i] = 0;
+        continue;
+      }
+      float y = x[e0 + i] / s - delta;
+      if (rounding == IqGridRounding::kFromStoredCodes) y = into_cell(y, q, 0.5f, -1.f, 1.f);
+      u[i] = y + vi;
+      dv[i] = s;
+    } else {
+      const float q = (c.signs[i / 8] >> (i % 8)) & 1 ? -float(p[i % sp.dim]) : float(p[i % sp.dim]);
+      if (!(s > 0)) {
+        u[i] = q, dv[i] = 0;
+        continue;
+      }
+      float y = x[e0 + i] / s;
+      if (rounding == IqGridRounding::kFromStoredCodes) y = into_cell(y, q, 1.f, -top, top);
+      u[i] = y + 2 * vi;
+      dv[i] = 2 * s;
+    }
+  }
+  if (sp.iq1()) choose_iq1_points(g, u, wl, &c);
+  else choose_signed_points(sp, g, u, wl, &c);
+  sp.pack(c, out);
+}
+
+}  // namespace
+
+bool iq_grid_type(GgmlType type) { return find_spec(type) != nullptr; }
+
+int iq_grid_sub_block(GgmlType type) { return spec_of(type).sub; }
+
+void iq_grid_weights(GgmlType type, const float* x, const float* importance, int64_t n, float* w) {
+  const GridSpec& sp = spec_of(type);
+  check_row(n, ggml_type_name(type).c_str());
+  for (int64_t b = 0; b < n / kQk; ++b) {
+    const float* xb = x + b * kQk;
+    if (!importance) {
+      for (int i = 0; i < kQk; ++i) w[b * kQk + i] = xb[i] * xb[i];
+      continue;
+    }
+    sub_block_weights(xb, importance + b * kQk, row_sigma2(xb, sp.sigma_factor), kQk, w + b * kQk);
+  }
+}
+
+void iq_grid_row_scales(GgmlType type, const void* blocks, int64_t n, float* scale) {
+  const GridSpec& sp = spec_of(type);
+  check_row(n, ggml_type_name(type).c_str());
+  const int per = kQk / sp.sub;
+  for (int64_t b = 0; b < n / kQk; ++b) {
+    GridCodes c;
+    sp.unpack(static_cast<const uint8_t*>(blocks) + b * sp.bytes, &c);
+    for (int j = 0; j < per; ++j) scale[b * per + j] = c.db[j];
+  }
+}
+
+void iq_grid_unpack_values(GgmlType type, const void* blocks, int64_t n, int16_t* q) {
+  const GridSpec& sp = spec_of(type);
+  SR_CHECK(!sp.iq1(), "[ggml] ", ggml_type_name(type), " values g + delta are not integer multiples of the scale");
+  check_row(n, ggml_type_name(type).c_str());
+  for (int64_t b = 0; b < n / kQk; ++b) {
+    GridCodes c;
+    sp.unpack(static_cast<const uint8_t*>(blocks) + b * sp.bytes, &c);
+    for (int i = 0; i < kQk; ++i) {
+      const int value = sp.coord(c.index[i / sp.dim], i % sp.dim);
+      q[b * kQk + i] = int16_t((c.signs[i / 8] >> (i % 8)) & 1 ? -value : value);
+    }
+  }
+}
+
+void iq_grid_frozen_row(GgmlType type, const void* blocks, const float* x, const float* w, const float* v, int64_t n,
+                        void* out, float* x_hat, float* dv, IqGridRounding rounding) {
+  const GridSpec& sp = spec_of(type);
+  check_row(n, ggml_type_name(type).c_str());
+  const auto* src = static_cast<const uint8_t*>(blocks);
+  uint8_t tmp[110];
+  float dtmp[256];
+  for (int64_t b = 0; b < n / kQk; ++b) {
+    uint8_t* dst = out ? static_cast<uint8_t*>(out) + b * sp.bytes : tmp;
+    frozen_block(sp, src + b * sp.bytes, x, w ? w + b * kQk : nullptr, v, rounding, b * kQk, dst, dv ? dv + b * kQk : dtmp);
+    if (x_hat) sp.dequantize(dst, x_hat + b * kQk, kQk);
+  }
+}
 
 }  // namespace sr

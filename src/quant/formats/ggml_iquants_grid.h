@@ -66,6 +66,8 @@
 #pragma once
 #include <cstdint>
 
+#include "quant/formats/ggml_types.h"
+
 namespace sr {
 
 void dequantize_row_iq2_xxs(const void* blocks, float* y, int64_t n);
@@ -98,5 +100,51 @@ void quantize_row_iq1_m_ref(const float* x, void* blocks, int64_t n);
 // ggml_validate_row_data's check of one IQ1_M block: its fp16 d (in the scale nibbles) is
 // finite. The other types keep their fp16 d at offset 0.
 bool iq1_m_block_finite(const uint8_t* block);
+
+// ---- frozen scales, tunable rounding (SignRound on the grid types, issue 16 part 4) ----------
+//
+// The scales a search stored (d, the sub-block codes, IQ1's delta signs) stay; only the grid
+// points and signs are re-chosen, from the element values shifted by SignRound's offsets v.
+// Per element e of sub-block scale db (decoded as above), in "odd units" of the lattice
+// (coordinate levels l at 2l + 1; IQ2: s = 8 db, IQ3_XXS: 4 db, IQ3_S: db), or in IQ1's level
+// units (levels -1, 0, 1 at g + delta; s = dl):
+//   y_e = x_e / s  (IQ1: x_e / s - delta), q_e the stored point's signed coordinate,
+//   y'_e = y_e clamped into q_e's rounding cell (q - 1, q + 1) (IQ1: (q - 1/2, q + 1/2)), a cell
+//          open at the outermost levels (kFromStoredCodes; kNearest: y'_e = y_e),
+//   u_e = y'_e + 2 v_e  (IQ1: y'_e + v_e): v in level units, |v| <= 1/2 moves one level,
+//   signs from u (IQ2_XXS/IQ2_XS/IQ3_XXS: an odd count in a group of 8 flips its element of
+//   least w u^2, whose magnitude then counts negative, as the encoders do),
+//   the group's point: nearest_grid_point at scale 1 on |u| (the encoders' lattice rounding
+//   and neighbour-table snap, neighbours weighed by sqrt(w)); IQ1: u rounded to {-1, 0, 1},
+//   snapped by iq1_find_best_neighbour with the group's frozen delta, neighbours weighed by w.
+// kFromStoredCodes at v = 0 gives the stored codes exactly (every coordinate stays in its
+// stored cell, and the stored point is on the grid): the tuning starts from the search's own
+// file (llama.cpp's, for the imatrix search). x_hat is the decoding of the written blocks
+// (dequantize_row_* of them), so encode and qdq agree bit for bit.
+// Straight-through derivative: d x_hat_e / d v_e = 2 s (IQ1: s), the value of one level step;
+// 0 in a super-block with d == 0 (kept as stored) or where s is not positive.
+// w [n] are per-element weights (iq_grid_weights); null means x^2.
+
+enum class IqGridRounding : uint8_t { kFromStoredCodes, kNearest };
+
+// True for IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ1_S, IQ1_M.
+bool iq_grid_type(GgmlType type);
+// Elements per sub-block sharing one scale code: 32, or 16 (IQ2_XS, IQ2_S, IQ1_M).
+int iq_grid_sub_block(GgmlType type);
+// The encoder's per-element weights for x [n]: importance[e] * sqrt(sigma2 + x[e]^2) (sigma2 as
+// the type's encoder computes it per super-block), x[e]^2 where importance is null.
+void iq_grid_weights(GgmlType type, const float* x, const float* importance, int64_t n, float* w);
+// The effective scale db of each sub-block of stored blocks, scale [n / iq_grid_sub_block].
+void iq_grid_row_scales(GgmlType type, const void* blocks, int64_t n, float* scale);
+// Signed grid values of stored blocks (x_hat = db * q): sign * grid coordinate. Throws for
+// IQ1_S / IQ1_M, whose values g + delta are not integers.
+void iq_grid_unpack_values(GgmlType type, const void* blocks, int64_t n, int16_t* q);
+// The frozen rounding of one row x [n] with offsets v [n] (null = 0) against `blocks` (the
+// stored search). Writes the re-coded blocks to `out` (may be null), their decoding to x_hat
+// (may be null) and the derivative to dv (may be null). Throws sr::Error if an x or v that sets
+// a code is not finite.
+void iq_grid_frozen_row(GgmlType type, const void* blocks, const float* x, const float* w, const float* v,
+                        int64_t n, void* out, float* x_hat, float* dv,
+                        IqGridRounding rounding = IqGridRounding::kFromStoredCodes);
 
 }  // namespace sr

@@ -13,6 +13,7 @@
 #include "common/strings.h"
 #include "quant/formats/data_type_traits.h"
 #include "quant/formats/ggml_frozen.h"
+#include "quant/formats/ggml_iquants_grid.h"
 #include "quant/formats/ggml_iquants_nl.h"
 
 namespace sr {
@@ -48,8 +49,12 @@ const GgmlTypeTraits& gguf_traits(GgmlType t) {
   return ggml_type_traits(t);
 }
 
-// The sub-block of a GGUF scheme type: its hooks' group, 32 for IQ4_NL / IQ4_XS (symmetric).
-int64_t gguf_group(const GgmlTypeTraits& tr) { return tr.has_block_params() ? tr.params.group : kQkIq4Nl; }
+// The sub-block of a GGUF scheme type: its hooks' group, 32 for IQ4_NL / IQ4_XS, the sub-block
+// sharing a scale code for the grid i-quants (all symmetric).
+int64_t gguf_group(const GgmlTypeTraits& tr) {
+  if (tr.has_block_params()) return tr.params.group;
+  return iq_grid_type(tr.type) ? iq_grid_sub_block(tr.type) : kQkIq4Nl;
+}
 
 bool has_gguf_prefix(const std::string& s) { return ascii_lower(s).rfind("gguf:", 0) == 0; }
 
