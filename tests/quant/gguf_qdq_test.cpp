@@ -213,7 +213,11 @@ TEST(GgufScheme, NamesJsonAndValidation) {
   EXPECT_THROW(QuantScheme::from_json(nlohmann::json::parse(R"({"data_type": "gguf:q2_k", "bits": 4})")), Error);
   EXPECT_THROW(QuantScheme::from_json(nlohmann::json::parse(R"({"data_type": "gguf:q4_k", "act_bits": 8})")), Error);
   EXPECT_THROW(parse_scheme("gguf:q7_k"), Error);
-  EXPECT_THROW(parse_scheme("gguf:iq2_xs"), Error);
+  EXPECT_THROW(parse_scheme("gguf:tq2_0"), Error);  // a known type that is no scheme
+  // The grid i-quants are schemes: their nominal bits, the sub-block sharing a scale code.
+  EXPECT_EQ(parse_scheme("gguf:iq2_xs").ggml_type, GgmlType::IQ2_XS);
+  EXPECT_EQ(parse_scheme("gguf:iq2_xs").group_size, 16);
+  EXPECT_EQ(parse_scheme("gguf:IQ3_S").bits, 3);
   EXPECT_THROW(parse_data_type("gguf", 4), Error);
   EXPECT_EQ(ggml_type_of(preset_scheme("BF16")), GgmlType::BF16);
   EXPECT_EQ(ggml_type_of(gguf_scheme(GgmlType::F16)), GgmlType::F16);
