@@ -16,13 +16,14 @@
 #   MODE=1b  the random-weight Llama-3.2-1B shape (scripts/make_random_llama.py --preset
 #            llama-3.2-1b --layers LAYERS, written to OUT once; 0.8 GB with 2 blocks: hidden 2048,
 #            intermediate 8192, 61 M weights a block), where the matmuls dominate a step: W4A16,
-#            8 samples x 1024 tokens, batch 8 (4 x 1024 tokens per rank and step), 4 iterations a
+#            8 samples x 512 tokens, batch 8 (4 x 512 tokens per rank and step), 4 iterations a
 #            block, 2 blocks, 1 repeat, no --data_shards run and no KLD (random weights). About
 #            5 minutes on an idle 2-core machine.
 #
 # Usage: bench/ddp_speed.sh [out_dir]     (from the repository root, after building)
 # Environment: MODE (4m), REPEATS, ITERS, NSAMPLES, SEQLEN, BATCH, LAYERS (1b: 2), SCHEME (W4A16),
-#              ONE2 (1 for 4m, 0 for 1b: also run --data_shards 2), SR (build/src/signround),
+#              ONE2 (1 for 4m, 0 for 1b: also run --data_shards 2), KLD (4m: 1, measure each output's
+#              KLD), SR (build/src/signround),
 #              SHARED (../shared), PORT (29517), CHUNKS (40, KLD eval), EXTRA (more quantize flags)
 set -euo pipefail
 OUT=${1:-/tmp/signround-ddp-speed}
@@ -34,13 +35,12 @@ mkdir -p "$OUT"
 case "$MODE" in
   4m)
     MODEL=demo/tinystories-llama-4m
-    : "${REPEATS:=3}" "${ITERS:=50}" "${NSAMPLES:=32}" "${SEQLEN:=256}" "${BATCH:=8}" "${ONE2:=1}"
-    KLD=1 ;;
+    : "${REPEATS:=3}" "${ITERS:=50}" "${NSAMPLES:=32}" "${SEQLEN:=256}" "${BATCH:=8}" "${ONE2:=1}" "${KLD:=1}" ;;
   1b)
     LAYERS=${LAYERS:-2}
     MODEL=$OUT/llama1b-${LAYERS}l
     [ -s "$MODEL/config.json" ] || python3 scripts/make_random_llama.py "$MODEL" --preset llama-3.2-1b --layers "$LAYERS"
-    : "${REPEATS:=1}" "${ITERS:=4}" "${NSAMPLES:=8}" "${SEQLEN:=1024}" "${BATCH:=8}" "${ONE2:=0}"
+    : "${REPEATS:=1}" "${ITERS:=4}" "${NSAMPLES:=8}" "${SEQLEN:=512}" "${BATCH:=8}" "${ONE2:=0}"
     KLD=0 ;;
   *) echo "MODE must be 4m or 1b, got $MODE" >&2; exit 2 ;;
 esac
