@@ -82,7 +82,8 @@ Share share_of(const Comm* comm, int64_t n);
 
 // Every rank's rows in one tensor, on every rank: `mine` holds this rank's rows [n_r, ...] of a
 // [n, ...] whole whose rows [at, at + n_r) they are. Each row of the whole must be held by exactly
-// one rank; the others' rows are zero while summed, so values arrive bit for bit (x + 0 = x).
+// one rank; the others' rows are zero while summed, so values arrive bit for bit (x + 0 = x; only
+// a −0 arrives as +0).
 // REQUIRES: a floating dtype, the same n, trailing shape and dtype on every rank. comm null: mine.
 at::Tensor gather_rows(const Comm* comm, const at::Tensor& mine, int64_t n, int64_t at);
 
