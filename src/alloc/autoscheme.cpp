@@ -44,6 +44,7 @@ void score_all(const Model& model, const AutoSchemeOptions& opt, const at::Tenso
   dl.target = opt.target;
   dl.amp = opt.amp;
   dl.progress = opt.progress;
+  dl.comm = opt.comm;
   r.scores.assign(p.layers.size(), std::vector<double>(p.options.size(), std::nan("")));
   for (size_t k = 0; k < p.options.size(); ++k) {
     std::vector<ScoredLayer> layers;

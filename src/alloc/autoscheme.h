@@ -39,6 +39,10 @@ struct AutoSchemeOptions {
   // Rounds of measured refinement of every DeltaLoss allocation (alloc/refine.h); 0: none.
   int refine_rounds = 0;
   bool progress = true;
+  // A data-parallel run (common/dist.h): DeltaLoss scoring shares its batches among the ranks
+  // (DeltaLossOptions::comm); the measured KLD and refinement run whole on every rank. Null: one
+  // process.
+  const Comm* comm = nullptr;
 
   // Whether the search reads calibration text: for DeltaLoss scores or measured KLD.
   bool needs_data() const;

@@ -1,9 +1,11 @@
 #include "alloc/deltaloss.h"
 
 #include <cmath>
+#include <algorithm>
 #include <cstdio>
 
 #include "common/amp.h"
+#include "common/dist.h"
 #include "common/error.h"
 #include "common/progress.h"
 #include "common/sysinfo.h"
@@ -184,9 +186,9 @@ at::Tensor batch_loss(const BatchContext& ctx, const at::Tensor& bf16_or_fp32_lo
   return (fp.exp() * (fp - at::log_softmax(logits, -1))).sum(-1).mean();
 }
 
-// One batch: forward, head, block-by-block backward. Returns the loss (NaN: skipped).
-double score_batch(const BatchContext& ctx, const at::Tensor& tokens, std::vector<double>& score,
-                   int64_t& skipped_terms) {
+// One batch: forward, head, block-by-block backward. Returns the loss (NaN: skipped); the
+// batch's per-layer terms go to `batch` (left zero when skipped) and its skipped terms to `skipped`.
+double score_batch(const BatchContext& ctx, const at::Tensor& tokens, std::vector<double>& batch, int64_t& skipped) {
   AmpScope amp(ctx.model.final_norm().device(), ctx.opt.amp);
   at::Tensor h;
   std::vector<at::Tensor> inputs = forward_storing_inputs(ctx, tokens, h);
@@ -195,16 +197,52 @@ double score_batch(const BatchContext& ctx, const at::Tensor& tokens, std::vecto
   const double value = loss.item<double>();
   if (!std::isfinite(value)) return value;
   at::Tensor g = torch::autograd::grad({loss}, {h_last})[0];
-  std::vector<double> batch(score.size(), 0.0);
-  int64_t skipped = 0;
   for (int64_t b = ctx.model.config().n_layers - 1; b >= 0; --b) {
     g = replay_block(ctx, b, inputs[size_t(b)], g, batch, skipped);
     inputs[size_t(b)] = at::Tensor();  // free as we go
     if (b > 0 && !g.defined()) break;  // nothing upstream needs a gradient
   }
-  for (size_t i = 0; i < score.size(); ++i) score[i] += batch[i];
-  skipped_terms += skipped;
   return value;
+}
+
+// What one batch adds to the result: its per-layer terms, its loss (NaN: skipped) and how many
+// of its terms were not finite.
+struct BatchTerms {
+  std::vector<double> score;
+  double loss = 0;
+  int64_t skipped_terms = 0;
+};
+
+// Every batch's terms, in batch order: this process's when alone, else every rank's share
+// gathered (a row [layers..., loss, skipped terms] per batch).
+std::vector<BatchTerms> all_batches(const BatchContext& ctx, const at::Tensor& tokens, size_t layers,
+                                    Progress& progress) {
+  const int64_t N = tokens.size(0), bs = ctx.opt.batch_size, n_batches = (N + bs - 1) / bs;
+  const Share mine = share_of(ctx.opt.comm, n_batches);
+  std::vector<BatchTerms> out(static_cast<size_t>(n_batches));
+  for (int64_t i = mine.begin; i < mine.end; ++i) {
+    BatchTerms& t = out[size_t(i)];
+    t.score.assign(layers, 0.0);
+    t.loss = score_batch(ctx, tokens.narrow(0, i * bs, std::min(bs, N - i * bs)), t.score, t.skipped_terms);
+    char extra[64];
+    std::snprintf(extra, sizeof extra, "loss %.4f", t.loss);
+    progress.update(int(i - mine.begin + 1), extra);
+  }
+  if (!ctx.opt.comm) return out;
+  const int64_t width = int64_t(layers) + 2;
+  at::Tensor rows = at::zeros({mine.size(), width}, at::kDouble);
+  for (int64_t i = mine.begin; i < mine.end; ++i) {
+    double* r = rows[i - mine.begin].data_ptr<double>();
+    std::copy(out[size_t(i)].score.begin(), out[size_t(i)].score.end(), r);
+    r[layers] = out[size_t(i)].loss;
+    r[layers + 1] = double(out[size_t(i)].skipped_terms);
+  }
+  const at::Tensor all = gather_rows(ctx.opt.comm, rows, n_batches, mine.begin).contiguous();
+  for (int64_t i = 0; i < n_batches; ++i) {
+    const double* r = all[i].data_ptr<double>();
+    out[size_t(i)] = {std::vector<double>(r, r + layers), r[layers], int64_t(r[layers + 1])};
+  }
+  return out;
 }
 
 }  // namespace
@@ -236,17 +274,18 @@ DeltaLossScores deltaloss_scores(const Model& model, const std::vector<ScoredLay
   const int64_t N = tokens.size(0), T = tokens.size(1);
   BatchContext ctx{model, slots, option, opt, model.rope(T), at::arange(T, at::kLong)};
   const int64_t n_batches = (N + opt.batch_size - 1) / opt.batch_size;
-  Progress progress("deltaloss " + option.name() + (opt.amp ? " (bf16)" : ""), int(n_batches), opt.progress);
+  Progress progress("deltaloss " + option.name() + (opt.amp ? " (bf16)" : ""),
+                    int(share_of(opt.comm, n_batches).size()), opt.progress);
   double loss_sum = 0;
-  for (int64_t i = 0; i < n_batches; ++i) {
-    const at::Tensor batch = tokens.narrow(0, i * opt.batch_size, std::min(opt.batch_size, N - i * opt.batch_size));
-    const double loss = score_batch(ctx, batch, r.score, r.skipped_terms);
+  for (const BatchTerms& t : all_batches(ctx, tokens, layers.size(), progress)) {
     ++r.batches;
-    if (std::isfinite(loss)) loss_sum += loss;
-    else ++r.skipped_batches;
-    char extra[64];
-    std::snprintf(extra, sizeof extra, "loss %.4f", loss);
-    progress.update(int(i + 1), extra);
+    if (std::isfinite(t.loss)) {
+      loss_sum += t.loss;
+      for (size_t i = 0; i < r.score.size(); ++i) r.score[i] += t.score[i];
+    } else {
+      ++r.skipped_batches;
+    }
+    r.skipped_terms += t.skipped_terms;
   }
   const int64_t ok = r.batches - r.skipped_batches;
   r.mean_loss = ok > 0 ? loss_sum / double(ok) : std::nan("");

@@ -24,6 +24,13 @@
 // that is not finite in a batch (NaN/Inf gradients) is left out of that layer's sum. Both are
 // counted in the result, never silently dropped.
 //
+// Data-parallel (DeltaLossOptions::comm): the batches, cut from the tokens as in one process, are
+// shared contiguously among the ranks (common/dist.h share_of; uneven shares are fine); each rank
+// runs its own, then every batch's per-layer terms, loss and skipped-term count reach every rank
+// (gather_rows) and are added in batch order, as one process adds them: the scores, the mean loss
+// and the counts equal a 1-process run's bit for bit (each batch is the same rows through the same
+// operations). `seconds` and `peak_rss_bytes` stay this rank's.
+//
 // Shapes: B batch rows, T tokens, D hidden, V vocabulary.
 #pragma once
 #include <cstdint>
@@ -37,6 +44,8 @@
 #include "quant/formats/scheme.h"
 
 namespace sr {
+
+class Comm;  // common/dist.h
 
 // A layer whose sensitivity is measured: a linear of a decoder block.
 struct ScoredLayer {
@@ -59,6 +68,8 @@ struct DeltaLossOptions {
   // bf16 autocast over the quantized model's forwards and backwards (common/amp.h); the option's
   // qdq, the FP target's forward (FullPrecision), the loss and the score sums stay fp32.
   bool amp = false;
+  // The group of a data-parallel run (see above), or null: one process scores every batch.
+  const Comm* comm = nullptr;
 };
 
 struct DeltaLossScores {

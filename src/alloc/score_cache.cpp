@@ -4,8 +4,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 
 #include "common/atomic_file.h"
+#include "common/dist.h"
 #include "common/error.h"
 #include "common/json_parse.h"
 
@@ -118,13 +120,19 @@ DeltaLossScores cached_deltaloss_scores(const ScoreCache& cache, const Model& mo
                                         const std::vector<ScoredLayer>& layers, const QuantScheme& option,
                                         const at::Tensor& tokens, const DeltaLossOptions& opt, bool* hit) {
   const nlohmann::json key = deltaloss_cache_key(model, layers, option, tokens, opt);
-  if (auto s = cache.load(key); s && s->score.size() == layers.size()) {
+  // Data-parallel: rank 0's cache decides for every rank (the others may not see its disk).
+  const bool rank0 = !opt.comm || opt.comm->rank() == 0;
+  std::optional<DeltaLossScores> found = rank0 ? cache.load(key) : std::nullopt;
+  if (found && found->score.size() != layers.size()) found.reset();
+  if (rank0_says(opt.comm, found.has_value())) {
     if (hit) *hit = true;
-    return *s;
+    if (!opt.comm) return *found;
+    const std::string record = rank0_string(opt.comm, rank0 ? found->to_json().dump() : std::string());
+    return DeltaLossScores::from_json(nlohmann::json::parse(record));
   }
   if (hit) *hit = false;
   DeltaLossScores s = deltaloss_scores(model, layers, option, tokens, opt);
-  cache.store(key, s);
+  if (rank0) cache.store(key, s);
   return s;
 }
 

@@ -40,7 +40,9 @@ class ScoreCache {
   std::string dir_;
 };
 
-// deltaloss_scores through the cache: a hit returns the stored scores (`hit` set true).
+// deltaloss_scores through the cache: a hit returns the stored scores (`hit` set true). In a
+// data-parallel run (opt.comm) rank 0's cache alone is read and written; a hit there is sent to
+// every rank.
 DeltaLossScores cached_deltaloss_scores(const ScoreCache& cache, const Model& model,
                                         const std::vector<ScoredLayer>& layers, const QuantScheme& option,
                                         const at::Tensor& tokens, const DeltaLossOptions& opt, bool* hit = nullptr);

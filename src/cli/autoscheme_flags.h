@@ -36,8 +36,11 @@ AutoSchemeOptions autoscheme_options_from_flags(const Args& a, const std::string
 // average file bits per searched weight (--target_bpw / --target_size converted by the caller).
 // `imatrix` (--imatrix, may be null): the opt-RTN measurements' importances instead of the
 // search's own (--measure_encoder opt_rtn; RTN and DeltaLoss use none).
+// `comm` (may be null): a data-parallel run's group; DeltaLoss scoring shares its batches among
+// the ranks (AutoSchemeOptions::comm), every rank gets the same allocation.
 std::map<std::string, QuantScheme> autoscheme_layer_schemes(const Model& model, const Args& a, nlohmann::json& record,
                                                              double file_target = 0,
-                                                             const Importances* imatrix = nullptr);
+                                                             const Importances* imatrix = nullptr,
+                                                             const Comm* comm = nullptr);
 
 }  // namespace sr::cli

@@ -14,6 +14,7 @@
 #include "alloc/report.h"
 #include "alloc/score_cache.h"
 #include "cli/autoscheme_flags.h"
+#include "cli/dist_flags.h"
 #include "cli/flag_values.h"
 #include "cli/commands.h"
 #include "common/amp.h"
@@ -91,6 +92,8 @@ std::vector<FlagSpec> autoscheme_flags() {
       {"json", false, "print autoscheme.json on stdout", ""},
       {"quiet", false, "no progress on stderr", ""},
   });
+  auto dist = dist_flags();  // DeltaLoss over ranks: each scores a share of the batches
+  f.insert(f.end(), dist.begin(), dist.end());
   return f;
 }
 
@@ -160,7 +163,8 @@ AutoSchemeOptions autoscheme_options_from_flags(const Args& a, const std::string
 }
 
 std::map<std::string, QuantScheme> autoscheme_layer_schemes(const Model& model, const Args& a, nlohmann::json& record,
-                                                             double file_target, const Importances* imatrix) {
+                                                             double file_target, const Importances* imatrix,
+                                                             const Comm* comm) {
   AutoSchemeOptions o = autoscheme_options_from_flags(a, "autoscheme-", file_target > 0 ? std::vector<double>{file_target}
                                                                                          : std::vector<double>{});
   SR_CHECK(o.avg_bits.size() == 1, "quantize takes one --avg_bits; use signround autoscheme to compare several");
@@ -178,6 +182,8 @@ std::map<std::string, QuantScheme> autoscheme_layer_schemes(const Model& model, 
     for (const auto& [name, l] : *imatrix) given[name] = {l.sum_sq, l.tokens};
     o.imatrix = &given;
   }
+  o.comm = comm;
+  o.progress = o.progress && (!comm || comm->rank() == 0);
   AutoSchemeResult r = run_autoscheme(model, o);
   const Allocation& al = r.allocations[r.best.empty() ? 0 : r.best.front()];
   record = layer_config_json(r.plan, r.problem, al)["autoscheme"];
@@ -205,15 +211,20 @@ int cmd_autoscheme(int argc, char** argv) {
   apply_common(a);
   const std::string out_dir = a.required("output-dir");
   SR_CHECK(!(a.has("avg-bits") && a.has("bits")), "--avg_bits and --bits are the same flag here; give one");
-  const AutoSchemeOptions o = autoscheme_options_from_flags(a, "");
+  AutoSchemeOptions o = autoscheme_options_from_flags(a, "");
   std::vector<EvalPoint> evals;
   if (a.has("eval-results")) {
     const std::string path = a.required("eval-results");
     SR_CHECK(fs::exists(path), "--eval_results ", path, " does not exist");
     evals = read_eval_points(path);
   }
+  const std::unique_ptr<Comm> comm = connect_ranks(a);
+  const bool rank0 = !comm || comm->rank() == 0;  // the only writer
+  o.comm = comm.get();
+  o.progress = o.progress && rank0;
   auto model = open_model(a, a.required("model"), o.needs_data());
   AutoSchemeResult r = run_autoscheme(*model, o);
+  if (!rank0) return 0;  // every rank holds the same result; rank 0 writes it
   fs::create_directories(out_dir);
   auto write = [&](const std::string& name, const std::string& text) {
     write_file_atomically((fs::path(out_dir) / name).string(), text, "[autoscheme]");

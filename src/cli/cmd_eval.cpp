@@ -5,6 +5,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/dist_flags.h"
 #include "cli/flag_values.h"
 #include "common/error.h"
 #include "common/progress.h"
@@ -188,7 +189,8 @@ EvalResult eval_text(const Args& a, const Model& model, const Model* base, EvalO
   const EvalBatch batch = make_eval_batch(ids, tok.add_bos() ? tok.bos_id() : -1, opt);
   const double t0 = now_seconds();
   KldBase kb;
-  if (file) kb.records = file->records.narrow(0, 0, batch.inputs.size(0));
+  const Share mine = eval_share(opt, batch.inputs.size(0));  // the chunks this rank runs
+  if (file) kb.records = file->records.narrow(0, mine.begin, mine.size());
   else if (base && save) kb.records = scored_log_prob_records(*base, batch, opt);
   else if (base) kb.log_probs = scored_log_probs(*base, batch, opt);
   at::Tensor own;
@@ -208,8 +210,15 @@ EvalResult eval_text(const Args& a, const Model& model, const Model* base, EvalO
 
 }  // namespace
 
+std::vector<FlagSpec> eval_flags() {
+  std::vector<FlagSpec> f = kEvalFlags;
+  auto dist = dist_flags();  // perplexity and KLD over ranks: each runs a share of the chunks
+  f.insert(f.end(), dist.begin(), dist.end());
+  return f;
+}
+
 int cmd_eval(int argc, char** argv) {
-  Args a("eval", kEvalFlags, argc, argv);
+  Args a("eval", eval_flags(), argc, argv);
   if (a.help("perplexity, KL divergence and zero-shot multiple choice of a model")) return 0;
   apply_common(a);
   EvalOptions opt;
@@ -223,9 +232,17 @@ int cmd_eval(int argc, char** argv) {
   const bool ppl = a.has("text") || a.has("kld-base-logits");
   SR_CHECK(ppl || mc, "eval needs --text (perplexity), --kld-base-logits, --choices or --cloze (multiple choice)");
   const std::vector<ChoiceItem> items = mc ? choice_items(a) : std::vector<ChoiceItem>{};
+  const std::unique_ptr<Comm> comm = connect_ranks(a);
+  SR_CHECK(!comm || !mc, "multiple choice (--choices, --cloze) runs in one process; drop --world_size (perplexity "
+           "and KLD run over ranks)");
+  SR_CHECK(!comm || !a.has("save-logits"), "--save_logits runs in one process (the log-probs are not gathered over "
+           "ranks); drop --world_size");
+  const bool rank0 = !comm || comm->rank() == 0;  // the only one that prints
+  opt.comm = comm.get();
+  opt.progress = opt.progress && rank0;
   auto model = open_model(a, a.required("model"), true);
   const int act_layers = install_activation_quantization(*model);
-  if (act_layers > 0 && !a.flag("quiet"))
+  if (act_layers > 0 && opt.progress)
     std::fprintf(stderr, "eval: activations of %d layers quantized as recorded with the model (quantization.json or config.json)\n", act_layers);
   std::unique_ptr<Model> base;
   if (a.has("kld-base")) {
@@ -254,6 +271,8 @@ int cmd_eval(int argc, char** argv) {
     j["multiple_choice"] = to_json(cr, br.get());
     j["multiple_choice"]["source"] = a.has("choices") ? a.str("choices") : "cloze:" + a.str("cloze");
   }
+  if (!rank0) return 0;  // every rank holds the same figures
+  if (comm) j["ranks"] = comm->world();
   if (a.flag("json")) return print_json(j);
   std::printf("model      %s\n", model->path().c_str());
   if (ppl) {

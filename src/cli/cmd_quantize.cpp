@@ -11,6 +11,7 @@
 #include "cli/args.h"
 #include "cli/autoscheme_flags.h"
 #include "cli/commands.h"
+#include "cli/dist_flags.h"
 #include "cli/flag_values.h"
 #include "common/atomic_file.h"
 #include "common/dist.h"
@@ -76,13 +77,8 @@ std::vector<FlagSpec> quantize_flags() {
       {"stop-after-units", true, "testing aid: stop (as if killed) after this many units", ""},
       {"json", false, "print the run record as JSON", ""},
       {"quiet", false, "no progress on stderr", ""},
-      // Data-parallel tuning (README): one process per rank, each on its shard of the samples; torchrun's
-      // environment (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT) gives the defaults.
-      {"rank", true, "this process's rank in a data-parallel run, in [0, world_size)", "$RANK, else 0"},
-      {"world-size", true, "processes of a data-parallel run (only rank 0 writes outputs)", "$WORLD_SIZE, else 1"},
-      {"master-addr", true, "address rank 0 listens on for the others", "$MASTER_ADDR, else 127.0.0.1"},
-      {"master-port", true, "port rank 0 listens on", "$MASTER_PORT, else 29500"},
-      {"dist-timeout", true, "seconds to wait for the other ranks (connecting, and each exchange)", "300"},
+      // Data-parallel tuning (README): one process per rank, each on its shard of the samples
+      // (--rank, --world_size, ...: cli/dist_flags.h).
       {"data-shards", true, "split the samples into N equal shards as an N-rank run does (one process then "
                             "reproduces that run)", "world_size"},
       // Mixed precision (--avg_bits): the search runs first and its layer config is quantized.
@@ -101,6 +97,8 @@ std::vector<FlagSpec> quantize_flags() {
   };
   auto as = autoscheme_common_flags();
   f.insert(f.end(), as.begin(), as.end());
+  auto dist = dist_flags();
+  f.insert(f.end(), dist.begin(), dist.end());
   return f;
 }
 
@@ -203,33 +201,6 @@ nlohmann::json settings_json(const QuantizeOptions& o, const TuningRecipe& r, co
           {"enable_minmax_tuning", r.enable_minmax_tuning}, {"seed", r.seed}, {"dataset", r.dataset},
           {"nsamples", r.nsamples}, {"seqlen", r.seqlen}, {"nblocks", o.nblocks},
           {"enable_quanted_input", r.enable_quanted_input}, {"cache_bf16", o.cache_bf16}, {"amp", o.tune.amp}, {"threads", threads()}};
-}
-
-// An integer flag, else the environment variable torchrun sets, else `fallback`.
-int64_t flag_or_env(const Args& a, const std::string& flag, const char* env, int64_t fallback) {
-  if (a.has(flag)) return a.integer(flag, fallback);
-  const char* v = std::getenv(env);
-  if (!v || !*v) return fallback;
-  char* end = nullptr;
-  const long long n = std::strtoll(v, &end, 10);
-  SR_CHECK(*end == 0, "environment variable ", env, " must be an integer, got '", v, "'");
-  return n;
-}
-
-// The group of a data-parallel run, or null for a 1-process run (no c10d at all).
-std::unique_ptr<Comm> connect_ranks(const Args& a) {
-  CommConfig cfg;
-  cfg.world = int(flag_or_env(a, "world-size", "WORLD_SIZE", 1));
-  cfg.rank = int(flag_or_env(a, "rank", "RANK", 0));
-  SR_CHECK(cfg.world >= 1 && cfg.rank >= 0 && cfg.rank < cfg.world, "--rank must be in [0, --world_size), got rank ",
-           cfg.rank, " of world size ", cfg.world);
-  if (cfg.world == 1) return nullptr;
-  const char* addr = std::getenv("MASTER_ADDR");
-  cfg.master_addr = a.str("master-addr", addr && *addr ? addr : "127.0.0.1");
-  cfg.master_port = int(flag_or_env(a, "master-port", "MASTER_PORT", 29500));
-  cfg.timeout_s = a.number("dist-timeout", 300);
-  SR_CHECK(cfg.timeout_s > 0, "--dist_timeout must be > 0, got ", cfg.timeout_s);
-  return Comm::connect(cfg);
 }
 
 // The GGUF target among `formats`, if any, with the rules for combining it: one mix per run,
@@ -500,7 +471,7 @@ int cmd_quantize(int argc, char** argv) {
   std::map<std::string, QuantScheme> allocated;
   if (searches(a))
     allocated = autoscheme_layer_schemes(*model, a, autoscheme, target ? file_target_bits(a, *model, *target, recipe) : 0,
-                                         o.imatrix);
+                                         o.imatrix, comm.get());
   const std::string layer_config = searches(a) ? std::string() : a.str("layer-config");
   PlanOptions po = target ? gguf_plan_options(a, *model, gguf, layer_config, *target)
                           : PlanOptions{scheme_from_flags(a), layer_config, a.flag("quant-lm-head"), {}};

@@ -1,7 +1,9 @@
 #include "common/dist.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 
 #include "common/error.h"
@@ -97,6 +99,20 @@ void Comm::all_reduce(std::vector<at::Tensor>& tensors, Op op) const {
   }
 }
 
+std::function<void()> Comm::start_sum(at::Tensor flat) const {
+  SR_CHECK(flat.defined() && flat.is_contiguous(), "[dist] start_sum needs a contiguous tensor");
+  auto buf = std::make_shared<std::vector<at::Tensor>>(std::vector<at::Tensor>{flat});
+  payload_ += int64_t(flat.nbytes());
+  c10::intrusive_ptr<c10d::Work> work;
+  try {
+    work = group_->pg->allreduce(*buf, c10d::AllreduceOptions());
+  } catch (const std::exception& e) {
+    fail("[dist] rank ", cfg_.rank, " of ", cfg_.world, ": all_reduce could not start: ", reason(e));
+  }
+  const CommConfig cfg = cfg_;
+  return [work, buf, cfg] { run(cfg, "all_reduce", [&] { return work; }); };
+}
+
 void Comm::broadcast(at::Tensor& t, int root) const {
   std::vector<at::Tensor> buf = {t.contiguous()};
   c10d::BroadcastOptions o;
@@ -119,6 +135,7 @@ std::unique_ptr<Comm> Comm::connect(const CommConfig& cfg) {
        "libgloo-dev; scripts/setup.sh installs it)");
 }
 void Comm::all_reduce(std::vector<at::Tensor>&, Op) const {}
+std::function<void()> Comm::start_sum(at::Tensor) const { return [] {}; }
 void Comm::broadcast(at::Tensor&, int) const {}
 void Comm::barrier() const {}
 
@@ -132,6 +149,34 @@ bool rank0_says(const Comm* comm, bool b) {
   at::Tensor t = at::full({1}, b ? 1 : 0, at::kInt);
   comm->broadcast(t, 0);
   return t.item<int>() != 0;
+}
+
+std::string rank0_string(const Comm* comm, const std::string& s) {
+  if (!comm) return s;
+  at::Tensor n = at::full({1}, int64_t(s.size()), at::kLong);
+  comm->broadcast(n, 0);
+  at::Tensor bytes = at::zeros({n.item<int64_t>()}, at::kByte);
+  if (comm->rank() == 0 && !s.empty()) std::memcpy(bytes.data_ptr<uint8_t>(), s.data(), s.size());
+  if (bytes.numel() > 0) comm->broadcast(bytes, 0);
+  return std::string(reinterpret_cast<const char*>(bytes.data_ptr<uint8_t>()), size_t(bytes.numel()));
+}
+
+Share share_of(const Comm* comm, int64_t n) {
+  if (!comm) return {0, n};
+  const int64_t w = comm->world(), r = comm->rank(), base = n / w, extra = n % w;
+  const int64_t begin = r * base + std::min(r, extra);
+  return {begin, begin + base + (r < extra ? 1 : 0)};
+}
+
+at::Tensor gather_rows(const Comm* comm, const at::Tensor& mine, int64_t n, int64_t at) {
+  if (!comm) return mine;
+  SR_CHECK(mine.is_floating_point(), "[dist] gather_rows: rows must be floating point, got ", mine.scalar_type());
+  std::vector<int64_t> shape = mine.sizes().vec();
+  shape[0] = n;
+  std::vector<at::Tensor> whole = {at::zeros(shape, mine.options())};
+  whole[0].narrow(0, at, mine.size(0)).copy_(mine);
+  comm->all_reduce(whole);
+  return whole[0];
 }
 
 }  // namespace sr

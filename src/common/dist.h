@@ -10,6 +10,7 @@
 // run ends on every rank instead of hanging.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -43,6 +44,12 @@ class Comm {
   // 1-process a + b; with more the order is the backend's (the same result on every rank).
   // REQUIRES: defined CPU tensors.
   void all_reduce(std::vector<at::Tensor>& tensors, Op op = Op::Sum) const;
+  // Starts a sum of `flat` over the ranks, in place, and returns at once; call the returned
+  // function to wait for it (it throws sr::Error as all_reduce does). Lets the caller overlap
+  // the exchange with its own work (tuning: gradients reduced while the backward goes on).
+  // Collectives run in the order they were started, which must be the same on every rank; `flat`
+  // must not be touched until waited for. REQUIRES: a defined, contiguous CPU tensor.
+  std::function<void()> start_sum(at::Tensor flat) const;
   // t becomes root's t on every rank (same shape and dtype everywhere).
   void broadcast(at::Tensor& t, int root = 0) const;
   // Returns when every rank has called it.
@@ -61,5 +68,23 @@ class Comm {
 
 // b broadcast from rank 0 (comm null: b).
 bool rank0_says(const Comm* comm, bool b);
+// s broadcast from rank 0 (comm null: s): a record that only rank 0 read (a cache file).
+std::string rank0_string(const Comm* comm, const std::string& s);
+
+// The contiguous share of n items (samples, batches, chunks) of this rank: [begin, end). Shares
+// differ by at most one item when the ranks do not divide n (the first ranks take the larger
+// ones); a rank may get none when n < world. comm null: [0, n).
+struct Share {
+  int64_t begin = 0, end = 0;
+  int64_t size() const { return end - begin; }
+};
+Share share_of(const Comm* comm, int64_t n);
+
+// Every rank's rows in one tensor, on every rank: `mine` holds this rank's rows [n_r, ...] of a
+// [n, ...] whole whose rows [at, at + n_r) they are. Each row of the whole must be held by exactly
+// one rank; the others' rows are zero while summed, so values arrive bit for bit (x + 0 = x; only
+// a −0 arrives as +0).
+// REQUIRES: a floating dtype, the same n, trailing shape and dtype on every rank. comm null: mine.
+at::Tensor gather_rows(const Comm* comm, const at::Tensor& mine, int64_t n, int64_t at);
 
 }  // namespace sr

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "common/dist.h"
 #include "common/error.h"
 #include "common/sysinfo.h"
 #include "eval/layerwise.h"
@@ -75,27 +76,57 @@ BaseRows base_rows(const KldBase& base, int64_t row, int64_t b, int64_t vocab) {
   return {base.log_probs.narrow(0, row, b), false};
 }
 
-// Per position: KLD (its mean and stderr also into `kld_moments` and same-top into
-// `top1_moments`, summed as before the statistics existed, so those figures stay bit for bit)
-// and the rest of llama.cpp's statistics into `acc`.
-void add_kld(KldAccumulator& acc, Moments& kld_moments, Moments& top1_moments, const at::Tensor& logp,
-             const at::Tensor& target, const BaseRows& base) {
+// Per scored position of a batch of rows: KL(p_base || p_model), the NLL of the correct token
+// under the model and the base, whether both rank the same token first. 1-D, contiguous.
+struct PositionTerms {
+  at::Tensor kld;       // double
+  at::Tensor nll;       // float
+  at::Tensor nll_base;  // float
+  at::Tensor same;      // bool
+};
+
+PositionTerms kld_terms(const at::Tensor& logp, const at::Tensor& target, const BaseRows& base) {
   const at::Tensor& bl = base.log_probs;
   auto terms = bl.exp() * (bl - logp);
   // Exact log-probs: a float sum over the vocabulary; llama.cpp's records: its double sum.
   auto kld = base.llamacpp ? at::where(bl > -16.f, terms, at::zeros_like(terms)).to(at::kDouble).sum(-1)
                            : terms.sum(-1).to(at::kDouble);
-  kld = kld.reshape(-1).contiguous();
-  auto nll = (-logp.gather(-1, target)).reshape(-1).contiguous();
-  auto nll_base = (-bl.gather(-1, target)).to(at::kFloat).reshape(-1).contiguous();
-  auto same = (bl.argmax(-1) == logp.argmax(-1)).reshape(-1).contiguous();
-  kld_moments.add(kld);
-  top1_moments.add(same.to(at::kDouble));
-  const double* k = kld.data_ptr<double>();
-  const float* n = nll.data_ptr<float>();
-  const float* nb = nll_base.data_ptr<float>();
-  const bool* st = same.data_ptr<bool>();
-  for (int64_t i = 0; i < kld.numel(); ++i) acc.add(k[i], n[i], nb[i], st[i]);
+  return {kld.reshape(-1).contiguous(), (-logp.gather(-1, target)).reshape(-1).contiguous(),
+          (-bl.gather(-1, target)).to(at::kFloat).reshape(-1).contiguous(),
+          (bl.argmax(-1) == logp.argmax(-1)).reshape(-1).contiguous()};
+}
+
+// The terms into the KLD figures: `kld_moments` and `top1_moments` summed as before the
+// statistics existed (so those figures stay bit for bit), the rest of llama.cpp's statistics
+// into `acc`, position by position.
+void add_kld(KldAccumulator& acc, Moments& kld_moments, Moments& top1_moments, const PositionTerms& t) {
+  kld_moments.add(t.kld);
+  top1_moments.add(t.same.to(at::kDouble));
+  const double* k = t.kld.data_ptr<double>();
+  const float* n = t.nll.data_ptr<float>();
+  const float* nb = t.nll_base.data_ptr<float>();
+  const bool* st = t.same.data_ptr<bool>();
+  for (int64_t i = 0; i < t.kld.numel(); ++i) acc.add(k[i], n[i], nb[i], st[i]);
+}
+
+// The figures from the running sums.
+EvalResult finish(const Moments& nll, const Moments& kld, const Moments& top1, const KldAccumulator& stats,
+                  bool has_base) {
+  EvalResult r;
+  r.tokens = nll.n;
+  r.nll = nll.mean();
+  r.nll_stderr = nll.stderr_();
+  r.ppl = std::exp(r.nll);
+  r.ppl_stderr = r.ppl * r.nll_stderr;
+  if (has_base) {
+    r.has_kld = true;
+    r.kld_stats = stats.finish();
+    r.kld = kld.mean();
+    r.kld_stderr = kld.stderr_();
+    r.top1 = top1.mean();
+    r.top1_stderr = top1.n > 1 ? std::sqrt(r.top1 * (1 - r.top1) / double(top1.n - 1)) : 0;
+  }
+  return r;
 }
 
 // The evaluated model's pass; `base` may be empty (no KLD).
@@ -116,23 +147,51 @@ EvalResult score_model(const Model& model, const EvalBatch& batch, const EvalOpt
     auto target = batch.targets.narrow(0, row, b).unsqueeze(-1);
     nll.add(-logp.gather(-1, target).reshape(-1));
     if (records_out) records_out->narrow(0, row, b).copy_(encode_log_prob_records(logits));
-    if (has_base) add_kld(stats, kld, top1, logp, target, base_rows(base, row, b, V));
+    if (has_base) add_kld(stats, kld, top1, kld_terms(logp, target, base_rows(base, row, b, V)));
   });
-  EvalResult r;
-  r.tokens = nll.n;
+  EvalResult r = finish(nll, kld, top1, stats, has_base);
   r.chunks = batch.inputs.size(0);
-  r.nll = nll.mean();
-  r.nll_stderr = nll.stderr_();
-  r.ppl = std::exp(r.nll);
-  r.ppl_stderr = r.ppl * r.nll_stderr;
-  if (has_base) {
-    r.has_kld = true;
-    r.kld_stats = stats.finish();
-    r.kld = kld.mean();
-    r.kld_stderr = kld.stderr_();
-    r.top1 = top1.mean();
-    r.top1_stderr = top1.n > 1 ? std::sqrt(r.top1 * (1 - r.top1) / double(top1.n - 1)) : 0;
-  }
+  r.seconds = now_seconds() - t0;
+  r.tokens_per_second = r.seconds > 0 ? double(batch.inputs.numel()) / r.seconds : 0;
+  return r;
+}
+
+// score_model over ranks (EvalOptions::comm): this rank's chunks through the model, then every
+// rank's per-position terms gathered, in row order, and the figures computed from all of them.
+EvalResult score_model_shared(const Model& model, const EvalBatch& batch, const EvalOptions& opt,
+                              const KldBase& base) {
+  at::NoGradGuard no_grad;
+  const bool has_base = base.log_probs.defined() || base.records.defined();
+  const int64_t V = model.config().vocab, N = batch.inputs.size(0), S = batch.targets.size(1);
+  const Share mine = eval_share(opt, N);
+  // Per position of this rank's rows: NLL, and with a base KLD, the base's NLL, same top (0/1).
+  const int64_t cols = has_base ? 4 : 1;
+  at::Tensor terms = at::zeros({mine.size() * S, cols}, at::kDouble);
+  const double t0 = now_seconds();
+  const at::Tensor inputs = batch.inputs.narrow(0, mine.begin, mine.size());
+  if (mine.size() > 0)
+    run_layerwise(model, inputs, scored_window(batch, opt), [&](int64_t row, const at::Tensor& logits_in) {
+      const int64_t b = logits_in.size(0);
+      auto logp = at::log_softmax(logits_in.to(at::kFloat), -1);  // [b, S, V]
+      auto target = batch.targets.narrow(0, mine.begin + row, b).unsqueeze(-1);
+      at::Tensor out = terms.narrow(0, row * S, b * S);
+      out.select(1, 0).copy_((-logp.gather(-1, target)).reshape(-1));
+      if (!has_base) return;
+      const PositionTerms t = kld_terms(logp, target, base_rows(base, row, b, V));
+      out.select(1, 1).copy_(t.kld);
+      out.select(1, 2).copy_(t.nll_base);
+      out.select(1, 3).copy_(t.same);
+    });
+  // Doubles carry the float NLLs and the 0/1 flags exactly; every rank now holds every row.
+  const at::Tensor all = gather_rows(opt.comm, terms, N * S, mine.begin * S);
+  Moments nll, kld, top1;
+  KldAccumulator stats;
+  nll.add(all.select(1, 0).to(at::kFloat));
+  if (has_base)
+    add_kld(stats, kld, top1, {all.select(1, 1).contiguous(), all.select(1, 0).to(at::kFloat).contiguous(),
+                               all.select(1, 2).to(at::kFloat).contiguous(), all.select(1, 3).to(at::kBool).contiguous()});
+  EvalResult r = finish(nll, kld, top1, stats, has_base);
+  r.chunks = N;
   r.seconds = now_seconds() - t0;
   r.tokens_per_second = r.seconds > 0 ? double(batch.inputs.numel()) / r.seconds : 0;
   return r;
@@ -140,17 +199,23 @@ EvalResult score_model(const Model& model, const EvalBatch& batch, const EvalOpt
 
 }  // namespace
 
+Share eval_share(const EvalOptions& opt, int64_t n) { return share_of(opt.comm, n); }
+
 at::Tensor scored_log_probs(const Model& base, const EvalBatch& batch, const EvalOptions& opt) {
   at::NoGradGuard no_grad;
-  const int64_t N = batch.inputs.size(0), S = batch.targets.size(1), V = base.config().vocab;
-  at::Tensor out = at::empty({N, S, V}, at::kFloat);
-  run_layerwise(base, batch.inputs, scored_window(batch, opt), [&](int64_t row, const at::Tensor& logits) {
-    out.narrow(0, row, logits.size(0)).copy_(at::log_softmax(logits, -1));
-  });
+  const Share mine = eval_share(opt, batch.inputs.size(0));
+  const int64_t S = batch.targets.size(1), V = base.config().vocab;
+  at::Tensor out = at::empty({mine.size(), S, V}, at::kFloat);
+  if (mine.size() == 0) return out;
+  run_layerwise(base, batch.inputs.narrow(0, mine.begin, mine.size()), scored_window(batch, opt),
+                [&](int64_t row, const at::Tensor& logits) {
+                  out.narrow(0, row, logits.size(0)).copy_(at::log_softmax(logits, -1));
+                });
   return out;
 }
 
 at::Tensor scored_log_prob_records(const Model& base, const EvalBatch& batch, const EvalOptions& opt) {
+  SR_CHECK(!opt.comm, "[eval] log-prob records are made in one process (they are not gathered over ranks)");
   at::Tensor out;
   score_model(base, batch, opt, KldBase{}, &out);
   return out;
@@ -158,7 +223,8 @@ at::Tensor scored_log_prob_records(const Model& base, const EvalBatch& batch, co
 
 EvalResult evaluate_batch_against(const Model& model, const EvalBatch& batch, const EvalOptions& opt,
                                   const KldBase& base, at::Tensor* records_out) {
-  const int64_t N = batch.inputs.size(0), S = batch.targets.size(1), V = model.config().vocab;
+  const int64_t N = eval_share(opt, batch.inputs.size(0)).size(), S = batch.targets.size(1), V = model.config().vocab;
+  SR_CHECK(!opt.comm || !records_out, "[eval] log-prob records are made in one process (they are not gathered over ranks)");
   SR_CHECK(!(base.log_probs.defined() && base.records.defined()),
            "[eval] a KLD base is log-probs or records, not both");
   const at::Tensor& t = base.records.defined() ? base.records : base.log_probs;
@@ -169,7 +235,7 @@ EvalResult evaluate_batch_against(const Model& model, const EvalBatch& batch, co
     SR_CHECK(t.size(2) == width, "[eval] KLD base: ", base.records.defined() ? "records" : "log-probs", " of width ",
              t.size(2), " do not fit the evaluated model's vocabulary of ", V, " (expected width ", width, ")");
   }
-  return score_model(model, batch, opt, base, records_out);
+  return opt.comm ? score_model_shared(model, batch, opt, base) : score_model(model, batch, opt, base, records_out);
 }
 
 EvalResult evaluate_batch_against(const Model& model, const EvalBatch& batch, const EvalOptions& opt,
@@ -178,7 +244,7 @@ EvalResult evaluate_batch_against(const Model& model, const EvalBatch& batch, co
 }
 
 EvalResult evaluate_batch(const Model& model, const EvalBatch& batch, const EvalOptions& opt, const Model* base) {
-  if (!base) return score_model(model, batch, opt, KldBase{}, nullptr);
+  if (!base) return evaluate_batch_against(model, batch, opt, KldBase{});
   const double t0 = now_seconds();
   SR_CHECK(base->config().vocab == model.config().vocab, "[eval] base model ", base->path(), ": its vocabulary (",
            base->config().vocab, ") differs from the evaluated model's (", model.config().vocab, ")");

@@ -26,6 +26,9 @@
 
 namespace sr {
 
+class Comm;    // common/dist.h
+struct Share;  // common/dist.h
+
 enum class Protocol { LlamaCpp, Windows };
 
 struct EvalOptions {
@@ -33,6 +36,13 @@ struct EvalOptions {
   int64_t chunks = -1;  // -1: every complete chunk
   Protocol protocol = Protocol::LlamaCpp;
   bool progress = true;
+  // A data-parallel run (common/dist.h), or null. With a group each rank runs the models on its
+  // contiguous share of the chunks (share_of; uneven shares are fine), every scored position's
+  // values (NLL, and with a base its KLD, the base's NLL, same top token) are gathered on every
+  // rank, and every rank computes the figures from all of them: the KLD statistics, percentiles
+  // included, are those of one process over the same values; the means differ from one process's
+  // only by the order of the double sums. A KLD base then covers this rank's chunks only (below).
+  const Comm* comm = nullptr;
 };
 
 struct EvalResult {
@@ -78,15 +88,21 @@ struct KldBase {
   at::Tensor records;
 };
 
+// The chunks (rows of a batch of n) whose models this rank runs: all of them without a group.
+Share eval_share(const EvalOptions& opt, int64_t n);
+
 // Log-probabilities [N, S, V] (fp32) of `base` at the batch's scored positions: what
 // the KLD compares against. Compute them once to compare several models with one base.
+// With opt.comm: this rank's rows only (eval_share).
 at::Tensor scored_log_probs(const Model& base, const EvalBatch& batch, const EvalOptions& opt);
 // The same as llama.cpp's records (eval/logits_file.h): what a log-probability file holds.
+// REQUIRES: no opt.comm (the records are not gathered).
 at::Tensor scored_log_prob_records(const Model& base, const EvalBatch& batch, const EvalOptions& opt);
 // evaluate_batch with a KLD base computed beforehand (seconds and tokens_per_second then
 // cover the evaluated model's pass only); an empty KldBase measures no KLD. With
 // `records_out`, also returns the evaluated model's own scored_log_prob_records. Throws if
-// the base's shape does not match the batch and the model's vocabulary.
+// the base's shape does not match the batch and the model's vocabulary. With opt.comm the base
+// holds this rank's rows (eval_share) and records_out must be null.
 EvalResult evaluate_batch_against(const Model& model, const EvalBatch& batch, const EvalOptions& opt,
                                   const KldBase& base, at::Tensor* records_out = nullptr);
 // The same against exact log-probs (KldBase{base_log_probs, {}}).

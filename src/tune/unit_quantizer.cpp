@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <memory>
 #include <numeric>
 #include <random>
 
@@ -258,17 +259,100 @@ void add_shard_grads(std::vector<LayerJob>& jobs, std::vector<at::Tensor>& acc) 
   }
 }
 
-// The step's gradients and loss summed over every rank: what one process holding every shard
-// gets (DataShards).
-double reduce_over_ranks(const Comm& comm, std::vector<LayerJob>& jobs, double loss) {
-  std::vector<at::Tensor*> ps = trainables(jobs);
-  std::vector<at::Tensor> buf;
-  for (at::Tensor* p : ps) buf.push_back(grad_or_zeros(*p).clone());
-  buf.push_back(at::full({1}, loss, at::kDouble));
-  comm.all_reduce(buf);
-  for (size_t k = 0; k < ps.size(); ++k) ps[k]->mutable_grad() = buf[k];
-  return buf.back().item<double>();
-}
+// The step's gradients and loss summed over every rank (what one process holding every shard
+// gets, DataShards), exchanged while the step's last backward runs, as DDP overlaps them: a
+// tensor hook on each trainable sees its gradient when autograd reaches it; each job's v, α, β
+// are one bucket, and a bucket's sum starts once it and every bucket before it in a fixed order
+// are complete (the jobs reversed: the backward reaches the last linears first), so every rank
+// starts the same exchanges in the same order whatever order its hooks fire in. The loss is
+// exchanged during the backward too. Buckets with a tensor that got no gradient on this rank (a
+// MoE expert without tokens) start after the backward, that tensor as zeros. The values are
+// those of one exchange after the backward: each element is the same a + b.
+class OverlappedReduce {
+ public:
+  OverlappedReduce(const Comm& comm, std::vector<LayerJob>& jobs) : comm_(comm) {
+    for (size_t j = jobs.size(); j-- > 0;) {
+      Bucket b;
+      for (at::Tensor* p : {&jobs[j].p.t.v, &jobs[j].p.t.alpha, &jobs[j].p.t.beta})
+        if (p->defined()) b.params.push_back(p);
+      if (!b.params.empty()) buckets_.push_back(std::move(b));
+    }
+    for (size_t b = 0; b < buckets_.size(); ++b) {
+      buckets_[b].grads.resize(buckets_[b].params.size());
+      for (size_t k = 0; k < buckets_[b].params.size(); ++k)
+        buckets_[b].hooks.push_back(
+            buckets_[b].params[k]->register_hook([this, b, k](const at::Tensor& g) { ready(b, k, g); }));
+    }
+  }
+  ~OverlappedReduce() {
+    for (Bucket& b : buckets_)
+      for (size_t k = 0; k < b.params.size(); ++k) b.params[k]->remove_hook(b.hooks[k]);
+  }
+  OverlappedReduce(const OverlappedReduce&) = delete;
+  OverlappedReduce& operator=(const OverlappedReduce&) = delete;
+
+  // The next backward is the step's last; `loss`: this rank's loss of the step.
+  void arm(double loss) {
+    armed_ = true;
+    loss_ = at::full({1}, loss, at::kDouble);
+    loss_wait_ = comm_.start_sum(loss_);
+  }
+  // After the last backward: starts what did not start, waits, and leaves the summed gradients in
+  // the trainables. Returns the summed loss.
+  double finish() {
+    for (Bucket& b : buckets_)
+      for (size_t k = 0; k < b.params.size(); ++k)
+        if (!b.grads[k].defined()) b.grads[k] = grad_or_zeros(*b.params[k]);
+    while (next_ < buckets_.size()) start(next_++);
+    loss_wait_();
+    for (Bucket& b : buckets_) {
+      b.wait();
+      int64_t at = 0;
+      for (size_t k = 0; k < b.params.size(); ++k) {
+        at::Tensor* p = b.params[k];
+        p->mutable_grad() = b.flat.narrow(0, at, p->numel()).view(p->sizes());
+        at += p->numel();
+        b.grads[k] = at::Tensor();
+      }
+      b.flat = at::Tensor();
+      b.ready = 0;
+    }
+    next_ = 0;
+    armed_ = false;
+    return loss_.item<double>();
+  }
+
+ private:
+  struct Bucket {
+    std::vector<at::Tensor*> params;
+    std::vector<unsigned> hooks;
+    std::vector<at::Tensor> grads;  // this rank's, as autograd will accumulate them
+    size_t ready = 0;
+    at::Tensor flat;                // their sum over the ranks, once waited for
+    std::function<void()> wait;
+  };
+
+  void ready(size_t b, size_t k, const at::Tensor& g) {
+    if (!armed_) return;
+    const at::Tensor& acc = buckets_[b].params[k]->grad();  // earlier backwards of the step
+    buckets_[b].grads[k] = acc.defined() ? acc + g : g;
+    if (++buckets_[b].ready < buckets_[b].params.size()) return;
+    while (next_ < buckets_.size() && buckets_[next_].ready == buckets_[next_].params.size()) start(next_++);
+  }
+  void start(size_t b) {
+    std::vector<at::Tensor> flat;
+    for (const at::Tensor& g : buckets_[b].grads) flat.push_back(g.reshape(-1));
+    buckets_[b].flat = at::cat(flat);
+    buckets_[b].wait = comm_.start_sum(buckets_[b].flat);
+  }
+
+  const Comm& comm_;
+  std::vector<Bucket> buckets_;
+  size_t next_ = 0;
+  bool armed_ = false;
+  at::Tensor loss_;
+  std::function<void()> loss_wait_;
+};
 
 uint64_t shard_seed(uint64_t seed, int64_t shard) { return seed + uint64_t(shard) * 0x9E3779B97F4A7C15ULL; }
 
@@ -295,6 +379,10 @@ nlohmann::json tune(const TuneProblem& pb, std::vector<LayerJob>& jobs, const Tu
     AmpScope fp32(device, false);  // the reference is not the thing tuned: full precision
     return pb.target(rows).to(at::kFloat);
   };
+  // Data-parallel: gradients exchanged during the backward (the 1-process loop has none).
+  std::unique_ptr<OverlappedReduce> overlap;
+  if (sh.comm) overlap = std::make_unique<OverlappedReduce>(*sh.comm, jobs);
+  const double t_loop = now_seconds();
   for (int64_t i = 0; i < opt.iters; ++i) {
     double total = 0;
     std::vector<at::Tensor> shard_grads;  // only when this process holds several shards
@@ -307,6 +395,7 @@ nlohmann::json tune(const TuneProblem& pb, std::vector<LayerJob>& jobs, const Tu
         for (LayerJob& j : jobs) clamp_params_(j.p);
         auto L = unit_loss(pb.predict(rows), target(rows), pb.mask(rows), pb.kind, pb.sum_reduction);
         part += L.item<double>();
+        if (overlap && c + pb.batch_size >= share) overlap->arm(part);
         (L * 1000.0).backward();
       }
       total += part;
@@ -316,7 +405,7 @@ nlohmann::json tune(const TuneProblem& pb, std::vector<LayerJob>& jobs, const Tu
       std::vector<at::Tensor*> ps = trainables(jobs);
       for (size_t k = 0; k < ps.size(); ++k) ps[k]->mutable_grad() = shard_grads[k];
     }
-    if (sh.comm) total = reduce_over_ranks(*sh.comm, jobs, total);
+    if (overlap) total = overlap->finish();
     SR_CHECK(std::isfinite(total), "[signround] ", pb.what, ": loss became ", total, " at iteration ", i);
     if (i == 0) first = total;
     if (total < best) {
@@ -327,11 +416,13 @@ nlohmann::json tune(const TuneProblem& pb, std::vector<LayerJob>& jobs, const Tu
     if (opt.not_use_best_mse && i == opt.iters - 1) chosen = snapshot(jobs);
     sign_sgd_step(jobs, i, opt.iters);
   }
+  overlap.reset();  // its hooks, before the jobs' tensors are replaced
+  const double loop_seconds = now_seconds() - t_loop;  // the sign-SGD steps alone (bench/ddp_speed.sh)
   restore(jobs, chosen);
   double max_v = 0;
   for (const LayerJob& j : jobs)
     if (j.p.t.v.defined()) max_v = std::max(max_v, j.p.t.v.abs().max().item<double>());
-  return {{"max_abs_v", max_v}, {"compute_dtype", compute_dtype_name(opt.amp)}, {"loss_first", first}, {"loss_best", best}, {"best_iter", best_iter},
+  return {{"max_abs_v", max_v}, {"compute_dtype", compute_dtype_name(opt.amp)}, {"loop_seconds", loop_seconds}, {"loss_first", first}, {"loss_best", best}, {"best_iter", best_iter},
           {"loss", pb.kind == LossKind::MaskedMse ? "masked_mse" : pb.kind == LossKind::PlainMse ? "mse" : "outlier_filtered_mse"}};
 }
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -55,27 +56,28 @@ std::string common_args() {
          " --scheme W2A16G64 --iters 6 --nsamples 8 --seqlen 32 --batch_size 4 --threads 1 --quiet";
 }
 
-std::string rank_cmd(int rank, int world, int port, const std::string& args) {
-  return test::cli() + " quantize --dist_timeout 60 " + args + " --rank " + std::to_string(rank) + " --world_size " +
-         std::to_string(world) + " --master_addr 127.0.0.1 --master_port " + std::to_string(port);
+std::string rank_cmd(const std::string& command, int rank, int world, int port, const std::string& args) {
+  return test::cli() + " " + command + " --dist_timeout 60 " + args + " --rank " + std::to_string(rank) +
+         " --world_size " + std::to_string(world) + " --master_addr 127.0.0.1 --master_port " + std::to_string(port);
 }
 
 struct Ranks {
   int rc[2];
   std::string err[2];
+  std::string out[2];
   double seconds;
 };
 
-// Both ranks at once, each with its own extra arguments. `kill_when` given: rank 1 gets SIGKILL
-// once that file exists (the time is written to <dir>/killed).
+// Both ranks of `command` at once, each with its own extra arguments. `kill_when` given: rank 1
+// gets SIGKILL once that file exists (the time is written to <dir>/killed).
 Ranks run_two(const test::TempDir& dir, const std::string& args0, const std::string& args1,
-              const std::string& kill_when = "") {
+              const std::string& kill_when = "", const std::string& command = "quantize") {
   const int port = free_port();
-  std::string r1 = rank_cmd(1, 2, port, args1) + " 2>" + (dir / "err1");
+  std::string r1 = rank_cmd(command, 1, 2, port, args1) + " >" + (dir / "out1") + " 2>" + (dir / "err1");
   if (!kill_when.empty())
     r1 = r1 + " & p=$!; while [ ! -e " + kill_when + " ] && kill -0 $p 2>/dev/null; do sleep 0.05; done; kill -9 $p; "
          "date +%s.%N >" + (dir / "killed") + "; wait $p";
-  const std::string cmd = "(" + rank_cmd(0, 2, port, args0) + " 2>" + (dir / "err0") + "; echo $? >" + (dir / "rc0") +
+  const std::string cmd = "(" + rank_cmd(command, 0, 2, port, args0) + " >" + (dir / "out0") + " 2>" + (dir / "err0") + "; echo $? >" + (dir / "rc0") +
                           "; date +%s.%N >" + (dir / "end0") + ") & (" + r1 + "; echo $? >" + (dir / "rc1") + ") & wait";
   const auto t0 = std::chrono::steady_clock::now();
   test::run_command(cmd);
@@ -84,6 +86,7 @@ Ranks run_two(const test::TempDir& dir, const std::string& args0, const std::str
   for (int k = 0; k < 2; ++k) {
     r.rc[k] = std::atoi(test::read_text(dir / ("rc" + std::to_string(k))).c_str());
     r.err[k] = test::read_text(dir / ("err" + std::to_string(k)));
+    r.out[k] = test::read_text(dir / ("out" + std::to_string(k)));
   }
   return r;
 }
@@ -171,6 +174,97 @@ TEST(DataParallel, SamplesThatDoNotSplitAreRefused) {
                                "--output_dir " + (dir / "b"));
   EXPECT_NE(one.exit_code, 0);
   EXPECT_NE(one.err.find("equal shares"), std::string::npos) << one.err;
+}
+
+// |a - b| <= rel * max(|a|, |b|), for numbers; strings, booleans and integers equal.
+void expect_close(const nlohmann::json& a, const nlohmann::json& b, double rel, const std::string& what) {
+  if (a.is_number_float() || b.is_number_float()) {
+    const double x = a.get<double>(), y = b.get<double>();
+    EXPECT_LE(std::fabs(x - y), rel * std::max(std::fabs(x), std::fabs(y))) << what << ": " << x << " vs " << y;
+  } else if (a.is_object()) {
+    ASSERT_EQ(a.size(), b.size()) << what;
+    for (auto it = a.begin(); it != a.end(); ++it) {
+      if (it.key() == "seconds" || it.key() == "tokens_per_second" || it.key() == "peak_rss_bytes") continue;
+      ASSERT_TRUE(b.contains(it.key())) << what << "." << it.key();
+      expect_close(it.value(), b[it.key()], rel, what + "." + it.key());
+    }
+  } else if (a.is_array()) {
+    ASSERT_EQ(a.size(), b.size()) << what;
+    for (size_t i = 0; i < a.size(); ++i) expect_close(a[i], b[i], rel, what + "[" + std::to_string(i) + "]");
+  } else {
+    EXPECT_EQ(a, b) << what;
+  }
+}
+
+// DeltaLoss over 2 ranks (signround autoscheme): 3 batches of 4 samples shared 2 + 1; the scores,
+// the loss and the allocation equal one process's. Then rank 0's score cache serves both ranks
+// (rank 1's own cache folder stays empty: only rank 0 reads and writes).
+TEST(DataParallel, DeltaLossScoresOverTwoRanksEqualOneProcess) {
+  SR_REQUIRE_GLOO();
+  SR_REQUIRE_SHARED("data/calib_stories.txt");
+  test::TempDir dir;
+  const std::string args = "--model " + test::repo("demo/tinystories-llama-4m") + " --dataset " +
+                           test::shared("data/calib_stories.txt") + " --options W2A16G64,W4A16 --avg_bits 3,3.5 "
+                           "--nsamples 12 --seqlen 32 --batch_size 4 --threads 1 --quiet --json";
+  auto one = test::run_command(test::cli() + " autoscheme " + args + " --score_cache none --output_dir " + (dir / "one"));
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  const std::string ranks0 = args + " --score_cache " + (dir / "c0") + " --output_dir " + (dir / "two");
+  const std::string ranks1 = args + " --score_cache " + (dir / "c1") + " --output_dir " + (dir / "two1");
+  for (int pass = 0; pass < 2; ++pass) {  // scored, then from rank 0's cache
+    Ranks r = run_two(dir, ranks0, ranks1, "", "autoscheme");
+    ASSERT_EQ(r.rc[0], 0) << r.err[0];
+    ASSERT_EQ(r.rc[1], 0) << r.err[1];
+    EXPECT_FALSE(fs::exists(dir / "two1")) << "only rank 0 writes";
+    EXPECT_FALSE(fs::exists(dir / "c1")) << "only rank 0 reads and writes the score cache";
+    const auto a = nlohmann::json::parse(one.out), b = nlohmann::json::parse(r.out[0]);
+    ASSERT_EQ(a["layers"].size(), 28u);
+    expect_close(a["layers"], b["layers"], 1e-5, "pass " + std::to_string(pass) + " layers");  // scores and choices
+    ASSERT_EQ(a["allocations"].size(), b["allocations"].size());
+    for (size_t i = 0; i < a["allocations"].size(); ++i) {
+      EXPECT_EQ(a["allocations"][i]["bits"], b["allocations"][i]["bits"]);
+      expect_close(a["allocations"][i]["score"], b["allocations"][i]["score"], 1e-5, "allocation score");
+    }
+    for (size_t k = 0; k < 2; ++k) {
+      expect_close(a["option_passes"][k]["mean_loss"], b["option_passes"][k]["mean_loss"], 1e-12, "mean loss");
+      EXPECT_EQ(b["option_passes"][k]["batches"], 3);
+      EXPECT_EQ(b["option_passes"][k]["cache_hit"], pass == 1);
+    }
+  }
+}
+
+// Perplexity and KLD over 2 ranks (signround eval): 7 chunks shared 4 + 3; every figure, the KLD
+// percentiles included, equals one process's.
+TEST(DataParallel, EvalOverTwoRanksEqualsOneProcess) {
+  SR_REQUIRE_GLOO();
+  SR_REQUIRE_SHARED("data/tinystories_val.txt");
+  test::TempDir dir;
+  const std::string base = test::repo("demo/tinystories-llama-4m");
+  auto q = test::run_command(test::cli() + " quantize --model " + base + " --scheme W2A16G64 --iters 0 "
+                             "--disable_opt_rtn --quiet --output_dir " + (dir / "q"));
+  ASSERT_EQ(q.exit_code, 0) << q.err;
+  const std::string args = "--model " + (dir / "q") + " --text " + test::shared("data/tinystories_val.txt") +
+                           " --ctx 64 --chunks 7 --kld_base " + base + " --threads 1 --quiet --json";
+  auto one = test::run_command(test::cli() + " eval " + args);
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  Ranks r = run_two(dir, args, args, "", "eval");
+  ASSERT_EQ(r.rc[0], 0) << r.err[0];
+  ASSERT_EQ(r.rc[1], 0) << r.err[1];
+  EXPECT_TRUE(r.out[1].empty()) << "only rank 0 prints: " << r.out[1];
+  auto a = nlohmann::json::parse(one.out), b = nlohmann::json::parse(r.out[0]);
+  EXPECT_EQ(b["ranks"], 2);
+  b.erase("ranks");
+  EXPECT_EQ(a["chunks"], 7);
+  EXPECT_GT(a["kld"].get<double>(), 1e-3) << "a model that differs from its base";
+  expect_close(a, b, 1e-6, "eval");
+  EXPECT_EQ(a["kld_stats"]["kld_quantiles"], b["kld_stats"]["kld_quantiles"]);
+  EXPECT_EQ(a["kld_stats"]["delta_p_quantiles"], b["kld_stats"]["delta_p_quantiles"]);
+  // What runs in one process only is refused on every rank, naming the flag.
+  Ranks mc = run_two(dir, args + " --save_logits " + (dir / "l.bin"), args + " --save_logits " + (dir / "l.bin"), "",
+                     "eval");
+  for (int k = 0; k < 2; ++k) {
+    EXPECT_NE(mc.rc[k], 0);
+    EXPECT_NE(mc.err[k].find("--save_logits runs in one process"), std::string::npos) << mc.err[k];
+  }
 }
 
 }  // namespace
