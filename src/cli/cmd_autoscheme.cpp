@@ -23,6 +23,7 @@
 #include "common/progress.h"
 #include "common/strings.h"
 #include "common/sysinfo.h"
+#include "io/imatrix_file.h"
 
 namespace sr::cli {
 namespace fs = std::filesystem;
@@ -88,6 +89,8 @@ std::vector<FlagSpec> autoscheme_flags() {
       {"disable-amp", false, "DeltaLoss in fp32 (default: bf16 matmuls where the CPU has native bf16)", ""},
       {"enable-amp", false, "DeltaLoss with bf16 matmuls even where the CPU emulates bf16 (slower there)", ""},
       {"layer-config", true, "JSON of layers whose scheme is fixed (their bits count in the budget)", ""},
+      {"imatrix", true, "llama.cpp imatrix file (GGUF or legacy .dat) for the opt-RTN measurements "
+                        "(--measure_encoder opt_rtn) instead of the search's own", ""},
       {"eval-results", true, "JSON list of {label, avg_bits, ppl, ppl_stderr, kld} for the report's curve", ""},
       {"json", false, "print autoscheme.json on stdout", ""},
       {"quiet", false, "no progress on stderr", ""},
@@ -223,7 +226,20 @@ int cmd_autoscheme(int argc, char** argv) {
   o.comm = comm.get();
   o.progress = o.progress && rank0;
   auto model = open_model(a, a.required("model"), o.needs_data());
-  AutoSchemeResult r = run_autoscheme(*model, o);
+  // --imatrix: read and mapped onto the model before any scoring, as quantize --avg_bits does, so
+  // a bad file stops the run first. Only the opt-RTN measurements use one: elsewhere it is refused.
+  GivenImportances given;
+  AutoSchemeOptions opt = o;
+  if (a.has("imatrix")) {
+    SR_CHECK(o.measure_encoder == ProbeEncoder::OptRtn && (o.measure_kld || o.refine_rounds > 0),
+             "--imatrix is used by the opt-RTN measurements only: add --measure_kld (or --refine N) and "
+             "--measure_encoder opt_rtn");
+    const std::string path = a.str("imatrix");
+    const Importances im = importances_from_file(read_imatrix_file(path), path, model->config(), model->block_descs());
+    for (const auto& [name, l] : im) given[name] = {l.sum_sq, l.tokens};
+    opt.imatrix = &given;
+  }
+  AutoSchemeResult r = run_autoscheme(*model, opt);
   if (!rank0) return 0;  // every rank holds the same result; rank 0 writes it
   fs::create_directories(out_dir);
   auto write = [&](const std::string& name, const std::string& text) {

@@ -46,7 +46,9 @@
 namespace sr {
 
 struct GgufExportOptions {
-  std::string model_name;  // general.name; empty: the output file name without extension
+  // general.name when the source names none (a Hugging Face folder and a GGUF file name the model:
+  // export/gguf_metadata.h); empty: the output file name without extension.
+  std::string model_name;
   uint32_t alignment = kGgufDefaultAlignment;
   // Entries appended after the model metadata (e.g. general.quantized_by and the run's
   // settings); a key the model metadata already has is replaced in place.

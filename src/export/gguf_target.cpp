@@ -41,7 +41,8 @@ std::string gguf_linear_tensor(const BlockDesc& d, int64_t b, int i) {
   return "blk." + std::to_string(b) + "." + d.linears[size_t(i)].gguf + ".weight";
 }
 
-// The model's name for general.name and the default file name: the folder or file stem.
+// The model's name for the default file name, and general.name where the source names none
+// (llama2.c): the folder or file stem.
 std::string model_name(const Model& m) {
   fs::path p = fs::path(m.path()).lexically_normal();
   if (p.filename().empty()) p = p.parent_path();

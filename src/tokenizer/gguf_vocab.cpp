@@ -147,8 +147,12 @@ Entries gpt2_metadata(const Vocabulary& v, const GgufSpecialVocab& special) {
     if (v.eos_id >= 0) e.emplace_back("tokenizer.ggml.eos_token_id", id_value(v.eos_id));
     e.emplace_back("tokenizer.ggml.add_bos_token", GgufValue::scalar<bool>(v.add_bos && v.bos_id >= 0));
   }
-  // llama.cpp's BPE tokenizer ignores it; written only when set so we read it back.
-  if (v.add_dummy_prefix) e.emplace_back("tokenizer.ggml.add_space_prefix", GgufValue::scalar<bool>(true));
+  // LlamaModel's flag from tokenizer_config.json; else (llama.cpp's BPE tokenizer ignores it)
+  // written only when set, so that we read it back.
+  if (special.add_space_prefix)
+    e.emplace_back("tokenizer.ggml.add_space_prefix", GgufValue::scalar<bool>(*special.add_space_prefix));
+  else if (v.add_dummy_prefix)
+    e.emplace_back("tokenizer.ggml.add_space_prefix", GgufValue::scalar<bool>(true));
   return e;
 }
 
@@ -188,18 +192,18 @@ std::vector<std::pair<std::string, GgufValue>> gguf_vocabulary_metadata(const Vo
       {kTokensKey, GgufValue::array(v.pieces)},
       {kScoresKey, GgufValue::array(v.scores)},
       {kTypesKey, GgufValue::array(token_types(v))},
-      {"tokenizer.ggml.bos_token_id", GgufValue::scalar<uint32_t>(uint32_t(v.bos_id))},
-      {"tokenizer.ggml.eos_token_id", GgufValue::scalar<uint32_t>(uint32_t(v.eos_id))},
-      {"tokenizer.ggml.unknown_token_id", GgufValue::scalar<uint32_t>(uint32_t(v.unk_id))},
   };
-  GgufSpecialVocab ids = special, rest = special;  // the other ids before the add flags, as SpecialVocab
-  ids.add.clear();
-  ids.chat_template.reset();
-  rest.ids.clear();
-  add_special(ids, {"bos", "eos", "unk"}, e);
+  if (special.known) {  // _set_vocab_sentencepiece: SpecialVocab.add_to_gguf, then LlamaModel's prefix flag
+    add_special(special, {}, e);
+    if (special.add_space_prefix)
+      e.emplace_back("tokenizer.ggml.add_space_prefix", GgufValue::scalar<bool>(*special.add_space_prefix));
+    return e;
+  }
+  e.emplace_back("tokenizer.ggml.bos_token_id", id_value(v.bos_id));
+  e.emplace_back("tokenizer.ggml.eos_token_id", id_value(v.eos_id));
+  e.emplace_back("tokenizer.ggml.unknown_token_id", id_value(v.unk_id));
   e.emplace_back("tokenizer.ggml.add_bos_token", GgufValue::scalar<bool>(v.add_bos));
   e.emplace_back("tokenizer.ggml.add_eos_token", GgufValue::scalar<bool>(false));
-  add_special(rest, {"bos", "eos"}, e);
   e.emplace_back("tokenizer.ggml.add_space_prefix", GgufValue::scalar<bool>(v.add_dummy_prefix));
   return e;
 }

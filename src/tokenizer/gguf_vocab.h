@@ -40,6 +40,16 @@
 
 namespace sr {
 
+// A token convert_hf_to_gguf.py's _create_vocab_sentencepiece re-types from the folder's
+// added_tokens.json (user-defined) or tokenizer_config.json's added_tokens_decoder (control when
+// "special" or when the text looks special: <|...|>, <pad>, <mask>, <unused...>, ...; else
+// user-defined with "▁" written as " "): its piece becomes `text`, its type `kind`, its score -1000.
+struct GgufAddedToken {
+  int64_t id = 0;
+  std::string text;
+  PieceKind kind = PieceKind::UserDefined;
+};
+
 // What convert_hf_to_gguf.py's SpecialVocab (gguf-py vocab.py) adds to the tokenizer.ggml.*
 // metadata: special token ids, add_<type>_token flags and the chat template. From a Hugging Face
 // folder it resolves them as SpecialVocab does:
@@ -61,13 +71,20 @@ struct GgufSpecialVocab {
   std::vector<std::pair<std::string, uint32_t>> ids;  // ("pad", 0), in the order resolved
   std::vector<std::pair<std::string, bool>> add;      // ("bos", true), in the order first set
   std::optional<std::string> chat_template;
+  // tokenizer.ggml.add_space_prefix: LlamaModel.set_vocab writes tokenizer_config.json's
+  // add_prefix_space (a boolean) when it has one (a GGUF source: its own key).
+  std::optional<bool> add_space_prefix;
+  // SentencePiece only (n_vocab >= 0): the re-typed tokens, in the converter's order (later wins).
+  std::vector<GgufAddedToken> added_tokens;
   // The resolved id of `type`, or -1.
   int64_t id(const std::string& type) const;
 };
 
 // SpecialVocab of the folder `dir` (any of tokenizer.json, tokenizer_config.json,
-// chat_template.jinja / .json, config.json may be missing). Throws sr::Error naming the file on
-// malformed JSON or a negative token id (the converter refuses those too).
+// chat_template.jinja / .json, config.json, added_tokens.json may be missing), with the added
+// tokens when n_vocab >= 0 (ids at or past n_vocab skipped, as the converter warns and skips).
+// Throws sr::Error naming the file on malformed JSON, a negative token id (the converter refuses
+// those too) or an added token without an integer id or a text.
 GgufSpecialVocab read_hf_special_vocab(const std::string& dir, int64_t n_vocab);
 
 // tokenizer.ggml.<...>_token_id of a type ("pad" -> tokenizer.ggml.padding_token_id).
@@ -85,14 +102,17 @@ GgufSpecialVocab read_gguf_special_vocab(const GgufReader& r);
 // parts are not tokens).
 std::unique_ptr<Tokenizer> read_gguf_tokenizer(const GgufReader& r, std::string& why_not);
 
-// The metadata entries, in llama.cpp's convert order, that describe `v`. SentencePiece:
-// a "llama" tokenizer: model, pre ("default"), tokens, scores, token_type, bos/eos/unknown
-// ids, [special's other ids], add_bos_token, add_eos_token (false), [special's add_sep_token],
-// [chat_template], add_space_prefix. ByteLevelBpe: a "gpt2" tokenizer: model, pre, tokens,
-// token_type, merges, then with a known `special` its ids, add flags and chat template as
+// The metadata entries, in llama.cpp's convert order, that describe `v`. SentencePiece: a
+// "llama" tokenizer: model, pre ("default"), tokens, scores, token_type, then with a known
+// `special` exactly what _set_vocab_sentencepiece writes: SpecialVocab's ids, add flags and chat
+// template, and special.add_space_prefix when set (nothing else: llama.cpp's defaults, bos 1,
+// eos 2, unk 0, add_bos true, add_space_prefix true, stand for what the folder does not say);
+// without one (a llama2.c source) the vocabulary's bos/eos/unknown ids, add_bos_token,
+// add_eos_token (false) and add_space_prefix. ByteLevelBpe: a "gpt2" tokenizer: model, pre,
+// tokens, token_type, merges, then with a known `special` its ids, add flags and chat template as
 // SpecialVocab writes them, else the vocabulary's bos/eos ids when >= 0 and add_bos_token;
-// add_space_prefix when set. (SentencePiece keeps the vocabulary's bos/eos/unk and add flags:
-// tokenizer.model is their source, and the files we wrote before stay the same.)
+// add_space_prefix when set. special.added_tokens are applied by the caller (they change
+// tokens, scores and types: export/gguf_metadata.cpp).
 std::vector<std::pair<std::string, GgufValue>> gguf_vocabulary_metadata(const Vocabulary& v,
                                                                          const GgufSpecialVocab& special = {});
 

@@ -168,6 +168,58 @@ std::optional<std::string> chat_template(const fs::path& dir, const json& cfg) {
   return std::nullopt;
 }
 
+// TextModel.does_token_look_special: texts some models leave unmarked though they are control tokens.
+bool looks_special(const std::string& t) {
+  auto wrapped = [&](const std::string& open, const std::string& close) {
+    return t.size() >= open.size() && t.size() >= close.size() && t.compare(0, open.size(), open) == 0 &&
+           t.compare(t.size() - close.size(), close.size(), close) == 0;  // may overlap, as in Python
+  };
+  return t == "<pad>" || t == "<mask>" || t == "<2mass>" || t == "[@BOS@]" || wrapped("<|", "|>") ||
+         wrapped("<\xef\xbd\x9c", "\xef\xbd\x9c>") || wrapped("<unused", ">");
+}
+
+// An added token's id: a JSON integer (added_tokens.json) or a decimal key (added_tokens_decoder).
+int64_t added_id(const json& id, const std::string& where) {
+  int64_t v = -1;
+  const std::string text = id.is_string() ? id.get<std::string>() : "";
+  if (id.is_number_integer()) v = id.get<int64_t>();
+  else if (!text.empty() && text.size() < 19 && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    v = std::stoll(text);
+  SR_CHECK(v >= 0, "[tokenizer] ", where, ": added token id ", id.dump(), " is not a non-negative integer");
+  return v;
+}
+
+// _create_vocab_sentencepiece's re-typing: added_tokens.json, then tokenizer_config.json's
+// added_tokens_decoder.
+void read_added_tokens(const fs::path& dir, const json& cfg, int64_t n_vocab, std::vector<GgufAddedToken>& out) {
+  const fs::path added = dir / "added_tokens.json";
+  if (fs::is_regular_file(added)) {
+    const json j = read_json_file(added.string());
+    SR_CHECK(j.is_object(), "[tokenizer] ", added.string(), ": expected an object {\"text\": id}");
+    for (const auto& [text, id] : j.items()) {
+      const int64_t v = added_id(id, added.string());
+      if (v < n_vocab) out.push_back({v, text, PieceKind::UserDefined});
+    }
+  }
+  const json* dec = member(cfg, "added_tokens_decoder");
+  if (!dec || dec->is_null()) return;
+  const std::string where = (dir / "tokenizer_config.json").string();
+  SR_CHECK(dec->is_object(), "[tokenizer] ", where, ": added_tokens_decoder is not an object");
+  for (const auto& [key, data] : dec->items()) {
+    const int64_t v = added_id(json(key), where);
+    const json* content = member(data, "content");
+    SR_CHECK(content && content->is_string(), "[tokenizer] ", where, ": added_tokens_decoder[\"", key,
+             "\"] has no \"content\" text");
+    if (v >= n_vocab) continue;
+    std::string text = content->get<std::string>();
+    const bool control = truthy(member(data, "special")) || looks_special(text);
+    if (!control)  // user-defined spaces pre-normalized: "\u2581" as " "
+      for (size_t p = text.find("\xe2\x96\x81"); p != std::string::npos; p = text.find("\xe2\x96\x81", p + 1))
+        text.replace(p, 3, " ");
+    out.push_back({v, text, control ? PieceKind::Control : PieceKind::UserDefined});
+  }
+}
+
 }  // namespace
 
 int64_t GgufSpecialVocab::id(const std::string& type) const {
@@ -217,6 +269,9 @@ GgufSpecialVocab read_hf_special_vocab(const std::string& dir_name, int64_t n_vo
       if (id) r.set_id(type, *id, config.string());
     }
   }
+  if (has_cfg_file)
+    if (const json* p = member(cfg, "add_prefix_space"); p && p->is_boolean()) r.out.add_space_prefix = p->get<bool>();
+  if (n_vocab >= 0) read_added_tokens(dir, cfg, n_vocab, r.out.added_tokens);
   // Only bos, eos and sep have an add_<type>_token key (gguf-py's GGUFWriter handlers).
   std::vector<std::pair<std::string, bool>> add;
   for (const auto& kv : r.out.add)
@@ -235,6 +290,7 @@ GgufSpecialVocab read_gguf_special_vocab(const GgufReader& g) {
     if (g.has(key)) s.add.emplace_back(type, g.get<bool>(key));
   }
   if (g.has("tokenizer.chat_template")) s.chat_template = g.get<std::string>("tokenizer.chat_template");
+  if (g.has("tokenizer.ggml.add_space_prefix")) s.add_space_prefix = g.get<bool>("tokenizer.ggml.add_space_prefix");
   return s;
 }
 

@@ -250,5 +250,38 @@ TEST(AutoSchemeCli, GivenImatrixReachesTheSearch) {
   EXPECT_FALSE(fs::exists(dir / "bad"));
 }
 
+// signround autoscheme --imatrix: the same file reading as quantize --avg_bits. Another file
+// measures another KLD; a truncated file fails naming itself before any option is scored; an
+// imatrix nothing would use (no opt-RTN measurement) is refused, not ignored.
+TEST(AutoSchemeCli, StandaloneGivenImatrixReachesTheSearch) {
+  test::TempDir dir;
+  auto run = [&](const std::string& imatrix, const std::string& out, const std::string& extra = "--measure_kld") {
+    return autoscheme("--score_cache none --avg_bits 3 --options W2A16G64,W4A16 --measure_encoder opt_rtn " + extra +
+                      " --imatrix " + imatrix + " --output_dir " + out + " --json");
+  };
+  std::map<std::string, double> kld;
+  for (const std::string& name : {"a", "b"}) {
+    auto r = run(demo_imatrix(dir / (name + ".gguf"), name == "a" ? 1 : 2), dir / name);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    kld[name] = nlohmann::json::parse(r.out)["allocations"][0]["measured_kld"].get<double>();
+  }
+  EXPECT_GT(std::fabs(kld["a"] - kld["b"]), 1e-3 * kld["a"]) << kld["a"] << " " << kld["b"];
+
+  const std::string good = test::read_text(dir / "a.gguf");
+  std::ofstream(dir / "cut.gguf", std::ios::binary) << good.substr(0, good.size() / 2);
+  auto bad = test::run_command(test::cli() + " autoscheme --threads 2 --model " + demo_model() + " --dataset " +
+                               demo_text() + " --nsamples 4 --seqlen 64 --score_cache none --avg_bits 3 --options "
+                               "W2A16G64,W4A16 --measure_kld --measure_encoder opt_rtn --imatrix " + (dir / "cut.gguf") +
+                               " --output_dir " + (dir / "cut"));
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("cut.gguf"), std::string::npos) << bad.err;
+  EXPECT_EQ(bad.err.find("deltaloss"), std::string::npos) << bad.err;  // no option was scored
+  EXPECT_FALSE(fs::exists(dir / "cut"));
+
+  auto unused = run(dir / "a.gguf", dir / "unused", "");
+  EXPECT_NE(unused.exit_code, 0);
+  EXPECT_NE(unused.err.find("--imatrix"), std::string::npos) << unused.err;
+}
+
 }  // namespace
 }  // namespace sr

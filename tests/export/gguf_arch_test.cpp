@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
@@ -120,7 +121,11 @@ std::set<std::string> expected_arch_keys(const Family& f) {
     keys.insert({"rope.scaling.type", "rope.scaling.factor", "rope.scaling.original_context_length"});
   std::set<std::string> out;
   for (const std::string& k : keys) out.insert(g + "." + k);
-  for (const char* k : {"general.architecture", "general.type", "general.name", "general.file_type",
+  // general.*: gguf-py's Metadata of the folder "hf": a name, no basename (too ambiguous), the size
+  // label of the parameter count. tokenizer.ggml.*: the synthetic vocabulary stands for the
+  // folder's tokenizer, so its own ids and flags (a folder's SentencePiece keys, exactly the
+  // converter's, are gguf_special_vocab_test's).
+  for (const char* k : {"general.architecture", "general.type", "general.name", "general.size_label", "general.file_type",
                         "general.quantization_version", "tokenizer.ggml.model", "tokenizer.ggml.pre",
                         "tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type",
                         "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
@@ -413,6 +418,26 @@ TEST(GgufArchConvert, FloatFormatsEqualLlamaCpp) {
     GgufReader a(ours), b(theirs);
     EXPECT_EQ(a.get<uint32_t>("general.file_type"), b.get<uint32_t>("general.file_type")) << mix;
     SCOPED_TRACE(mix);
+    if (mix == "f32") {
+      // The metadata too: every key convert_hf_to_gguf.py wrote, with its value (names from the
+      // folder, the re-typed special tokens, no unknown id or space-prefix flag), and nothing
+      // else: a conversion adds no run keys. (The order differs where the converters differ: this
+      // 2025 one wrote general.quantization_version after the tokenizer, the current one before.)
+      std::map<std::string, const GgufValue*> mine;
+      for (const auto& kv : a.metadata()) mine[kv.first] = &kv.second;
+      for (const auto& [key, value] : b.metadata()) {
+        auto it = mine.find(key);
+        if (it == mine.end()) {
+          ADD_FAILURE() << "missing " << key;
+          continue;
+        }
+        EXPECT_TRUE(*it->second == value) << key;
+        mine.erase(it);
+      }
+      std::set<std::string> extra;
+      for (const auto& kv : mine) extra.insert(kv.first);
+      EXPECT_EQ(extra, std::set<std::string>{});
+    }
     test::expect_same_gguf_tensors(a, b, /*by_name=*/true);  // convert_hf_to_gguf.py's order is not llama-quantize's
   }
   auto both = test::run_command(test::cli() + " quantize --quiet --model " + test::shared("models/tinystories-llama-4m") +

@@ -67,7 +67,9 @@ TEST(GgufTarget, RtnIsLlamaQuantizesFileByteForByte) {
     EXPECT_EQ(g.get<std::string>("signround.recipe"), "rtn");
     // Metadata stays within what llama-quantize --imatrix adds (its file is 224 bytes larger).
     EXPECT_LE(fs::file_size(out), fs::file_size(test::shared(kRef + "tinystories-llama-4m-" + mix + ".gguf")) + 224);
-    EXPECT_EQ(g.get<std::string>("general.name"), "tinystories-llama-4m");
+    EXPECT_EQ(g.get<std::string>("general.name"), "Tinystories Llama 4m");  // convert_hf_to_gguf.py's name
+    EXPECT_EQ(g.get<std::string>("general.name"), GgufReader(test::shared(kRef + "tinystories-llama-4m-" + mix + ".gguf"))
+                                                      .get<std::string>("general.name"));
     EXPECT_FALSE(fs::exists(out + ".partial"));
   }
 }
