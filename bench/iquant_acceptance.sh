@@ -104,15 +104,16 @@ if [ "$NODE_EVAL" = 1 ]; then
     echo "== node-llama-cpp on ${#todo[@]} files" >&2
     args=()
     for f in "${todo[@]}"; do args+=(--model "$f"); done
+    tmp=$OUT/node.$$.jsonl  # one per process: streams of other MIXES may share OUT
     node scripts/llama_node/perplexity.mjs "${args[@]}" --text "$TEXT" --ctx "$CTX" --chunks "$CHUNKS" \
-      --threads "$LLAMA_THREADS" --base "$F32" > "$OUT/node.jsonl.tmp"
-    i=0
-    while IFS= read -r line; do
-      f=${todo[$i]}
-      printf '%s\n' "$line" > "${f%.gguf}.node.json"
-      i=$((i + 1))
-    done < "$OUT/node.jsonl.tmp"
-    rm -f "$OUT/node.jsonl.tmp"
+      --threads "$LLAMA_THREADS" --base "$F32" > "$tmp"
+    # One JSON line per model: each goes beside its file (by its "model" field).
+    python3 -c 'import json, sys
+for line in open(sys.argv[1]):
+    if line.startswith("{"):
+        path = json.loads(line)["model"]
+        open(path[: -len(".gguf")] + ".node.json", "w").write(line)' "$tmp"
+    rm -f "$tmp"
   fi
 fi
 
