@@ -9,6 +9,7 @@
 #include "common/error.h"
 #include "common/progress.h"
 #include "common/sysinfo.h"
+#include "model/block_desc.h"
 #include "quant/block_quant.h"
 #include "quant/qdq.h"
 
@@ -78,10 +79,12 @@ BlockSchemes scored_schemes(const BlockSlots& s, const QuantScheme& o) {
 // Replaces the scored layers' weights by their RTN qdq under `o` as every stage quantizes a
 // block (quant/block_quant.h: NVFP4 global scales fused over q/k/v and gate/up). When `keep`
 // is given, the full-precision weights are moved there (for W − Ŵ).
+// `sum_sq` (Σx² of the block's linears over `tokens` tokens) is used by the options without a
+// plain rounding only (quantize_weight).
 void quantize_block(const BlockDesc& d, BlockWeights& w, const BlockSlots& s, const QuantScheme& o,
-                    BlockTensors* keep = nullptr) {
+                    const BlockTensors& sum_sq, int64_t tokens, BlockTensors* keep = nullptr) {
   if (!o.quantized()) return;
-  BlockTensors fp = quantize_block_weights(d, w, scored_schemes(s, o), WeightEncoder::Rtn);
+  BlockTensors fp = quantize_block_weights(d, w, scored_schemes(s, o), WeightEncoder::Rtn, sum_sq, tokens);
   if (keep) *keep = std::move(fp);
 }
 
@@ -112,7 +115,39 @@ struct BatchContext {
   const DeltaLossOptions& opt;
   const RopeTables& rope;
   at::Tensor positions;
+  std::vector<BlockTensors> sum_sq = {};  // [block][linear] Σx², for an option that needs importances
+  int64_t sum_sq_tokens = 0;
 };
+
+// The GGUF types llama.cpp quantizes only with an importance matrix (IQ2_XXS, IQ2_XS, IQ2_S,
+// IQ1_S) are scored with its imatrix search, as the search's KLD probe and `quantize` write them.
+bool needs_importances(const QuantScheme& o) { return o.is_gguf() && ggml_type_traits(o.ggml_type).requires_importance; }
+
+// Σx² of every block linear's input over the FP model's pass on `tokens`, in batches.
+std::vector<BlockTensors> input_sum_sq(const Model& model, const at::Tensor& tokens, int64_t batch,
+                                       const BatchContext& ctx) {
+  at::NoGradGuard ng;
+  std::vector<BlockTensors> out(size_t(model.config().n_layers));
+  for (int64_t r = 0; r < tokens.size(0); r += batch) {
+    at::Tensor h = model.embed(tokens.narrow(0, r, std::min(batch, tokens.size(0) - r)));
+    for (int64_t b = 0; b < model.config().n_layers; ++b) {
+      BlockTensors& acc = out[size_t(b)];
+      acc.resize(model.block_desc(b).linears.size());
+      InputHook collect = [&acc](int p, const at::Tensor& x) {
+        const at::Tensor sq = x.reshape({-1, x.size(-1)}).to(at::kFloat).pow(2).sum(0);
+        acc[size_t(p)] = acc[size_t(p)].defined() ? acc[size_t(p)] + sq : sq;
+        return x;
+      };
+      h = block_forward(model.config(), model.load_block(b), h, ctx.positions, ctx.rope, collect);
+    }
+  }
+  return out;
+}
+
+const BlockTensors& block_sum_sq(const BatchContext& ctx, int64_t b) {
+  static const BlockTensors kNone;
+  return ctx.sum_sq.empty() ? kNone : ctx.sum_sq[size_t(b)];
+}
 
 // Forward without a graph; returns every block's input and the final hidden state.
 std::vector<at::Tensor> forward_storing_inputs(const BatchContext& ctx, const at::Tensor& tokens, at::Tensor& h) {
@@ -123,7 +158,8 @@ std::vector<at::Tensor> forward_storing_inputs(const BatchContext& ctx, const at
   for (int64_t b = 0; b < c.n_layers; ++b) {
     inputs[size_t(b)] = h;
     BlockWeights w = ctx.model.load_block(b);
-    quantize_block(ctx.model.block_desc(b), w, ctx.slots[size_t(b)], ctx.option);
+    quantize_block(ctx.model.block_desc(b), w, ctx.slots[size_t(b)], ctx.option, block_sum_sq(ctx, b),
+                   ctx.sum_sq_tokens);
     h = block_forward(c, w, h, ctx.positions, ctx.rope, scoring_hook(ctx.slots[size_t(b)], ctx.option, nullptr));
   }
   return inputs;
@@ -137,7 +173,8 @@ at::Tensor replay_block(const BatchContext& ctx, int64_t b, const at::Tensor& in
   const bool wterm = ctx.opt.weight_term && ctx.option.quantized();
   BlockWeights w = ctx.model.load_block(b);
   BlockTensors fp;
-  quantize_block(ctx.model.block_desc(b), w, s, ctx.option, wterm ? &fp : nullptr);
+  quantize_block(ctx.model.block_desc(b), w, s, ctx.option, block_sum_sq(ctx, b), ctx.sum_sq_tokens,
+                 wterm ? &fp : nullptr);
   std::vector<at::Tensor> wrt;  // what autograd::grad differentiates with respect to
   std::vector<std::pair<int, int>> what;  // (linear, 0 = weight | 1 = activation) per entry after the input
   at::Tensor x_in = input.detach().requires_grad_(true);
@@ -273,6 +310,10 @@ DeltaLossScores deltaloss_scores(const Model& model, const std::vector<ScoredLay
   const std::vector<BlockSlots> slots = block_slots(model, layers);
   const int64_t N = tokens.size(0), T = tokens.size(1);
   BatchContext ctx{model, slots, option, opt, model.rope(T), at::arange(T, at::kLong)};
+  if (needs_importances(option)) {
+    ctx.sum_sq = input_sum_sq(model, tokens, opt.batch_size, ctx);
+    ctx.sum_sq_tokens = N * T;
+  }
   const int64_t n_batches = (N + opt.batch_size - 1) / opt.batch_size;
   Progress progress("deltaloss " + option.name() + (opt.amp ? " (bf16)" : ""),
                     int(share_of(opt.comm, n_batches).size()), opt.progress);

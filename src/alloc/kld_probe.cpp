@@ -27,8 +27,10 @@ KldProbe::KldProbe(const Model& model, const at::Tensor& tokens, int64_t batch, 
     imatrix_.emplace_back(n_linears);
     imatrix_tokens_.emplace_back(n_linears, N * T);
   }
-  const bool collect_own = encoder == ProbeEncoder::OptRtn && !given;
-  if (encoder == ProbeEncoder::OptRtn && given)
+  // Σx² is kept under RTN too: the GGUF types without a plain rounding (IQ2_XXS, IQ2_XS, IQ2_S,
+  // IQ1_S) are measured with their imatrix search under either encoder (quantize_weight).
+  const bool collect_own = !given;
+  if (given)
     for (int64_t b = 0; b < model.config().n_layers; ++b)
       for (size_t p = 0; p < model.block_desc(b).linears.size(); ++p) {
         auto it = given->find(linear_name(model.block_desc(b), b, int(p)));
@@ -68,7 +70,7 @@ const at::Tensor& KldProbe::quantized_weight(int64_t b, int p, const QuantScheme
   auto it = wcache_.find(key);
   if (it != wcache_.end()) return it->second;
   const bool opt = encoder_ == ProbeEncoder::OptRtn;
-  const at::Tensor im = opt ? scheme_importance(imatrix_[size_t(b)][size_t(p)], s, imatrix_tokens_[size_t(b)][size_t(p)]) : at::Tensor();
+  const at::Tensor im = scheme_importance(imatrix_[size_t(b)][size_t(p)], s, imatrix_tokens_[size_t(b)][size_t(p)]);
   at::Tensor q = quantize_weight(w, s, opt ? WeightEncoder::OptRtn : WeightEncoder::Rtn, im, global_scale);
   const int64_t bytes = q.numel() * int64_t(q.element_size());
   if (wcache_bytes_ + bytes > wcache_limit_) {  // over the limit: hand out an uncached copy

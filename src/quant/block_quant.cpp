@@ -34,10 +34,21 @@ at::Tensor scheme_importance(const at::Tensor& sum_sq, const QuantScheme& s, int
   return sum_sq / double(tokens);
 }
 
+namespace {
+
+// The GGUF types llama.cpp quantizes only with an importance matrix (IQ2_XXS, IQ2_XS, IQ2_S,
+// IQ1_S) have no plain rounding: given importances, RTN means their imatrix search (the KLD
+// probe and DeltaLoss measure them so; without importances their encoders refuse).
+bool searched_even_under_rtn(const QuantScheme& s) {
+  return s.is_gguf() && ggml_type_traits(s.ggml_type).requires_importance;
+}
+
+}  // namespace
+
 at::Tensor quantize_weight(const at::Tensor& w, const QuantScheme& s, WeightEncoder e, const at::Tensor& importance,
                            const at::Tensor& global_scale) {
   at::NoGradGuard ng;
-  if (e == WeightEncoder::OptRtn) return opt_rtn(w, s, importance, global_scale).w_hat;
+  if (e == WeightEncoder::OptRtn || (importance.defined() && searched_even_under_rtn(s))) return opt_rtn(w, s, importance, global_scale).w_hat;
   WeightQuantParams p;
   p.global_scale = global_scale;
   return qdq_weight(w, s, p).w_hat;
@@ -52,8 +63,8 @@ BlockTensors quantize_block_weights(const BlockDesc& d, BlockWeights& w, const B
     const QuantScheme& sp = s[i];
     if (!sp.quantized()) continue;
     fp[i] = w.w[i];
-    const at::Tensor im =
-        e == WeightEncoder::OptRtn && !sum_sq.empty() ? scheme_importance(sum_sq[i], sp, tokens) : at::Tensor();
+    const bool searched = e == WeightEncoder::OptRtn || searched_even_under_rtn(sp);
+    const at::Tensor im = searched && !sum_sq.empty() ? scheme_importance(sum_sq[i], sp, tokens) : at::Tensor();
     w.w[i] = quantize_weight(fp[i], sp, e, im, gs[i]);
   }
   return fp;

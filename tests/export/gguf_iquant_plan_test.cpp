@@ -281,5 +281,32 @@ TEST(GgufIquantPlan, QuantizeCommandRefusesWithTheReason) {
   EXPECT_FALSE(std::filesystem::exists(dir / "out.gguf"));
 }
 
+// llama-quantize (c392e50) without an imatrix, checked by hand on the 4m model's F32 file: the IQ1_M
+// mix is refused in main() (above); IQ1_M is refused only inside the blocks, so
+// `--token-embedding-type iq1_m --output-tensor-type iq1_m ... Q4_K_M` writes a file, while
+// `--output-tensor-type iq2_xxs` stops with "Missing importance matrix for tensor output.weight".
+TEST(GgufIquantPlan, Iq1mOutsideTheBlocksNeedsNoImatrixAsLlamaQuantize) {
+  SR_REQUIRE_SHARED("models/tinystories-llama-4m");
+  auto m = Model::open(test::shared("models/tinystories-llama-4m"));
+  GgufPlanOptions o;
+  o.log = false;
+  o.controls.output_type = T::IQ1_M;
+  o.controls.token_embd_type = T::IQ1_M;
+  const auto p = plan_gguf_types(m->config(), GgufMix::Q4_K_M, o);
+  EXPECT_EQ(type_of(p, "output.weight"), "iq1_m");
+  EXPECT_EQ(type_of(p, "token_embd.weight"), "iq1_m");
+  o.controls.output_type = T::IQ2_XXS;
+  std::string err = test::error_of([&] { plan_gguf_types(m->config(), GgufMix::Q4_K_M, o); });
+  EXPECT_NE(err.find("tensor output.weight is planned as iq2_xxs, which needs an importance matrix"),
+            std::string::npos) << err;
+  o.controls.output_type.reset();
+  o.overrides["blk.0.attn_v.weight"] = T::IQ1_M;  // inside a block IQ1_M needs one
+  err = test::error_of([&] { plan_gguf_types(m->config(), GgufMix::Q4_K_M, o); });
+  EXPECT_NE(err.find("tensor blk.0.attn_v.weight is planned as iq1_m, which needs an importance matrix"),
+            std::string::npos) << err;
+  o.has_imatrix = true;
+  EXPECT_NO_THROW(plan_gguf_types(m->config(), GgufMix::Q4_K_M, o));
+}
+
 }  // namespace
 }  // namespace sr

@@ -6,7 +6,8 @@
 //     decoded floats;
 //   - our encoders re-quantize the F32 tensors, row by row with the imatrix row, to the same
 //     bytes, tensor by tensor;
-//   - without an imatrix the types llama.cpp refuses refuse, with its explanation.
+//   - without an imatrix the types llama.cpp refuses refuse, with its explanation; IQ1_M, which
+//     it allows on output / token_embd, encodes there as llama-quantize does.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -82,7 +83,7 @@ TEST(IqGrids, SignRuleIsGgmlsKsigns) {
 TEST(IqEncoders, TheTypesLlamaCppRefusesNeedAnImatrix) {
   const std::vector<float> x(512, 0.5f);
   std::vector<uint8_t> out(512);
-  for (GgmlType t : {GgmlType::IQ2_XXS, GgmlType::IQ2_XS, GgmlType::IQ2_S, GgmlType::IQ1_S, GgmlType::IQ1_M}) {
+  for (GgmlType t : {GgmlType::IQ2_XXS, GgmlType::IQ2_XS, GgmlType::IQ2_S, GgmlType::IQ1_S}) {
     const GgmlTypeTraits& tr = ggml_codec(t);
     EXPECT_TRUE(tr.requires_importance) << tr.name;
     try {
@@ -94,10 +95,13 @@ TEST(IqEncoders, TheTypesLlamaCppRefusesNeedAnImatrix) {
     }
     EXPECT_THROW(tr.quantize_row_weighted(x.data(), out.data(), 512, nullptr), Error) << tr.name;
   }
-  for (GgmlType t : {GgmlType::IQ3_XXS, GgmlType::IQ3_S}) {
+  // IQ1_M: llama.cpp refuses it only inside the blocks (the GGUF plan's check); its output /
+  // token_embd get ggml's x^2 weights (LlamaIq1m below). A weighted entry still needs weights.
+  for (GgmlType t : {GgmlType::IQ3_XXS, GgmlType::IQ3_S, GgmlType::IQ1_M}) {
     EXPECT_FALSE(ggml_codec(t).requires_importance);
     EXPECT_NO_THROW(ggml_codec(t).quantize_row_ref(x.data(), out.data(), 512));
   }
+  EXPECT_THROW(ggml_codec(GgmlType::IQ1_M).quantize_row_weighted(x.data(), out.data(), 512, nullptr), Error);
 }
 
 // Non-finite input is the caller's to refuse (the GGUF writer checks the blocks); the encoders
@@ -243,6 +247,36 @@ INSTANTIATE_TEST_SUITE_P(Types, LlamaIq,
                                            IqCase{"IQ2_M", "iq2_s", true}, IqCase{"IQ1_S", "iq1_s", true},
                                            IqCase{"IQ1_M", "iq1_m", true}),
                          [](const ::testing::TestParamInfo<IqCase>& i) { return i.param.type; });
+
+// llama-quantize without an imatrix writes IQ1_M output and token_embd (ggml's x^2 weights; it
+// refuses IQ1_M only inside the blocks): our ref encoder gives its bytes.
+TEST(LlamaIq1m, OutputAndTokenEmbdWithoutImatrixEncodeLikeLlamaQuantize) {
+  if (!std::getenv("SIGNROUND_SLOW_IQ"))
+    GTEST_SKIP() << "set SIGNROUND_SLOW_IQ=1 (llama-quantize takes ~10-60 s to build IQ1_M's neighbour tables)";
+  SR_REQUIRE_SHARED(kBin + "llama-quantize");
+  SR_REQUIRE_SHARED(kF32);
+  test::TempDir dir;
+  const std::string out = dir / "iq1m-ends.gguf";
+  auto r = test::run_command(test::shared(kBin + "llama-quantize") +
+                             " --output-tensor-type iq1_m --token-embedding-type iq1_m " + test::shared(kF32) + " " +
+                             out + " Q8_0 2");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  GgufReader theirs(out), f32(test::shared(kF32));
+  const GgmlTypeTraits& tr = ggml_codec(GgmlType::IQ1_M);
+  for (const char* name : {"output.weight", "token_embd.weight"}) {
+    SCOPED_TRACE(name);
+    const GgufTensorInfo& t = theirs.tensor(name);
+    ASSERT_EQ(t.type, GgmlType::IQ1_M);
+    const int64_t n = t.row_length(), rows = t.n_rows();
+    std::vector<float> x(size_t(n * rows));
+    std::memcpy(x.data(), f32.tensor(name).data, x.size() * 4);
+    const uint64_t row_bytes = ggml_row_bytes(GgmlType::IQ1_M, n);
+    std::vector<uint8_t> enc(row_bytes * uint64_t(rows));
+    for (int64_t i = 0; i < rows; ++i) tr.quantize_row_ref(x.data() + i * n, enc.data() + i * row_bytes, n);
+    ASSERT_EQ(enc.size(), t.nbytes);
+    EXPECT_EQ(std::memcmp(enc.data(), t.data, enc.size()), 0);
+  }
+}
 
 }  // namespace
 }  // namespace sr

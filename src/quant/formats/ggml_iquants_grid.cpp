@@ -1026,7 +1026,12 @@ void quantize_row_iq2_xxs_ref(const float*, void*, int64_t) { refuse_without_ima
 void quantize_row_iq2_xs_ref(const float*, void*, int64_t) { refuse_without_imatrix("iq2_xs"); }
 void quantize_row_iq2_s_ref(const float*, void*, int64_t) { refuse_without_imatrix("iq2_s"); }
 void quantize_row_iq1_s_ref(const float*, void*, int64_t) { refuse_without_imatrix("iq1_s"); }
-void quantize_row_iq1_m_ref(const float*, void*, int64_t) { refuse_without_imatrix("iq1_m"); }
+// ggml's quantize_iq1_m accepts no importances (weights x², as iq1_m_weights); llama-quantize uses
+// that for output / token_embd and refuses IQ1_M without an imatrix only inside the blocks.
+void quantize_row_iq1_m_ref(const float* x, void* dst, int64_t n) {
+  Iq1State st;
+  encode_row("iq1_m", 56, false, x, dst, n, nullptr, [&](auto xb, auto wb, auto yb) { iq1_m_block(xb, wb, yb, &st); });
+}
 
 }  // namespace sr
 

@@ -55,9 +55,11 @@
 // sqrt(sigma^2 + x^2), as ggml; without an imatrix (the *_ref entries) x^2, or sigma^2/4 + x^2
 // for IQ2_S.
 //
-// llama.cpp refuses IQ2_XXS, IQ2_XS, IQ1_S and IQ1_M without an importance matrix: their
-// *_ref entries throw sr::Error with its explanation, and their weighted entries require one.
-// IQ3_XXS, IQ3_S and IQ2_S have *_ref entries (ggml's quantize_row_*_ref).
+// llama.cpp refuses IQ2_XXS, IQ2_XS, IQ2_S and IQ1_S without an importance matrix: their
+// *_ref entries throw sr::Error with its explanation, and every weighted entry requires one.
+// IQ1_M it refuses only inside the blocks (output / token_embd are written with x^2 weights):
+// its *_ref entry encodes, and the GGUF plan refuses it in a block. IQ3_XXS and IQ3_S have
+// *_ref entries (ggml's quantize_row_*_ref).
 //
 // Row functions take n elements (a multiple of 256) of ONE tensor row; nothing spans rows
 // except ggml's stale scratch in a degenerate case (an all-zero 32-element IQ1 sub-block takes
@@ -87,8 +89,8 @@ void quantize_row_iq3_s_weighted(const float* x, void* blocks, int64_t n, const 
 void quantize_row_iq1_s_weighted(const float* x, void* blocks, int64_t n, const float* weights);
 void quantize_row_iq1_m_weighted(const float* x, void* blocks, int64_t n, const float* weights);
 
-// Without importance: ggml's quantize_row_*_ref for IQ3_XXS and IQ3_S; the others throw
-// sr::Error (llama.cpp: "Missing importance matrix ... in a very low-bit quantization").
+// Without importance: ggml's quantize_row_*_ref for IQ3_XXS and IQ3_S, ggml's x^2 weights for
+// IQ1_M; the others throw sr::Error (llama.cpp: "Missing importance matrix ... in a very low-bit quantization").
 void quantize_row_iq2_xxs_ref(const float* x, void* blocks, int64_t n);
 void quantize_row_iq2_xs_ref(const float* x, void* blocks, int64_t n);
 void quantize_row_iq2_s_ref(const float* x, void* blocks, int64_t n);

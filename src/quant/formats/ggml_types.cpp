@@ -189,7 +189,9 @@ const GgmlTypeTraits kTraits[] = {
     {T::I32, "i32", 1, 4, 32, SR_GGML_LAYOUT_ONLY},
     {T::I64, "i64", 1, 8, 64, SR_GGML_LAYOUT_ONLY},
     {T::F64, "f64", 1, 8, 64, SR_GGML_LAYOUT_ONLY},
-    {T::IQ1_M, "iq1_m", 256, 56, 1, true, SR_GGML_IQ_GRID(iq1_m, iq1_m_block_finite, true)},
+    // IQ1_M needs no imatrix as such: llama.cpp refuses it only inside the blocks (the plan's
+    // check, export/gguf_plan.cpp) and writes output / token_embd without one (ggml's x² weights).
+    {T::IQ1_M, "iq1_m", 256, 56, 1, true, SR_GGML_IQ_GRID(iq1_m, iq1_m_block_finite, false)},
     {T::BF16, "bf16", 1, 2, 16, false, dequantize_half<bf16_to_f32>, quantize_half<f32_to_bf16>,
      ignore_weights<quantize_half<f32_to_bf16>>, bf16_finite, {}},
     {T::TQ1_0, "tq1_0", 256, 54, 1, SR_GGML_LAYOUT_ONLY},
