@@ -399,6 +399,7 @@ int convert_to_gguf(const Args& a, const Model& model, const std::string& format
   ExportJob job;
   job.model = &model;
   job.record = {{"settings", {{"model", a.str("model")}, {"method", "convert"}, {"format", format}}}};
+  job.progress = !a.flag("quiet");
   export_model(format, job, out);
   const std::string file = gguf_output_file(model, gguf_format_mix(format), out);
   nlohmann::json record = {{"gguf", {{"file", file}, {"bytes", int64_t(fs::file_size(file))}}},
@@ -501,6 +502,7 @@ int cmd_quantize(int argc, char** argv) {
   job.max_shard_bytes = uint64_t(a.integer("max-shard-size", 0)) << 20;
   job.gguf = target ? &*target : nullptr;
   job.recipe = recipe;
+  job.progress = o.progress;
   if (formats.size() > 1) {  // the parent of the per-format folders is an output too
     fs::create_directories(out_dir);
     std::ofstream(fs::path(out_dir) / kOutputMarker) << "written by signround; a later run may replace this folder\n";

@@ -28,7 +28,7 @@ void export_fake(const ExportJob& job, const std::string& out_dir) {
   AtomicPath out(out_dir);
   fs::create_directories(out.temp());
   SafetensorsStreamWriter st(out.temp(), job.max_shard_bytes);
-  add_tensor(st, "model.embed_tokens.weight", m.embedding(), dtype);
+  add_vocab_matrix(st, m, "model.embed_tokens.weight", dtype);
   std::vector<QuantizedLayer> all;
   for (int64_t b = 0; b < c.n_layers; ++b) {
     BlockWeights w = m.load_block(b);
@@ -42,9 +42,10 @@ void export_fake(const ExportJob& job, const std::string& out_dir) {
   }
   add_tensor(st, "model.norm.weight", m.final_norm(), dtype);
   if (!c.tie_embeddings) {
-    at::Tensor head = m.lm_head();
+    at::Tensor head;
     for (const QuantizedLayer& l : job.head_layers) head = l.dequantized(), all.push_back(l);
-    add_tensor(st, "lm_head.weight", head, dtype);
+    if (head.defined()) add_tensor(st, "lm_head.weight", head, dtype);
+    else add_vocab_matrix(st, m, "lm_head.weight", dtype);
   }
   st.set_metadata({{"format", "pt"}});
   st.finish();

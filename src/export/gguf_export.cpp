@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "common/error.h"
+#include "common/progress.h"
 #include "common/strings.h"
 #include "export/gguf_encode.h"
 #include "export/gguf_metadata.h"
@@ -66,7 +67,7 @@ uint64_t gguf_model_file_size(const std::string& path, const ModelConfig& c, con
 
 GgufModelWriter::GgufModelWriter(const std::string& path, const ModelConfig& c, const Vocabulary& vocab,
                                  GgufMix mix, std::vector<GgufTensorPlan> plan, const GgufExportOptions& opt)
-    : config_(c), plan_(std::move(plan)) {
+    : config_(c), plan_(std::move(plan)), progress_(opt.progress) {
   check_plan(plan_, c, path);
   out_ = std::make_unique<GgufWriter>(path, opt.alignment);
   for (auto& [key, value] : file_metadata(path, c, vocab, mix, opt)) out_->set(key, std::move(value));
@@ -110,26 +111,72 @@ std::vector<int64_t> given_shape(const GgufTensorPlan& t, int64_t expert, const 
   return {t.shape[1], t.shape[2]};
 }
 
+at::Tensor GgufModelWriter::check_float(size_t i, const std::vector<int64_t>& shape, const at::IntArrayRef given,
+                                        const at::Tensor& imatrix) const {
+  const GgufTensorPlan& t = plan_[i];
+  SR_CHECK(!given_[i], "[gguf] ", out_->path(), ": tensor ", t.name, " given twice");
+  SR_CHECK(given == at::IntArrayRef(shape), "[gguf] ", out_->path(), ": tensor ", t.name, " given with shape ", given,
+           ", expected ", at::IntArrayRef(shape));
+  const int64_t n = t.shape.back();
+  SR_CHECK(imatrix.defined() || !ggml_type_traits(t.type).requires_importance, "[gguf] ", out_->path(), ": tensor ",
+           t.name, " is ", ggml_type_name(t.type), ", which llama.cpp refuses without an importance matrix (\"Missing",
+           " importance matrix for tensor ", t.name, " in a very low-bit quantization\"): give one for it");
+  if (!imatrix.defined()) return {};
+  SR_CHECK(t.weight_matrix && imatrix.numel() == n, "[gguf] ", out_->path(), ": imatrix for ", t.name, " has ",
+           imatrix.numel(), " values, expected ", n, " (one per input column of a weight matrix)");
+  return imatrix.detach().to(at::kFloat).contiguous();
+}
+
 void GgufModelWriter::write_float(const std::string& name, const at::Tensor& w, const at::Tensor& imatrix,
                                   int64_t expert) {
   const size_t i = index_of(name);
   const GgufTensorPlan& t = plan_[i];
-  SR_CHECK(!given_[i], "[gguf] ", out_->path(), ": tensor ", t.name, " given twice");
-  const std::vector<int64_t> shape = given_shape(t, expert, out_->path());
-  SR_CHECK(w.sizes() == at::IntArrayRef(shape), "[gguf] ", out_->path(), ": tensor ", t.name, " given with shape ",
-           w.sizes(), ", expected ", at::IntArrayRef(shape));
+  const at::Tensor imx = check_float(i, given_shape(t, expert, out_->path()), w.sizes(), imatrix);
   const int64_t n = t.shape.back(), rows = w.numel() / std::max<int64_t>(n, 1);
-  SR_CHECK(imatrix.defined() || !ggml_type_traits(t.type).requires_importance, "[gguf] ", out_->path(), ": tensor ",
-           t.name, " is ", ggml_type_name(t.type), ", which llama.cpp refuses without an importance matrix (\"Missing",
-           " importance matrix for tensor ", t.name, " in a very low-bit quantization\"): give one for it");
   at::Tensor x = w.detach().to(at::kFloat).contiguous();
-  at::Tensor imx;
-  if (imatrix.defined()) {
-    SR_CHECK(t.weight_matrix && imatrix.numel() == n, "[gguf] ", out_->path(), ": imatrix for ", t.name, " has ",
-             imatrix.numel(), " values, expected ", n, " (one per input column of a weight matrix)");
-    imx = imatrix.detach().to(at::kFloat).contiguous();
-  }
   give(i, expert, ggml_encode_rows(t.type, x.data_ptr<float>(), rows, n, imx.defined() ? imx.data_ptr<float>() : nullptr));
+}
+
+void GgufModelWriter::write_float_rows(const std::string& name, const RowSource& source, const at::Tensor& imatrix,
+                                       int64_t chunk_rows) {
+  const size_t i = index_of(name);
+  const GgufTensorPlan& t = plan_[i];
+  SR_CHECK(t.shape.size() == 2, "[gguf] ", out_->path(), ": tensor ", t.name, " ", at::IntArrayRef(t.shape),
+           " is not a matrix; give it whole (write_float)");
+  const int64_t rows = t.shape[0], n = t.shape[1];
+  const at::Tensor imx = check_float(i, t.shape, at::IntArrayRef(t.shape), imatrix);
+  if (chunk_rows <= 0) chunk_rows = std::max<int64_t>(1, (int64_t(64) << 20) / (4 * std::max<int64_t>(n, 1)));
+  // Straight to the file when it is this tensor's turn and its rows keep their order.
+  const bool stream = i == next_ && interleaved_heads(t.name, config_) == 0;
+  std::vector<uint8_t> held;
+  Progress progress("export " + t.name + " (" + ggml_type_name(t.type) + ")", int(rows), progress_);
+  double last = 0;
+  for (int64_t r0 = 0; r0 < rows; r0 += chunk_rows) {
+    const int64_t m = std::min(chunk_rows, rows - r0);
+    const at::Tensor chunk = source(r0, m);
+    SR_CHECK(chunk.defined() && chunk.sizes() == at::IntArrayRef({m, n}), "[gguf] ", out_->path(), ": rows ", r0,
+             "..", r0 + m - 1, " of tensor ", t.name, " given with shape ",
+             chunk.defined() ? chunk.sizes() : at::IntArrayRef(), ", expected [", m, ", ", n, "]");
+    const at::Tensor x = chunk.detach().to(at::kFloat).contiguous();
+    std::vector<uint8_t> bytes =
+        ggml_encode_rows(t.type, x.data_ptr<float>(), m, n, imx.defined() ? imx.data_ptr<float>() : nullptr);
+    if (stream) out_->write_tensor_part(t.name, bytes.data(), bytes.size());
+    else held.insert(held.end(), bytes.begin(), bytes.end());
+    // A line every 10 s or so: a chunk of the largest matrices takes a second or two.
+    if (r0 + m == rows || progress.elapsed() - last >= 10) {
+      last = progress.elapsed();
+      progress.update(int(r0 + m), "tensor " + std::to_string(i + 1) + "/" + std::to_string(plan_.size()) + ", " +
+                                       format_bytes(double(out_->bytes_written())) + " of " +
+                                       format_bytes(double(out_->data_bytes())) + " written");
+    }
+  }
+  given_[i] = true;
+  if (stream) {
+    ++next_;
+    submit_pending();
+  } else {
+    submit(i, to_gguf_rows(i, std::move(held)));
+  }
 }
 
 void GgufModelWriter::write_encoded(const std::string& name, const void* data, uint64_t nbytes, int64_t expert) {
@@ -166,6 +213,10 @@ void GgufModelWriter::give(size_t i, int64_t expert, std::vector<uint8_t> bytes)
 // Writes tensor i now if it is next, else holds it; then drains what became writable.
 void GgufModelWriter::submit(size_t i, std::vector<uint8_t> bytes) {
   pending_[i] = std::move(bytes);
+  submit_pending();
+}
+
+void GgufModelWriter::submit_pending() {
   for (auto it = pending_.find(next_); it != pending_.end(); it = pending_.find(next_)) {
     out_->write_tensor(plan_[next_].name, it->second.data(), it->second.size());
     pending_.erase(it);

@@ -30,6 +30,7 @@
 // of one tensor are encoded in parallel (deterministically).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -56,6 +57,8 @@ struct GgufExportOptions {
   // What the model's source adds (export/gguf_metadata.h: gguf_source_of); the default writes
   // key_length and the vocabulary's own special ids.
   GgufSource source;
+  // Progress lines on stderr (common/progress.h) while write_float_rows encodes a tensor.
+  bool progress = false;
 };
 
 // The size in bytes of the file a GgufModelWriter with these arguments writes (same metadata,
@@ -84,6 +87,24 @@ class GgufModelWriter {
   // expert >= 0: expert `expert`'s slice [out, in] of the stacked tensor `name`.
   void write_float(const std::string& name, const at::Tensor& w, const at::Tensor& imatrix = {}, int64_t expert = -1);
 
+  // Rows [r0, r0 + n) of a matrix, [n, in], fp32 or any float dtype (e.g. decoded from a mapped
+  // file chunk by chunk: model/matrix_rows.h).
+  using RowSource = std::function<at::Tensor(int64_t r0, int64_t n)>;
+  // write_float of a whole 2-D tensor [rows, in] given `chunk_rows` rows at a time (0: about 64 MiB
+  // of fp32 a chunk), for matrices too large to hold in fp32 (a 151936 x 4096 embedding is 2.5 GB):
+  // the same bytes as write_float (each row is encoded on its own), holding one chunk's fp32 rows.
+  // When the tensor is the next the file takes (the top-level tensors, given first), each chunk's
+  // encoding goes straight to the file; otherwise it is held, encoded, until its turn, as
+  // write_float holds it. Throws as write_float does, and if `rows` returns another shape.
+  void write_float_rows(const std::string& name, const RowSource& rows, const at::Tensor& imatrix = {},
+                        int64_t chunk_rows = 0);
+
+  // Bytes written so far and the file's declared tensor data, and the tensors written: for
+  // progress lines.
+  uint64_t bytes_written() const { return out_->bytes_written(); }
+  uint64_t data_bytes() const { return out_->data_bytes(); }
+  size_t tensors_written() const { return next_; }
+
   // Ready ggml bytes of the plan's type (e.g. SignRound's frozen-parameter blocks):
   // nbytes = rows * ggml_row_bytes(type, in), rows in the HF order (q/k rows are
   // permuted here like fp32 rows). Throws on a size mismatch or a tensor given twice.
@@ -94,8 +115,13 @@ class GgufModelWriter {
 
  private:
   size_t index_of(const std::string& name) const;
+  // The checks write_float makes before encoding (a tensor of `shape` given; its imatrix); returns
+  // the imatrix as contiguous fp32, or an undefined tensor.
+  at::Tensor check_float(size_t index, const std::vector<int64_t>& shape, const at::IntArrayRef given,
+                         const at::Tensor& imatrix) const;
   std::vector<uint8_t> to_gguf_rows(size_t index, std::vector<uint8_t> bytes) const;
   void submit(size_t index, std::vector<uint8_t> bytes);
+  void submit_pending();  // writes the held tensors whose turn has come
   // Records tensor i's bytes (all of it, or expert e's slice); submits it once complete.
   void give(size_t index, int64_t expert, std::vector<uint8_t> bytes);
 
@@ -107,6 +133,7 @@ class GgufModelWriter {
   std::map<size_t, std::vector<std::vector<uint8_t>>> experts_;  // stacked tensors being given, per expert
   size_t next_ = 0;                                 // next plan_ position to write
   std::unique_ptr<GgufWriter> out_;
+  bool progress_ = false;
 };
 
 }  // namespace sr

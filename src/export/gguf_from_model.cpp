@@ -2,6 +2,7 @@
 
 #include "common/progress.h"
 #include "model/gguf_names.h"
+#include "model/matrix_rows.h"
 
 namespace sr {
 namespace {
@@ -24,13 +25,21 @@ struct Sink {
   }
   // Expert e's slice of the stacked tensor `gguf_name` (imatrix files carry none per expert here).
   void put_expert(const std::string& gguf_name, const at::Tensor& t, int64_t e) { w.write_float(gguf_name, t, {}, e); }
+
+  // A vocabulary-sized matrix a chunk of rows at a time (model/matrix_rows.h).
+  void put_rows(const Model& m, const char* hf_name) {
+    auto it = imatrix.find(gguf_tensor_name(hf_name));
+    w.write_float_rows(hf_name, [&m, hf_name](int64_t r0, int64_t n) { return vocab_matrix_rows(m, hf_name, r0, n); },
+                       it == imatrix.end() ? at::Tensor() : it->second);
+  }
 };
 
-// Tensors outside the blocks first: they come first in llama-quantize's order.
+// Tensors outside the blocks first: they come first in llama-quantize's order, so the two large
+// matrices go to the file as they are encoded.
 void write_top_level(const Model& m, Sink& s) {
-  if (!m.config().tie_embeddings) s.put("lm_head.weight", m.lm_head());
+  if (!m.config().tie_embeddings) s.put_rows(m, "lm_head.weight");
   s.put("model.norm.weight", m.final_norm());
-  s.put("model.embed_tokens.weight", m.embedding());
+  s.put_rows(m, "model.embed_tokens.weight");
 }
 
 void write_block(const Model& m, int64_t i, Sink& s) {
@@ -56,6 +65,7 @@ std::vector<GgufTensorPlan> export_gguf(const Model& m, const std::string& path,
   plan_opt.has_imatrix = plan_opt.has_imatrix || !opt.imatrix.empty();
   const Vocabulary& vocab = opt.vocabulary ? *opt.vocabulary : m.tokenizer().vocabulary();
   GgufExportOptions file = opt.file;
+  file.progress = file.progress || opt.progress;
   file.source = gguf_source_of(m.path(), vocab);
   if (opt.vocabulary) file.source.special = {};  // another tokenizer than the folder's: its own ids
   GgufModelWriter w(path, m.config(), vocab, mix, plan_gguf_types(m.config(), mix, plan_opt), file);

@@ -9,11 +9,13 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/progress.h"
 #include "common/strings.h"
 #include "export/gguf_export.h"
 #include "export/gguf_from_model.h"
 #include "export/hf_folder.h"
 #include "model/gguf_names.h"
+#include "model/matrix_rows.h"
 
 namespace sr {
 namespace fs = std::filesystem;
@@ -66,13 +68,16 @@ std::vector<std::pair<std::string, GgufValue>> run_metadata(const TuningRecipe& 
 // Writes the quantized layers of one block as tuned and the rest of it as the plan says.
 void write_block(GgufModelWriter& w, const ExportJob& job, int64_t b) {
   const Model& m = *job.model;
-  const BlockWeights fp = m.load_block(b);
   const BlockDesc& d = m.block_desc(b);
+  std::map<std::string, QuantizedLayer> tuned;
+  for (QuantizedLayer& l : job.block_layers(b)) tuned[l.name] = std::move(l);
+  std::vector<int> skip;  // the tuned linears' fp32 weights are not needed
+  for (int p = 0; p < int(d.linears.size()); ++p)
+    if (tuned.count(linear_name(d, b, p))) skip.push_back(p);
+  const BlockWeights fp = m.load_block(b, skip);
   const std::string pre = block_prefix(b);
   for (size_t i = 0; i < d.norms.size(); ++i)
     if (d.norms[i].present) w.write_float(pre + d.norms[i].module + ".weight", fp.norm[i]);
-  std::map<std::string, QuantizedLayer> tuned;
-  for (QuantizedLayer& l : job.block_layers(b)) tuned[l.name] = std::move(l);
   for (int p = 0; p < int(d.linears.size()); ++p) {
     const std::string layer = linear_name(d, b, p), tensor = gguf_linear_tensor(d, b, p);
     const int64_t expert = d.linears[size_t(p)].expert;
@@ -91,9 +96,14 @@ void write_block(GgufModelWriter& w, const ExportJob& job, int64_t b) {
   }
 }
 
-// output.weight (untied), output_norm, token_embd: first in the file's order.
+// output.weight (untied), output_norm, token_embd: first in the file's order, so the two
+// vocabulary-sized matrices are encoded a chunk of rows at a time straight into the file, from
+// the mapped source where the model leaves them there (model/matrix_rows.h).
 void write_top_level(GgufModelWriter& w, const ExportJob& job) {
   const Model& m = *job.model;
+  auto rows_of = [&m](const char* name) {
+    return [&m, name](int64_t r0, int64_t n) { return vocab_matrix_rows(m, name, r0, n); };
+  };
   if (!m.config().tie_embeddings) {
     const QuantizedLayer* head = nullptr;
     for (const QuantizedLayer& l : job.head_layers) if (l.name == "lm_head") head = &l;
@@ -106,28 +116,38 @@ void write_top_level(GgufModelWriter& w, const ExportJob& job) {
     } else {
       auto it = job.imatrix.find("lm_head");
       const bool blocks = ggml_type_traits(w.planned("lm_head.weight").type).block_size > 1;
-      w.write_float("lm_head.weight", m.lm_head(), it != job.imatrix.end() && blocks ? it->second : at::Tensor());
+      w.write_float_rows("lm_head.weight", rows_of("lm_head.weight"),
+                         it != job.imatrix.end() && blocks ? it->second : at::Tensor());
     }
   }
   w.write_float("model.norm.weight", m.final_norm());
-  w.write_float("model.embed_tokens.weight", m.embedding());  // llama.cpp has no imatrix for it
+  // llama.cpp has no imatrix for the embedding.
+  w.write_float_rows("model.embed_tokens.weight", rows_of("model.embed_tokens.weight"));
 }
 
-GgufExportOptions file_options(const Model& m, const TuningRecipe& recipe) {
+GgufExportOptions file_options(const Model& m, const TuningRecipe& recipe, bool progress) {
   GgufExportOptions fo;
   fo.model_name = model_name(m);
   fo.extra_metadata = run_metadata(recipe);
   fo.source = gguf_source_of(m.path(), m.tokenizer().vocabulary());
+  fo.progress = progress;
   return fo;
 }
 
 void write_file(const ExportJob& job, const GgufTarget& t, const std::string& path) {
   const Model& m = *job.model;
-  const GgufExportOptions fo = file_options(m, job.recipe.value_or(TuningRecipe{}));
+  const GgufExportOptions fo = file_options(m, job.recipe.value_or(TuningRecipe{}), job.progress);
   GgufModelWriter w(path, m.config(), m.tokenizer().vocabulary(), t.mix, t.tensors, fo);
   write_top_level(w, job);
-  for (int64_t b = 0; b < m.config().n_layers; ++b) write_block(w, job, b);
+  Progress progress("export blocks", int(m.config().n_layers), job.progress);
+  for (int64_t b = 0; b < m.config().n_layers; ++b) {
+    write_block(w, job, b);
+    progress.update(int(b + 1), "tensor " + std::to_string(w.tensors_written()) + "/" +
+                                    std::to_string(w.plan().size()) + ", " + format_bytes(double(w.bytes_written())) +
+                                    " of " + format_bytes(double(w.data_bytes())) + " written");
+  }
   w.finish();
+  progress.finish();
 }
 
 }  // namespace
@@ -245,7 +265,7 @@ void settle_gguf_target(GgufTarget& target, const LayerPlan& plan, const std::st
 }
 
 uint64_t gguf_target_file_bytes(const Model& model, const GgufTarget& t, const TuningRecipe& recipe) {
-  const GgufExportOptions fo = file_options(model, recipe);
+  const GgufExportOptions fo = file_options(model, recipe, false);
   return gguf_model_file_size(model_name(model) + ".gguf", model.config(), model.tokenizer().vocabulary(),
                               t.mix, t.tensors, fo);
 }
@@ -272,7 +292,7 @@ void export_gguf_float(const ExportJob& job, GgufMix mix, const std::string& out
   const Model& m = *job.model;
   GgufModelExportOptions o;
   o.file.model_name = model_name(m);
-  o.progress = false;
+  o.progress = job.progress;
   o.plan.log = false;
   const std::string file = gguf_output_file(m, mix, out);
   if (file == out) {  // GgufWriter renames into place itself

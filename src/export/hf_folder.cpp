@@ -6,6 +6,7 @@
 
 #include "common/error.h"
 #include "common/json_parse.h"
+#include "model/matrix_rows.h"
 #include "model/tensor_convert.h"
 
 namespace sr {
@@ -65,6 +66,19 @@ void add_tensor(SafetensorsStreamWriter& out, const std::string& name, const at:
 
 void add_tensor(SafetensorsStreamWriter& out, const std::string& name, const at::Tensor& t, at::ScalarType dtype) {
   add_tensor(out, name, t.to(dtype));
+}
+
+void add_vocab_matrix(SafetensorsStreamWriter& out, const Model& m, const std::string& name, at::ScalarType dtype,
+                      int64_t chunk_rows) {
+  const int64_t V = m.config().vocab, D = m.config().hidden;
+  const int64_t chunk =
+      chunk_rows > 0 ? chunk_rows : std::max<int64_t>(1, (int64_t(64) << 20) / (4 * std::max<int64_t>(D, 1)));
+  out.add_parts(name, dtype_name(dtype), {V, D}, [&](const SafetensorsStreamWriter::PartWriter& write) {
+    for (int64_t r0 = 0; r0 < V; r0 += chunk) {
+      const at::Tensor rows = vocab_matrix_rows(m, name, r0, std::min(chunk, V - r0)).to(dtype).contiguous();
+      write(rows.data_ptr(), uint64_t(rows.nbytes()));
+    }
+  });
 }
 
 void add_block_tensors(SafetensorsStreamWriter& out, const BlockDesc& d, int64_t b, const BlockWeights& w,

@@ -29,6 +29,12 @@ void copy_tokenizer_files(const Model& model, const std::string& dir);
 void add_tensor(SafetensorsStreamWriter& out, const std::string& name, const at::Tensor& t, at::ScalarType dtype);
 void add_tensor(SafetensorsStreamWriter& out, const std::string& name, const at::Tensor& t);  // dtype kept
 
+// "model.embed_tokens.weight" or "lm_head.weight" of `model` cast to `dtype`, a chunk of rows at a
+// time (model/matrix_rows.h; chunk_rows 0: about 64 MiB of fp32 a chunk): the same bytes as
+// add_tensor of the whole matrix, without holding it whole (151936 x 4096 is 2.5 GB in fp32).
+void add_vocab_matrix(SafetensorsStreamWriter& out, const Model& model, const std::string& name, at::ScalarType dtype,
+                      int64_t chunk_rows = 0);
+
 // The tensors of block b as `d` describes them, HF-named, cast to `dtype`: the first norm (the
 // block's input norm), the linears not listed in `skip` (weight, then bias), the biases of the
 // skipped ones, then the other norms present, in the description's order.

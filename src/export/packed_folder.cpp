@@ -54,7 +54,7 @@ void write_packed_folder(const ExportJob& job, const std::string& out_dir, const
   std::vector<QuantizedLayer> record;
   {
     SafetensorsStreamWriter st(out.temp(), job.max_shard_bytes);
-    add_tensor(st, "model.embed_tokens.weight", m.embedding(), dtype);
+    add_vocab_matrix(st, m, "model.embed_tokens.weight", dtype);
     for (int64_t b = 0; b < c.n_layers; ++b) {
       const std::vector<int> packed = add_block_layers(st, job, b, spec.pack, record);
       add_block_tensors(st, m.block_desc(b), b, m.load_block(b, packed), dtype, packed);
@@ -68,7 +68,7 @@ void write_packed_folder(const ExportJob& job, const std::string& out_dir, const
         record.push_back(record_only(l));
         head_packed = true;
       }
-      if (!head_packed) add_tensor(st, "lm_head.weight", m.lm_head(), dtype);
+      if (!head_packed) add_vocab_matrix(st, m, "lm_head.weight", dtype);
     }
     st.set_metadata({{"format", "pt"}});
     st.finish();

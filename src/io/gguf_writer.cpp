@@ -169,9 +169,10 @@ void GgufWriter::write_header() {
   header_written_ = true;
 }
 
-void GgufWriter::validate(const Declared& t, const void* data) const {
-  const int64_t bad = ggml_first_nonfinite_block(t.type, data, t.nbytes);
-  if (bad < 0) return;
+void GgufWriter::validate(const Declared& t, const void* data, uint64_t nbytes, int64_t first_block) const {
+  const int64_t part_bad = ggml_first_nonfinite_block(t.type, data, nbytes);
+  if (part_bad < 0) return;
+  const int64_t bad = first_block + part_bad;
   const GgmlTypeTraits& tr = ggml_type_traits(t.type);
   if (tr.block_size == 1) {
     fail("[gguf] ", path(), ": tensor '", t.name, "' element ", bad, " is not finite; refusing to write it");
@@ -181,18 +182,35 @@ void GgufWriter::validate(const Declared& t, const void* data) const {
 }
 
 void GgufWriter::write_tensor(const std::string& name, const void* data, uint64_t nbytes) {
+  if (next_tensor_ < tensors_.size() && tensors_[next_tensor_].name == name) {
+    const Declared& t = tensors_[next_tensor_];
+    SR_CHECK(part_written_ == 0, "[gguf] ", path(), ": tensor '", name, "' written whole after ", part_written_,
+             " bytes of it were written in parts");
+    SR_CHECK(nbytes == t.nbytes, "[gguf] ", path(), ": tensor '", name, "' needs ", t.nbytes, " bytes (",
+             ggml_type_name(t.type), "), got ", nbytes);
+  }
+  write_tensor_part(name, data, nbytes);
+}
+
+void GgufWriter::write_tensor_part(const std::string& name, const void* data, uint64_t nbytes) {
   SR_CHECK(!finished_, "[gguf] ", path(), ": tensor '", name, "' written after finish()");
   SR_CHECK(next_tensor_ < tensors_.size(), "[gguf] ", path(), ": tensor '", name,
            "' written, but all ", tensors_.size(), " declared tensors are already written");
   const Declared& t = tensors_[next_tensor_];
   SR_CHECK(t.name == name, "[gguf] ", path(), ": tensor '", name, "' written out of order; the next declared "
-           "tensor is '", t.name, "'");
-  SR_CHECK(nbytes == t.nbytes, "[gguf] ", path(), ": tensor '", name, "' needs ", t.nbytes, " bytes (",
-           ggml_type_name(t.type), "), got ", nbytes);
-  validate(t, data);
+           "tensor is '", t.name, "'", part_written_ ? " (partly written)" : "");
+  const uint64_t block_bytes = ggml_type_traits(t.type).type_size;
+  SR_CHECK(nbytes <= t.nbytes - part_written_ && nbytes % block_bytes == 0, "[gguf] ", path(), ": tensor '", name,
+           "' needs ", t.nbytes, " bytes (", ggml_type_name(t.type), "), ", part_written_,
+           " of them written; a part of ", nbytes, " bytes is ",
+           nbytes % block_bytes ? "not a whole number of blocks" : "too large");
+  validate(t, data, nbytes, int64_t(part_written_ / block_bytes));
   if (!header_written_) write_header();
   write_bytes(data, size_t(nbytes));
+  part_written_ += nbytes;
+  if (part_written_ < t.nbytes) return;
   pad_to_alignment();
+  part_written_ = 0;
   ++next_tensor_;
 }
 

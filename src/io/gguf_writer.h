@@ -67,6 +67,13 @@ class GgufWriter {
   // nbytes its exact size. Validates the blocks first (see the header comment).
   void write_tensor(const std::string& name, const void* data, uint64_t nbytes);
 
+  // Writes the next `nbytes` of the next declared tensor's data, so that a large tensor can be
+  // streamed a chunk of rows at a time: parts follow each other, each a whole number of the
+  // type's blocks, validated as write_tensor validates (an error names the block's index in the
+  // whole tensor); the tensor is complete, and the next one may start, when its parts add up to
+  // its size. write_tensor is one part of the whole size.
+  void write_tensor_part(const std::string& name, const void* data, uint64_t nbytes);
+
   // Completes the file and renames it into place. Throws if a declared tensor has
   // not been written, on any I/O error, or if the re-read file does not match.
   void finish();
@@ -74,6 +81,10 @@ class GgufWriter {
   // Size in bytes of the declared tensor `name` (after add_tensor).
   uint64_t tensor_bytes(const std::string& name) const;
   const std::string& path() const { return atomic_.final_path(); }
+  // Bytes written to the file so far (header and padding included), and the size of the tensor
+  // data declared (padding included): for progress lines.
+  uint64_t bytes_written() const { return written_; }
+  uint64_t data_bytes() const { return data_size_; }
 
  private:
   struct Declared {
@@ -87,7 +98,8 @@ class GgufWriter {
   void write_header();
   void write_bytes(const void* p, size_t n);
   void pad_to_alignment();
-  void validate(const Declared& t, const void* data) const;
+  // Checks `nbytes` of t's data that start at block `first_block` of the tensor.
+  void validate(const Declared& t, const void* data, uint64_t nbytes, int64_t first_block) const;
 
   AtomicPath atomic_;
   std::FILE* out_ = nullptr;
@@ -98,6 +110,7 @@ class GgufWriter {
   uint64_t data_size_ = 0;     // sum of aligned tensor sizes declared so far
   uint64_t written_ = 0;       // bytes written to the file so far
   size_t next_tensor_ = 0;     // index of the next tensor to write
+  uint64_t part_written_ = 0;  // bytes of the next tensor already written (write_tensor_part)
   bool header_written_ = false;
   bool finished_ = false;
 };

@@ -33,18 +33,38 @@ void SafetensorsStreamWriter::open_shard() {
 
 void SafetensorsStreamWriter::add(const std::string& name, const std::string& dtype, const std::vector<int64_t>& shape,
                                   const void* data, uint64_t nbytes) {
-  SR_CHECK(!finished_, "[safetensors] add('", name, "') after finish()");
-  SR_CHECK(!names_.count(name), "[safetensors] tensor '", name, "' written twice");
+  const uint64_t need = expected_bytes(name, dtype, shape);
+  SR_CHECK(need == nbytes, "[safetensors] tensor '", name, "': ", nbytes, " bytes for a shape needing ", need);
+  add_parts(name, dtype, shape, [&](const PartWriter& write) { write(data, nbytes); });
+}
+
+uint64_t SafetensorsStreamWriter::expected_bytes(const std::string& name, const std::string& dtype,
+                                                 const std::vector<int64_t>& shape) const {
   const int esize = dtype_size(dtype);
   SR_CHECK(esize > 0, "[safetensors] tensor '", name, "': unsupported dtype ", dtype);
   uint64_t n = uint64_t(esize);
   for (int64_t d : shape) n *= uint64_t(d);
-  SR_CHECK(n == nbytes, "[safetensors] tensor '", name, "': ", nbytes, " bytes for a shape needing ", n);
+  return n;
+}
+
+void SafetensorsStreamWriter::add_parts(const std::string& name, const std::string& dtype,
+                                        const std::vector<int64_t>& shape,
+                                        const std::function<void(const PartWriter& write)>& fill) {
+  SR_CHECK(!finished_, "[safetensors] add('", name, "') after finish()");
+  SR_CHECK(!names_.count(name), "[safetensors] tensor '", name, "' written twice");
+  const uint64_t nbytes = expected_bytes(name, dtype, shape);
   if (max_shard_ > 0 && shards_.back().bytes > 0 && shards_.back().bytes + nbytes > max_shard_) open_shard();
   Shard& s = shards_.back();
+  uint64_t written = 0;
+  fill([&](const void* data, uint64_t n) {
+    SR_CHECK(written + n <= nbytes, "[safetensors] tensor '", name, "': parts of ", written + n,
+             " bytes overrun its ", nbytes);
+    data_.write(static_cast<const char*>(data), std::streamsize(n));
+    SR_CHECK(data_.good(), "[safetensors] write error on ", s.data_path);
+    written += n;
+  });
+  SR_CHECK(written == nbytes, "[safetensors] tensor '", name, "': ", written, " bytes for a shape needing ", nbytes);
   s.entries.push_back({name, dtype, shape, s.bytes, s.bytes + nbytes});
-  data_.write(static_cast<const char*>(data), std::streamsize(nbytes));
-  SR_CHECK(data_.good(), "[safetensors] write error on ", s.data_path);
   s.bytes += nbytes;
   total_ += nbytes;
   names_[name] = int(shards_.size()) - 1;

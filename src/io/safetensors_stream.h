@@ -9,6 +9,7 @@
 #pragma once
 #include <cstdint>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -25,6 +26,12 @@ class SafetensorsStreamWriter {
   // REQUIRES: dtype is a plain dtype; nbytes matches shape; name not added before.
   void add(const std::string& name, const std::string& dtype, const std::vector<int64_t>& shape,
            const void* data, uint64_t nbytes);
+  // add() for a tensor given in consecutive parts (a chunk of rows each), so that a large matrix is
+  // never held whole: `fill` calls `write(data, nbytes)` with parts that add up to the shape's
+  // bytes (throws naming the tensor otherwise, or if a part overruns them).
+  using PartWriter = std::function<void(const void* data, uint64_t nbytes)>;
+  void add_parts(const std::string& name, const std::string& dtype, const std::vector<int64_t>& shape,
+                 const std::function<void(const PartWriter& write)>& fill);
   void set_metadata(std::map<std::string, std::string> m) { metadata_ = std::move(m); }
   // Writes the shard files (and the index when sharded); returns their file names.
   std::vector<std::string> finish();
@@ -32,6 +39,7 @@ class SafetensorsStreamWriter {
  private:
   struct Shard { std::string data_path; std::vector<SafetensorsEntry> entries; uint64_t bytes = 0; };
   void open_shard();
+  uint64_t expected_bytes(const std::string& name, const std::string& dtype, const std::vector<int64_t>& shape) const;
 
   std::string dir_, base_;
   uint64_t max_shard_ = 0, total_ = 0;

@@ -20,6 +20,7 @@
 #include "gguf_compare.h"
 #include "io/text.h"
 #include "model/gguf_names.h"
+#include "model/matrix_rows.h"
 #include "random_model.h"
 #include "testutil.h"
 
@@ -186,6 +187,78 @@ TEST(GgufExport, EncodedBlocksStreamingOrderAndThreadsDoNotChangeABit) {
   const std::string sa((std::istreambuf_iterator<char>(a)), {}), sb((std::istreambuf_iterator<char>(b)), {});
   EXPECT_EQ(sa.size(), sb.size());
   EXPECT_TRUE(sa == sb);
+}
+
+// The vocabulary-sized matrices encoded a chunk of rows at a time (write_float_rows, rows read
+// from the mapped BF16 file by vocab_matrix_rows) give the same file as encoded whole: streamed
+// (given first, their turn) or held (given after the blocks), with an imatrix (lm_head) and
+// without, in chunks of 7 rows that do not divide the 96 rows; a q projection given in chunks
+// (held, its RoPE rows permuted) too.
+TEST(GgufExport, ChunkedRowsEqualWholeEncode) {
+  test::TempDir tmp;
+  test::RandomModelSpec spec;
+  spec.hidden = 256;
+  spec.intermediate = 256;
+  spec.dtype = "BF16";
+  auto m = Model::open(test::write_random_hf_model(tmp / "hf", spec));
+  for (const char* name : {"lm_head.weight", "model.embed_tokens.weight"}) {
+    const at::Tensor& whole = std::string(name) == "lm_head.weight" ? m->lm_head() : m->embedding();
+    EXPECT_TRUE(at::equal(vocab_matrix_rows(*m, name, 5, 11), whole.narrow(0, 5, 11))) << name;
+    EXPECT_THROW(vocab_matrix_rows(*m, name, 90, 7), Error) << name;
+  }
+  EXPECT_THROW(vocab_matrix_rows(*m, "model.norm.weight", 0, 1), Error);
+  const Vocabulary vocab = test::synthetic_vocabulary(spec.vocab);
+  GgufPlanOptions po;
+  po.log = false;
+  const auto plan = plan_gguf_types(m->config(), GgufMix::Q4_K_M, po);
+  const at::Tensor imx = at::rand({256}) + 0.1;
+  std::vector<std::pair<std::string, at::Tensor>> blocks;
+  for (int64_t i = 0; i < m->config().n_layers; ++i) {
+    BlockWeights b = m->load_block(i);
+    const std::string pre = "model.layers." + std::to_string(i) + ".";
+    blocks.emplace_back(pre + "input_layernorm.weight", b.norm[llama::AttnNorm]);
+    blocks.emplace_back(pre + "post_attention_layernorm.weight", b.norm[llama::FfnNorm]);
+    for (int p = llama::Q; p <= llama::Down; ++p) blocks.emplace_back(test::layer_name(i, p) + ".weight", b.w[int(p)]);
+  }
+  auto rows_of = [&](const char* name) {
+    return [&m, name](int64_t r0, int64_t n) { return vocab_matrix_rows(*m, name, r0, n); };
+  };
+  auto top_level = [&](GgufModelWriter& w, bool chunked) {
+    if (chunked) w.write_float_rows("lm_head.weight", rows_of("lm_head.weight"), imx, 7);
+    else w.write_float("lm_head.weight", m->lm_head(), imx);
+    w.write_float("model.norm.weight", m->final_norm());
+    if (chunked) w.write_float_rows("model.embed_tokens.weight", rows_of("model.embed_tokens.weight"), {}, 7);
+    else w.write_float("model.embed_tokens.weight", m->embedding());
+  };
+  auto write_blocks = [&](GgufModelWriter& w, bool chunked) {
+    for (const auto& [name, t] : blocks) {
+      if (chunked && name == test::layer_name(1, llama::Q) + ".weight") {
+        const at::Tensor q = t;
+        w.write_float_rows(name, [q](int64_t r0, int64_t n) { return q.narrow(0, r0, n); }, {}, 5);
+      } else {
+        w.write_float(name, t);
+      }
+    }
+  };
+  GgufExportOptions fo;
+  fo.model_name = "m";  // not the file's name, which differs
+  auto file = [&](const std::string& path, bool chunked, bool top_first) {
+    GgufModelWriter w(path, m->config(), vocab, GgufMix::Q4_K_M, plan, fo);
+    if (top_first) top_level(w, chunked);
+    write_blocks(w, chunked);
+    if (!top_first) top_level(w, chunked);
+    w.finish();
+    std::ifstream in(path, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), {});
+  };
+  const std::string whole = file(tmp / "whole.gguf", false, true);
+  EXPECT_TRUE(file(tmp / "streamed.gguf", true, true) == whole);
+  EXPECT_TRUE(file(tmp / "held.gguf", true, false) == whole);
+
+  GgufModelWriter w(tmp / "bad.gguf", m->config(), vocab, GgufMix::Q4_K_M, plan);
+  EXPECT_THROW(w.write_float_rows("model.norm.weight", [](int64_t, int64_t n) { return at::ones({n}); }), Error);
+  EXPECT_THROW(w.write_float_rows("lm_head.weight", [](int64_t, int64_t n) { return at::zeros({n, 128}); }, imx, 7),
+               Error);
 }
 
 // The imatrix path runs llama.cpp's weighted encoder on each row.

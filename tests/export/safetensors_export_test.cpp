@@ -20,6 +20,7 @@
 #include "common/error.h"
 #include "eval/perplexity.h"
 #include "export/export_job.h"
+#include "export/hf_folder.h"
 #include "io/text.h"
 #include "model/model.h"
 #include "model/packed_weights.h"
@@ -154,6 +155,48 @@ void check_case(const Case& c) {
     EXPECT_EQ(ppl(*packed), fake_ppl);
   }
   std::printf("%-22s PPL %.6f (fake and every packed format)\n", c.label.c_str(), fake_ppl);
+}
+
+// The embedding and lm_head written a chunk of rows at a time (add_vocab_matrix, as the fake and
+// packed exports write them) give the bytes of the whole matrix written at once, for chunks of 7
+// rows that do not divide the 96 rows, from a BF16 source kept BF16 and cast to F16; parts that do
+// not add up to the tensor are refused.
+TEST(SafetensorsExport, VocabMatricesInChunksEqualWhole) {
+  test::TempDir tmp;
+  test::RandomModelSpec spec;
+  spec.dtype = "BF16";
+  auto m = Model::open(test::write_random_hf_model(tmp / "hf", spec));
+  auto folder = [&](const std::string& dir, bool chunked) {
+    fs::create_directories(dir);
+    SafetensorsStreamWriter st(dir);
+    for (const char* name : {"model.embed_tokens.weight", "lm_head.weight"}) {
+      if (chunked) add_vocab_matrix(st, *m, name, at::kBFloat16, 7);
+      else add_tensor(st, name, std::string(name) == "lm_head.weight" ? m->lm_head() : m->embedding(), at::kBFloat16);
+    }
+    st.finish();
+    std::ifstream in(fs::path(dir) / "model.safetensors", std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), {});
+  };
+  EXPECT_TRUE(folder(tmp / "whole", false) == folder(tmp / "chunked", true));
+  {
+    fs::create_directories(tmp / "f16");
+    SafetensorsStreamWriter a(tmp / "f16");
+    add_vocab_matrix(a, *m, "lm_head.weight", at::kHalf, 7);
+    a.finish();
+    auto t = load_tensors((fs::path(tmp / "f16") / "model.safetensors").string());
+    EXPECT_TRUE(at::equal(t.at(0).second, m->lm_head().to(at::kHalf)));
+  }
+  fs::create_directories(tmp / "bad");
+  SafetensorsStreamWriter st(tmp / "bad");
+  const std::vector<float> x(8, 1.0f);
+  EXPECT_THROW(st.add_parts("t", "F32", {2, 4}, [&](const SafetensorsStreamWriter::PartWriter& w) { w(x.data(), 16); }),
+               Error);  // 16 of 32 bytes
+  EXPECT_THROW(st.add_parts("u", "F32", {1, 4},
+                            [&](const SafetensorsStreamWriter::PartWriter& w) {
+                              w(x.data(), 16);
+                              w(x.data(), 16);
+                            }),
+               Error);  // overrun
 }
 
 TEST(SafetensorsExport, IntSchemesBitExactAcrossFormats) {

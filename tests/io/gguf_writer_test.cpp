@@ -274,6 +274,57 @@ TEST(GgufWriter, MisuseIsAnError) {
   EXPECT_EQ(r.tensors().size(), 2u);
 }
 
+// A tensor written in parts (write_tensor_part, how the exporter streams a large matrix chunk by
+// chunk) gives the same file as written whole; parts are checked like whole tensors, and a
+// non-finite block is named by its index in the whole tensor.
+TEST(GgufWriter, TensorWrittenInPartsEqualsWhole) {
+  test::TempDir dir;
+  const std::vector<float> x = gaussian(7 * 256, 6), y = gaussian(64, 7);
+  const std::vector<uint8_t> q = quantize(GgmlType::Q4_K, x);
+  const uint64_t row = ggml_row_bytes(GgmlType::Q4_K, 256);
+  auto declare = [](GgufWriter& w) {
+    w.add_tensor("big", GgmlType::Q4_K, {7, 256});
+    w.add_tensor("after", GgmlType::F32, {64});
+  };
+  {
+    GgufWriter w(dir / "whole.gguf");
+    declare(w);
+    w.write_tensor("big", q.data(), q.size());
+    w.write_tensor("after", y.data(), y.size() * 4);
+    w.finish();
+  }
+  {
+    GgufWriter w(dir / "parts.gguf");
+    declare(w);
+    w.write_tensor_part("big", q.data(), 3 * row);  // rows 0..2, then 3..5, then 6
+    EXPECT_EQ(w.bytes_written() % 32, 3 * row % 32);  // no padding inside a tensor (432 % 32 = 16)
+    EXPECT_THROW(w.write_tensor("after", y.data(), y.size() * 4), Error);  // "big" is not complete
+    EXPECT_THROW(w.write_tensor("big", q.data(), q.size()), Error);        // whole after parts
+    w.write_tensor_part("big", q.data() + 3 * row, 3 * row);
+    w.write_tensor_part("big", q.data() + 6 * row, row);
+    w.write_tensor_part("after", y.data(), 32 * 4);
+    w.write_tensor_part("after", y.data() + 32, 32 * 4);
+    w.finish();
+  }
+  EXPECT_EQ(slurp(dir / "whole.gguf"), slurp(dir / "parts.gguf"));
+
+  std::vector<uint8_t> bad = q;
+  const uint16_t nan = 0x7e00;
+  std::memcpy(bad.data() + 4 * row + 2, &nan, 2);  // dmin of row 4's block: block 4 of the tensor
+  GgufWriter w(dir / "bad.gguf");
+  declare(w);
+  EXPECT_THROW(w.write_tensor_part("big", q.data(), 100), Error);        // not a whole block
+  EXPECT_THROW(w.write_tensor_part("big", q.data(), 8 * row), Error);    // more than the tensor
+  EXPECT_THROW(w.write_tensor_part("after", y.data(), 4), Error);        // out of order
+  w.write_tensor_part("big", bad.data(), 3 * row);
+  try {
+    w.write_tensor_part("big", bad.data() + 3 * row, 3 * row);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("block 4 "), std::string::npos) << e.what();
+  }
+}
+
 // The writer plus our ref encoders rebuild each llama-quantize output file byte for
 // byte: same metadata in the same order, same tensor infos, offsets, padding and data.
 class RebuildLlamaFile : public ::testing::TestWithParam<std::string> {};
