@@ -16,7 +16,8 @@
 # Each run's stderr is kept, timestamped (seconds since its start), in OUT/<run>.progress.
 # Usage: bench/checkpoint_1b.sh [out_dir=/tmp/ckpt-1b] [mem|time|eta|all=all]   (from the repository root)
 # Environment: THREADS (2), VOCAB (1024), ITERS (2), NSAMPLES (8), MEM_* above, ETA_BLOCKS (4),
-#   ETA_ITERS (4), ETA_NSAMPLES (8), ETA_SEQLEN (512), ETA_BATCH (8), SR (build/src/signround).
+#   ETA_ITERS (4), ETA_NSAMPLES (8), ETA_SEQLEN (512), ETA_BATCH (8), ETA_MODEL (another model for
+#   the eta run, e.g. ../shared/models/tinystories-llama-4m with ETA_BLOCKS its depth), SR (build/src/signround).
 set -euo pipefail
 OUT=${1:-/tmp/ckpt-1b}; WHAT=${2:-all}
 SR=${SR:-build/src/signround}
@@ -25,7 +26,7 @@ THREADS=${THREADS:-2}; VOCAB=${VOCAB:-1024}; ITERS=${ITERS:-2}; NSAMPLES=${NSAMP
 MEM_NSAMPLES=${MEM_NSAMPLES:-2}; MEM_SEQLEN=${MEM_SEQLEN:-2048}; MEM_BATCH=${MEM_BATCH:-2}; MEM_ITERS=${MEM_ITERS:-1}
 ETA_BLOCKS=${ETA_BLOCKS:-4}; ETA_ITERS=${ETA_ITERS:-4}; ETA_NSAMPLES=${ETA_NSAMPLES:-8}; ETA_SEQLEN=${ETA_SEQLEN:-512}
 ETA_BATCH=${ETA_BATCH:-8}
-M1=$OUT/llama1b-1block; MN=$OUT/llama1b-${ETA_BLOCKS}block; M=$M1
+M1=$OUT/llama1b-1block; MN=${ETA_MODEL:-$OUT/llama1b-${ETA_BLOCKS}block}; M=$M1
 mkdir -p "$OUT"
 [ -s "$M1/config.json" ] || python3 scripts/make_random_llama.py "$M1" --preset llama-3.2-1b --layers 1 --vocab "$VOCAB" >/dev/null
 

@@ -1,5 +1,6 @@
 #include "tune/pipeline.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -497,7 +498,8 @@ std::string unit_summary(const nlohmann::json& stats, bool saved, double seconds
 
 // The progress lines' ETA, from what the run has measured: the units left times the mean time of
 // the units quantized so far (replayed ones excluded: they cost a fraction), and inside a unit's
-// sign-SGD loop, its iterations left at their mean time, plus the unit's work after the loop
+// sign-SGD loop, its iterations left at their mean time (the first one left out once there are
+// others: it pays the allocator's warm-up, 2x the later ones on the 4m model), plus the unit's work after the loop
 // (encoding and the quantized pass, taken as long as its FP pass), plus the units after it at
 // the mean of those measured or, before any, at this unit's projected time. Calibration is over
 // when these lines print; lm_head and the export after the blocks are not included (the lines
@@ -511,10 +513,13 @@ class Eta {
   }
   // After a unit; negative when nothing was measured yet.
   double blocks_left() const { return measured_ ? sum_ / double(measured_) * double(units_ - done_) : -1; }
-  // Inside the loop of unit done_ (0-based), `in_unit` seconds after the unit began.
-  std::pair<double, double> unit_and_blocks_left(double in_unit, double loop_seconds, int64_t it, int64_t iters,
+  // Inside the loop of unit done_ (0-based), `in_unit` seconds after the unit began, at `it` of
+  // `iters` iterations taking `per_iter` seconds each.
+  std::pair<double, double> unit_and_blocks_left(double in_unit, double per_iter, int64_t it, int64_t iters,
                                                  double after_loop) const {
-    const double unit_left = loop_seconds / double(it) * double(iters - it) + after_loop;
+    double unit_left = per_iter * double(iters - it) + after_loop;
+    // After one iteration (its time inflated by warm-up), a unit already finished says more.
+    if (it == 1 && measured_) unit_left = std::max(0.0, sum_ / double(measured_) - in_unit);
     const double per_unit = measured_ ? sum_ / double(measured_) : in_unit + unit_left;
     return {unit_left, unit_left + per_unit * double(units_ - done_ - 1)};
   }
@@ -528,15 +533,17 @@ class Eta {
 // first iteration's line, then at most one every 30 s.
 std::function<void(int64_t, int64_t, double)> iteration_lines(const Eta& eta, const UnitInput& in, int64_t n_layers,
                                                               double t_unit, double after_loop) {
-  auto last = std::make_shared<double>(-1e30);
-  return [&eta, label = std::to_string(in.blocks.back() + 1) + "/" + std::to_string(n_layers), t_unit, after_loop,
-          last](int64_t it, int64_t iters, double loop_seconds) {
+  auto last = std::make_shared<double>(-1e30), first = std::make_shared<double>(0);
+  return [&eta, label = std::to_string(in.blocks.back() + 1) + "/" + std::to_string(n_layers), t_unit, after_loop, last,
+          first](int64_t it, int64_t iters, double loop_seconds) {
     const double now = now_seconds();
+    if (it == 1) *first = loop_seconds;
     if (it == iters || (it > 1 && now - *last < 30)) return;
     *last = now;
-    const auto [unit, blocks] = eta.unit_and_blocks_left(now - t_unit, loop_seconds, it, iters, after_loop);
+    const double per_iter = it > 1 ? (loop_seconds - *first) / double(it - 1) : loop_seconds;
+    const auto [unit, blocks] = eta.unit_and_blocks_left(now - t_unit, per_iter, it, iters, after_loop);
     std::fprintf(stderr, "block %s  iter %lld/%lld  %.2f s/iter  ETA %s for this block, %s for the blocks\n",
-                 label.c_str(), (long long)it, (long long)iters, loop_seconds / double(it), format_duration(unit).c_str(),
+                 label.c_str(), (long long)it, (long long)iters, per_iter, format_duration(unit).c_str(),
                  format_duration(blocks).c_str());
     std::fflush(stderr);
   };
