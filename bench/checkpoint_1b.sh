@@ -96,7 +96,7 @@ def secs(d):
 end = max(float(l.split()[0]) for l in lines if re.search(rf"block {sys.argv[2]}/{sys.argv[2]}  ", l))
 print("| printed at | line | predicted end of the blocks | error |\n|---|---|---|---|")
 for l in lines:
-    m = re.search(r"ETA (\S+) for the blocks", l)
+    m = re.search(r"(\S+) for the blocks", l)
     if not m: continue
     t = float(l.split()[0]); pred = t + secs(m.group(1))
     print(f"| {t:.0f} s | `{l.split(None, 1)[1][:60]}` | {pred:.0f} s | {100 * (pred - end) / (end - t):+.0f} % of the time left |")
