@@ -499,7 +499,7 @@ std::string unit_summary(const nlohmann::json& stats, bool saved, double seconds
 // The progress lines' ETA, from what the run has measured: the units left times the mean time of
 // the units quantized so far (replayed ones excluded: they cost a fraction), and inside a unit's
 // sign-SGD loop, its iterations left at their mean time (the first one left out once there are
-// others: it pays the allocator's warm-up, 2x the later ones on the 4m model), plus the unit's work after the loop
+// others: alone it is noisy, warm-up and load, 0.4 to 3.8 s against ~1 s on the 4m model), plus the unit's work after the loop
 // (encoding and the quantized pass, taken as long as its FP pass), plus the units after it at
 // the mean of those measured or, before any, at this unit's projected time. Calibration is over
 // when these lines print; lm_head and the export after the blocks are not included (the lines
