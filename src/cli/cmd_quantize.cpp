@@ -71,6 +71,9 @@ std::vector<FlagSpec> quantize_flags() {
       {"cache-dir", true, "folder for activation caches that spill (their files are deleted at once)", "beside --output_dir"},
       {"disable-amp", false, "tune in fp32 (default: bf16 matmuls where the CPU has native bf16)", ""},
       {"enable-amp", false, "tune with bf16 matmuls even where the CPU emulates bf16 (slower there)", ""},
+      {"checkpoint", true, "auto | on | off: recompute the blocks' attention scores and MLP activations in the "
+                           "backward instead of keeping them (same result, about one more forward per step); auto: on "
+                           "when the estimated tuning graph exceeds a quarter of RAM", "auto"},
       {"max-shard-size", true, "split safetensors outputs into shards of at most this many MB", "0 (one file)"},
       {"overwrite", false, "replace a non-empty --output_dir that signround did not write (or an existing .gguf file)", ""},
       {"resume", false, "continue an interrupted run from <output_dir>.partial", ""},
@@ -172,6 +175,9 @@ QuantizeOptions options_from_flags(const Args& a) {
     SR_CHECK(o.cache_budget > 0, "--cache_budget must be positive, got '", a.str("cache-budget"), "'");
   }
   o.cache_dir = a.str("cache-dir");
+  const std::string ckpt = a.str("checkpoint", "auto");
+  SR_CHECK(ckpt == "auto" || ckpt == "on" || ckpt == "off", "--checkpoint must be auto, on or off, got '", ckpt, "'");
+  t.checkpoint = ckpt == "on" ? Checkpoint::On : ckpt == "off" ? Checkpoint::Off : Checkpoint::Auto;
   o.resume = a.flag("resume");
   o.stop_after_units = a.integer("stop-after-units", -1);
   o.progress = !a.flag("quiet");

@@ -3,8 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <tuple>
+#include <vector>
 
+#include "common/checkpoint.h"
 #include "common/error.h"
+#include "model/block_checkpoint.h"
 
 namespace sr {
 
@@ -98,8 +101,30 @@ at::Tensor attention_mask(int64_t T, int64_t window, const at::TensorOptions& op
   return mask;
 }
 
-at::Tensor attention(const ModelConfig& c, const BlockWeights& w, const at::Tensor& x,
-                     const at::Tensor& positions, const RopeTables& rope, const InputHook& hook) {
+// softmax(q kᵀ / √hd + mask) v for n KV heads and their query heads stacked along the token
+// axis (GQA without copying k/v: one batched matmul per kv head). qg: [B, n, G*T, hd];
+// k, v: [B, n, T, hd]; mask: [T, T]. Returns [B, n, G*T, hd].
+at::Tensor attend(const at::Tensor& qg, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask, int64_t G) {
+  const int64_t B = qg.size(0), n = qg.size(1), T = k.size(2), hd = k.size(3);
+  auto scores = at::matmul(qg, k.transpose(-2, -1)) * (1.0 / std::sqrt(double(hd)));  // [B, n, G*T, T]
+  scores = scores.view({B, n, G, T, T}) + mask;
+  auto probs = at::softmax(scores, -1).view({B, n, G * T, T});
+  return at::matmul(probs, v);
+}
+
+// attend() one KV head at a time, each recomputed in the backward (model/block_checkpoint.h).
+at::Tensor attend_per_kv_head(const at::Tensor& qg, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
+                              int64_t G) {
+  std::vector<at::Tensor> heads;
+  for (int64_t j = 0; j < k.size(1); ++j) {
+    auto one = [mask, G](const std::vector<at::Tensor>& in) { return std::vector<at::Tensor>{attend(in[0], in[1], in[2], mask, G)}; };
+    heads.push_back(checkpoint(one, {qg.narrow(1, j, 1), k.narrow(1, j, 1), v.narrow(1, j, 1)})[0]);
+  }
+  return at::cat(heads, 1);
+}
+
+at::Tensor attention(const ModelConfig& c, const BlockWeights& w, const at::Tensor& x, const at::Tensor& positions,
+                     const RopeTables& rope, const InputHook& hook, bool checkpointed) {
   const int64_t B = x.size(0), T = x.size(1), H = c.n_heads, KV = c.n_kv_heads, hd = c.head_dim;
   const int64_t G = H / KV;  // query heads per kv head
   auto q = project(w, llama::Q, x, hook).view({B, T, H, hd}).transpose(1, 2);   // [B, H, T, hd]
@@ -112,13 +137,11 @@ at::Tensor attention(const ModelConfig& c, const BlockWeights& w, const at::Tens
   auto cos = rope.cos.index_select(0, positions), sin = rope.sin.index_select(0, positions);
   q = apply_rope(q, cos, sin);
   k = apply_rope(k, cos, sin);
-  // GQA without copying k/v: the G query heads sharing kv head j are stacked
-  // along the token axis, so one batched matmul per kv head does the work.
+  // The G query heads sharing kv head j are stacked along the token axis.
   auto qg = q.reshape({B, KV, G * T, hd});
-  auto scores = at::matmul(qg, k.transpose(-2, -1)) * (1.0 / std::sqrt(double(hd)));  // [B, KV, G*T, T]
-  scores = scores.view({B, KV, G, T, T}) + attention_mask(T, w.window, x.options());
-  auto probs = at::softmax(scores, -1).view({B, KV, G * T, T});
-  auto out = at::matmul(probs, v).view({B, H, T, hd}).transpose(1, 2).reshape({B, T, H * hd});
+  const at::Tensor mask = attention_mask(T, w.window, x.options());
+  const at::Tensor o = checkpointed ? attend_per_kv_head(qg, k, v, mask, G) : attend(qg, k, v, mask, G);
+  auto out = o.view({B, H, T, hd}).transpose(1, 2).reshape({B, T, H * hd});
   return project(w, llama::O, out, hook);
 }
 
@@ -167,13 +190,73 @@ at::Tensor moe_ffn(const ModelConfig& c, const BlockWeights& w, const at::Tensor
   return out.view(x.sizes());
 }
 
-at::Tensor block_forward(const ModelConfig& c, const BlockWeights& w, const at::Tensor& x,
-                         const at::Tensor& positions, const RopeTables& rope, const InputHook& hook) {
-  SR_CHECK(x.dim() == 3 && x.size(2) == c.hidden, "[block_forward] expected hidden [B, T, ", c.hidden,
-           "], got ", x.sizes());
-  auto h = x + attention(c, w, rms_norm(x, w.norm[llama::AttnNorm], c.rms_eps), positions, rope, hook);
+namespace {
+
+// h + FFN(RMSNorm(h)): the block's second half.
+at::Tensor ffn_half(const ModelConfig& c, const BlockWeights& w, const at::Tensor& h, const InputHook& hook) {
   const at::Tensor hn = rms_norm(h, w.norm[llama::FfnNorm], c.rms_eps);
   return h + (c.is_moe() && !w.dense_mlp ? moe_ffn(c, w, hn, hook) : mlp(w, hn, hook));
+}
+
+// The tensors of the feed-forward half in w: the FFN norm, then each defined weight and bias of
+// the linears after o (the MLP's, or the router's, the experts' and the shared expert's).
+std::vector<at::Tensor*> ffn_tensors(BlockWeights& w) {
+  std::vector<at::Tensor*> out = {&w.norm[llama::FfnNorm]};
+  for (size_t i = size_t(llama::O) + 1; i < w.w.size(); ++i)
+    for (at::Tensor* t : {&w.w[i], &w.b[i]})
+      if (t->defined()) out.push_back(t);
+  return out;
+}
+
+// ffn_half recomputed in the backward. Its inputs: h, then ffn_tensors(w), which the recompute
+// puts in place of the originals in a copy of w (held by value: the caller's may change).
+at::Tensor ffn_half_checkpointed(const ModelConfig& c, const BlockWeights& w, const at::Tensor& h, const InputHook& hook) {
+  BlockWeights held = w;
+  std::vector<at::Tensor> inputs = {h};
+  for (at::Tensor* t : ffn_tensors(held)) inputs.push_back(*t);
+  auto fn = [&c, held, hook](const std::vector<at::Tensor>& in) {
+    BlockWeights wc = held;
+    std::vector<at::Tensor*> slots = ffn_tensors(wc);
+    for (size_t k = 0; k < slots.size(); ++k) *slots[k] = in[1 + k];
+    return std::vector<at::Tensor>{ffn_half(c, wc, in[0], hook)};
+  };
+  return checkpoint(fn, inputs)[0];
+}
+
+at::Tensor block_forward_impl(const ModelConfig& c, const BlockWeights& w, const at::Tensor& x, const at::Tensor& positions,
+                              const RopeTables& rope, const InputHook& hook, bool checkpointed) {
+  SR_CHECK(x.dim() == 3 && x.size(2) == c.hidden, "[block_forward] expected hidden [B, T, ", c.hidden,
+           "], got ", x.sizes());
+  auto h = x + attention(c, w, rms_norm(x, w.norm[llama::AttnNorm], c.rms_eps), positions, rope, hook, checkpointed);
+  return checkpointed ? ffn_half_checkpointed(c, w, h, hook) : ffn_half(c, w, h, hook);
+}
+
+}  // namespace
+
+at::Tensor block_forward(const ModelConfig& c, const BlockWeights& w, const at::Tensor& x,
+                         const at::Tensor& positions, const RopeTables& rope, const InputHook& hook) {
+  return block_forward_impl(c, w, x, positions, rope, hook, false);
+}
+
+at::Tensor block_forward_checkpointed(const ModelConfig& c, const BlockWeights& w, const at::Tensor& x,
+                                      const at::Tensor& positions, const RopeTables& rope, const InputHook& hook) {
+  return block_forward_impl(c, w, x, positions, rope, hook, true);
+}
+
+GraphBytes block_graph_bytes(const ModelConfig& c, int64_t rows, int64_t T, bool checkpointed) {
+  // The FFN's width as tokens see it: the MLP's, or a MoE token's k experts plus the shared one.
+  const int64_t F = c.is_moe() ? c.moe.n_used * c.moe.expert_intermediate + c.moe.shared_intermediate : c.intermediate;
+  const int64_t tokens = rows * T, D = c.hidden, G = c.n_heads / std::max<int64_t>(c.n_kv_heads, 1);
+  const int64_t scores = rows * c.n_heads * T * T;  // one [B, H, T, T] tensor
+  GraphBytes g;
+  if (!checkpointed) {
+    g.kept = 4 * (scores + tokens * (4 * F + 16 * D));  // softmax output, MLP activations, the rest
+    g.transient = 4 * (2 * scores + 2 * tokens * F);      // their gradients during the backward
+  } else {
+    g.kept = 4 * tokens * 16 * D;
+    g.transient = 4 * std::max(tokens * (6 * F + 4 * D), 3 * rows * G * T * T);  // the FFN, or one kv head
+  }
+  return g;
 }
 
 }  // namespace sr

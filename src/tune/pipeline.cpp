@@ -1,9 +1,11 @@
 #include "tune/pipeline.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <memory>
 
 #include <unistd.h>
 
@@ -464,8 +466,8 @@ void use_given_imatrix(const LayerPlan& plan, const Importances& given, UnitInpu
 
 // Quantizes the unit and saves each of its blocks' state.
 UnitResult quantize_and_save(const ModelConfig& c, const LayerPlan& plan, const UnitInput& in, const RopeTables& rope,
-                             const QuantizeOptions& opt, const std::string& state_dir) {
-  UnitResult res = quantize_unit(c, plan, in, rope, opt.tune);
+                             const QuantizeOptions& opt, const TuneOptions& tune, const std::string& state_dir) {
+  UnitResult res = quantize_unit(c, plan, in, rope, tune);
   std::map<int64_t, std::vector<QuantizedLayer>> per_block;
   for (const QuantizedLayer& l : res.layers) per_block[plan.find(l.name)->block].push_back(l);
   if (writes_state(opt))
@@ -494,6 +496,82 @@ std::string unit_summary(const nlohmann::json& stats, bool saved, double seconds
   return text;
 }
 
+// The progress lines' ETA, from what the run has measured: the units left times the mean time of
+// the units quantized so far (replayed ones excluded: they cost a fraction), and inside a unit's
+// sign-SGD loop, its iterations left at their mean time (the first one left out once there are
+// others: alone it is noisy, warm-up and load, 0.4 to 3.8 s against ~1 s on the 4m model), plus the unit's work after the loop
+// (encoding and the quantized pass, taken as long as its FP pass), plus the units after it at
+// the mean of those measured or, before any, at this unit's projected time. Calibration is over
+// when these lines print; lm_head and the export after the blocks are not included (the lines
+// say "for the blocks").
+class Eta {
+ public:
+  explicit Eta(int64_t units) : units_(units) {}
+  void unit_done(double seconds, bool measured) {
+    if (measured) sum_ += seconds, ++measured_;
+    ++done_;
+  }
+  // After a unit; negative when nothing was measured yet.
+  double blocks_left() const { return measured_ ? sum_ / double(measured_) * double(units_ - done_) : -1; }
+  // Inside the loop of unit done_ (0-based), `in_unit` seconds after the unit began, at `it` of
+  // `iters` iterations taking `per_iter` seconds each.
+  std::pair<double, double> unit_and_blocks_left(double in_unit, double per_iter, int64_t it, int64_t iters,
+                                                 double after_loop) const {
+    double unit_left = per_iter * double(iters - it) + after_loop;
+    // After one iteration (its time inflated by warm-up), a unit already finished says more.
+    if (it == 1 && measured_) unit_left = std::max(0.0, sum_ / double(measured_) - in_unit);
+    const double per_unit = measured_ ? sum_ / double(measured_) : in_unit + unit_left;
+    return {unit_left, unit_left + per_unit * double(units_ - done_ - 1)};
+  }
+
+ private:
+  int64_t units_, done_ = 0, measured_ = 0;
+  double sum_ = 0;
+};
+
+// "block 3/16  iter 20/200  4.2 s/iter  ETA 13m20s for this block, 3h05m for the blocks": the
+// first iteration's line, then at most one every 30 s.
+std::function<void(int64_t, int64_t, double)> iteration_lines(const Eta& eta, const UnitInput& in, int64_t n_layers,
+                                                              double t_unit, double after_loop) {
+  auto last = std::make_shared<double>(-1e30), first = std::make_shared<double>(0);
+  return [&eta, label = std::to_string(in.blocks.back() + 1) + "/" + std::to_string(n_layers), t_unit, after_loop, last,
+          first](int64_t it, int64_t iters, double loop_seconds) {
+    const double now = now_seconds();
+    if (it == 1) *first = loop_seconds;
+    if (it == iters || (it > 1 && now - *last < 30)) return;
+    *last = now;
+    const double per_iter = it > 1 ? (loop_seconds - *first) / double(it - 1) : loop_seconds;
+    const auto [unit, blocks] = eta.unit_and_blocks_left(now - t_unit, per_iter, it, iters, after_loop);
+    std::fprintf(stderr, "block %s  iter %lld/%lld  %.2f s/iter  ETA %s for this block, %s for the blocks\n",
+                 label.c_str(), (long long)it, (long long)iters, per_iter, format_duration(unit).c_str(),
+                 format_duration(blocks).c_str());
+    std::fflush(stderr);
+  };
+}
+
+// The unit's line: "block 3/16  loss ... 41.2s  ETA 9m36s for the blocks".
+void unit_line(const UnitInput& in, int64_t n_layers, const std::string& summary, const Eta& eta) {
+  const double left = eta.blocks_left();
+  std::fprintf(stderr, "block %lld/%lld  %s%s\n", (long long)(in.blocks.back() + 1), (long long)n_layers, summary.c_str(),
+               left >= 0 && in.blocks.back() + 1 < n_layers ? ("  ETA " + format_duration(left) + " for the blocks").c_str() : "");
+  std::fflush(stderr);
+}
+
+// Resolves TuneOptions::checkpoint Auto's budget and says what tuning will hold per step.
+void plan_checkpointing(const ModelConfig& c, QuantizeOptions& opt, int64_t T) {
+  TuneOptions& t = opt.tune;
+  if (t.checkpoint == Checkpoint::Auto && t.graph_budget <= 0) t.graph_budget = cache_memory_budget(0);
+  if (!opt.progress || t.method != Method::SignRound || t.iters <= 0) return;
+  const bool on = use_checkpointing(c, t, T, opt.nblocks);
+  std::fprintf(stderr, "tuning graph: about %s per step (%lld x %lld tokens per forward, %lld block%s)%s\n",
+               format_bytes(double(tuning_graph_bytes(c, t.batch_size, T, opt.nblocks, on))).c_str(), (long long)t.batch_size,
+               (long long)T, (long long)opt.nblocks, opt.nblocks > 1 ? "s" : "",
+               !on ? "" : t.checkpoint == Checkpoint::On ? "; recomputed in the backward (checkpoint)"
+                   : ("; recomputed in the backward: " +
+                      format_bytes(double(tuning_graph_bytes(c, t.batch_size, T, opt.nblocks, false))) +
+                      " without, over the budget of " + format_bytes(double(t.graph_budget))).c_str());
+}
+
 }  // namespace
 
 nlohmann::json run_quantization(const Model& model, const LayerPlan& plan, const QuantizeOptions& options,
@@ -514,7 +592,8 @@ nlohmann::json run_quantization(const Model& model, const LayerPlan& plan, const
   if (!resuming && writer) write_fingerprint(state_dir, fingerprint);  // every input checked: the first byte written
   const RopeTables& rope = model.rope(caches.active() ? caches.x_fp.size(1) : 1);
   const int64_t n_units = (c.n_layers + opt.nblocks - 1) / opt.nblocks;
-  Progress progress("block", int(c.n_layers), opt.progress);
+  if (caches.active()) plan_checkpointing(c, opt, caches.x_fp.size(1));
+  Eta eta(n_units);
   for (int64_t u = 0; u < n_units; ++u) {
     const double t0 = now_seconds();
     UnitInput in = load_unit(model, u, opt.nblocks);
@@ -522,13 +601,17 @@ nlohmann::json run_quantization(const Model& model, const LayerPlan& plan, const
     UnitResult res;
     if (saved && writer) res = replay_saved_unit(plan, in, state_dir);
     if (saved && opt.comm) share_replayed_unit(plan, in, res, *opt.comm);
+    const double t_pass = now_seconds();
     if (caches.active()) reference_pass(c, plan, opt, caches, in, saved, rope);
     if (opt.imatrix) use_given_imatrix(plan, *opt.imatrix, in);
-    if (!saved) res = quantize_and_save(c, plan, in, rope, opt, state_dir);
+    TuneOptions tune = opt.tune;
+    if (opt.progress && writer) tune.on_iteration = iteration_lines(eta, in, c.n_layers, t0, now_seconds() - t_pass);
+    if (!saved) res = quantize_and_save(c, plan, in, rope, opt, tune, state_dir);
     if (caches.active()) advance_quantized_input(c, plan, in, res, caches, rope);
     res.stats["seconds_total"] = now_seconds() - t0;
     record["units"].push_back(res.stats);
-    progress.update(int(in.blocks.back() + 1), unit_summary(res.stats, saved, now_seconds() - t0));
+    eta.unit_done(now_seconds() - t0, !saved);
+    if (opt.progress) unit_line(in, c.n_layers, unit_summary(res.stats, saved, now_seconds() - t0), eta);
     SR_CHECK(opt.stop_after_units < 0 || u + 1 < opt.stop_after_units, "[quantize] stopped after ", u + 1,
              " units as asked (stop_after_units); continue with resume");
   }
@@ -536,6 +619,8 @@ nlohmann::json run_quantization(const Model& model, const LayerPlan& plan, const
   if (const LayerChoice* head = plan.find("lm_head"); head && head->quantized())
     record["lm_head"] = quantize_lm_head(model, plan, opt, caches, state_dir);
   record["compute_dtype"] = compute_dtype_name(opt.tune.amp && opt.tune.method == Method::SignRound);
+  if (caches.active() && opt.tune.method == Method::SignRound && opt.tune.iters > 0)
+    record["checkpoint"] = use_checkpointing(c, opt.tune, caches.x_fp.size(1), opt.nblocks);
   record["seconds"] = now_seconds() - t_start;
   record["peak_rss_bytes"] = peak_rss_bytes();
   if (opt.comm)  // what rank 0 handed to the collectives (the others send as much)

@@ -12,7 +12,12 @@
 //   5. export/ then writes the requested formats from the saved state (cli/ drives it).
 // Plain RTN needs no data and skips the caches.
 // Resident memory: the two caches [N, T, D] (or, spilled to disk, the mini-batch in use) plus
-// one unit's weights and graph.
+// one unit's weights and graph; the graph is bounded by recomputation inside the blocks when its
+// estimate exceeds the budget (TuneOptions::checkpoint Auto: graph_budget, which 0 here makes
+// cache_memory_budget(0), a quarter of physical memory).
+// Progress lines (stderr, opt.progress): one per unit, and during a unit's tuning one per 30 s,
+// with an ETA for the blocks from the measured mean unit time, or before the first unit ends from
+// this unit's measured work so far plus its iterations left at their mean time.
 #pragma once
 #include <string>
 #include <vector>

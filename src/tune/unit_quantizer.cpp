@@ -11,6 +11,7 @@
 #include "common/amp.h"
 #include "common/error.h"
 #include "common/sysinfo.h"
+#include "model/block_checkpoint.h"
 #include "quant/block_quant.h"
 
 namespace sr {
@@ -415,6 +416,7 @@ nlohmann::json tune(const TuneProblem& pb, std::vector<LayerJob>& jobs, const Tu
     }
     if (opt.not_use_best_mse && i == opt.iters - 1) chosen = snapshot(jobs);
     sign_sgd_step(jobs, i, opt.iters);
+    if (opt.on_iteration) opt.on_iteration(i + 1, opt.iters, now_seconds() - t_loop);
   }
   overlap.reset();  // its hooks, before the jobs' tensors are replaced
   const double loop_seconds = now_seconds() - t_loop;  // the sign-SGD steps alone (bench/ddp_speed.sh)
@@ -508,11 +510,24 @@ InputHook activation_hook(const LayerPlan& plan, int64_t block, const std::map<s
 }
 
 at::Tensor unit_forward(const ModelConfig& config, const std::vector<BlockWeights>& weights,
-                        const std::vector<InputHook>& hooks, const at::Tensor& x, const RopeTables& rope) {
+                        const std::vector<InputHook>& hooks, const at::Tensor& x, const RopeTables& rope,
+                        bool checkpointed) {
   auto positions = at::arange(x.size(1), at::kLong);
   at::Tensor h = x;
-  for (size_t j = 0; j < weights.size(); ++j) h = block_forward(config, weights[j], h, positions, rope, hooks[j]);
+  for (size_t j = 0; j < weights.size(); ++j)
+    h = checkpointed ? block_forward_checkpointed(config, weights[j], h, positions, rope, hooks[j])
+                     : block_forward(config, weights[j], h, positions, rope, hooks[j]);
   return h;
+}
+
+int64_t tuning_graph_bytes(const ModelConfig& c, int64_t rows, int64_t T, int64_t nblocks, bool checkpointed) {
+  const GraphBytes g = block_graph_bytes(c, rows, T, checkpointed);
+  return nblocks * g.kept + g.transient;
+}
+
+bool use_checkpointing(const ModelConfig& c, const TuneOptions& opt, int64_t T, int64_t nblocks) {
+  if (opt.checkpoint != Checkpoint::Auto) return opt.checkpoint == Checkpoint::On;
+  return opt.graph_budget > 0 && tuning_graph_bytes(c, opt.batch_size, T, nblocks, false) > opt.graph_budget;
 }
 
 UnitResult quantize_unit(const ModelConfig& config, const LayerPlan& plan, const UnitInput& in,
@@ -534,8 +549,11 @@ UnitResult quantize_unit(const ModelConfig& config, const LayerPlan& plan, const
     pb.sum_reduction = opt.gradient_accumulate_steps > 1;
     pb.kind = loss_kind(jobs, opt);
     pb.what = "block " + std::to_string(in.blocks.front());
+    const bool recompute = use_checkpointing(config, opt, in.x_in.size(1), int64_t(in.blocks.size()));
+    stats["checkpoint"] = recompute;
     pb.predict = [&](const at::Tensor& rows) {
-      return unit_forward(config, quantized_weights(plan.blocks, in, jobs), hooks, in.x_in.rows(rows).to(at::kFloat), rope);
+      return unit_forward(config, quantized_weights(plan.blocks, in, jobs), hooks, in.x_in.rows(rows).to(at::kFloat), rope,
+                          recompute);
     };
     pb.target = [&](const at::Tensor& rows) { return in.y_ref.rows(rows).to(at::kFloat); };
     pb.mask = [&](const at::Tensor& rows) { return in.mask.index_select(0, rows); };

@@ -9,6 +9,7 @@
 // quantized-path inputs `x_in` (§2.3).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -40,6 +41,12 @@ struct DataShards {
 
 enum class Method { Rtn, OptRtn, SignRound };
 
+// Recomputation inside the blocks during tuning (model/block_checkpoint.h): bounds the graph of
+// one forward and backward at long sequences (the attention's B·H·T² scores one kv head at a time,
+// the MLP's B·T·F activations only during their own backward) for about one more forward per
+// step. The gradients, and so the tuned weights, are the same either way.
+enum class Checkpoint { Off, On, Auto };
+
 struct TuneOptions {
   Method method = Method::SignRound;
   int64_t iters = 200;
@@ -56,7 +63,19 @@ struct TuneOptions {
   // v, α, β, the weights' qdq, the activations' qdq, the target and the loss in fp32. Off gives
   // the fp32 loop bit for bit. The caller decides (bf16_compute_supported, --disable_amp).
   bool amp = false;
+  // Auto: on when tuning_graph_bytes without it exceeds graph_budget (bytes; 0: never).
+  Checkpoint checkpoint = Checkpoint::Off;
+  int64_t graph_budget = 0;
+  // Called after each sign-SGD iteration of a unit with the iterations done, their total and the
+  // seconds since the loop began (progress lines and their ETA); absent: nothing.
+  std::function<void(int64_t done, int64_t total, double seconds)> on_iteration;
 };
+
+// Estimated peak bytes of the autograd graph of one tuning forward and backward of a unit of
+// `nblocks` blocks on `rows` samples of T tokens (model/block_checkpoint.h, block_graph_bytes).
+int64_t tuning_graph_bytes(const ModelConfig& c, int64_t rows, int64_t T, int64_t nblocks, bool checkpointed);
+// Whether tuning a unit of `nblocks` blocks on samples of T tokens recomputes (TuneOptions::checkpoint).
+bool use_checkpointing(const ModelConfig& c, const TuneOptions& opt, int64_t T, int64_t nblocks);
 
 struct UnitInput {
   std::vector<int64_t> blocks;           // consecutive block indices
@@ -74,7 +93,8 @@ struct UnitInput {
 struct UnitResult {
   std::vector<QuantizedLayer> layers;     // every quantized layer of the unit
   std::vector<BlockWeights> quantized;    // fake-quant weights, one per block
-  nlohmann::json stats;                   // method, losses, best iteration, seconds
+  // method, losses, best iteration, checkpoint, seconds (total; loop_seconds: the sign-SGD loop)
+  nlohmann::json stats;
 };
 
 // REQUIRES: for SignRound and OptRtn, x_in/y_ref/mask filled; for Rtn they may be undefined.
@@ -100,8 +120,10 @@ UnitResult quantize_head(const LayerPlan& plan, const HeadInput& in, const TuneO
 // (nullptr when none is). `act` supplies calibrated act_max per layer name.
 InputHook activation_hook(const LayerPlan& plan, int64_t block, const std::map<std::string, ActQuantState>& act);
 
-// The forward of the unit with the given (fake-quant or FP) weights.
+// The forward of the unit with the given (fake-quant or FP) weights; `checkpointed`: with
+// recomputation in the backward (model/block_checkpoint.h), the same values.
 at::Tensor unit_forward(const ModelConfig& config, const std::vector<BlockWeights>& weights,
-                        const std::vector<InputHook>& hooks, const at::Tensor& x, const RopeTables& rope);
+                        const std::vector<InputHook>& hooks, const at::Tensor& x, const RopeTables& rope,
+                        bool checkpointed = false);
 
 }  // namespace sr
