@@ -1,5 +1,9 @@
 #include "tensor_asserts.h"
 
+#include <cmath>
+#include <random>
+#include <vector>
+
 #include "common/half.h"
 
 namespace sr::test {
@@ -15,6 +19,21 @@ namespace sr::test {
   return ::testing::AssertionFailure()
          << diff.numel() << " of " << ai.numel() << " differ; first at " << i << ": "
          << f32_from_bits(uint32_t(ai[i].item<int>())) << " vs " << f32_from_bits(uint32_t(bi[i].item<int>()));
+}
+
+CorrelatedLayer correlated_layer(int64_t out, int64_t in, int64_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> g(0.f, 1.f);
+  at::Tensor X = at::empty({n, in}), W = at::empty({out, in});
+  std::vector<float> col(static_cast<size_t>(in));
+  for (float& c : col) c = std::exp(g(rng));  // heavy input channels, as in LLM activations
+  at::Tensor A = at::empty({n, 16}), B = at::empty({16, in});
+  for (int64_t i = 0; i < n * 16; ++i) A.data_ptr<float>()[i] = g(rng);
+  for (int64_t i = 0; i < 16 * in; ++i) B.data_ptr<float>()[i] = g(rng) * 0.25f;
+  for (int64_t i = 0; i < n * in; ++i) X.data_ptr<float>()[i] = 0.3f * g(rng);
+  X = ((at::matmul(A, B) + X) * at::from_blob(col.data(), {in}, at::kFloat)).contiguous();
+  for (int64_t i = 0; i < out * in; ++i) W.data_ptr<float>()[i] = 0.02f * g(rng);
+  return {X, W, (X * X).mean(0).contiguous()};
 }
 
 }  // namespace sr::test

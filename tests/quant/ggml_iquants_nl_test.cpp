@@ -33,6 +33,7 @@
 #include "io/imatrix_file.h"
 #include "quant/formats/ggml_frozen.h"
 #include "quant/formats/ggml_types.h"
+#include "tensor_asserts.h"
 #include "testutil.h"
 
 namespace sr {
@@ -182,20 +183,8 @@ TEST(Iq4Frozen, ZeroOffsetsReRoundAgainstTheStoredScalesAndEncodeDecodesToQdq) {
 // A demonstration of the primitive: `quantize --format gguf:iq4_*` does not run it yet.
 TEST(Iq4Frozen, SignSgdOnOffsetsLowersTheLayerOutputLoss) {
   const int64_t O = 64, I = 256, N = 256, iters = 200;
-  std::mt19937 rng(11);
-  std::normal_distribution<float> g(0.f, 1.f);
-  at::Tensor X = at::empty({N, I}), W = at::empty({O, I});
-  std::vector<float> col(I);
-  for (float& c : col) c = std::exp(g(rng));  // heavy input channels, as in LLM activations
-  // Correlated inputs (a rank-16 part plus noise): what the imatrix's per-column weights cannot
-  // see and the output loss can.
-  at::Tensor A = at::empty({N, 16}), B = at::empty({16, I});
-  for (int64_t i = 0; i < N * 16; ++i) A.data_ptr<float>()[i] = g(rng);
-  for (int64_t i = 0; i < 16 * I; ++i) B.data_ptr<float>()[i] = g(rng) * 0.25f;
-  for (int64_t i = 0; i < N * I; ++i) X.data_ptr<float>()[i] = 0.3f * g(rng);
-  X = ((at::matmul(A, B) + X) * at::from_blob(col.data(), {I}, at::kFloat)).contiguous();
-  for (int64_t i = 0; i < O * I; ++i) W.data_ptr<float>()[i] = 0.02f * g(rng);
-  const at::Tensor imp = (X * X).mean(0).contiguous();
+  const test::CorrelatedLayer layer = test::correlated_layer(O, I, N, 11);
+  const at::Tensor &X = layer.X, &W = layer.W, &imp = layer.imp;
   const float* w = W.data_ptr<float>();
   auto loss = [&](const at::Tensor& w_hat) { return at::matmul(X, (w_hat - W).t()).pow(2).mean().item<double>(); };
 
