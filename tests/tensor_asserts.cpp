@@ -1,5 +1,6 @@
 #include "tensor_asserts.h"
 
+#include <chrono>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -34,6 +35,27 @@ CorrelatedLayer correlated_layer(int64_t out, int64_t in, int64_t n, unsigned se
   X = ((at::matmul(A, B) + X) * at::from_blob(col.data(), {in}, at::kFloat)).contiguous();
   for (int64_t i = 0; i < out * in; ++i) W.data_ptr<float>()[i] = 0.02f * g(rng);
   return {X, W, (X * X).mean(0).contiguous()};
+}
+
+SignSgdRun sign_sgd_on_layer(const CorrelatedLayer& layer, int64_t iters,
+                             const std::function<void(int64_t, const float*, float*, float*)>& qdq_row) {
+  const at::Tensor &X = layer.X, &W = layer.W;
+  const int64_t O = W.size(0), I = W.size(1);
+  at::Tensor v = at::zeros({O, I}), w_hat = at::empty({O, I}), dv = at::empty({O, I});
+  SignSgdRun run{v.clone(), 1e300, 0};
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int64_t it = 0; it < iters; ++it) {
+    for (int64_t r = 0; r < O; ++r)
+      qdq_row(r, v.data_ptr<float>() + r * I, w_hat.data_ptr<float>() + r * I, dv.data_ptr<float>() + r * I);
+    const at::Tensor R = at::matmul(X, (w_hat - W).t());  // [N, O]
+    const double l = R.pow(2).mean().item<double>();
+    if (l < run.best_loss) run.best_loss = l, run.best_v = v.clone();
+    const at::Tensor grad = at::matmul(R.t(), X) * dv;  // dL/dv up to a positive factor
+    const double lr = (1.0 / double(iters)) * (1.0 - double(it) / double(iters));
+    v = (v - lr * grad.sign()).clamp(-0.5, 0.5);
+  }
+  run.seconds_per_iter = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / double(iters);
+  return run;
 }
 
 }  // namespace sr::test

@@ -170,21 +170,11 @@ TEST(IqGridFrozen, SignSgdOnOffsetsLowersTheLayerOutputLoss) {
     at::Tensor start = at::empty({O, I});
     ggml_codec(type).dequantize_row(llama.data(), start.data_ptr<float>(), O * I);
     const double searched = loss(start), v0 = loss(encode(at::zeros({O, I})));
-    at::Tensor v = at::zeros({O, I}), w_hat = at::empty({O, I}), dv = at::empty({O, I}), best_v = v.clone();
-    double best = 1e300;
-    const auto t0 = std::chrono::steady_clock::now();
-    for (int64_t it = 0; it < iters; ++it) {
-      for (int64_t r = 0; r < O; ++r)
-        ggml_qdq_row_frozen_grad(frozen[size_t(r)], w + r * I, v.data_ptr<float>() + r * I,
-                                 w_hat.data_ptr<float>() + r * I, dv.data_ptr<float>() + r * I);
-      const at::Tensor R = at::matmul(X, (w_hat - W).t());  // [N, O]
-      const double l = R.pow(2).mean().item<double>();
-      if (l < best) best = l, best_v = v.clone();
-      const at::Tensor grad = at::matmul(R.t(), X) * dv;  // dL/dv up to a positive factor
-      const double lr = (1.0 / double(iters)) * (1.0 - double(it) / double(iters));
-      v = (v - lr * grad.sign()).clamp(-0.5, 0.5);
-    }
-    const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / double(iters);
+    const test::SignSgdRun run = test::sign_sgd_on_layer(layer, iters, [&](int64_t r, const float* v, float* w_hat, float* dv) {
+      ggml_qdq_row_frozen_grad(frozen[size_t(r)], w + r * I, v, w_hat, dv);
+    });
+    const at::Tensor& best_v = run.best_v;
+    const double best = run.best_loss, sec = run.seconds_per_iter;
     const double after = loss(encode(best_v));
     std::printf("  | %s | %.4g | %.4g | %.3fx | %.2f |   (v = 0: %.4g)\n", ggml_type_name(type).c_str(), searched,
                 after, after / searched, 1e3 * sec, v0);

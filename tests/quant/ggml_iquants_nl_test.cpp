@@ -218,20 +218,9 @@ TEST(Iq4Frozen, SignSgdOnOffsetsLowersTheLayerOutputLoss) {
     at::Tensor start = at::empty({O, I});
     if (iq) ggml_codec(type).dequantize_row(blocks.data(), start.data_ptr<float>(), O * I);
     const double searched = iq ? loss(start) : loss(encode(at::zeros({O, I})));
-    at::Tensor v = at::zeros({O, I}), w_hat = at::empty({O, I}), dv = at::empty({O, I}), best_v = v.clone();
-    double best = 1e300;
-    const auto t0 = std::chrono::steady_clock::now();
-    for (int64_t it = 0; it < iters; ++it) {
-      for (int64_t r = 0; r < O; ++r)
-        qdq(r, v.data_ptr<float>() + r * I, w_hat.data_ptr<float>() + r * I, dv.data_ptr<float>() + r * I);
-      const at::Tensor R = at::matmul(X, (w_hat - W).t());  // [N, O]
-      const double l = R.pow(2).mean().item<double>();
-      if (l < best) best = l, best_v = v.clone();
-      const at::Tensor grad = at::matmul(R.t(), X) * dv;  // dL/dv up to a positive factor
-      const double lr = (1.0 / double(iters)) * (1.0 - double(it) / double(iters));
-      v = (v - lr * grad.sign()).clamp(-0.5, 0.5);
-    }
-    const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / double(iters);
+    const test::SignSgdRun run = test::sign_sgd_on_layer(layer, iters, qdq);
+    const at::Tensor& best_v = run.best_v;
+    const double best = run.best_loss, sec = run.seconds_per_iter;
     const double after = loss(encode(best_v));
     std::printf("  %s: output MSE llama.cpp imatrix encoding %.4g (re-rounded on the stored scales %.4g) -> "
                 "SignRound %.4g (%.3fx), %.2f ms/iter\n",
