@@ -5,7 +5,7 @@
 #include <cstring>
 
 #include "common/error.h"
-#include "quant/formats/ggml_iquants_grid.h"
+#include "quant/formats/ggml_types.h"
 #include "quant/formats/group.h"
 
 namespace sr::gguf_qdq {
@@ -86,8 +86,9 @@ struct QdqFunction : torch::autograd::Function<QdqFunction> {
   }
 };
 
-// Types whose rounding exists only as the CPU row functions: IQ4's table, the grid i-quants.
-bool cpu_only(GgmlType t) { return t == GgmlType::IQ4_NL || t == GgmlType::IQ4_XS || iq_grid_type(t); }
+// Types whose rounding exists only as the CPU row functions: the table hooks (IQ4's table, the
+// grid i-quants).
+bool cpu_only(GgmlType t) { return ggml_type_traits(t).has_table(); }
 
 // Frozen parameters as [O, I/group] tensors (reference path).
 std::pair<at::Tensor, at::Tensor> param_matrices(const Frozen& f) {

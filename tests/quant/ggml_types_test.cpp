@@ -13,6 +13,7 @@
 #include "common/error.h"
 #include "common/half.h"
 #include "quant/formats/ggml_frozen.h"
+#include "quant/formats/ggml_iquants_grid.h"
 
 namespace sr {
 namespace {
@@ -177,6 +178,22 @@ TEST(GgmlTypes, EveryRowIsConsistent) {
     } else {
       EXPECT_FALSE(tr.quantize_row_ref || tr.quantize_row_weighted || tr.block_finite || tr.has_block_params());
     }
+    if (tr.has_table()) {
+      // Table hooks (the i-quants): a codec, whole sub-blocks, every hook but the optional
+      // weights, never both kinds of hooks; the grid rows' sub-block and levels are the grid
+      // codec's own (a hand-typed row cannot drift from ggml_iquants_grid.cpp).
+      EXPECT_TRUE(tr.supported());
+      EXPECT_FALSE(tr.has_block_params());
+      EXPECT_EQ(tr.block_size % tr.table.group, 0);
+      EXPECT_TRUE(tr.table.row_scales && tr.table.frozen_row && tr.table.unpack_values);
+      EXPECT_LT(tr.table.code_min, tr.table.code_max);
+      EXPECT_EQ(tr.table.row_weights != nullptr, iq_grid_type(t));
+      if (iq_grid_type(t)) {
+        EXPECT_EQ(tr.table.group, iq_grid_sub_block(t));
+        EXPECT_EQ(tr.table.code_min, -tr.table.code_max);
+      }
+    }
+    EXPECT_EQ(tr.has_table(), tr.type == GgmlType::IQ4_NL || tr.type == GgmlType::IQ4_XS || iq_grid_type(t));
     if (!tr.has_block_params()) continue;
     // Frozen-parameter hooks: whole sub-blocks, codes that fit the byte buffers of
     // ggml_frozen.cpp (blocks of at most 256 codes of at most 8 bits), all hooks set, and

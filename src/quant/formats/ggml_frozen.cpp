@@ -1,13 +1,9 @@
 // Frozen-parameter search / encode / qdq for the ggml block types (contract in
 // ggml_frozen.h). One generic implementation over the type's traits row (ggml_types.h):
 // block geometry, code bits, and the type-erased pack/unpack/params/ref-rule hooks.
-// IQ4_NL / IQ4_XS, whose codes index a table of levels instead of a linear grid, take their
-// own path (ggml_iquants_nl.h, "frozen scales, tunable rounding"): GgmlRowParams with group 32,
-// min 0 and codes 0..15, qdq / encode / derivative from iq4_qdq_row_frozen, and the signed
-// multipliers of ggml_unpack_row_codes are the table's levels. The grid i-quants (IQ3_XXS … IQ1_M)
-// likewise (ggml_iquants_grid.h, "frozen scales, tunable rounding"): group = the sub-block,
-// scale = its db, ref_scale = the encoder's per-element weights, rounding by iq_grid_frozen_row.
-// (A per-type hook in the traits row would replace these switches; see docs/iquants.md.)
+// Table / grid i-quants (IQ4_NL, IQ4_XS, IQ3_XXS … IQ1_M: codes index a table of levels or a
+// grid) run through their row's table hooks instead (GgmlTableHooks): GgmlRowParams with the
+// sub-block's stored scale, min 0, the hooks' code range, and the rounding's weights in `weights`.
 #include "quant/formats/ggml_frozen.h"
 
 #include <cmath>
@@ -16,8 +12,6 @@
 #include <vector>
 
 #include "common/error.h"
-#include "quant/formats/ggml_iquants_grid.h"
-#include "quant/formats/ggml_iquants_nl.h"
 #include "quant/formats/ggml_kquants.h"
 #include "quant/formats/ggml_legacy.h"
 #include "quant/formats/ggml_quant_search.h"
@@ -133,88 +127,56 @@ void block_codes(const GgmlRowParams& p, const BlockCodec& bc, int64_t b, const 
   }
 }
 
-// ---- IQ4_NL / IQ4_XS -------------------------------------------------------------------
+// ---- the table / grid i-quants (GgmlTableHooks) -----------------------------------------------
 
-bool is_iq4(GgmlType t) { return t == GgmlType::IQ4_NL || t == GgmlType::IQ4_XS; }
-
-GgmlRowParams iq4_params(GgmlType type, const uint8_t* blocks, int64_t n) {
+GgmlRowParams table_params(const GgmlTypeTraits& tr, const uint8_t* blocks, int64_t n) {
   GgmlRowParams p;
-  p.type = type;
+  p.type = tr.type;
   p.n = n;
-  p.group = kQkIq4Nl;
-  p.code_min = 0;
-  p.code_max = 15;
-  p.blocks.assign(blocks, blocks + ggml_row_bytes(type, n));
-  p.scale.resize(size_t(n / kQkIq4Nl));
-  p.min.assign(size_t(n / kQkIq4Nl), 0.0f);
-  iq4_row_scales(type == GgmlType::IQ4_XS, p.blocks.data(), n, p.scale.data());
-  return p;
-}
-
-GgmlRowParams iq4_search(GgmlType type, const float* x, int64_t n, const float* weights) {
-  std::vector<uint8_t> blocks(ggml_row_bytes(type, n));
-  if (weights) ggml_type_traits(type).quantize_row_weighted(x, blocks.data(), n, weights);
-  else ggml_type_traits(type).quantize_row_ref(x, blocks.data(), n);
-  return iq4_params(type, blocks.data(), n);
-}
-
-void iq4_check(const GgmlRowParams& p, const float* x, const float* v) {
-  SR_CHECK(p.blocks.size() == ggml_row_bytes(p.type, p.n) && p.scale.size() == size_t(p.n / kQkIq4Nl) &&
-               p.group == kQkIq4Nl,
-           "[ggml] inconsistent ", ggml_type_name(p.type), " row parameters: n = ", p.n, ", ", p.blocks.size(),
-           " block bytes, ", p.scale.size(), " scales, group ", p.group);
-  for (int64_t e = 0; e < p.n; ++e)
-    if (p.scale[size_t(e / kQkIq4Nl)] != 0) check_finite(p, x, v, e);
-}
-
-// ---- IQ3_XXS, IQ3_S, IQ2_XXS, IQ2_XS, IQ2_S, IQ1_S, IQ1_M ---------------------------------------
-
-GgmlRowParams grid_params(GgmlType type, const uint8_t* blocks, int64_t n) {
-  GgmlRowParams p;
-  p.type = type;
-  p.n = n;
-  p.group = iq_grid_sub_block(type);
-  p.blocks.assign(blocks, blocks + ggml_row_bytes(type, n));
+  p.group = tr.table.group;
+  p.code_min = tr.table.code_min;
+  p.code_max = tr.table.code_max;
+  p.blocks.assign(blocks, blocks + ggml_row_bytes(tr.type, n));
   p.scale.resize(size_t(n / p.group));
   p.min.assign(size_t(n / p.group), 0.0f);
-  iq_grid_row_scales(type, p.blocks.data(), n, p.scale.data());
-  // Signed grid values (w_hat = db * q); IQ1's are g + delta with g in -1..1.
-  const bool iq1 = type == GgmlType::IQ1_S || type == GgmlType::IQ1_M;
-  const int top = iq1 ? 1 : type == GgmlType::IQ3_XXS ? 62 : type == GgmlType::IQ3_S ? 15 : 43;
-  p.code_min = -top;
-  p.code_max = top;
+  tr.table.row_scales(p.blocks.data(), n, p.scale.data());
   return p;
 }
 
-GgmlRowParams grid_search(GgmlType type, const float* x, int64_t n, const float* weights) {
-  std::vector<uint8_t> blocks(ggml_row_bytes(type, n));
-  if (weights) ggml_type_traits(type).quantize_row_weighted(x, blocks.data(), n, weights);
-  else ggml_type_traits(type).quantize_row_ref(x, blocks.data(), n);  // throws where llama.cpp refuses
-  GgmlRowParams p = grid_params(type, blocks.data(), n);
-  p.ref_scale.resize(size_t(n));
-  iq_grid_weights(type, x, weights, n, p.ref_scale.data());
+GgmlRowParams table_search(const GgmlTypeTraits& tr, const float* x, int64_t n, const float* importance) {
+  std::vector<uint8_t> blocks(ggml_row_bytes(tr.type, n));
+  if (importance) tr.quantize_row_weighted(x, blocks.data(), n, importance);
+  else tr.quantize_row_ref(x, blocks.data(), n);  // throws where llama.cpp refuses
+  GgmlRowParams p = table_params(tr, blocks.data(), n);
+  if (tr.table.row_weights) {
+    p.weights.resize(size_t(n));
+    tr.table.row_weights(x, importance, n, p.weights.data());
+  }
   return p;
 }
 
-void grid_check(const GgmlRowParams& p) {
-  SR_CHECK(p.blocks.size() == ggml_row_bytes(p.type, p.n) && p.group == iq_grid_sub_block(p.type) &&
-               p.scale.size() == size_t(p.n / p.group) && (p.ref_scale.empty() || p.ref_scale.size() == size_t(p.n)),
+void table_check(const GgmlRowParams& p, const GgmlTypeTraits& tr, const float* x, const float* v) {
+  SR_CHECK(p.blocks.size() == ggml_row_bytes(p.type, p.n) && p.group == tr.table.group &&
+               p.scale.size() == size_t(p.n / p.group) && (p.weights.empty() || p.weights.size() == size_t(p.n)),
            "[ggml] inconsistent ", ggml_type_name(p.type), " row parameters: n = ", p.n, ", ", p.blocks.size(),
-           " block bytes, ", p.scale.size(), " scales, ", p.ref_scale.size(), " weights, group ", p.group);
+           " block bytes, ", p.scale.size(), " scales, ", p.weights.size(), " weights, group ", p.group);
+  for (int64_t e = 0; e < p.n; ++e)
+    if (p.scale[size_t(e / p.group)] != 0) check_finite(p, x, v, e);
 }
 
-const float* grid_weights(const GgmlRowParams& p) { return p.ref_scale.empty() ? nullptr : p.ref_scale.data(); }
+const float* table_weights(const GgmlRowParams& p) { return p.weights.empty() ? nullptr : p.weights.data(); }
 
 }  // namespace
 
 bool ggml_has_block_params(GgmlType type) {
-  return ggml_type_id_known(uint32_t(type)) &&
-         (ggml_type_traits(type).has_block_params() || is_iq4(type) || iq_grid_type(type));
+  if (!ggml_type_id_known(uint32_t(type))) return false;
+  const GgmlTypeTraits& tr = ggml_type_traits(type);
+  return tr.has_block_params() || tr.has_table();
 }
 
 GgmlRowParams ggml_search_row_ref(GgmlType type, const float* x, int64_t n) {
-  if (is_iq4(type)) return iq4_search(type, x, n, nullptr);
-  if (iq_grid_type(type)) return grid_search(type, x, n, nullptr);
+  const GgmlTypeTraits& tr = ggml_type_traits(type);
+  if (tr.has_table()) return table_search(tr, x, n, nullptr);
   const BlockCodec bc = codec_for(type);
   std::vector<uint8_t> blocks(ggml_row_bytes(type, n));
   bc.tr.quantize_row_ref(x, blocks.data(), n);
@@ -225,8 +187,8 @@ GgmlRowParams ggml_search_row_ref(GgmlType type, const float* x, int64_t n) {
 
 GgmlRowParams ggml_search_row_weighted(GgmlType type, const float* x, int64_t n, const float* weights) {
   SR_CHECK(weights, "[ggml] the weighted ", ggml_type_name(type), " search needs importance weights");
-  if (is_iq4(type)) return iq4_search(type, x, n, weights);
-  if (iq_grid_type(type)) return grid_search(type, x, n, weights);
+  const GgmlTypeTraits& tr = ggml_type_traits(type);
+  if (tr.has_table()) return table_search(tr, x, n, weights);
   const BlockCodec bc = codec_for(type);
   std::vector<uint8_t> blocks(ggml_row_bytes(type, n));
   bc.tr.quantize_row_weighted(x, blocks.data(), n, weights);
@@ -237,23 +199,18 @@ GgmlRowParams ggml_search_row_weighted(GgmlType type, const float* x, int64_t n,
 }
 
 GgmlRowParams ggml_row_params_from_blocks(GgmlType type, const void* blocks, int64_t n) {
-  if (is_iq4(type)) return iq4_params(type, static_cast<const uint8_t*>(blocks), n);
-  if (iq_grid_type(type)) return grid_params(type, static_cast<const uint8_t*>(blocks), n);
+  const GgmlTypeTraits& tr = ggml_type_traits(type);
+  if (tr.has_table()) return table_params(tr, static_cast<const uint8_t*>(blocks), n);
   const BlockCodec bc = codec_for(type);
   return params_from_blocks(bc, static_cast<const uint8_t*>(blocks), n);
 }
 
 void ggml_encode_row_frozen(const GgmlRowParams& p, const float* x, const float* v, void* out,
                             GgmlRounding rounding) {
-  if (is_iq4(p.type)) {  // one rounding rule: the stored scales (ggml_iquants_nl.h)
-    iq4_check(p, x, v);
-    std::memcpy(out, p.blocks.data(), p.blocks.size());
-    iq4_encode_row_frozen(p.type == GgmlType::IQ4_XS, out, x, v, p.n);
-    return;
-  }
-  if (iq_grid_type(p.type)) {  // one rounding rule: from the stored codes (ggml_iquants_grid.h)
-    grid_check(p);
-    iq_grid_frozen_row(p.type, p.blocks.data(), x, grid_weights(p), v, p.n, out, nullptr, nullptr);
+  const GgmlTypeTraits& tr = ggml_type_traits(p.type);
+  if (tr.has_table()) {  // one rounding rule, the table's: `rounding` is for the legacy types
+    table_check(p, tr, x, v);
+    tr.table.frozen_row(p.blocks.data(), x, table_weights(p), v, p.n, out, nullptr, nullptr);
     return;
   }
   const BlockCodec bc = codec_for(p.type);
@@ -276,14 +233,10 @@ void ggml_qdq_row_frozen(const GgmlRowParams& p, const float* x, const float* v,
 }
 
 void ggml_qdq_row_frozen_grad(const GgmlRowParams& p, const float* x, const float* v, float* w_hat, float* dv) {
-  if (is_iq4(p.type)) {
-    iq4_check(p, x, v);
-    iq4_qdq_row_frozen(p.type == GgmlType::IQ4_XS, p.blocks.data(), x, v, p.n, w_hat, dv);
-    return;
-  }
-  if (iq_grid_type(p.type)) {
-    grid_check(p);
-    iq_grid_frozen_row(p.type, p.blocks.data(), x, grid_weights(p), v, p.n, nullptr, w_hat, dv);
+  const GgmlTypeTraits& tr = ggml_type_traits(p.type);
+  if (tr.has_table()) {
+    table_check(p, tr, x, v);
+    tr.table.frozen_row(p.blocks.data(), x, table_weights(p), v, p.n, nullptr, w_hat, dv);
     return;
   }
   const BlockCodec bc = codec_for(p.type);
@@ -303,16 +256,10 @@ void ggml_qdq_row_frozen_grad(const GgmlRowParams& p, const float* x, const floa
 }
 
 void ggml_unpack_row_codes(GgmlType type, const void* blocks, int64_t n, int16_t* q) {
-  if (is_iq4(type)) {
-    ggml_row_bytes(type, n);  // validates n
-    std::vector<uint8_t> c(static_cast<size_t>(n));
-    iq4_unpack_row(type == GgmlType::IQ4_XS, blocks, n, c.data());
-    for (int64_t e = 0; e < n; ++e) q[e] = kIq4nlValues[c[size_t(e)]];
-    return;
-  }
-  if (iq_grid_type(type)) return iq_grid_unpack_values(type, blocks, n, q);
-  const BlockCodec bc = codec_for(type);
+  const GgmlTypeTraits& tr = ggml_type_traits(type);
   ggml_row_bytes(type, n);  // validates n
+  if (tr.has_table()) return tr.table.unpack_values(blocks, n, q);
+  const BlockCodec bc = codec_for(type);
   const auto* src = static_cast<const uint8_t*>(blocks);
   uint8_t codes[kQkK];
   for (int64_t b = 0; b < n / bc.block; ++b) {

@@ -58,18 +58,21 @@ struct GgmlRowParams {
   std::vector<float> min;       // [n / group] effective min (0 for symmetric types)
   std::vector<uint8_t> blocks;  // [ggml_row_bytes(type, n)] the searched row as stored
   // Legacy types (kLlamaRef): the fp32 block scale/min llama.cpp's ref encoder rounds against,
-  // [n / 32] (ggml_search_row_ref, weighted Q8_0). Grid i-quants: ref_scale = the encoder's
-  // per-element weights [n] (ggml_iquants_grid.h iq_grid_weights), ref_min empty. Else empty.
+  // [n / 32] (ggml_search_row_ref, weighted Q8_0). Else empty.
   std::vector<float> ref_scale;
   std::vector<float> ref_min;
+  // Types whose table hooks weigh their rounding (the grid i-quants, GgmlTableHooks::row_weights):
+  // the encoder's per-element weights [n] from the search's x and importance. Else empty.
+  std::vector<float> weights;
 
   int64_t n_groups() const { return group ? n / group : 0; }
 };
 
-// True for the types these hooks handle: those whose traits row has frozen-parameter hooks
-// (has_block_params: legacy, k-quants; generic over the row's geometry, bits, sym, pack/unpack,
-// legacy ref rule), IQ4_NL/IQ4_XS (ggml_iquants_nl.h) and the grid i-quants
-// (ggml_iquants_grid.h: per-sub-block scale db, min 0, codes = signed grid values).
+// True for the types these hooks handle: those whose traits row has linear frozen-parameter
+// hooks (has_block_params: legacy, k-quants; generic over the row's geometry, bits, sym,
+// pack/unpack, legacy ref rule) or table hooks (has_table: IQ4_NL/IQ4_XS, ggml_iquants_nl.h, codes
+// 0..15; the grid i-quants, ggml_iquants_grid.h, codes = signed grid values; both min 0, scale =
+// the sub-block's stored scale, rounding and its derivative by the row's table.frozen_row).
 bool ggml_has_block_params(GgmlType type);
 
 // llama.cpp's encoder without importance (quantize_row_ref), frozen.
@@ -82,7 +85,7 @@ GgmlRowParams ggml_search_row_weighted(GgmlType type, const float* x, int64_t n,
                                        const float* weights);
 
 // Parameters of already stored blocks (e.g. a row read from a GGUF file): scale/min
-// decoded from the headers, blocks copied. No ref_scale/ref_min.
+// decoded from the headers, blocks copied. No ref_scale/ref_min/weights.
 GgmlRowParams ggml_row_params_from_blocks(GgmlType type, const void* blocks, int64_t n);
 
 // Writes ggml_row_bytes(p.type, p.n) bytes to `out`: p's headers, codes q from x [p.n]

@@ -144,20 +144,66 @@ using LegacyQ5_0 = LegacyCodec<BlockQ5_0, 5, false>;
 using LegacyQ5_1 = LegacyCodec<BlockQ5_1, 5, true>;
 using LegacyQ8_0 = LegacyCodec<BlockQ8_0, 8, false>;
 
+// ---- the table / grid i-quants' frozen-rounding hooks (GgmlTableHooks) ----------------------
+
+template <bool XS>
+void iq4_scales(const void* blocks, int64_t n, float* scale) { iq4_row_scales(XS, blocks, n, scale); }
+
+template <bool XS>
+void iq4_frozen(const void* blocks, const float* x, const float* /*w*/, const float* v, int64_t n, void* out,
+                float* w_hat, float* dv) {
+  if (out) {
+    std::memcpy(out, blocks, ggml_row_bytes(XS ? GgmlType::IQ4_XS : GgmlType::IQ4_NL, n));
+    iq4_encode_row_frozen(XS, out, x, v, n);
+  }
+  if (w_hat) iq4_qdq_row_frozen(XS, blocks, x, v, n, w_hat, dv);
+}
+
+template <bool XS>
+void iq4_values(const void* blocks, int64_t n, int16_t* q) {
+  std::vector<uint8_t> c(static_cast<size_t>(n));
+  iq4_unpack_row(XS, blocks, n, c.data());
+  for (int64_t e = 0; e < n; ++e) q[e] = kIq4nlValues[c[size_t(e)]];
+}
+
+template <GgmlType Ty>
+void grid_scales(const void* blocks, int64_t n, float* scale) { iq_grid_row_scales(Ty, blocks, n, scale); }
+template <GgmlType Ty>
+void grid_weights(const float* x, const float* importance, int64_t n, float* w) {
+  iq_grid_weights(Ty, x, importance, n, w);
+}
+template <GgmlType Ty>
+void grid_frozen(const void* blocks, const float* x, const float* w, const float* v, int64_t n, void* out,
+                 float* w_hat, float* dv) {
+  iq_grid_frozen_row(Ty, blocks, x, w, v, n, out, w_hat, dv);
+}
+template <GgmlType Ty>
+void grid_values(const void* blocks, int64_t n, int16_t* q) { iq_grid_unpack_values(Ty, blocks, n, q); }
+
 using T = GgmlType;
 #define SR_GGML_LAYOUT_ONLY false, nullptr, nullptr, nullptr, nullptr, {}
 // Everything after uses_importance of a lattice i-quant (ggml_iquants_grid.h): codec, scale
-// check, no frozen-parameter hooks, and whether llama.cpp requires an imatrix for it.
+// check, no linear frozen-parameter hooks, whether llama.cpp requires an imatrix for it, and
+// its table hooks: sub-block, largest |level| (IQ1's -1..1 before the delta).
 // `finite` is the scale check: the fp16 d at offset 0, or IQ1_M's d spread over its scales.
-#define SR_GGML_IQ_GRID(suffix, finite, requires_importance)                                  \
-  dequantize_row_##suffix, quantize_row_##suffix##_ref, quantize_row_##suffix##_weighted, finite, {}, \
-      requires_importance
+#define SR_GGML_IQ_GRID(Ty, suffix, finite, requires_importance, group, top)                           \
+  dequantize_row_##suffix, quantize_row_##suffix##_ref, quantize_row_##suffix##_weighted, finite, {},  \
+      requires_importance, {                                                                           \
+    group, -(top), top, grid_scales<T::Ty>, grid_weights<T::Ty>, grid_frozen<T::Ty>, grid_values<T::Ty> \
+  }
+// IQ4_NL / IQ4_XS (ggml_iquants_nl.h): codes 0..15 index kIq4nlValues, 32-element sub-blocks.
+#define SR_GGML_IQ4(suffix, xs)                                                                    \
+  dequantize_row_##suffix, quantize_row_##suffix##_ref, quantize_row_##suffix##_weighted,          \
+      fp16_scales_finite<0>, {}, false, {                                                          \
+    kQkIq4Nl, 0, 15, iq4_scales<xs>, nullptr, iq4_frozen<xs>, iq4_values<xs>                       \
+  }
 
 // Known types in ID order (retired IDs are absent). Sizes are ggml's type_traits; scale
 // field offsets and sub-block geometry are the layouts in ggml_legacy.h / ggml_kquants.h /
-// ggml_iquants_nl.h (the i-quants have no frozen-parameter hooks: their codes index a table).
+// ggml_iquants_nl.h / ggml_iquants_grid.h (the i-quants' codes index a table or a grid: their
+// frozen hooks are `table`, not `params`).
 // Columns: type, name, block_size, type_size, bits, uses_importance, dequantize_row,
-// quantize_row_ref, quantize_row_weighted, block_finite, params.
+// quantize_row_ref, quantize_row_weighted, block_finite, params, requires_importance, table.
 const GgmlTypeTraits kTraits[] = {
     {T::F32, "f32", 1, 4, 32, false, dequantize_f32, quantize_f32, ignore_weights<quantize_f32>, f32_finite, {}},
     {T::F16, "f16", 1, 2, 16, false, dequantize_half<f16_to_f32>, quantize_half<f32_to_f16>,
@@ -174,16 +220,14 @@ const GgmlTypeTraits kTraits[] = {
     {T::Q5_K, "q5_K", 256, 176, 5, true, SR_GGML_KQUANT(Q5_K, q5_K, 0, 2, 32, true, 6)},
     {T::Q6_K, "q6_K", 256, 210, 6, true, SR_GGML_KQUANT(Q6_K, q6_K, 208, -1, 16, false, 8)},
     {T::Q8_K, "q8_K", 256, 292, 8, SR_GGML_LAYOUT_ONLY},
-    {T::IQ2_XXS, "iq2_xxs", 256, 66, 2, true, SR_GGML_IQ_GRID(iq2_xxs, fp16_scales_finite<0>, true)},
-    {T::IQ2_XS, "iq2_xs", 256, 74, 2, true, SR_GGML_IQ_GRID(iq2_xs, fp16_scales_finite<0>, true)},
-    {T::IQ3_XXS, "iq3_xxs", 256, 98, 3, true, SR_GGML_IQ_GRID(iq3_xxs, fp16_scales_finite<0>, false)},
-    {T::IQ1_S, "iq1_s", 256, 50, 1, true, SR_GGML_IQ_GRID(iq1_s, fp16_scales_finite<0>, true)},
-    {T::IQ4_NL, "iq4_nl", 32, 18, 4, true, dequantize_row_iq4_nl, quantize_row_iq4_nl_ref,
-     quantize_row_iq4_nl_weighted, fp16_scales_finite<0>, {}},
-    {T::IQ3_S, "iq3_s", 256, 110, 3, true, SR_GGML_IQ_GRID(iq3_s, fp16_scales_finite<0>, false)},
-    {T::IQ2_S, "iq2_s", 256, 82, 2, true, SR_GGML_IQ_GRID(iq2_s, fp16_scales_finite<0>, true)},
-    {T::IQ4_XS, "iq4_xs", 256, 136, 4, true, dequantize_row_iq4_xs, quantize_row_iq4_xs_ref,
-     quantize_row_iq4_xs_weighted, fp16_scales_finite<0>, {}},
+    {T::IQ2_XXS, "iq2_xxs", 256, 66, 2, true, SR_GGML_IQ_GRID(IQ2_XXS, iq2_xxs, fp16_scales_finite<0>, true, 32, 43)},
+    {T::IQ2_XS, "iq2_xs", 256, 74, 2, true, SR_GGML_IQ_GRID(IQ2_XS, iq2_xs, fp16_scales_finite<0>, true, 16, 43)},
+    {T::IQ3_XXS, "iq3_xxs", 256, 98, 3, true, SR_GGML_IQ_GRID(IQ3_XXS, iq3_xxs, fp16_scales_finite<0>, false, 32, 62)},
+    {T::IQ1_S, "iq1_s", 256, 50, 1, true, SR_GGML_IQ_GRID(IQ1_S, iq1_s, fp16_scales_finite<0>, true, 32, 1)},
+    {T::IQ4_NL, "iq4_nl", 32, 18, 4, true, SR_GGML_IQ4(iq4_nl, false)},
+    {T::IQ3_S, "iq3_s", 256, 110, 3, true, SR_GGML_IQ_GRID(IQ3_S, iq3_s, fp16_scales_finite<0>, false, 32, 15)},
+    {T::IQ2_S, "iq2_s", 256, 82, 2, true, SR_GGML_IQ_GRID(IQ2_S, iq2_s, fp16_scales_finite<0>, true, 16, 43)},
+    {T::IQ4_XS, "iq4_xs", 256, 136, 4, true, SR_GGML_IQ4(iq4_xs, true)},
     {T::I8, "i8", 1, 1, 8, SR_GGML_LAYOUT_ONLY},
     {T::I16, "i16", 1, 2, 16, SR_GGML_LAYOUT_ONLY},
     {T::I32, "i32", 1, 4, 32, SR_GGML_LAYOUT_ONLY},
@@ -191,7 +235,7 @@ const GgmlTypeTraits kTraits[] = {
     {T::F64, "f64", 1, 8, 64, SR_GGML_LAYOUT_ONLY},
     // IQ1_M needs no imatrix as such: llama.cpp refuses it only inside the blocks (the plan's
     // check, export/gguf_plan.cpp) and writes output / token_embd without one (ggml's x² weights).
-    {T::IQ1_M, "iq1_m", 256, 56, 1, true, SR_GGML_IQ_GRID(iq1_m, iq1_m_block_finite, false)},
+    {T::IQ1_M, "iq1_m", 256, 56, 1, true, SR_GGML_IQ_GRID(IQ1_M, iq1_m, iq1_m_block_finite, false, 16, 1)},
     {T::BF16, "bf16", 1, 2, 16, false, dequantize_half<bf16_to_f32>, quantize_half<f32_to_bf16>,
      ignore_weights<quantize_half<f32_to_bf16>>, bf16_finite, {}},
     {T::TQ1_0, "tq1_0", 256, 54, 1, SR_GGML_LAYOUT_ONLY},
@@ -202,6 +246,7 @@ const GgmlTypeTraits kTraits[] = {
 #undef SR_GGML_KQUANT
 #undef SR_GGML_LAYOUT_ONLY
 #undef SR_GGML_IQ_GRID
+#undef SR_GGML_IQ4
 
 // ID -> row of kTraits, or nullptr for retired / out-of-range IDs.
 const std::array<const GgmlTypeTraits*, kGgmlTypeIdEnd>& traits_by_id() {

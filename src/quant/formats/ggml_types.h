@@ -101,6 +101,30 @@ struct GgmlBlockParams {
   int (*ref_code)(float x, float v, float d, float min) = nullptr;
 };
 
+// The frozen-rounding hooks (ggml_frozen.h) of a type whose codes index a table of levels or a
+// lattice grid: IQ4_NL / IQ4_XS (ggml_iquants_nl.h) and IQ3_XXS … IQ1_M (ggml_iquants_grid.h).
+// A row's stored blocks (ggml_row_bytes(type, n) bytes, any alignment) fix every sub-block's
+// scale; the rounding of x + v re-chooses only the codes, and w_hat = scale_g * level.
+struct GgmlTableHooks {
+  int group = 0;     // elements per sub-block sharing one scale; 0: the type has no table hooks
+  int code_min = 0;  // GgmlRowParams' code range: IQ4 its table indices 0..15, the grids their
+  int code_max = 0;  // signed levels (IQ1 -1..1, before its delta)
+  // Effective scale of each sub-block, with decoding's fp32 operations. scale [n / group].
+  void (*row_scales)(const void* blocks, int64_t n, float* scale) = nullptr;
+  // The rounding's per-element weights w [n] from x [n] and importance [n] (null: none, the
+  // encoder's own fallback). Null hook: the type's rounding uses no weights (IQ4).
+  void (*row_weights)(const float* x, const float* importance, int64_t n, float* w) = nullptr;
+  // The frozen rounding of x [n] with offsets v (null = 0) and weights w (row_weights', or
+  // null) against `blocks`: the re-coded row to `out`, its decoding to w_hat and the
+  // straight-through d w_hat / d v to dv. Each output may be null; dv only with w_hat.
+  // Throws sr::Error if an x or v that sets a code is not finite.
+  void (*frozen_row)(const void* blocks, const float* x, const float* w, const float* v, int64_t n, void* out,
+                     float* w_hat, float* dv) = nullptr;
+  // Signed levels q [n] of stored blocks (w_hat = scale_g * q). Throws where the levels are not
+  // integers (IQ1_S / IQ1_M: g + delta).
+  void (*unpack_values)(const void* blocks, int64_t n, int16_t* q) = nullptr;
+};
+
 // One row per ggml type, as ggml's type_traits: adding a type means adding a row in
 // ggml_types.cpp (and its codec functions); the registry tests then run on it
 // (ggml_types_test EveryRowIsConsistent / EveryCodec, ggml_frozen_test Frozen).
@@ -127,9 +151,11 @@ struct GgmlTypeTraits {
   // IQ2_S, IQ1_S, IQ1_M: "Missing importance matrix ... in a very low-bit quantization"):
   // quantize_row_ref then throws sr::Error saying so.
   bool requires_importance = false;
+  GgmlTableHooks table = {};  // table.group == 0: not a table / grid type
 
   bool supported() const { return dequantize_row != nullptr; }
   bool has_block_params() const { return params.group != 0; }
+  bool has_table() const { return table.group != 0; }
   // Storage cost: type_size * 8 / block_size (q4_K 4.5, q2_K 2.625, q8_0 8.5).
   double bits_per_weight() const { return double(type_size) * 8.0 / double(block_size); }
 };

@@ -13,8 +13,6 @@
 #include "common/strings.h"
 #include "quant/formats/data_type_traits.h"
 #include "quant/formats/ggml_frozen.h"
-#include "quant/formats/ggml_iquants_grid.h"
-#include "quant/formats/ggml_iquants_nl.h"
 
 namespace sr {
 namespace {
@@ -27,8 +25,7 @@ std::string trim_and_unquote(const std::string& s) {
 }
 
 // §5.4: the ggml types that are GGUF quantization schemes are those with frozen-parameter
-// hooks, and IQ4_NL / IQ4_XS, frozen through ggml_iquants_nl.h (ggml_has_block_params says
-// which); their traits row (ggml_types.h) fixes bits, group (the sub-block) and sym.
+// hooks, linear or table (ggml_has_block_params says which); their traits row (ggml_types.h) fixes bits, group (the sub-block) and sym.
 std::vector<GgmlType> gguf_scheme_types() {
   std::vector<GgmlType> out;
   for (uint32_t id = 0; id < kGgmlTypeIdEnd; ++id)
@@ -49,12 +46,9 @@ const GgmlTypeTraits& gguf_traits(GgmlType t) {
   return ggml_type_traits(t);
 }
 
-// The sub-block of a GGUF scheme type: its hooks' group, 32 for IQ4_NL / IQ4_XS, the sub-block
-// sharing a scale code for the grid i-quants (all symmetric).
-int64_t gguf_group(const GgmlTypeTraits& tr) {
-  if (tr.has_block_params()) return tr.params.group;
-  return iq_grid_type(tr.type) ? iq_grid_sub_block(tr.type) : kQkIq4Nl;
-}
+// The sub-block of a GGUF scheme type: its linear hooks' group, or its table hooks' (the
+// i-quants, all symmetric).
+int64_t gguf_group(const GgmlTypeTraits& tr) { return tr.has_block_params() ? tr.params.group : tr.table.group; }
 
 bool has_gguf_prefix(const std::string& s) { return ascii_lower(s).rfind("gguf:", 0) == 0; }
 
