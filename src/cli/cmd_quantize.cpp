@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "cli/args.h"
@@ -457,6 +458,7 @@ int cmd_quantize(int argc, char** argv) {
   SR_CHECK(dry_run || o.resume || !rank0 || !has_unfinished_run(state_dir), "[quantize] ", state_dir,
            " holds an unfinished run; pass --resume to continue it, or delete the folder");
   auto model = open_model(a, a.required("model"), o.tune.method != Method::Rtn || !gguf.empty());
+  map_large_blocks(sample_activation_bytes(model->config().n_heads, model->config().intermediate, o.calib.seqlen));
   if (!gguf.empty() && is_gguf_float_mix(gguf_format_mix(gguf))) {
     SR_CHECK(!dry_run && !controls.any(), "--format ", gguf, " converts the model without quantizing: --dry_run and "
              "the per-tensor type controls do not apply");
@@ -472,8 +474,16 @@ int cmd_quantize(int argc, char** argv) {
   // A GGUF file is planned once, here: the mix's types and the per-tensor controls, the layer
   // plan's overrides on top.
   std::optional<GgufTarget> target;
-  if (!gguf.empty())
-    target = plan_gguf_target(model->config(), gguf_format_mix(gguf), o.tune.method != Method::Rtn, controls);
+  if (!gguf.empty()) {
+    // With --imatrix, a very-low-bit tensor the file has no entry for is refused now, as
+    // llama-quantize does, not after the tuning.
+    std::set<std::string> covered;
+    if (o.imatrix)
+      for (const auto& [name, entry] : imatrix_file_of(given, model->config(), model->block_descs()).entries)
+        covered.insert(name);
+    target = plan_gguf_target(model->config(), gguf_format_mix(gguf), o.tune.method != Method::Rtn, controls,
+                              o.imatrix ? &covered : nullptr);
+  }
   nlohmann::json autoscheme;  // with --avg_bits: the allocation, whose schemes replace --layer_config
   std::map<std::string, QuantScheme> allocated;
   if (searches(a))

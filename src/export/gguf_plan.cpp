@@ -368,10 +368,14 @@ void check_importance(const GgufTensorPlan& t, const Context& x) {
   const bool embd = t.name == "token_embd.weight";
   const bool needs = t.type == T::IQ2_XXS || t.type == T::IQ2_XS || t.type == T::IQ2_S || t.type == T::IQ1_S ||
                      (t.type == T::IQ1_M && !embd && t.name != "output.weight");
-  SR_CHECK(!needs || (x.opt.has_imatrix && !embd), "[gguf] tensor ", t.name, " is planned as ",
-           ggml_type_name(t.type), ", which needs an importance matrix for it: llama.cpp refuses (\"Missing importance "
-           "matrix for tensor ", t.name, " in a very low-bit quantization\"), since the result would be garbage; "
-           "quantize with calibration data or an imatrix file, or give this tensor another type");
+  if (!needs) return;
+  const auto& covered = x.opt.imatrix_tensors;
+  SR_CHECK(x.opt.has_imatrix && !embd && (!covered || covered->count(t.name)), "[gguf] tensor ", t.name,
+           " is planned as ", ggml_type_name(t.type), ", which needs an importance matrix for it",
+           x.opt.has_imatrix && !embd ? " and the imatrix file has no entry for it" : "",
+           ": llama.cpp refuses (\"Missing importance matrix for tensor ", t.name, " in a very low-bit "
+           "quantization\"), since the result would be garbage; quantize with calibration data or an imatrix file "
+           "that covers it, or give this tensor another type");
 }
 
 // The controls' types must be writable, and a block linear's a quantization scheme.

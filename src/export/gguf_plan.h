@@ -72,6 +72,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -138,6 +139,10 @@ struct GgufPlanOptions {
   std::map<std::string, GgmlType> overrides;
   bool log = true;  // report fallbacks and overrides on stderr
   GgufTypeControls controls;  // llama-quantize's per-tensor controls (the header comment)
+  // The GGUF names a given imatrix file has entries for; unset: every weight matrix but
+  // token_embd (the run's own calibration observes every linear and the output). llama-quantize
+  // refuses a very-low-bit type for a tensor the file does not cover.
+  std::optional<std::set<std::string>> imatrix_tensors;
 };
 
 // The tensors a GGUF of c's architecture (model/gguf_arch.h) holds for `c` (names and shapes;

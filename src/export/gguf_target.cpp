@@ -190,10 +190,12 @@ GgufTensorPlan& GgufTarget::tensor(const std::string& gguf_name) {
   return const_cast<GgufTensorPlan&>(static_cast<const GgufTarget&>(*this).tensor(gguf_name));
 }
 
-GgufTarget plan_gguf_target(const ModelConfig& c, GgufMix mix, bool has_imatrix, const GgufTypeControls& controls) {
+GgufTarget plan_gguf_target(const ModelConfig& c, GgufMix mix, bool has_imatrix, const GgufTypeControls& controls,
+                            const std::set<std::string>* imatrix_tensors) {
   GgufPlanOptions po;
   po.has_imatrix = has_imatrix;
   po.controls = controls;
+  if (imatrix_tensors) po.imatrix_tensors = *imatrix_tensors;
   po.log = false;
   GgufTarget t{mix, has_imatrix, plan_gguf_types(c, mix, po)};
   // Block linears are tuned (a quantization scheme: F16, BF16, the legacy, k-quant and i-quant types);

@@ -25,6 +25,7 @@
 //             unknown keys).
 #pragma once
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -61,7 +62,9 @@ struct GgufTarget {
 
 // The mix's rules for `c` with the user's per-tensor controls (plan_gguf_types; has_imatrix only
 // moves q4_0/q5_0's ffn_down rule).
-GgufTarget plan_gguf_target(const ModelConfig& c, GgufMix mix, bool has_imatrix, const GgufTypeControls& controls = {});
+// imatrix_tensors: the GGUF names a given imatrix file covers (GgufPlanOptions; null: all).
+GgufTarget plan_gguf_target(const ModelConfig& c, GgufMix mix, bool has_imatrix, const GgufTypeControls& controls = {},
+                            const std::set<std::string>* imatrix_tensors = nullptr);
 
 // make_layer_plan defaults from the target: every block linear (and lm_head, used only with
 // --quant_lm_head) -> the scheme of its tensor's type, source "gguf <mix>" or

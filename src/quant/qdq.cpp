@@ -76,7 +76,10 @@ WeightQuantParams make_weight_params(const at::Tensor& w, const QuantScheme& s, 
   WeightQuantParams p;
   p.t.v = param(at::zeros({g.n_groups, g.length}, opts));
   if (s.is_gguf()) {
-    p.ggml = gguf_qdq::freeze(w, s.ggml_type, mode == TuneMode::V2 ? imatrix : at::Tensor(), /*searched_codes=*/false);
+    // V1 freezes with the ref encoder (§3.6), except where llama.cpp has none: the very-low-bit
+    // i-quants are only ever searched with an importance matrix.
+    const bool weighted = mode == TuneMode::V2 || ggml_type_traits(s.ggml_type).requires_importance;
+    p.ggml = gguf_qdq::freeze(w, s.ggml_type, weighted ? imatrix : at::Tensor(), /*searched_codes=*/false);
     return p;
   }
   p.t.beta = param(at::ones({g.n_groups}, opts));

@@ -65,8 +65,10 @@ bool has_init_scale_search(const QuantScheme& s);
 // In TuneMode::V2 with uses_v2_wrapper(s): no alpha, init_scale = search_init_scale(w, s,
 // imatrix) (no zero handling, §3.2), range [0, 2]. NV: global_scale from w.
 // GGUF types: v only (no alpha/beta, §3.6) and p.ggml frozen from llama.cpp's imatrix encoder
-// with `imatrix` in V2 (its ref encoder in V1 or without one); the caller passes llama.cpp's
-// imatrix semantics (mean x² per input channel).
+// with `imatrix` in V2 (its ref encoder in V1 or without one; types that require an importance
+// matrix, GgmlTypeTraits::requires_importance, use `imatrix` in V1 too, and without one stop
+// with llama.cpp's refusal); the caller passes llama.cpp's imatrix semantics (mean x² per input
+// channel).
 // REQUIRES: s.quantized(); imatrix [I] or undefined.
 WeightQuantParams make_weight_params(const at::Tensor& w, const QuantScheme& s, TuneMode mode,
                                      const at::Tensor& imatrix = {});

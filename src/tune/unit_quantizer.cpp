@@ -448,7 +448,8 @@ void init_params(const BlockDescs& d, std::vector<LayerJob>& jobs, const std::ma
   for (LayerJob& j : jobs) {
     const QuantScheme& s = j.choice->scheme;
     const TuneMode mode = opt.alg_ext && uses_v2_wrapper(s) ? TuneMode::V2 : TuneMode::V1;
-    j.p = make_weight_params(j.w, s, mode, mode == TuneMode::V2 ? im(*j.choice) : at::Tensor());
+    const bool weighted = mode == TuneMode::V2 || (s.is_gguf() && ggml_type_traits(s.ggml_type).requires_importance);
+    j.p = make_weight_params(j.w, s, mode, weighted ? im(*j.choice) : at::Tensor());
     if (!opt.enable_minmax_tuning) j.p.t.alpha = j.p.t.beta = at::Tensor();
     j.lr = layer_lr(s, opt);
     j.minmax_lr = opt.minmax_lr > 0 ? opt.minmax_lr : j.lr;

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <set>
 
 #include "common/error.h"
 #include "export/gguf_plan.h"
@@ -306,6 +307,18 @@ TEST(GgufIquantPlan, Iq1mOutsideTheBlocksNeedsNoImatrixAsLlamaQuantize) {
             std::string::npos) << err;
   o.has_imatrix = true;
   EXPECT_NO_THROW(plan_gguf_types(m->config(), GgufMix::Q4_K_M, o));
+  // A given imatrix file must cover the tensor: llama-quantize looks its name up.
+  o.imatrix_tensors = std::set<std::string>{"output.weight"};
+  err = test::error_of([&] { plan_gguf_types(m->config(), GgufMix::Q4_K_M, o); });
+  EXPECT_NE(err.find("tensor blk.0.attn_v.weight is planned as iq1_m, which needs an importance matrix for it and the "
+                     "imatrix file has no entry for it"),
+            std::string::npos) << err;
+  o.imatrix_tensors->insert("blk.0.attn_v.weight");
+  EXPECT_NO_THROW(plan_gguf_types(m->config(), GgufMix::Q4_K_M, o));
+  o.controls.output_type = T::IQ2_XXS;
+  o.imatrix_tensors->erase("output.weight");
+  err = test::error_of([&] { plan_gguf_types(m->config(), GgufMix::Q4_K_M, o); });
+  EXPECT_NE(err.find("tensor output.weight is planned as iq2_xxs"), std::string::npos) << err;
 }
 
 }  // namespace

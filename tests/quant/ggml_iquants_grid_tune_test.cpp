@@ -26,6 +26,7 @@
 #include "common/torch.h"
 #include "gguf_compare.h"
 #include "io/gguf_reader.h"
+#include "io/imatrix_file.h"
 #include "quant/formats/ggml_frozen.h"
 #include "quant/formats/ggml_iquants_grid.h"
 #include "quant/formats/ggml_types.h"
@@ -97,12 +98,12 @@ TEST(IqGridFrozen, ZeroOffsetsKeepTheSearchedCodesAndEncodeDecodesToQdq) {
       // The plain nearest rounding on the stored scales (not the tuning start): how far it is
       // from llama.cpp's codes, for the record.
       std::vector<float> nearest(static_cast<size_t>(n));
-      iq_grid_frozen_row(t, p.blocks.data(), x.data(), p.ref_scale.data(), nullptr, n, nullptr, nearest.data(),
+      iq_grid_frozen_row(t, p.blocks.data(), x.data(), p.weights.data(), nullptr, n, nullptr, nearest.data(),
                          nullptr, IqGridRounding::kNearest);
       double e_llama = 0, e_nearest = 0;
       int differ = 0;
       for (int64_t e = 0; e < n; ++e) {
-        const double w = p.ref_scale[size_t(e)];
+        const double w = p.weights[size_t(e)];
         e_llama += w * std::pow(before[size_t(e)] - x[size_t(e)], 2);
         e_nearest += w * std::pow(nearest[size_t(e)] - x[size_t(e)], 2);
         differ += nearest[size_t(e)] != before[size_t(e)];
@@ -131,7 +132,7 @@ TEST(IqGridFrozen, ZeroSuperBlockAndBadInput) {
     v[300] = std::nanf("");
     EXPECT_THROW(ggml_encode_row_frozen(p, x.data(), v.data(), out.data()), Error);
     GgmlRowParams broken = p;
-    broken.ref_scale.resize(3);
+    broken.weights.resize(3);
     EXPECT_THROW(ggml_qdq_row_frozen(broken, x.data(), nullptr, y.data()), Error);
   }
 }
@@ -190,6 +191,30 @@ TEST(IqGridFrozen, SignSgdOnOffsetsLowersTheLayerOutputLoss) {
 
 const std::string kF32 = "reference/llamacpp/tinystories-llama-4m/tinystories-llama-4m-f32.gguf";
 const std::string kBin = "tools/llama.cpp/bin/";
+
+// llama-perplexity (c392e50) on the first 20 kB of tinystories_val.txt, 4 chunks of 128: the
+// file loads and runs. Returns its final PPL (a test failure and NaN if it does not).
+double llama_ppl(const std::string& gguf, const std::string& dir) {
+  const std::string text = dir + "/text.txt";
+  {
+    std::ifstream in(test::shared("data/tinystories_val.txt"), std::ios::binary);
+    std::string s(20000, '\0');
+    in.read(s.data(), std::streamsize(s.size()));
+    std::ofstream(text, std::ios::binary) << s.substr(0, size_t(in.gcount()));
+  }
+  auto ppl = test::run_command(test::shared(kBin + "llama-perplexity") + " -m " + gguf + " -f " + text +
+                               " -c 128 --chunks 4 -t 2");
+  EXPECT_EQ(ppl.exit_code, 0) << ppl.err;
+  std::smatch m;
+  const std::string all = ppl.out + ppl.err;
+  if (!std::regex_search(all, m, std::regex(R"(Final estimate: PPL = ([0-9.]+))"))) {
+    ADD_FAILURE() << all;
+    return std::nan("");
+  }
+  const double v = std::stod(m[1]);
+  EXPECT_TRUE(std::isfinite(v));
+  return v;
+}
 
 class LlamaIqGridFiles : public ::testing::TestWithParam<std::string> {
  protected:
@@ -259,21 +284,48 @@ TEST_P(LlamaIqGridFiles, QuantizeRtnIsLlamaQuantizesFileAndSignRoundTunes) {
   }
   for (const char* t : {"iq2_s", "iq3_s", "iq3_xxs"}) EXPECT_GE(moved[t], 2) << t << " block tensors that moved";
   // llama.cpp c392e50 loads and runs the tuned file.
-  const std::string text = tmp / "text.txt";
-  {
-    std::ifstream in(test::shared("data/tinystories_val.txt"), std::ios::binary);
-    std::string s(20000, '\0');
-    in.read(s.data(), std::streamsize(s.size()));
-    std::ofstream(text, std::ios::binary) << s.substr(0, size_t(in.gcount()));
-  }
-  auto ppl = test::run_command(test::shared(kBin + "llama-perplexity") + " -m " + (tmp / "sr.gguf") + " -f " + text +
-                               " -c 128 --chunks 4 -t 2");
-  ASSERT_EQ(ppl.exit_code, 0) << ppl.err;
-  std::smatch m;
-  const std::string all = ppl.out + ppl.err;
-  ASSERT_TRUE(std::regex_search(all, m, std::regex(R"(Final estimate: PPL = ([0-9.]+))"))) << all;
-  std::printf("  llama-perplexity on the SignRound %s file: PPL %s\n", mix.c_str(), m[1].str().c_str());
-  EXPECT_TRUE(std::isfinite(std::stod(m[1])));
+  std::printf("  llama-perplexity on the SignRound %s file: PPL %.4f\n", mix.c_str(), llama_ppl(tmp / "sr.gguf", tmp.path()));
+}
+
+// SignRound v1 (--disable_alg_ext) freezes with llama.cpp's ref search, which the very-low-bit
+// types do not have: they take the run's collected imatrix instead (as V2 does), so v1 writes the
+// iq2_xs mix (llama-quantize's types) and llama.cpp runs it.
+TEST_P(LlamaIqGridFiles, SignRoundV1UsesTheCollectedImatrixWhereLlamaCppRequiresOne) {
+  if (GetParam() != "IQ2_XS") GTEST_SKIP() << "one very-low-bit mix suffices";
+  test::TempDir tmp;
+  auto r = test::run_command(test::cli() + " quantize --threads 2 --quiet --model " +
+                             test::shared("models/tinystories-llama-4m") + " --format gguf:iq2_xs --disable_alg_ext "
+                             "--iters 4 --nsamples 2 --seqlen 64 --batch_size 2 --dataset " +
+                             test::shared("data/calib_stories.txt") + " --output_dir " + (tmp / "v1.gguf"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  GgufReader ours(tmp / "v1.gguf"), theirs(path("IQ2_XS"));
+  ASSERT_EQ(ours.tensors().size(), theirs.tensors().size());
+  for (size_t i = 0; i < ours.tensors().size(); ++i)
+    EXPECT_EQ(ggml_type_name(ours.tensors()[i].type), ggml_type_name(theirs.tensors()[i].type)) << ours.tensors()[i].name;
+  std::printf("  llama-perplexity on the SignRound v1 IQ2_XS file: PPL %.4f\n", llama_ppl(tmp / "v1.gguf", tmp.path()));
+}
+
+// An imatrix file without an entry for a tensor planned very-low-bit is refused before any work,
+// as llama-quantize refuses it ("Missing importance matrix for tensor output.weight"):
+// llama-imatrix (c392e50) does not collect output.weight without --process-output.
+TEST_P(LlamaIqGridFiles, ImatrixFileWithoutTheTensorIsRefusedUpFront) {
+  if (GetParam() != "IQ2_XS") GTEST_SKIP() << "one mix suffices";
+  ASSERT_EQ(read_imatrix_file(imatrix()).entries.count("output.weight"), 0u);
+  test::TempDir tmp;
+  const std::string base = test::cli() + " quantize --quiet --model " + test::shared("models/tinystories-llama-4m") +
+                           " --format gguf:q4_k_m --iters 0 --imatrix " + imatrix() + " --output_dir " +
+                           (tmp / "out.gguf");
+  auto r = test::run_command(base + " --output_tensor_type iq2_xxs");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("tensor output.weight is planned as iq2_xxs, which needs an importance matrix for it and the "
+                       "imatrix file has no entry for it"),
+            std::string::npos)
+      << r.err;
+  EXPECT_FALSE(std::filesystem::exists(tmp / "out.gguf"));
+  EXPECT_FALSE(std::filesystem::exists(tmp / "out.gguf.partial"));
+  // A block tensor the file covers is accepted with the same type.
+  r = test::run_command(base + " --tensor_type blk.0.attn_v=iq2_xxs");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
 }
 
 INSTANTIATE_TEST_SUITE_P(TinyStories4m, LlamaIqGridFiles, ::testing::Values("IQ3_S", "IQ3_XXS", "IQ2_XS"));
