@@ -226,6 +226,7 @@ int cmd_autoscheme(int argc, char** argv) {
   o.comm = comm.get();
   o.progress = o.progress && rank0;
   auto model = open_model(a, a.required("model"), o.needs_data());
+  map_large_blocks(sample_activation_bytes(model->config().n_heads, model->config().intermediate, o.calib.seqlen));
   // --imatrix: read and mapped onto the model before any scoring, as quantize --avg_bits does, so
   // a bad file stops the run first. Only the opt-RTN measurements use one: elsewhere it is refused.
   GivenImportances given;

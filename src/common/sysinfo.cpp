@@ -4,6 +4,7 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -59,9 +60,26 @@ void configure_process(char** argv) {
     setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
     execv("/proc/self/exe", argv);  // only returns on failure: carry on with the default policy
   }
-  mallopt(M_MMAP_MAX, 0);                    // no per-allocation mmap/munmap
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);        // return heap memory only beyond 1 GiB free at the top
-  mallopt(M_TOP_PAD, 64 << 20);              // grow the heap in 64 MB steps
+  // glibc malloc (docs/decisions.md): freed memory stays in the heap for reuse. A setting the
+  // user made through glibc's environment variables is kept (glibc read it before main()).
+  auto unset = [](const char* name) { return std::getenv(name) == nullptr; };
+  if (unset("MALLOC_MMAP_MAX_") && unset("MALLOC_MMAP_THRESHOLD_"))
+    mallopt(M_MMAP_MAX, 0);                                                     // no per-allocation mmap/munmap
+  if (unset("MALLOC_TRIM_THRESHOLD_")) mallopt(M_TRIM_THRESHOLD, 1 << 30);  // return heap memory only beyond 1 GiB free at the top
+  if (unset("MALLOC_TOP_PAD_")) mallopt(M_TOP_PAD, 64 << 20);               // grow the heap in 64 MB steps
+}
+
+bool map_large_blocks(int64_t sample_bytes) {
+  constexpr int kThreshold = 32 << 20;  // glibc's largest M_MMAP_THRESHOLD on 64-bit
+  if (sample_bytes < kThreshold || std::getenv("MALLOC_MMAP_MAX_") || std::getenv("MALLOC_MMAP_THRESHOLD_"))
+    return false;
+  mallopt(M_MMAP_THRESHOLD, kThreshold);  // also stops glibc's dynamic threshold
+  mallopt(M_MMAP_MAX, 1 << 16);           // glibc's default count
+  return true;
+}
+
+int64_t sample_activation_bytes(int64_t heads, int64_t intermediate, int64_t tokens) {
+  return 4 * tokens * std::max(heads * tokens, intermediate);
 }
 
 double now_seconds() {
