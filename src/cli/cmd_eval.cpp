@@ -241,6 +241,7 @@ int cmd_eval(int argc, char** argv) {
   opt.comm = comm.get();
   opt.progress = opt.progress && rank0;
   auto model = open_model(a, a.required("model"), true);
+  map_large_blocks(sample_activation_bytes(model->config().n_heads, model->config().intermediate, opt.ctx));
   const int act_layers = install_activation_quantization(*model);
   if (act_layers > 0 && opt.progress)
     std::fprintf(stderr, "eval: activations of %d layers quantized as recorded with the model (quantization.json or config.json)\n", act_layers);
