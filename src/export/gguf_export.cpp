@@ -166,7 +166,7 @@ void GgufModelWriter::write_float_rows(const std::string& name, const RowSource&
     if (r0 + m == rows || progress.elapsed() - last >= 10) {
       last = progress.elapsed();
       progress.update(int(r0 + m), "tensor " + std::to_string(i + 1) + "/" + std::to_string(plan_.size()) + ", " +
-                                       format_bytes(double(out_->bytes_written())) + " of " +
+                                       format_bytes(double(out_->data_written())) + " of " +
                                        format_bytes(double(out_->data_bytes())) + " written");
     }
   }

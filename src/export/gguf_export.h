@@ -102,6 +102,7 @@ class GgufModelWriter {
   // Bytes written so far and the file's declared tensor data, and the tensors written: for
   // progress lines.
   uint64_t bytes_written() const { return out_->bytes_written(); }
+  uint64_t data_written() const { return out_->data_written(); }
   uint64_t data_bytes() const { return out_->data_bytes(); }
   size_t tensors_written() const { return next_; }
 

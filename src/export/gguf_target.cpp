@@ -143,7 +143,7 @@ void write_file(const ExportJob& job, const GgufTarget& t, const std::string& pa
   for (int64_t b = 0; b < m.config().n_layers; ++b) {
     write_block(w, job, b);
     progress.update(int(b + 1), "tensor " + std::to_string(w.tensors_written()) + "/" +
-                                    std::to_string(w.plan().size()) + ", " + format_bytes(double(w.bytes_written())) +
+                                    std::to_string(w.plan().size()) + ", " + format_bytes(double(w.data_written())) +
                                     " of " + format_bytes(double(w.data_bytes())) + " written");
   }
   w.finish();

@@ -166,6 +166,7 @@ void GgufWriter::write_header() {
   for (const Declared& t : tensors_) tensor_info(h, t.name, t.shape, t.type, t.offset);
   write_bytes(h.buf.data(), h.buf.size());
   pad_to_alignment();
+  data_start_ = written_;
   header_written_ = true;
 }
 

@@ -81,9 +81,11 @@ class GgufWriter {
   // Size in bytes of the declared tensor `name` (after add_tensor).
   uint64_t tensor_bytes(const std::string& name) const;
   const std::string& path() const { return atomic_.final_path(); }
-  // Bytes written to the file so far (header and padding included), and the size of the tensor
-  // data declared (padding included): for progress lines.
+  // Bytes written to the file so far (header and padding included); of them, the tensor data's
+  // (padding included, 0 before the header); and the size of the tensor data declared (padding
+  // included): progress lines compare the last two.
   uint64_t bytes_written() const { return written_; }
+  uint64_t data_written() const { return header_written_ ? written_ - data_start_ : 0; }
   uint64_t data_bytes() const { return data_size_; }
 
  private:
@@ -109,6 +111,7 @@ class GgufWriter {
   std::vector<Declared> tensors_;
   uint64_t data_size_ = 0;     // sum of aligned tensor sizes declared so far
   uint64_t written_ = 0;       // bytes written to the file so far
+  uint64_t data_start_ = 0;    // file offset of the tensor data (set with the header)
   size_t next_tensor_ = 0;     // index of the next tensor to write
   uint64_t part_written_ = 0;  // bytes of the next tensor already written (write_tensor_part)
   bool header_written_ = false;

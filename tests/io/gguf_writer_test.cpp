@@ -298,6 +298,7 @@ TEST(GgufWriter, TensorWrittenInPartsEqualsWhole) {
     declare(w);
     w.write_tensor_part("big", q.data(), 3 * row);  // rows 0..2, then 3..5, then 6
     EXPECT_EQ(w.bytes_written() % 32, 3 * row % 32);  // no padding inside a tensor (432 % 32 = 16)
+    EXPECT_EQ(w.data_written(), 3 * row);              // the progress lines' count: tensor data only
     EXPECT_THROW(w.write_tensor("after", y.data(), y.size() * 4), Error);  // "big" is not complete
     EXPECT_THROW(w.write_tensor("big", q.data(), q.size()), Error);        // whole after parts
     w.write_tensor_part("big", q.data() + 3 * row, 3 * row);
