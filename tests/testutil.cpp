@@ -1,5 +1,6 @@
 #include "testutil.h"
 
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <numeric>
+#include <regex>
 #include <sstream>
 
 #include "common/error.h"
@@ -53,12 +55,30 @@ CommandResult run_command(const std::string& cmdline) {
   return {code, read_text(tmp / "out"), read_text(tmp / "err")};
 }
 
-bool run_llama_imatrix_4m(const std::string& dir, size_t text_bytes, int chunks, const std::string& out) {
-  std::ifstream in(shared("data/calib_stories.txt"), std::ios::binary);
-  std::string text(text_bytes, '\0');
+void write_shared_prefix(const std::string& rel, size_t bytes, const std::string& out) {
+  std::ifstream in(shared(rel), std::ios::binary);
+  std::string text(bytes, '\0');
   in.read(text.data(), std::streamsize(text.size()));
+  std::ofstream(out, std::ios::binary) << text.substr(0, size_t(in.gcount()));
+}
+
+double llama_cpp_ppl(const std::string& gguf, const std::string& text, const std::string& args) {
+  const CommandResult r =
+      run_command(shared("tools/llama.cpp/bin/llama-perplexity") + " -m " + gguf + " -f " + text + " " + args);
+  const std::string all = r.out + r.err;
+  const std::string tail = all.substr(all.size() > 3000 ? all.size() - 3000 : 0);
+  EXPECT_EQ(r.exit_code, 0) << tail;
+  std::smatch m;
+  if (!std::regex_search(all, m, std::regex(R"(Final estimate: PPL = ([0-9.]+))"))) {
+    ADD_FAILURE() << "llama-perplexity printed no final estimate:\n" << tail;
+    return 0;
+  }
+  return std::stod(m[1]);
+}
+
+bool run_llama_imatrix_4m(const std::string& dir, size_t text_bytes, int chunks, const std::string& out) {
   const std::string calib = (std::filesystem::path(dir) / "calib.txt").string();
-  std::ofstream(calib, std::ios::binary) << text.substr(0, size_t(in.gcount()));
+  write_shared_prefix("data/calib_stories.txt", text_bytes, calib);
   const CommandResult r =
       run_command(shared("tools/llama.cpp/bin/llama-imatrix") + " -m " +
                   shared("reference/llamacpp/tinystories-llama-4m/tinystories-llama-4m-f32.gguf") + " -f " + calib +

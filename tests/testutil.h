@@ -55,6 +55,15 @@ CommandResult run_command(const std::string& cmdline);
 // Callers check that the shared files exist first.
 bool run_llama_imatrix_4m(const std::string& dir, size_t text_bytes, int chunks, const std::string& out);
 
+// llama-perplexity (../shared/tools/llama.cpp/bin) on `gguf` over the text file `text`, with the
+// further arguments `args` (e.g. "-c 128 --chunks 4 -t 2"): its final PPL estimate. A test
+// failure, and 0, when it exits non-zero or prints no estimate.
+double llama_cpp_ppl(const std::string& gguf, const std::string& text, const std::string& args);
+
+// Writes the first `bytes` of the shared file `rel` (fewer if it is shorter) to `out`: a short
+// text for the llama.cpp tools, which tokenize the whole file they are given.
+void write_shared_prefix(const std::string& rel, size_t bytes, const std::string& out);
+
 // The whole file as a string ("" when it cannot be read).
 std::string read_text(const std::string& path);
 

@@ -13,7 +13,6 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <regex>
 #include <set>
 #include <tuple>
 #include <vector>
@@ -309,19 +308,6 @@ std::string write_qwen2_from_4m(const std::string& dir) {
   return dir;
 }
 
-double llama_cpp_ppl(const std::string& gguf, const std::string& text, const std::string& args) {
-  auto run = test::run_command(test::shared("tools/llama.cpp/bin/llama-perplexity") + " -m " + gguf + " -f " + text +
-                               " " + args);
-  EXPECT_EQ(run.exit_code, 0) << run.out << run.err;
-  const std::string all = run.out + run.err;
-  std::smatch m;
-  if (!std::regex_search(all, m, std::regex(R"(Final estimate: PPL = ([0-9.]+) \+/- ([0-9.]+))"))) {
-    ADD_FAILURE() << all.substr(all.size() > 3000 ? all.size() - 3000 : 0);
-    return 0;
-  }
-  return std::stod(m[1]);
-}
-
 // llama.cpp c392e50's llama-perplexity loads our F32 file of each architecture it knows and
 // measures the perplexity signround eval measures on the same file (llama.cpp's protocol). The
 // random models get the 4m model's SentencePiece vocabulary (1024 pieces with byte fallback:
@@ -338,7 +324,7 @@ TEST_P(GgufArchLlamaCpp, PerplexityAgrees) {
   auto hf = Model::open(write_family(dir / "hf", f, int64_t(vocab.pieces.size())));
   const std::string path = export_family(*hf, dir / "f32.gguf", GgufMix::F32, &vocab);
   const std::string text = test::shared("data/tinystories_val.txt");
-  const double theirs = llama_cpp_ppl(path, text, "-c 128 --chunks 12 -t 2");
+  const double theirs = test::llama_cpp_ppl(path, text, "-c 128 --chunks 12 -t 2");
   EvalOptions o;
   o.ctx = 128;
   o.chunks = 12;
@@ -370,7 +356,7 @@ TEST(GgufArchLlamaCppQwen2, From4mAgreesOnTinyStories) {
     eo.plan.log = false;
     export_gguf(*hf, path, mix, eo);
     EXPECT_EQ(GgufReader(path).get<std::string>("general.architecture"), "qwen2");
-    const double theirs = llama_cpp_ppl(path, text, "-c 256 --chunks 12 -t 2");
+    const double theirs = test::llama_cpp_ppl(path, text, "-c 256 --chunks 12 -t 2");
     const EvalResult ours = evaluate_text(*Model::open(path), read_text_file(text), o);
     std::printf("qwen2 from 4m %s: HF folder PPL %.4f, our GGUF in signround eval %.4f, in llama.cpp %.4f "
                 "(rel. diff %+.4f%%)\n", gguf_mix_info(mix).name, hf_r.ppl, ours.ppl, theirs,
@@ -511,7 +497,7 @@ TEST(GgufArchLlamaCppQuantize, ByteLevelVocabulariesLoad) {
     export_gguf(*Model::open(src), dir / "f32.gguf", GgufMix::F32, o);
     EXPECT_EQ(GgufReader(dir / "f32.gguf").get<std::string>("tokenizer.ggml.pre"), c.pre);
     std::ofstream(dir / "text.txt") << text;
-    const double theirs = llama_cpp_ppl(dir / "f32.gguf", dir / "text.txt", "-c 32 -b 32 -t 2");
+    const double theirs = test::llama_cpp_ppl(dir / "f32.gguf", dir / "text.txt", "-c 32 -b 32 -t 2");
     EvalOptions e;
     e.ctx = 32;
     e.progress = false;

@@ -8,7 +8,6 @@
 
 #include <cmath>
 #include <filesystem>
-#include <regex>
 #include <set>
 #include <sstream>
 #include <nlohmann/json.hpp>
@@ -23,17 +22,6 @@ const std::string kModel = "models/tinystories-llama-4m";
 
 test::CommandResult quantize(const std::string& args) {
   return test::run_command(test::cli() + " quantize --threads 2 --quiet --model " + test::shared(kModel) + " " + args);
-}
-
-// llama-perplexity's final PPL on 2 chunks of 128 tokens (0 and a test failure when it fails).
-double llama_cpp_ppl(const std::string& gguf) {
-  auto run = test::run_command(test::shared("tools/llama.cpp/bin/llama-perplexity") + " -m " + gguf + " -f " +
-                               test::shared("data/tinystories_val.txt") + " -c 128 --chunks 2 -t 1");
-  EXPECT_EQ(run.exit_code, 0) << run.err.substr(run.err.size() > 3000 ? run.err.size() - 3000 : 0);
-  std::smatch m;
-  const std::string all = run.out + run.err;
-  if (!std::regex_search(all, m, std::regex(R"(Final estimate: PPL = ([0-9.]+))"))) return 0;
-  return std::stod(m[1]);
 }
 
 struct Case {
@@ -77,7 +65,8 @@ void expect_search_within(const Case& c, const std::string& scores) {
   ASSERT_TRUE(fs::exists(out));
   EXPECT_EQ(fs::file_size(out), plan["bytes"].get<uint64_t>());
   EXPECT_LE(8.0 * double(fs::file_size(out)) / plan["parameters"].get<double>(), c.target_bpw);
-  const double ppl = llama_cpp_ppl(out);
+  const double ppl =  // 2 chunks of 128 tokens
+      test::llama_cpp_ppl(out, test::shared("data/tinystories_val.txt"), "-c 128 --chunks 2 -t 1");
   EXPECT_TRUE(std::isfinite(ppl) && ppl > 1 && ppl < 100) << ppl;
 }
 

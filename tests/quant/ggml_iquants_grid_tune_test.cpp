@@ -14,10 +14,8 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <random>
-#include <regex>
 #include <string>
 #include <vector>
 
@@ -193,27 +191,10 @@ const std::string kF32 = "reference/llamacpp/tinystories-llama-4m/tinystories-ll
 const std::string kBin = "tools/llama.cpp/bin/";
 
 // llama-perplexity (c392e50) on the first 20 kB of tinystories_val.txt, 4 chunks of 128: the
-// file loads and runs. Returns its final PPL (a test failure and NaN if it does not).
+// file loads and runs. Returns its final PPL (a test failure and 0 if it does not).
 double llama_ppl(const std::string& gguf, const std::string& dir) {
-  const std::string text = dir + "/text.txt";
-  {
-    std::ifstream in(test::shared("data/tinystories_val.txt"), std::ios::binary);
-    std::string s(20000, '\0');
-    in.read(s.data(), std::streamsize(s.size()));
-    std::ofstream(text, std::ios::binary) << s.substr(0, size_t(in.gcount()));
-  }
-  auto ppl = test::run_command(test::shared(kBin + "llama-perplexity") + " -m " + gguf + " -f " + text +
-                               " -c 128 --chunks 4 -t 2");
-  EXPECT_EQ(ppl.exit_code, 0) << ppl.err;
-  std::smatch m;
-  const std::string all = ppl.out + ppl.err;
-  if (!std::regex_search(all, m, std::regex(R"(Final estimate: PPL = ([0-9.]+))"))) {
-    ADD_FAILURE() << all;
-    return std::nan("");
-  }
-  const double v = std::stod(m[1]);
-  EXPECT_TRUE(std::isfinite(v));
-  return v;
+  test::write_shared_prefix("data/tinystories_val.txt", 20000, dir + "/text.txt");
+  return test::llama_cpp_ppl(gguf, dir + "/text.txt", "-c 128 --chunks 4 -t 2");
 }
 
 class LlamaIqGridFiles : public ::testing::TestWithParam<std::string> {

@@ -23,6 +23,7 @@
 #include <random>
 #include <algorithm>
 
+#include "common/error.h"
 #include "common/half.h"
 #include "common/strings.h"
 #include "common/torch.h"
@@ -174,6 +175,39 @@ TEST(Iq4Frozen, ZeroOffsetsReRoundAgainstTheStoredScalesAndEncodeDecodesToQdq) {
     }
     EXPECT_GT(moved, n / 10);
   }
+}
+
+// An x or v that sets a code must be finite, through the frozen hooks of ggml_frozen.h (which
+// check only the sizes and leave the values to the type's rounding); a sub-block whose stored
+// scale is 0 keeps its codes, and its values are not looked at.
+TEST(Iq4Frozen, NonFiniteValuesThatSetACodeAreRefused) {
+  const int64_t n = 512;
+  std::vector<float> x(n);
+  for (int64_t e = 0; e < n; ++e) x[size_t(e)] = 0.01f * float((e * 37) % 19 - 9);
+  for (bool xs : {false, true}) {
+    SCOPED_TRACE(xs ? "iq4_xs" : "iq4_nl");
+    const GgmlType type = xs ? GgmlType::IQ4_XS : GgmlType::IQ4_NL;
+    const GgmlRowParams p = ggml_search_row_ref(type, x.data(), n);
+    std::vector<uint8_t> out(p.blocks.size());
+    std::vector<float> v(n, 0.f), y(n);
+    v[40] = std::nanf("");
+    std::string err = test::error_of([&] { ggml_encode_row_frozen(p, x.data(), v.data(), out.data()); });
+    EXPECT_NE(err.find("rounding offset v[40]"), std::string::npos) << err;
+    EXPECT_THROW(ggml_qdq_row_frozen(p, x.data(), v.data(), y.data()), Error);
+    std::vector<float> bad = x;
+    bad[50] = INFINITY;
+    err = test::error_of([&] { ggml_qdq_row_frozen(p, bad.data(), nullptr, y.data()); });
+    EXPECT_NE(err.find("element 50"), std::string::npos) << err;
+  }
+  // IQ4_NL block 0 all zero: scale 0, codes kept, its values never read.
+  std::vector<float> z = x;
+  for (int i = 0; i < 32; ++i) z[size_t(i)] = 0.f;
+  const GgmlRowParams p = ggml_search_row_ref(GgmlType::IQ4_NL, z.data(), n);
+  ASSERT_EQ(p.scale[0], 0.f);
+  z[3] = std::nanf("");
+  std::vector<uint8_t> out(p.blocks.size());
+  EXPECT_NO_THROW(ggml_encode_row_frozen(p, z.data(), nullptr, out.data()));
+  EXPECT_EQ(std::memcmp(out.data(), p.blocks.data(), sizeof(BlockIQ4_NL)), 0);  // block 0 as stored
 }
 
 // SignRound's sign-SGD on v (lr 1/iters, linear decay, v in [-1/2, 1/2], the best iterate kept)

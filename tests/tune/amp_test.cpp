@@ -18,12 +18,17 @@
 #include "common/amp.h"
 #include "model/model.h"
 #include "quant/qdq.h"
+#include "block0_fixture.h"
 #include "random_model.h"
 #include "testutil.h"
 #include "tune/unit_quantizer.h"
 
 namespace sr {
 namespace {
+
+using test::Block0;
+using test::block0;
+using test::same_layers;
 namespace fs = std::filesystem;
 
 const at::Device kCpu(at::kCPU);
@@ -71,27 +76,6 @@ TEST(Amp, TrainableParamsAndQdqStayFp32) {
   }
 }
 
-struct Block0 {
-  test::TempDir dir;
-  std::unique_ptr<Model> model;
-  UnitInput in;
-};
-
-std::unique_ptr<Block0> block0(test::RandomModelSpec s) {
-  auto f = std::make_unique<Block0>();
-  s.layers = 1;
-  s.vocab = 128;
-  f->model = Model::open(test::write_random_hf_model(f->dir.path(), s));
-  at::manual_seed(5);
-  f->in.blocks = {0};
-  f->in.fp = {f->model->load_block(0)};
-  f->in.x_in = f->model->embed(at::randint(0, s.vocab, {16, 64}, at::kLong));
-  f->in.mask = at::ones({16, 64}, at::kBool);
-  at::NoGradGuard ng;
-  f->in.y_ref = unit_forward(f->model->config(), f->in.fp, {nullptr}, f->in.x_in.all(), f->model->rope(64));
-  return f;
-}
-
 test::RandomModelSpec dense(int64_t hidden, int64_t intermediate) {
   test::RandomModelSpec s;
   s.hidden = hidden;
@@ -106,13 +90,6 @@ double fp32_loss(const Block0& f, const UnitResult& r) {
   at::NoGradGuard ng;
   auto y = unit_forward(f.model->config(), r.quantized, {nullptr}, f.in.x_in.all(), f.model->rope(64));
   return (y - f.in.y_ref.all()).pow(2).mean().item<double>();
-}
-
-bool same_layers(const UnitResult& a, const UnitResult& b) {
-  if (a.layers.size() != b.layers.size()) return false;
-  for (size_t i = 0; i < a.layers.size(); ++i)
-    if (!at::equal(a.layers[i].dequantized(), b.layers[i].dequantized())) return false;
-  return true;
 }
 
 TEST(Amp, TuningLandsNearFp32AndOffIsFp32BitForBit) {

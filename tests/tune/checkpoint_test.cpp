@@ -14,6 +14,7 @@
 #include "common/checkpoint.h"
 #include "model/model.h"
 #include "quant/qdq.h"
+#include "block0_fixture.h"
 #include "random_model.h"
 #include "testutil.h"
 #include "tune/unit_quantizer.h"
@@ -21,26 +22,9 @@
 namespace sr {
 namespace {
 
-struct Block0 {
-  test::TempDir dir;
-  std::unique_ptr<Model> model;
-  UnitInput in;
-};
-
-std::unique_ptr<Block0> block0(test::RandomModelSpec s, int64_t n = 16, int64_t T = 64) {
-  auto f = std::make_unique<Block0>();
-  s.layers = 1;
-  s.vocab = 128;
-  f->model = Model::open(test::write_random_hf_model(f->dir.path(), s));
-  at::manual_seed(5);
-  f->in.blocks = {0};
-  f->in.fp = {f->model->load_block(0)};
-  f->in.x_in = f->model->embed(at::randint(0, s.vocab, {n, T}, at::kLong));
-  f->in.mask = at::ones({n, T}, at::kBool);
-  at::NoGradGuard ng;
-  f->in.y_ref = unit_forward(f->model->config(), f->in.fp, {nullptr}, f->in.x_in.all(), f->model->rope(T));
-  return f;
-}
+using test::Block0;
+using test::block0;
+using test::same_layers;
 
 test::RandomModelSpec spec(const std::string& arch) {
   test::RandomModelSpec s;
@@ -123,13 +107,6 @@ TEST(Checkpoint, ClosureLeavesAndNoGradMode) {
   EXPECT_TRUE(at::allclose(a.grad(), x * (x * a).cos()));
   at::NoGradGuard ng;
   EXPECT_FALSE(checkpoint(fn, {x})[0].requires_grad());
-}
-
-bool same_layers(const UnitResult& a, const UnitResult& b) {
-  if (a.layers.size() != b.layers.size()) return false;
-  for (size_t i = 0; i < a.layers.size(); ++i)
-    if (!at::equal(a.layers[i].dequantized(), b.layers[i].dequantized())) return false;
-  return true;
 }
 
 TEST(Checkpoint, TunedBlockIsTheSameWithAndWithout) {

@@ -155,13 +155,12 @@ GgmlRowParams table_search(const GgmlTypeTraits& tr, const float* x, int64_t n, 
   return p;
 }
 
-void table_check(const GgmlRowParams& p, const GgmlTypeTraits& tr, const float* x, const float* v) {
+// Sizes only: the hooks check the x and v that set a code (GgmlTableHooks::frozen_row).
+void table_check(const GgmlRowParams& p, const GgmlTypeTraits& tr) {
   SR_CHECK(p.blocks.size() == ggml_row_bytes(p.type, p.n) && p.group == tr.table.group &&
                p.scale.size() == size_t(p.n / p.group) && (p.weights.empty() || p.weights.size() == size_t(p.n)),
            "[ggml] inconsistent ", ggml_type_name(p.type), " row parameters: n = ", p.n, ", ", p.blocks.size(),
            " block bytes, ", p.scale.size(), " scales, ", p.weights.size(), " weights, group ", p.group);
-  for (int64_t e = 0; e < p.n; ++e)
-    if (p.scale[size_t(e / p.group)] != 0) check_finite(p, x, v, e);
 }
 
 const float* table_weights(const GgmlRowParams& p) { return p.weights.empty() ? nullptr : p.weights.data(); }
@@ -209,7 +208,7 @@ void ggml_encode_row_frozen(const GgmlRowParams& p, const float* x, const float*
                             GgmlRounding rounding) {
   const GgmlTypeTraits& tr = ggml_type_traits(p.type);
   if (tr.has_table()) {  // one rounding rule, the table's: `rounding` is for the legacy types
-    table_check(p, tr, x, v);
+    table_check(p, tr);
     tr.table.frozen_row(p.blocks.data(), x, table_weights(p), v, p.n, out, nullptr, nullptr);
     return;
   }
@@ -235,7 +234,7 @@ void ggml_qdq_row_frozen(const GgmlRowParams& p, const float* x, const float* v,
 void ggml_qdq_row_frozen_grad(const GgmlRowParams& p, const float* x, const float* v, float* w_hat, float* dv) {
   const GgmlTypeTraits& tr = ggml_type_traits(p.type);
   if (tr.has_table()) {
-    table_check(p, tr, x, v);
+    table_check(p, tr);
     tr.table.frozen_row(p.blocks.data(), x, table_weights(p), v, p.n, nullptr, w_hat, dv);
     return;
   }

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <vector>
 
+#include "common/error.h"
 #include "common/half.h"
 #include "quant/formats/ggml_quant_search.h"
 
@@ -263,7 +264,13 @@ void qdq_frozen(bool xs, const void* blocks, const float* x, const float* v, int
     const float s = scale[size_t(e / kQkIq4Nl)];
     int c = searched[size_t(e)];
     float d = 0;
-    if (s != 0) c = frozen_code(x[e], v ? v[e] : 0.f, s, &d);
+    if (s != 0) {  // the element sets its code: it must be a number
+      SR_CHECK(std::isfinite(x[e]), "[ggml] cannot encode a ", xs ? "iq4_xs" : "iq4_nl", " row: element ", e, " is ",
+               x[e]);
+      SR_CHECK(!v || std::isfinite(v[e]), "[ggml] cannot encode a ", xs ? "iq4_xs" : "iq4_nl",
+               " row: rounding offset v[", e, "] is ", v[e]);
+      c = frozen_code(x[e], v ? v[e] : 0.f, s, &d);
+    }
     if (x_hat) x_hat[e] = s * float(kIq4nlValues[c]);
     if (dv) dv[e] = d;
     if (codes) codes[e] = uint8_t(c);

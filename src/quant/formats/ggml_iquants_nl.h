@@ -103,6 +103,8 @@ void iq4_qdq_row_frozen(bool xs, const void* blocks, const float* x, const float
                         float* dv);
 // Rewrites the index nibbles of `blocks` with the codes iq4_qdq_row_frozen rounds to (the
 // scales stay), so that decoding gives its x_hat bit for bit.
+// Both throw sr::Error if an x or v of a sub-block with s != 0 (one whose codes are set) is not
+// finite.
 void iq4_encode_row_frozen(bool xs, void* blocks, const float* x, const float* v, int64_t n);
 
 }  // namespace sr
