@@ -24,7 +24,8 @@
 # Environment: MODE (4m), REPEATS, ITERS, NSAMPLES, SEQLEN, BATCH, LAYERS (1b: 2), SCHEME (W4A16),
 #              ONE2 (1 for 4m, 0 for 1b: also run --data_shards 2), KLD (4m: 1, measure each output's
 #              KLD), SR (build/src/signround),
-#              SHARED (../shared), PORT (29517), CHUNKS (40, KLD eval), EXTRA (more quantize flags)
+#              SHARED (../shared), PORT (29517), CHUNKS (40, KLD eval), EXTRA (more quantize flags),
+#              PAIR (1: also two plain runs side by side, what the machine gives 2 single-thread processes)
 set -euo pipefail
 OUT=${1:-/tmp/signround-ddp-speed}
 SR=${SR:-build/src/signround}
@@ -53,7 +54,7 @@ lo_tx() { awk '$1 == "lo:" { print $10 }' /proc/net/dev; }
 TIMEFORMAT='%U %S'
 # cpu FILE CMD...: runs CMD, writing its user + system CPU seconds to FILE.
 cpu() { local f=$1; shift; { time "$@" ; } 2> >(awk 'END { print $1 + $2 }' > "$f"); }
-: > "$OUT/runs.txt"
+: > "$OUT/runs.txt"; : > "$OUT/pair.txt"
 for rep in $(seq "$REPEATS"); do
   rm -rf "$OUT"/plain "$OUT"/one2 "$OUT"/ddp "$OUT"/ddp1
   cpu "$OUT/plain.cpu" "$SR" quantize $COMMON --output_dir "$OUT/plain" > "$OUT/plain.json"
@@ -64,6 +65,13 @@ for rep in $(seq "$REPEATS"); do
   cpu "$OUT/ddp1.cpu" "$SR" quantize $COMMON --output_dir "$OUT/ddp1" --rank 1 --world_size 2 --master_port "$PORT" \
     > /dev/null
   wait
+  if [ "${PAIR:-1}" = 1 ]; then  # two independent plain runs at once (below)
+    rm -rf "$OUT"/pairA "$OUT"/pairB
+    "$SR" quantize $COMMON --output_dir "$OUT/pairA" > "$OUT/pairA.json" &
+    "$SR" quantize $COMMON --output_dir "$OUT/pairB" > "$OUT/pairB.json"
+    wait
+    jq -s -r '"pair \(map([.units[].loop_seconds] | add) | max)"' "$OUT/pairA.json" "$OUT/pairB.json" >> "$OUT/pair.txt"
+  fi
   sleep 1  # the CPU figures are written by a process substitution
   lo=$(( $(lo_tx) - before ))
   for m in $RUNS; do
@@ -97,3 +105,11 @@ done
 awk '$1 == "plain" { if (p == 0 || $3 < p) p = $3; pc = $8 } $1 == "ddp" { if (d == 0 || $3 < d) d = $3; split($8, c, "/"); dc = c[1] > c[2] ? c[1] : c[2] }
   END { printf "\n2 ranks / plain: loop throughput %.2fx; CPU seconds per process %.2fx (plain %s, slower rank %s)\n", p / d, pc / dc, pc, dc }' \
   "$OUT/runs.txt"
+# What the machine gives two single-thread processes: two independent plain runs side by side (no
+# exchange, nothing shared but the machine: memory bandwidth, the L3 cache, the clock), their summed
+# loop throughput against one plain run's, by the slower of the two. Not a ceiling for the ranks:
+# each rank streams half the tokens through the same weights, two plain runs the whole batch each.
+[ -s "$OUT/pair.txt" ] && awk '$1 == "plain" && FILENAME ~ /runs/ { if (p == 0 || $3 < p) p = $3 }
+  $1 == "pair" { if (q == 0 || $2 < q) q = $2 }
+  END { printf "2 plain runs side by side / plain: loop throughput %.2fx (slower of the pair: %.2f s)\n", 2 * p / q, q }' \
+  "$OUT/runs.txt" "$OUT/pair.txt"

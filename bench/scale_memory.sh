@@ -15,14 +15,16 @@
 # Environment: DEPTHS ("4 8"), NSAMPLES (8), SEQLEN (512), THREADS (2), TUNE (0), TUNE_ITERS (1),
 #   TUNE_NSAMPLES (8), TUNE_FLAGS ("--batch_size 1 --gradient_accumulate_steps 8"), CACHE_BUDGET
 #   (unset: the default), SR (build/src/signround), QUANT_FLAGS (extra flags of the depth runs,
-#   e.g. "--disable_opt_rtn": plain RTN, 4-5x faster per block than opt-RTN on a loaded machine).
+#   e.g. "--disable_opt_rtn": plain RTN, 4-5x faster per block than opt-RTN on a loaded machine),
+#   DEPTH_RUNS (1; 0: only the tuned block, e.g. TUNE=1 DEPTH_RUNS=0 TUNE_NSAMPLES=128 TUNE_FLAGS=
+#   for the defaults' 128 x 2048 tokens at batch 8).
 set -euo pipefail
 OUT=${1:-/tmp/scale}
 SR=${SR:-build/src/signround}
 DATA=${SHARED:-../shared}/data/calib_stories.txt
 DEPTHS=${DEPTHS:-"4 8"}; NSAMPLES=${NSAMPLES:-8}; SEQLEN=${SEQLEN:-512}; THREADS=${THREADS:-2}
 TUNE=${TUNE:-0}; TUNE_ITERS=${TUNE_ITERS:-1}; TUNE_NSAMPLES=${TUNE_NSAMPLES:-8}
-TUNE_FLAGS=${TUNE_FLAGS:-"--batch_size 1 --gradient_accumulate_steps 8"}
+TUNE_FLAGS=${TUNE_FLAGS-"--batch_size 1 --gradient_accumulate_steps 8"}
 QUANT_FLAGS=${QUANT_FLAGS:-}
 BUDGET=()
 [ -n "${CACHE_BUDGET:-}" ] && BUDGET=(--cache_budget "$CACHE_BUDGET")
@@ -62,6 +64,7 @@ for L in $DEPTHS; do
   M=$OUT/qwen8b-$L
   [ -s "$M/config.json" ] || python3 scripts/make_random_llama.py "$M" --preset qwen3-8b --layers "$L"
   rm -rf "$OUT/q8-$L" "$OUT/q8-$L.partial"
+  if [ "${DEPTH_RUNS:-1}" = 1 ]; then
   # shellcheck disable=SC2086
   run "q8-$L" quantize --model "$M" --iters 0 --format gguf:q4_k_m $QUANT_FLAGS \
     --dataset "$DATA" --nsamples "$NSAMPLES" --seqlen "$SEQLEN" --output_dir "$OUT/q8-$L" --threads "$THREADS" \
@@ -69,6 +72,7 @@ for L in $DEPTHS; do
   report "$L blocks, --iters 0 gguf:q4_k_m $QUANT_FLAGS, $NSAMPLES x $SEQLEN tokens" "$OUT/q8-$L.time" \
     "$OUT/q8-$L.rss" "$OUT/q8-$L.log"
   rm -rf "$OUT/q8-$L"
+  fi
   if [ "$TUNE" = 1 ] && [ $first = 1 ]; then
     rm -rf "$OUT/t8-$L" "$OUT/t8-$L.partial"
     # shellcheck disable=SC2086

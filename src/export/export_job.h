@@ -49,7 +49,7 @@ struct ExportJob {
   std::map<std::string, at::Tensor> imatrix;
   // The GGUF file planned before tuning (export/gguf_target.h), for gguf:<mix> formats.
   const GgufTarget* gguf = nullptr;
-  bool progress = false;  // progress lines on stderr while exporting (GGUF)
+  bool progress = false;  // progress lines on stderr while exporting
 };
 
 // Writes `job` in `format` ("fake", "gguf:q4_k_m", ...) to `out_dir`, under a temporary name

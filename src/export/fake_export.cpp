@@ -6,6 +6,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/progress.h"
 #include "export/export_job.h"
 #include "export/hf_folder.h"
 
@@ -30,6 +31,7 @@ void export_fake(const ExportJob& job, const std::string& out_dir) {
   SafetensorsStreamWriter st(out.temp(), job.max_shard_bytes);
   add_vocab_matrix(st, m, "model.embed_tokens.weight", dtype);
   std::vector<QuantizedLayer> all;
+  Progress progress("export fake blocks", int(c.n_layers), job.progress);
   for (int64_t b = 0; b < c.n_layers; ++b) {
     BlockWeights w = m.load_block(b);
     for (QuantizedLayer& l : job.block_layers(b)) {
@@ -39,6 +41,7 @@ void export_fake(const ExportJob& job, const std::string& out_dir) {
       all.push_back({l.name, l.scheme, {}, l.act});  // the record needs no codes: never hold the model
     }
     add_block_tensors(st, m.block_desc(b), b, w, dtype);
+    progress.update(int(b + 1));
   }
   add_tensor(st, "model.norm.weight", m.final_norm(), dtype);
   if (!c.tie_embeddings) {

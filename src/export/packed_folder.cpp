@@ -5,6 +5,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/progress.h"
 #include "export/hf_folder.h"
 #include "export/packed_export.h"
 
@@ -55,9 +56,11 @@ void write_packed_folder(const ExportJob& job, const std::string& out_dir, const
   {
     SafetensorsStreamWriter st(out.temp(), job.max_shard_bytes);
     add_vocab_matrix(st, m, "model.embed_tokens.weight", dtype);
+    Progress progress("export " + spec.format + " blocks", int(c.n_layers), job.progress);
     for (int64_t b = 0; b < c.n_layers; ++b) {
       const std::vector<int> packed = add_block_layers(st, job, b, spec.pack, record);
       add_block_tensors(st, m.block_desc(b), b, m.load_block(b, packed), dtype, packed);
+      progress.update(int(b + 1));
     }
     add_tensor(st, "model.norm.weight", m.final_norm(), dtype);
     if (!c.tie_embeddings) {

@@ -71,16 +71,44 @@ int64_t rows_per_call(const ModelConfig& c, int64_t T) {
   return std::max<int64_t>(1, (256LL << 20) / std::max<int64_t>(per_row, 1));
 }
 
+// Called with the rows a pass has just finished (a pass's progress lines; may be empty).
+using RowsDone = std::function<void(int64_t rows)>;
+
 // x <- unit(x) in place, call by call. `observe` sees each block's projection inputs. Callers
 // pass one shard at a time, so that calls never straddle shards (a rank sees only its own).
 void forward_in_place(const ModelConfig& c, ActivationCache x, const std::vector<BlockWeights>& w,
-                      const std::vector<InputHook>& hooks, const RopeTables& rope) {
+                      const std::vector<InputHook>& hooks, const RopeTables& rope, const RowsDone& done = {}) {
   at::NoGradGuard ng;
   const int64_t N = x.size(0), step = rows_per_call(c, x.size(1));
   for (int64_t r = 0; r < N; r += step) {
     const int64_t b = std::min(step, N - r);
     x.write(r, unit_forward(c, w, hooks, x.read(r, b).to(at::kFloat), rope));
+    if (done) done(b);
   }
+}
+
+// "block 1/36  FP pass 24/128 samples  ETA 9m12s for the pass": what a long pass over the cached
+// samples (minutes a block at 8B shapes and the defaults' 128 x 2048 tokens, before the first
+// iteration) prints, the first line once it has run 10 s, then at most one every 30 s; a pass that
+// takes less prints nothing. `total`: the samples this rank passes. Empty when `enabled` is false.
+RowsDone pass_lines(bool enabled, std::string label, int64_t total) {
+  if (!enabled) return {};
+  struct State { double start = now_seconds(), last = -1; int64_t rows = 0; };
+  auto st = std::make_shared<State>();
+  return [st, label = std::move(label), total](int64_t rows) {
+    st->rows += rows;
+    const double now = now_seconds(), t = now - st->start;
+    if (st->rows >= total || t < 10 || (st->last >= 0 && now - st->last < 30)) return;
+    st->last = now;
+    std::fprintf(stderr, "%s %lld/%lld samples  ETA %s for the pass\n", label.c_str(), (long long)st->rows,
+                 (long long)total, format_duration(t / double(st->rows) * double(total - st->rows)).c_str());
+    std::fflush(stderr);
+  };
+}
+
+// "block 3/16": the unit's label on progress lines.
+std::string unit_label(const UnitInput& in, int64_t n_layers) {
+  return "block " + std::to_string(in.blocks.back() + 1) + "/" + std::to_string(n_layers);
 }
 
 // FP reference pass hooks: Σx² per input channel (imatrix, §3.2) and max|x| (act_max).
@@ -433,10 +461,12 @@ void reference_pass(const ModelConfig& c, const LayerPlan& plan, const QuantizeO
   if (!opt.enable_quanted_input) caches.x_q.copy_from(caches.x_fp);
   std::vector<Observer> parts(size_t(caches.local));
   const bool observing = !saved || opt.collected_imatrix;
+  const RowsDone done = pass_lines(opt.progress && writes_state(opt), unit_label(in, c.n_layers) + "  FP pass",
+                                   caches.local * caches.shard_rows);
   for (int64_t k = 0; k < caches.local; ++k) {
     std::vector<InputHook> observe;
     for (int64_t b : in.blocks) observe.push_back(observing ? parts[size_t(k)].hook_for(b, plan) : InputHook());
-    forward_in_place(c, caches.shard(caches.x_fp, k), in.fp, observe, rope);
+    forward_in_place(c, caches.shard(caches.x_fp, k), in.fp, observe, rope, done);
   }
   Observer obs = combine(parts, plan, in.blocks, opt.comm);
   if (opt.collected_imatrix)
@@ -477,12 +507,15 @@ UnitResult quantize_and_save(const ModelConfig& c, const LayerPlan& plan, const 
 
 // X_q for the next unit: the quantized unit, with its activation quantization, on X_q.
 void advance_quantized_input(const ModelConfig& c, const LayerPlan& plan, const UnitInput& in, const UnitResult& res,
-                             Caches& caches, const RopeTables& rope) {
+                             Caches& caches, const RopeTables& rope, bool progress) {
   std::map<std::string, ActQuantState> act;
   for (const QuantizedLayer& l : res.layers) act[l.name] = l.act;
   std::vector<InputHook> hooks;
   for (int64_t b : in.blocks) hooks.push_back(activation_hook(plan, b, act));
-  for (int64_t k = 0; k < caches.local; ++k) forward_in_place(c, caches.shard(caches.x_q, k), res.quantized, hooks, rope);
+  const RowsDone done = pass_lines(progress, unit_label(in, c.n_layers) + "  quantized pass",
+                                   caches.local * caches.shard_rows);
+  for (int64_t k = 0; k < caches.local; ++k)
+    forward_in_place(c, caches.shard(caches.x_q, k), res.quantized, hooks, rope, done);
 }
 
 // The progress line's text for a finished unit.
@@ -534,7 +567,7 @@ class Eta {
 std::function<void(int64_t, int64_t, double)> iteration_lines(const Eta& eta, const UnitInput& in, int64_t n_layers,
                                                               double t_unit, double after_loop) {
   auto last = std::make_shared<double>(-1e30), first = std::make_shared<double>(0);
-  return [&eta, label = std::to_string(in.blocks.back() + 1) + "/" + std::to_string(n_layers), t_unit, after_loop, last,
+  return [&eta, label = unit_label(in, n_layers), t_unit, after_loop, last,
           first](int64_t it, int64_t iters, double loop_seconds) {
     const double now = now_seconds();
     if (it == 1) *first = loop_seconds;
@@ -542,7 +575,7 @@ std::function<void(int64_t, int64_t, double)> iteration_lines(const Eta& eta, co
     *last = now;
     const double per_iter = it > 1 ? (loop_seconds - *first) / double(it - 1) : loop_seconds;
     const auto [unit, blocks] = eta.unit_and_blocks_left(now - t_unit, per_iter, it, iters, after_loop);
-    std::fprintf(stderr, "block %s  iter %lld/%lld  %.2f s/iter  ETA %s for this block, %s for the blocks\n",
+    std::fprintf(stderr, "%s  iter %lld/%lld  %.2f s/iter  ETA %s for this block, %s for the blocks\n",
                  label.c_str(), (long long)it, (long long)iters, per_iter, format_duration(unit).c_str(),
                  format_duration(blocks).c_str());
     std::fflush(stderr);
@@ -607,7 +640,7 @@ nlohmann::json run_quantization(const Model& model, const LayerPlan& plan, const
     TuneOptions tune = opt.tune;
     if (opt.progress && writer) tune.on_iteration = iteration_lines(eta, in, c.n_layers, t0, now_seconds() - t_pass);
     if (!saved) res = quantize_and_save(c, plan, in, rope, opt, tune, state_dir);
-    if (caches.active()) advance_quantized_input(c, plan, in, res, caches, rope);
+    if (caches.active()) advance_quantized_input(c, plan, in, res, caches, rope, opt.progress && writer);
     res.stats["seconds_total"] = now_seconds() - t0;
     record["units"].push_back(res.stats);
     eta.unit_done(now_seconds() - t0, !saved);

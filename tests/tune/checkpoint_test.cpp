@@ -75,9 +75,12 @@ TEST(Checkpoint, GradientsEqualThoseWithoutRecompute) {
       const auto ckpt = gradients(*f, parse_scheme("W4A16"), true, amp);
       ASSERT_EQ(plain.size(), ckpt.size()) << arch;
       EXPECT_GT(plain.size(), 8u) << arch;  // x and the v, α, β of several linears
-      // Each gradient within 1e-6 of the largest gradient of the same linear's parameters (or of
+      // Each gradient within 1e-5 of the largest gradient of the same linear's parameters (or of
       // x): a parameter whose gradient is analytically ~0 (k's α behind Qwen3's k RMSNorm, a
       // one-row shared-expert gate's α) is compared at the scale of its linear, not of its noise.
+      // The recompute multiplies one kv head at a time, other GEMM shapes whose rounding differs
+      // by CPU (within 1e-6 on the 2.80 GHz machine, 2e-6 on a 2.30 GHz one); a wrong gradient
+      // differs at the scale itself.
       std::map<std::string, double> scale;
       for (const auto& [name, g] : plain) {
         double& m = scale[name.substr(0, name.rfind('.'))];
@@ -89,7 +92,7 @@ TEST(Checkpoint, GradientsEqualThoseWithoutRecompute) {
         const at::Tensor& h = ckpt.at(name);
         const double s = scale[name.substr(0, name.rfind('.'))];
         ASSERT_GT(s, 0.0) << arch << " " << name;
-        EXPECT_LE((g - h).abs().max().item<double>(), 1e-6 * s) << arch << " amp " << amp << " " << name;
+        EXPECT_LE((g - h).abs().max().item<double>(), 1e-5 * s) << arch << " amp " << amp << " " << name;
         identical += at::equal(g, h);
       }
       std::printf("%-20s amp %d: %d of %zu gradients bit-identical\n", arch, amp, identical, plain.size());

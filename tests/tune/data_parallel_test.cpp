@@ -233,7 +233,10 @@ TEST(DataParallel, DeltaLossScoresOverTwoRanksEqualOneProcess) {
 }
 
 // Perplexity and KLD over 2 ranks (signround eval): 7 chunks shared 4 + 3; every figure, the KLD
-// percentiles included, equals one process's.
+// percentiles included, equals one process's up to float rounding (1e-5 relative): the ranks'
+// forwards batch 4 and 3 chunks where one process batches 7, and a GEMM's rounding may depend on
+// its row count (bit-identical on the 2.80 GHz machine, 1.4e-6 apart on a 2.30 GHz one). A chunk
+// lost or counted twice moves these figures by far more.
 TEST(DataParallel, EvalOverTwoRanksEqualsOneProcess) {
   SR_REQUIRE_GLOO();
   SR_REQUIRE_SHARED("data/tinystories_val.txt");
@@ -255,9 +258,7 @@ TEST(DataParallel, EvalOverTwoRanksEqualsOneProcess) {
   b.erase("ranks");
   EXPECT_EQ(a["chunks"], 7);
   EXPECT_GT(a["kld"].get<double>(), 1e-3) << "a model that differs from its base";
-  expect_close(a, b, 1e-6, "eval");
-  EXPECT_EQ(a["kld_stats"]["kld_quantiles"], b["kld_stats"]["kld_quantiles"]);
-  EXPECT_EQ(a["kld_stats"]["delta_p_quantiles"], b["kld_stats"]["delta_p_quantiles"]);
+  expect_close(a, b, 1e-5, "eval");  // the KLD and Δp percentiles included
   // What runs in one process only is refused on every rank, naming the flag.
   Ranks mc = run_two(dir, args + " --save_logits " + (dir / "l.bin"), args + " --save_logits " + (dir / "l.bin"), "",
                      "eval");
