@@ -11,11 +11,17 @@ Progress::Progress(std::string label, int total, bool enabled)
 
 double Progress::elapsed() const { return now_seconds() - start_; }
 
+Progress& Progress::pace(double first_after, double every) {
+  first_after_ = first_after;
+  every_ = every;
+  return *this;
+}
+
 void Progress::update(int done, const std::string& extra) {
   if (!enabled_) return;
   double t = elapsed();
-  // At most ~4 lines a second, but always the last step.
-  if (done < total_ && last_print_ >= 0 && t - last_print_ < 0.25) return;
+  if (t < first_after_) return;
+  if (done < total_ && last_print_ >= 0 && t - last_print_ < every_) return;
   last_print_ = t;
   std::string eta = "";
   if (done > 0 && done < total_) eta = "  ETA " + format_duration(t / done * (total_ - done));

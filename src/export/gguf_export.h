@@ -99,9 +99,8 @@ class GgufModelWriter {
   void write_float_rows(const std::string& name, const RowSource& rows, const at::Tensor& imatrix = {},
                         int64_t chunk_rows = 0);
 
-  // Bytes written so far and the file's declared tensor data, and the tensors written: for
+  // Tensor data written so far and the file's declared tensor data, and the tensors written: for
   // progress lines.
-  uint64_t bytes_written() const { return out_->bytes_written(); }
   uint64_t data_written() const { return out_->data_written(); }
   uint64_t data_bytes() const { return out_->data_bytes(); }
   size_t tensors_written() const { return next_; }

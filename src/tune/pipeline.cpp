@@ -87,23 +87,15 @@ void forward_in_place(const ModelConfig& c, ActivationCache x, const std::vector
   }
 }
 
-// "block 1/36  FP pass 24/128 samples  ETA 9m12s for the pass": what a long pass over the cached
-// samples (minutes a block at 8B shapes and the defaults' 128 x 2048 tokens, before the first
-// iteration) prints, the first line once it has run 10 s, then at most one every 30 s; a pass that
-// takes less prints nothing. `total`: the samples this rank passes. Empty when `enabled` is false.
-RowsDone pass_lines(bool enabled, std::string label, int64_t total) {
+// "block 1/36  FP pass 24/128  ETA 9m12s": what a long pass over the cached samples (minutes a
+// block at 8B shapes and the defaults' 128 x 2048 tokens, before the first iteration) prints, the
+// first line once it has run 10 s, then at most one every 30 s; a pass that takes less prints
+// nothing. `total`: the samples this rank passes. Empty when `enabled` is false.
+RowsDone pass_lines(bool enabled, const std::string& label, int64_t total) {
   if (!enabled) return {};
-  struct State { double start = now_seconds(), last = -1; int64_t rows = 0; };
-  auto st = std::make_shared<State>();
-  return [st, label = std::move(label), total](int64_t rows) {
-    st->rows += rows;
-    const double now = now_seconds(), t = now - st->start;
-    if (st->rows >= total || t < 10 || (st->last >= 0 && now - st->last < 30)) return;
-    st->last = now;
-    std::fprintf(stderr, "%s %lld/%lld samples  ETA %s for the pass\n", label.c_str(), (long long)st->rows,
-                 (long long)total, format_duration(t / double(st->rows) * double(total - st->rows)).c_str());
-    std::fflush(stderr);
-  };
+  auto progress = std::make_shared<Progress>(label, int(total));
+  progress->pace(10, 30);
+  return [progress, rows = std::make_shared<int64_t>(0)](int64_t n) { progress->update(int(*rows += n)); };
 }
 
 // "block 3/16": the unit's label on progress lines.
@@ -585,7 +577,7 @@ std::function<void(int64_t, int64_t, double)> iteration_lines(const Eta& eta, co
 // The unit's line: "block 3/16  loss ... 41.2s  ETA 9m36s for the blocks".
 void unit_line(const UnitInput& in, int64_t n_layers, const std::string& summary, const Eta& eta) {
   const double left = eta.blocks_left();
-  std::fprintf(stderr, "block %lld/%lld  %s%s\n", (long long)(in.blocks.back() + 1), (long long)n_layers, summary.c_str(),
+  std::fprintf(stderr, "%s  %s%s\n", unit_label(in, n_layers).c_str(), summary.c_str(),
                left >= 0 && in.blocks.back() + 1 < n_layers ? ("  ETA " + format_duration(left) + " for the blocks").c_str() : "");
   std::fflush(stderr);
 }
